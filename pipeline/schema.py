@@ -206,3 +206,21 @@ def _load_json(cls: type[_Model], path: str | Path, default_call_id: str | None 
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise ContractError(path, f"{where}: {first['msg']}") from None
+
+
+# --------------------------------------------------------------------------- archive
+
+
+class CallJob(_Model):
+    """One recording of an archive to process, with the CTI/CDR metadata of its manifest row."""
+
+    call_id: str
+    source: str  # path of the recording (or of a transcript JSON)
+    agent_id: str | None = None
+    agent_name: str | None = None
+    team: str | None = None
+    started_at: str | None = None
+    direction: str | None = None
+    agent_channel: int | None = None
+    language: str | None = None
+    rubric: str | None = None
