@@ -1,0 +1,256 @@
+"""One call, end to end: decode → transcribe + roles → redact → scripts_check → score → store.
+
+Plain code, no Prefect: the flow in ``flows/`` only wires :class:`CallProcessor` into tasks.
+A processor is built once per worker process and holds what is expensive to load (ASR model,
+rubrics, the store's engine); every call it processes is independent of the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from pipeline import __version__
+from pipeline.archive import is_transcript
+from pipeline.config import DEFAULT_RUBRIC_BY_LANGUAGE, Settings, resolve_rubric_path
+from pipeline.schema import CallJob, ContractError, Result, Transcript
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[str, Any], None]
+
+
+class PermanentCallError(Exception):
+    """This call cannot be processed as it is (bad file, bad metadata): record it, move on."""
+
+
+class CallOutcome(BaseModel):
+    """What happened to one call in a run; JSON-serialisable for the flow's summary."""
+
+    call_id: str
+    source: str
+    status: Literal["scored", "failed", "skipped"]
+    error: str | None = None
+    total: float | None = None
+    max: float | None = None
+    auto_fail: bool | None = None
+    needs_review: bool | None = None
+    risk_level: str | None = None
+    audio_seconds: float | None = None
+    seconds: float = 0.0
+
+
+def fingerprint(
+    *, asr_model: str | None, compute_type: str | None, rubric_id: str, rubric_version: Any,
+    rubric_sha256: str | None,
+) -> str:
+    """What makes two machine results of a call the same: models, rubric and pipeline version."""
+    key = "|".join(
+        str(x)
+        for x in (asr_model, compute_type, rubric_id, rubric_version, rubric_sha256, __version__)
+    )
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def result_fingerprint(result: Result) -> str:
+    prov = result.produced_by
+    return fingerprint(
+        asr_model=prov.asr_model if prov else None,
+        compute_type=prov.compute_type if prov else None,
+        rubric_id=result.rubric.id,
+        rubric_version=result.rubric.version,
+        rubric_sha256=result.rubric.sha256,
+    )
+
+
+class CallProcessor:
+    """Processes calls of an archive into the store; build one per worker process."""
+
+    def __init__(self, settings: Settings, *, hook: Hook | None = None):
+        self.settings = settings
+        self.hook = hook or (lambda step, artefact: None)
+        self._rubrics: dict[Path, Any] = {}
+
+    # -- shared, expensive things, loaded on first use ------------------------------------
+
+    @cached_property
+    def store(self):
+        from pipeline.store import open_store
+
+        return open_store(self.settings.database_url)
+
+    def rubric_for(self, job: CallJob, language: str | None):
+        """The rubric a call is scored with: manifest column, then setting, then by language."""
+        from pipeline.scripts_check import load_rubric
+
+        name = job.rubric or self.settings.rubric
+        if not name:
+            lang = (language or "en").split("-")[0]
+            if lang not in DEFAULT_RUBRIC_BY_LANGUAGE:
+                raise PermanentCallError(
+                    f"no rubric for language {lang!r}: set --rubric or the manifest's 'rubric'"
+                )
+            name = DEFAULT_RUBRIC_BY_LANGUAGE[lang]
+        try:
+            path = resolve_rubric_path(name).resolve()
+        except FileNotFoundError as exc:
+            raise PermanentCallError(str(exc)) from None
+        if path not in self._rubrics:
+            self._rubrics[path] = load_rubric(path)
+        return self._rubrics[path]
+
+    # -- one call -------------------------------------------------------------------------
+
+    def expected_language(self, job: CallJob) -> str | None:
+        """The call's language when it is known before transcription."""
+        if job.language:
+            return job.language
+        if self.settings.asr_model.endswith(".en") and not is_transcript(job):
+            return "en"
+        return None if self.settings.language == "auto" else self.settings.language
+
+    def already_scored(self, job: CallJob) -> bool:
+        language = self.expected_language(job)
+        if language is None and not (job.rubric or self.settings.rubric):
+            return False  # rubric depends on the detected language: cannot tell before ASR
+        try:
+            rubric = self.rubric_for(job, language)
+        except PermanentCallError:
+            return False
+        asr_model, compute_type = (
+            ("text", None)
+            if is_transcript(job)
+            else (self.settings.asr_model, self.settings.compute_type)
+        )
+        fp = fingerprint(
+            asr_model=asr_model,
+            compute_type=compute_type,
+            rubric_id=rubric.id,
+            rubric_version=rubric.version,
+            rubric_sha256=rubric.sha256,
+        )
+        return self.store.is_scored(job.call_id, fp)
+
+    def analyse(self, job: CallJob) -> tuple[Transcript, Result]:
+        """Transcript and Result of one call, without touching the store."""
+        manifest_error = getattr(job, "manifest_error", None)
+        if manifest_error:
+            raise PermanentCallError(manifest_error)
+        if not Path(job.source).exists():
+            raise PermanentCallError(f"{job.source}: file not found")
+        transcript = self._transcript(job)
+        self.hook("transcript", transcript)
+        transcript = self._redact(transcript)
+        rubric = self.rubric_for(job, transcript.language)
+        from pipeline.score import score_transcript
+
+        result = score_transcript(transcript, rubric)
+        self.hook("result", result)
+        return transcript, result
+
+    def process(self, job: CallJob, run_id: int | None = None) -> CallOutcome:
+        """Analyse one call and store it in one transaction; bad input is stored as failed.
+
+        Transient store errors propagate so the caller can retry the call.
+        """
+        started = time.perf_counter()
+        if self.already_scored(job):
+            return CallOutcome(call_id=job.call_id, source=job.source, status="skipped")
+        try:
+            transcript, result = self.analyse(job)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            reason = _one_line(exc, job.source)
+            if not isinstance(exc, _permanent_errors()):
+                # A defect or an unexpected decoder state: still one call's problem, not the batch's.
+                log.exception("call %s: unexpected error", job.call_id)
+                reason = f"{reason} (unexpected {type(exc).__name__})"
+            log.warning("call %s failed: %s", job.call_id, reason)
+            self.store.save_failed(job, reason, run_id)
+            return CallOutcome(
+                call_id=job.call_id,
+                source=job.source,
+                status="failed",
+                error=reason,
+                seconds=time.perf_counter() - started,
+            )
+        self.store.save_scored(job, transcript, result, run_id)
+        return CallOutcome(
+            call_id=job.call_id,
+            source=job.source,
+            status="scored",
+            total=result.total,
+            max=result.max,
+            auto_fail=result.auto_fail,
+            needs_review=result.needs_review,
+            risk_level=result.risk.level if result.risk else None,
+            audio_seconds=transcript.duration,
+            seconds=time.perf_counter() - started,
+        )
+
+    # -- stages ---------------------------------------------------------------------------
+
+    def _transcript(self, job: CallJob) -> Transcript:
+        if is_transcript(job):
+            transcript = Transcript.load(job.source)
+            if job.call_id:
+                transcript.call_id = job.call_id
+            if job.language:
+                transcript.language = job.language
+            return transcript
+        from pipeline.transcribe import transcribe_call
+
+        return transcribe_call(
+            job.source,
+            call_id=job.call_id,
+            settings=self.settings,
+            agent_channel=job.agent_channel,
+            language=job.language,
+            hook=self.hook,
+        )
+
+    def _redact(self, transcript: Transcript) -> Transcript:
+        try:
+            from pipeline.redact import redact
+        except ImportError:
+            return transcript
+        return redact(transcript)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors worth retrying the call for: the store went away, not the input is bad."""
+    try:
+        from pipeline.store import StoreUnavailable
+    except ImportError:
+        return False
+    return isinstance(exc, StoreUnavailable)
+
+
+def _permanent_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [PermanentCallError, ContractError, FileNotFoundError]
+    try:
+        from pipeline.audio import AudioError
+
+        errors.append(AudioError)
+    except ImportError:
+        pass
+    try:
+        from pipeline.scripts_check import RubricError
+
+        errors.append(RubricError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _one_line(exc: BaseException, source: str) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if source in text or Path(source).name in text else f"{source}: {text}"

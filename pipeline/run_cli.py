@@ -1,0 +1,50 @@
+"""``callqa run ARCHIVE``: the nightly batch flow over an archive."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import click
+
+from pipeline.cli import CallqaError
+
+
+@click.command("run")
+@click.argument("archive", type=click.Path(file_okay=False, path_type=str))
+@click.option("--db", "database_url", envvar="QA_DATABASE_URL", help="Store URL (SQLite or PostgreSQL).")
+@click.option("--rubric", help="Rubric id or YAML path (default: by each call's language).")
+@click.option("--model", "asr_model", help="faster-whisper model name or directory.")
+@click.option("--language", type=click.Choice(["zh", "en", "auto"]), help="Spoken language.")
+@click.option("--concurrency", type=click.IntRange(min=1), help="Calls processed at once on this machine.")
+@click.option("--dask-address", help="Run the per-call work on this Dask scheduler (tcp://HOST:PORT).")
+@click.option("--workers", type=click.IntRange(min=1), help="Start a local Dask cluster with N workers.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+def run(archive, database_url, rubric, asr_model, language, concurrency, dask_address, workers, as_json):
+    """Transcribe, check and score every call of ARCHIVE into the inspection store."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+
+    from pipeline.archive import ArchiveError, discover
+    from pipeline.config import load_settings
+
+    settings = load_settings(
+        database_url=database_url,
+        rubric=rubric,
+        asr_model=asr_model,
+        language=language,
+        max_concurrency=concurrency,
+    )
+    try:
+        discover(archive)  # fail fast, before starting Prefect, on an unreadable archive
+    except ArchiveError as exc:
+        raise CallqaError(str(exc)) from None
+
+    from flows.nightly import build_flow
+
+    flow = build_flow(
+        max_concurrency=settings.max_concurrency, dask_address=dask_address, workers=workers
+    )
+    summary = flow(archive=archive, settings=settings)
+    click.echo(summary.model_dump_json(indent=2) if as_json else summary.render())

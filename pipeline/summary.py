@@ -1,0 +1,78 @@
+"""The summary a run ends with: what was scored, what failed and why, where to look next."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from pydantic import BaseModel, Field
+
+from pipeline.process import CallOutcome
+
+
+class RunSummary(BaseModel):
+    run_id: int | None = None
+    archive: str
+    database_url: str
+    calls: int
+    scored: int
+    skipped: int
+    failed: int
+    mean_score_pct: float | None = Field(None, description="mean of total/max over calls scored now")
+    auto_fail: int = 0
+    needs_review: int = 0
+    risk_levels: dict[str, int] = Field(default_factory=dict)
+    audio_seconds: float = 0.0
+    failures: list[dict[str, str]] = Field(default_factory=list)
+
+    def one_line(self) -> str:
+        mean = f"{self.mean_score_pct:.1f}%" if self.mean_score_pct is not None else "n/a"
+        return (
+            f"{self.calls} calls: {self.scored} scored, {self.skipped} already scored, "
+            f"{self.failed} failed; mean score {mean}; {self.auto_fail} auto-fail, "
+            f"{self.needs_review} need review"
+        )
+
+    def render(self) -> str:
+        """The human summary ``callqa run`` prints."""
+        lines = [f"callqa run #{self.run_id} over {self.archive}", "  " + self.one_line()]
+        if self.risk_levels:
+            levels = ", ".join(f"{k} {v}" for k, v in sorted(self.risk_levels.items()))
+            lines.append(f"  complaint risk: {levels}")
+        if self.audio_seconds:
+            lines.append(f"  audio processed: {self.audio_seconds / 60:.1f} min")
+        for failure in self.failures:
+            lines.append(f"  FAILED {failure['call_id']}: {failure['error']}")
+        db = self.database_url
+        lines += [
+            "next:",
+            f"  callqa calls --db {db}            # every stored call and its score",
+            f"  callqa calls --db {db} --json     # the same as JSON",
+        ]
+        return "\n".join(lines)
+
+
+def summarise(
+    outcomes: list[CallOutcome], *, run_id: int | None, archive: str, database_url: str
+) -> RunSummary:
+    status = Counter(o.status for o in outcomes)
+    scored = [o for o in outcomes if o.status == "scored"]
+    pcts = [100.0 * o.total / o.max for o in scored if o.max]
+    return RunSummary(
+        run_id=run_id,
+        archive=archive,
+        database_url=database_url,
+        calls=len(outcomes),
+        scored=status["scored"],
+        skipped=status["skipped"],
+        failed=status["failed"],
+        mean_score_pct=round(sum(pcts) / len(pcts), 2) if pcts else None,
+        auto_fail=sum(1 for o in scored if o.auto_fail),
+        needs_review=sum(1 for o in scored if o.needs_review),
+        risk_levels=dict(Counter(o.risk_level for o in scored if o.risk_level)),
+        audio_seconds=round(sum(o.audio_seconds or 0 for o in scored), 1),
+        failures=[
+            {"call_id": o.call_id, "error": o.error or "unknown"}
+            for o in outcomes
+            if o.status == "failed"
+        ],
+    )
