@@ -78,7 +78,9 @@ def nightly(
 
     jobs = discover_calls(str(archive))
     logger.info("archive %s: %d calls", archive, len(jobs))
-    futures = process_call.map(jobs, settings_json=unmapped(settings.model_dump_json()), run_id=unmapped(run_id))
+    futures = process_call.map(
+        jobs, settings_json=unmapped(settings.model_dump_json()), run_id=unmapped(run_id)
+    )
 
     outcomes: list[CallOutcome] = []
     for job, future in zip(jobs, futures, strict=True):
@@ -91,13 +93,17 @@ def nightly(
                 CallOutcome(call_id=job.call_id, source=job.source, status="failed", error=reason)
             )
 
-    summary = summarise(outcomes, run_id=run_id, archive=str(archive), database_url=settings.database_url)
+    summary = summarise(
+        outcomes, run_id=run_id, archive=str(archive), database_url=settings.database_url
+    )
     processor.store.finish_run(run_id, summary.model_dump(mode="json"))
     logger.info(summary.one_line())
     return summary
 
 
-def build_flow(*, max_concurrency: int = 2, dask_address: str | None = None, workers: int | None = None):
+def build_flow(
+    *, max_concurrency: int = 2, dask_address: str | None = None, workers: int | None = None
+):
     """The nightly flow bound to a task runner: local threads, or a Dask cluster."""
     if dask_address or workers:
         from prefect_dask import DaskTaskRunner  # optional: pip install callqa[dask]

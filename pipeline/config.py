@@ -67,7 +67,9 @@ def load_settings(**overrides: object) -> Settings:
     for field, var in _ENV.items():
         if var in os.environ and os.environ[var] != "":
             raw = os.environ[var]
-            values[field] = raw.lower() not in ("0", "false", "no", "off") if field == "vad" else raw
+            values[field] = (
+                raw.lower() not in ("0", "false", "no", "off") if field == "vad" else raw
+            )
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings.model_validate(values)
 

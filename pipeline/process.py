@@ -7,7 +7,6 @@ rubrics, the store's engine); every call it processes is independent of the othe
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -17,7 +16,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from pipeline import __version__
 from pipeline.archive import is_transcript
 from pipeline.config import DEFAULT_RUBRIC_BY_LANGUAGE, Settings, resolve_rubric_path
 from pipeline.schema import CallJob, ContractError, Result, Transcript
@@ -45,29 +43,6 @@ class CallOutcome(BaseModel):
     risk_level: str | None = None
     audio_seconds: float | None = None
     seconds: float = 0.0
-
-
-def fingerprint(
-    *, asr_model: str | None, compute_type: str | None, rubric_id: str, rubric_version: Any,
-    rubric_sha256: str | None,
-) -> str:
-    """What makes two machine results of a call the same: models, rubric and pipeline version."""
-    key = "|".join(
-        str(x)
-        for x in (asr_model, compute_type, rubric_id, rubric_version, rubric_sha256, __version__)
-    )
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
-
-
-def result_fingerprint(result: Result) -> str:
-    prov = result.produced_by
-    return fingerprint(
-        asr_model=prov.asr_model if prov else None,
-        compute_type=prov.compute_type if prov else None,
-        rubric_id=result.rubric.id,
-        rubric_version=result.rubric.version,
-        rubric_sha256=result.rubric.sha256,
-    )
 
 
 class CallProcessor:
@@ -112,23 +87,32 @@ class CallProcessor:
         """The call's language when it is known before transcription."""
         if job.language:
             return job.language
-        if self.settings.asr_model.endswith(".en") and not is_transcript(job):
+        if self.settings.asr_model.endswith(".en"):
             return "en"
         return None if self.settings.language == "auto" else self.settings.language
 
     def already_scored(self, job: CallJob) -> bool:
-        language = self.expected_language(job)
+        """True when the store holds this call scored with the same models and rubric."""
+        if is_transcript(job):
+            try:
+                transcript = Transcript.load(job.source)
+            except ContractError:
+                return False
+            language = job.language or transcript.language
+            made = transcript.produced_by
+            asr_model = made.asr_model if made else None
+            compute_type = made.compute_type if made else None
+        else:
+            language = self.expected_language(job)
+            asr_model, compute_type = self.settings.asr_model, self.settings.compute_type
         if language is None and not (job.rubric or self.settings.rubric):
             return False  # rubric depends on the detected language: cannot tell before ASR
         try:
             rubric = self.rubric_for(job, language)
         except PermanentCallError:
             return False
-        asr_model, compute_type = (
-            ("text", None)
-            if is_transcript(job)
-            else (self.settings.asr_model, self.settings.compute_type)
-        )
+        from pipeline.store import fingerprint
+
         fp = fingerprint(
             asr_model=asr_model,
             compute_type=compute_type,

@@ -12,15 +12,25 @@ from pipeline.cli import CallqaError
 
 @click.command("run")
 @click.argument("archive", type=click.Path(file_okay=False, path_type=str))
-@click.option("--db", "database_url", envvar="QA_DATABASE_URL", help="Store URL (SQLite or PostgreSQL).")
+@click.option(
+    "--db", "database_url", envvar="QA_DATABASE_URL", help="Store URL (SQLite or PostgreSQL)."
+)
 @click.option("--rubric", help="Rubric id or YAML path (default: by each call's language).")
 @click.option("--model", "asr_model", help="faster-whisper model name or directory.")
 @click.option("--language", type=click.Choice(["zh", "en", "auto"]), help="Spoken language.")
-@click.option("--concurrency", type=click.IntRange(min=1), help="Calls processed at once on this machine.")
-@click.option("--dask-address", help="Run the per-call work on this Dask scheduler (tcp://HOST:PORT).")
-@click.option("--workers", type=click.IntRange(min=1), help="Start a local Dask cluster with N workers.")
+@click.option(
+    "--concurrency", type=click.IntRange(min=1), help="Calls processed at once on this machine."
+)
+@click.option(
+    "--dask-address", help="Run the per-call work on this Dask scheduler (tcp://HOST:PORT)."
+)
+@click.option(
+    "--workers", type=click.IntRange(min=1), help="Start a local Dask cluster with N workers."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
-def run(archive, database_url, rubric, asr_model, language, concurrency, dask_address, workers, as_json):
+def run(
+    archive, database_url, rubric, asr_model, language, concurrency, dask_address, workers, as_json
+):
     """Transcribe, check and score every call of ARCHIVE into the inspection store."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")

@@ -126,7 +126,7 @@ class ItemResult(_Model):
     id: str
     section: str
     title: str | None = None
-    passed: bool | None
+    passed: bool | None = None
     points: float  # points awarded
     max_points: float | None = None
     critical: bool = False

@@ -17,7 +17,9 @@ class RunSummary(BaseModel):
     scored: int
     skipped: int
     failed: int
-    mean_score_pct: float | None = Field(None, description="mean of total/max over calls scored now")
+    mean_score_pct: float | None = Field(
+        None, description="mean of total/max over calls scored now"
+    )
     auto_fail: int = 0
     needs_review: int = 0
     risk_levels: dict[str, int] = Field(default_factory=dict)

@@ -1,0 +1,20 @@
+"""The inspection store: calls, transcripts, versioned machine results and failures.
+
+SQLAlchemy 2 models with Alembic migrations (run on open); SQLite by default, PostgreSQL by
+URL. See :func:`open_store` and :class:`Store`.
+"""
+
+from pipeline.store.db import StoreError, StoreUnavailable, dispose_engines
+from pipeline.store.fingerprint import fingerprint, result_fingerprint
+from pipeline.store.store import CALL_COLUMNS, Store, open_store
+
+__all__ = [
+    "CALL_COLUMNS",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "dispose_engines",
+    "fingerprint",
+    "open_store",
+    "result_fingerprint",
+]

@@ -1,0 +1,189 @@
+"""SQLAlchemy 2 models of the inspection store (tables created by the Alembic migrations).
+
+Machine output is append-only: a call keeps every result it was ever scored with
+(``results``, one row per call and fingerprint) and points at its current one; failures are
+their own rows. Item results have stable integer keys so later human actions (review,
+override, dispute) can be audit rows that reference them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Named constraints keep later migrations (and SQLite batch mode) deterministic.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSONType, list[Any]: JSONType}
+
+
+class Run(Base):
+    """One pipeline run over an archive."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    archive: Mapped[str] = mapped_column(Text)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    scored: Mapped[int | None] = mapped_column(Integer)
+    failed: Mapped[int | None] = mapped_column(Integer)
+    skipped: Mapped[int | None] = mapped_column(Integer)
+    summary: Mapped[dict[str, Any] | None] = mapped_column()
+
+
+class Call(Base):
+    """One recorded call: CTI metadata and a pointer to its current machine result."""
+
+    __tablename__ = "calls"
+    __table_args__ = (CheckConstraint("status IN ('scored', 'failed')", name="status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(255), unique=True)
+    agent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    agent_name: Mapped[str | None] = mapped_column(String(255))
+    team: Mapped[str | None] = mapped_column(String(255), index=True)
+    started_at: Mapped[str | None] = mapped_column(String(64))  # as the CTI wrote it (ISO)
+    direction: Mapped[str | None] = mapped_column(String(32))
+    language: Mapped[str | None] = mapped_column(String(16))
+    source: Mapped[str | None] = mapped_column(Text)
+    source_sha256: Mapped[str | None] = mapped_column(String(64))
+    duration: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # scored | failed
+    error: Mapped[str | None] = mapped_column(Text)  # set while status is failed
+    current_result_id: Mapped[int | None] = mapped_column(ForeignKey("results.id", use_alter=True))
+    last_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class Transcript(Base):
+    """A transcript artefact (full Transcript JSON), shared by the results scored from it."""
+
+    __tablename__ = "transcripts"
+    __table_args__ = (UniqueConstraint("call_pk", "sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_pk: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))  # of the stored JSON document
+    language: Mapped[str | None] = mapped_column(String(16))
+    duration: Mapped[float | None] = mapped_column(Float)
+    asr_model: Mapped[str | None] = mapped_column(Text)
+    compute_type: Mapped[str | None] = mapped_column(String(32))
+    pipeline_version: Mapped[str | None] = mapped_column(String(32))
+    document: Mapped[dict[str, Any]] = mapped_column()
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Utterance(Base):
+    __tablename__ = "utterances"
+    __table_args__ = (UniqueConstraint("transcript_id", "idx"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    transcript_id: Mapped[int] = mapped_column(ForeignKey("transcripts.id"))
+    idx: Mapped[int] = mapped_column(Integer)  # the index evidence refers to
+    speaker: Mapped[str] = mapped_column(String(16))
+    start: Mapped[float] = mapped_column(Float)
+    end: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    channel: Mapped[int | None] = mapped_column(Integer)
+
+
+class Result(Base):
+    """One machine result of a call (full Result JSON plus its queryable figures)."""
+
+    __tablename__ = "results"
+    __table_args__ = (UniqueConstraint("call_pk", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_pk: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    transcript_id: Mapped[int] = mapped_column(ForeignKey("transcripts.id"))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    rubric_id: Mapped[str] = mapped_column(String(255), index=True)
+    rubric_version: Mapped[str] = mapped_column(String(64))
+    rubric_sha256: Mapped[str | None] = mapped_column(String(64))
+    asr_model: Mapped[str | None] = mapped_column(Text)
+    compute_type: Mapped[str | None] = mapped_column(String(32))
+    pipeline_version: Mapped[str | None] = mapped_column(String(32))
+    total: Mapped[float] = mapped_column(Float)
+    max: Mapped[float] = mapped_column(Float)
+    auto_fail: Mapped[bool] = mapped_column(Boolean)
+    needs_review: Mapped[bool] = mapped_column(Boolean)
+    risk_score: Mapped[float | None] = mapped_column(Float)
+    risk_level: Mapped[str | None] = mapped_column(String(16))
+    risk_evidence: Mapped[list[Any] | None] = mapped_column()
+    risk_model: Mapped[str | None] = mapped_column(Text)
+    document: Mapped[dict[str, Any]] = mapped_column()
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ItemResult(Base):
+    """One rubric item's machine verdict; the stable target of review/override/dispute rows."""
+
+    __tablename__ = "item_results"
+    __table_args__ = (UniqueConstraint("result_id", "item_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    item_id: Mapped[str] = mapped_column(String(255), index=True)
+    section: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str | None] = mapped_column(Text)
+    passed: Mapped[bool | None] = mapped_column(Boolean)
+    points: Mapped[float] = mapped_column(Float)
+    max_points: Mapped[float | None] = mapped_column(Float)
+    critical: Mapped[bool] = mapped_column(Boolean)
+    needs_review: Mapped[bool] = mapped_column(Boolean)
+    applicable: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text)
+    evidence: Mapped[list[Any]] = mapped_column()
+
+
+class Failure(Base):
+    """A failed attempt at a call, with its reason; never touches earlier results."""
+
+    __tablename__ = "failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_pk: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    error: Mapped[str] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

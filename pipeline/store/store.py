@@ -1,0 +1,464 @@
+"""The inspection store: one transaction per call, versioned machine results, never a delete.
+
+The flow calls :func:`open_store` once per process, then per call :meth:`Store.is_scored`,
+:meth:`Store.save_scored` or :meth:`Store.save_failed`. Database errors that may go away
+(disconnect, lock timeout, serialisation failure) raise :class:`StoreUnavailable`; retry them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session
+
+from pipeline import schema
+from pipeline.config import load_settings
+from pipeline.store import models as m
+from pipeline.store.db import WRITE_OPTION, StoreError, StoreUnavailable, get_engine, upgrade
+from pipeline.store.fingerprint import result_fingerprint
+
+CALL_COLUMNS = (
+    "call_id",
+    "status",
+    "total",
+    "max",
+    "auto_fail",
+    "needs_review",
+    "risk",
+    "risk_level",
+    "agent_id",
+    "agent_name",
+    "team",
+    "started_at",
+    "direction",
+    "language",
+    "duration",
+    "error",
+    "rubric_id",
+    "rubric_version",
+    "scored_at",
+)
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open (and migrate to the latest schema) the store at ``url``.
+
+    ``None`` uses ``load_settings().database_url`` (``QA_DATABASE_URL``; default
+    ``sqlite:///var/callqa.db`` relative to the current directory).
+    """
+    url = url or load_settings().database_url
+    engine = get_engine(url)
+    with _translate(f"cannot open the store at {_safe(engine)}"):
+        upgrade(engine)
+    return Store(engine)
+
+
+@contextmanager
+def _translate(what: str) -> Iterator[None]:
+    """Database exceptions as StoreUnavailable (worth a retry) or StoreError (not)."""
+    try:
+        yield
+    except (OperationalError, PoolTimeout) as exc:
+        raise StoreUnavailable(f"{what}: {_reason(exc)}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StoreUnavailable(f"{what}: {_reason(exc)}") from exc
+        raise StoreError(f"{what}: {_reason(exc)}") from exc
+    except SQLAlchemyError as exc:
+        raise StoreError(f"{what}: {exc}") from exc
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).strip().splitlines()[0]
+
+
+def _safe(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _sha256_json(document: dict[str, Any]) -> str:
+    canonical = json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON (paths, datetimes, ... as strings) for the settings/summary columns."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC; SQLite hands timestamps back naive (they were written in UTC)."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+def _version(value: str | None) -> int | str | None:
+    return int(value) if value is not None and value.isdigit() else value
+
+
+class Store:
+    """Reads and writes the inspection database behind one engine (see :func:`open_store`)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
+
+    def __repr__(self) -> str:
+        return f"Store({_safe(self.engine)!r})"
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[Session]:
+        with _translate(what), Session(self._write_engine, expire_on_commit=False) as s, s.begin():
+            yield s
+
+    @contextmanager
+    def _read(self, what: str) -> Iterator[Session]:
+        with _translate(what), Session(self.engine) as s:
+            yield s
+
+    # ------------------------------------------------------------------ runs
+
+    def start_run(self, archive: str, settings: dict[str, Any]) -> int:
+        """Record the start of a pipeline run; returns its id (pass it to the saves)."""
+        with self._write("cannot start a run") as s:
+            run = m.Run(archive=str(archive), settings=_jsonable(settings))
+            s.add(run)
+            s.flush()
+            return run.id
+
+    def finish_run(self, run_id: int, summary: dict[str, Any]) -> None:
+        """Close a run. Counts come from ``summary`` (``scored``/``failed``/``skipped``) or,
+        when absent, from the rows the run wrote."""
+        with self._write(f"cannot finish run {run_id}") as s:
+            run = s.get(m.Run, run_id)
+            if run is None:
+                raise StoreError(f"no run with id {run_id}")
+            run.finished_at = m.utcnow()
+            run.summary = _jsonable(summary)
+            counted = {
+                "scored": select(func.count()).where(m.Result.run_id == run_id),
+                "failed": select(func.count()).where(m.Failure.run_id == run_id),
+            }
+            for key in ("scored", "failed", "skipped"):
+                value = summary.get(key)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    setattr(run, key, value)
+                elif key in counted:
+                    setattr(run, key, s.scalar(counted[key]))
+
+    # ------------------------------------------------------------------ writes
+
+    def _lock_call(self, s: Session, job: schema.CallJob, new_status: str) -> m.Call:
+        """The call's row, created if missing, locked until the transaction ends."""
+        dialect = s.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        now = m.utcnow()
+        s.execute(
+            insert(m.Call)
+            .values(call_id=job.call_id, status=new_status, created_at=now, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["call_id"])
+        )
+        # FOR UPDATE serialises writers of one call on PostgreSQL; SQLite's BEGIN IMMEDIATE
+        # already serialises every writer.
+        return s.scalars(
+            select(m.Call).where(m.Call.call_id == job.call_id).with_for_update()
+        ).one()
+
+    @staticmethod
+    def _update_metadata(call: m.Call, job: schema.CallJob, run_id: int | None) -> None:
+        for field in ("agent_id", "agent_name", "team", "started_at", "direction", "language"):
+            value = getattr(job, field)
+            if value is not None:
+                setattr(call, field, value)
+        call.source = job.source
+        if run_id is not None:
+            call.last_run_id = run_id
+        call.updated_at = m.utcnow()
+
+    def save_scored(
+        self,
+        job: schema.CallJob,
+        transcript: schema.Transcript,
+        result: schema.Result,
+        run_id: int | None = None,
+    ) -> int:
+        """Store a scored call in one transaction; returns the id of its current result.
+
+        Saving a call again with the same fingerprint stores nothing new (it only makes
+        that result current again); a new fingerprint adds a result version and keeps the
+        old ones.
+        """
+        if result.call_id != job.call_id:
+            raise StoreError(f"result is for call {result.call_id!r}, job is {job.call_id!r}")
+        if transcript.call_id and transcript.call_id != job.call_id:
+            raise StoreError(
+                f"transcript is for call {transcript.call_id!r}, job is {job.call_id!r}"
+            )
+        if not transcript.call_id:
+            transcript = transcript.model_copy(update={"call_id": job.call_id})
+        fp = result_fingerprint(result)
+        with self._write(f"cannot save call {job.call_id!r}") as s:
+            call = self._lock_call(s, job, "scored")
+            self._update_metadata(call, job, run_id)
+            call.language = transcript.language or call.language
+            call.duration = transcript.duration
+            made = transcript.produced_by or result.produced_by
+            if made is not None and made.source_sha256:
+                call.source_sha256 = made.source_sha256
+
+            existing = s.scalar(
+                select(m.Result.id).where(m.Result.call_pk == call.id, m.Result.fingerprint == fp)
+            )
+            if existing is None:
+                transcript_id = self._add_transcript(s, call, transcript, run_id)
+                existing = self._add_result(s, call, transcript_id, result, fp, run_id)
+            call.status = "scored"
+            call.error = None
+            call.current_result_id = existing
+            return existing
+
+    @staticmethod
+    def _add_transcript(
+        s: Session, call: m.Call, transcript: schema.Transcript, run_id: int | None
+    ) -> int:
+        document = transcript.model_dump(mode="json")
+        sha = _sha256_json(document)
+        found = s.scalar(
+            select(m.Transcript.id).where(
+                m.Transcript.call_pk == call.id, m.Transcript.sha256 == sha
+            )
+        )
+        if found is not None:
+            return found
+        made = transcript.produced_by
+        row = m.Transcript(
+            call_pk=call.id,
+            sha256=sha,
+            language=transcript.language,
+            duration=transcript.duration,
+            asr_model=made.asr_model if made else None,
+            compute_type=made.compute_type if made else None,
+            pipeline_version=made.pipeline_version if made else None,
+            document=document,
+            run_id=run_id,
+        )
+        s.add(row)
+        s.flush()
+        s.add_all(
+            m.Utterance(
+                transcript_id=row.id,
+                idx=i,
+                speaker=u.speaker,
+                start=u.start,
+                end=u.end,
+                text=u.text,
+                confidence=u.confidence,
+                channel=u.channel,
+            )
+            for i, u in enumerate(transcript.utterances)
+        )
+        s.flush()
+        return row.id
+
+    @staticmethod
+    def _add_result(
+        s: Session,
+        call: m.Call,
+        transcript_id: int,
+        result: schema.Result,
+        fp: str,
+        run_id: int | None,
+    ) -> int:
+        made = result.produced_by
+        risk = result.risk
+        row = m.Result(
+            call_pk=call.id,
+            transcript_id=transcript_id,
+            fingerprint=fp,
+            rubric_id=result.rubric.id,
+            rubric_version=str(result.rubric.version),
+            rubric_sha256=result.rubric.sha256,
+            asr_model=made.asr_model if made else None,
+            compute_type=made.compute_type if made else None,
+            pipeline_version=made.pipeline_version if made else None,
+            total=result.total,
+            max=result.max,
+            auto_fail=result.auto_fail,
+            needs_review=result.needs_review,
+            risk_score=risk.score if risk else None,
+            risk_level=risk.level if risk else None,
+            risk_evidence=[e.model_dump(mode="json") for e in risk.evidence] if risk else None,
+            risk_model=risk.model if risk else None,
+            document=result.model_dump(mode="json"),
+            run_id=run_id,
+        )
+        s.add(row)
+        s.flush()
+        s.add_all(
+            m.ItemResult(
+                result_id=row.id,
+                position=i,
+                item_id=item.id,
+                section=item.section,
+                title=item.title,
+                passed=item.passed,
+                points=item.points,
+                max_points=item.max_points,
+                critical=item.critical,
+                needs_review=item.needs_review,
+                applicable=item.applicable,
+                reason=item.reason,
+                evidence=[e.model_dump(mode="json", exclude_none=True) for e in item.evidence],
+            )
+            for i, item in enumerate(result.items)
+        )
+        s.flush()
+        return row.id
+
+    def save_failed(self, job: schema.CallJob, error: str, run_id: int | None = None) -> None:
+        """Record a failed attempt in one transaction. A call scored earlier stays scored."""
+        error = str(error).strip() or "unknown error"
+        with self._write(f"cannot record the failure of call {job.call_id!r}") as s:
+            call = self._lock_call(s, job, "failed")
+            self._update_metadata(call, job, run_id)
+            if call.status == "failed":
+                call.error = error
+            s.add(m.Failure(call_pk=call.id, run_id=run_id, error=error, source=job.source))
+
+    # ------------------------------------------------------------------ reads
+
+    def is_scored(self, call_id: str, fingerprint: str) -> bool:
+        """True when the call's current result was produced with ``fingerprint``."""
+        with self._read(f"cannot read call {call_id!r}") as s:
+            found = s.scalar(
+                select(m.Result.id)
+                .join(m.Call, m.Call.current_result_id == m.Result.id)
+                .where(m.Call.call_id == call_id, m.Result.fingerprint == fingerprint)
+            )
+            return found is not None
+
+    def list_calls(self, status: str | None = None) -> list[dict[str, Any]]:
+        """One dict per call (keys: :data:`CALL_COLUMNS`) with its current result, by call_id."""
+        if status not in (None, "scored", "failed"):
+            raise StoreError(f"unknown status {status!r}; valid: scored, failed")
+        query = (
+            select(m.Call, m.Result)
+            .outerjoin(m.Result, m.Call.current_result_id == m.Result.id)
+            .order_by(m.Call.call_id)
+        )
+        if status is not None:
+            query = query.where(m.Call.status == status)
+        with self._read("cannot list calls") as s:
+            return [self._row(call, res) for call, res in s.execute(query)]
+
+    @staticmethod
+    def _row(call: m.Call, res: m.Result | None) -> dict[str, Any]:
+        return {
+            "call_id": call.call_id,
+            "status": call.status,
+            "total": res.total if res else None,
+            "max": res.max if res else None,
+            "auto_fail": res.auto_fail if res else None,
+            "needs_review": res.needs_review if res else None,
+            "risk": res.risk_score if res else None,
+            "risk_level": res.risk_level if res else None,
+            "agent_id": call.agent_id,
+            "agent_name": call.agent_name,
+            "team": call.team,
+            "started_at": call.started_at,
+            "direction": call.direction,
+            "language": call.language,
+            "duration": call.duration,
+            "error": call.error,
+            "rubric_id": res.rubric_id if res else None,
+            "rubric_version": _version(res.rubric_version) if res else None,
+            "scored_at": _iso(res.created_at) if res else None,
+        }
+
+    def _current(self, s: Session, call_id: str) -> m.Result | None:
+        return s.scalar(
+            select(m.Result)
+            .join(m.Call, m.Call.current_result_id == m.Result.id)
+            .where(m.Call.call_id == call_id)
+        )
+
+    def get_result(self, call_id: str) -> schema.Result | None:
+        """The call's current machine result, or None when it was never scored."""
+        with self._read(f"cannot read call {call_id!r}") as s:
+            res = self._current(s, call_id)
+            return schema.Result.model_validate(res.document) if res else None
+
+    def get_transcript(self, call_id: str) -> schema.Transcript | None:
+        """The transcript the call's current result was scored from, or None."""
+        with self._read(f"cannot read call {call_id!r}") as s:
+            res = self._current(s, call_id)
+            if res is None:
+                return None
+            document = s.scalar(
+                select(m.Transcript.document).where(m.Transcript.id == res.transcript_id)
+            )
+            return schema.Transcript.model_validate(document)
+
+    def result_history(self, call_id: str) -> list[dict[str, Any]]:
+        """Every machine result of the call, oldest first, with which one is current."""
+        with self._read(f"cannot read call {call_id!r}") as s:
+            call = s.scalar(select(m.Call).where(m.Call.call_id == call_id))
+            if call is None:
+                return []
+            rows = s.scalars(
+                select(m.Result).where(m.Result.call_pk == call.id).order_by(m.Result.id)
+            )
+            return [
+                {
+                    "result_id": r.id,
+                    "fingerprint": r.fingerprint,
+                    "rubric_id": r.rubric_id,
+                    "rubric_version": _version(r.rubric_version),
+                    "asr_model": r.asr_model,
+                    "total": r.total,
+                    "max": r.max,
+                    "current": r.id == call.current_result_id,
+                    "run_id": r.run_id,
+                    "created_at": _iso(r.created_at),
+                }
+                for r in rows
+            ]
+
+    def failures(self, call_id: str) -> list[dict[str, Any]]:
+        """Every recorded failure of the call, oldest first."""
+        with self._read(f"cannot read call {call_id!r}") as s:
+            rows = s.scalars(
+                select(m.Failure)
+                .join(m.Call, m.Call.id == m.Failure.call_pk)
+                .where(m.Call.call_id == call_id)
+                .order_by(m.Failure.id)
+            )
+            return [
+                {
+                    "error": f.error,
+                    "run_id": f.run_id,
+                    "source": f.source,
+                    "created_at": _iso(f.created_at),
+                }
+                for f in rows
+            ]
+
+
+__all__ = [
+    "CALL_COLUMNS",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "open_store",
+]
