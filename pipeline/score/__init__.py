@@ -1,0 +1,37 @@
+"""Scoring: rubric checks + complaint risk + the weighted form → one Result per call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pipeline.schema import Result, Risk, Transcript
+from pipeline.scripts_check import Rubric, check_items
+
+RiskFn = Callable[[Transcript], Risk]
+
+
+def default_risk_fn() -> RiskFn | None:
+    """``pipeline.score.risk.assess_risk`` when that module is installed, else None."""
+    try:
+        from pipeline.score.risk import assess_risk
+    except ImportError as exc:
+        # Only "not there (yet)" means no risk; a broken risk module must not pass silently.
+        if isinstance(exc, ModuleNotFoundError) and exc.name not in ("pipeline.score.risk",):
+            raise
+        return None
+    return assess_risk
+
+
+def score_transcript(
+    transcript: Transcript, rubric: Rubric, *, risk_fn: RiskFn | None = None
+) -> Result:
+    """Run the rubric's checks, assess complaint risk, and fill in the form."""
+    from pipeline.score.form import score_form
+
+    items = check_items(transcript, rubric)
+    fn = risk_fn if risk_fn is not None else default_risk_fn()
+    risk = fn(transcript) if fn is not None else None
+    return score_form(transcript, rubric, items, risk)
+
+
+__all__ = ["RiskFn", "default_risk_fn", "score_transcript"]

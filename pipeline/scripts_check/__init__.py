@@ -1,0 +1,28 @@
+"""Rubric engine: rubric YAML validated on load, required / forbidden script checks with
+ASR- and paraphrase-tolerant matching (Chinese and English), evidence on every item."""
+
+from pipeline.scripts_check.engine import ENGINE, ENGINE_VERSION, check_items
+from pipeline.scripts_check.operators import OPERATORS, Operator, register
+from pipeline.scripts_check.rubric import (
+    Item,
+    Rubric,
+    RubricError,
+    Section,
+    load_rubric,
+    parse_rubric,
+)
+
+__all__ = [
+    "ENGINE",
+    "ENGINE_VERSION",
+    "OPERATORS",
+    "Item",
+    "Operator",
+    "Rubric",
+    "RubricError",
+    "Section",
+    "check_items",
+    "load_rubric",
+    "parse_rubric",
+    "register",
+]

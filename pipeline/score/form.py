@@ -1,0 +1,86 @@
+"""The weighted inspection form: item verdicts → total, auto-fail, review flag, provenance.
+
+Arithmetic (DOMAIN.md, 质检评分表):
+- ``max`` is the sum of the points of applicable items (``applicable: false`` items, for
+  context-conditional checks, are left out of both total and max);
+- ``total`` is the sum of points earned; a failed ``critical`` item (red line, 红线) sets
+  ``auto_fail`` and zeroes the total;
+- an undecided item (``passed: null``) earns 0 and sets ``needs_review``; so do an
+  auto-fail and a high complaint risk, the calls QA teams route to a human.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from pipeline.schema import ItemResult, Result, ResultProvenance, Risk, RubricRef, Transcript
+from pipeline.scripts_check.engine import ENGINE, ENGINE_VERSION
+from pipeline.scripts_check.rubric import Rubric
+
+
+def transcript_sha256(transcript: Transcript) -> str:
+    """SHA-256 of the transcript's canonical JSON (sorted keys, no nulls)."""
+    data = transcript.model_dump(mode="json", exclude_none=True)
+    canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _round(x: float) -> float:
+    return round(x, 4)
+
+
+def score_form(
+    transcript: Transcript, rubric: Rubric, items: list[ItemResult], risk: Risk | None
+) -> Result:
+    """Combine item verdicts (from :func:`pipeline.scripts_check.check_items`) into a Result."""
+    applicable = [i for i in items if i.applicable]
+    max_points = sum(i.max_points if i.max_points is not None else i.points for i in applicable)
+    earned = sum(i.points for i in applicable if i.passed)
+    failed_critical = [i.id for i in applicable if i.critical and i.passed is False]
+    auto_fail = bool(failed_critical)
+    total = 0.0 if auto_fail else earned
+    needs_review = (
+        auto_fail
+        or any(i.needs_review for i in applicable)
+        or (risk is not None and risk.level == "high")
+    )
+
+    sections = []
+    for section in rubric.sections:
+        own = [i for i in applicable if i.section == section.id]
+        sections.append(
+            {
+                "id": section.id,
+                "title": section.title,
+                "points": _round(sum(i.points for i in own if i.passed)),
+                "max": _round(sum(i.max_points or 0.0 for i in own)),
+            }
+        )
+
+    source = transcript.produced_by.model_dump() if transcript.produced_by else {}
+    source.pop("pipeline_version", None)
+    produced_by = ResultProvenance(
+        **source,
+        transcript_sha256=transcript_sha256(transcript),
+        scorer=f"{ENGINE} {ENGINE_VERSION}",
+        rubric=RubricRef(
+            id=rubric.id, version=rubric.version, title=rubric.title, sha256=rubric.sha256
+        ).model_dump(exclude_none=True),
+    )
+    return Result(
+        call_id=transcript.call_id,
+        rubric=RubricRef(
+            id=rubric.id, version=rubric.version, title=rubric.title, sha256=rubric.sha256
+        ),
+        total=_round(total),
+        max=_round(max_points),
+        auto_fail=auto_fail,
+        needs_review=needs_review,
+        items=items,
+        risk=risk,
+        produced_by=produced_by,
+        sections=sections,
+        auto_fail_items=failed_critical,
+        language=transcript.language,
+    )

@@ -1,0 +1,225 @@
+"""Text normalisation for matching: turns an utterance or a phrase into comparable units.
+
+Chinese: one unit per character after traditional→simplified (OpenCC t2s), full→half width
+(NFKC), lower case, punctuation and fillers removed, Arabic digits written as Chinese digit
+characters (ASR writes 138, 一三八 and 幺三八 for the same digits). Each unit also gets a
+*sound code*: its tone-less pinyin with near-homophones folded (zh/z, ch/c, sh/s, n/l,
+ang/an, eng/en, ing/in), so a homophone ASR error keeps the code of the intended character.
+
+English: one unit per word after lower-casing, contraction expansion (don't → do not),
+number words → digits and filler removal; the sound code of a word is the word itself
+(similar spellings are compared by the matcher).
+
+Every unit keeps the character span of the original text it came from, so evidence can
+quote exactly what was said. Results are cached per text: a phrase or an utterance is
+normalised once per process.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+Language = str  # "zh" or "en"
+
+_ZH_DIGITS = dict(zip("0123456789", "零一二三四五六七八九", strict=True))
+_ZH_DIGIT_ALIASES = {"幺": "一", "两": "二", "〇": "零"}
+# Pure fillers: dropped wherever they occur, in phrases and utterances alike.
+_ZH_FILLER_CHARS = frozenset("嗯呃啊")
+# "那个" is also a real word (那个订单); only dropped in filler position: repeated, or
+# followed by a pause (punctuation / space) or at the very end.
+_ZH_FILLER_WORD = re.compile(r"(?:那个)+(?=[\s，,。.、…！!？?]|$)|(?:那个){2,}")
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def is_cjk(ch: str) -> bool:
+    return bool(_CJK.match(ch))
+
+
+@dataclass(frozen=True)
+class NormText:
+    """A normalised text: units (characters or words), their sound codes, original spans."""
+
+    original: str
+    units: tuple[str, ...]
+    codes: str  # one code character per unit (compact for rapidfuzz)
+    spans: tuple[tuple[int, int], ...]  # original [start, end) of each unit
+
+    def __len__(self) -> int:
+        return len(self.units)
+
+    @property
+    def normalised(self) -> str:
+        return ("" if self.units and is_cjk(self.units[0][:1]) else " ").join(self.units)
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """Original character span of units [start, end)."""
+        if start >= end:
+            return (0, 0)
+        return (self.spans[start][0], self.spans[end - 1][1])
+
+
+# --------------------------------------------------------------------------- codes
+
+_CODE_OF: dict[str, str] = {}
+
+
+def _code(key: str) -> str:
+    """A single private-use character standing for a syllable / word (interned)."""
+    code = _CODE_OF.get(key)
+    if code is None:
+        n = len(_CODE_OF)
+        # Private-use planes: 6,400 + 2 x 65,534 distinct codes, plenty for a vocabulary.
+        code = chr(0xE000 + n) if n < 6400 else chr(0xF0000 + n - 6400)
+        _CODE_OF[key] = code
+    return code
+
+
+def fold_syllable(syllable: str) -> str:
+    """Tone-less pinyin with near-homophone initials and finals folded together."""
+    s = syllable.replace("ü", "v")
+    if s[:2] in ("zh", "ch", "sh"):
+        initial, final = s[0], s[2:]
+    elif s[:1] and s[0] in "bpmfdtnlgkhjqxrzcsyw":
+        initial, final = s[0], s[1:]
+    else:
+        initial, final = "", s
+    if initial == "n":
+        initial = "l"
+    if final.endswith("ng") and final not in ("ong", "iong"):
+        final = final[:-1]  # ang→an, eng→en, ing→in, iang→ian, uang→uan
+    return initial + final
+
+
+@lru_cache(maxsize=65536)
+def _t2s(ch: str) -> str:
+    return _opencc().convert(ch)
+
+
+@lru_cache(maxsize=1)
+def _opencc():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+@lru_cache(maxsize=65536)
+def zh_sound_code(ch: str) -> str:
+    """Sound code of one normalised unit: folded pinyin for a hanzi, the unit itself else."""
+    if not is_cjk(ch):
+        return ch
+    from pypinyin import Style, lazy_pinyin
+
+    syllable = lazy_pinyin(ch, style=Style.NORMAL)[0]
+    return _code("py:" + fold_syllable(syllable))
+
+
+# --------------------------------------------------------------------------- Chinese
+
+
+@lru_cache(maxsize=200_000)
+def normalise_zh(text: str) -> NormText:
+    # Filler words are blanked (same length) so offsets stay valid.
+    blanked = _ZH_FILLER_WORD.sub(lambda m: " " * len(m.group(0)), text)
+    units: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for i, raw in enumerate(blanked):
+        for ch in unicodedata.normalize("NFKC", raw).lower():
+            if ch in _ZH_FILLER_CHARS:
+                continue
+            if ch.isdigit() and ch in _ZH_DIGITS:
+                ch = _ZH_DIGITS[ch]
+            elif is_cjk(ch):
+                ch = _t2s(ch)
+                ch = _ZH_DIGIT_ALIASES.get(ch, ch)
+            elif not ch.isalnum():
+                continue  # punctuation, symbols, spaces
+            units.append(ch)
+            spans.append((i, i + 1))
+    codes = "".join(zh_sound_code(u) for u in units)
+    return NormText(text, tuple(units), codes, tuple(spans))
+
+
+# --------------------------------------------------------------------------- English
+
+_CONTRACTIONS = {
+    "can't": "can not",
+    "cannot": "can not",
+    "won't": "will not",
+    "shan't": "shall not",
+    "ain't": "is not",
+    "let's": "let us",
+    "i'm": "i am",
+    "y'all": "you all",
+    "gonna": "going to",
+    "wanna": "want to",
+    "gotta": "got to",
+    "ok": "okay",
+    "thanks": "thank you",
+}
+_SUFFIXES = (("n't", " not"), ("'re", " are"), ("'ve", " have"), ("'ll", " will"), ("'d", " would"))
+_IS_WORDS = frozenset(
+    ["it", "that", "what", "there", "here", "he", "she", "who", "where", "how", "when", "why", "this", "everything", "something"]
+)
+_FILLERS_EN = frozenset(["um", "uh", "uhm", "umm", "er", "erm", "ah", "hmm", "mm", "mhm"])
+_UNITS = {
+    w: i
+    for i, w in enumerate(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+    )
+}
+_TENS = {
+    w: 10 * i
+    for i, w in enumerate(["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"], 2)
+}
+_WORD = re.compile(r"[0-9a-z'’]+", re.IGNORECASE)
+
+
+def _expand(token: str) -> list[str]:
+    t = token.lower().replace("’", "'")
+    if t in _CONTRACTIONS:
+        return _CONTRACTIONS[t].split()
+    for suffix, repl in _SUFFIXES:
+        if t.endswith(suffix) and len(t) > len(suffix):
+            base = t[: -len(suffix)]
+            return (base + repl).split()
+    if t.endswith("'s"):
+        base = t[:-2]
+        return [base, "is"] if base in _IS_WORDS else [base]
+    if t.endswith("'m"):
+        return [t[:-2], "am"]
+    t = t.replace("'", "")
+    return [t] if t else []
+
+
+@lru_cache(maxsize=200_000)
+def normalise_en(text: str) -> NormText:
+    words: list[tuple[str, tuple[int, int]]] = []
+    for m in _WORD.finditer(text):
+        for w in _expand(m.group(0)):
+            if w not in _FILLERS_EN:
+                words.append((w, m.span()))
+    # number words → digits; "twenty four" → "24"
+    merged: list[tuple[str, tuple[int, int]]] = []
+    for w, span in words:
+        if w in _UNITS and merged and merged[-1][0].isdigit() and merged[-1][0].endswith("0"):
+            prev, pspan = merged[-1]
+            if int(prev) in _TENS.values() and _UNITS[w] < 10:
+                merged[-1] = (str(int(prev) + _UNITS[w]), (pspan[0], span[1]))
+                continue
+        if w in _UNITS:
+            w = str(_UNITS[w])
+        elif w in _TENS:
+            w = str(_TENS[w])
+        merged.append((w, span))
+    units = tuple(w for w, _ in merged)
+    codes = "".join(_code("w:" + w) for w in units)
+    return NormText(text, units, codes, tuple(s for _, s in merged))
+
+
+def normalise(text: str, language: Language) -> NormText:
+    """Normalised units of ``text``; Chinese rules for ``zh``, English rules otherwise."""
+    return normalise_zh(text) if language.startswith("zh") else normalise_en(text)

@@ -1,0 +1,184 @@
+"""Rubric YAML: every shipped rubric loads; broken files are rejected with file, path, reason."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from pipeline.config import RUBRICS_DIR
+from pipeline.scripts_check import RubricError, load_rubric
+
+GOOD = {
+    "id": "t",
+    "version": 1,
+    "language": "zh",
+    "title": "测试表",
+    "sections": [
+        {
+            "id": "opening",
+            "title": "开场",
+            "items": [
+                {
+                    "id": "a",
+                    "title": "a",
+                    "points": 10,
+                    "check": {"required": {"role": "agent", "phrases": ["您好"]}},
+                },
+                {
+                    "id": "b",
+                    "title": "b",
+                    "points": 10,
+                    "check": {"forbidden": {"phrases": ["不知道"]}},
+                },
+                {
+                    "id": "c",
+                    "title": "c",
+                    "points": 5,
+                    "check": {"required": {"phrases": ["再见"], "within": {"last_turns": 2}}},
+                },
+            ],
+        }
+    ],
+}
+
+
+def _broken(edit) -> dict:
+    data = copy.deepcopy(GOOD)
+    edit(data)
+    return data
+
+
+def _item(data: dict, k: int) -> dict:
+    return data["sections"][0]["items"][k]
+
+
+BROKEN = [
+    (
+        lambda d: _item(d, 2)["check"]["required"].update(within={"frist_turns": 3}),
+        "sections[0].items[2].check.required.within: unknown key 'frist_turns'",
+    ),
+    (lambda d: _item(d, 1).update(id="a"), "sections[0].items[1].id: duplicate item id 'a'"),
+    (lambda d: _item(d, 0).update(points=0), "sections[0].items[0].points: "),
+    (lambda d: _item(d, 0).update(points=-5), "sections[0].items[0].points: "),
+    (
+        lambda d: _item(d, 0)["check"]["required"].update(min_similarity=1.5),
+        "sections[0].items[0].check.required.min_similarity: ",
+    ),
+    (
+        lambda d: _item(d, 0)["check"]["required"].update(phrases=[]),
+        "sections[0].items[0].check.required.phrases: ",
+    ),
+    (
+        lambda d: _item(d, 0)["check"]["required"].update(phrases=["  "]),
+        "sections[0].items[0].check.required.phrases: phrase 0 is empty",
+    ),
+    (
+        lambda d: _item(d, 0)["check"]["required"].update(phrases=["，。！"]),
+        "sections[0].items[0].check.required.phrases[0]: phrase '，。！' is empty once punctuation",
+    ),
+    (
+        lambda d: _item(d, 0)["check"]["required"].update(role="boss"),
+        "sections[0].items[0].check.required.role: ",
+    ),
+    (
+        lambda d: _item(d, 0).update(check={}),
+        "sections[0].items[0].check: needs exactly one operator, got 0",
+    ),
+    (
+        lambda d: _item(d, 0).update(
+            check={"required": {"phrases": ["a"]}, "forbidden": {"phrases": ["b"]}}
+        ),
+        "sections[0].items[0].check: needs exactly one operator, got 2",
+    ),
+    (
+        lambda d: _item(d, 0).update(check={"mandatory": {"phrases": ["a"]}}),
+        "sections[0].items[0].check: unknown operator 'mandatory'; valid: forbidden, required",
+    ),
+    (
+        lambda d: _item(d, 0)["check"]["required"].update(
+            within={"first_turns": 2, "last_turns": 2}
+        ),
+        "sections[0].items[0].check.required.within: needs exactly one of",
+    ),
+    (
+        lambda d: _item(d, 0)["check"]["required"].update(within={"first_turns": 0}),
+        "sections[0].items[0].check.required.within.first_turns: ",
+    ),
+    (lambda d: _item(d, 0).pop("title"), "sections[0].items[0]: missing key 'title'"),
+    (lambda d: _item(d, 0).update(wieght=3), "sections[0].items[0]: unknown key 'wieght'"),
+    (lambda d: d.update(language="fr"), "language: "),
+    (
+        lambda d: d["sections"].append(
+            copy.deepcopy(d["sections"][0]) | {"items": [_item(d, 0) | {"id": "z"}]}
+        ),
+        "sections[1].id: duplicate section id 'opening'",
+    ),
+    (lambda d: d["sections"][0].update(items=[]), "sections[0].items: "),
+]
+
+
+@pytest.mark.parametrize(("edit", "where"), BROKEN)
+def test_broken_rubric_is_rejected_with_location(tmp_path: Path, edit, where: str) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text(yaml.safe_dump(_broken(edit), allow_unicode=True), encoding="utf-8")
+    with pytest.raises(RubricError) as info:
+        load_rubric(path)
+    assert str(info.value).startswith(f"{path}: {where}"), str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "file is empty"),
+        ("id: [unclosed", "not valid YAML"),
+        ("- a\n- b\n", "expected a mapping"),
+    ],
+)
+def test_unreadable_rubric_is_rejected(tmp_path: Path, text: str, reason: str) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(RubricError, match=reason):
+        load_rubric(path)
+
+
+def test_good_rubric_loads_with_sha256(tmp_path: Path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text(yaml.safe_dump(GOOD, allow_unicode=True), encoding="utf-8")
+    rubric = load_rubric(path)
+    assert rubric.points == 25 and len(rubric.sha256) == 64
+    assert [i.check.op for _, i in rubric.items()] == ["required", "forbidden", "required"]
+
+
+@pytest.mark.parametrize("path", sorted(RUBRICS_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_rubrics_load(path: Path) -> None:
+    rubric = load_rubric(path)
+    assert rubric.id == path.stem
+    assert rubric.points == 100
+    assert any(i.critical for _, i in rubric.items())
+
+
+def test_cli_rubric_check() -> None:
+    from pipeline.scripts_check.cli import rubric
+
+    runner = CliRunner()
+    ok = runner.invoke(rubric, ["check", "zh_bank_hotline", str(RUBRICS_DIR / "en_telecom.yaml")])
+    assert ok.exit_code == 0, ok.output
+    assert "8 items, 100 points" in ok.output and "no_forbidden" in ok.output
+
+
+def test_cli_rubric_check_broken(tmp_path: Path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text(yaml.safe_dump(_broken(BROKEN[0][0]), allow_unicode=True), encoding="utf-8")
+    code = "import sys; from pipeline.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "rubric", "check", str(path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 1
+    want = f"{path}: sections[0].items[2].check.required.within: unknown key 'frist_turns'"
+    assert want in proc.stderr

@@ -1,0 +1,240 @@
+"""Matching and checks: text → verdict / similarity band tables (zh and en), windows, roles,
+forbidden hits and exclusions, near-miss evidence, and the zh sample calls' verdicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.schema import Transcript, Utterance
+from pipeline.scripts_check import check_items, load_rubric, parse_rubric
+from pipeline.scripts_check.match import align
+from pipeline.scripts_check.text import normalise
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples" / "zh_transcripts"
+
+
+def sim(phrase: str, text: str, lang: str) -> float:
+    return align(normalise(phrase, lang), normalise(text, lang), lang).similarity
+
+
+ZH = [
+    # (phrase, utterance, low, high)
+    ("您好，很高兴为您服务", "您好，很高兴为您服务。", 1.0, 1.0),  # exact
+    ("您好，很高兴为您服务", "嗯，您好！很高興為您服務", 1.0, 1.0),  # traditional, filler
+    ("您好很高兴为您服务", "您好很高星为您服务", 0.9, 0.99),  # homophone 星/兴
+    ("请问您是持卡人本人吗", "请问您是吃卡人本人吗", 0.9, 0.99),  # near-homophone ch/c
+    ("不要向任何人透露验证码", "不要向任何人透露验正码", 0.9, 0.99),  # zh/z + eng/en
+    ("工号", "您好公号一二三四", 0.8, 0.9),  # homophone on a 2-char phrase
+    ("您好很高兴为您服务", "您好高兴为您服务", 0.8, 0.9),  # dropped character
+    ("您好很高兴为您服务", "您好，工号1234，很高兴为您服务", 0.8, 0.9),  # inserted clause
+    ("请问还有其他可以帮您的吗", "请问还有什么其他可以帮您的吗", 0.9, 0.99),  # paraphrase
+    ("工号一二三四", "工号1234", 1.0, 1.0),  # digits
+    ("您好很高兴为您服务", "我想查一下我的快递到哪里了", 0.0, 0.3),  # unrelated
+    ("您好很高兴为您服务", "您好，我想问一下为什么我的服务费这么高", 0.0, 0.6),  # shares words
+    ("请问还有其他可以帮您的吗", "可以帮您", 0.0, 0.5),  # only part of the phrase
+]
+
+EN = [
+    (
+        "thank you for calling northwind telecom",
+        "Thank you for calling Northwind Telecom!",
+        1.0,
+        1.0,
+    ),
+    ("thank you for calling northwind telecom", "thanks for calling north wind telecom", 0.95, 1.0),
+    ("thank you for calling northwind telecom", "uh thank you for calling northwind", 0.8, 0.9),
+    (
+        "is there anything else i can help you with",
+        "Is there anything else I could help you with?",
+        0.85,
+        0.95,
+    ),
+    ("i don't know", "well I do not know sir", 1.0, 1.0),  # contraction
+    ("can you confirm your date of birth", "can you confirm your date of berth please", 0.85, 0.99),
+    (
+        "for security can you confirm your account number",
+        "my internet has been down since monday",
+        0.0,
+        0.3,
+    ),
+    ("calm down", "you need to come down the stairs", 0.0, 0.6),
+    ("twenty four hours", "within 24 hours", 1.0, 1.0),
+]
+
+
+@pytest.mark.parametrize(("phrase", "text", "low", "high"), ZH)
+def test_zh_similarity(phrase: str, text: str, low: float, high: float) -> None:
+    assert low <= sim(phrase, text, "zh") <= high
+
+
+@pytest.mark.parametrize(("phrase", "text", "low", "high"), EN)
+def test_en_similarity(phrase: str, text: str, low: float, high: float) -> None:
+    assert low <= sim(phrase, text, "en") <= high
+
+
+def test_evidence_span_quotes_original_text() -> None:
+    text = "嗯，您好！工号一二三四，很高兴为您服务。"
+    n = normalise(text, "zh")
+    m = align(normalise("很高兴为您服务", "zh"), n, "zh")
+    a, b = n.original_span(m.start, m.end)
+    assert text[a:b] == "很高兴为您服务"
+
+
+def _rubric(check: dict, language: str = "zh") -> object:
+    return parse_rubric(
+        {
+            "id": "t",
+            "version": 1,
+            "language": language,
+            "title": "t",
+            "sections": [
+                {
+                    "id": "s",
+                    "title": "s",
+                    "items": [{"id": "x", "title": "x", "points": 10, "check": check}],
+                }
+            ],
+        }
+    )
+
+
+def _call(*turns: tuple[str, str], step: float = 5.0) -> Transcript:
+    return Transcript(
+        call_id="c",
+        utterances=[
+            Utterance(speaker=spk, start=k * step, end=k * step + 4, text=text)
+            for k, (spk, text) in enumerate(turns)
+        ],
+    )
+
+
+CALL = _call(
+    ("agent", "喂，你好。"),
+    ("customer", "您好，很高兴为您服务"),  # the customer says it: role filter
+    ("agent", "请问您的订单号是多少"),
+    ("agent", "好的，我帮您查一下"),
+    ("agent", "您好很高兴为您服务"),  # agent turn 4, at 20 s
+    ("customer", "我不知道怎么弄"),
+    ("agent", "这个我也不知到"),  # forbidden, with a homophone
+    ("agent", "不知道您现在方便吗"),  # polite form: excluded
+)
+
+GREETING = ["您好很高兴为您服务"]
+
+
+@pytest.mark.parametrize(
+    ("check", "passed"),
+    [
+        ({"required": {"role": "agent", "phrases": GREETING}}, True),
+        ({"required": {"role": "agent", "phrases": GREETING, "within": {"first_turns": 3}}}, False),
+        ({"required": {"role": "agent", "phrases": GREETING, "within": {"first_turns": 4}}}, True),
+        (
+            {"required": {"role": "agent", "phrases": GREETING, "within": {"first_seconds": 15}}},
+            False,
+        ),
+        (
+            {"required": {"role": "agent", "phrases": GREETING, "within": {"first_seconds": 21}}},
+            True,
+        ),
+        ({"required": {"role": "agent", "phrases": GREETING, "within": {"last_turns": 3}}}, True),
+        ({"required": {"role": "agent", "phrases": GREETING, "within": {"last_turns": 2}}}, False),
+        (
+            {"required": {"role": "agent", "phrases": GREETING, "within": {"last_seconds": 20}}},
+            True,
+        ),
+        (
+            {"required": {"role": "agent", "phrases": GREETING, "within": {"last_seconds": 10}}},
+            False,
+        ),
+        (
+            {"required": {"role": "customer", "phrases": GREETING, "within": {"first_turns": 1}}},
+            True,
+        ),
+        ({"required": {"role": "agent", "phrases": ["感谢您的来电祝您生活愉快"]}}, False),
+        ({"forbidden": {"role": "agent", "phrases": ["不知道"]}}, False),
+        (
+            {"forbidden": {"role": "agent", "phrases": ["不知道"], "within": {"first_turns": 4}}},
+            True,
+        ),
+        ({"forbidden": {"role": "agent", "phrases": ["这不归我管"]}}, True),
+        ({"forbidden": {"role": "customer", "phrases": ["投诉"]}}, True),
+    ],
+)
+def test_check_verdicts(check: dict, passed: bool) -> None:
+    (item,) = check_items(CALL, _rubric(check))
+    assert item.passed is passed
+    assert item.evidence, "every item carries evidence"
+
+
+def test_required_failure_explains_near_miss_and_window() -> None:
+    check = {"required": {"role": "agent", "phrases": GREETING, "within": {"first_turns": 3}}}
+    (item,) = check_items(CALL, _rubric(check))
+    assert item.passed is False
+    assert "outside first_turns=3" in item.reason
+    reasons = [e.reason for e in item.evidence]
+    assert any(r.startswith("near miss") for r in reasons)
+    assert any(e.utterance == 4 and e.similarity == 1.0 for e in item.evidence)
+
+
+def test_required_said_by_wrong_role_is_explained() -> None:
+    check = {
+        "required": {
+            "role": "agent",
+            "phrases": ["您好，很高兴为您服务"],
+            "within": {"first_turns": 1},
+        }
+    }
+    call = _call(("customer", "您好，很高兴为您服务"), ("agent", "嗯"))
+    (item,) = check_items(call, _rubric(check))
+    assert item.passed is False and "said by customer" in item.reason
+
+
+def test_forbidden_evidence_has_span_and_exclusion() -> None:
+    check = {"forbidden": {"role": "agent", "phrases": ["不知道"], "exclude": ["不知道您"]}}
+    (item,) = check_items(CALL, _rubric(check))
+    assert item.passed is False
+    hit = item.evidence[0]
+    assert (hit.utterance, hit.span, hit.matched) == (6, "不知到", "不知道")
+    assert 0.9 <= hit.similarity < 1.0
+    assert any(e.utterance == 7 and "not counted" in e.reason for e in item.evidence)
+    assert not any(e.utterance == 5 for e in item.evidence)  # customer speech ignored
+
+
+def test_undecidable_roles_need_review() -> None:
+    call = Transcript(
+        utterances=[Utterance(speaker="unknown", start=0, end=2, text="您好很高兴为您服务")]
+    )
+    (item,) = check_items(call, _rubric({"required": {"phrases": GREETING}}))
+    assert item.passed is None and item.needs_review
+
+
+def test_text_transcript_scores_like_audio_derived() -> None:
+    rubric = load_rubric("zh_bank_hotline")
+    audio = Transcript.load(SAMPLES / "bank_003_forbidden.json")
+    for u in audio.utterances:
+        u.confidence = 0.5
+        u.words = [{"word": u.text[:2], "start": u.start, "end": u.start + 0.3, "probability": 0.4}]
+    text = Transcript.load(SAMPLES / "bank_003_forbidden.json")
+    dump = lambda t: [i.model_dump() for i in check_items(t, rubric)]  # noqa: E731
+    assert dump(audio) == dump(text)
+
+
+EXPECTED = yaml.safe_load((SAMPLES / "expected.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("call_id", sorted(EXPECTED))
+def test_zh_samples_give_expected_verdicts(call_id: str) -> None:
+    from pipeline.score import score_transcript
+
+    want = dict(EXPECTED[call_id])
+    rubric = load_rubric(want.pop("rubric"))
+    transcript = Transcript.load(SAMPLES / f"{call_id}.json")
+    result = score_transcript(transcript, rubric, risk_fn=lambda t: None)
+    assert result.auto_fail is want.pop("auto_fail")
+    got = {i.id: i.passed for i in result.items}
+    assert got == want
+    assert all(i.evidence for i in result.items)
