@@ -1,0 +1,62 @@
+"""Speaker diarization (who spoke when) and agent/customer identification for calls.
+
+Backends are picked by name: ``channel`` (stereo, one speaker per channel), ``embedded``
+(the offline default for mono: Silero VAD + GE2E embeddings + clustering) and
+``pyannote`` (optional extra ``callqa[pyannote]``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.transcribe.diarize.base import (
+    Diarization,
+    DiarizationProvenance,
+    Diarizer,
+    Turn,
+    load_rttm,
+)
+
+BACKENDS: dict[str, str] = {
+    "channel": "pipeline.transcribe.diarize.channel:ChannelDiarizer",
+    "embedded": "pipeline.transcribe.diarize.embedded:EmbeddedDiarizer",
+    "pyannote": "pipeline.transcribe.diarize.pyannote_backend:PyannoteDiarizer",
+}
+DEFAULT_MONO_BACKEND = "embedded"
+
+
+def get_diarizer(name: str, **params: Any) -> Diarizer:
+    """A diarizer by backend name with its hyper-parameters; ValueError names the valid ones."""
+    import importlib
+
+    target = BACKENDS.get(name)
+    if target is None:
+        raise ValueError(
+            f"unknown diarizer backend {name!r}; valid backends: {', '.join(sorted(BACKENDS))}"
+        )
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)(**params)
+
+
+def __getattr__(name: str):  # lazy: roles pull no torch
+    if name in ("identify_roles", "RoleAssignment", "SignalContribution", "load_agent_phrases"):
+        from pipeline.transcribe.diarize import roles
+
+        return getattr(roles, name)
+    raise AttributeError(name)
+
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_MONO_BACKEND",
+    "Diarization",
+    "DiarizationProvenance",
+    "Diarizer",
+    "RoleAssignment",
+    "SignalContribution",
+    "Turn",
+    "get_diarizer",
+    "identify_roles",
+    "load_agent_phrases",
+    "load_rttm",
+]
