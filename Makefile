@@ -29,6 +29,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build of torch first: a looser spec would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet --no-deps resemblyzer==0.1.4
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
