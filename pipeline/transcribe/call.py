@@ -1,0 +1,304 @@
+"""One call, audio to Transcript: decode once, ASR per party channel, clean, tell roles apart.
+
+Stereo: one party per channel; the agent's channel comes from the manifest, the command
+line, or the content (who says the agent's scripted phrases). Mono: speakers are
+``unknown`` unless a diarizer is plugged in, then utterances are split at speaker changes
+using word timestamps and the agent is the speaker who says the agent phrases.
+
+Utterance ``confidence`` is the mean probability of its words (0-1), so it is really per
+utterance (Whisper's ``avg_logprob`` is shared by every segment of a 30 s window); without
+word timings it falls back to ``exp(avg_logprob)``. Each word keeps its own ``probability``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from pipeline.audio import AudioError, DecodedAudio, decode_audio
+from pipeline.config import Settings, load_settings
+from pipeline.schema import Provenance, RoleDecision, Transcript, Utterance, Word
+from pipeline.transcribe.asr import (
+    AsrSegment,
+    AsrWord,
+    get_model,
+    is_english_only,
+    transcribe_channel,
+)
+from pipeline.transcribe.hallucination import filter_segments, load_rules
+from pipeline.transcribe.roles import decide_agent_channel, decide_agent_speaker
+from pipeline.transcribe.text import to_simplified
+
+SAMPLE_RATE = 16000  # what Whisper and the Silero VAD take
+CONFIDENCE_MEASURE = "mean word probability (else exp(avg_logprob))"
+# Channels this correlated are one signal written twice (a "stereo" mono export).
+DUPLICATE_CHANNEL_CORRELATION = 0.98
+
+Diarizer = Callable[[np.ndarray], list[tuple[float, float, str]]]
+Hook = Callable[[str, Any], None]
+
+
+def _no_hook(step: str, artefact: Any) -> None:
+    pass
+
+
+def transcribe_call(
+    source: str | Path | DecodedAudio,
+    *,
+    call_id: str | None = None,
+    settings: Settings | None = None,
+    agent_channel: int | None = None,
+    language: str | None = None,
+    role_phrases: list[str] | None = None,
+    diarizer: Diarizer | None = None,
+    hook: Hook | None = None,
+    agent_channel_from: Literal["manifest", "option"] = "manifest",
+) -> Transcript:
+    """Transcribe one recording into a :class:`~pipeline.schema.Transcript`.
+
+    ``agent_channel`` (0 = left) overrides the content decision; ``agent_channel_from``
+    says where it came from (recorded as the RoleDecision method). ``language`` overrides
+    ``settings.language`` (``zh``, ``en`` or ``auto``). ``role_phrases`` are extra agent
+    phrases (e.g. a rubric's greeting). ``hook(step, artefact)`` reports progress: steps
+    ``decode``, ``asr`` (per channel), ``filter``, ``diarization`` (mono with a diarizer),
+    ``roles``, ``transcript``.
+    """
+    settings = settings or load_settings()
+    hook = hook or _no_hook
+    audio = source if isinstance(source, DecodedAudio) else decode_audio(source, SAMPLE_RATE)
+    if audio.sample_rate != SAMPLE_RATE:
+        raise AudioError(audio.path, f"decoded at {audio.sample_rate} Hz, ASR needs {SAMPLE_RATE}")
+    hook("decode", audio)
+    if agent_channel is not None and not 0 <= agent_channel < audio.n_channels:
+        raise AudioError(
+            audio.path,
+            f"agent channel {agent_channel} does not exist "
+            f"(the file has {audio.n_channels} channels, numbered from 0)",
+        )
+
+    model = get_model(settings)
+    language_setting = language or settings.language
+    forced = _whisper_language(language_setting, english_only=is_english_only(model))
+
+    parties = _party_channels(audio)
+    segments: list[AsrSegment] = []
+    dropped: list[dict] = []
+    speech_by_language: dict[str, float] = {}
+    for channel, samples in parties:
+        result = transcribe_channel(model, samples, settings, forced, channel)
+        hook("asr", result)
+        speech_by_language[result.language] = (
+            speech_by_language.get(result.language, 0.0) + result.speech_seconds
+        )
+        kept, gone = filter_segments(result.segments, load_rules())
+        dropped.extend(d.as_record() for d in gone)
+        if result.language == "zh":
+            kept = [_simplified(s) for s in kept]
+        segments.extend(kept)
+    hook("filter", dropped)
+    call_language = forced or max(speech_by_language, key=speech_by_language.get)
+
+    segments.sort(key=lambda s: (s.start, s.channel or 0))
+    if len(parties) > 1:
+        decision = _channel_roles(audio, segments, agent_channel, agent_channel_from, role_phrases)
+        utterances = [
+            _utterance(s, "agent" if s.channel == decision.agent_channel else "customer")
+            for s in segments
+        ]
+    elif diarizer is not None:
+        utterances, decision = _diarized(audio, segments, diarizer, role_phrases, hook)
+    else:
+        utterances = [_utterance(s, "unknown") for s in segments]
+        why = "single-channel audio" if audio.n_channels == 1 else "both channels carry one signal"
+        decision = RoleDecision(
+            method="none", confidence=0.0, detail=f"{why} and no diarizer: speakers unknown"
+        )
+    hook("roles", decision)
+
+    transcript = Transcript(
+        call_id=call_id if call_id is not None else Path(audio.path).stem,
+        language=call_language,
+        duration=audio.duration,
+        utterances=utterances,
+        produced_by=Provenance(
+            asr_model=settings.asr_model,
+            compute_type=settings.compute_type,
+            device=settings.device,
+            vad=settings.vad,
+            language_setting=language_setting,
+            roles=decision,
+            source=audio.path,
+            source_sha256=audio.sha256,
+            asr_engine=f"faster-whisper {_faster_whisper_version()}",
+            confidence_measure=CONFIDENCE_MEASURE,
+            channels=audio.n_channels,
+            codec=audio.codec,
+            source_sample_rate=audio.source_sample_rate,
+            dropped=dropped,
+        ),
+    )
+    hook("transcript", transcript)
+    return transcript
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _whisper_language(setting: str, english_only: bool) -> str | None:
+    """The language to force on Whisper: None lets it detect; an ``.en`` model forces en."""
+    if english_only:
+        return "en"
+    setting = setting.strip().lower()
+    if setting in ("", "auto"):
+        return None
+    from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+    if setting not in _LANGUAGE_CODES:
+        raise ValueError(f"unknown language {setting!r}: use auto, zh, en or a Whisper code")
+    return setting
+
+
+def _party_channels(audio: DecodedAudio) -> list[tuple[int | None, np.ndarray]]:
+    """(channel, samples) per party; duplicated channels count as one mono signal."""
+    if audio.n_channels == 1:
+        return [(None, audio.channels[0])]
+    if audio.n_channels == 2:
+        left, right = audio.channels
+        denom = math.sqrt(float(np.dot(left, left)) * float(np.dot(right, right)))
+        if denom > 0 and float(np.dot(left, right)) / denom >= DUPLICATE_CHANNEL_CORRELATION:
+            return [(None, audio.mono())]
+    return [(i, audio.channels[i]) for i in range(audio.n_channels)]
+
+
+def _simplified(segment: AsrSegment) -> AsrSegment:
+    segment.text = to_simplified(segment.text)
+    for word in segment.words:
+        word.word = to_simplified(word.word)
+    return segment
+
+
+def _utterance(
+    segment: AsrSegment, speaker: str, piece: list[AsrWord] | None = None, **extra: Any
+) -> Utterance:
+    """An utterance from a whole segment, or from ``piece``, a run of its words."""
+    if piece is None:
+        words, text, start, end = segment.words, segment.text, segment.start, segment.end
+    else:
+        words, start, end = piece, piece[0].start, piece[-1].end
+        text = "".join(w.word for w in piece).strip()
+    start = max(start, 0.0)
+    return Utterance(
+        speaker=speaker,
+        start=round(start, 3),
+        end=round(max(end, start), 3),
+        text=text,
+        confidence=round(_confidence(segment, words), 3),
+        words=[
+            Word(
+                word=w.word,
+                start=round(w.start, 3),
+                end=round(max(w.end, w.start), 3),
+                probability=round(w.probability, 3),
+            )
+            for w in words
+        ]
+        or None,
+        channel=segment.channel,
+        **extra,
+    )
+
+
+def _confidence(segment: AsrSegment, words: list[AsrWord]) -> float:
+    if words:
+        return sum(w.probability for w in words) / len(words)
+    return math.exp(min(segment.avg_logprob, 0.0))
+
+
+def _channel_roles(
+    audio: DecodedAudio,
+    segments: list[AsrSegment],
+    agent_channel: int | None,
+    source: str,
+    role_phrases: list[str] | None,
+) -> RoleDecision:
+    if agent_channel is not None:
+        return RoleDecision(
+            method=source,
+            agent_channel=agent_channel,
+            confidence=1.0,
+            detail=f"agent channel {agent_channel} given by the {source}",
+        )
+    turns = {channel: [] for channel in range(audio.n_channels)}
+    for s in segments:
+        turns[s.channel].append(s.text)
+    return decide_agent_channel(turns, role_phrases)
+
+
+def _speaker_at(turns: list[tuple[float, float, str]], start: float, end: float) -> str:
+    """The diarized speaker with the most overlap with [start, end], else the nearest one."""
+    best, best_overlap = None, 0.0
+    for t0, t1, label in turns:
+        overlap = min(end, t1) - max(start, t0)
+        if overlap > best_overlap:
+            best, best_overlap = label, overlap
+    if best is not None:
+        return best
+    middle = (start + end) / 2
+    return min(turns, key=lambda t: min(abs(middle - t[0]), abs(middle - t[1])))[2]
+
+
+def _diarized(
+    audio: DecodedAudio,
+    segments: list[AsrSegment],
+    diarizer: Diarizer,
+    role_phrases: list[str] | None,
+    hook: Hook,
+) -> tuple[list[Utterance], RoleDecision]:
+    turns = sorted(diarizer(audio.mono()))
+    hook("diarization", turns)
+    if not turns:
+        utterances = [_utterance(s, "unknown") for s in segments]
+        return utterances, RoleDecision(
+            method="diarization", confidence=0.0, detail="the diarizer found no speech turns"
+        )
+    # Split each segment where the speaker of its words changes.
+    pieces: list[tuple[str, AsrSegment, list[AsrWord] | None]] = []
+    for s in segments:
+        if not s.words:
+            pieces.append((_speaker_at(turns, s.start, s.end), s, None))
+            continue
+        run: list[AsrWord] = []
+        label = None
+        for w in s.words:
+            who = _speaker_at(turns, w.start, max(w.end, w.start + 1e-3))
+            if run and who != label:
+                pieces.append((label, s, run))
+                run = []
+            run.append(w)
+            label = who
+        pieces.append((label, s, run if len(run) < len(s.words) else None))
+    by_speaker: dict[str, list[str]] = {}
+    for label, s, words in pieces:
+        text = s.text if words is None else "".join(w.word for w in words)
+        by_speaker.setdefault(label, []).append(text)
+    agent, decision = decide_agent_speaker(by_speaker, role_phrases)
+
+    def role(label: str) -> str:
+        if agent is None:
+            return "unknown"
+        return "agent" if label == agent else "customer"
+
+    utterances = [
+        _utterance(s, role(label), words, speaker_label=label) for label, s, words in pieces
+    ]
+    return utterances, decision
+
+
+def _faster_whisper_version() -> str:
+    from importlib.metadata import version
+
+    return version("faster-whisper")

