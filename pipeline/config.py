@@ -40,6 +40,7 @@ class Settings(BaseModel):
     language: str = "auto"  # zh, en or auto
     beam_size: int = Field(default=5, ge=1)
     vad: bool = True
+    diarizer: str = "embedded"  # backend for mono calls: embedded, pyannote
     database_url: str = DEFAULT_DB_URL
     rubric: str | None = None  # rubric id or YAML path; None: by call language
     max_concurrency: int = Field(default=2, ge=1)
@@ -54,6 +55,7 @@ _ENV = {
     "language": "QA_LANGUAGE",
     "beam_size": "QA_BEAM_SIZE",
     "vad": "QA_VAD",
+    "diarizer": "QA_DIARIZER",
     "database_url": "QA_DATABASE_URL",
     "rubric": "QA_RUBRIC",
     "max_concurrency": "QA_MAX_CONCURRENCY",

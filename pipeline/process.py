@@ -52,6 +52,7 @@ class CallProcessor:
         self.settings = settings
         self.hook = hook or (lambda step, artefact: None)
         self._rubrics: dict[Path, Any] = {}
+        self._diarizer = None
 
     # -- shared, expensive things, loaded on first use ------------------------------------
 
@@ -192,12 +193,17 @@ class CallProcessor:
             return transcript
         from pipeline.transcribe import transcribe_call
 
+        if self._diarizer is None:
+            from pipeline.transcribe.diarize import mono_diarizer
+
+            self._diarizer = mono_diarizer(self.settings.diarizer)
         return transcribe_call(
             job.source,
             call_id=job.call_id,
             settings=self.settings,
             agent_channel=job.agent_channel,
             language=job.language,
+            diarizer=self._diarizer,
             hook=self.hook,
         )
 

@@ -26,6 +26,11 @@ from pipeline.cli import CallqaError
     help="Channel of the agent on stereo audio (0 = left); default: decided from the content.",
 )
 @click.option("--call-id", default=None, help="Call id; default: the audio file's stem.")
+@click.option(
+    "--diarizer",
+    default=None,
+    help="Diarization backend for mono audio: embedded (default), pyannote; 'none' to skip.",
+)
 def transcribe(
     audio: Path,
     out: str,
@@ -33,19 +38,26 @@ def transcribe(
     language: str | None,
     agent_channel: int | None,
     call_id: str | None,
+    diarizer: str | None,
 ) -> None:
     """Transcribe AUDIO and tell agent from customer → Transcript JSON."""
     from pipeline.config import load_settings
     from pipeline.transcribe.call import transcribe_call
 
     try:
-        settings = load_settings(asr_model=model, language=language)
+        settings = load_settings(asr_model=model, language=language, diarizer=diarizer)
+        mono = None
+        if settings.diarizer != "none":
+            from pipeline.transcribe.diarize import mono_diarizer
+
+            mono = mono_diarizer(settings.diarizer)
         transcript = transcribe_call(
             audio,
             call_id=call_id,
             settings=settings,
             agent_channel=agent_channel,
             agent_channel_from="option",
+            diarizer=mono,
         )
     except ValueError as exc:  # AudioError, ModelError, RulesError, bad settings
         raise CallqaError(" ".join(str(exc).split())) from None

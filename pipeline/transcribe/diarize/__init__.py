@@ -38,6 +38,28 @@ def get_diarizer(name: str, **params: Any) -> Diarizer:
     return getattr(importlib.import_module(module), attr)(**params)
 
 
+_SHARED: dict[str, Diarizer] = {}
+_SHARED_LOCK = __import__("threading").Lock()
+
+
+def mono_diarizer(name: str = DEFAULT_MONO_BACKEND):
+    """The ``(samples_16k_mono) -> [(start, end, label)]`` callable the ASR stage takes.
+
+    The backend (and its models) is built on the first mono call only, once per process, so a
+    stereo-only batch never loads the speaker encoder.
+    """
+    if name not in BACKENDS:
+        get_diarizer(name)  # raises with the list of valid names
+
+    def diarize(samples):
+        with _SHARED_LOCK:
+            if name not in _SHARED:
+                _SHARED[name] = get_diarizer(name)
+        return _SHARED[name](samples, 16000).as_tuples()
+
+    return diarize
+
+
 def __getattr__(name: str):  # lazy: roles pull no torch
     if name in ("identify_roles", "RoleAssignment", "SignalContribution", "load_agent_phrases"):
         from pipeline.transcribe.diarize import roles
@@ -56,6 +78,7 @@ __all__ = [
     "SignalContribution",
     "Turn",
     "get_diarizer",
+    "mono_diarizer",
     "identify_roles",
     "load_agent_phrases",
     "load_rttm",
