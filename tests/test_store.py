@@ -42,7 +42,20 @@ from pipeline.store import (
 )
 from pipeline.store import models as m
 
-TABLES = {"runs", "calls", "transcripts", "utterances", "results", "item_results", "failures"}
+TABLES = {
+    "runs",
+    "calls",
+    "transcripts",
+    "utterances",
+    "results",
+    "item_results",
+    "failures",
+    # review workflow (migration 0002)
+    "users",
+    "disputes",
+    "review_actions",
+    "call_reviews",
+}
 
 
 # --------------------------------------------------------------------------- builders

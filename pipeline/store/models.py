@@ -18,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -187,3 +188,97 @@ class Failure(Base):
     error: Mapped[str] = mapped_column(Text)
     source: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --------------------------------------------------------------------------- review workflow
+# Human actions never touch the machine rows above: they are append-only audit rows that
+# reference item_results by id; ``call_reviews`` only caches the derived state for the queue.
+
+ROLES = ("admin", "reviewer", "trainer", "agent")
+REVIEW_STATUSES = ("auto", "reviewed", "disputed")
+DISPUTE_STATUSES = ("open", "upheld", "rejected")
+AUDIT_KINDS = ("override", "dispute", "ruling", "confirm")
+
+
+class User(Base):
+    """An account of the review app; ``agent_id`` ties an agent to the calls they may see."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role IN ('admin', 'reviewer', 'trainer', 'agent')", name="role"),)  # fmt: skip
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(255), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))
+    agent_id: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    api_token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Dispute(Base):
+    """An agent's appeal (申诉) against one item verdict, and the reviewer's ruling on it."""
+
+    __tablename__ = "disputes"
+    __table_args__ = (CheckConstraint("status IN ('open', 'upheld', 'rejected')", name="status"),)  # fmt: skip
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_pk: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    item_result_id: Mapped[int] = mapped_column(ForeignKey("item_results.id"), index=True)
+    raised_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    ruled_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    ruling_comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ruled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ReviewAction(Base):
+    """One human action on an item (override, dispute, ruling): who, when, before, after, why."""
+
+    __tablename__ = "review_actions"
+    __table_args__ = (CheckConstraint("kind IN ('override', 'dispute', 'ruling', 'confirm')", name="kind"),)  # fmt: skip
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_pk: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id"))
+    item_result_id: Mapped[int] = mapped_column(ForeignKey("item_results.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    before: Mapped[bool | None] = mapped_column(Boolean)  # item verdict before the action
+    after: Mapped[bool | None] = mapped_column(Boolean)  # ... and after it
+    comment: Mapped[str | None] = mapped_column(Text)
+    dispute_id: Mapped[int | None] = mapped_column(ForeignKey("disputes.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CallReview(Base):
+    """Derived review state of a call (recomputed from the audit rows after each action)."""
+
+    __tablename__ = "call_reviews"
+    __table_args__ = (CheckConstraint("status IN ('auto', 'reviewed', 'disputed')", name="status"),)  # fmt: skip
+
+    call_pk: Mapped[int] = mapped_column(ForeignKey("calls.id"), primary_key=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id"))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    final_total: Mapped[float] = mapped_column(Float)
+    final_max: Mapped[float] = mapped_column(Float)
+    final_auto_fail: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+# Queue indexes on the machine tables (declared here so the models match migration 0002):
+# the default order walks results by priority and joins each to the call that points at it.
+Index("ix_calls_current_result_id", Call.current_result_id)
+Index("ix_calls_started_at", Call.started_at)
+Index(
+    "ix_results_queue",
+    Result.needs_review,
+    Result.auto_fail,
+    Result.risk_score,
+    Result.id,
+)
+Index("ix_item_results_item_id_passed", ItemResult.item_id, ItemResult.passed, ItemResult.result_id)

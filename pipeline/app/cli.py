@@ -1,0 +1,117 @@
+"""``callqa users ...`` (accounts of the review app) and ``callqa serve``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pipeline.cli import CallqaError
+
+ROLE_CHOICE = click.Choice(["admin", "reviewer", "trainer", "agent"])
+db_option = click.option("--db", "db_url", default=None, help="Database URL (default: QA_DATABASE_URL or sqlite:///var/callqa.db).")  # fmt: skip
+
+
+def _reviews(db_url: str | None):
+    from pipeline.store import StoreError, open_store
+    from pipeline.store.review import ReviewStore
+
+    try:
+        return ReviewStore(open_store(db_url))
+    except StoreError as exc:
+        raise CallqaError(str(exc)) from None
+
+
+@click.group()
+def users() -> None:
+    """Accounts of the review app (roles: admin, reviewer, trainer, agent)."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", type=ROLE_CHOICE, required=True)
+@click.option("--agent-id", default=None, help="For agents: the agent_id of their calls.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@db_option
+def users_add(
+    name: str, role: str, agent_id: str | None, password_stdin: bool, db_url: str | None
+) -> None:
+    """Add an account NAME with a password (argon2-hashed)."""
+    from pipeline.store.review import ReviewError
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        raise CallqaError("give the password with --password-stdin")
+    try:
+        user = _reviews(db_url).add_user(name, password, role, agent_id)
+    except ReviewError as exc:
+        raise CallqaError(str(exc)) from None
+    click.echo(
+        f"added {user.username} ({user.role}{', ' + user.agent_id if user.agent_id else ''})"
+    )
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@db_option
+def users_list(as_json: bool, db_url: str | None) -> None:
+    """List accounts."""
+    import json
+
+    rows = _reviews(db_url).list_users()
+    if as_json:
+        click.echo(json.dumps([u.model_dump() for u in rows], ensure_ascii=False, indent=2))
+        return
+    for u in rows:
+        state = "" if u.active else " (inactive)"
+        click.echo(f"{u.username}\t{u.role}\t{u.agent_id or ''}{state}")
+
+
+@users.command("token")
+@click.argument("name")
+@db_option
+def users_token(name: str, db_url: str | None) -> None:
+    """Issue a new API token for NAME (printed once; the previous token stops working)."""
+    from pipeline.store.review import ReviewError
+
+    try:
+        click.echo(_reviews(db_url).issue_token(name))
+    except ReviewError as exc:
+        raise CallqaError(str(exc)) from None
+
+
+@users.command("disable")
+@click.argument("name")
+@db_option
+def users_disable(name: str, db_url: str | None) -> None:
+    """Deactivate NAME (sessions and tokens stop working at once)."""
+    from pipeline.store.review import ReviewError
+
+    try:
+        _reviews(db_url).set_active(name, False)
+    except ReviewError as exc:
+        raise CallqaError(str(exc)) from None
+    click.echo(f"disabled {name}")
+
+
+@click.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--var-dir", default="var", show_default=True, help="Secret key and audio cache.")
+@click.option("--https-only", is_flag=True, help="Mark the session cookie Secure (behind TLS).")
+def serve(db_url: str | None, host: str, port: int, var_dir: str, https_only: bool) -> None:
+    """Run the review web app (``/healthz`` answers 200)."""
+    import uvicorn
+
+    from pipeline.app.main import create_app
+    from pipeline.store import StoreError
+
+    try:
+        app = create_app(db_url, var_dir=var_dir, https_only=https_only)
+    except (StoreError, ValueError) as exc:
+        raise CallqaError(str(exc)) from None
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
