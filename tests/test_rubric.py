@@ -98,7 +98,7 @@ BROKEN = [
     ),
     (
         lambda d: _item(d, 0).update(check={"mandatory": {"phrases": ["a"]}}),
-        "sections[0].items[0].check: unknown operator 'mandatory'; valid: forbidden, required",
+        "sections[0].items[0].check: unknown operator 'mandatory'; valid: all_of, any_of, duration, forbidden",
     ),
     (
         lambda d: _item(d, 0)["check"]["required"].update(

@@ -44,10 +44,10 @@ def _items(verdicts: dict[str, bool | None]) -> list[ItemResult]:
     ("verdicts", "total", "auto_fail", "review"),
     [
         ({}, 100, False, False),
-        ({"greeting": False}, 90, False, False),
-        ({"greeting": False, "farewell": False, "risk_disclosure": False}, 65, False, False),
+        ({"greeting": False}, 92, False, False),
+        ({"greeting": False, "farewell": False, "risk_disclosure": False}, 74, False, False),
         ({"no_forbidden": False}, 0, True, True),  # red line zeroes the form
-        ({"courtesy": None}, 90, False, True),  # undecided: 0 points, needs review
+        ({"courtesy": None}, 95, False, True),  # undecided: 0 points, needs review
     ],
 )
 def test_form_arithmetic(verdicts, total, auto_fail, review) -> None:
@@ -68,7 +68,7 @@ def test_not_applicable_items_leave_max() -> None:
     items = _items({})
     items[0].applicable = False
     result = score_form(CALL, RUBRIC, items, None)
-    assert (result.total, result.max) == (90, 90)
+    assert (result.total, result.max) == (92, 92)
 
 
 def test_high_risk_needs_review_and_provenance() -> None:
@@ -99,7 +99,8 @@ def test_cli_scores_folder_and_reports_broken_file(tmp_path: Path) -> None:
     assert written == ["bank_001_compliant.json", "bank_002_missing_greeting.json"]
     r = Result.load(out / "bank_002_missing_greeting.json")
     assert r.call_id == "bank_002_missing_greeting"  # derived from the file name
-    assert r.language == "zh" and r.total == 85
+    # greeting 8 + job number 4 lost; 分期 / complaint / retention items not applicable
+    assert r.language == "zh" and (r.total, r.max) == (73, 85)
 
 
 def test_cli_single_file_to_stdout() -> None:

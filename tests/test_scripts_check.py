@@ -213,11 +213,13 @@ def test_undecidable_roles_need_review() -> None:
 
 
 def test_text_transcript_scores_like_audio_derived() -> None:
+    """Confident ASR words change nothing: a transcript with word probabilities and utterance
+    confidence scores exactly like the same text without them."""
     rubric = load_rubric("zh_bank_hotline")
     audio = Transcript.load(SAMPLES / "bank_003_forbidden.json")
     for u in audio.utterances:
-        u.confidence = 0.5
-        u.words = [{"word": u.text[:2], "start": u.start, "end": u.start + 0.3, "probability": 0.4}]
+        u.confidence = 0.93
+        u.words = [{"word": u.text[:2], "start": u.start, "end": u.start + 0.3, "probability": 0.9}]
     text = Transcript.load(SAMPLES / "bank_003_forbidden.json")
     dump = lambda t: [i.model_dump() for i in check_items(t, rubric)]  # noqa: E731
     assert dump(audio) == dump(text)
@@ -235,6 +237,6 @@ def test_zh_samples_give_expected_verdicts(call_id: str) -> None:
     transcript = Transcript.load(SAMPLES / f"{call_id}.json")
     result = score_transcript(transcript, rubric, risk_fn=lambda t: None)
     assert result.auto_fail is want.pop("auto_fail")
-    got = {i.id: i.passed for i in result.items}
+    got = {i.id: ("n/a" if not i.applicable else i.passed) for i in result.items}
     assert got == want
     assert all(i.evidence for i in result.items)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pipeline.schema import Result, Risk, Transcript
-from pipeline.scripts_check import Rubric, check_items
+from pipeline.scripts_check import Rubric, check_items, conversation_metrics
 
 RiskFn = Callable[[Transcript], Risk]
 
@@ -30,8 +30,22 @@ def score_transcript(
 
     items = check_items(transcript, rubric)
     fn = risk_fn if risk_fn is not None else default_risk_fn()
-    risk = fn(transcript) if fn is not None else None
+    risk = None
+    if fn is not None:
+        if _takes_metrics(fn):  # assess_risk(transcript, metrics): silences, interruptions
+            risk = fn(transcript, conversation_metrics(transcript, rubric.language))
+        else:
+            risk = fn(transcript)
     return score_form(transcript, rubric, items, risk)
+
+
+def _takes_metrics(fn: Callable) -> bool:
+    import inspect
+
+    try:
+        return "metrics" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 __all__ = ["RiskFn", "default_risk_fn", "score_transcript"]

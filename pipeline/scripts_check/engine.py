@@ -1,27 +1,98 @@
-"""The one engine that runs a rubric's checks over a transcript: item verdicts + evidence."""
+"""The one engine that runs a rubric's checks over a transcript: item verdicts + evidence.
+
+Per item: the ``when`` condition (context-conditional items: not applicable when it does
+not hold), then the check, then the confidence rule: a pass that rests only on
+low-confidence ASR words, or a failed critical item whose deciding words are
+low-confidence, becomes ``passed: null`` with ``needs_review: true``.
+"""
 
 from __future__ import annotations
 
-from pipeline.schema import ItemResult, Transcript
-from pipeline.scripts_check.operators import Context
-from pipeline.scripts_check.rubric import Rubric
+from typing import Any
+
+from pipeline.schema import Evidence, ItemResult, Transcript
+from pipeline.scripts_check.confidence import low_confidence
+from pipeline.scripts_check.conversation import conversation_metrics
+from pipeline.scripts_check.operators import Context, Outcome
+from pipeline.scripts_check.rubric import Item, Rubric
+from pipeline.scripts_check.text import segment_words
 
 ENGINE = "callqa.scripts_check"
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"
+
+
+def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
+    if out.passed is None or not out.support:
+        return out
+    pol = rubric.confidence
+    if out.passed is False and not item.critical:
+        return out
+    support = out.support
+    if out.passed is False:  # critical failure: only the deciding hits / a close near miss
+        support = [
+            e
+            for e in support
+            if not (e.reason or "").startswith("near miss")
+            or (e.similarity or 0) >= pol.near_miss_similarity
+        ]
+    low = low_confidence(
+        ctx.transcript, support, pol.min_word_probability, pol.min_utterance_confidence
+    )
+    if not support or len(low) < len(support):
+        return out  # some deciding evidence is confident
+    conf = ", ".join(f"utterance {e.utterance}: {c:.2f}" for e, c in low)
+    verdict = "pass" if out.passed else "critical failure"
+    reason = f"needs review: {verdict} rests on low-confidence ASR words ({conf}); {out.reason}"
+    lowmap = {id(e): c for e, c in low}
+    evidence = [
+        e.model_copy(update={"asr_confidence": lowmap[id(e)]}) if id(e) in lowmap else e
+        for e in out.evidence
+    ]
+    return Outcome(None, reason, evidence, applicable=True, support=out.support)
+
+
+def _explain_words(ctx: Context, rubric: Rubric, evidence: list[Evidence]) -> None:
+    """Word segmentation of the matched Chinese spans (jieba, rubric phrases as user words)."""
+    if not ctx.language.startswith("zh"):
+        return
+    for e in evidence:
+        span = getattr(e, "span", None)
+        if span and e.matched:
+            e.words = segment_words(span, rubric.phrases())
+
+
+def evaluate_item(ctx: Context, rubric: Rubric, item: Item) -> Outcome:
+    """One item's outcome: condition, check, confidence rule."""
+    if item.when is not None:
+        cond = item.when.evaluate(ctx)
+        if cond.passed is False or not cond.applicable:
+            reason = f"not applicable: condition not met ({cond.reason})"
+            return Outcome(
+                None, reason, cond.evidence or [Evidence(reason=reason)], applicable=False
+            )
+        if cond.passed is None:
+            return Outcome(None, f"condition undecided: {cond.reason}", cond.evidence)
+        out = item.check.evaluate(ctx)
+        out.reason = f"condition met ({cond.reason}); {out.reason}"
+    else:
+        out = item.check.evaluate(ctx)
+    return _confidence_rule(ctx, rubric, item, out)
 
 
 def check_items(transcript: Transcript, rubric: Rubric) -> list[ItemResult]:
     """Evaluate every item of ``rubric`` on ``transcript``, in rubric order.
 
-    Only ``speaker``, ``start``, ``end`` and ``text`` of utterances are used, so a chat or
-    text transcript scores exactly like an audio-derived one. Phrases are compared in the
+    Verdicts use ``speaker``, ``start``, ``end`` and ``text``; word probabilities and
+    utterance confidence only move low-confidence verdicts to review, so a chat or text
+    transcript scores exactly like an audio-derived one. Phrases are compared in the
     rubric's language. ``points`` is what the item earns (its full points when passed,
     0 when failed or undecided); the form applies auto-fail.
     """
     ctx = Context(transcript=transcript, language=rubric.language)
     results: list[ItemResult] = []
     for section, item in rubric.items():
-        outcome = item.check.evaluate(ctx)
+        outcome = evaluate_item(ctx, rubric, item)
+        _explain_words(ctx, rubric, outcome.evidence)
         results.append(
             ItemResult(
                 id=item.id,
@@ -31,11 +102,16 @@ def check_items(transcript: Transcript, rubric: Rubric) -> list[ItemResult]:
                 points=item.points if outcome.passed else 0.0,
                 max_points=item.points,
                 critical=item.critical,
-                needs_review=outcome.passed is None,
+                needs_review=outcome.passed is None and outcome.applicable,
                 applicable=outcome.applicable,
                 reason=outcome.reason,
-                evidence=outcome.evidence,
+                evidence=outcome.evidence or [Evidence(reason=outcome.reason)],
                 check=item.check.op,
             )
         )
     return results
+
+
+def metrics_for(transcript: Transcript, language: str | None = None) -> dict[str, Any]:
+    """:func:`conversation_metrics` (the risk engine's ``metrics``)."""
+    return conversation_metrics(transcript, language)

@@ -58,6 +58,8 @@ class Match:
         changed = [f"{s}→{p}" for op, p, s in self.ops if op in ("changed", "slip")]
         extra = [s for op, _, s in self.ops if op == "extra"]
         joined = [f"{s}→{p}" for op, p, s in self.ops if op in ("split", "merged")]
+        if any(op == "reordered" for op, _, _ in self.ops):
+            parts.append("clauses in another order")
         if missing:
             parts.append("missing " + " ".join(missing))
         if changed:

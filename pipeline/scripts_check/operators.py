@@ -1,18 +1,27 @@
 """Check operators: the vocabulary of rubric checks, one pydantic model + evaluator each.
 
 A rubric item's ``check`` is a mapping with exactly one operator name as key
-(``{required: {...}}``). The loader turns it into a discriminated union over
-:data:`OPERATORS` (tag ``op``); a new operator is a subclass of :class:`Operator`
-decorated with :func:`register`, nothing else changes.
+(``{required: {...}}``). The loader (:mod:`pipeline.scripts_check.checks`) turns it into a
+discriminated union over :data:`OPERATORS` (tag ``op``); a new operator is a subclass of
+:class:`Operator` decorated with :func:`register`, nothing else changes.
+
+This module holds the base classes and the phrase operators (``required``, ``forbidden``,
+``keywords``, ``regex``, ``repeated``); :mod:`.order` has ``order`` / ``response``,
+:mod:`.conversation` the timing operators, :mod:`.checks` ``all_of`` / ``any_of`` / ``not``.
 
 Evaluation gets a :class:`Context` (the transcript, the language, cached normalised
 texts) and returns an :class:`Outcome`: ``passed`` (``None`` when it cannot be decided),
-a reason, and evidence.
+a reason, evidence, and ``support``: the evidence whose words the verdict rests on (the
+engine checks their ASR confidence).
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import (
@@ -30,6 +39,7 @@ from pipeline.scripts_check.match import Match, align, match, upper_bound
 from pipeline.scripts_check.text import NormText, normalise
 
 CheckRole = Literal["agent", "customer", "unknown", "any"]
+_CLAUSE = re.compile(r"[，,、；;。.！!？?\s]+")
 
 OPERATORS: dict[str, type[Operator]] = {}
 
@@ -46,12 +56,16 @@ class Outcome:
     reason: str
     evidence: list[Evidence] = field(default_factory=list)
     applicable: bool = True
+    # evidence the verdict rests on (a required hit, a forbidden hit, a near miss of a
+    # failed required phrase): the engine checks the ASR confidence of these spans
+    support: list[Evidence] = field(default_factory=list)
 
 
 @dataclass
 class Context:
     transcript: Transcript
     language: str
+    cache: dict = field(default_factory=dict)  # per-call memo for operators (metrics, hits)
 
     def norm(self, text: str) -> NormText:
         return normalise(text, self.language)
@@ -115,9 +129,15 @@ class Operator(_Strict):
 
     op: str
     default_min_similarity: ClassVar[float] = 0.8
+    # a YAML body that is not a mapping (a list for all_of) goes into this field
+    body_field: ClassVar[str | None] = None
 
     def evaluate(self, ctx: Context) -> Outcome:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def phrases_used(self) -> list[str]:
+        """Every phrase / keyword of this check (for the segmentation user dictionary)."""
+        return list(getattr(self, "phrases", None) or []) + list(getattr(self, "words", None) or [])
 
 
 def _phrase_list(value: list[str]) -> list[str]:
@@ -160,6 +180,40 @@ class _PhraseCheck(Operator):
                     and (best is None or m.similarity > best[0])
                 ):
                     best = (m.similarity, i, u, phrase, m)
+        return best
+
+    def _clauses(self, ctx: Context, phrase: str) -> list[NormText]:
+        key = ("clauses", phrase)
+        if key not in ctx.cache:
+            parts = [c for c in _CLAUSE.split(phrase) if c.strip()]
+            norms = [ctx.norm(c) for c in parts]
+            ctx.cache[key] = [n for n in norms if len(n)] if len(parts) > 1 else []
+        return ctx.cache[key]
+
+    def _reordered(
+        self, ctx: Context, pairs: list[tuple[int, Utterance]], threshold: float
+    ) -> tuple[float, int, Utterance, str, Match] | None:
+        """A phrase of several clauses said with its clauses in another order (在的亲 for
+        亲，在的): length-weighted mean of the clauses' similarities in one utterance."""
+        best = None
+        for phrase in self.phrases:
+            clauses = self._clauses(ctx, phrase)
+            if not clauses:
+                continue
+            total = sum(len(c) for c in clauses)
+            for i, u in pairs:
+                un = ctx.norm(u.text)
+                bound = sum(len(c) * upper_bound(c, un, ctx.language) for c in clauses) / total
+                if bound < threshold:
+                    continue
+                ms = [align(c, un, ctx.language) for c in clauses]
+                sim = round(
+                    sum(len(c) * m.similarity for c, m in zip(clauses, ms, strict=True)) / total, 4
+                )
+                if sim >= threshold and (best is None or sim > best[0]):
+                    ops = tuple(o for m in ms for o in m.ops) + (("reordered", phrase, ""),)
+                    m = Match(sim, min(m.start for m in ms), max(m.end for m in ms), ops)
+                    best = (sim, i, u, phrase, m)
         return best
 
     def _near(
@@ -212,13 +266,13 @@ class Required(_PhraseCheck):
         if role_undecidable(t, self.role):
             return Outcome(None, f"no {self.role} utterance (roles not told apart)")
         pairs = select(t, self.role, self.within)
-        hit = self._best(ctx, pairs, self.threshold)
+        hit = self._best(ctx, pairs, self.threshold) or self._reordered(ctx, pairs, self.threshold)
         if hit is not None:
             sim, i, u, phrase, m = hit
             ev = evidence(
                 ctx, i, u, phrase, m, f"said at utterance {i} ({sim:.2f} >= {self.threshold:g})"
             )
-            return Outcome(True, ev.reason, [ev])
+            return Outcome(True, ev.reason, [ev], support=[ev])
         return self._failure(ctx, pairs)
 
     def _failure(self, ctx: Context, pairs: list[tuple[int, Utterance]]) -> Outcome:
@@ -230,9 +284,11 @@ class Required(_PhraseCheck):
         evs: list[Evidence] = []
         sim = near[0] if near else 0.0
         reason = f"not said: best similarity {sim:.2f} < {self.threshold:g} in {self.scope()}"
+        support: list[Evidence] = []
         if near is not None:
             _, i, u, phrase, m = near
             evs.append(evidence(ctx, i, u, phrase, m, f"near miss: {m.explain()}"))
+            support.append(evs[-1])
         # Said, but in the wrong place or by the wrong speaker? Say so (it guides review).
         looked = {i for i, _ in pairs}
         outside = [
@@ -256,7 +312,7 @@ class Required(_PhraseCheck):
                 reason += f"; {why}"
         if not evs:
             evs.append(Evidence(reason=reason))
-        return Outcome(False, reason, evs)
+        return Outcome(False, reason, evs, support=support)
 
 
 @register
@@ -264,14 +320,18 @@ class Forbidden(_PhraseCheck):
     """Passes when none of ``phrases`` was said by ``role`` within the window.
 
     Stricter than ``required`` by default (min_similarity 0.9: for a phrase of three
-    characters only a homophone is tolerated; two characters must be exact). Matching is
-    literal, with no negation analysis: "我不是不知道" still contains 不知道. Polite forms that
-    contain a forbidden phrase ("不知道您现在方便吗", "i don't know if") are listed in
+    characters only a homophone is tolerated; two characters must be exact). Polite forms
+    that contain a forbidden phrase ("不知道您现在方便吗", "i don't know if") are listed in
     ``exclude``: a hit whose span lies inside a matched exclusion is not counted (it is
-    kept as evidence with the reason)."""
+    kept as evidence with the reason). The engine's own context rules (defaults.yaml: a
+    negation right before the hit, a polite continuation right after it) apply too unless
+    ``context_exclusions: false``."""
 
     op: Literal["forbidden"] = "forbidden"
     exclude: list[str] = Field(default_factory=list)
+    # engine defaults (defaults.yaml): a negated hit (我不是说不可能) or a polite form
+    # (不知道您现在方便吗, i don't know if) is not counted; false: literal matching only
+    context_exclusions: bool = True
     default_min_similarity: ClassVar[float] = 0.9
 
     _check_exclude = field_validator("exclude")(_phrase_list)
@@ -298,12 +358,16 @@ class Forbidden(_PhraseCheck):
                 continue
             phrase, m = best
             why = self._excused_by(ctx, un, m)
+            if not why and self.context_exclusions:
+                why = _polite_context(ctx, u, phrase, m)
             if why:
-                excused.append(evidence(ctx, i, u, phrase, m, f"not counted: inside {why!r}"))
+                excused.append(evidence(ctx, i, u, phrase, m, f"not counted: {why}"))
             else:
                 hits.append(evidence(ctx, i, u, phrase, m, f"forbidden phrase {phrase!r} said"))
         if hits:
-            return Outcome(False, f"forbidden phrase said {len(hits)} time(s)", hits + excused)
+            return Outcome(
+                False, f"forbidden phrase said {len(hits)} time(s)", hits + excused, support=hits
+            )
         reason = f"none of {len(self.phrases)} forbidden phrases in {len(pairs)} {self.scope()}"
         return Outcome(True, reason, [Evidence(reason=reason), *excused])
 
@@ -315,5 +379,225 @@ class Forbidden(_PhraseCheck):
                 and m.similarity >= self.threshold
                 and (m.start <= hit.start and hit.end <= m.end)
             ):
-                return phrase
+                return f"inside {phrase!r}"
         return None
+
+
+# --------------------------------------------------------------------------- polite contexts
+
+
+@lru_cache(maxsize=1)
+def context_rules() -> dict:
+    """Engine defaults (``defaults.yaml``): negation / polite contexts of forbidden phrases."""
+    import yaml
+
+    path = Path(__file__).with_name("defaults.yaml")
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _polite_context(ctx: Context, utt: Utterance, phrase: str, hit: Match) -> str | None:
+    """Why a forbidden hit is not a forbidden use (negated, or part of a polite form), or None."""
+    rules = context_rules()["forbidden_context"].get(ctx.language[:2], {})
+    un = ctx.norm(utt.text)
+    # compared by sound codes, so the context survives homophone ASR errors too
+    before, after = un.codes[: hit.start], un.codes[hit.end :]
+    a, b = un.original_span(hit.start, hit.end)
+    if ctx.language.startswith("zh") and utt.text[b : b + 1] in "，,。.！!？?；;":
+        after = ""  # a polite continuation must follow without a pause
+    for neg in rules.get("negated_before", []):
+        code = ctx.norm(neg).codes
+        if code and before.endswith(code):
+            return f"negated ({neg}…)"
+    key = ctx.norm(phrase).codes
+    for p, follows in rules.get("polite_after", {}).items():
+        if ctx.norm(p).codes != key:
+            continue
+        for f in follows:
+            code = ctx.norm(f).codes
+            if code and after.startswith(code):
+                return f"polite form ({phrase}{f}…)"
+    return None
+
+
+# --------------------------------------------------------------------------- keywords
+
+
+@register
+class Keywords(Operator):
+    """A keyword set: ``match: any`` (default), ``all``, ``none``, or ``at_least: N`` of
+    ``words`` said by ``role`` within the window. Words are matched like phrases
+    (similarity >= min_similarity, default 0.9: a homophone in a word of three or more
+    characters is tolerated, shorter words must be exact)."""
+
+    op: Literal["keywords"] = "keywords"
+    role: CheckRole = "agent"
+    words: list[str] = Field(min_length=1)
+    match: Literal["any", "all", "none"] = "any"
+    at_least: PositiveInt | None = None
+    within: Within | None = None
+    min_similarity: float | None = Field(default=None, ge=0, le=1)
+    default_min_similarity: ClassVar[float] = 0.9
+
+    _check_words = field_validator("words")(_phrase_list)
+
+    @model_validator(mode="after")
+    def _counts(self) -> Keywords:
+        if self.at_least is not None:
+            if self.match != "any":
+                raise ValueError("at_least goes with match: any (the default)")
+            if self.at_least > len(self.words):
+                raise ValueError(f"at_least {self.at_least} > {len(self.words)} words")
+        return self
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        if role_undecidable(ctx.transcript, self.role):
+            return Outcome(None, f"no {self.role} utterance (roles not told apart)")
+        pairs = select(ctx.transcript, self.role, self.within)
+        threshold = self.min_similarity if self.min_similarity is not None else 0.9
+        found: dict[str, Evidence] = {}
+        for word in self.words:
+            w = ctx.norm(word)
+            for i, u in pairs:
+                m = match(w, ctx.norm(u.text), ctx.language, threshold)
+                if m is not None and m.similarity >= threshold:
+                    found[word] = evidence(ctx, i, u, word, m, f"keyword {word!r} said")
+                    break
+        n, total = len(found), len(self.words)
+        need = {"any": self.at_least or 1, "all": total, "none": 0}[self.match]
+        if self.match == "none":
+            passed = n == 0
+            reason = f"{n} of {total} keywords said (none allowed)"
+        else:
+            passed = n >= need
+            reason = f"{n} of {total} keywords said (need {need})"
+        missing = [w for w in self.words if w not in found]
+        if missing and self.match != "none":
+            reason += f"; not said: {', '.join(missing[:5])}"
+        evs = list(found.values()) or [Evidence(reason=reason)]
+        support = list(found.values()) if passed != (self.match == "none") else []
+        return Outcome(passed, reason, evs, support=support)
+
+
+# --------------------------------------------------------------------------- regex
+
+
+def _compile(pattern: str) -> re.Pattern:
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+
+
+@register
+class Regex(Operator):
+    """A regular expression over the utterance text (NFKC: full-width folded, case-insensitive).
+    ``present: true`` (default) passes when it matches in some utterance, ``false`` when in
+    none; a match that lies inside a match of an ``exclude`` pattern does not count."""
+
+    op: Literal["regex"] = "regex"
+    role: CheckRole = "agent"
+    pattern: str = Field(min_length=1)
+    exclude: list[str] = Field(default_factory=list)
+    present: bool = True
+    within: Within | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _valid(cls, v: str) -> str:
+        _compile(v)
+        return v
+
+    @field_validator("exclude")
+    @classmethod
+    def _valid_exclude(cls, v: list[str]) -> list[str]:
+        for p in v:
+            _compile(p)
+        return v
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        if role_undecidable(ctx.transcript, self.role):
+            return Outcome(None, f"no {self.role} utterance (roles not told apart)")
+        rx = _compile(self.pattern)
+        excl = [_compile(p) for p in self.exclude]
+        hits: list[Evidence] = []
+        excused: list[Evidence] = []
+        for i, u in select(ctx.transcript, self.role, self.within):
+            text = unicodedata.normalize("NFKC", u.text)
+            for m in rx.finditer(text):
+                ex = next(
+                    (
+                        e.pattern
+                        for e in excl
+                        for x in e.finditer(text)
+                        if x.start() <= m.start() and m.end() <= x.end()
+                    ),
+                    None,
+                )
+                ev = Evidence(
+                    utterance=i,
+                    start=u.start,
+                    end=u.end,
+                    text=u.text,
+                    matched=m.group(0),
+                    similarity=1.0,
+                    speaker=u.speaker,
+                    span=m.group(0),
+                    span_chars=[m.start(), m.end()],
+                    reason=f"not counted: inside exclusion {ex!r}" if ex else f"/{self.pattern}/",
+                )
+                (excused if ex else hits).append(ev)
+        n = len(hits)
+        passed = (n > 0) == self.present
+        reason = f"/{self.pattern}/ matched {n} time(s)" + (
+            "" if self.present else " (must not match)"
+        )
+        evs = hits + excused or [Evidence(reason=reason)]
+        return Outcome(passed, reason, evs, support=hits)
+
+
+# --------------------------------------------------------------------------- repetition
+
+
+@register
+class Repeated(_PhraseCheck):
+    """Passes when one of ``phrases`` was said in at least ``min_count`` utterances (e.g. the
+    agent confirms the amount twice). Wrap in ``not`` to penalise repeating a phrase."""
+
+    op: Literal["repeated"] = "repeated"
+    min_count: int = Field(default=2, ge=1)
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        if role_undecidable(ctx.transcript, self.role):
+            return Outcome(None, f"no {self.role} utterance (roles not told apart)")
+        hits = phrase_hits(
+            ctx, self.phrases, select(ctx.transcript, self.role, self.within), self.threshold
+        )
+        evs = [evidence(ctx, i, u, p, m, f"said at utterance {i}") for i, u, p, m in hits]
+        n = len(hits)
+        reason = f"said in {n} utterance(s) of {self.scope()} (need {self.min_count})"
+        passed = n >= self.min_count
+        return Outcome(
+            passed, reason, evs or [Evidence(reason=reason)], support=evs if passed else []
+        )
+
+
+def phrase_hits(
+    ctx: Context, phrases: list[str], pairs: list[tuple[int, Utterance]], threshold: float
+) -> list[tuple[int, Utterance, str, Match]]:
+    """Every utterance in ``pairs`` that says one of ``phrases``: (index, utt, phrase, best match)."""
+    out = []
+    norms = [(p, ctx.norm(p)) for p in phrases]
+    for i, u in pairs:
+        un = ctx.norm(u.text)
+        best = None
+        for phrase, pn in norms:
+            m = match(pn, un, ctx.language, threshold)
+            if (
+                m is not None
+                and m.similarity >= threshold
+                and (best is None or m.similarity > best[1].similarity)
+            ):
+                best = (phrase, m)
+        if best is not None:
+            out.append((i, u, best[0], best[1]))
+    return out

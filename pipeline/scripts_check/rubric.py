@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -18,10 +18,10 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
-    field_validator,
 )
 
-from pipeline.scripts_check.operators import OPERATORS, Operator
+from pipeline.scripts_check.checks import Check
+from pipeline.scripts_check.operators import Operator
 from pipeline.scripts_check.text import normalise
 
 _ID = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
@@ -43,29 +43,6 @@ class RubricError(ValueError):
         return [f"{self.path}: {loc + ': ' if loc else ''}{why}" for loc, why in self.problems]
 
 
-def _tag_check(value: Any) -> Any:
-    """``{required: {...}}`` → ``{"op": "required", ...}`` for the discriminated union."""
-    valid = ", ".join(sorted(OPERATORS))
-    if not isinstance(value, dict):
-        raise ValueError(f"must be a mapping with one operator ({valid})")
-    if len(value) != 1:
-        got = ", ".join(map(str, value)) or "none"
-        raise ValueError(f"needs exactly one operator, got {len(value)} ({got}); valid: {valid}")
-    ((name, body),) = value.items()
-    if name not in OPERATORS:
-        raise ValueError(f"unknown operator {name!r}; valid: {valid}")
-    body = {} if body is None else body
-    if not isinstance(body, dict):
-        raise ValueError(f"{name}: must be a mapping of settings")
-    if "op" in body:
-        raise ValueError(f"{name}: unknown key 'op'")
-    return {**body, "op": name}
-
-
-# Discriminated union over the registered operators (tag "op", taken from the YAML key).
-Check = Annotated[Union[tuple(OPERATORS.values())], Field(discriminator="op")]  # noqa: UP007
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -77,8 +54,9 @@ class Item(_Strict):
     critical: bool = False
     description: str | None = None
     check: Check
-
-    _tag = field_validator("check", mode="before")(_tag_check)
+    # context-conditional item: evaluated only when this check passes; otherwise
+    # passed: null, applicable: false, left out of the maximum
+    when: Check | None = None
 
     @property
     def operator(self) -> Operator:
@@ -96,16 +74,33 @@ class Section(_Strict):
         return sum(i.points for i in self.items)
 
 
+class ConfidencePolicy(_Strict):
+    """When a verdict rests on low-confidence ASR words it goes to a human (passed: null)."""
+
+    min_word_probability: float = Field(default=0.5, ge=0, le=1)
+    min_utterance_confidence: float = Field(default=0.5, ge=0, le=1)
+    near_miss_similarity: float = Field(default=0.5, ge=0, le=1)
+
+
+def default_confidence() -> ConfidencePolicy:
+    """Engine defaults (defaults.yaml ``confidence``)."""
+    from pipeline.scripts_check.operators import context_rules
+
+    return ConfidencePolicy.model_validate(context_rules().get("confidence", {}))
+
+
 class Rubric(_Strict):
     id: str = Field(pattern=_ID)
     version: int | str
     language: Literal["zh", "en"]
     title: str = Field(min_length=1)
     description: str | None = None
+    confidence: ConfidencePolicy = Field(default_factory=default_confidence)
     sections: list[Section] = Field(min_length=1)
 
     _sha256: str | None = PrivateAttr(default=None)
     _path: str | None = PrivateAttr(default=None)
+    _phrases: list[str] | None = PrivateAttr(default=None)
 
     @property
     def sha256(self) -> str | None:
@@ -123,11 +118,32 @@ class Rubric(_Strict):
     def items(self) -> list[tuple[Section, Item]]:
         return [(s, i) for s in self.sections for i in s.items]
 
+    def phrases(self) -> list[str]:
+        """Every phrase and keyword of the rubric (the segmentation user dictionary)."""
+        if self._phrases is not None:
+            return self._phrases
+        out = []
+        for _, item in self.items():
+            out += item.check.phrases_used()
+            if item.when is not None:
+                out += item.when.phrases_used()
+        self._phrases = list(dict.fromkeys(out))
+        return self._phrases
+
 
 def _where(loc: tuple) -> str:
+    """``('sections', 0, 'items', 1, 'check', 'all_of', 'checks', 0, 'required', 'phrases')``
+    → ``sections[0].items[1].check.all_of[0].required.phrases`` (the path in the YAML)."""
     out = ""
+    prev = None
     for part in loc:
+        if (prev in ("all_of", "any_of") and part == "checks") or (
+            prev == "not" and part == "check"
+        ):
+            prev = part
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        prev = part
     return out
 
 
@@ -160,16 +176,44 @@ def _semantic_problems(rubric: Rubric) -> list[tuple[str, str]]:
                     (f"{here}.id", f"duplicate item id {item.id!r} (first at {items[item.id]})")
                 )
             items.setdefault(item.id, here)
-            check = item.check
-            for key in ("phrases", "exclude"):
-                for k, phrase in enumerate(getattr(check, key, None) or []):
-                    if not len(normalise(phrase, rubric.language)):
-                        found.append(
-                            (
-                                f"{here}.check.{check.op}.{key}[{k}]",
-                                f"phrase {phrase!r} is empty once punctuation is removed",
-                            )
-                        )
+            for key, op in (("check", item.check), ("when", item.when)):
+                if op is not None:
+                    found += _phrase_problems(f"{here}.{key}", op, rubric.language)
+    return found
+
+
+def _walk(path: str, op: Operator):
+    """(YAML path, operator) of ``op`` and of every operator nested inside it."""
+    yield f"{path}.{op.op}", op
+    for name in ("checks", "check"):
+        sub = getattr(op, name, None)
+        if isinstance(sub, list):
+            for k, c in enumerate(sub):
+                yield from _walk(f"{path}.{op.op}[{k}]", c)
+        elif isinstance(sub, Operator):
+            yield from _walk(f"{path}.{op.op}", sub)
+    for name in ("first", "then", "trigger"):
+        ev = getattr(op, name, None)
+        if ev is not None and hasattr(ev, "phrases"):
+            for k, phrase in enumerate(ev.phrases):
+                yield f"{path}.{op.op}.{name}.phrases[{k}]", phrase
+
+
+def _phrase_problems(path: str, op: Operator, language: str) -> list[tuple[str, str]]:
+    found = []
+    for where, node in _walk(path, op):
+        pairs = (
+            [(where, node)]
+            if isinstance(node, str)
+            else [
+                (f"{where}.{key}[{k}]", phrase)
+                for key in ("phrases", "exclude", "words", "hold_phrases")
+                for k, phrase in enumerate(getattr(node, key, None) or [])
+            ]
+        )
+        for loc, phrase in pairs:
+            if not len(normalise(phrase, language)):
+                found.append((loc, f"phrase {phrase!r} is empty once punctuation is removed"))
     return found
 
 

@@ -120,13 +120,50 @@ def zh_sound_code(ch: str) -> str:
 # --------------------------------------------------------------------------- Chinese
 
 
+# A Chinese numeral with a unit (十二, 一百二十三, 两千零五): written as digits like its Arabic
+# form (12 → 一二). It must hold a digit and not start with 百/千/万 (千万, 万一, 十分 stay).
+_ZH_NUMERAL = re.compile(
+    r"[零一二三四五六七八九两]*十[零一二三四五六七八九]?|"
+    r"[一二三四五六七八九两]+[百千万亿][零一二三四五六七八九两十百千万亿]*"
+)
+
+
+def _numeral_digits(numeral: str) -> str | None:
+    """``十二`` → ``12`` (cn2an), or None when it is not a number on its own."""
+    if not any(c in "零一二三四五六七八九两" for c in numeral):
+        return None
+    try:
+        import cn2an
+
+        value = cn2an.cn2an(numeral, "normal")
+    except Exception:  # noqa: BLE001 - cn2an raises bare ValueError/KeyError on non-numbers
+        return None
+    return str(int(value)) if float(value).is_integer() else None
+
+
+def _expand_numerals(text: str) -> list[tuple[str, int, int]]:
+    """(piece, start, end) over ``text``: numerals with units replaced by their digits, each
+    digit keeping the whole numeral's span; every other character as itself."""
+    out: list[tuple[str, int, int]] = []
+    pos = 0
+    for m in _ZH_NUMERAL.finditer(text) if any(c in text for c in "十百千万亿") else ():
+        digits = _numeral_digits(m.group(0))
+        if digits is None:
+            continue
+        out += [(text[k], k, k + 1) for k in range(pos, m.start())]
+        out += [(d, m.start(), m.end()) for d in digits]
+        pos = m.end()
+    out += [(text[k], k, k + 1) for k in range(pos, len(text))]
+    return out
+
+
 @lru_cache(maxsize=200_000)
 def normalise_zh(text: str) -> NormText:
     # Filler words are blanked (same length) so offsets stay valid.
     blanked = _ZH_FILLER_WORD.sub(lambda m: " " * len(m.group(0)), text)
     units: list[str] = []
     spans: list[tuple[int, int]] = []
-    for i, raw in enumerate(blanked):
+    for raw, a, b in _expand_numerals(blanked):
         for ch in unicodedata.normalize("NFKC", raw).lower():
             if ch in _ZH_FILLER_CHARS:
                 continue
@@ -138,7 +175,7 @@ def normalise_zh(text: str) -> NormText:
             elif not ch.isalnum():
                 continue  # punctuation, symbols, spaces
             units.append(ch)
-            spans.append((i, i + 1))
+            spans.append((a, b))
     codes = "".join(zh_sound_code(u) for u in units)
     return NormText(text, tuple(units), codes, tuple(spans))
 
@@ -162,18 +199,57 @@ _CONTRACTIONS = {
 }
 _SUFFIXES = (("n't", " not"), ("'re", " are"), ("'ve", " have"), ("'ll", " will"), ("'d", " would"))
 _IS_WORDS = frozenset(
-    ["it", "that", "what", "there", "here", "he", "she", "who", "where", "how", "when", "why", "this", "everything", "something"]
+    [
+        "it",
+        "that",
+        "what",
+        "there",
+        "here",
+        "he",
+        "she",
+        "who",
+        "where",
+        "how",
+        "when",
+        "why",
+        "this",
+        "everything",
+        "something",
+    ]
 )
 _FILLERS_EN = frozenset(["um", "uh", "uhm", "umm", "er", "erm", "ah", "hmm", "mm", "mhm"])
 _UNITS = {
     w: i
     for i, w in enumerate(
-        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+        ]
     )
 }
 _TENS = {
     w: 10 * i
-    for i, w in enumerate(["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"], 2)
+    for i, w in enumerate(
+        ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"], 2
+    )
 }
 _WORD = re.compile(r"[0-9a-z'’]+", re.IGNORECASE)
 
@@ -223,3 +299,41 @@ def normalise_en(text: str) -> NormText:
 def normalise(text: str, language: Language) -> NormText:
     """Normalised units of ``text``; Chinese rules for ``zh``, English rules otherwise."""
     return normalise_zh(text) if language.startswith("zh") else normalise_en(text)
+
+
+# --------------------------------------------------------------------------- segmentation
+
+_ADDED: set[str] = set()
+
+
+@lru_cache(maxsize=1)
+def _jieba():
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    tok = jieba.Tokenizer()
+    tok.initialize()
+    return tok
+
+
+def _tokenizer(user_words: tuple[str, ...]):
+    """The process's jieba tokenizer (loaded once) with the rubric's phrases and keywords
+    (their punctuation-free pieces) added as user words, so a scripted phrase segments as
+    one unit."""
+    tok = _jieba()
+    for phrase in user_words:
+        if phrase in _ADDED:
+            continue
+        _ADDED.add(phrase)
+        for piece in re.split(r"[\s，,。.、！!？?；;：:]+", phrase):
+            if len(piece) >= 2 and all(is_cjk(c) for c in piece):
+                tok.add_word(piece, freq=2000)
+    return tok
+
+
+def segment_words(text: str, user_words: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Chinese word segmentation (jieba) of ``text``, punctuation and spaces dropped."""
+    tok = _tokenizer(tuple(user_words))
+    return [w for w in tok.lcut(text) if w.strip() and any(c.isalnum() for c in w)]

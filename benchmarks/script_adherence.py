@@ -1,0 +1,408 @@
+"""Script adherence: per-item precision / recall / F1 at 0, 10 and 20 % simulated ASR noise,
+and the end-to-end time of ``callqa score FOLDER --rubric R --out DIR`` on the whole set.
+
+The labelled set is synthesised (fixed seed) from templates of Chinese e-commerce and bank
+customer-service dialogues: many paraphrases of greetings, "anything else" questions and
+closings, scripted phrases embedded in longer agent sentences, forbidden phrases and
+near-miss negatives (不知道您…, 我不是说不可能, 还有一件事…). Labels come from the generator,
+never from the engine. Paraphrase pools are larger than the rubric's phrase lists, as in real
+calls. (NTCIR STC-3 and JDDC are held out for the product owner's check: not used here.)
+
+Noise is applied to the agent's Chinese characters: at rate p a character becomes a homophone
+(same tone-less pinyin, 60 %), a near-homophone (zh/z, ch/c, sh/s, n/l, -ng/-n, 25 %) or is
+deleted (15 %).
+
+    .venv/bin/python benchmarks/script_adherence.py [--n 1500] [--seed 7] [--risk] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from functools import lru_cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+RUBRIC_YAML = """\
+# Benchmark rubric, DESIGN.md minimal format, written the way a QA team would.
+id: bench_cs
+version: 1
+language: zh
+title: 客服会话质检（基准）
+sections:
+  - id: opening
+    title: 开场
+    items:
+      - id: greeting
+        title: 标准问候语
+        points: 25
+        check:
+          required:
+            role: agent
+            phrases: ["您好，很高兴为您服务", "您好，欢迎光临", "亲，在的", "您好，请问有什么可以帮您",
+                      "欢迎致电", "您好，我是客服"]
+            within: {first_turns: 2}
+            min_similarity: 0.8
+  - id: closing
+    title: 结束
+    items:
+      - id: anything_else
+        title: 询问是否还有其他需要
+        points: 25
+        check:
+          required:
+            role: agent
+            phrases: ["请问还有其他可以帮您的吗", "还有什么问题吗", "请问还有别的需要吗",
+                      "还有其他问题需要咨询吗", "请问还有什么可以帮您的吗",
+                      "请问您还有其他问题吗"]
+            within: {last_turns: 4}
+            min_similarity: 0.8
+      - id: closing
+        title: 结束语
+        points: 25
+        check:
+          required:
+            role: agent
+            phrases: ["感谢您的来电，祝您生活愉快", "感谢您的支持，祝您生活愉快", "祝您生活愉快，再见",
+                      "感谢您的耐心，再见", "再见"]
+            within: {last_turns: 2}
+            min_similarity: 0.8
+  - id: attitude
+    title: 服务禁用语
+    items:
+      - id: no_forbidden
+        title: 未使用服务禁用语
+        points: 25
+        critical: true
+        check:
+          forbidden:
+            role: agent
+            phrases: ["不知道", "不清楚", "这不归我管", "这是规定", "你自己看着办", "不可能"]
+            min_similarity: 0.8
+"""
+
+SHOPS = ["小米官方旗舰店", "京东自营", "华为商城", "优衣库旗舰店", "三只松鼠", "美的官方店"]
+BANKS = ["华信银行信用卡中心", "招商银行客服中心", "建设银行", "平安银行"]
+GREET = [
+    "您好，很高兴为您服务",
+    "您好，很高兴为您服务，请问有什么可以帮您？",
+    "亲，在的，请问有什么可以帮您",
+    "您好，欢迎光临{shop}，请问有什么可以帮您",
+    "亲，您好，欢迎光临{shop}",
+    "在的亲，有什么问题您说",
+    "您好，欢迎致电{bank}，工号{num}，很高兴为您服务",
+    "您好，我是客服小{name}，很高兴为您服务",
+    "您好呀，很高兴为您服务，请问您遇到了什么问题",
+    "您好，请问有什么可以帮您",
+    "亲，在的哦，很高兴为您服务",
+    "您好，{bank}，工号{num}，请问有什么可以帮您",
+]
+NO_GREET = ["喂？说吧。", "订单号发一下。", "什么事？", "嗯，你说。", "请讲。", "有事吗？"]
+ASK = [
+    "请问还有其他可以帮您的吗？",
+    "还有什么问题吗？",
+    "请问还有别的需要吗？",
+    "亲，还有其他问题需要咨询吗？",
+    "那请问您还有其他问题吗？",
+    "好的，请问还有什么可以帮您的吗？",
+    "这边已经给您处理好了，请问还有其他可以帮您的吗？",
+    "亲亲还有什么问题吗",
+    "请问还有别的需要帮忙的吗？",
+]
+NO_ASK = [
+    "还有一件事需要跟您确认一下，收货地址没有变吧？",
+    "您稍后留意一下短信通知。",
+    "我这边已经给您备注了。",
+    "其他的订单都已经发货了。",
+    "您再看一下有没有收到退款。",
+]
+CLOSE = [
+    "感谢您的来电，祝您生活愉快，再见！",
+    "感谢您的支持，祝您生活愉快！",
+    "好的，祝您生活愉快，再见。",
+    "感谢您的耐心，再见。",
+    "那不打扰您了，再见。",
+    "感谢您对{shop}的支持，祝您生活愉快，再见",
+    "好的亲，感谢您的支持，祝您生活愉快哦",
+    "感谢来电，再见。",
+]
+NO_CLOSE = ["好的。", "嗯嗯，那就这样。", "行，您等通知吧。", "好的，我这边会跟进的。"]
+FORBID = [
+    "这个我也不知道，您去问物流吧。",
+    "这个我不清楚，您自己看一下。",
+    "这不归我管，您找售后。",
+    "这是规定，我们也没办法。",
+    "你自己看着办吧。",
+    "退全款是不可能的。",
+    "这个我真的不知道怎么处理。",
+    "不清楚，系统上没显示。",
+]
+NEAR_MISS = [
+    "不知道您现在方便提供一下订单号吗？",
+    "我不是说不可能，只是需要一点时间。",
+    "不知道您对这个方案满意吗？",
+    "如果有不清楚的地方，您可以随时联系我们。",
+    "我们知道您着急，已经在加急处理了。",
+    "这边清楚地看到您的订单已经签收了。",
+    "规定的时效是七个工作日，我帮您催一下。",
+    "您看着方便的时候回复我就可以。",
+]
+CUSTOMER_Q = [
+    "我的快递三天了还没到，怎么回事？",
+    "我想申请退款，订单号是{order}。",
+    "你好，这个衣服尺码不合适能换吗？",
+    "我的信用卡账单有一笔{amount}元的消费不是我刷的。",
+    "我想把这期账单分十二期。",
+    "发票怎么开？",
+    "这个耳机左边没声音了。",
+    "我上周买的东西降价了，能补差价吗？",
+]
+AGENT_BODY = [
+    "好的，麻烦您提供一下订单号，我这边帮您查询。",
+    "我这边看到您的订单已经在派送中了，预计明天送达。",
+    "非常抱歉给您带来不便，我马上帮您申请换货。",
+    "这笔消费我已经帮您登记了，会在七个工作日内给您回复。",
+    "分期手续费一经收取不予退还，您确认要办理吗？",
+    "请您稍等，我帮您查询一下。",
+    "已经帮您提交了退款申请，款项会在{days}个工作日内原路退回。",
+    "您可以在订单详情页点击申请开票。",
+    "这个商品支持七天无理由退换，您放心。",
+    "已经给您备注了优先处理，{amount}元会退到您的账户。",
+]
+CUSTOMER_MID = [
+    "好的。",
+    "嗯，那要多久？",
+    "行吧。",
+    "订单号是{order}。",
+    "可以，谢谢。",
+    "那你快点处理。",
+    "明白了。",
+]
+CUSTOMER_END = ["没有了，谢谢。", "没了。", "好的，谢谢你。", "暂时没有了。"]
+NAMES = "张王李赵刘陈杨黄周吴"
+
+
+def _fill(s: str, rng: random.Random) -> str:
+    return s.format(
+        shop=rng.choice(SHOPS),
+        bank=rng.choice(BANKS),
+        name=rng.choice(NAMES),
+        num=rng.choice(["三八二七", "1086", "二零四五", "5521"]),
+        order=str(rng.randint(10**9, 10**10)),
+        amount=rng.choice(["三百", "1299", "八十八", "450"]),
+        days=rng.choice(["三到五", "7", "十"]),
+    )
+
+
+def synth_dialogue(k: int, rng: random.Random) -> tuple[dict, dict[str, bool]]:
+    """One labelled dialogue: transcript JSON and the truth per item (True = said)."""
+    lab = {
+        "greeting": rng.random() < 0.6,
+        "anything_else": rng.random() < 0.6,
+        "closing": rng.random() < 0.6,
+        "forbidden": rng.random() < 0.3,
+    }
+    turns: list[tuple[str, str]] = []
+    f = lambda pool: _fill(rng.choice(pool), rng)  # noqa: E731
+    first = f(GREET) if lab["greeting"] else f(NO_GREET)
+    if rng.random() < 0.3:  # customer speaks first in chats ("在吗")
+        turns.append(("customer", rng.choice(["在吗？", "你好", "有人吗"])))
+    turns.append(("agent", first))
+    turns.append(("customer", f(CUSTOMER_Q)))
+    body = [f(AGENT_BODY) for _ in range(rng.randint(1, 4))]
+    if rng.random() < 0.5:
+        body.insert(rng.randrange(len(body) + 1), f(NEAR_MISS))
+    if lab["forbidden"]:
+        body.insert(rng.randrange(len(body) + 1), f(FORBID))
+    for b in body:
+        turns.append(("agent", b))
+        turns.append(("customer", f(CUSTOMER_MID)))
+    if lab["anything_else"]:
+        turns.append(("agent", f(ASK)))
+        turns.append(("customer", f(CUSTOMER_END)))
+    elif rng.random() < 0.5:
+        turns.append(("agent", f(NO_ASK)))
+        turns.append(("customer", "好的。"))
+    turns.append(("agent", f(CLOSE) if lab["closing"] else f(NO_CLOSE)))
+    utts, t = [], 0.0
+    for spk, text in turns:
+        d = max(1.0, len(text) / 4.0)
+        utts.append({"speaker": spk, "start": round(t, 2), "end": round(t + d, 2), "text": text})
+        t += d + rng.uniform(0.3, 1.5)
+    return {"call_id": f"cs{k:05d}", "language": "zh", "utterances": utts}, lab
+
+
+# --------------------------------------------------------------------------- noise
+
+
+@lru_cache(maxsize=1)
+def _sound_tables() -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, str]]:
+    """Common characters (GB2312 level 1) by tone-less pinyin and by folded pinyin."""
+    from pypinyin import Style, lazy_pinyin
+
+    from pipeline.scripts_check.text import fold_syllable
+
+    chars = []
+    for hi in range(0xB0, 0xD8):
+        for lo in range(0xA1, 0xFF):
+            with contextlib.suppress(UnicodeDecodeError):
+                chars.append(bytes([hi, lo]).decode("gb2312"))
+    by_py: dict[str, list[str]] = {}
+    by_fold: dict[str, list[str]] = {}
+    py_of: dict[str, str] = {}
+    for c in chars:
+        py = lazy_pinyin(c, style=Style.NORMAL)[0]
+        py_of[c] = py
+        by_py.setdefault(py, []).append(c)
+        by_fold.setdefault(fold_syllable(py), []).append(c)
+    return by_py, by_fold, py_of
+
+
+def add_noise(text: str, rate: float, rng: random.Random) -> str:
+    """Homophone (60 %) / near-homophone (25 %) substitutions and deletions (15 %) of the
+    Chinese characters of ``text`` at ``rate``."""
+    if rate <= 0:
+        return text
+    from pypinyin import Style, lazy_pinyin
+
+    from pipeline.scripts_check.text import fold_syllable, is_cjk
+
+    by_py, by_fold, py_of = _sound_tables()
+    out = []
+    for c in text:
+        if not is_cjk(c) or rng.random() >= rate:
+            out.append(c)
+            continue
+        r = rng.random()
+        py = py_of.get(c) or lazy_pinyin(c, style=Style.NORMAL)[0]
+        if r < 0.60:
+            pool = [x for x in by_py.get(py, []) if x != c]
+        elif r < 0.85:
+            pool = [x for x in by_fold.get(fold_syllable(py), []) if py_of[x] != py]
+            pool = pool or [x for x in by_py.get(py, []) if x != c]
+        else:
+            continue  # deleted
+        out.append(rng.choice(pool) if pool else c)
+    return "".join(out)
+
+
+def noisy(transcript: dict, rate: float, rng: random.Random) -> dict:
+    t = json.loads(json.dumps(transcript))
+    for u in t["utterances"]:
+        if u["speaker"] == "agent":
+            u["text"] = add_noise(u["text"], rate, rng)
+    return t
+
+
+def build_set(n: int, seed: int) -> list[tuple[dict, dict[str, bool]]]:
+    rng = random.Random(seed)
+    return [synth_dialogue(k, rng) for k in range(n)]
+
+
+# --------------------------------------------------------------------------- scoring
+
+ITEMS = {
+    "greeting": ("greeting", True),
+    "anything_else": ("anything_else", True),
+    "closing": ("closing", True),
+    "forbidden": ("no_forbidden", False),
+}
+
+
+def prf(pairs: list[tuple[bool, bool]]) -> tuple[float, float, float]:
+    tp = sum(1 for t, p in pairs if t and p)
+    fp = sum(1 for t, p in pairs if not t and p)
+    fn = sum(1 for t, p in pairs if t and not p)
+    p = tp / (tp + fp) if tp + fp else 1.0
+    r = tp / (tp + fn) if tp + fn else 1.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return p, r, f
+
+
+def score_folder(folder: Path, rubric: Path, out: Path, risk: bool) -> float:
+    """Run the real CLI (process start to finish); wall seconds."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "score",
+        str(folder),
+        "--rubric",
+        str(rubric),
+        "--out",
+        str(out),
+    ] + ([] if risk else ["--no-risk"])
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        last = proc.stderr.strip().splitlines()[-1:] or ["?"]
+        raise RuntimeError(f"callqa score failed after {wall:.1f} s: {last[0]}")
+    return wall
+
+
+def evaluate(labelled, out: Path) -> dict[str, tuple[float, float, float]]:
+    pairs: dict[str, list[tuple[bool, bool]]] = {k: [] for k in ITEMS}
+    for t, lab in labelled:
+        res = json.loads((out / f"{t['call_id']}.json").read_text(encoding="utf-8"))
+        by_id = {i["id"]: i["passed"] for i in res["items"]}
+        for name, (item, detected_when) in ITEMS.items():
+            pairs[name].append((lab[name], by_id[item] is detected_when))
+    return {k: prf(v) for k, v in pairs.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1500)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--noise", type=float, nargs="*", default=[0.0, 0.1, 0.2])
+    ap.add_argument("--risk", action="store_true", help="also time the run with complaint risk on")
+    ap.add_argument("--out", type=Path, default=None, help="keep the data here (default: temp)")
+    args = ap.parse_args()
+
+    work = args.out or Path(tempfile.mkdtemp(prefix="callqa-sa-"))
+    work.mkdir(parents=True, exist_ok=True)
+    rubric = work / "bench_cs.yaml"
+    rubric.write_text(RUBRIC_YAML, encoding="utf-8")
+    clean = build_set(args.n, args.seed)
+    print(f"{args.n} synthetic dialogues (seed {args.seed}); rubric {rubric}")
+    print(
+        f"{'noise':>5}  {'item':<14} {'P':>6} {'R':>6} {'F1':>6}   wall (callqa score, --no-risk)"
+    )
+    for rate in args.noise:
+        rng = random.Random(args.seed * 1000 + int(rate * 100))
+        data = [(noisy(t, rate, rng), lab) for t, lab in clean]
+        folder, out = work / f"in_{int(rate * 100)}", work / f"out_{int(rate * 100)}"
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+        folder.mkdir()
+        for t, _ in data:
+            (folder / f"{t['call_id']}.json").write_text(json.dumps(t, ensure_ascii=False), "utf-8")
+        wall = score_folder(folder, rubric, out, risk=False)
+        for k, (p, r, f) in evaluate(data, out).items():
+            print(f"{rate:>5.0%}  {k:<14} {p:6.3f} {r:6.3f} {f:6.3f}")
+        print(f"{rate:>5.0%}  scored {len(data)} transcripts in {wall:.1f} s end to end")
+        if args.risk and rate == args.noise[0]:
+            out_r = work / "out_risk"
+            shutil.rmtree(out_r, ignore_errors=True)
+            try:
+                wall_r = score_folder(folder, rubric, out_r, risk=True)
+                print(
+                    f"{rate:>5.0%}  with complaint risk: {len(data)} transcripts in {wall_r:.1f} s"
+                )
+            except RuntimeError as exc:
+                print(f"{rate:>5.0%}  with complaint risk: {exc}")
+    if args.out is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
