@@ -1,0 +1,335 @@
+"""KPI report for managers: scores per agent, team and day, script adherence, risk, reviews.
+
+>>> report = build_report(open_store(url), Period.parse("2026-11-01", "2026-11-30"))
+>>> write_report(report, "out/", by="team")
+
+Every figure is computed with pandas from the store's current results (the same rows as
+``callqa calls``): ``mean_score_pct`` is the mean over calls of ``100 * total / max``.
+``final_*`` figures apply reviewers' verdicts (``pipeline.store.review``) where there are
+any; ``overturn_rate`` is overturned / reviewed items of reviewed calls, as the review app's
+calibration page counts it (n/a without review data).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from pipeline import __version__
+from pipeline.reports.data import Period, calls_frame, has_review_tables, items_frame
+from pipeline.reports.render import render
+from pipeline.store import Store
+
+ENGINE = "pipeline.reports.kpi"
+RISK_LEVELS = ("low", "medium", "high")
+BY = ("agent", "team", "day")
+By = Literal["agent", "team", "day"]
+NONE_LABEL = "(none)"
+
+FILES = {
+    "html": "report.html",
+    "agents": "agents.csv",
+    "teams": "teams.csv",
+    "items": "items.csv",
+    "daily": "daily.csv",
+    "calls": "calls.csv",
+    "xlsx": "report.xlsx",
+    "summary": "summary.json",
+}
+
+
+@dataclass
+class Report:
+    """The KPI tables of one period (pandas frames) and the overall figures."""
+
+    period: Period
+    review_data: bool
+    summary: dict[str, Any]
+    agents: pd.DataFrame
+    teams: pd.DataFrame
+    items: pd.DataFrame
+    daily: pd.DataFrame
+    calls: pd.DataFrame
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def empty(self) -> bool:
+        return self.calls.empty
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _per_call(calls: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+    """Calls with the item-derived flags the group figures need."""
+    applicable = items[items["applicable"]]
+    failed = applicable["final_passed"].map(lambda v: v is False)
+    machine_failed = applicable["machine_passed"].map(lambda v: v is False)
+    by_call = pd.DataFrame(
+        {
+            "failed_items": machine_failed.groupby(applicable["call_id"]).sum(),
+            "final_failed_items": failed.groupby(applicable["call_id"]).sum(),
+            "reviewed_items": items["reviewed"].groupby(items["call_id"]).sum(),
+            "overturned_items": items["overturned"].groupby(items["call_id"]).sum(),
+        }
+    )
+    out = calls.merge(by_call, how="left", left_on="call_id", right_index=True)
+    for col in by_call.columns:
+        out[col] = out[col].fillna(0).astype(int)
+    out["has_error"] = out["failed_items"] > 0
+    out["reviewed"] = out["review_status"].eq("reviewed")
+    return out
+
+
+def _group_figures(df: pd.DataFrame) -> pd.Series:
+    n = len(df)
+    risk = df["risk_level"].value_counts()
+    reviewed_items = int(df["reviewed_items"].sum())
+    overturned = int(df["overturned_items"].sum())
+    return pd.Series(
+        {
+            "calls": n,
+            "mean_score_pct": df["score_pct"].mean(),
+            "median_score_pct": df["score_pct"].median(),
+            "min_score_pct": df["score_pct"].min(),
+            "final_mean_score_pct": df["final_score_pct"].mean(),
+            "auto_fail": int(df["auto_fail"].sum()),
+            "auto_fail_rate": df["auto_fail"].mean() if n else float("nan"),
+            "needs_review": int(df["needs_review"].sum()),
+            "needs_review_rate": df["needs_review"].mean() if n else float("nan"),
+            "error_rate": df["has_error"].mean() if n else float("nan"),
+            **{f"risk_{lvl}": int(risk.get(lvl, 0)) for lvl in RISK_LEVELS},
+            "risk_none": int(df["risk_level"].isna().sum()),
+            "mean_risk": df["risk"].mean(),
+            "reviewed_calls": int(df["reviewed"].sum()),
+            "reviewed_items": reviewed_items,
+            "overturned_items": overturned,
+            "overturn_rate": overturned / reviewed_items if reviewed_items else float("nan"),
+        },
+        dtype=object,  # keeps counts int in the CSVs
+    )
+
+
+def _by(calls: pd.DataFrame, key: str) -> pd.DataFrame:
+    if calls.empty:
+        return pd.DataFrame(columns=[key, *_group_figures(calls).index])
+    grouped = calls.assign(**{key: calls[key].fillna(NONE_LABEL)}).groupby(key, sort=True)
+    return grouped[list(calls.columns)].apply(_group_figures).reset_index().infer_objects()
+
+
+def agent_table(calls: pd.DataFrame) -> pd.DataFrame:
+    """One row per agent_id; name and team as on the agent's latest call."""
+    table = _by(calls, "agent_id")
+    latest = (
+        calls.assign(agent_id=calls["agent_id"].fillna(NONE_LABEL))
+        .sort_values(["started_at", "call_id"], na_position="first")
+        .groupby("agent_id")[["agent_name", "team"]]
+        .agg(lambda s: s.dropna().iloc[-1] if s.notna().any() else None)
+    )
+    table = table.merge(latest, how="left", left_on="agent_id", right_index=True)
+    first = ["agent_id", "agent_name", "team"]
+    days = calls.groupby(calls["agent_id"].fillna(NONE_LABEL))["day"].agg(["min", "max"])
+    table["first_day"] = table["agent_id"].map(days["min"]) if not days.empty else None
+    table["last_day"] = table["agent_id"].map(days["max"]) if not days.empty else None
+    return table[first + [c for c in table.columns if c not in first]]
+
+
+def item_table(items: pd.DataFrame) -> pd.DataFrame:
+    """Script adherence per rubric item: machine and final pass rates, review overturns."""
+    cols = [
+        "rubric_id",
+        "item_id",
+        "section",
+        "title",
+        "critical",
+        "calls",
+        "applicable",
+        "passed",
+        "failed",
+        "undecided",
+        "pass_rate",
+        "final_passed",
+        "final_failed",
+        "final_pass_rate",
+        "needs_review",
+        "reviewed",
+        "overturned",
+        "overturn_rate",
+    ]
+    if items.empty:
+        return pd.DataFrame(columns=cols)
+
+    def figures(df: pd.DataFrame) -> pd.Series:
+        app = df[df["applicable"]]
+        passed = int(app["machine_passed"].map(lambda v: v is True).sum())
+        failed = int(app["machine_passed"].map(lambda v: v is False).sum())
+        f_passed = int(app["final_passed"].map(lambda v: v is True).sum())
+        f_failed = int(app["final_passed"].map(lambda v: v is False).sum())
+        reviewed = int(df["reviewed"].sum())
+        overturned = int(df["overturned"].sum())
+        nan = float("nan")
+        return pd.Series(
+            {
+                "section": df["section"].iloc[0],
+                "title": df["title"].dropna().iloc[0] if df["title"].notna().any() else None,
+                "critical": bool(df["critical"].any()),
+                "calls": df["call_id"].nunique(),
+                "applicable": len(app),
+                "passed": passed,
+                "failed": failed,
+                "undecided": len(app) - passed - failed,
+                "pass_rate": passed / (passed + failed) if passed + failed else nan,
+                "final_passed": f_passed,
+                "final_failed": f_failed,
+                "final_pass_rate": f_passed / (f_passed + f_failed) if f_passed + f_failed else nan,
+                "needs_review": int(df["needs_review"].sum()),
+                "reviewed": reviewed,
+                "overturned": overturned,
+                "overturn_rate": overturned / reviewed if reviewed else nan,
+            },
+            dtype=object,
+        )
+
+    groups = items.groupby(["rubric_id", "item_id"])
+    table = groups[list(items.columns)].apply(figures).assign(_pos=groups["position"].min())
+    table = table.reset_index().infer_objects().sort_values(["rubric_id", "_pos", "item_id"])
+    return table[cols].reset_index(drop=True)
+
+
+def build_report(store: Store, period: Period = Period()) -> Report:
+    """KPI tables of the scored calls whose ``started_at`` day lies in ``period``."""
+    calls = calls_frame(store, period)
+    items = items_frame(store, period)
+    per_call = _per_call(calls, items)
+    summary = _group_figures(per_call).to_dict() if not calls.empty else {"calls": 0}
+    summary = {k: _plain(v) for k, v in summary.items()}
+    summary.update(
+        period=period.describe(),
+        since=period.since.isoformat() if period.since else None,
+        until=period.until.isoformat() if period.until else None,
+        agents=int(calls["agent_id"].nunique()),
+        teams=int(calls["team"].nunique()),
+        first_day=_plain(calls["day"].min()) if not calls.empty else None,
+        last_day=_plain(calls["day"].max()) if not calls.empty else None,
+        review_data=has_review_tables(store),
+        rubrics=sorted(calls["rubric_id"].dropna().unique().tolist()),
+    )
+    daily = _by(per_call[per_call["day"].notna()], "day")
+    return Report(
+        period=period,
+        review_data=summary["review_data"],
+        summary=summary,
+        agents=agent_table(per_call),
+        teams=_by(per_call, "team"),
+        items=item_table(items),
+        daily=daily,
+        calls=per_call,
+    )
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able scalars (NaN → None)."""
+    if value is None:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+# --------------------------------------------------------------------------- output
+
+
+def write_report(report: Report, out_dir: str | Path, by: By = "agent") -> dict[str, Path]:
+    """Write report.html (with chart PNGs), the CSVs, report.xlsx and summary.json."""
+    if by not in BY:
+        raise ValueError(f"unknown breakdown {by!r}; valid: {', '.join(BY)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {k: out / v for k, v in FILES.items()}
+    calls_cols = [
+        "call_id",
+        "agent_id",
+        "agent_name",
+        "team",
+        "started_at",
+        "day",
+        "rubric_id",
+        "total",
+        "max",
+        "score_pct",
+        "auto_fail",
+        "needs_review",
+        "risk",
+        "risk_level",
+        "failed_items",
+        "review_status",
+        "final_total",
+        "final_score_pct",
+        "final_auto_fail",
+        "overturned_items",
+    ]
+    tables = {
+        "agents": report.agents,
+        "teams": report.teams,
+        "items": report.items,
+        "daily": report.daily,
+        "calls": report.calls[calls_cols],
+    }
+    for name, table in tables.items():
+        table.to_csv(paths[name], index=False)
+    _write_xlsx(report, tables, paths["xlsx"])
+    paths["summary"].write_text(
+        json.dumps(
+            {**report.summary, "created_at": report.created_at, "produced_by": _produced_by()},
+            ensure_ascii=False,
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    from pipeline.reports.charts import draw_charts
+
+    charts = draw_charts(report, by, out / "charts")
+    breakdown = {"agent": report.agents, "team": report.teams, "day": report.daily}[by]
+    html = render(
+        "report.html",
+        report=report,
+        s=report.summary,
+        by=by,
+        breakdown=breakdown,
+        charts={k: p.relative_to(out).as_posix() for k, p in charts.items()},
+        files={k: p.name for k, p in paths.items() if k != "html"},
+        produced_by=_produced_by(),
+    )
+    paths["html"].write_text(html, encoding="utf-8")
+    paths.update({f"chart_{k}": p for k, p in charts.items()})
+    return paths
+
+
+def _produced_by() -> dict[str, str]:
+    return {"engine": ENGINE, "pipeline_version": __version__}
+
+
+def _write_xlsx(report: Report, tables: dict[str, pd.DataFrame], path: Path) -> None:
+    summary = pd.DataFrame(
+        [(k, ", ".join(v) if isinstance(v, list) else v) for k, v in report.summary.items()],
+        columns=["figure", "value"],
+    )
+    with pd.ExcelWriter(path, engine="openpyxl") as xl:
+        summary.to_excel(xl, sheet_name="Summary", index=False)
+        for name, table in tables.items():
+            table.to_excel(xl, sheet_name=name.capitalize(), index=False)
+        for sheet in xl.book.worksheets:
+            sheet.freeze_panes = "A2"
+            for column in sheet.columns:
+                width = max(len(str(c.value)) if c.value is not None else 0 for c in column)
+                sheet.column_dimensions[column[0].column_letter].width = min(max(width, 8), 40)
+                for c in column[1:]:
+                    if isinstance(c.value, float):
+                        c.number_format = "0.00"
