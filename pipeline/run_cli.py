@@ -34,6 +34,7 @@ def run(
     """Transcribe, check and score every call of ARCHIVE into the inspection store."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
 
     from pipeline.archive import ArchiveError, discover
@@ -51,10 +52,15 @@ def run(
     except ArchiveError as exc:
         raise CallqaError(str(exc)) from None
 
+    if dask_address and workers:
+        raise CallqaError("give either --dask-address or --workers, not both")
     from flows.nightly import build_flow
 
-    flow = build_flow(
-        max_concurrency=settings.max_concurrency, dask_address=dask_address, workers=workers
-    )
+    try:
+        flow = build_flow(
+            max_concurrency=settings.max_concurrency, dask_address=dask_address, workers=workers
+        )
+    except RuntimeError as exc:  # prefect-dask missing
+        raise CallqaError(str(exc)) from None
     summary = flow(archive=archive, settings=settings)
     click.echo(summary.model_dump_json(indent=2) if as_json else summary.render())

@@ -49,7 +49,7 @@ def sample_run(tmp_path_factory):
 
     db_url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'callqa.db'}"
     settings = load_settings(database_url=db_url)
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=180):
         summary = build_flow(max_concurrency=2)(archive=str(ARCHIVE), settings=settings)
     return db_url, summary
 
