@@ -204,6 +204,7 @@ class CallProcessor:
             agent_channel=job.agent_channel,
             language=job.language,
             diarizer=self._diarizer,
+            agent_id=job.agent_id,
             hook=self.hook,
         )
 

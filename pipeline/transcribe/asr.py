@@ -8,6 +8,7 @@ fetched from a hub at run time), so it works only when it is already in the loca
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,8 +76,44 @@ def resolve_model(name: str) -> str:
     return name
 
 
-_MODELS: dict[tuple[str, str, str, int], WhisperModel] = {}
+_MODELS: dict[tuple[str, str, str, int, int], WhisperModel] = {}
 _LOCK = threading.Lock()
+
+# Cores this process may use for ASR. A Dask worker sharing a machine with others is given
+# its share in this variable (``flows.nightly`` sets it for local clusters; see docs/deploy.md).
+CORES_ENV = "CALLQA_CORES"
+
+
+def available_cores() -> int:
+    """CPU cores this process may use: ``$CALLQA_CORES``, else the CPU affinity mask."""
+    raw = os.environ.get(CORES_ENV, "").strip()
+    if raw:
+        try:
+            return max(1, int(raw))
+        except ValueError:
+            raise ModelError(f"{CORES_ENV}={raw!r}: not a whole number of cores") from None
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def cpu_plan(settings: Settings) -> tuple[int, int]:
+    """(threads per decoding stream, parallel streams) for CTranslate2 on CPU.
+
+    Small Whisper models scale poorly with intra-op threads, so by default every core runs
+    its own stream (``cpu_threads`` = 1, ``num_workers`` = cores): channels and calls
+    transcribed from several Python threads then really run in parallel. ``cpu_threads``
+    set in the settings trades streams for threads per stream.
+    """
+    cores = available_cores()
+    threads = min(settings.cpu_threads or 1, cores)
+    return threads, max(1, cores // threads)
+
+
+def asr_parallelism(settings: Settings) -> int:
+    """How many transcriptions this process's model runs at once (its CTranslate2 workers)."""
+    return 1 if settings.device != "cpu" else cpu_plan(settings)[1]
 
 
 def get_model(settings: Settings | None = None) -> WhisperModel:
@@ -85,7 +122,8 @@ def get_model(settings: Settings | None = None) -> WhisperModel:
 
     settings = settings or Settings()
     resolved = resolve_model(settings.asr_model)
-    key = (resolved, settings.device, settings.compute_type, settings.cpu_threads)
+    threads, streams = cpu_plan(settings) if settings.device == "cpu" else (settings.cpu_threads, 1)
+    key = (resolved, settings.device, settings.compute_type, threads, streams)
     with _LOCK:
         model = _MODELS.get(key)
         if model is None:
@@ -94,7 +132,8 @@ def get_model(settings: Settings | None = None) -> WhisperModel:
                     resolved,
                     device=settings.device,
                     compute_type=settings.compute_type,
-                    cpu_threads=settings.cpu_threads,
+                    cpu_threads=threads,
+                    num_workers=streams,
                     local_files_only=True,
                 )
             except Exception as exc:  # hub lookup, ctranslate2 and OS errors alike

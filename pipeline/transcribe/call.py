@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,12 +26,14 @@ from pipeline.schema import Provenance, RoleDecision, Transcript, Utterance, Wor
 from pipeline.transcribe.asr import (
     AsrSegment,
     AsrWord,
+    ChannelResult,
+    asr_parallelism,
     get_model,
     is_english_only,
     transcribe_channel,
 )
 from pipeline.transcribe.hallucination import filter_segments, load_rules
-from pipeline.transcribe.roles import decide_agent_channel, decide_agent_speaker
+from pipeline.transcribe.roles import decide_agent_channel
 from pipeline.transcribe.text import to_simplified
 
 SAMPLE_RATE = 16000  # what Whisper and the Silero VAD take
@@ -57,6 +60,7 @@ def transcribe_call(
     diarizer: Diarizer | None = None,
     hook: Hook | None = None,
     agent_channel_from: Literal["manifest", "option"] = "manifest",
+    agent_id: str | None = None,
 ) -> Transcript:
     """Transcribe one recording into a :class:`~pipeline.schema.Transcript`.
 
@@ -65,7 +69,8 @@ def transcribe_call(
     ``settings.language`` (``zh``, ``en`` or ``auto``). ``role_phrases`` are extra agent
     phrases (e.g. a rubric's greeting). ``hook(step, artefact)`` reports progress: steps
     ``decode``, ``asr`` (per channel), ``filter``, ``diarization`` (mono with a diarizer),
-    ``roles``, ``transcript``.
+    ``roles``, ``transcript``. ``agent_id`` (the manifest's) selects the enrolled voiceprint
+    that diarized mono calls are compared with.
     """
     settings = settings or load_settings()
     hook = hook or _no_hook
@@ -88,8 +93,7 @@ def transcribe_call(
     segments: list[AsrSegment] = []
     dropped: list[dict] = []
     speech_by_language: dict[str, float] = {}
-    for channel, samples in parties:
-        result = transcribe_channel(model, samples, settings, forced, channel)
+    for result in _transcribe_parties(model, parties, settings, forced):
         hook("asr", result)
         speech_by_language[result.language] = (
             speech_by_language.get(result.language, 0.0) + result.speech_seconds
@@ -110,7 +114,7 @@ def transcribe_call(
             for s in segments
         ]
     elif diarizer is not None:
-        utterances, decision = _diarized(audio, segments, diarizer, role_phrases, hook)
+        utterances, decision = _diarized(audio, segments, diarizer, agent_id, hook)
     else:
         utterances = [_utterance(s, "unknown") for s in segments]
         why = "single-channel audio" if audio.n_channels == 1 else "both channels carry one signal"
@@ -172,6 +176,24 @@ def _party_channels(audio: DecodedAudio) -> list[tuple[int | None, np.ndarray]]:
         if denom > 0 and float(np.dot(left, right)) / denom >= DUPLICATE_CHANNEL_CORRELATION:
             return [(None, audio.mono())]
     return [(i, audio.channels[i]) for i in range(audio.n_channels)]
+
+
+def _transcribe_parties(
+    model, parties: list[tuple[int | None, np.ndarray]], settings: Settings, language: str | None
+) -> list[ChannelResult]:
+    """ASR of every party channel, concurrently when the model runs several streams.
+
+    Each channel is decoded exactly as it would be alone (same options, same threads per
+    stream), so the result does not depend on the concurrency, only the wall time does.
+    """
+    streams = min(len(parties), asr_parallelism(settings))
+    if streams <= 1:
+        return [transcribe_channel(model, x, settings, language, c) for c, x in parties]
+    with ThreadPoolExecutor(max_workers=streams, thread_name_prefix="asr-channel") as pool:
+        futures = [
+            pool.submit(transcribe_channel, model, x, settings, language, c) for c, x in parties
+        ]
+        return [f.result() for f in futures]
 
 
 def _simplified(segment: AsrSegment) -> AsrSegment:
@@ -255,10 +277,11 @@ def _diarized(
     audio: DecodedAudio,
     segments: list[AsrSegment],
     diarizer: Diarizer,
-    role_phrases: list[str] | None,
+    agent_id: str | None,
     hook: Hook,
 ) -> tuple[list[Utterance], RoleDecision]:
-    turns = sorted(diarizer(audio.mono()))
+    diarized = diarizer(audio.mono())
+    turns = sorted(diarized)
     hook("diarization", turns)
     if not turns:
         utterances = [_utterance(s, "unknown") for s in segments]
@@ -281,21 +304,40 @@ def _diarized(
             run.append(w)
             label = who
         pieces.append((label, s, run if len(run) < len(s.words) else None))
-    by_speaker: dict[str, list[str]] = {}
-    for label, s, words in pieces:
-        text = s.text if words is None else "".join(w.word for w in words)
-        by_speaker.setdefault(label, []).append(text)
-    agent, decision = decide_agent_speaker(by_speaker, role_phrases)
-
-    def role(label: str) -> str:
-        if agent is None:
-            return "unknown"
-        return "agent" if label == agent else "customer"
-
+    roles, decision = _diarized_roles(turns, pieces, diarized, agent_id)
     utterances = [
-        _utterance(s, role(label), words, speaker_label=label) for label, s, words in pieces
+        _utterance(s, roles.get(label, "unknown"), words, speaker_label=label)
+        for label, s, words in pieces
     ]
     return utterances, decision
+
+
+def _diarized_roles(turns, pieces, diarized, agent_id: str | None):
+    """Agent/customer per speaker label from agent phrases, voiceprints and who spoke first.
+
+    Below the identification threshold every role is ``unknown``: the call goes to review
+    rather than being scored against the wrong speaker.
+    """
+    from pipeline.transcribe.diarize import Turn
+    from pipeline.transcribe.diarize.roles import identify_roles
+    from pipeline.transcribe.diarize.voiceprints import load_voiceprints
+
+    texts = []
+    for _label, s, words in pieces:
+        if words is None:
+            texts.append((s.start, s.end, s.text))
+        else:
+            texts.append((words[0].start, words[-1].end, "".join(w.word for w in words)))
+    assignment = identify_roles(
+        [Turn(start=a, end=b, speaker=label) for a, b, label in turns],
+        texts,
+        voiceprints=load_voiceprints() or None,
+        manifest_agent_id=agent_id,
+        speaker_embeddings=getattr(diarized, "embeddings", None),
+    )
+    decision = assignment.to_role_decision()
+    decision.agent_speaker = assignment.agent_speaker
+    return assignment.roles, decision
 
 
 def _faster_whisper_version() -> str:

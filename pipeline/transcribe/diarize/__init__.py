@@ -55,9 +55,18 @@ def mono_diarizer(name: str = DEFAULT_MONO_BACKEND):
         with _SHARED_LOCK:
             if name not in _SHARED:
                 _SHARED[name] = get_diarizer(name)
-        return _SHARED[name](samples, 16000).as_tuples()
+        result = _SHARED[name](samples, 16000)
+        turns = _Turns(result.as_tuples())
+        turns.embeddings = result.embeddings  # for voiceprint-based role identification
+        return turns
 
     return diarize
+
+
+class _Turns(list):
+    """``(start, end, label)`` turns that also carry each speaker's mean embedding."""
+
+    embeddings: dict | None = None
 
 
 def __getattr__(name: str):  # lazy: roles pull no torch
