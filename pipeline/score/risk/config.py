@@ -1,0 +1,173 @@
+"""Risk configuration (``rubrics/risk/model.yaml``) and versioned calibrations (``models/risk``).
+
+The configuration holds the utterance scorer per language, the signal files, the weights of the
+call-level logistic combination and the ``level`` thresholds. A calibration (Platt: a, b) is a
+separate versioned file written by ``callqa train risk``, so a stored score names the
+calibration version that produced it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline.config import MODELS_DIR, PROJECT_ROOT, RUBRICS_DIR
+from pipeline.schema import ContractError
+from pipeline.score.risk.scorers import ScorerSpec
+
+DEFAULT_CONFIG = RUBRICS_DIR / "risk" / "model.yaml"
+CALIBRATION_DIR = MODELS_DIR / "risk"
+_CAL_NAME = re.compile(r"^calibration-v(\d+)\.yaml$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ConversationParams(_Strict):
+    ending_turns: int = Field(default=2, ge=1)  # customer turns that make "the ending"
+    evidence_negativity: float = Field(default=0.75, ge=0, le=1)
+    repeat_similarity: float = Field(default=0.6, gt=0, le=1)
+    repeat_min_chars: int = Field(default=6, ge=1)
+    long_silence_s: float = Field(default=10.0, gt=0)
+    trend_evidence: float = Field(default=0.25, ge=0)
+    max_evidence: int = Field(default=8, ge=1)
+
+
+class Weights(_Strict):
+    """Logit weights of the call-level features (DESIGN: one calibrated score)."""
+
+    bias: float
+    neg_mean: float
+    neg_max: float
+    neg_end: float
+    trend: float
+    repetition: float
+    unanswered: float
+    ends_with_customer: float
+    customer_turns: float
+    long_silence: float
+    interruption: float
+
+
+class Levels(_Strict):
+    medium: float = Field(ge=0, le=1)
+    high: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Levels:
+        if self.medium >= self.high:
+            raise ValueError(f"medium ({self.medium}) must be below high ({self.high})")
+        return self
+
+    def level(self, score: float) -> str:
+        return "high" if score >= self.high else "medium" if score >= self.medium else "low"
+
+
+class RiskConfig(_Strict):
+    id: str
+    version: int | str
+    scorers: dict[str, ScorerSpec]
+    signals: dict[str, str]
+    conversation: ConversationParams = Field(default_factory=ConversationParams)
+    weights: Weights
+    caps: dict[str, float] = Field(default_factory=dict)  # |sum of signal weights| per kind
+    feature_caps: dict[str, float] = Field(default_factory=dict)  # counts per feature
+    levels: Levels
+    calibration: str = "latest"  # or "v3", or a path
+
+    @model_validator(mode="after")
+    def _languages(self) -> RiskConfig:
+        missing = set(self.scorers) ^ set(self.signals)
+        if missing:
+            raise ValueError(
+                f"scorers and signals must cover the same languages; differ on {sorted(missing)}"
+            )
+        return self
+
+    def signals_path(self, language: str) -> Path:
+        p = Path(self.signals[language])
+        return p if p.is_absolute() else PROJECT_ROOT / p
+
+
+class Calibration(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    version: int = Field(ge=0)
+    a: float = 1.0
+    b: float = 0.0
+    fitted_on: str = "uncalibrated"
+    created: str | None = None
+    n: int | None = None
+    positives: int | None = None
+    brier: float | None = None
+
+
+def _validate(cls, path: Path, data: object):
+    if not isinstance(data, dict):
+        raise ContractError(path, "expected a mapping at the top level")
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ContractError(path, f"{where}: {first['msg']}") from None
+
+
+def _read_yaml(path: Path) -> object:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ContractError(path, "file not found") from None
+    except yaml.YAMLError as exc:
+        raise ContractError(path, f"not valid YAML: {exc}") from None
+
+
+@lru_cache(maxsize=8)
+def load_risk_config(path: str | Path = DEFAULT_CONFIG) -> RiskConfig:
+    path = Path(path)
+    return _validate(RiskConfig, path, _read_yaml(path))
+
+
+def calibration_files(directory: Path = CALIBRATION_DIR) -> dict[int, Path]:
+    found = {}
+    for p in directory.glob("calibration-v*.yaml"):
+        if m := _CAL_NAME.match(p.name):
+            found[int(m.group(1))] = p
+    return dict(sorted(found.items()))
+
+
+@lru_cache(maxsize=8)
+def load_calibration(which: str = "latest", directory: Path = CALIBRATION_DIR) -> Calibration:
+    """``latest`` (highest version in ``directory``), ``vN``, or a file path."""
+    files = calibration_files(directory)
+    if which == "latest":
+        if not files:
+            return Calibration(version=0)
+        path = files[max(files)]
+    elif m := re.fullmatch(r"v(\d+)", which):
+        if int(m.group(1)) not in files:
+            raise ContractError(
+                directory, f"no calibration {which}; have {[f'v{v}' for v in files]}"
+            )
+        path = files[int(m.group(1))]
+    else:
+        path = Path(which)
+    return _validate(Calibration, path, _read_yaml(path))
+
+
+def write_calibration(cal: dict, directory: Path = CALIBRATION_DIR) -> Path:
+    """Write the next calibration version; returns its path. Never overwrites an old one."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = calibration_files(directory)
+    version = max(files, default=0) + 1
+    body = {"version": version, "created": datetime.now(UTC).isoformat(timespec="seconds"), **cal}
+    body["version"] = version
+    path = directory / f"calibration-v{version}.yaml"
+    path.write_text(yaml.safe_dump(body, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    load_calibration.cache_clear()
+    return path

@@ -1,0 +1,307 @@
+"""Complaint risk: signal rules (negation, reported speech, role), models, calls, bad config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import RUBRICS_DIR
+from pipeline.schema import ContractError, Risk, Transcript, Utterance
+from pipeline.score.risk import assess_risk
+from pipeline.score.risk.config import load_risk_config
+from pipeline.score.risk.scorers import get_scorer
+from pipeline.score.risk.signals import load_signals, match_transcript
+
+ZH = RUBRICS_DIR / "risk" / "zh.yaml"
+EN = RUBRICS_DIR / "risk" / "en.yaml"
+
+
+def call(turns: list[tuple[str, str]], language: str = "zh") -> Transcript:
+    return Transcript(
+        call_id="t",
+        language=language,
+        utterances=[
+            Utterance(speaker=s, start=2.0 * i, end=2.0 * i + 1.5, text=t)
+            for i, (s, t) in enumerate(turns)
+        ],
+    )
+
+
+def counted_kinds(signals: Path, speaker: str, text: str) -> set[str]:
+    t = call([("agent", "您好，请讲。"), (speaker, text)])
+    hits = match_transcript(t, signals, {"customer"}, ending_turns=2)
+    return {h.kind for h in hits if h.counted and h.utterance == 1}
+
+
+@pytest.mark.parametrize(
+    ("speaker", "text", "kind", "expected"),
+    [
+        ("customer", "再不解决我就去12315投诉你们", "escalation", True),
+        ("customer", "订单号是123456789，麻烦查一下", "escalation", False),
+        ("customer", "我打了12345热线", "escalation", True),
+        ("customer", "我要投诉你们这个客服", "complaint", True),
+        ("customer", "我不是要投诉，就是问一下", "complaint", False),
+        ("customer", "我不想投诉，只想尽快解决", "complaint", False),
+        ("customer", "上次有人说要投诉，我觉得没必要", "complaint", False),
+        ("customer", "听说可以打12315，不过我不打算", "escalation", False),
+        ("agent", "您也可以通过投诉渠道反馈您的意见", "complaint", False),
+        ("agent", "有意见你就去投诉吧", "agent_provocation", True),
+        ("customer", "叫你们领导来跟我说", "escalation", True),
+        ("customer", "我要找媒体曝光你们", "escalation", True),
+        ("customer", "这是我第三次打电话了", "repeated_contact", True),
+        ("customer", "你们的服务太差了，简直是骗子", "strong_negative", True),
+        ("customer", "服务还不错，也不太差", "strong_negative", False),
+        ("customer", "不退款我就起诉", "escalation", True),
+        ("customer", "好的，谢谢你", "resolved", True),
+        ("customer", "我很不满意", "resolved", False),
+    ],
+)
+def test_zh_signal_table(speaker: str, text: str, kind: str, expected: bool) -> None:
+    assert (kind in counted_kinds(ZH, speaker, text)) is expected
+
+
+@pytest.mark.parametrize(
+    ("speaker", "text", "kind", "expected"),
+    [
+        ("customer", "I want to file a complaint about this.", "complaint", True),
+        ("customer", "I don't want to complain, I just need help.", "complaint", False),
+        ("customer", "Someone said I should complain, but that's fine.", "complaint", False),
+        ("agent", "You can also complain through our website.", "complaint", False),
+        ("customer", "Let me speak to a manager right now.", "escalation", True),
+        ("customer", "I'll report you to the FCC.", "escalation", True),
+        ("customer", "This is the third time I call about it.", "repeated_contact", True),
+        ("customer", "This service is ridiculous and useless.", "strong_negative", True),
+        ("customer", "It's not terrible, just slow.", "strong_negative", False),
+        ("customer", "I want a refund or I'm cancelling.", "refund", True),
+    ],
+)
+def test_en_signal_table(speaker: str, text: str, kind: str, expected: bool) -> None:
+    assert (kind in counted_kinds(EN, speaker, text)) is expected
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_utterance_model_ranks_negative_above_positive(language: str) -> None:
+    config = load_risk_config()
+    scorer = get_scorer(config.scorers[language])
+    neg, pos = {
+        "zh": (
+            ["太差了，等了两个小时还没送到，再也不点了", "客服态度恶劣，问题一直没解决，非常失望"],
+            ["很快就送到了，味道很好，谢谢", "服务很好，问题很快解决了，非常满意"],
+        ),
+        "en": (
+            [
+                "This is terrible, I waited two hours and nothing works.",
+                "Your support is useless and rude.",
+            ],
+            [
+                "Great service, thank you so much!",
+                "Everything works perfectly now, I'm very happy.",
+            ],
+        ),
+    }[language]
+    p = scorer.negativity(neg + pos)
+    assert all(0.0 <= x <= 1.0 for x in p)
+    assert min(p[:2]) > max(p[2:]), p
+
+
+ANGRY_ZH = [
+    ("agent", "您好，很高兴为您服务，请问有什么可以帮您？"),
+    ("customer", "这是我第三次打电话了，快递一个星期还没送到，你们到底怎么回事？"),
+    ("agent", "非常抱歉，我帮您查询一下。"),
+    ("customer", "每次都说查询，一直没人处理，太差了。"),
+    ("agent", "请您再耐心等待一下。"),
+    ("customer", "算了，我要去12315投诉你们。"),
+]
+CALM_ZH = [
+    ("agent", "您好，很高兴为您服务，请问有什么可以帮您？"),
+    ("customer", "你好，我想查一下我的订单什么时候到。"),
+    ("agent", "您的订单明天上午送达。"),
+    ("customer", "好的，谢谢你。"),
+    ("agent", "不客气，祝您生活愉快。"),
+]
+ANGRY_EN = [
+    ("agent", "Thanks for calling, how can I help?"),
+    ("customer", "This is the third time I call, my internet is still not fixed."),
+    ("agent", "I'm sorry, let me check that."),
+    ("customer", "This is ridiculous. I want to speak to a manager or I'm cancelling."),
+]
+CALM_EN = [
+    ("agent", "Thanks for calling, how can I help?"),
+    ("customer", "Hi, I'd like to know when my bill is due."),
+    ("agent", "It is due on the fifth."),
+    ("customer", "Great, thank you very much!"),
+    ("agent", "You're welcome, have a nice day."),
+]
+
+
+@pytest.mark.parametrize(
+    ("language", "angry", "calm"), [("zh", ANGRY_ZH, CALM_ZH), ("en", ANGRY_EN, CALM_EN)]
+)
+def test_angry_call_scores_above_calm_call(language: str, angry, calm) -> None:
+    hot = assess_risk(call(angry, language))
+    cold = assess_risk(call(calm, language))
+    assert hot.score > cold.score
+    assert hot.level == "high" and cold.level == "low"
+    assert any(e.utterance == 5 or e.utterance == 3 for e in hot.evidence)
+
+
+@pytest.mark.parametrize(
+    "transcript",
+    [
+        call(ANGRY_ZH),
+        call(CALM_ZH),
+        call([("agent", "您好，请讲。")]),
+        Transcript(utterances=[]),
+        call([("unknown", "你们这什么破服务"), ("unknown", "抱歉")], language="auto"),
+        call(CALM_EN, language="en"),
+    ],
+)
+def test_every_risk_has_score_level_evidence(transcript: Transcript) -> None:
+    risk = assess_risk(transcript)
+    assert isinstance(risk, Risk)
+    assert 0.0 <= risk.score <= 1.0
+    assert risk.level in ("low", "medium", "high")
+    assert risk.evidence and all(e.reason for e in risk.evidence)
+    assert risk.model and "cal-v" in risk.model
+    Risk.model_validate_json(risk.model_dump_json())  # JSON round trip
+
+
+def test_metrics_silence_and_interruptions_raise_risk() -> None:
+    t = call(CALM_ZH)
+    base = assess_risk(t)
+    worse = assess_risk(
+        t, {"long_silences": [{"start": 3.0, "end": 20.0}], "agent_interruptions": 2}
+    )
+    assert worse.score > base.score
+    assert any("interruption" in e.reason for e in worse.evidence)
+
+
+def test_agent_saying_complaint_is_not_customer_threat() -> None:
+    agent_says = call(
+        [
+            ("agent", "您好"),
+            ("customer", "我查一下订单"),
+            ("agent", "您也可以通过投诉渠道反馈"),
+            ("customer", "好的，谢谢"),
+        ]
+    )
+    customer_says = call(
+        [
+            ("agent", "您好"),
+            ("customer", "我查一下订单"),
+            ("agent", "请稍等"),
+            ("customer", "我要投诉你们"),
+        ]
+    )
+    assert assess_risk(customer_says).score > assess_risk(agent_says).score
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where"),
+    [
+        (lambda d: d["signals"][0].update(weight="heavy"), "signals.0.weight"),
+        (lambda d: d["signals"][1].update(patterns=["投诉("]), "signals.1.patterns"),
+        (lambda d: d["signals"][0].update(kind="anger"), "signals.0.kind"),
+        (lambda d: d["signals"].append(dict(d["signals"][0])), "duplicate signal id"),
+        (lambda d: d["negation"].update(surprise=1), "negation.surprise"),
+    ],
+)
+def test_broken_signals_yaml_is_rejected(tmp_path: Path, mutate, where: str) -> None:
+    data = yaml.safe_load(ZH.read_text(encoding="utf-8"))
+    mutate(data)
+    bad = tmp_path / "broken.yaml"
+    bad.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ContractError) as err:
+        load_signals(bad)
+    assert str(bad) in str(err.value) and where in str(err.value)
+
+
+def test_unparsable_signals_yaml_is_rejected(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("signals: [\n", encoding="utf-8")
+    with pytest.raises(ContractError, match="not valid YAML"):
+        load_signals(bad)
+
+
+def _write_labelled_calls(folder: Path) -> Path:
+    folder.mkdir()
+    rows = ["call_id,label"]
+    for k in range(4):
+        for label, turns in ((1, ANGRY_ZH), (0, CALM_ZH)):
+            t = call(turns[: len(turns) - k % 2])
+            t.call_id = f"c{k}{label}"
+            (folder / f"{t.call_id}.json").write_text(t.to_json(), encoding="utf-8")
+            rows.append(f"{t.call_id},{label}")
+    labels = folder / "labels.csv"
+    labels.write_text("\n".join(rows + ["not-there,1"]) + "\n", encoding="utf-8")
+    return labels
+
+
+def test_train_risk_writes_a_new_calibration_version(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from pipeline.score.risk.config import load_calibration
+    from pipeline.score.risk_cli import train
+
+    labels = _write_labelled_calls(tmp_path / "calls")
+    out = tmp_path / "cal"
+    args = ["risk", "--labels", str(labels), "--transcripts", str(tmp_path / "calls")]
+    args += ["--out-dir", str(out), "--min-calls", "4"]
+    for version in (1, 2):
+        result = CliRunner().invoke(train, args)
+        assert result.exit_code == 0, result.output
+        assert f"calibration-v{version}.yaml" in result.output
+    cal = load_calibration("v2", out)
+    assert cal.version == 2 and cal.n == 8 and "labels.csv" in cal.fitted_on
+    assert cal.a > 0  # angry calls were labelled 1: risk must still rise with the logit
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("call_id,verdict\nc1,1\n", "missing column"),
+        ("call_id,label\nc1,maybe\n", "line 2"),
+        ("call_id,label\n", "no labelled calls"),
+    ],
+)
+def test_train_risk_rejects_bad_labels(tmp_path: Path, content: str, reason: str) -> None:
+    from click.testing import CliRunner
+
+    from pipeline.score.risk_cli import train
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text(content, encoding="utf-8")
+    result = CliRunner().invoke(
+        train, ["risk", "--labels", str(labels), "--transcripts", str(tmp_path)]
+    )
+    assert result.exit_code == 1
+    assert str(labels) in result.output and reason in result.output
+
+
+def test_announced_hold_is_not_dead_air() -> None:
+    t = call(CALM_ZH)
+    held = {
+        "long_silences": [
+            {"start": 3.0, "end": 20.0, "duration": 17.0, "utterance": 3, "hold_announced": True}
+        ]
+    }
+    silent = {
+        "long_silences": [
+            {"start": 3.0, "end": 20.0, "duration": 17.0, "utterance": 3, "hold_announced": False}
+        ]
+    }
+    assert assess_risk(t, held).score == assess_risk(t).score
+    worse = assess_risk(t, silent)
+    assert worse.score > assess_risk(t).score
+    assert any(e.utterance == 3 and "silence" in e.reason for e in worse.evidence)
+
+
+def test_english_text_in_a_default_zh_transcript_uses_english_rules() -> None:
+    t = Transcript.model_validate(
+        {"utterances": [{"speaker": s, "start": 0, "end": 0, "text": x} for s, x in ANGRY_EN]}
+    )
+    assert t.language == "zh"  # the schema default when a file does not say
+    risk = assess_risk(t)
+    assert risk.level == "high" and "vader" in risk.model
