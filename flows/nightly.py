@@ -11,6 +11,7 @@ calls already scored with the same models and rubric version are skipped).
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager, nullcontext
 from functools import cache
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -24,6 +25,12 @@ from pipeline.config import Settings, load_settings  # noqa: E402
 from pipeline.process import CallOutcome, CallProcessor, is_transient  # noqa: E402
 from pipeline.schema import CallJob  # noqa: E402
 from pipeline.summary import RunSummary, summarise  # noqa: E402
+
+# Dask worker resource one call holds while it runs. A worker started with
+# ``--resources asr=K`` runs at most K calls at once, whatever its thread count; on a
+# cluster whose workers declare no such resource, ``--nthreads`` is the limit.
+ASR_RESOURCE = "asr"
+_NUMERIC_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @cache
@@ -78,9 +85,10 @@ def nightly(
 
     jobs = discover_calls(str(archive))
     logger.info("archive %s: %d calls", archive, len(jobs))
-    futures = process_call.map(
-        jobs, settings_json=unmapped(settings.model_dump_json()), run_id=unmapped(run_id)
-    )
+    with _call_limit():
+        futures = process_call.map(
+            jobs, settings_json=unmapped(settings.model_dump_json()), run_id=unmapped(run_id)
+        )
 
     outcomes: list[CallOutcome] = []
     for job, future in zip(jobs, futures, strict=True):
@@ -101,18 +109,78 @@ def nightly(
     return summary
 
 
+def _call_limit() -> AbstractContextManager:
+    """Calls submitted inside hold one ``asr`` resource each, where Dask workers declare it."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    runner = ctx.task_runner if ctx else None
+    if type(runner).__name__ != "DaskTaskRunner":
+        return nullcontext()
+    workers = runner.client.scheduler_info(n_workers=-1).get("workers", {})
+    if not any(ASR_RESOURCE in (w.get("resources") or {}) for w in workers.values()):
+        return nullcontext()
+    import dask
+
+    return dask.annotate(resources={ASR_RESOURCE: 1})
+
+
+def local_cluster_kwargs(workers: int, cores: int | None = None) -> dict:
+    """A LocalCluster of ``workers`` processes that share this machine's cores for ASR.
+
+    One call at a time per worker (one thread, one ``asr`` slot); CTranslate2 in each worker
+    uses that worker's share of the cores (``CALLQA_CORES``), so workers don't oversubscribe.
+    """
+    from pipeline.transcribe.asr import CORES_ENV, available_cores
+
+    share = max(1, (cores or available_cores()) // workers)
+    return {
+        "n_workers": workers,
+        "threads_per_worker": 1,
+        "processes": True,
+        "resources": {ASR_RESOURCE: 1},
+        # Dask pins OMP/BLAS threads to 1 in workers; the audio front end's float sums then
+        # differ from this process's and so, rarely, do transcripts. Same threads as here.
+        "env": {
+            CORES_ENV: str(share),
+            **{var: os.environ.get(var, str(os.cpu_count() or 1)) for var in _NUMERIC_THREADS},
+        },
+        "dashboard_address": None,  # no fixed port: several runs may share a host
+    }
+
+
 def build_flow(
     *, max_concurrency: int = 2, dask_address: str | None = None, workers: int | None = None
 ):
-    """The nightly flow bound to a task runner: local threads, or a Dask cluster."""
+    """The nightly flow bound to a task runner: local threads, or a Dask cluster.
+
+    ``dask_address`` (``tcp://HOST:PORT``): an existing Dask scheduler; ``workers``: a local
+    Dask cluster of that many worker processes; neither: ``max_concurrency`` threads here.
+    Each worker process loads the models once (:func:`_processor`) and keeps them.
+    """
+    if dask_address and workers:
+        raise ValueError("give either a Dask scheduler address or a number of local workers")
     if dask_address or workers:
-        from prefect_dask import DaskTaskRunner  # optional: pip install callqa[dask]
+        try:
+            from prefect_dask import DaskTaskRunner
+        except ImportError:
+            raise RuntimeError(
+                "running on Dask needs prefect-dask: pip install 'callqa[dask]'"
+            ) from None
 
         runner = (
             DaskTaskRunner(address=dask_address)
             if dask_address
-            else DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1})
+            else DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(workers))
         )
     else:
         runner = ThreadPoolTaskRunner(max_workers=max_concurrency)
     return nightly.with_options(task_runner=runner)
+
+
+# What flows/prefect.yaml deploys: on the Dask scheduler named by $CALLQA_DASK_ADDRESS
+# (tcp://HOST:PORT) when set, else on QA_MAX_CONCURRENCY threads of the Prefect worker.
+nightly_deployed = build_flow(
+    max_concurrency=load_settings().max_concurrency,
+    dask_address=os.environ.get("CALLQA_DASK_ADDRESS") or None,
+)

@@ -1,0 +1,288 @@
+"""Throughput of the nightly flow against a bare faster-whisper loop, side by side.
+
+Synthesises (once, cached under var/bench/) an archive of stereo 8 kHz calls with
+samples/make_samples.py: every scripted sample call rendered again with other seeds until
+there are at least 16 calls and 15 minutes of audio. Then, alternating A-B-B-A per repeat:
+
+  pipeline  ``callqa run ARCHIVE --db <fresh sqlite> --json``: the whole nightly flow in a
+            subprocess (Prefect, decode, ASR, roles, redaction, scoring, store)
+  bare      a faster-whisper loop in a subprocess over the same channels: ``decode_audio``
+            (split_stereo) then ``WhisperModel.transcribe`` per channel, one after another,
+            with faster-whisper's default threads and the pipeline's ASR options
+            (tiny.en int8 CPU, language en, beam 5, VAD on, word timestamps,
+            condition_on_previous_text off: ``pipeline.transcribe.asr.transcribe_options``)
+
+Both are timed wall clock from process start to exit (imports and model loading included).
+Audio-seconds are call durations (a stereo call counts once). Peak RSS is polled (psutil)
+for every process of each run: the flow's process, Prefect's API server, Dask workers.
+
+    .venv/bin/python benchmarks/throughput.py [--repeats 2] [--workers N] [--min-minutes 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_DIR = ROOT / "var" / "bench"
+ARCHIVE = BENCH_DIR / "throughput-archive"
+PYTHON = sys.executable
+
+
+# --------------------------------------------------------------------------- archive
+
+
+def synthesise(out: Path, min_calls: int, min_seconds: float) -> tuple[int, float]:
+    """Render sample-call variants (new seeds) into ``out`` until both minimums are met."""
+    sys.path.insert(0, str(ROOT / "samples"))
+    import make_samples as ms
+
+    script = ms.load_calls()
+    out.mkdir(parents=True, exist_ok=True)
+    calls, seconds, variant = [], 0.0, 0
+    while len(calls) < min_calls or seconds < min_seconds:
+        variant += 1
+        for call in script.calls:
+            stem, suffix = call.file.rsplit(".", 1)
+            copy = call.model_copy(
+                update={
+                    "call_id": f"{call.call_id}-v{variant}",
+                    "file": f"{stem}-v{variant}.{suffix}",
+                    "seed": call.seed + 1000 * variant,
+                }
+            )
+            pcm = ms.render_call(copy, script)
+            ms.encode(pcm, copy.format, out / copy.file)
+            calls.append(copy)
+            seconds += len(pcm) / ms.SAMPLE_RATE
+            print(f"  synthesised {copy.file} ({len(pcm) / ms.SAMPLE_RATE:.1f} s)", flush=True)
+    rows = ms.manifest_rows(script.model_copy(update={"calls": calls, "broken": []}))
+    with (out / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=ms.MANIFEST_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return len(calls), seconds
+
+
+def archive_files(archive: Path) -> list[Path]:
+    with (archive / "manifest.csv").open(encoding="utf-8") as fh:
+        return [archive / row["file"] for row in csv.DictReader(fh)]
+
+
+def audio_seconds(files: list[Path]) -> float:
+    import av
+
+    total = 0.0
+    for f in files:
+        with av.open(str(f)) as c:
+            total += c.duration / av.time_base
+    return total
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def bare_loop(archive: Path) -> None:
+    """The baseline, run in its own process: print its own timings as JSON."""
+    started = time.perf_counter()
+    from faster_whisper import WhisperModel, decode_audio
+
+    from pipeline.config import load_settings
+    from pipeline.transcribe.asr import resolve_model, transcribe_options
+
+    settings = load_settings(language="en")
+    model = WhisperModel(
+        resolve_model(settings.asr_model), device="cpu", compute_type=settings.compute_type
+    )
+    loaded = time.perf_counter()
+    options = transcribe_options(settings, "en")
+    words = 0
+    for path in archive_files(archive):
+        for channel in decode_audio(str(path), sampling_rate=16000, split_stereo=True):
+            segments, _ = model.transcribe(channel, **options)
+            words += sum(len(s.words or []) for s in segments)
+    done = time.perf_counter()
+    print(json.dumps({"load_s": loaded - started, "asr_s": done - loaded, "words": words}))
+
+
+class PeakRss:
+    """Polls the RSS of a process and all its descendants; keeps each one's peak."""
+
+    def __init__(self, pid: int, every: float = 0.1):
+        import psutil
+
+        self._root = psutil.Process(pid)
+        self._every = every
+        self.peaks: dict[int, tuple[str, int]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            try:
+                procs = [self._root, *self._root.children(recursive=True)]
+            except psutil.Error:
+                return
+            for p in procs:
+                try:
+                    rss = p.memory_info().rss
+                    label = self.peaks.get(p.pid, (None, 0))[0] or _label(p.cmdline())
+                except psutil.Error:
+                    continue
+                if rss > self.peaks.get(p.pid, ("", 0))[1]:
+                    self.peaks[p.pid] = (label, rss)
+            self._stop.wait(self._every)
+
+    def stop(self) -> dict[str, float]:
+        """Peak MiB by role (the largest of its processes): flow, prefect-server, worker."""
+        self._stop.set()
+        self._thread.join()
+        by_role: dict[str, float] = {}
+        for label, rss in self.peaks.values():
+            if label != "other":
+                by_role[label] = max(by_role.get(label, 0.0), rss / 2**20)
+        return by_role
+
+
+def _label(cmdline: list[str]) -> str:
+    text = " ".join(cmdline)
+    if "uvicorn" in text or "prefect" in text and "server" in text:
+        return "prefect-server"
+    if "multiprocessing" in text or "spawn_main" in text or "forkserver" in text:
+        return "dask-worker"
+    if "pipeline.cli" in text or "callqa" in text or "--bare" in text:
+        return "main"
+    return "other"
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, dict[str, float], str]:
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rss = PeakRss(proc.pid)
+    out, err = proc.communicate()
+    wall = time.perf_counter() - started
+    peaks = rss.stop()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
+    return wall, peaks, out
+
+
+def run_pipeline(archive: Path, workers: int | None, env: dict[str, str], n: int):
+    db = BENCH_DIR / f"throughput-{n}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    cmd = [PYTHON, "-m", "pipeline.cli", "run", str(archive), "--db", f"sqlite:///{db}", "--json"]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    wall, peaks, out = timed(cmd, env)
+    summary = json.loads(out[out.index("{") :])
+    if summary["failed"] or summary["scored"] != len(archive_files(archive)):
+        raise SystemExit(f"pipeline run did not score every call: {summary}")
+    return wall, peaks
+
+
+def run_bare(archive: Path, env: dict[str, str]):
+    wall, peaks, out = timed([PYTHON, __file__, "--bare", str(archive)], env)
+    return wall, peaks, json.loads(out.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=2, help="A-B-B-A pairs (default 2)")
+    parser.add_argument("--workers", type=int, help="run the pipeline on a local Dask cluster")
+    parser.add_argument("--min-calls", type=int, default=16)
+    parser.add_argument("--min-minutes", type=float, default=15.0)
+    parser.add_argument("--archive", type=Path, default=ARCHIVE)
+    parser.add_argument("--warmup", action="store_true", help="a warm-up run even if not needed")
+    parser.add_argument("--bare", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare:
+        bare_loop(args.bare)
+        return
+
+    archive = args.archive
+    if not (archive / "manifest.csv").exists():
+        print(f"synthesising {archive} ...", flush=True)
+        shutil.rmtree(archive, ignore_errors=True)
+        synthesise(archive, args.min_calls, args.min_minutes * 60)
+    files = archive_files(archive)
+    seconds = audio_seconds(files)
+    if len(files) < args.min_calls or seconds < args.min_minutes * 60:
+        raise SystemExit(f"{archive}: {len(files)} calls, {seconds / 60:.1f} min; delete it")
+
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "PREFECT_HOME": str(BENCH_DIR / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+        "PYTHONPATH": str(ROOT),
+    }
+    if args.warmup or not (BENCH_DIR / "prefect" / "prefect.db").exists():
+        # Prefect's database migrations and the OS page cache, measured by neither side.
+        print("warm-up run of the pipeline (not measured) ...", flush=True)
+        run_pipeline(archive, args.workers, env, 0)
+
+    load_before = os.getloadavg()
+    pipe_walls, bare_walls, bare_asr, peaks = [], [], [], {}
+    order = []
+    for i in range(args.repeats):
+        order += ["bare", "pipeline"] if i % 2 == 0 else ["pipeline", "bare"]
+    for n, which in enumerate(order, 1):
+        if which == "pipeline":
+            wall, p = run_pipeline(archive, args.workers, env, n)
+            pipe_walls.append(wall)
+        else:
+            wall, p, inner = run_bare(archive, env)
+            bare_walls.append(wall)
+            bare_asr.append(inner["asr_s"])
+        for role, mib in p.items():
+            key = f"{which}/{role}"
+            peaks[key] = max(peaks.get(key, 0.0), mib)
+        print(f"  {which:8s} {wall:7.1f} s  {seconds / wall:6.1f} audio-s/s", flush=True)
+    load_after = os.getloadavg()
+
+    pipe, bare = statistics.median(pipe_walls), statistics.median(bare_walls)
+    mode = f"local Dask x{args.workers}" if args.workers else "threads"
+    ratio = (seconds / pipe) / (seconds / bare)
+    print()
+    print(f"archive: {len(files)} stereo 8 kHz calls, {seconds / 60:.1f} min ({archive})")
+    print(
+        f"cores: {os.cpu_count()}  load avg before {load_before[0]:.2f}, after {load_after[0]:.2f}"
+    )
+    print(f"pipeline ({mode}): median {pipe:.1f} s -> {seconds / pipe:.1f} audio-s/s")
+    print(
+        f"bare faster-whisper: median {bare:.1f} s -> {seconds / bare:.1f} audio-s/s "
+        f"(ASR loop alone {statistics.median(bare_asr):.1f} s)"
+    )
+    print(f"ratio pipeline/bare: {ratio:.2f}x (target >= 0.90)")
+    for key, mib in sorted(peaks.items()):
+        print(f"peak RSS {key}: {mib:.0f} MiB")
+    print()
+    print(
+        f"NOTE throughput: pipeline {seconds / pipe:.1f} audio-s/s ({mode}), bare faster-whisper "
+        f"{seconds / bare:.1f} audio-s/s, ratio {ratio:.2f}x; {len(files)} calls "
+        f"{seconds / 60:.1f} min, tiny.en int8 beam 5 VAD word timestamps, {args.repeats} "
+        f"alternating pairs, load {load_before[0]:.1f}->{load_after[0]:.1f} on {os.cpu_count()} "
+        f"cores; peak RSS " + ", ".join(f"{k} {v:.0f} MiB" for k, v in sorted(peaks.items()))
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+"""Production scale for real: a two-worker Dask cluster, PostgreSQL, and the faults of a night.
+
+A small archive (3 good sample calls + 3 broken files) is processed once by the embedded
+run into SQLite; then by ``callqa run --workers 2`` (a real local Dask cluster) into a fresh
+PostgreSQL database, which must store exactly the same statuses, totals and reasons, also
+when a Dask worker process is SIGKILLed mid-call. With the database refusing connections
+for a while mid-run the calls are retried with backoff and none is half-written; a run
+killed with its whole process group (flow, scheduler, workers) resumes when run again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.test_flow import _archive_with_broken_files
+
+CALLQA = [sys.executable, "-m", "pipeline.cli"]
+SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
+GOOD = 3
+TIMEOUT = 420
+
+
+@pytest.mark.parametrize(
+    ("cores", "cpu_threads", "plan"),
+    [("2", 0, (1, 2)), ("1", 0, (1, 1)), ("16", 0, (1, 16)), ("16", 4, (4, 4)), ("2", 8, (2, 1))],
+)
+def test_cpu_plan_gives_every_core_a_stream(monkeypatch, cores, cpu_threads, plan):
+    from pipeline.config import Settings
+    from pipeline.transcribe.asr import CORES_ENV, cpu_plan
+
+    monkeypatch.setenv(CORES_ENV, cores)
+    assert cpu_plan(Settings(cpu_threads=cpu_threads)) == plan
+
+
+def test_bad_core_count_is_rejected(monkeypatch):
+    from pipeline.config import Settings
+    from pipeline.transcribe.asr import CORES_ENV, ModelError, cpu_plan
+
+    monkeypatch.setenv(CORES_ENV, "two")
+    with pytest.raises(ModelError, match="CALLQA_CORES"):
+        cpu_plan(Settings())
+
+
+@pytest.mark.parametrize(("cores", "workers", "share"), [(2, 2, "1"), (16, 4, "4"), (2, 3, "1")])
+def test_local_cluster_shares_the_cores(cores, workers, share):
+    from flows.nightly import ASR_RESOURCE, local_cluster_kwargs
+
+    kwargs = local_cluster_kwargs(workers, cores=cores)
+    assert kwargs["n_workers"] == workers and kwargs["threads_per_worker"] == 1
+    assert kwargs["resources"] == {ASR_RESOURCE: 1}
+    assert kwargs["env"]["CALLQA_CORES"] == share
+    # Same numeric threads as the embedded run, or transcripts may differ in a few words.
+    assert kwargs["env"]["OMP_NUM_THREADS"] == os.environ.get(
+        "OMP_NUM_THREADS", str(os.cpu_count())
+    )
+
+
+def test_address_and_local_workers_are_exclusive():
+    from flows.nightly import build_flow
+
+    with pytest.raises(ValueError, match="either"):
+        build_flow(dask_address="tcp://127.0.0.1:8786", workers=2)
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> tuple[Path, list[str], list[str]]:
+    return _archive_with_broken_files(tmp_path_factory.mktemp("scale"), n_good=GOOD)
+
+
+@pytest.fixture(scope="module")
+def admin():
+    psycopg = pytest.importorskip("psycopg", reason="psycopg (v3) is not installed")
+    try:
+        conn = psycopg.connect(ADMIN_DSN, autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 cannot be reached: {exc}".strip())
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def pg_url(admin):
+    name = f"callqa_scale_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"{SERVER}/{name}"
+    from pipeline.store import dispose_engines
+
+    dispose_engines()
+    admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path_factory.mktemp("prefect")),
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture(scope="module")
+def embedded(archive, tmp_path_factory, env) -> dict[str, tuple]:
+    """What the embedded run (threads, SQLite) stores for the archive."""
+    db_url = f"sqlite:///{tmp_path_factory.mktemp('embedded') / 'callqa.db'}"
+    run = subprocess.run(
+        [*CALLQA, "run", str(archive[0]), "--db", db_url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return _stored(db_url)
+
+
+def _stored(db_url: str) -> dict[str, tuple]:
+    """call_id → (status, total, max, auto_fail, risk_level, error) as the store holds it."""
+    from pipeline.store import open_store
+
+    store = open_store(db_url)
+    rows = {
+        r["call_id"]: (
+            r["status"],
+            r["total"],
+            r["max"],
+            r["auto_fail"],
+            r["risk_level"],
+            r["error"],
+        )
+        for r in store.list_calls()
+    }
+    for call_id, row in rows.items():  # one result version per scored call, none otherwise
+        assert len(store.result_history(call_id)) == (row[0] == "scored"), call_id
+    return rows
+
+
+def _check_matches(embedded: dict, db_url: str, archive) -> None:
+    _, good, broken = archive
+    got = _stored(db_url)
+    assert {c for c, r in embedded.items() if r[0] == "scored"} == set(good)
+    assert {c for c, r in embedded.items() if r[0] == "failed"} == set(broken)
+    assert got == embedded
+
+
+def _dask_workers(pid: int) -> list:
+    """The Dask worker processes (spawned by the nannies) below process ``pid``."""
+    import psutil
+
+    out = []
+    for p in psutil.Process(pid).children(recursive=True):
+        try:
+            if "spawn_main" in " ".join(p.cmdline()):
+                out.append(p)
+        except psutil.Error:
+            pass
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_two_worker_dask_into_postgres_matches_embedded_sqlite(archive, pg_url, env, embedded):
+    run = subprocess.run(
+        [*CALLQA, "run", str(archive[0]), "--db", pg_url, "--workers", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    _check_matches(embedded, pg_url, archive)
+    assert f"{GOOD} scored" in run.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_killed_dask_worker_calls_are_retried_elsewhere(archive, pg_url, env, embedded):
+    from pipeline.store import open_store
+
+    cmd = [*CALLQA, "run", str(archive[0]), "--db", pg_url, "--workers", "2"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    store = open_store(pg_url)
+    killed = None
+    deadline = time.monotonic() + TIMEOUT
+    try:
+        # Kill a worker while it transcribes: as soon as the first good call is stored.
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(r["status"] == "scored" for r in store.list_calls()):
+                busy = max(_dask_workers(proc.pid), key=lambda p: p.cpu_percent(0.3))
+                busy.send_signal(signal.SIGKILL)
+                killed = busy.pid
+                break
+            time.sleep(0.2)
+        scored_at_kill = {r["call_id"] for r in store.list_calls() if r["status"] == "scored"}
+        out, _ = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert killed is not None, "no worker was killed"
+    assert len(scored_at_kill) < GOOD, "the kill should land while calls are in flight"
+    assert proc.returncode == 0, out.decode(errors="replace")[-3000:]
+    _check_matches(embedded, pg_url, archive)
+
+
+def _run_started(database: str) -> bool:
+    """True once the flow has recorded its run (so the store is migrated and in use)."""
+    import psycopg
+
+    dsn = ADMIN_DSN.replace("dbname=postgres", f"dbname={database}")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        try:
+            return conn.execute("SELECT count(*) FROM runs").fetchone()[0] > 0
+        except psycopg.errors.UndefinedTable:
+            return False
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_database_unreachable_mid_run_is_retried_with_backoff(archive, admin, pg_url, env):
+    """Connections refused and live ones terminated for a few seconds: retries, no half-call."""
+    database = pg_url.rsplit("/", 1)[1]
+    _, good, broken = archive
+    proc = subprocess.Popen(
+        [*CALLQA, "run", str(archive[0]), "--db", pg_url],
+        env={**env, "QA_MAX_CONCURRENCY": "2"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and proc.poll() is None:
+            if _run_started(database):
+                break
+            time.sleep(0.2)
+        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        outage_end = time.monotonic() + 6
+        while time.monotonic() < outage_end:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (database,),
+            )
+            time.sleep(0.2)
+        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        out, _ = proc.communicate(timeout=TIMEOUT)
+    finally:
+        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        if proc.poll() is None:
+            proc.kill()
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, text[-3000:]
+    assert "Retry 1/3" in text, "the outage should have made a call retry"
+    rows = _stored(pg_url)  # also: one result per scored call, nothing half-written
+    assert {c for c, r in rows.items() if r[0] == "scored"} == set(good)
+    assert {c for c, r in rows.items() if r[0] == "failed"} == set(broken)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_whole_dask_run_killed_then_rerun_resumes(archive, pg_url, env, embedded):
+    """SIGKILL to the flow, its scheduler and its workers at once; the rerun completes."""
+    from pipeline.store import open_store
+
+    cmd = [*CALLQA, "run", str(archive[0]), "--db", pg_url, "--workers", "2"]
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    store = open_store(pg_url)
+    deadline = time.monotonic() + TIMEOUT
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(r["status"] == "scored" for r in store.list_calls()):
+                break
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    scored_before = {r["call_id"] for r in store.list_calls() if r["status"] == "scored"}
+    assert 0 < len(scored_before) < GOOD, "the kill should land mid-run"
+
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "already scored" in rerun.stdout
+    _check_matches(embedded, pg_url, archive)
