@@ -53,6 +53,12 @@ class CallProcessor:
         self.hook = hook or (lambda step, artefact: None)
         self._rubrics: dict[Path, Any] = {}
         self._diarizer = None
+        from pipeline.redact.vault import vault_from_env
+
+        # QA_KEEP_UNREDACTED=1 + QA_PII_KEY: keep the unredacted transcript, encrypted; without
+        # a key this refuses (VaultError) before any call is processed.
+        self._vault = vault_from_env()
+        self._sealed: dict[str, dict[str, Any]] = {}  # call_id -> save_scored keywords
 
     # -- shared, expensive things, loaded on first use ------------------------------------
 
@@ -167,7 +173,7 @@ class CallProcessor:
                 error=reason,
                 seconds=time.perf_counter() - started,
             )
-        self.store.save_scored(job, transcript, result, run_id)
+        self.store.save_scored(job, transcript, result, run_id, **self._sealed.pop(job.call_id, {}))
         return CallOutcome(
             call_id=job.call_id,
             source=job.source,
@@ -213,7 +219,11 @@ class CallProcessor:
             from pipeline.redact import redact
         except ImportError:
             return transcript
-        return redact(transcript)
+        redacted = redact(transcript)
+        if self._vault is not None:
+            sealed = {"unredacted": self._vault.seal(transcript), "key_id": self._vault.key_id}
+            self._sealed[redacted.call_id or ""] = sealed
+        return redacted
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -47,9 +47,12 @@ def run(
         language=language,
         max_concurrency=concurrency,
     )
+    from pipeline.redact.vault import VaultError, vault_from_env
+
     try:
         discover(archive)  # fail fast, before starting Prefect, on an unreadable archive
-    except ArchiveError as exc:
+        vault_from_env()  # and on QA_KEEP_UNREDACTED without a usable QA_PII_KEY
+    except (ArchiveError, VaultError) as exc:
         raise CallqaError(str(exc)) from None
 
     if dask_address and workers:

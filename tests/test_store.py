@@ -55,6 +55,9 @@ TABLES = {
     "disputes",
     "review_actions",
     "call_reviews",
+    # personal data (migration 0003)
+    "unredacted_transcripts",
+    "pii_reveals",
 }
 
 

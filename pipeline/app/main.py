@@ -26,6 +26,7 @@ from pipeline import __version__
 from pipeline.app import security
 from pipeline.app.audio import AudioUnavailable, playable
 from pipeline.app.webhook import Webhook, webhook_from_env
+from pipeline.schema import Evidence, Transcript
 from pipeline.store import open_store
 from pipeline.store.review import (
     CAN_CALIBRATE,
@@ -44,6 +45,9 @@ from pipeline.store.review import (
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
+CAN_COACH: frozenset[str] = CAN_CALIBRATE  # coaching packs: trainers, reviewers, admins
+CAN_SEE_PERSONAL_DATA: frozenset[str] = CAN_HEAR_REDACTED  # unredacted transcripts
+EVIDENCE_FIELDS: dict[str, None] = dict.fromkeys(Evidence.model_fields)
 SESSION_MAX_AGE = 12 * 3600  # one working day
 
 
@@ -99,6 +103,7 @@ def render(request: Request, name: str, user: UserInfo | None, **ctx: Any) -> HT
                 "dispute": bool(user and user.role in CAN_DISPUTE),
                 "calibrate": bool(user and user.role in CAN_CALIBRATE),
                 "users": bool(user and user.role in CAN_MANAGE_USERS),
+                "coach": bool(user and user.role in CAN_COACH),
             },
             **ctx,
         },
@@ -350,27 +355,7 @@ def create_app(
 
     @app.get("/calls/{call_id}", response_class=HTMLResponse, include_in_schema=False)
     def call_page(request: Request, call_id: str, user: User) -> HTMLResponse:
-        reviews = reviews_of(request)
-        info = reviews.call_info(user, call_id)  # NotFound for other agents' calls
-        final = reviews.final_score(user, call_id)
-        transcript = reviews.store.get_transcript(call_id)
-        result = reviews.store.get_result(call_id)
-        risk = result.risk if result else None
-        disputes = reviews.disputes(user, call_id)
-        open_items = {d.item_result_id for d in disputes if d.status == "open"}
-        return render(
-            request,
-            "call.html",
-            user,
-            info=info,
-            final=final,
-            risk=risk,
-            utterances=transcript_view(transcript, final, risk),
-            audit=reviews.audit(user, call_id),
-            disputes=disputes,
-            open_items=open_items,
-            redacted_audio=bool(redaction_spans(transcript)) and user.role not in CAN_HEAR_REDACTED,
-        )
+        return call_view(request, user, call_id)
 
     @app.get("/calls/{call_id}/audio", include_in_schema=False)
     def call_audio(request: Request, call_id: str, user: User) -> Response:
@@ -522,9 +507,47 @@ def create_app(
         return RedirectResponse("/users", status_code=303)
 
     from pipeline.app.api import router as api_router
+    from pipeline.app.coaching import router as coaching_router
+    from pipeline.app.privacy import router as privacy_router
 
     app.include_router(api_router)
+    app.include_router(privacy_router)
+    app.include_router(coaching_router)
     return app
+
+
+def call_view(
+    request: Request, user: UserInfo, call_id: str, unredacted: Transcript | None = None
+) -> HTMLResponse:
+    """The call page; ``unredacted`` (reviewers/admins, see pipeline.app.privacy) replaces
+    the redacted transcript's text with what was said."""
+    reviews = reviews_of(request)
+    info = reviews.call_info(user, call_id)  # NotFound for other agents' calls
+    final = reviews.final_score(user, call_id)
+    for item in final.items:  # stored evidence omits unset fields; the template reads them all
+        item.evidence = [{**EVIDENCE_FIELDS, **e} for e in item.evidence]
+    transcript = reviews.store.get_transcript(call_id)
+    result = reviews.store.get_result(call_id)
+    risk = result.risk if result else None
+    disputes = reviews.disputes(user, call_id)
+    open_items = {d.item_result_id for d in disputes if d.status == "open"}
+    may_see = user.role in CAN_SEE_PERSONAL_DATA
+    return render(
+        request,
+        "call.html",
+        user,
+        info=info,
+        final=final,
+        risk=risk,
+        utterances=transcript_view(unredacted or transcript, final, risk),
+        audit=reviews.audit(user, call_id),
+        disputes=disputes,
+        open_items=open_items,
+        redacted_audio=bool(redaction_spans(transcript)) and user.role not in CAN_HEAR_REDACTED,
+        revealed=unredacted is not None,
+        can_reveal=may_see and reviews.store.has_unredacted(call_id),
+        reveals=reviews.store.reveals(call_id) if may_see else [],
+    )
 
 
 def serve_audio(request: Request, user: UserInfo, call_id: str) -> Response:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -282,3 +283,33 @@ Index(
     Result.id,
 )
 Index("ix_item_results_item_id_passed", ItemResult.item_id, ItemResult.passed, ItemResult.result_id)
+
+
+# --------------------------------------------------------------------------- personal data
+# Kept only when QA_KEEP_UNREDACTED is on (pipeline.redact.vault): the transcript as
+# transcribed, Fernet-encrypted, next to the redacted one it was redacted into. Every time
+# someone reveals it in the review app, an audit row says who, when and which call.
+
+
+class UnredactedTranscript(Base):
+    """The encrypted unredacted original of one (redacted) transcript row."""
+
+    __tablename__ = "unredacted_transcripts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    transcript_id: Mapped[int] = mapped_column(ForeignKey("transcripts.id"), unique=True)
+    key_id: Mapped[str] = mapped_column(String(64))  # fingerprint of the key, not the key
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PiiReveal(Base):
+    """One reveal of a call's unredacted transcript: who, when, which call."""
+
+    __tablename__ = "pii_reveals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_pk: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    transcript_id: Mapped[int] = mapped_column(ForeignKey("transcripts.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

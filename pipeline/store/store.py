@@ -192,12 +192,17 @@ class Store:
         transcript: schema.Transcript,
         result: schema.Result,
         run_id: int | None = None,
+        *,
+        unredacted: bytes | None = None,
+        key_id: str | None = None,
     ) -> int:
         """Store a scored call in one transaction; returns the id of its current result.
 
         Saving a call again with the same fingerprint stores nothing new (it only makes
         that result current again); a new fingerprint adds a result version and keeps the
-        old ones.
+        old ones. ``unredacted``: the transcript as transcribed, already encrypted
+        (:meth:`pipeline.redact.vault.Vault.seal`; ``key_id`` names its key), kept in the
+        same transaction next to the (redacted) ``transcript``.
         """
         if result.call_id != job.call_id:
             raise StoreError(f"result is for call {result.call_id!r}, job is {job.call_id!r}")
@@ -223,10 +228,26 @@ class Store:
             if existing is None:
                 transcript_id = self._add_transcript(s, call, transcript, run_id)
                 existing = self._add_result(s, call, transcript_id, result, fp, run_id)
+            if unredacted is not None:
+                self._keep_unredacted(s, existing, unredacted, key_id)
             call.status = "scored"
             call.error = None
             call.current_result_id = existing
             return existing
+
+    @staticmethod
+    def _keep_unredacted(s: Session, result_id: int, token: bytes, key_id: str | None) -> None:
+        transcript_id = s.scalar(select(m.Result.transcript_id).where(m.Result.id == result_id))
+        row = s.scalar(
+            select(m.UnredactedTranscript).where(
+                m.UnredactedTranscript.transcript_id == transcript_id
+            )
+        )
+        if row is None:
+            s.add(m.UnredactedTranscript(transcript_id=transcript_id, ciphertext=bytes(token), key_id=key_id or "unknown"))  # fmt: skip
+        else:  # the same transcript again (maybe under a new key): the newest copy wins
+            row.ciphertext, row.key_id, row.created_at = bytes(token), key_id or "unknown", m.utcnow()  # fmt: skip
+        s.flush()
 
     @staticmethod
     def _add_transcript(
@@ -452,6 +473,79 @@ class Store:
                     "created_at": _iso(f.created_at),
                 }
                 for f in rows
+            ]
+
+    # ------------------------------------------------------------------ personal data
+
+    def _current_unredacted(
+        self, s: Session, call_id: str
+    ) -> tuple[m.Call, m.Result, m.UnredactedTranscript] | None:
+        row = s.execute(
+            select(m.Call, m.Result, m.UnredactedTranscript)
+            .join(m.Result, m.Call.current_result_id == m.Result.id)
+            .join(
+                m.UnredactedTranscript,
+                m.UnredactedTranscript.transcript_id == m.Result.transcript_id,
+            )
+            .where(m.Call.call_id == call_id)
+        ).one_or_none()
+        return tuple(row) if row is not None else None
+
+    def has_unredacted(self, call_id: str) -> bool:
+        """True when an encrypted unredacted transcript is kept for the call's current result."""
+        with self._read(f"cannot read call {call_id!r}") as s:
+            return self._current_unredacted(s, call_id) is not None
+
+    def get_unredacted(self, call_id: str, key: Any) -> schema.Transcript | None:
+        """The unredacted transcript behind the call's current result, decrypted with ``key``
+        (a Fernet key or a :class:`~pipeline.redact.vault.Vault`); None when none was kept.
+
+        Raises :class:`~pipeline.redact.vault.VaultError` for a wrong key. Callers that show
+        it to a person record that with :meth:`record_reveal`.
+        """
+        from pipeline.redact.vault import Vault, VaultError
+
+        vault = key if isinstance(key, Vault) else Vault(key)
+        with self._read(f"cannot read call {call_id!r}") as s:
+            found = self._current_unredacted(s, call_id)
+            if found is None:
+                return None
+            kept = found[2]
+            token, stored_key = bytes(kept.ciphertext), kept.key_id
+        if stored_key not in ("unknown", vault.key_id):
+            raise VaultError(
+                f"the unredacted transcript of call {call_id!r} was encrypted with key id "
+                f"{stored_key}, not with this QA_PII_KEY (key id {vault.key_id})"
+            )
+        return vault.open(token)
+
+    def record_reveal(self, call_id: str, user_id: int) -> None:
+        """Audit one reveal of the call's unredacted transcript: who, when, which call."""
+        with self._write(f"cannot record a reveal of call {call_id!r}") as s:
+            found = self._current_unredacted(s, call_id)
+            if found is None:
+                raise StoreError(f"no unredacted transcript is kept for call {call_id!r}")
+            call, res, _ = found
+            s.add(m.PiiReveal(call_pk=call.id, transcript_id=res.transcript_id, user_id=user_id))
+
+    def reveals(self, call_id: str) -> list[dict[str, Any]]:
+        """Every reveal of the call's personal data, oldest first (username, role, when)."""
+        with self._read(f"cannot read call {call_id!r}") as s:
+            rows = s.execute(
+                select(m.PiiReveal, m.User)
+                .join(m.Call, m.Call.id == m.PiiReveal.call_pk)
+                .join(m.User, m.User.id == m.PiiReveal.user_id)
+                .where(m.Call.call_id == call_id)
+                .order_by(m.PiiReveal.id)
+            )
+            return [
+                {
+                    "user": u.username,
+                    "role": u.role,
+                    "transcript_id": r.transcript_id,
+                    "created_at": _iso(r.created_at),
+                }
+                for r, u in rows
             ]
 
 
