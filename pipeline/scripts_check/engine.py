@@ -88,7 +88,13 @@ def check_items(transcript: Transcript, rubric: Rubric) -> list[ItemResult]:
     rubric's language. ``points`` is what the item earns (its full points when passed,
     0 when failed or undecided); the form applies auto-fail.
     """
-    ctx = Context(transcript=transcript, language=rubric.language)
+    semantic, semantic_default = rubric.semantic_settings()
+    ctx = Context(
+        transcript=transcript,
+        language=rubric.language,
+        semantic=semantic,
+        semantic_default=semantic_default,
+    )
     results: list[ItemResult] = []
     for section, item in rubric.items():
         outcome = evaluate_item(ctx, rubric, item)

@@ -36,6 +36,7 @@ from pydantic import (
 
 from pipeline.schema import Evidence, Transcript, Utterance
 from pipeline.scripts_check.match import Match, align, match, upper_bound
+from pipeline.scripts_check.semantic import SemanticHit, SemanticPolicy, best_paraphrase
 from pipeline.scripts_check.text import NormText, normalise
 
 CheckRole = Literal["agent", "customer", "unknown", "any"]
@@ -66,6 +67,10 @@ class Context:
     transcript: Transcript
     language: str
     cache: dict = field(default_factory=dict)  # per-call memo for operators (metrics, hits)
+    # semantic fallback of ``required`` (:mod:`.semantic`): the model + threshold, and
+    # whether it applies to checks that do not say (the rubric has a ``semantic:`` block)
+    semantic: SemanticPolicy | None = None
+    semantic_default: bool = False
 
     def norm(self, text: str) -> NormText:
         return normalise(text, self.language)
@@ -254,12 +259,39 @@ def evidence(
     )
 
 
+def semantic_evidence(ctx: Context, hit: SemanticHit) -> Evidence:
+    """Evidence for a paraphrase: the span closest in meaning, its cosine, the model."""
+    pol = ctx.semantic
+    cmp = ">=" if hit.similarity >= pol.min_similarity else "<"
+    u = hit.utterance
+    return Evidence(
+        utterance=hit.index,
+        start=u.start,
+        end=u.end,
+        text=u.text,
+        matched=hit.phrase,
+        similarity=hit.similarity,
+        reason=(
+            f"paraphrase: cosine {hit.similarity:.2f} {cmp} {pol.min_similarity:g} "
+            f"with model {pol.model}"
+        ),
+        speaker=u.speaker,
+        span=u.text[hit.start : hit.end],
+        span_chars=[hit.start, hit.end],
+        method="semantic",
+        model=pol.model,
+    )
+
+
 @register
 class Required(_PhraseCheck):
     """Passes when one of ``phrases`` was said (similarity >= min_similarity) by ``role``
     within the window. A failure carries the best near-miss and why it failed."""
 
     op: Literal["required"] = "required"
+    # a phrase that fails the lexical match may pass as a paraphrase (sentence embeddings,
+    # :mod:`.semantic`); None: as the rubric's ``semantic:`` block says (off without one)
+    semantic: bool | None = None
 
     def evaluate(self, ctx: Context) -> Outcome:
         t = ctx.transcript
@@ -273,7 +305,26 @@ class Required(_PhraseCheck):
                 ctx, i, u, phrase, m, f"said at utterance {i} ({sim:.2f} >= {self.threshold:g})"
             )
             return Outcome(True, ev.reason, [ev], support=[ev])
-        return self._failure(ctx, pairs)
+        para = self._paraphrase(ctx, pairs)
+        if para is not None and para.similarity >= ctx.semantic.min_similarity:
+            ev = semantic_evidence(ctx, para)
+            return Outcome(
+                True, f"said at utterance {para.index} ({ev.reason})", [ev], support=[ev]
+            )
+        out = self._failure(ctx, pairs)
+        if para is not None:
+            ev = semantic_evidence(ctx, para)
+            ev.reason = f"semantic near miss: {ev.reason}"
+            out.reason += f"; {ev.reason}"
+            out.evidence = [e for e in out.evidence if e.utterance is not None] + [ev]
+        return out
+
+    def _paraphrase(self, ctx: Context, pairs: list[tuple[int, Utterance]]) -> SemanticHit | None:
+        """Best paraphrase when this check uses the semantic fallback, else None."""
+        on = self.semantic if self.semantic is not None else ctx.semantic_default
+        if not on or ctx.semantic is None:
+            return None
+        return best_paraphrase(ctx.semantic, self.phrases, pairs, ctx.cache)
 
     def _failure(self, ctx: Context, pairs: list[tuple[int, Utterance]]) -> Outcome:
         t = ctx.transcript

@@ -18,10 +18,17 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    field_validator,
 )
 
 from pipeline.scripts_check.checks import Check
 from pipeline.scripts_check.operators import Operator
+from pipeline.scripts_check.semantic import (
+    DEFAULT_MODEL,
+    SemanticPolicy,
+    model_languages,
+    resolve_model,
+)
 from pipeline.scripts_check.text import normalise
 
 _ID = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
@@ -96,7 +103,15 @@ class Rubric(_Strict):
     title: str = Field(min_length=1)
     description: str | None = None
     confidence: ConfidencePolicy = Field(default_factory=default_confidence)
+    # paraphrase fallback of every ``required`` check (:mod:`.semantic`); off when absent
+    semantic: SemanticPolicy | None = None
     sections: list[Section] = Field(min_length=1)
+
+    @field_validator("semantic", mode="before")
+    @classmethod
+    def _semantic_flag(cls, v: Any) -> Any:
+        # ``semantic: true`` = the defaults; ``semantic: false`` = off
+        return {} if v is True else (None if v is False else v)
 
     _sha256: str | None = PrivateAttr(default=None)
     _path: str | None = PrivateAttr(default=None)
@@ -114,6 +129,11 @@ class Rubric(_Strict):
     @property
     def points(self) -> float:
         return sum(s.points for s in self.sections)
+
+    def semantic_settings(self) -> tuple[SemanticPolicy, bool]:
+        """(model + threshold, whether checks that do not say use it): the rubric's
+        ``semantic:`` block, else the defaults for checks that ask with ``semantic: true``."""
+        return (self.semantic or SemanticPolicy(), self.semantic is not None)
 
     def items(self) -> list[tuple[Section, Item]]:
         return [(s, i) for s in self.sections for i in s.items]
@@ -179,7 +199,41 @@ def _semantic_problems(rubric: Rubric) -> list[tuple[str, str]]:
             for key, op in (("check", item.check), ("when", item.when)):
                 if op is not None:
                     found += _phrase_problems(f"{here}.{key}", op, rubric.language)
-    return found
+    return found + _semantic_model_problems(rubric)
+
+
+def _semantic_model_problems(rubric: Rubric) -> list[tuple[str, str]]:
+    """The semantic model must be installed and understand the rubric's language."""
+    if rubric.semantic is not None:
+        where, model = "semantic.model", rubric.semantic.model
+    else:
+        asked = [
+            f"{loc}.semantic"
+            for si, section in enumerate(rubric.sections)
+            for ii, item in enumerate(section.items)
+            for key, op in (("check", item.check), ("when", item.when))
+            if op is not None
+            for loc, node in _walk(f"sections[{si}].items[{ii}].{key}", op)
+            if getattr(node, "op", None) == "required" and node.semantic
+        ]
+        if not asked:
+            return []
+        where, model = asked[0], DEFAULT_MODEL
+        try:
+            resolve_model(model)
+        except ValueError as exc:
+            return [(where, str(exc))]
+    langs = model_languages(model)
+    if langs and rubric.language not in langs:
+        return [
+            (
+                where,
+                f"semantic model {model!r} understands {', '.join(langs)} only, not "
+                f"{rubric.language!r}; set the rubric's semantic.model to the directory of a "
+                "local multilingual sentence-transformers model",
+            )
+        ]
+    return []
 
 
 def _walk(path: str, op: Operator):
