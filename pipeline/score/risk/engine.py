@@ -50,6 +50,23 @@ def customer_roles(transcript: Transcript) -> set[str]:
     return {"unknown"}
 
 
+def _blocks(utts: list) -> list[tuple[str, list[int]]]:
+    """Consecutive non-empty turns of one speaker, as (speaker, utterance indices)."""
+    blocks: list[tuple[str, list[int]]] = []
+    for i, u in enumerate(utts):
+        if not u.text.strip():
+            continue
+        if blocks and blocks[-1][0] == u.speaker:
+            blocks[-1][1].append(i)
+        else:
+            blocks.append((u.speaker, [i]))
+    return blocks
+
+
+def _content_chars(text: str) -> int:
+    return len(re.sub(r"[\s\W_]+", "", text))
+
+
 def _bigrams(text: str) -> set[str]:
     t = re.sub(r"[\s\W_]+", "", text.lower())
     return {t[i : i + 2] for i in range(len(t) - 1)}
@@ -128,8 +145,10 @@ def compute_features(
         )
 
     w = config.weights
-    probs = scorer.negativity([utts[i].text for i in cust]) if cust else []
-    f.negativity = dict(zip(cust, probs, strict=True))
+    all_probs = scorer.negativity([utts[i].text for i in cust]) if cust else []
+    f.negativity = dict(zip(cust, all_probs, strict=True))
+    # one-character acknowledgements (嗯, 好, ok) say nothing about the customer's mood
+    probs = [p for i, p in f.negativity.items() if _content_chars(utts[i].text) >= 2] or all_probs
     v = f.values
     if probs:
         end = probs[-conv.ending_turns :]
@@ -165,16 +184,20 @@ def compute_features(
             ev(i, f"customer repeats turn {best[1]} (similarity {best[0]:.2f})", w.repetition)
     v["repetition"] = min(repeats, caps.get("repetition", math.inf))
 
-    # customer questions the agent never answered
+    # customer questions the agent never answered. Chats split one message into many short
+    # turns, so consecutive turns of one speaker form a block; a question is answered when an
+    # agent block follows its block.
+    blocks = _blocks(utts)
     unanswered = 0
-    for i in cust:
-        if _QUESTION.search(utts[i].text.strip()):
-            nxt = next((u for u in utts[i + 1 :] if u.text.strip()), None)
-            if nxt is None or nxt.speaker != "agent":
+    for b, (speaker, members) in enumerate(blocks):
+        if speaker not in roles or any(s == "agent" for s, _ in blocks[b + 1 :]):
+            continue
+        for i in members:
+            if _QUESTION.search(utts[i].text.strip()):
                 unanswered += 1
                 ev(i, "customer question left without an agent reply", w.unanswered)
     v["unanswered"] = min(unanswered, caps.get("unanswered", math.inf))
-    v["customer_turns"] = math.log1p(len(cust))
+    v["customer_turns"] = math.log1p(sum(1 for s, _ in blocks if s in roles))
 
     # explicit signals
     f.hits = match_transcript(transcript, config.signals_path(lang), roles, conv.ending_turns)

@@ -1,9 +1,11 @@
 """Per-utterance dissatisfaction scorers behind one interface, picked by backend name.
 
 ``transformers``: any Hugging Face sequence-classification directory; which label index means
-negative comes from ``labels.yaml`` in that directory (or the configuration). ``vader``: the
-VADER lexicon for English (no labelled English data installs here to train a model on).
-Scorers are loaded once per process and cached.
+negative comes from ``labels.yaml`` in that directory (or the configuration). ``bert_numpy``:
+the same kind of directory when it holds a ``BertForSequenceClassification`` with a
+``tokenizer.json``, run in numpy (no torch/transformers import: loads in well under a second).
+``vader``: the VADER lexicon for English (no labelled English data installs here to train a
+model on). Scorers are loaded once per process and cached.
 """
 
 from __future__ import annotations
@@ -50,38 +52,39 @@ class ScorerSpec(BaseModel):
     offset: float = -1.0
 
 
-class TransformersScorer:
-    def __init__(self, spec: ScorerSpec):
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+class _HFDirScorer:
+    """Shared by the backends that read a Hugging Face sequence-classification directory."""
 
+    def __init__(self, spec: ScorerSpec):
         if not spec.path:
-            raise ValueError("backend 'transformers' needs a model 'path'")
+            raise ValueError(f"backend {spec.backend!r} needs a model 'path'")
         path = Path(spec.path)
-        path = path if path.is_absolute() else PROJECT_ROOT / path
-        if not (path / "config.json").exists():
-            raise ContractError(path, "not a Hugging Face model directory (no config.json)")
-        labels = _load_labels(path)
+        self.path = path if path.is_absolute() else PROJECT_ROOT / path
+        if not (self.path / "config.json").exists():
+            raise ContractError(self.path, "not a Hugging Face model directory (no config.json)")
+        labels = _load_labels(self.path)
         self.negative = (
             labels.negative()
             if spec.negative_index is None
             else LabelMap(negative_index=spec.negative_index).negative()
         )
         self.max_length = labels.max_length
-        self.id = f"{labels.id or path.name}-v{labels.version or 0}"
-        self._torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
-        self.model.eval()
-        n_labels = self.model.config.num_labels
-        if any(i >= n_labels or i < 0 for i in self.negative):
-            raise ContractError(path, f"negative_index {self.negative} outside 0..{n_labels - 1}")
+        self.id = f"{labels.id or self.path.name}-v{labels.version or 0}"
         self._lock = threading.Lock()
+
+    def _check_labels(self, n_labels: int) -> None:
+        if any(i >= n_labels or i < 0 for i in self.negative):
+            raise ContractError(
+                self.path, f"negative_index {self.negative} outside 0..{n_labels - 1}"
+            )
 
     def _chunks(self, text: str) -> list[str]:
         size = max(8, self.max_length - 2)
         text = text.strip() or " "
         return [text[i : i + size] for i in range(0, len(text), size)]
+
+    def _p_negative(self, pieces: list[str]) -> list[float]:
+        raise NotImplementedError
 
     def negativity(self, texts: list[str]) -> list[float]:
         if not texts:
@@ -91,7 +94,32 @@ class TransformersScorer:
             for chunk in self._chunks(t):
                 pieces.append(chunk)
                 owner.append(i)
-        with self._lock, self._torch.inference_mode():
+        with self._lock:
+            probs = self._p_negative(pieces)
+        sums = [0.0] * len(texts)
+        weights = [0.0] * len(texts)
+        for i, p, chunk in zip(owner, probs, pieces, strict=True):
+            sums[i] += p * len(chunk)
+            weights[i] += len(chunk)
+        return [s / w for s, w in zip(sums, weights, strict=True)]
+
+
+class TransformersScorer(_HFDirScorer):
+    def __init__(self, spec: ScorerSpec):
+        super().__init__(spec)
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self._torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            self.path, local_files_only=True
+        )
+        self.model.eval()
+        self._check_labels(self.model.config.num_labels)
+
+    def _p_negative(self, pieces: list[str]) -> list[float]:
+        with self._torch.inference_mode():
             enc = self.tokenizer(
                 pieces,
                 truncation=True,
@@ -99,13 +127,25 @@ class TransformersScorer:
                 padding=True,
                 return_tensors="pt",
             )
-            probs = self.model(**enc).logits.softmax(-1)[:, self.negative].sum(-1).tolist()
-        sums = [0.0] * len(texts)
-        weights = [0.0] * len(texts)
-        for i, p, chunk in zip(owner, probs, pieces, strict=True):
-            sums[i] += p * len(chunk)
-            weights[i] += len(chunk)
-        return [s / w for s, w in zip(sums, weights, strict=True)]
+            return self.model(**enc).logits.softmax(-1)[:, self.negative].sum(-1).tolist()
+
+
+class NumpyBertScorer(_HFDirScorer):
+    def __init__(self, spec: ScorerSpec):
+        super().__init__(spec)
+        from pipeline.score.risk.bert_numpy import NumpyBert
+
+        self.model = NumpyBert(self.path, self.max_length)
+        self._check_labels(self.model.num_labels)
+
+    def _p_negative(self, pieces: list[str]) -> list[float]:
+        from pipeline.score.risk.bert_numpy import softmax
+
+        out: list[float] = []
+        for i in range(0, len(pieces), 64):  # bounded memory on long calls
+            probs = softmax(self.model(pieces[i : i + 64]))
+            out += probs[:, self.negative].sum(-1).tolist()
+        return out
 
 
 class VaderScorer:
@@ -126,7 +166,11 @@ class VaderScorer:
         return out
 
 
-BACKENDS = {"transformers": TransformersScorer, "vader": VaderScorer}
+BACKENDS = {
+    "transformers": TransformersScorer,
+    "bert_numpy": NumpyBertScorer,
+    "vader": VaderScorer,
+}
 _CACHE: dict[str, UtteranceScorer] = {}
 _CACHE_LOCK = threading.Lock()
 

@@ -25,6 +25,8 @@ SignalKind = Literal[
     "strong_negative",
     "repeated_contact",
     "unresolved",
+    "rejection",
+    "rhetorical",
     "refund",
     "churn",
     "agent_provocation",

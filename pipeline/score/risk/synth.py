@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 
 from pipeline.schema import Transcript, Utterance
 from pipeline.score.risk.corpora import Review, split_of
@@ -39,6 +40,25 @@ CUST_OPEN = [
     "你好，我想问一下我的订单。",
     "你好，我有个问题想咨询一下。",
     "喂，你好，我之前买的东西有点问题。",
+    "请问积分怎么兑换话费？",
+    "我想查一下我的订单到哪了",
+    "能不能帮我改一下收货地址？",
+    "请问发票怎么开？",
+    "我想问下这个套餐怎么办理",
+    "在吗？我想咨询一下退换货的流程",
+]
+REJECT = [
+    "不行，这样解决不了我的问题。",
+    "那我该怎么办？",
+    "还是不行啊。",
+    "你没听懂我的意思。",
+    "我不要优惠券，我要你们解决问题。",
+]
+RHETORICAL = [
+    "你们到底有没有人管？",
+    "凭什么让我一直等？",
+    "为什么每次都是这样？",
+    "你们怎么回事？",
 ]
 CUST_THANKS = [
     "好的，谢谢。",
@@ -83,9 +103,18 @@ def _turn(text: str) -> str:
 
 
 def synth_calls(
-    reviews: list[Review], n: int, seed: int = 7, noise: float = 0.08, p_dissatisfied: float = 0.4
+    reviews: list[Review],
+    n: int,
+    seed: int = 7,
+    noise: float = 0.08,
+    p_dissatisfied: float = 0.4,
+    chat: bool = False,
 ) -> list[tuple[Transcript, int]]:
-    """``n`` labelled calls; label 1 = dissatisfied customer (complaint risk)."""
+    """``n`` labelled calls; label 1 = dissatisfied customer (complaint risk).
+
+    ``chat``: text-only helpdesk chats instead: no times (all 0) and customer messages split
+    at clause punctuation into several consecutive short turns.
+    """
     rng = random.Random(seed)
     neg = [r.text for r in reviews if r.label == 0]
     pos = [r.text for r in reviews if r.label == 1]
@@ -95,15 +124,24 @@ def synth_calls(
         cust: list[str] = []
         agent_extra = rng.random() < 0.15
         if y:
+            if rng.random() < 0.3:
+                cust.append(rng.choice(CUST_OPEN))
             first = rng.choice(neg)
             cust.append((rng.choice(REPEAT) if rng.random() < 0.35 else "") + first)
             cust.append(first if rng.random() < 0.25 else rng.choice(neg))
+            if rng.random() < 0.3:
+                cust.append(rng.choice(REJECT))
+            if rng.random() < 0.25:
+                cust.append(rng.choice(RHETORICAL))
             if rng.random() < 0.3:
                 cust.append(rng.choice(ESCALATE))
             cust.append(rng.choice(CUST_UNRESOLVED) if rng.random() < 0.5 else rng.choice(neg))
             if rng.random() < 0.1:
                 cust.append(rng.choice(CUST_THANKS))
             unanswered_end = rng.random() < 0.4
+        elif rng.random() < 0.25:  # a short calm service question
+            cust += [rng.choice(CUST_OPEN), rng.choice(CUST_THANKS)]
+            unanswered_end = False
         else:
             r = rng.random()
             cust.append(
@@ -135,12 +173,17 @@ def synth_calls(
                         rng.choice(AGENT_COMPLAINT_INFO if agent_extra and j == 0 else AGENT_ACK),
                     )
                 )
+        if chat:
+            split: list[tuple[str, str]] = []
+            for speaker, text in utts:
+                parts = [p for p in re.split(r"(?<=[，。！？,.!?])", text) if p.strip()]
+                split += [(speaker, p) for p in (parts if speaker == "customer" else [text])]
+            utts = split
         t, utterances = 0.0, []
         for speaker, text in utts:
             dur = 0.5 + 0.2 * len(text)
-            utterances.append(
-                Utterance(speaker=speaker, start=round(t, 2), end=round(t + dur, 2), text=text)
-            )
+            start, end = (0.0, 0.0) if chat else (round(t, 2), round(t + dur, 2))
+            utterances.append(Utterance(speaker=speaker, start=start, end=end, text=text))
             t += dur + rng.uniform(0.2, 1.5)
         label = 1 - y if rng.random() < noise else y
         calls.append(
