@@ -26,7 +26,7 @@ CALLQA = [sys.executable, "-m", "pipeline.cli"]
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 GOOD = 3
-TIMEOUT = 420
+TIMEOUT = 900
 
 
 @pytest.mark.parametrize(
