@@ -18,7 +18,9 @@ from pydantic import BaseModel
 
 from pipeline.archive import is_transcript
 from pipeline.config import DEFAULT_RUBRIC_BY_LANGUAGE, Settings, resolve_rubric_path
+from pipeline.redact import redact
 from pipeline.schema import CallJob, ContractError, Result, Transcript
+from pipeline.score import score_transcript
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,6 @@ class CallProcessor:
         # QA_KEEP_UNREDACTED=1 + QA_PII_KEY: keep the unredacted transcript, encrypted; without
         # a key this refuses (VaultError) before any call is processed.
         self._vault = vault_from_env()
-        self._sealed: dict[str, dict[str, Any]] = {}  # call_id -> save_scored keywords
 
     # -- shared, expensive things, loaded on first use ------------------------------------
 
@@ -130,7 +131,12 @@ class CallProcessor:
         return self.store.is_scored(job.call_id, fp)
 
     def analyse(self, job: CallJob) -> tuple[Transcript, Result]:
-        """Transcript and Result of one call, without touching the store."""
+        """Transcript (redacted) and Result of one call, without touching the store."""
+        transcript, result, _ = self._analyse(job)
+        return transcript, result
+
+    def _analyse(self, job: CallJob) -> tuple[Transcript, Result, dict[str, Any]]:
+        """Transcript, Result, and the extra keywords ``save_scored`` takes (sealed copy)."""
         manifest_error = getattr(job, "manifest_error", None)
         if manifest_error:
             raise PermanentCallError(manifest_error)
@@ -138,13 +144,16 @@ class CallProcessor:
             raise PermanentCallError(f"{job.source}: file not found")
         transcript = self._transcript(job)
         self.hook("transcript", transcript)
-        transcript = self._redact(transcript)
+        sealed = (
+            {"unredacted": self._vault.seal(transcript), "key_id": self._vault.key_id}
+            if self._vault is not None
+            else {}
+        )
+        transcript = redact(transcript)
         rubric = self.rubric_for(job, transcript.language)
-        from pipeline.score import score_transcript
-
         result = score_transcript(transcript, rubric)
         self.hook("result", result)
-        return transcript, result
+        return transcript, result, sealed
 
     def process(self, job: CallJob, run_id: int | None = None) -> CallOutcome:
         """Analyse one call and store it in one transaction; bad input is stored as failed.
@@ -155,7 +164,7 @@ class CallProcessor:
         if self.already_scored(job):
             return CallOutcome(call_id=job.call_id, source=job.source, status="skipped")
         try:
-            transcript, result = self.analyse(job)
+            transcript, result, sealed = self._analyse(job)
         except Exception as exc:
             if is_transient(exc):
                 raise
@@ -173,7 +182,7 @@ class CallProcessor:
                 error=reason,
                 seconds=time.perf_counter() - started,
             )
-        self.store.save_scored(job, transcript, result, run_id, **self._sealed.pop(job.call_id, {}))
+        self.store.save_scored(job, transcript, result, run_id, **sealed)
         return CallOutcome(
             call_id=job.call_id,
             source=job.source,
@@ -214,42 +223,19 @@ class CallProcessor:
             hook=self.hook,
         )
 
-    def _redact(self, transcript: Transcript) -> Transcript:
-        try:
-            from pipeline.redact import redact
-        except ImportError:
-            return transcript
-        redacted = redact(transcript)
-        if self._vault is not None:
-            sealed = {"unredacted": self._vault.seal(transcript), "key_id": self._vault.key_id}
-            self._sealed[redacted.call_id or ""] = sealed
-        return redacted
-
 
 def is_transient(exc: BaseException) -> bool:
     """Errors worth retrying the call for: the store went away, not the input is bad."""
-    try:
-        from pipeline.store import StoreUnavailable
-    except ImportError:
-        return False
+    from pipeline.store import StoreUnavailable
+
     return isinstance(exc, StoreUnavailable)
 
 
 def _permanent_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [PermanentCallError, ContractError, FileNotFoundError]
-    try:
-        from pipeline.audio import AudioError
+    from pipeline.audio import AudioError
+    from pipeline.scripts_check import RubricError
 
-        errors.append(AudioError)
-    except ImportError:
-        pass
-    try:
-        from pipeline.scripts_check import RubricError
-
-        errors.append(RubricError)
-    except ImportError:
-        pass
-    return tuple(errors)
+    return (PermanentCallError, ContractError, FileNotFoundError, AudioError, RubricError)
 
 
 def _one_line(exc: BaseException, source: str) -> str:
