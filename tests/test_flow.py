@@ -151,14 +151,18 @@ def test_killed_run_resumes_and_scores_each_call_once(tmp_path):
     cmd = [*CALLQA, "run", str(archive), "--db", db_url]
 
     # First run: SIGKILL as soon as the first call is in the store.
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Its own process group: the kill takes the flow and its temporary Prefect server together,
+    # as a crash of the machine would.
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     deadline = time.monotonic() + 240
     store = open_store(db_url)
     while time.monotonic() < deadline and proc.poll() is None:
         if any(r["status"] == "scored" for r in store.list_calls()):
             break
         time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     scored_before = {r["call_id"] for r in store.list_calls() if r["status"] == "scored"}
     assert 0 < len(scored_before) < len(good), "kill should land mid-run"

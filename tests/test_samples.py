@@ -190,14 +190,5 @@ def test_broken_scripts_are_rejected_with_place_and_reason(tmp_path, mutate, mes
 # --------------------------------------------------------------------------- real model
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("call_id", CALL_IDS)
-def test_real_model_hears_scripted_phrases_on_intended_channel(call_id):
-    """tiny.en (int8, CPU, VAD) hears every rubric phrase an agent turn quotes (and each
-    key customer phrase) on that role's channel; phrases meant to be missing stay unheard."""
-    call = _call(call_id)
-    texts = ms.transcribe_channels(ms.ARCHIVE_DIR / call.file)
-    checks = ms.verify_call(call, ITEMS, texts)
-    assert checks
-    failed = [c for c in checks if not c.ok]
-    assert not failed, f"{failed}\nheard: {texts}"
+# What the real model makes of these calls is asserted end to end by tests/test_flow.py
+# (every item verdict of samples/expected.yaml through `callqa run`).

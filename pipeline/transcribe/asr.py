@@ -127,6 +127,7 @@ def get_model(settings: Settings | None = None) -> WhisperModel:
     with _LOCK:
         model = _MODELS.get(key)
         if model is None:
+            _pin_blas_threads()
             try:
                 model = WhisperModel(
                     resolved,
@@ -144,6 +145,21 @@ def get_model(settings: Settings | None = None) -> WhisperModel:
                 ) from None
             _MODELS[key] = model
     return model
+
+
+def _pin_blas_threads() -> None:
+    """One BLAS thread for the audio front end, in every process that transcribes.
+
+    Whisper's log-mel features are a matrix product; with a different number of BLAS threads
+    the float sums come out in another order and, rarely, a word of the transcript changes.
+    Pinning one thread makes a call transcribe identically in a thread of the embedded run
+    and in a Dask worker (where Dask sets its own thread variables); the product is tiny.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def is_english_only(model: WhisperModel) -> bool:
