@@ -10,6 +10,7 @@ killed with its whole process group (flow, scheduler, workers) resumes when run 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -184,11 +185,17 @@ def test_two_worker_dask_into_postgres_matches_embedded_sqlite(archive, pg_url, 
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_killed_dask_worker_calls_are_retried_elsewhere(archive, pg_url, env, embedded):
+def test_killed_dask_worker_calls_are_retried_elsewhere(archive, pg_url, env, embedded, tmp_path):
     from pipeline.store import open_store
 
     cmd = [*CALLQA, "run", str(archive[0]), "--db", pg_url, "--workers", "2"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # Output to a file, not a pipe: a helper process that outlives the run (Prefect's
+    # temporary server) would hold a pipe open and make reading it block.
+    log = tmp_path / "run.log"
+    with log.open("wb") as out_file:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=out_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
     store = open_store(pg_url)
     killed = None
     deadline = time.monotonic() + TIMEOUT
@@ -202,10 +209,11 @@ def test_killed_dask_worker_calls_are_retried_elsewhere(archive, pg_url, env, em
                 break
             time.sleep(0.2)
         scored_at_kill = {r["call_id"] for r in store.list_calls() if r["status"] == "scored"}
-        out, _ = proc.communicate(timeout=TIMEOUT)
+        proc.wait(timeout=TIMEOUT)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever of the run's group is left
+    out = log.read_bytes()
     assert killed is not None, "no worker was killed"
     assert len(scored_at_kill) < GOOD, "the kill should land while calls are in flight"
     assert proc.returncode == 0, out.decode(errors="replace")[-3000:]
