@@ -30,16 +30,26 @@ def _round(x: float) -> float:
     return round(x, 4)
 
 
+def form_total(items) -> tuple[float, bool]:
+    """(total, auto_fail) of item verdicts under the form's rules, machine or human.
+
+    ``items`` have ``applicable``, ``critical``, ``passed`` and ``points`` (awarded). A failed
+    critical item (red line) zeroes the total; not-applicable items do not count.
+    """
+    applicable = [i for i in items if i.applicable]
+    auto_fail = any(i.critical and i.passed is False for i in applicable)
+    earned = sum(i.points for i in applicable if i.passed)
+    return (0.0 if auto_fail else _round(earned)), auto_fail
+
+
 def score_form(
     transcript: Transcript, rubric: Rubric, items: list[ItemResult], risk: Risk | None
 ) -> Result:
     """Combine item verdicts (from :func:`pipeline.scripts_check.check_items`) into a Result."""
     applicable = [i for i in items if i.applicable]
     max_points = sum(i.max_points if i.max_points is not None else i.points for i in applicable)
-    earned = sum(i.points for i in applicable if i.passed)
+    total, auto_fail = form_total(items)
     failed_critical = [i.id for i in applicable if i.critical and i.passed is False]
-    auto_fail = bool(failed_critical)
-    total = 0.0 if auto_fail else earned
     needs_review = (
         auto_fail
         or any(i.needs_review for i in applicable)

@@ -471,10 +471,9 @@ class ReviewStore:
                 )
             )
         if changed:
-            applicable = [i for i in out if i.applicable]
-            auto_fail = any(i.critical and i.passed is False for i in applicable)
-            earned = sum(i.points for i in applicable if i.passed)
-            total, auto = (0.0 if auto_fail else round(earned, 4)), auto_fail
+            from pipeline.score.form import form_total
+
+            total, auto = form_total(out)
         else:
             total, auto = res.total, res.auto_fail
         open_dispute = s.scalar(
