@@ -68,11 +68,13 @@ def decode_audio(
     min_duration: float = MIN_DURATION,
     silence_peak: float = SILENCE_PEAK,
     silence_rms: float = SILENCE_RMS,
+    max_seconds: float | None = None,
 ) -> DecodedAudio:
     """Decode ``path`` to float32 at ``sample_rate``, one row per channel, and validate it.
 
     Raises :class:`AudioError` for a missing, empty, non-audio, corrupt, truncated, too short
-    or silent file.
+    or silent file, and for one longer than ``max_seconds`` (refused from its header before
+    decoding, or as soon as the decoded audio passes the limit when the header says less).
     """
     path = Path(path)
     if not path.exists():
@@ -103,7 +105,11 @@ def decode_audio(
         if source_rate <= 0 or n_channels <= 0:
             raise AudioError(path, f"audio stream has no usable format ({codec})")
         declared = _declared_duration(container, stream)
-        samples, bad, total = _decode_stream(container, stream, n_channels, sample_rate)
+        if max_seconds is not None and declared and declared > max_seconds:
+            raise AudioError(path, _too_long(declared, max_seconds))
+        samples, bad, total = _decode_stream(
+            container, stream, n_channels, sample_rate, max_seconds, path
+        )
 
     decoded = samples.shape[1] / sample_rate
     if wav_declared := _wav_declared_duration(path, source_rate, n_channels, codec):
@@ -197,13 +203,27 @@ def _declared_duration(container, stream) -> float | None:
     return None
 
 
-def _decode_stream(container, stream, n_channels: int, rate: int) -> tuple[np.ndarray, int, int]:
+def _too_long(seconds: float, limit: float) -> str:
+    return (
+        f"too long: {seconds / 60:.1f} min of audio, more than the {limit / 60:.0f} min limit "
+        f"(QA_MAX_AUDIO_MINUTES); split the recording or raise the limit"
+    )
+
+
+def _decode_stream(
+    container,
+    stream,
+    n_channels: int,
+    rate: int,
+    max_seconds: float | None = None,
+    path: Path | None = None,
+) -> tuple[np.ndarray, int, int]:
     """All frames resampled to planar float32 at ``rate``; (samples, bad packets, packets)."""
     # Unknown layouts ("1 channels") are common in G.711 WAV: name them by channel count.
     layout = {1: "mono", 2: "stereo"}.get(n_channels, stream.layout.name)
     resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
     chunks: list[np.ndarray] = []
-    bad = total = 0
+    bad = total = decoded = 0
     for packet in container.demux(stream):
         total += packet.size > 0
         try:
@@ -213,7 +233,11 @@ def _decode_stream(container, stream, n_channels: int, rate: int) -> tuple[np.nd
             continue
         for frame in frames:
             frame.pts = None  # resample by sample count; broken timestamps must not matter
-            chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray())
+                decoded += chunks[-1].shape[1]
+        if max_seconds is not None and decoded > max_seconds * rate:
+            raise AudioError(path, _too_long(decoded / rate, max_seconds))
     chunks.extend(f.to_ndarray() for f in resampler.resample(None))
     if not chunks:
         return np.zeros((n_channels, 0), dtype=np.float32), bad, total

@@ -45,6 +45,12 @@ class Settings(BaseModel):
     rubric: str | None = None  # rubric id or YAML path; None: by call language
     max_concurrency: int = Field(default=2, ge=1)
     retries: int = Field(default=2, ge=0)
+    # ASR decoding (see pipeline.transcribe.asr.AsrConfig): batched VAD chunks of a call, the
+    # chunks per batch, and whether CTranslate2's CPU kernels are pinned for reproducibility.
+    asr_decoding: Literal["batched", "sequential"] = "batched"
+    asr_batch_size: int = Field(default=8, ge=1)
+    cpu_isa: Literal["native", "pinned"] = "native"
+    max_audio_minutes: float = Field(default=180.0, gt=0)  # longer files are refused
 
 
 _ENV = {
@@ -60,6 +66,10 @@ _ENV = {
     "rubric": "QA_RUBRIC",
     "max_concurrency": "QA_MAX_CONCURRENCY",
     "retries": "QA_RETRIES",
+    "asr_decoding": "QA_ASR_DECODING",
+    "asr_batch_size": "QA_ASR_BATCH_SIZE",
+    "cpu_isa": "QA_CPU_ISA",
+    "max_audio_minutes": "QA_MAX_AUDIO_MINUTES",
 }
 
 

@@ -21,6 +21,7 @@ from pipeline.config import DEFAULT_RUBRIC_BY_LANGUAGE, Settings, resolve_rubric
 from pipeline.redact import redact
 from pipeline.schema import CallJob, ContractError, Result, Transcript
 from pipeline.score import score_transcript
+from pipeline.timing import StageTimer
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class CallOutcome(BaseModel):
     risk_level: str | None = None
     audio_seconds: float | None = None
     seconds: float = 0.0
+    stage_seconds: dict[str, float] = {}
 
 
 class CallProcessor:
@@ -135,23 +137,32 @@ class CallProcessor:
         transcript, result, _ = self._analyse(job)
         return transcript, result
 
-    def _analyse(self, job: CallJob) -> tuple[Transcript, Result, dict[str, Any]]:
-        """Transcript, Result, and the extra keywords ``save_scored`` takes (sealed copy)."""
+    def _analyse(
+        self, job: CallJob, timer: StageTimer | None = None
+    ) -> tuple[Transcript, Result, dict[str, Any]]:
+        """Transcript, Result, and the extra keywords ``save_scored`` takes (sealed copy).
+
+        ``timer`` collects the seconds of each stage; they go in the Result's provenance
+        (``stage_seconds``)."""
+        timer = timer or StageTimer()
         manifest_error = getattr(job, "manifest_error", None)
         if manifest_error:
             raise PermanentCallError(manifest_error)
         if not Path(job.source).exists():
             raise PermanentCallError(f"{job.source}: file not found")
-        transcript = self._transcript(job)
+        transcript = self._transcript(job, timer)
         self.hook("transcript", transcript)
         sealed = (
             {"unredacted": self._vault.seal(transcript), "key_id": self._vault.key_id}
             if self._vault is not None
             else {}
         )
-        transcript = redact(transcript)
+        with timer.stage("redaction"):
+            transcript = redact(transcript)
         rubric = self.rubric_for(job, transcript.language)
-        result = score_transcript(transcript, rubric)
+        result = timed_score(transcript, rubric, timer)
+        if result.produced_by is not None:
+            result.produced_by.stage_seconds = timer.rounded()
         self.hook("result", result)
         return transcript, result, sealed
 
@@ -163,8 +174,9 @@ class CallProcessor:
         started = time.perf_counter()
         if self.already_scored(job):
             return CallOutcome(call_id=job.call_id, source=job.source, status="skipped")
+        timer = StageTimer()
         try:
-            transcript, result, sealed = self._analyse(job)
+            transcript, result, sealed = self._analyse(job, timer)
         except Exception as exc:
             if is_transient(exc):
                 raise
@@ -181,8 +193,10 @@ class CallProcessor:
                 status="failed",
                 error=reason,
                 seconds=time.perf_counter() - started,
+                stage_seconds=timer.rounded(),
             )
-        self.store.save_scored(job, transcript, result, run_id, **sealed)
+        with timer.stage("store"):
+            self.store.save_scored(job, transcript, result, run_id, **sealed)
         return CallOutcome(
             call_id=job.call_id,
             source=job.source,
@@ -194,11 +208,12 @@ class CallProcessor:
             risk_level=result.risk.level if result.risk else None,
             audio_seconds=transcript.duration,
             seconds=time.perf_counter() - started,
+            stage_seconds=timer.rounded(),
         )
 
     # -- stages ---------------------------------------------------------------------------
 
-    def _transcript(self, job: CallJob) -> Transcript:
+    def _transcript(self, job: CallJob, timer: StageTimer) -> Transcript:
         if is_transcript(job):
             transcript = Transcript.load(job.source)
             if job.call_id:
@@ -221,7 +236,34 @@ class CallProcessor:
             diarizer=self._diarizer,
             agent_id=job.agent_id,
             hook=self.hook,
+            timer=timer,
         )
+
+
+def timed_score(transcript: Transcript, rubric, timer: StageTimer) -> Result:
+    """``score_transcript`` with its seconds split into ``risk`` and ``scoring``."""
+    from pipeline.score import default_risk_fn
+
+    risk_fn = default_risk_fn()
+    timed_risk = None
+    if risk_fn is not None:
+        import inspect
+
+        try:
+            takes_metrics = "metrics" in inspect.signature(risk_fn).parameters
+        except (TypeError, ValueError):
+            takes_metrics = False
+
+        def timed_risk(transcript, metrics=None):
+            with timer.stage("risk"):
+                return risk_fn(transcript, metrics) if takes_metrics else risk_fn(transcript)
+
+    before = timer.seconds.get("risk", 0.0)
+    started = time.perf_counter()
+    result = score_transcript(transcript, rubric, risk_fn=timed_risk)
+    risk = timer.seconds.get("risk", 0.0) - before
+    timer.add("scoring", time.perf_counter() - started - risk)
+    return result
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -161,6 +161,9 @@ class RubricRef(_Model):
 
 class ResultProvenance(Provenance):
     transcript_sha256: str | None = None
+    # Seconds per stage of this call (decode, vad, asr, diarization, redaction, scoring, risk);
+    # processing time, so it differs between runs of identical results.
+    stage_seconds: dict[str, float] | None = None
 
 
 class Result(_Model):

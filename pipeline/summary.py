@@ -7,6 +7,7 @@ from collections import Counter
 from pydantic import BaseModel, Field
 
 from pipeline.process import CallOutcome
+from pipeline.timing import sum_stage_seconds
 
 
 class RunSummary(BaseModel):
@@ -24,6 +25,9 @@ class RunSummary(BaseModel):
     needs_review: int = 0
     risk_levels: dict[str, int] = Field(default_factory=dict)
     audio_seconds: float = 0.0
+    stage_seconds: dict[str, float] = Field(
+        default_factory=dict, description="seconds per stage, summed over the calls of the run"
+    )
     failures: list[dict[str, str]] = Field(default_factory=list)
 
     def one_line(self) -> str:
@@ -42,6 +46,9 @@ class RunSummary(BaseModel):
             lines.append(f"  complaint risk: {levels}")
         if self.audio_seconds:
             lines.append(f"  audio processed: {self.audio_seconds / 60:.1f} min")
+        if self.stage_seconds:
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in self.stage_seconds.items())
+            lines.append(f"  seconds per stage (summed over calls): {stages}")
         for failure in self.failures:
             lines.append(f"  FAILED {failure['call_id']}: {failure['error']}")
         db = self.database_url
@@ -72,6 +79,7 @@ def summarise(
         needs_review=sum(1 for o in scored if o.needs_review),
         risk_levels=dict(Counter(o.risk_level for o in scored if o.risk_level)),
         audio_seconds=round(sum(o.audio_seconds or 0 for o in scored), 1),
+        stage_seconds=sum_stage_seconds([o.stage_seconds for o in outcomes]),
         failures=[
             {"call_id": o.call_id, "error": o.error or "unknown"}
             for o in outcomes
