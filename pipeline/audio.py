@@ -108,7 +108,7 @@ def decode_audio(
         if max_seconds is not None and declared and declared > max_seconds:
             raise AudioError(path, _too_long(declared, max_seconds))
         samples, bad, total = _decode_stream(
-            container, stream, n_channels, sample_rate, max_seconds, path
+            container, stream, n_channels, sample_rate, max_seconds, path, declared
         )
 
     decoded = samples.shape[1] / sample_rate
@@ -136,8 +136,7 @@ def decode_audio(
         raise AudioError(path, f"no audio decoded from the {codec} stream")
     if decoded < min_duration:
         raise AudioError(path, f"too short: {decoded:.2f} s of audio (minimum {min_duration} s)")
-    peak = np.abs(samples).max(axis=1)
-    rms = np.sqrt(np.mean(np.square(samples, dtype=np.float64), axis=1))
+    peak, rms = _levels(samples)
     if np.all((peak < silence_peak) | (rms < silence_rms)):
         loudest = 20 * np.log10(max(float(peak.max()), 1e-10))
         raise AudioError(path, f"silent: peak level {loudest:.0f} dBFS on every channel")
@@ -151,6 +150,17 @@ def decode_audio(
         path=str(path),
         sha256=file_sha256(path),
     )
+
+
+def _levels(samples: np.ndarray, block: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
+    """Peak and RMS per channel, a block at a time (no whole-file temporary copies)."""
+    peak = np.zeros(samples.shape[0])
+    power = np.zeros(samples.shape[0])
+    for start in range(0, samples.shape[1], block):
+        part = samples[:, start : start + block].astype(np.float64)
+        peak = np.maximum(peak, np.abs(part).max(axis=1))
+        power += np.square(part).sum(axis=1)
+    return peak, np.sqrt(power / max(samples.shape[1], 1))
 
 
 def _why(exc: Exception) -> str:
@@ -210,6 +220,33 @@ def _too_long(seconds: float, limit: float) -> str:
     )
 
 
+class _Samples:
+    """Decoded frames written into one preallocated (channels, samples) float32 array.
+
+    Sized from the header's duration, so a long call is held once, not as a list of frames
+    plus their concatenation (twice the memory at the peak). Grows when the header says less.
+    """
+
+    def __init__(self, n_channels: int, capacity: int):
+        self.data = np.zeros((n_channels, max(capacity, 1)), dtype=np.float32)
+        self.size = 0
+
+    def append(self, block: np.ndarray) -> None:
+        n = block.shape[1]
+        if self.size + n > self.data.shape[1]:
+            grown = np.zeros(
+                (self.data.shape[0], max(2 * self.data.shape[1], self.size + n)), np.float32
+            )
+            grown[:, : self.size] = self.data[:, : self.size]
+            self.data = grown
+        self.data[:, self.size : self.size + n] = block
+        self.size += n
+
+    def array(self) -> np.ndarray:
+        """The samples (each channel row contiguous; no copy of the whole)."""
+        return self.data[:, : self.size]
+
+
 def _decode_stream(
     container,
     stream,
@@ -217,13 +254,14 @@ def _decode_stream(
     rate: int,
     max_seconds: float | None = None,
     path: Path | None = None,
+    declared: float | None = None,
 ) -> tuple[np.ndarray, int, int]:
     """All frames resampled to planar float32 at ``rate``; (samples, bad packets, packets)."""
     # Unknown layouts ("1 channels") are common in G.711 WAV: name them by channel count.
     layout = {1: "mono", 2: "stereo"}.get(n_channels, stream.layout.name)
     resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
-    chunks: list[np.ndarray] = []
-    bad = total = decoded = 0
+    samples = _Samples(n_channels, int((declared or 0) * rate) + rate)
+    bad = total = 0
     for packet in container.demux(stream):
         total += packet.size > 0
         try:
@@ -234,11 +272,9 @@ def _decode_stream(
         for frame in frames:
             frame.pts = None  # resample by sample count; broken timestamps must not matter
             for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray())
-                decoded += chunks[-1].shape[1]
-        if max_seconds is not None and decoded > max_seconds * rate:
-            raise AudioError(path, _too_long(decoded / rate, max_seconds))
-    chunks.extend(f.to_ndarray() for f in resampler.resample(None))
-    if not chunks:
-        return np.zeros((n_channels, 0), dtype=np.float32), bad, total
-    return np.ascontiguousarray(np.concatenate(chunks, axis=1), dtype=np.float32), bad, total
+                samples.append(out.to_ndarray())
+        if max_seconds is not None and samples.size > max_seconds * rate:
+            raise AudioError(path, _too_long(samples.size / rate, max_seconds))
+    for out in resampler.resample(None):
+        samples.append(out.to_ndarray())
+    return samples.array(), bad, total

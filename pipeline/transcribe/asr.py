@@ -398,6 +398,11 @@ def transcribe_parties(
     return _transcribe_batched(model, parties, config, language, timer)
 
 
+# Voice activity is detected in windows of this many seconds: Silero's frame matrix and
+# padded copy then stay small on a long call. A call shorter than this is one window.
+VAD_WINDOW_S = 600
+
+
 def _speech_clips(samples: np.ndarray, config: AsrConfig) -> list[dict]:
     """Sample ranges of speech (VAD), or fixed windows when VAD is off."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
@@ -408,7 +413,58 @@ def _speech_clips(samples: np.ndarray, config: AsrConfig) -> list[dict]:
             {"start": i, "end": min(i + step, len(samples))} for i in range(0, len(samples), step)
         ]
     options = VadOptions(**config.vad.model_dump(), max_speech_duration_s=config.chunk_length_s)
-    return get_speech_timestamps(samples, options)
+    window = VAD_WINDOW_S * SAMPLE_RATE
+    clips = []
+    for offset in range(0, len(samples), window):
+        for clip in get_speech_timestamps(samples[offset : offset + window], options):
+            clips.append({"start": clip["start"] + offset, "end": clip["end"] + offset})
+    return clips
+
+
+def _merge_clips(clips: list[dict], max_seconds: float) -> list[dict]:
+    """Clips merged into chunks of at most ``max_seconds`` of speech, with the metadata
+    faster-whisper's ``collect_chunks`` gives (offset and duration on the speech-only
+    timeline, the clips of each chunk), without building the chunks' audio."""
+    limit = max_seconds * SAMPLE_RATE
+    metas, current, length, total = [], [], 0, 0
+    for clip in clips:
+        size = clip["end"] - clip["start"]
+        if current and length + size > limit:
+            metas.append(
+                {
+                    "offset": total / SAMPLE_RATE,
+                    "duration": length / SAMPLE_RATE,
+                    "segments": current,
+                }
+            )
+            total += length
+            current, length = [], 0
+        current.append(clip)
+        length += size
+    if current:
+        metas.append(
+            {"offset": total / SAMPLE_RATE, "duration": length / SAMPLE_RATE, "segments": current}
+        )
+    return metas
+
+
+def _features(model, samples: np.ndarray, meta: dict) -> np.ndarray:
+    """Log-mel features of one chunk: its clips' audio joined (faster-whisper's front end)."""
+    audio = np.concatenate([samples[c["start"] : c["end"]] for c in meta["segments"]])
+    return model.feature_extractor(audio)[..., :-1]
+
+
+class _LazyFeatures:
+    """A party's chunk features, computed when a batch asks for them."""
+
+    def __init__(self, model, samples: np.ndarray, metas: list[dict]):
+        self._model, self._samples, self._metas = model, samples, metas
+
+    def __len__(self) -> int:
+        return len(self._metas)
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        return _features(self._model, self._samples, self._metas[k])
 
 
 def _transcribe_batched(model, parties, config: AsrConfig, language, timer) -> list[ChannelResult]:
@@ -422,37 +478,37 @@ def _transcribe_batched(model, parties, config: AsrConfig, language, timer) -> l
         get_suppressed_tokens,
         restore_speech_timestamps,
     )
-    from faster_whisper.vad import collect_chunks
 
-    clips_by_party, metas_by_party, features_by_party = [], [], []
+    # Speech clips and their merged chunks per party; chunk audio and log-mel features are
+    # made a batch at a time (_decode_batches), so a long call never holds them all at once.
+    clips_by_party, metas_by_party = [], []
     for _channel, samples in parties:
         with timer.stage("vad"):
             clips = _speech_clips(samples, config)
-        with timer.stage("asr"):
-            if clips:
-                chunks, metas = collect_chunks(samples, clips, max_duration=config.chunk_length_s)
-            else:
-                chunks, metas = [], []
-            feats = [model.feature_extractor(c)[..., :-1] for c in chunks]
         clips_by_party.append(clips)
-        metas_by_party.append(metas)
-        features_by_party.append(feats)
+        metas_by_party.append(_merge_clips(clips, config.chunk_length_s) if clips else [])
+    samples_by_party = [samples for _channel, samples in parties]
 
     with timer.stage("asr"):
         languages = []
-        for feats in features_by_party:
+        for samples, metas in zip(samples_by_party, metas_by_party, strict=True):
             if not model.model.is_multilingual:
                 languages.append(("en", 1.0))
             elif language is not None:
                 languages.append((language, 1.0))
-            elif not feats:
+            elif not metas:
                 languages.append(("en", 0.0))
-            else:
+            else:  # faster-whisper detects from the first 30 s of speech
+                head = _features(model, samples, metas[0])
                 dummy = np.full((model.model.n_mels, 1), -1.5, dtype="float32")
                 lang, prob, _ = model.detect_language(
-                    features=np.concatenate([*feats, dummy], axis=1)
+                    features=np.concatenate([head, dummy], axis=1)
                 )
                 languages.append((lang, float(prob)))
+        features_by_party = [
+            _LazyFeatures(model, samples, metas)
+            for samples, metas in zip(samples_by_party, metas_by_party, strict=True)
+        ]
 
         # Every chunk of the call, in a fixed order: (party index, chunk index).
         order = [(p, k) for p, feats in enumerate(features_by_party) for k in range(len(feats))]
