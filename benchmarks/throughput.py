@@ -231,7 +231,7 @@ def long_calls(env: dict[str, str]) -> None:
     figures = {}
     for name in loops:
         cmd = [PYTHON, "-m", "pipeline.cli", "transcribe", str(out / f"{name}.wav"),
-               "--agent-channel", "0", "-o", str(out / f"{name}.json")]  # fmt: skip
+               "--agent-channel", "0", "--out", str(out / f"{name}.json")]  # fmt: skip
         started = time.perf_counter()
         proc = subprocess.Popen(
             cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

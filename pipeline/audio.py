@@ -215,7 +215,7 @@ def _declared_duration(container, stream) -> float | None:
 
 def _too_long(seconds: float, limit: float) -> str:
     return (
-        f"too long: {seconds / 60:.1f} min of audio, more than the {limit / 60:.0f} min limit "
+        f"too long: {seconds / 60:.1f} min of audio, more than the {limit / 60:.4g} min limit "
         f"(QA_MAX_AUDIO_MINUTES); split the recording or raise the limit"
     )
 
