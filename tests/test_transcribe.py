@@ -4,6 +4,7 @@ hallucination rules as a table, Chinese normalisation, and agent/customer decisi
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -433,6 +434,20 @@ def _write(path: Path, text: str) -> Path:
 # --------------------------------------------------------------------------- determinism
 
 SAMPLE_ARCHIVE = Path(__file__).resolve().parents[1] / "samples" / "archive"
+# c03-forbidden.wav by tiny.en int8, batched decoding, kernels pinned (QA_CPU_ISA=pinned).
+C03_PINNED = [
+    ("agent", "Welcome to Northwind telecom, my name is Liam. How can I help?"),
+    ("customer", "Hi, I want to charge wife for my new phone. This month,"),
+    ("agent", "I have your account number please."),
+    ("customer", "6, 3, 3, 8, 1, 0, 4, 10, 1,"),
+    ("agent", "The second challenge came from the shop, not from us,"),
+    ("agent", "that is not my problem."),
+    ("customer", "so me, my phone, who should I talk to?"),
+    ("agent", "Go back to the shop with your receipt."),
+    ("agent", "Is there anything else I can do for you?"),
+    ("customer", "I am not happy about this."),
+    ("agent", "Thank you for calling. Have a great day."),
+]
 
 
 def test_asr_config_records_every_decode_setting_as_json(settings):
@@ -502,6 +517,10 @@ def test_repeated_transcription_gives_the_same_words(model, settings):
     assert transcript.produced_by.asr["decoding"] == "batched"
     customer = " ".join(u.text for u in transcript.utterances if u.speaker == "customer")
     assert not re.search(r"(\b\w+\b)([ ,.-]+\1\b){5}", customer), customer  # no loop
+    if os.environ.get("QA_CPU_ISA") == "pinned":
+        # Exact words only with CTranslate2's kernels pinned (tests/conftest.py sets it):
+        # natively, AMD and Intel CPUs take different kernels and may differ in a word.
+        assert [(u.speaker, u.text) for u in transcript.utterances] == C03_PINNED
 
 
 def test_batched_and_sequential_decoding_agree_on_a_clear_call(model, synthetic_call):
