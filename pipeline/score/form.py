@@ -41,6 +41,20 @@ def item_check_sha256(rubric: Rubric, item) -> str:
     )
 
 
+_CHECKS: dict[tuple[str, str, str], dict[str, str]] = {}
+
+
+def _check_hashes(rubric: Rubric) -> dict[str, str]:
+    """item id → :func:`item_check_sha256`, once per rubric file content."""
+    key = (rubric.id, str(rubric.version), rubric.sha256 or "")
+    if not rubric.sha256 or key not in _CHECKS:
+        hashes = {item.id: item_check_sha256(rubric, item) for _, item in rubric.items()}
+        if not rubric.sha256:
+            return hashes
+        _CHECKS[key] = hashes
+    return _CHECKS[key]
+
+
 def _round(x: float) -> float:
     return round(x, 4)
 
@@ -72,7 +86,7 @@ def score_form(
     (the rule that chose the rubric) are recorded in ``produced_by``; the fingerprint is
     the config's hash.
     """
-    checks = {item.id: item_check_sha256(rubric, item) for _, item in rubric.items()}
+    checks = _check_hashes(rubric)
     items = [i.model_copy(update={"check_sha256": checks.get(i.id)}) for i in items]
     applicable = [i for i in items if i.applicable]
     max_points = sum(i.max_points if i.max_points is not None else i.points for i in applicable)

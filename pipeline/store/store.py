@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -225,7 +225,8 @@ class Store:
             existing = s.scalar(
                 select(m.Result.id).where(m.Result.call_pk == call.id, m.Result.fingerprint == fp)
             )
-            if existing is None:
+            new, carry = existing is None, []
+            if new:
                 stage = result_config(result).stage_sha256("transcript")
                 transcript_id = self._add_transcript(s, call, transcript, run_id, stage)
                 previous = call.current_result_id
@@ -239,7 +240,7 @@ class Store:
             call.error = None
             call.current_result_id = existing
             if moved:
-                self._refresh_review(s, call)
+                self._refresh_review(s, call, carried=bool(carry) if new else None)
             return existing
 
     # ------------------------------------------------------------------ human verdicts
@@ -335,12 +336,20 @@ class Store:
             )
         s.flush()
 
-    def _refresh_review(self, s: Session, call: m.Call) -> None:
-        """Recompute the cached review state when the current result moved (if it has one)."""
-        has_actions = s.scalar(
-            select(m.ReviewAction.id).where(m.ReviewAction.result_id == call.current_result_id)
-        )
-        if s.get(m.CallReview, call.id) is None and has_actions is None:
+    def _refresh_review(self, s: Session, call: m.Call, carried: bool | None = None) -> None:
+        """Recompute the cached review state when the current result moved (if it has one).
+
+        ``carried``: whether verdicts were carried to a just-added result (None: look)."""
+        if carried is None:
+            carried = (
+                s.scalar(
+                    select(m.ReviewAction.id).where(
+                        m.ReviewAction.result_id == call.current_result_id
+                    )
+                )
+                is not None
+            )
+        if not carried and s.get(m.CallReview, call.id) is None:
             return
         from pipeline.store.review import ReviewStore
 
@@ -392,20 +401,23 @@ class Store:
         )
         s.add(row)
         s.flush()
-        s.add_all(
-            m.Utterance(
-                transcript_id=row.id,
-                idx=i,
-                speaker=u.speaker,
-                start=u.start,
-                end=u.end,
-                text=u.text,
-                confidence=u.confidence,
-                channel=u.channel,
+        if transcript.utterances:
+            s.execute(
+                insert(m.Utterance),
+                [
+                    {
+                        "transcript_id": row.id,
+                        "idx": i,
+                        "speaker": u.speaker,
+                        "start": u.start,
+                        "end": u.end,
+                        "text": u.text,
+                        "confidence": u.confidence,
+                        "channel": u.channel,
+                    }
+                    for i, u in enumerate(transcript.utterances)
+                ],
             )
-            for i, u in enumerate(transcript.utterances)
-        )
-        s.flush()
         return row.id
 
     @staticmethod
@@ -442,25 +454,30 @@ class Store:
         )
         s.add(row)
         s.flush()
-        s.add_all(
-            m.ItemResult(
-                result_id=row.id,
-                position=i,
-                item_id=item.id,
-                section=item.section,
-                title=item.title,
-                passed=item.passed,
-                points=item.points,
-                max_points=item.max_points,
-                critical=item.critical,
-                needs_review=item.needs_review,
-                applicable=item.applicable,
-                reason=item.reason,
-                evidence=[e.model_dump(mode="json", exclude_none=True) for e in item.evidence],
+        if result.items:  # one executemany, not one ORM insert per item
+            s.execute(
+                insert(m.ItemResult),
+                [
+                    {
+                        "result_id": row.id,
+                        "position": i,
+                        "item_id": item.id,
+                        "section": item.section,
+                        "title": item.title,
+                        "passed": item.passed,
+                        "points": item.points,
+                        "max_points": item.max_points,
+                        "critical": item.critical,
+                        "needs_review": item.needs_review,
+                        "applicable": item.applicable,
+                        "reason": item.reason,
+                        "evidence": [
+                            e.model_dump(mode="json", exclude_none=True) for e in item.evidence
+                        ],
+                    }
+                    for i, item in enumerate(result.items)
+                ],
             )
-            for i, item in enumerate(result.items)
-        )
-        s.flush()
         return row.id
 
     def save_failed(self, job: schema.CallJob, error: str, run_id: int | None = None) -> None:
@@ -551,6 +568,64 @@ class Store:
                 select(m.Transcript.document).where(m.Transcript.id == res.transcript_id)
             )
             return schema.Transcript.model_validate(document)
+
+    def rescore_targets(
+        self,
+        *,
+        call_ids: list[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        team: str | None = None,
+    ) -> list[str]:
+        """Ids of calls with a current result, by call id; ``since``/``until`` bound the
+        ISO ``started_at`` (``since`` ≤ it < ``until``), ``team`` matches exactly."""
+        query = select(m.Call.call_id).where(m.Call.current_result_id.is_not(None))
+        if call_ids is not None:
+            query = query.where(m.Call.call_id.in_(call_ids))
+        if since is not None:
+            query = query.where(m.Call.started_at >= since)
+        if until is not None:
+            query = query.where(m.Call.started_at < until)
+        if team is not None:
+            query = query.where(m.Call.team == team)
+        with self._read("cannot select calls to re-score") as s:
+            return list(s.scalars(query.order_by(m.Call.call_id)))
+
+    def iter_rescore_inputs(
+        self, call_ids: list[str], chunk: int = 200
+    ) -> Iterator[dict[str, Any]]:
+        """Per call: ``job`` (its stored metadata as a CallJob), the ``transcript`` and
+        ``result`` documents of its current result; read ``chunk`` calls per query."""
+        for i in range(0, len(call_ids), chunk):
+            part = call_ids[i : i + chunk]
+            query = (
+                select(m.Call, m.Result.document, m.Transcript.document)
+                .join(m.Result, m.Result.id == m.Call.current_result_id)
+                .join(m.Transcript, m.Transcript.id == m.Result.transcript_id)
+                .where(m.Call.call_id.in_(part))
+                .order_by(m.Call.call_id)
+            )
+            with self._read("cannot read calls to re-score") as s:
+                rows = s.execute(query).all()
+            for call, result, transcript in rows:
+                yield {
+                    "job": schema.CallJob(
+                        call_id=call.call_id,
+                        source=call.source or "",
+                        agent_id=call.agent_id,
+                        agent_name=call.agent_name,
+                        team=call.team,
+                        started_at=call.started_at,
+                        direction=call.direction,
+                        language=call.language,
+                        queue=call.queue,
+                        skill=call.skill,
+                        agent_group=call.agent_group,
+                        rubric=call.manifest_rubric,
+                    ),
+                    "result": result,
+                    "transcript": transcript,
+                }
 
     def find_transcript(
         self, call_id: str, stage_sha256: str, source_sha256: str | None = None
