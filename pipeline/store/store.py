@@ -310,14 +310,14 @@ class Store:
                 select(m.ItemResult.item_id, m.ItemResult.id).where(
                     m.ItemResult.result_id == result_id
                 )
-            ).tuples()
+            ).all()
         )
         passed = dict(
             s.execute(
                 select(m.ItemResult.id, m.ItemResult.passed).where(
                     m.ItemResult.result_id == result_id
                 )
-            ).tuples()
+            ).all()
         )
         for action, item_id in carry:
             target = ids[item_id]
