@@ -365,3 +365,87 @@ def test_processor_records_one_config_and_skips_by_it(tmp_path, archive) -> None
     assert with_other_risk.fingerprint() != config.fingerprint()
     assert with_other_risk.stages_changed(config) == ["score"]
     dispose_engines()
+
+
+# --------------------------------------------------------------------------- stages (audio)
+
+
+@pytest.mark.slow
+def test_a_form_change_rescores_audio_from_the_stored_transcript(tmp_path) -> None:
+    """Real ASR once; then a new form version re-scores without decoding or ASR, and an ASR
+    setting change is a new transcript stage."""
+    url = f"sqlite:///{tmp_path / 'qa.db'}"
+    job = next(j for j in discover(ROOT / "samples" / "archive") if j.call_id == "c01-compliant")
+    steps: list[str] = []
+    first = CallProcessor(load_settings(database_url=url), hook=lambda s, _: steps.append(s))
+    assert first.process(job).status == "scored"
+    assert {"decode", "asr", "transcript"} <= set(steps)
+    before = first.store.get_result(job.call_id)
+    config = before.produced_by.config
+    assert config.asr.model == "tiny.en" and config.asr.faster_whisper and config.asr.ctranslate2
+    assert config.asr.decode["beam_size"] == 5 and config.asr.vad  # VAD options recorded
+    assert config.diarizer.backend == "embedded" and config.diarizer.params
+
+    path, data, _ = new_form(tmp_path, "en_telecom", points=5)
+    steps.clear()
+    second = CallProcessor(
+        load_settings(database_url=url, rubric=str(path)), hook=lambda s, _: steps.append(s)
+    )
+    assert second.process(job).status == "scored"
+    assert steps == ["result"]  # no decode, no ASR, no roles: the stored transcript
+    after = second.store.get_result(job.call_id)
+    assert after.rubric.version == data["version"] and after.max == before.max + 5
+    assert after.produced_by.config.stages_changed(config) == ["score"]
+    assert after.produced_by.transcript_sha256 == before.produced_by.transcript_sha256
+    assert second.process(job).status == "skipped"
+
+    # another decode option is another transcript stage: nothing stored to reuse
+    wider = CallProcessor(load_settings(database_url=url, beam_size=2))
+    assert wider._stored_transcript(job) is None
+    assert second._stored_transcript(job) is not None
+    dispose_engines()
+
+
+def test_migration_0004_rekeys_stored_transcripts_by_the_canonical_hash(db_url) -> None:
+    """A store written before 0004 (transcript hashed with nulls): after the upgrade the row
+    has the canonical hash, and saving the same transcript again adds no transcript row."""
+    import hashlib
+
+    from alembic import command
+    from sqlalchemy import insert
+
+    from pipeline.schema import Result, RubricRef, Transcript, Utterance
+    from pipeline.store.db import WRITE_OPTION, alembic_config, get_engine
+
+    engine = get_engine(db_url)
+    with engine.execution_options(**{WRITE_OPTION: True}).connect() as conn:
+        command.upgrade(alembic_config(conn), "0003")
+        conn.commit()
+    transcript = Transcript(
+        call_id="old",
+        language="zh",
+        utterances=[Utterance(speaker="agent", start=0, end=1, text="您好")],
+    )
+    document = transcript.model_dump(mode="json")  # nulls included, as 0001-0003 stored it
+    old_sha = hashlib.sha256(
+        json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    ).hexdigest()
+    assert old_sha != canonical_sha256(transcript)
+    now = m.utcnow()
+    with engine.begin() as conn:
+        call_pk = conn.execute(
+            insert(m.Call.__table__).values(
+                call_id="old", status="failed", created_at=now, updated_at=now
+            )
+        ).inserted_primary_key[0]
+        conn.execute(
+            insert(m.Transcript.__table__).values(
+                call_pk=call_pk, sha256=old_sha, document=document, created_at=now
+            )
+        )
+    store = open_store(db_url)  # upgrades to head
+    with store.engine.connect() as conn:
+        assert conn.scalar(select(m.Transcript.sha256)) == canonical_sha256(transcript)
+    result = Result(call_id="old", rubric=RubricRef(id="zh_ecommerce", version=1), total=0, max=0)
+    store.save_scored(CallJob(call_id="old", source="old.json"), transcript, result)
+    assert count(store, m.Transcript) == 1
