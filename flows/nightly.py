@@ -5,7 +5,7 @@ Calls run concurrently on the flow's task runner (threads on one machine by defa
 cluster when one is given); transient store errors are retried with backoff; a bad file is
 recorded as failed with its reason and the batch goes on. Killing the flow at any moment and
 running it again leaves every good call scored exactly once (one transaction per call, and
-calls already scored with the same models and rubric version are skipped).
+calls already scored with the same configuration fingerprint are skipped).
 """
 
 from __future__ import annotations

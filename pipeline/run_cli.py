@@ -15,7 +15,9 @@ from pipeline.cli import CallqaError
 @click.option(
     "--db", "database_url", envvar="QA_DATABASE_URL", help="Store URL (SQLite or PostgreSQL)."
 )
-@click.option("--rubric", help="Rubric id or YAML path (default: by each call's language).")
+@click.option(
+    "--rubric", help="Rubric id or YAML path for every call (default: by the routing table)."
+)
 @click.option("--model", "asr_model", help="faster-whisper model name or directory.")
 @click.option("--language", type=click.Choice(["zh", "en", "auto"]), help="Spoken language.")
 @click.option(
