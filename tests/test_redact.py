@@ -68,7 +68,7 @@ def test_finding_carries_evidence():
     (f,) = detect(t)
     assert (f.entity_type, f.char_start, f.char_end) == ("CN_ID", 4, 22)
     assert "check digit" in f.reason and "身份证" in f.reason
-    assert f.recognizer == "cn_resident_id" and f.recognizer_set == "zh@1.0"
+    assert f.recognizer == "cn_resident_id" and f.recognizer_set == "zh@1.1"
     assert 0.5 <= f.score <= 1 and f.mask == "[身份证]"
 
 
@@ -131,7 +131,7 @@ def test_redact_masks_text_words_and_records_spans():
     (r,) = out.redactions
     assert r["type"] == "PHONE" and (r["start"], r["end"]) == (11.2, 14.2)
     assert u.text[r["char_start"] : r["char_end"]] == "[手机号]"
-    assert out.redacted_by["recognizer_sets"] == ["zh@1.0"]
+    assert out.redacted_by["recognizer_sets"] == ["zh@1.1"]
     assert "13812345678" not in out.to_json() and "一三八" not in out.to_json()
     assert t.utterances[0].text.startswith("我的手机是一三八")  # input untouched
     # redacting again finds nothing new and keeps the record
@@ -212,7 +212,12 @@ def _set(data, path, value):
             "less than or equal to 1",
         ),
         (["recognizers", 3, "kind"], "audio", "recognizers.3.kind", "'number' or 'text'"),
-        (["masks"], {"PHONE": "[手机号]"}, "(top level)", "no mask for entity types: ADDRESS"),
+        (
+            ["masks"],
+            {"PHONE": "[手机号]"},
+            "(top level)",
+            "no mask for entity types: ACCOUNT, ADDRESS",
+        ),
         (
             ["recognizers", 0, "colour"],
             "red",
@@ -314,3 +319,27 @@ def test_cli_custom_recognizers_rejected_when_broken(tmp_path, capsys):
     assert main(["redact", str(src), "--out", "-", "--recognizers", str(broken)]) == 1
     err = capsys.readouterr().err
     assert str(broken) in err and "min_score" in err
+
+
+# --------------------------------------------------------------------------- dialogue context
+
+DIALOGUES = yaml.safe_load(
+    (Path(__file__).parent / "data" / "redact_dialogue_cases.yaml").read_text("utf-8")
+)["cases"]
+
+
+def _dialogue(lang: str, turns: list[list[str]]) -> Transcript:
+    return Transcript(
+        call_id="dialogue",
+        language=lang,
+        utterances=[
+            Utterance(speaker=spk, start=3.0 * i, end=3.0 * i + 2.5, text=text)
+            for i, (spk, text) in enumerate(turns)
+        ],
+    )
+
+
+@pytest.mark.parametrize("case", DIALOGUES, ids=lambda c: c["id"])
+def test_dialogue_context(case):
+    out = redact(_dialogue(case["lang"], case["turns"]))
+    assert [u.text for u in out.utterances] == case["expect"]
