@@ -343,3 +343,155 @@ def _dialogue(lang: str, turns: list[list[str]]) -> Transcript:
 def test_dialogue_context(case):
     out = redact(_dialogue(case["lang"], case["turns"]))
     assert [u.text for u in out.utterances] == case["expect"]
+
+
+@pytest.mark.parametrize(
+    ("text", "digits"),
+    [
+        ("6, 3, 3, 8, 1, 0, 4, 10", "633810410"),  # Whisper's comma-separated digits
+        ("4 0 1 9", "4019"),
+        ("seven one eight", "718"),
+        ("double five oh two", "5502"),
+        ("triple one two", "1112"),
+        ("six 3 3 eight", "6338"),
+        ("幺三八", "138"),
+        ("两两三三", "2233"),
+        ("五洞洞三九二", "500392"),
+        ("6222 零二零二 幺三四五", "622202021345"),
+    ],
+)
+def test_spoken_forms_become_digits(text, digits):
+    assert _digits(text) == digits
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [("两个问题", True), ("漏洞", True), ("oh okay", True), ("one moment", False)],
+)
+def test_words_that_are_not_numerals_alone(text, kept):
+    # 两个, 漏洞 and "oh" are not numerals without another numeral next to them
+    assert (_digits(text) == "") is kept
+
+
+def test_unknown_speakers_still_answer_the_request():
+    t = _dialogue(
+        "en", [["unknown", "Could I have your account number?"], ["unknown", "4 4 0 9 2 7"]]
+    )
+    assert redact(t).utterances[1].text == "[ACCOUNT]"
+
+
+def test_answer_window_closes_after_max_seconds():
+    turns = [["agent", "What's your PIN please?"], ["customer", "4 0 1 9"]]
+    t = _dialogue("en", turns)
+    t.utterances[1].start, t.utterances[1].end = 60.0, 62.0  # a minute later: no answer
+    assert redact(t).utterances[1].text == "4 0 1 9"
+
+
+def test_answer_finding_carries_the_request_as_evidence():
+    t = _dialogue("zh", [["agent", "请提供一下您的身份证后四位。"], ["customer", "九九八七。"]])
+    (f,) = detect(t)
+    assert (f.entity_type, f.text, f.utterance) == ("CN_ID", "九九八七", 1)
+    assert f.recognizer == "dialogue:cn_id" and "utterance 0" in f.reason
+    assert "身份证" in f.reason and "id_number" in f.reason
+
+
+# --------------------------------------------------------------------------- the project's samples
+
+
+def test_sample_bank_003_id_digits_are_masked():
+    path = Path(__file__).parents[1] / "samples" / "zh_transcripts" / "bank_003_forbidden.json"
+    out = redact(Transcript.load(path))
+    texts = [u.text for u in out.utterances]
+    assert "[身份证]。" in texts and not any("九九八七" in t for t in texts)
+    assert (
+        texts[0] == "您好，华信银行信用卡中心，工号一零八六，很高兴为您服务。"
+    )  # staff number stays
+
+
+def test_sample_c03_account_number_is_masked():
+    calls = yaml.safe_load((Path(__file__).parents[1] / "samples" / "calls.yaml").read_text())
+    c03 = next(c for c in calls["calls"] if c["call_id"] == "c03-forbidden")
+    turns = [[t["speaker"], t["text"]] for t in c03["turns"]]
+    assert turns[3][1] == "Six three three eight, one zero four seven."
+    for answer in (turns[3][1], "6, 3, 3, 8, 1, 0, 4, 10"):  # as scripted, as Whisper wrote it
+        turns[3][1] = answer
+        out = redact(_dialogue("en", turns))
+        assert out.utterances[3].text.startswith("[ACCOUNT]")
+        assert not _digits(out.utterances[3].text)
+        assert out.utterances[4].text == turns[4][1]
+
+
+# --------------------------------------------------------------------------- test numbers
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("The training script uses 212-555-0147 as the example.", False),
+        ("The form shows the sample SSN 123-45-6789.", False),
+        ("My number is 212-555-0147.", True),
+        ("my social is 123-45-6789", True),
+        ("Call 212-867-5309 for the demo", True),  # not a test number
+    ],
+)
+def test_test_numbers_are_kept_only_without_personal_context(text, masked):
+    t = Transcript(language="en", utterances=[Utterance(start=0, end=3, text=text)])
+    assert (redact(t).utterances[0].text != text) is masked
+
+
+def test_test_number_exemption_can_be_switched_off(tmp_path):
+    data = yaml.safe_load((RECOGNIZERS_DIR / "en.yaml").read_text("utf-8"))
+    data["test_numbers"]["enabled"] = False
+    path = tmp_path / "en.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+    text = "The training script uses 212-555-0147 as the example."
+    t = Transcript(language="en", utterances=[Utterance(start=0, end=3, text=text)])
+    out = redact(t, recognizer_sets=[load_recognizers(path)])
+    assert out.utterances[0].text == "The training script uses [PHONE] as the example."
+
+
+# --------------------------------------------------------------------------- dialogue YAML
+
+
+def _broken_en(tmp_path: Path, mutate) -> Path:
+    data = yaml.safe_load((RECOGNIZERS_DIR / "en.yaml").read_text("utf-8"))
+    mutate(data)
+    path = tmp_path / "broken_en.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where", "reason"),
+    [
+        (lambda d: _set(d, ["dialogue", "requests", 0, "patterns", 0], "(acct"), "dialogue.requests.0.patterns", "invalid regex"),
+        (lambda d: _set(d, ["dialogue", "requests", 0, "entity"], "BOAT_NUMBER"), "(top level)", "no mask for entity types: BOAT_NUMBER"),
+        (lambda d: _set(d, ["dialogue", "requests", 0, "scope"], "everything"), "dialogue.requests.0.scope", "'numbers' or 'answer'"),
+        (lambda d: _set(d, ["dialogue", "requests", 1, "name"], "account_number"), "(top level)", "duplicate dialogue request names: account_number"),
+        (lambda d: _set(d, ["dialogue", "fillers"], [True]), "dialogue.fillers.0", "valid string"),
+        (lambda d: _set(d, ["dialogue", "keep_after"], "[0-"), "dialogue.keep_after", "invalid regex"),
+        (lambda d: _set(d, ["dialogue", "request_cues"], []), "dialogue.request_cues", "at least 1"),
+        (lambda d: _set(d, ["test_numbers", "numbers", 0], "(555"), "test_numbers.numbers", "invalid regex"),
+        (lambda d: _set(d, ["test_numbers", "enabled"], "sometimes"), "test_numbers.enabled", "valid boolean"),
+    ],
+)  # fmt: skip
+def test_broken_dialogue_yaml_is_rejected(tmp_path, mutate, where, reason):
+    broken = _broken_en(tmp_path, mutate)
+    with pytest.raises(RecognizerError) as exc:
+        load_recognizers(broken)
+    msg = str(exc.value)
+    assert str(broken) in msg and where in msg and reason in msg
+
+
+def test_recognizer_sha256_follows_the_yaml(tmp_path):
+    from pipeline.redact import recognizer_sha256
+
+    shipped = recognizer_sha256()
+    assert len(shipped) == 64 and shipped == recognizer_sha256()
+    en, zh = (
+        load_recognizers(RECOGNIZERS_DIR / "en.yaml"),
+        load_recognizers(RECOGNIZERS_DIR / "zh.yaml"),
+    )
+    assert recognizer_sha256([zh, en]) == shipped
+    changed = _broken_en(tmp_path, lambda d: _set(d, ["dialogue", "max_answers"], 2))
+    assert recognizer_sha256([zh, load_recognizers(changed)]) != shipped

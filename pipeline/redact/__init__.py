@@ -17,6 +17,7 @@ from pipeline.redact.recognizers import (
     RecognizerSet,
     default_set,
     load_recognizers,
+    recognizer_sha256,
     sets_for_language,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "default_set",
     "detect",
     "load_recognizers",
+    "recognizer_sha256",
     "redact",
     "sets_for_language",
 ]
