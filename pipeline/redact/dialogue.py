@@ -7,9 +7,10 @@ customer's following turns are its *answer*, and their numerals (or, for ``scope
 answer``, their whole content) are personal data whatever their length.
 
 The answer may run over several customer turns (``max_answers``, ``max_seconds``) and
-through the agent's backchannels ("mm-hm", "嗯", "go ahead"). It ends at an agent turn
-with content (unless that turn reads the answer's digits back, which is masked too), at a
-customer turn with content but no numerals once digits were given, or at a new request.
+through the agent's backchannels ("mm-hm", "嗯", "take your time"). It ends at an agent
+turn with content once the customer has given digits (unless that turn reads them back,
+which is masked too) or that asks another question, at a customer turn with content but
+no numerals once digits were given, or at a new request.
 """
 
 from __future__ import annotations
@@ -181,7 +182,9 @@ def answer_contexts(transcript: Transcript, sets: list[RecognizerSet]) -> dict[i
             if len(said) >= 3 and open_.digits and (said in open_.digits or open_.digits in said):
                 out[i] = AnswerContext(open_, readback=True)
                 continue
-            open_ = None
+            if not open_.digits and not said and not _QUESTION.search(utt.text):
+                continue  # "To verify your identity." before any answer: still waiting
+            open_ = None  # the agent moved on (or asked something else)
             continue
         said = _digits(utt.text)
         if not said and open_.digits and content(utt.text, open_.rset):
