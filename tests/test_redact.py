@@ -495,3 +495,132 @@ def test_recognizer_sha256_follows_the_yaml(tmp_path):
     assert recognizer_sha256([zh, en]) == shipped
     changed = _broken_en(tmp_path, lambda d: _set(d, ["dialogue", "max_answers"], 2))
     assert recognizer_sha256([zh, load_recognizers(changed)]) != shipped
+
+
+# --------------------------------------------------------------------------- audio
+
+
+def test_redaction_intervals_sorted_and_merged():
+    from pipeline.redact.audio import redaction_intervals
+
+    t = Transcript(language="en", utterances=[])
+    assert redaction_intervals(t) == [] and redaction_intervals(None) == []
+    t.redactions = [
+        {"start": 5.0, "end": 6.0},
+        {"start": 1.0, "end": 2.0},
+        {"start": 1.5, "end": 3.0},
+        {"start": 7.0, "end": 7.0},  # empty: nothing to mask
+    ]
+    assert redaction_intervals(t) == [(1.0, 3.0), (5.0, 6.0)]
+
+
+def test_mask_speech_widens_into_the_speech_the_word_times_miss():
+    from pipeline.redact.audio import PAD_S, mask_speech, speech_bounds
+
+    sr = 8000
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 0.002, sr * 4)  # line noise
+    for a, b in [(1.0, 1.3), (1.4, 2.0), (3.2, 3.6)]:  # two words of speech, then another
+        x[round(a * sr) : round(b * sr)] += rng.normal(0, 0.1, round(b * sr) - round(a * sr))
+    # the word times say 1.5-2.0: the speech started at 1.0 (a 0.1 s pause between words)
+    ((lo, hi),) = speech_bounds(x, sr, [(1.5, 2.0)])
+    assert lo == pytest.approx(1.0 - PAD_S, abs=0.03) and hi == pytest.approx(2.0 + PAD_S, abs=0.03)
+    y = mask_speech(x, sr, [(1.5, 2.0)], mode="silence")
+    assert not y[int(0.95 * sr) : int(2.05 * sr)].any()
+    assert np.array_equal(y[int(3 * sr) :], x[int(3 * sr) :])  # the later speech stays
+
+
+def _tone_fraction(x: np.ndarray, sr: int) -> float:
+    """Share of the energy of ``x`` within 25 Hz of the 1 kHz tone."""
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
+    freqs = np.fft.rfftfreq(len(x), 1 / sr)
+    return float(spec[np.abs(freqs - 1000) <= 25].sum() / max(spec.sum(), 1e-20))
+
+
+@pytest.mark.slow
+def test_served_audio_has_the_tone_where_the_account_number_was_said(tmp_path):
+    """c03: the real ASR model, redact, the store, the app's audio route and the API; the
+    served recording is decoded and each masked span must hold the tone, not speech."""
+    import wave
+
+    from fastapi.testclient import TestClient
+
+    from pipeline.app import create_app
+    from pipeline.audio import decode_audio
+    from pipeline.schema import CallJob
+    from pipeline.store import dispose_engines, open_store
+    from pipeline.store.review import ReviewStore
+    from pipeline.transcribe.call import transcribe_call
+    from tests.test_app import FAST_HASHER, PASSWORD, make_result
+
+    src = Path(__file__).parents[1] / "samples" / "archive" / "c03-forbidden.wav"
+    transcript = transcribe_call(src, call_id="c03-forbidden", agent_channel=0, language="en")
+    clean = redact(transcript)
+    answers = [r for r in clean.redactions if r["type"] == "ACCOUNT"]
+    assert answers, [u.text for u in transcript.utterances]
+    for r in answers:
+        assert not _digits(clean.utterances[r["utterance"]].text)
+
+    url = f"sqlite:///{tmp_path / 'qa.db'}"
+    store = open_store(url)
+    job = CallJob(call_id="c03-forbidden", source=str(src), agent_id="A102", team="T1")
+    store.save_scored(job, clean, make_result("c03-forbidden", False, True, "low"))
+    reviews = ReviewStore(store, FAST_HASHER)
+    reviews.add_user("rev", PASSWORD, "reviewer", None)
+    reviews.add_user("liam", PASSWORD, "agent", "A102")
+    app = create_app(url, var_dir=tmp_path / "var")
+    try:
+        client = TestClient(app)
+        web = client.post(
+            "/login",
+            data={"username": "rev", "password": PASSWORD, "csrf_token": _csrf(client)},
+            follow_redirects=False,
+        )
+        assert web.status_code == 303
+        served = client.get("/calls/c03-forbidden/audio")
+        assert served.status_code == 200
+        token = {"Authorization": f"Bearer {reviews.issue_token('liam')}"}
+        api = TestClient(app).get("/api/calls/c03-forbidden/audio", headers=token)
+        assert api.status_code == 200 and api.content == served.content
+    finally:
+        dispose_engines()
+
+    path = tmp_path / "served.wav"
+    path.write_bytes(served.content)
+    with wave.open(str(path)) as w:
+        sr, n_ch = w.getframerate(), w.getnchannels()
+        x = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, n_ch) / 32768.0
+    original = decode_audio(src, sr).channels.T
+    customer = 1  # agent_channel=0
+    floor = np.percentile(
+        [np.sqrt(np.mean(original[i : i + 160, customer] ** 2)) for i in range(0, len(original) - 160, 160)],
+        10,
+    )  # fmt: skip
+    for r in answers:
+        a, b = int(r["start"] * sr), int(r["end"] * sr)
+        said = original[a:b, customer]
+        assert np.sqrt(np.mean(said**2)) > 10 * floor and _tone_fraction(said, sr) < 0.2  # speech
+        for ch in range(n_ch):
+            span = x[a:b, ch]
+            assert _tone_fraction(span, sr) > 0.95  # only the tone is left
+            assert np.sqrt(np.mean(span**2)) == pytest.approx(0.3 / np.sqrt(2), rel=0.1)
+        # nothing of the answer is left around the span either (word times run late)
+        utt = clean.utterances[r["utterance"]]
+        lo, hi = int(max(utt.start - 0.8, 0) * sr), int((utt.end + 0.8) * sr)
+        hop = sr // 100
+        frames = [x[i : i + hop, customer] for i in range(lo, hi - hop, hop)]
+        toned = [_tone_fraction(f, sr) > 0.3 or np.abs(f).max() > 0.25 for f in frames]
+        for k, f in enumerate(frames):
+            if toned[k] or (k and toned[k - 1]) or (k + 1 < len(frames) and toned[k + 1]):
+                continue
+            assert np.sqrt(np.mean(f**2)) < 4 * floor, f"speech left at {(lo + k * hop) / sr:.2f}s"
+    # speech elsewhere is untouched: the agent's request is still there
+    req = next(u for u in clean.utterances if "account number" in u.text)
+    a, b = int(req.start * sr), int(req.end * sr)
+    assert np.corrcoef(x[a:b, 0], original[a:b, 0])[0, 1] > 0.99
+
+
+def _csrf(client) -> str:
+    import re
+
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
