@@ -32,6 +32,9 @@ from pipeline.schema import Transcript, Utterance
 
 CASES = Path(__file__).resolve().parents[1] / "tests" / "data" / "redact_cases.yaml"
 DIALOGUE_HELD_OUT = Path(__file__).resolve().parent / "data" / "redaction_dialogue_heldout.yaml"
+# written after the rules; its one untuned run gave recall 0.941 (16/17), kept 0.900 (9/10);
+# "the code from the text message" was then added to the en requests (see the report)
+DIALOGUE_HELD_OUT_2 = DIALOGUE_HELD_OUT.with_name("redaction_dialogue_heldout2.yaml")
 
 # (language, previous utterance or "", utterance, [(type, text), ...]); [] = negative.
 HELD_OUT: list[tuple[str, str, str, list[tuple[str, str]]]] = [
@@ -537,8 +540,8 @@ def dialogue_set(seed: int = 17) -> list[Dialogue]:
     return out
 
 
-def held_out_dialogues() -> list[Dialogue]:
-    data = yaml.safe_load(DIALOGUE_HELD_OUT.read_text("utf-8"))
+def held_out_dialogues(path: Path = DIALOGUE_HELD_OUT) -> list[Dialogue]:
+    data = yaml.safe_load(path.read_text("utf-8"))
     return [
         Dialogue(
             d["lang"],
@@ -626,6 +629,11 @@ def main() -> None:
     report_dialogues(
         "dialogue context, fresh held-out, never tuned on (data/redaction_dialogue_heldout.yaml)",
         held_out_dialogues(),
+    )
+    report_dialogues(
+        "dialogue context, second held-out (data/redaction_dialogue_heldout2.yaml; "
+        "first run: recall 0.941, kept 0.900)",
+        held_out_dialogues(DIALOGUE_HELD_OUT_2),
     )
 
 
