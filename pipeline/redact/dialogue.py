@@ -11,6 +11,9 @@ through the agent's backchannels ("mm-hm", "嗯", "take your time"). It ends at 
 turn with content once the customer has given digits (unless that turn reads them back,
 which is masked too) or that asks another question, at a customer turn with content but
 no numerals once digits were given, or at a new request.
+
+The same words in any turn make the numerals right after them personal too ("my account
+number is 6338 1047", "卡号后四位是三三零一"): :func:`declared_numbers`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pipeline.redact.recognizers import Dialogue, RecognizerSet, RequestRule
 from pipeline.schema import Transcript, Utterance
 
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
+_CLAUSE_END = re.compile(r"[。！？；;!?]|[，,]\s*(?![0-9零〇一二三四五六七八九幺两洞])(?=\S)")
 _QUESTION = re.compile(r"[?？]|吗|为什么|\bwhy\b|\bwhat for\b", re.I)
 
 
@@ -200,3 +204,48 @@ def answer_contexts(transcript: Transcript, sets: list[RecognizerSet]) -> dict[i
 
 def _same_side(utt: Utterance, request: Request) -> bool:
     return utt.speaker == request.speaker and utt.speaker != "unknown"
+
+
+@dataclass
+class Declared:
+    """Numerals that follow a request's words in the same turn."""
+
+    start: int
+    end: int
+    rule: RequestRule
+    term: str
+    rset: RecognizerSet
+
+    @property
+    def reason(self) -> str:
+        return f"numerals right after '{self.term}' ({self.rule.name})"
+
+
+def declared_numbers(text: str, runs: list, sets: list[RecognizerSet]) -> list[Declared]:
+    """Numeral runs (``normalize(text).runs``) that start within ``declared_window``
+    characters after a request's words, and the runs that follow on closely."""
+    out: list[Declared] = []
+    for rset in sets:
+        if rset.dialogue is None:
+            continue
+        c = compiled(rset)
+        window = rset.dialogue.declared_window
+        for rule, patterns in c.requests:
+            if not rule.declared:
+                continue
+            for p in patterns:
+                for m in p.finditer(text):
+                    reach, found = m.end() + window, []
+                    for run in runs:
+                        if run[0].start < m.end() or run[0].start > reach:
+                            continue  # before the words, in them ("last four"), or too far
+                        if _CLAUSE_END.search(
+                            text, found[-1].end if found else m.end(), run[0].start
+                        ):
+                            break  # another clause: "信用卡中心，工号一零八六"
+                        found.append(Declared(run[0].start, run[-1].end, rule, m.group(), rset))
+                        reach = run[-1].end + 6  # "6338 and 1047"
+                    if found and rule.scope == "answer":  # "March 3rd, 1985": one span
+                        found = [Declared(found[0].start, found[-1].end, rule, m.group(), rset)]
+                    out += found
+    return out

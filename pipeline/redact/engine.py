@@ -11,7 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pipeline.redact.dialogue import AnswerContext, answer_contexts, answer_span, is_kept_number
+from pipeline.redact.dialogue import (
+    AnswerContext,
+    answer_contexts,
+    answer_span,
+    declared_numbers,
+    is_kept_number,
+)
 from pipeline.redact.models import PiiFinding
 from pipeline.redact.normalize import Normalized, normalize
 from pipeline.redact.recognizers import RecognizerSet, RecognizerSpec, sets_for_language
@@ -59,8 +65,10 @@ def detect(
                 found = [c for c in found if not _test_number(c, norm.original, previous)]
             candidates += found + _text_candidates(rset, norm, previous)
         kept = _best(candidates)
-        if context is not None:
-            kept = _with_answer(_answer_candidates(norm, context), kept)
+        answer = _answer_candidates(norm, context) if context is not None else []
+        answer += _declared_candidates(norm, sets, answer, previous)
+        if answer:
+            kept = _with_answer(answer, kept)
         for c in kept:
             start, end = span_times(utt, c.start, c.end)
             findings.append(
@@ -117,10 +125,44 @@ def _answer_candidates(norm: Normalized, context: AnswerContext) -> list[_Candid
     return out
 
 
+def _declared_candidates(
+    norm: Normalized, sets: list[RecognizerSet], answer: list[_Candidate], previous: str
+) -> list[_Candidate]:
+    """Numerals right after a request's words in this turn (not already in ``answer``)."""
+    out: list[_Candidate] = []
+    text = norm.original
+    for d in declared_numbers(text, norm.runs, sets):
+        start, end = _widen(text, d.start, d.end)
+        if any(start < c.end and end > c.start for c in answer + out):
+            continue
+        dialogue = d.rset.dialogue
+        assert dialogue is not None
+        keep_words = {w.lower() for w in dialogue.keep_words}
+        if text[start:end].lower() in keep_words or is_kept_number(text, start, end, d.rset):
+            continue
+        digits = "".join(g.digits for run in norm.runs for g in run if start <= g.start < end)
+        if is_test_number(d.rset, digits, text, start, end, previous):
+            continue  # "the sample SSN 123-45-6789": nothing says it is someone's
+        out.append(
+            _Candidate(
+                start,
+                end,
+                dialogue.score,
+                d.reason,
+                None,
+                d.rset,
+                entity=d.rule.entity,
+                mask=d.rset.masks[d.rule.entity],
+            )
+        )
+    return out
+
+
 def _with_answer(answer: list[_Candidate], found: list[_Candidate]) -> list[_Candidate]:
     """Answer spans win, and take in every finding they overlap (so nothing of a longer
     finding is left out); findings elsewhere in the turn stay as they are."""
-    spans = list(answer)
+    # a recogniser's finding that already covers an answer span keeps its own evidence
+    spans = [a for a in answer if not any(f.start <= a.start and a.end <= f.end for f in found)]
     rest = []
     for f in found:
         hits = [a for a in spans if f.start < a.end and f.end > a.start]
@@ -138,18 +180,27 @@ def _with_answer(answer: list[_Candidate], found: list[_Candidate]) -> list[_Can
 
 
 def _test_number(c: _Candidate, text: str, previous: str) -> bool:
-    """A well-known fictitious number (configured) with no personal word around it."""
-    tn = c.rset.test_numbers
-    if tn is None or not tn.enabled or not c.digits or c.spec is None:
+    """A recogniser's candidate that is a configured fictitious number, no personal word near."""
+    if c.spec is None:
         return False
-    if not any(re.fullmatch(n, c.digits) for n in tn.numbers):
+    return is_test_number(c.rset, c.digits, text, c.start, c.end, previous)
+
+
+def is_test_number(
+    rset: RecognizerSet, digits: str, text: str, start: int, end: int, previous: str = ""
+) -> bool:
+    """``digits`` is one of the set's ``test_numbers`` and no personal word is around it."""
+    tn = rset.test_numbers
+    if tn is None or not tn.enabled or not digits:
         return False
-    win = c.rset.context_window
+    if not any(re.fullmatch(n, digits) for n in tn.numbers):
+        return False
+    win = rset.context_window
     around = " ".join(
         (
             previous[-win.previous_utterance :] if win.previous_utterance else "",
-            text[max(0, c.start - win.before) : c.start],
-            text[c.end : c.end + win.after],
+            text[max(0, start - win.before) : start],
+            text[end : end + win.after],
         )
     )
     for word in tn.personal_context:

@@ -117,6 +117,8 @@ class RequestRule(_Strict):
     # numbers: mask the numerals of the answer; answer: mask the whole answer (addresses,
     # dates of birth, passwords are not only numerals)
     scope: Literal["numbers", "answer"] = "numbers"
+    # numerals right after the words in the same turn ("my account number is 6338") too
+    declared: bool = True
 
     @field_validator("patterns")
     @classmethod
@@ -135,6 +137,7 @@ class Dialogue(_Strict):
     fillers: list[str] = Field(default_factory=list)  # turns of only these are backchannels
     keep_before: str | None = None  # a numeral right after this is not the answer ($)
     keep_after: str | None = None  # ... nor one right before this (dollars, 块, times)
+    declared_window: int = Field(default=16, ge=0)  # chars from the words to the numerals
     keep_words: list[str] = Field(default_factory=list)  # a numeral word alone: "the new one"
     requests: list[RequestRule] = Field(min_length=1)
 
