@@ -3,7 +3,8 @@
 Per utterance: the number and text recognisers of each set (see
 :mod:`pipeline.redact.recognizers`), best non-overlapping candidates kept; then, when the
 utterance answers an agent's request (:mod:`pipeline.redact.dialogue`), the answer's
-numerals or content, which take in any finding they overlap.
+numerals or content, and numerals right after a request's words in the same turn; these
+take in any finding they overlap (a finding that covers one keeps its own evidence).
 """
 
 from __future__ import annotations
