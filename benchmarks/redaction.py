@@ -498,6 +498,15 @@ def dialogue_set(seed: int = 17) -> list[Dialogue]:
                         kind=f"{entity}/{form}",
                     )  # fmt: skip
                 )
+                # a mono call without speakers: question and answer in one utterance
+                out.append(
+                    Dialogue(
+                        lang,
+                        [("unknown", f"{question} {wrap.format(x=x)}")],
+                        personal=[(0, x)],
+                        kind=f"{entity}/{form}/mono",
+                    )  # fmt: skip
+                )
                 if len(digits) >= 6:  # the answer over two turns, the agent's mm-hm between
                     a, b = (
                         forms_of(digits[: len(digits) // 2], rng)[form],
@@ -517,26 +526,15 @@ def dialogue_set(seed: int = 17) -> list[Dialogue]:
                         )  # fmt: skip
                     )
         for question, answer, phrase in keeps:
-            if "{x}" not in answer:
-                out.append(
-                    Dialogue(
-                        lang,
-                        [("agent", question), ("customer", answer)],
-                        keep=[(1, phrase)],
-                        kind="keep",
-                    )  # fmt: skip
-                )
-                continue
             order = str(rng.randint(1, 9)) + "".join(str(rng.randint(0, 9)) for _ in range(9))
-            for form, x in forms_of(order, rng).items():
-                out.append(
-                    Dialogue(
-                        lang,
-                        [("agent", question), ("customer", answer.format(x=x))],
-                        keep=[(1, x)],
-                        kind=f"keep/order/{form}",
-                    )  # fmt: skip
-                )
+            fills = forms_of(order, rng) if "{x}" in answer else {"": phrase}
+            for form, x in fills.items():
+                said, kept = answer.format(x=x), phrase.format(x=x)
+                kind = f"keep/order/{form}" if form else "keep"
+                two_turns = [("agent", question), ("customer", said)]
+                out.append(Dialogue(lang, two_turns, keep=[(1, kept)], kind=kind))
+                mono = [("unknown", f"{question} {said}")]  # no speakers: one utterance
+                out.append(Dialogue(lang, mono, keep=[(0, kept)], kind=f"{kind}/mono"))
     return out
 
 

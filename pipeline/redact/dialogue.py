@@ -26,7 +26,10 @@ from pipeline.redact.recognizers import Dialogue, RecognizerSet, RequestRule
 from pipeline.schema import Transcript, Utterance
 
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
-_CLAUSE_END = re.compile(r"[。！？；;!?]|[，,]\s*(?![0-9零〇一二三四五六七八九幺两洞])(?=\S)")
+# what ends the clause the words are in; a question mark does not: on mono calls the
+# question and its answer can be one utterance
+_CLAUSE_END = re.compile(r"[。！；;!]|[，,]\s*(?![0-9零〇一二三四五六七八九幺两洞])(?=\S)")
+_SENTENCE_END = re.compile(r"[?？。!！]|\.(?=\s|$)")
 _QUESTION = re.compile(r"[?？]|吗|为什么|\bwhy\b|\bwhat for\b", re.I)
 
 
@@ -222,30 +225,60 @@ class Declared:
 
 
 def declared_numbers(text: str, runs: list, sets: list[RecognizerSet]) -> list[Declared]:
-    """Numeral runs (``normalize(text).runs``) that start within ``declared_window``
-    characters after a request's words, and the runs that follow on closely."""
+    """Numeral runs (``normalize(text).runs``) said right after a request's words.
+
+    "Right after": within ``declared_window`` characters that are not fillers or
+    punctuation, in the same clause. When the sentence holding the words is itself a
+    request (a cue, no warning) and ends before the numerals ("...account number please?
+    6, 3, 3, 8", "请提供一下您的身份证后四位。九九八七": a mono call's question and answer in
+    one utterance), the numerals after it count, also for requests with ``declared:
+    false``. Runs that follow closely are taken too; amounts and counts are skipped.
+    """
     out: list[Declared] = []
     for rset in sets:
         if rset.dialogue is None:
             continue
-        c = compiled(rset)
         window = rset.dialogue.declared_window
-        for rule, patterns in c.requests:
-            if not rule.declared:
-                continue
+        keep_words = {w.lower() for w in rset.dialogue.keep_words}
+        for rule, patterns in compiled(rset).requests:
             for p in patterns:
                 for m in p.finditer(text):
-                    reach, found = m.end() + window, []
+                    found: list[Declared] = []
                     for run in runs:
-                        if run[0].start < m.end() or run[0].start > reach:
-                            continue  # before the words, in them ("last four"), or too far
-                        if _CLAUSE_END.search(
-                            text, found[-1].end if found else m.end(), run[0].start
+                        start, end = run[0].start, run[-1].end
+                        if start < m.end():
+                            continue  # before the words, or in them
+                        if is_kept_number(text, start, end, rset) or (
+                            len(run) == 1 and text[start:end].lower() in keep_words
                         ):
+                            continue  # "后四位", "3 times"
+                        gap = text[found[-1].end if found else m.end() : start]
+                        asked = None if found else _asked(text, m, gap, rset)
+                        after = gap[asked:] if asked is not None else gap
+                        if not (found or asked is not None or rule.declared):
+                            break
+                        if len(content(after, rset)) > (6 if found else window):
+                            break  # too far: "6338 and 1047" is close, a new topic is not
+                        if asked is None and content(gap, rset) and _CLAUSE_END.search(gap):
                             break  # another clause: "信用卡中心，工号一零八六"
-                        found.append(Declared(run[0].start, run[-1].end, rule, m.group(), rset))
-                        reach = run[-1].end + 6  # "6338 and 1047"
+                        found.append(Declared(start, end, rule, m.group(), rset))
                     if found and rule.scope == "answer":  # "March 3rd, 1985": one span
                         found = [Declared(found[0].start, found[-1].end, rule, m.group(), rset)]
                     out += found
     return out
+
+
+def _asked(text: str, m: re.Match[str], gap: str, rset: RecognizerSet) -> int | None:
+    """Offset in ``gap`` just past the end of the sentence holding match ``m`` when that
+    sentence is a request (a cue and no warning); None otherwise."""
+    end = _SENTENCE_END.search(gap)
+    if end is None:
+        return None
+    before = [e.end() for e in _SENTENCE_END.finditer(text, 0, m.start())]
+    sentence = text[before[-1] if before else 0 : m.end() + end.end()]
+    c = compiled(rset)
+    if not any(p.search(sentence) for p in c.cues) or any(
+        p.search(sentence) for p in c.not_request
+    ):
+        return None
+    return end.end()

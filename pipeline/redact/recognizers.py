@@ -137,7 +137,7 @@ class Dialogue(_Strict):
     fillers: list[str] = Field(default_factory=list)  # turns of only these are backchannels
     keep_before: str | None = None  # a numeral right after this is not the answer ($)
     keep_after: str | None = None  # ... nor one right before this (dollars, 块, times)
-    declared_window: int = Field(default=16, ge=0)  # chars from the words to the numerals
+    declared_window: int = Field(default=12, ge=0)  # non-filler chars from words to numerals
     keep_words: list[str] = Field(default_factory=list)  # a numeral word alone: "the new one"
     requests: list[RequestRule] = Field(min_length=1)
 
