@@ -31,6 +31,9 @@ MANIFEST_COLUMNS = (
     "agent_channel",
     "language",
     "rubric",
+    "queue",
+    "skill",
+    "agent_group",
 )
 
 
