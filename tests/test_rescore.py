@@ -76,6 +76,27 @@ def run_archive(db_url: str, archive: Path, **settings) -> CallProcessor:
     return processor
 
 
+@pytest.fixture(scope="module")
+def scored_sqlite(tmp_path_factory) -> Path:
+    """The sample transcripts run once into a SQLite file; tests on SQLite start from a copy."""
+    folder = tmp_path_factory.mktemp("scored")
+    (folder / "archive").mkdir()
+    for path in ZH.glob("*.json"):
+        shutil.copy(path, folder / "archive" / path.name)
+    run_archive(f"sqlite:///{folder / 'qa.db'}", folder / "archive")
+    dispose_engines()
+    return folder / "qa.db"
+
+
+@pytest.fixture()
+def scored(db_url, archive, scored_sqlite, tmp_path):
+    """A store holding the sample transcripts as ``callqa run`` scores them."""
+    if db_url.startswith("sqlite"):
+        shutil.copy(scored_sqlite, tmp_path / "qa.db")
+        return open_store(db_url)
+    return run_archive(db_url, archive).store
+
+
 def new_form(tmp_path: Path, rubric_id: str, *, points: float = 5, phrase: str | None = None):
     """A new version of a shipped form: version + 1, its first item worth ``points`` more
     (and, with ``phrase``, that item's check asks for another phrase)."""
@@ -171,9 +192,8 @@ def test_broken_routing_tables_are_rejected_with_file_and_place(tmp_path, text, 
 # --------------------------------------------------------------------------- re-score
 
 
-def test_rescore_moves_every_call_of_the_form_to_the_new_version(db_url, archive, tmp_path):
-    processor = run_archive(db_url, archive)
-    store = processor.store
+def test_rescore_moves_every_call_of_the_form_to_the_new_version(db_url, scored, tmp_path):
+    store = scored
     before = calls_json(db_url)
     assert {c for c, r in before.items() if r["rubric_id"] == "zh_bank_hotline"} == BANK
     assert {c for c, r in before.items() if r["rubric_id"] == "zh_ecommerce"} == ECOM
@@ -213,8 +233,8 @@ def test_rescore_moves_every_call_of_the_form_to_the_new_version(db_url, archive
     assert calls_json(db_url) == after
 
 
-def test_transcript_hash_of_result_and_store_agree(db_url, archive) -> None:
-    store = run_archive(db_url, archive).store
+def test_transcript_hash_of_result_and_store_agree(scored) -> None:
+    store = scored
     with store.engine.connect() as conn:
         stored = dict(conn.execute(select(m.Transcript.id, m.Transcript.sha256)).all())
     for call_id in BANK | ECOM:
@@ -224,8 +244,8 @@ def test_transcript_hash_of_result_and_store_agree(db_url, archive) -> None:
         assert result.produced_by.transcript_sha256 in stored.values()
 
 
-def test_overrides_carry_over_or_are_flagged_when_the_check_changed(db_url, archive, tmp_path):
-    store = run_archive(db_url, archive).store
+def test_overrides_carry_over_or_are_flagged_when_the_check_changed(db_url, scored, tmp_path):
+    store = scored
     reviews = ReviewStore(store)
     reviews.add_user("rita", "secret-pass-1", role="reviewer")
     rita = reviews.authenticate("rita", "secret-pass-1")
@@ -272,8 +292,8 @@ def test_overrides_carry_over_or_are_flagged_when_the_check_changed(db_url, arch
     assert "changes from v1" in text.stdout and "carried from action" in text.stdout
 
 
-def test_rescore_without_rubric_follows_routing_and_selections(db_url, archive, tmp_path):
-    store = run_archive(db_url, archive).store
+def test_rescore_without_rubric_follows_routing_and_selections(db_url, scored, tmp_path):
+    store = scored
     rescorer = Rescorer(store, risk=True)
     # nothing changed in the configuration: every call is left alone
     summary = rescorer.rescore()
@@ -313,6 +333,7 @@ def test_rescore_dates_and_teams(tmp_path) -> None:
     dispose_engines()
 
 
+@pytest.mark.slow
 def test_rescore_in_two_processes(tmp_path, monkeypatch) -> None:
     import pipeline.rescore as rescore_module
 
@@ -333,8 +354,8 @@ def test_rescore_in_two_processes(tmp_path, monkeypatch) -> None:
     dispose_engines()
 
 
-def test_a_broken_new_form_is_rejected_before_anything_changes(db_url, archive, tmp_path):
-    store = run_archive(db_url, archive).store
+def test_a_broken_new_form_is_rejected_before_anything_changes(db_url, scored, tmp_path):
+    store = scored
     before = calls_json(db_url)
     broken = tmp_path / "broken.yaml"
     broken.write_text("id: zh_bank_hotline\nversion: 9\nsections: []\n", encoding="utf-8")

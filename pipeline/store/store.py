@@ -226,10 +226,12 @@ class Store:
                 select(m.Result.id).where(m.Result.call_pk == call.id, m.Result.fingerprint == fp)
             )
             new, carry = existing is None, []
+            # every human action refreshes the call's review row: none, no verdicts to carry
+            reviewed = s.get(m.CallReview, call.id) is not None
             if new:
                 stage = result_config(result).stage_sha256("transcript")
                 transcript_id = self._add_transcript(s, call, transcript, run_id, stage)
-                previous = call.current_result_id
+                previous = call.current_result_id if reviewed else None
                 result, carry = self._carry_plan(s, previous, result)
                 existing = self._add_result(s, call, transcript_id, result, fp, run_id)
                 self._carry_over(s, call, existing, carry)
@@ -239,8 +241,10 @@ class Store:
             call.status = "scored"
             call.error = None
             call.current_result_id = existing
-            if moved:
-                self._refresh_review(s, call, carried=bool(carry) if new else None)
+            if moved and reviewed:
+                from pipeline.store.review import ReviewStore
+
+                ReviewStore(self)._refresh(s, call)
             return existing
 
     # ------------------------------------------------------------------ human verdicts
@@ -334,39 +338,6 @@ class Store:
                     carried_from_id=action.id,
                 )
             )
-        s.flush()
-
-    def _refresh_review(self, s: Session, call: m.Call, carried: bool | None = None) -> None:
-        """Recompute the cached review state when the current result moved (if it has one).
-
-        ``carried``: whether verdicts were carried to a just-added result (None: look)."""
-        if carried is None:
-            carried = (
-                s.scalar(
-                    select(m.ReviewAction.id).where(
-                        m.ReviewAction.result_id == call.current_result_id
-                    )
-                )
-                is not None
-            )
-        if not carried and s.get(m.CallReview, call.id) is None:
-            return
-        from pipeline.store.review import ReviewStore
-
-        ReviewStore(self)._refresh(s, call)
-
-    @staticmethod
-    def _keep_unredacted(s: Session, result_id: int, token: bytes, key_id: str | None) -> None:
-        transcript_id = s.scalar(select(m.Result.transcript_id).where(m.Result.id == result_id))
-        row = s.scalar(
-            select(m.UnredactedTranscript).where(
-                m.UnredactedTranscript.transcript_id == transcript_id
-            )
-        )
-        if row is None:
-            s.add(m.UnredactedTranscript(transcript_id=transcript_id, ciphertext=bytes(token), key_id=key_id or "unknown"))  # fmt: skip
-        else:  # the same transcript again (maybe under a new key): the newest copy wins
-            row.ciphertext, row.key_id, row.created_at = bytes(token), key_id or "unknown", m.utcnow()  # fmt: skip
         s.flush()
 
     @staticmethod
