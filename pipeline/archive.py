@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from pipeline.config import RUBRICS_DIR
 from pipeline.schema import CallJob
 
 AUDIO_SUFFIXES = frozenset(
@@ -97,8 +98,11 @@ def _has_surrogates(text: str) -> bool:
     return any("\udc80" <= c <= "\udcff" for c in text)
 
 
-def discover(archive: str | Path) -> list[CallJob]:
-    """List the calls of an archive, in manifest order (or sorted by path without one)."""
+def discover(archive: str | Path, rubric_roots: list[str] | None = None) -> list[CallJob]:
+    """List the calls of an archive, in manifest order (or sorted by path without one).
+
+    A manifest ``rubric`` that is a path must lie in the archive, the shipped rubrics or one
+    of ``rubric_roots``; it is resolved against the archive root."""
     root = Path(archive)
     if not root.exists():
         raise ArchiveError(f"{display(root)}: archive not found")
@@ -113,7 +117,8 @@ def discover(archive: str | Path) -> list[CallJob]:
     except OSError as exc:
         raise ArchiveError(f"{display(root)}: cannot list the archive ({exc.strerror})") from None
     if manifest.exists() or manifest.is_symlink():
-        jobs = _from_manifest(root, real_root, manifest, entries)
+        roots = [real_root, *(Path(r).resolve() for r in rubric_roots or []), RUBRICS_DIR.resolve()]
+        jobs = _from_manifest(root, real_root, manifest, entries, roots)
     else:
         jobs = _from_folder(root, entries)
     return _unique_ids(jobs)
@@ -196,7 +201,11 @@ def _job(call_id: str, path: Path, reason: str | None, **fields) -> CallJob:
 
 
 def _from_manifest(
-    root: Path, real_root: Path, manifest: Path, entries: list[tuple[Path, str | None]]
+    root: Path,
+    real_root: Path,
+    manifest: Path,
+    entries: list[tuple[Path, str | None]],
+    rubric_roots: list[Path],
 ) -> list[CallJob]:
     where = display(manifest)
     try:
@@ -218,7 +227,7 @@ def _from_manifest(
     listed: set[Path] = set()
     jobs = []
     for line, cells in body:
-        job, path = _manifest_row(root, real_root, where, header, line, cells)
+        job, path = _manifest_row(root, real_root, where, header, line, cells, rubric_roots)
         if path is not None:
             listed.add(path)
         jobs.append(job)
@@ -232,7 +241,13 @@ def _from_manifest(
 
 
 def _manifest_row(
-    root: Path, real_root: Path, where: str, header: list[str], line: int, cells: list[str]
+    root: Path,
+    real_root: Path,
+    where: str,
+    header: list[str],
+    line: int,
+    cells: list[str],
+    rubric_roots: list[Path],
 ) -> tuple[CallJob, Path | None]:
     """The job of one manifest row (refused with the reason when the row is bad)."""
     at = f"{where}:{line}"
@@ -255,6 +270,8 @@ def _manifest_row(
             fields[column] = CHANNEL_NAMES[fields[column].lower()]
     try:
         real = confined(path, [real_root])
+        if _is_path(fields.get("rubric", "")):
+            fields["rubric"] = str(confined(root / fields["rubric"], rubric_roots, "rubric"))
     except (OutsideArchive, FileNotFoundError) as exc:
         return _job(call_id, path, f"{at}: {exc}"), None
     reason = None
@@ -268,6 +285,11 @@ def _manifest_row(
         column = ".".join(str(p) for p in err["loc"])
         reason = f"{at}: column '{column}': {err['msg']}"
         return _job(call_id, path, reason), real
+
+
+def _is_path(rubric: str) -> bool:
+    """A manifest rubric that names a file (not a rubric id)."""
+    return rubric.lower().endswith((".yaml", ".yml")) or "/" in rubric or "\\" in rubric
 
 
 def _unique_ids(jobs: list[CallJob]) -> list[CallJob]:
