@@ -24,6 +24,7 @@ from pipeline.archive import archive_for_day, discover  # noqa: E402
 from pipeline.config import Settings, load_settings  # noqa: E402
 from pipeline.process import STOP, CallOutcome, CallProcessor, StoreDown, is_transient  # noqa: E402
 from pipeline.schema import CallJob  # noqa: E402
+from pipeline.store import StoreUnwritable  # noqa: E402
 from pipeline.summary import RunSummary, summarise  # noqa: E402
 
 # Dask worker resource one call holds while it runs. A worker started with
@@ -96,7 +97,7 @@ def nightly(
     for job, future in zip(jobs, futures, strict=True):
         try:
             outcomes.append(future.result())
-        except StoreDown as exc:  # the store refused a commit: no call is started after it
+        except (StoreDown, StoreUnwritable) as exc:  # no call is started after this one
             STOP.set()
             stopped = stopped or f"the store refused a commit: {exc}"
             logger.error("call %s not stored, stopping the run: %s", job.call_id, exc)

@@ -81,7 +81,8 @@ def confined(path: str | Path, roots: list[Path], what: str = "file") -> Path:
 
 
 def display(path: str | Path) -> str:
-    """A path as printable text: undecodable bytes as ``\\xNN``, control characters escaped."""
+    """A path (or any text) as printable UTF-8: undecodable bytes as ``\\xNN``, control
+    characters escaped."""
     text = os.fsencode(path).decode("utf-8", "backslashreplace")
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
@@ -230,10 +231,12 @@ def _from_manifest(
         job, path = _manifest_row(root, real_root, where, header, line, cells, rubric_roots)
         if path is not None:
             listed.add(path)
+        if "file" in header and header.index("file") < len(cells) and cells[header.index("file")]:
+            listed.add(Path(os.path.normpath(root / cells[header.index("file")].strip())))
         jobs.append(job)
     # Recordings in the folder that no row names are not skipped silently.
     for path, reason in entries:
-        if path.resolve(strict=False) in listed or path in listed:
+        if path.resolve(strict=False) in listed or Path(os.path.normpath(path)) in listed:
             continue
         why = reason or f"{display(path)}: not listed in {MANIFEST_NAME}"
         jobs.append(_job(clean_call_id(path.relative_to(root).as_posix()), path, why))

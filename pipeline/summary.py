@@ -6,6 +6,7 @@ from collections import Counter
 
 from pydantic import BaseModel, Field
 
+from pipeline.archive import display
 from pipeline.process import CallOutcome
 
 
@@ -66,12 +67,6 @@ class RunSummary(BaseModel):
             f"  callqa calls --db {db} --json     # the same as JSON",
         ]
         return "\n".join(lines)
-
-
-def display(text: str) -> str:
-    """Text safe to print: no surrogates (undecodable file names), no control characters."""
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def summarise(
