@@ -381,3 +381,94 @@ def test_read_only_store_is_refused_before_the_run(tmp_path):
     finally:
         event.remove(engine, "connect", _read_only)
         engine.dispose()
+
+
+# --------------------------------------------------------------------------- bounded checks
+
+
+def _regex_rubric(tmp_path: Path, pattern: str) -> Path:
+    import yaml
+
+    data = {
+        "id": "t",
+        "version": 1,
+        "language": "zh",
+        "title": "t",
+        "sections": [
+            {
+                "id": "s",
+                "title": "s",
+                "items": [
+                    {"id": "x", "title": "x", "points": 1, "check": {"regex": {"pattern": pattern}}}
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("pattern", [r"(a)\1", r"(?<=您好)工号", r"(?=x)y"])
+def test_rubric_check_rejects_patterns_re2_cannot_take(tmp_path, pattern):
+    path = _regex_rubric(tmp_path, pattern)
+    out = subprocess.run(
+        [*CALLQA, "rubric", "check", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode != 0
+    assert "RE2" in out.stderr and "check.regex.pattern" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("pattern", [r"(a+)+$", r"^(\w+\s?)*$"])
+def test_catastrophic_patterns_run_in_linear_time(tmp_path, pattern):
+    from pipeline.scripts_check import check_items, load_rubric
+
+    rubric = load_rubric(_regex_rubric(tmp_path, pattern))
+    text = "a" * 30_000 + "!" if "a+" in pattern else "您好 这是 一段 很长的 通话 " * 3000 + "！"
+    transcript = long_transcript(2)
+    transcript.utterances[0].text = text
+    started = time.perf_counter()
+    check_items(transcript, rubric)
+    assert time.perf_counter() - started < 5
+
+
+def _interruptions_quadratic(transcript, lang, min_overlap):
+    """The former all-pairs definition, as the reference on small transcripts."""
+    from pipeline.scripts_check.conversation import BACKCHANNEL_UNITS, _units
+
+    utts, out = transcript.utterances, set()
+    for k, b in enumerate(utts):
+        if b.speaker == "unknown" or _units(b.text, lang) <= BACKCHANNEL_UNITS.get(lang, 2):
+            continue
+        for a in utts:
+            if a is b or a.speaker in (b.speaker, "unknown"):
+                continue
+            if a.start < b.start < a.end and min(a.end, b.end) - b.start >= min_overlap:
+                out.add((k, b.speaker))
+                break
+    return out
+
+
+def test_interruptions_sweep_matches_the_all_pairs_definition():
+    import random
+
+    from pipeline.schema import Transcript
+    from pipeline.scripts_check.conversation import interruptions
+
+    rng = random.Random(7)
+    for _ in range(200):
+        utts, t = [], 0.0
+        for _ in range(rng.randint(0, 25)):
+            t += rng.choice([0.0, 0.2, 0.5, 1.0, 3.0])
+            start = max(0.0, t - rng.choice([0.0, 0.3, 0.6, 2.0]))
+            utts.append(
+                {
+                    "speaker": rng.choice(["agent", "customer", "unknown"]),
+                    "start": round(start, 2),
+                    "end": round(start + rng.choice([0.4, 1.0, 2.5, 6.0]), 2),
+                    "text": rng.choice(["嗯", "好的", "我想问一下账单的事情", "请您稍等一下"]),
+                }
+            )
+        transcript = Transcript.model_validate({"language": "zh", "utterances": utts})
+        got = {(x["utterance"], x["by"]) for x in interruptions(transcript, "zh", 0.5)}
+        assert got == _interruptions_quadratic(transcript, "zh", 0.5)
