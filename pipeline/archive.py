@@ -45,6 +45,9 @@ MANIFEST_COLUMNS = (
     "customer_channel",
     "language",
     "rubric",
+    "queue",
+    "skill",
+    "agent_group",
 )
 MAX_CALL_ID = 255  # calls.call_id is String(255)
 

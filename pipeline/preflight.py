@@ -1,14 +1,15 @@
 """Checks before a run starts: everything that would fail every call, found in seconds.
 
 ``callqa run`` calls :func:`preflight` before Prefect starts and before any audio is decoded:
-the archive root is readable, every rubric the run may use loads (the ``--rubric`` setting,
-the rubric of each language, rubric files named in the manifest), the database URL opens,
-migrates and takes a write. Each problem is one line (:class:`PreflightFailed`).
+the archive root is readable, the routing table validates, every rubric the run may use
+loads (the ``--rubric`` setting, or every rubric the routing table names), the database URL
+opens, migrates and takes a write. Each problem is one line (:class:`PreflightFailed`).
+A manifest's rubric is checked per call, before that call's audio is decoded.
 """
 
 from __future__ import annotations
 
-from pipeline.config import DEFAULT_RUBRIC_BY_LANGUAGE, Settings, resolve_rubric_path
+from pipeline.config import Settings, resolve_rubric_path
 
 
 class PreflightFailed(RuntimeError):
@@ -34,12 +35,19 @@ def preflight(archive: str, settings: Settings) -> None:
 
 
 def check_rubrics(settings: Settings) -> None:
-    """The configured rubric, or every per-language default, must load."""
+    """The routing table validates; the configured rubric, or every rubric the table names,
+    loads."""
+    from pipeline.routing import RoutingError, load_routing
     from pipeline.scripts_check import RubricError, load_rubric
 
-    names = (
-        [settings.rubric] if settings.rubric else sorted(set(DEFAULT_RUBRIC_BY_LANGUAGE.values()))
-    )
+    try:
+        table = load_routing(settings.routing)
+    except RoutingError as exc:
+        raise PreflightFailed(f"routing table: {' '.join(str(exc).split())}") from None
+    if settings.rubric:
+        names = [settings.rubric]
+    else:
+        names = sorted({r.rubric for r in table.routes} | set(table.defaults.values()))
     for name in names:
         try:
             load_rubric(resolve_rubric_path(name).resolve())
@@ -48,8 +56,7 @@ def check_rubrics(settings: Settings) -> None:
 
 
 def check_store(url: str) -> None:
-    """The store opens (migrating it) and commits a write. Manifest rubrics are checked per
-    call, before its audio is decoded."""
+    """The store opens (migrating it) and commits a write."""
     from pipeline.store import StoreError, open_store
     from pipeline.store.db import get_engine
 

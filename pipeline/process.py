@@ -7,8 +7,6 @@ rubrics, the store's engine); every call it processes is independent of the othe
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 import time
@@ -21,9 +19,9 @@ from pydantic import BaseModel
 
 from pipeline.archive import is_transcript
 from pipeline.budget import Budget, OverBudget, call_budget, estimated_audio_bytes
-from pipeline.config import DEFAULT_RUBRIC_BY_LANGUAGE, Settings, resolve_rubric_path
+from pipeline.config import Settings, resolve_rubric_path
 from pipeline.redact import redact
-from pipeline.schema import CallJob, ContractError, Result, Transcript
+from pipeline.schema import CallJob, ContractError, Result, RubricRoute, ScoringConfig, Transcript
 from pipeline.score import score_transcript
 
 log = logging.getLogger(__name__)
@@ -87,18 +85,30 @@ class CallProcessor:
 
         return open_store(self.settings.database_url)
 
+    @cached_property
+    def routing(self):
+        from pipeline.routing import load_routing
+
+        return load_routing(self.settings.routing)
+
+    def route_for(self, job: CallJob, language: str | None) -> RubricRoute | None:
+        """The rule that picks the call's rubric; None while it needs the unknown language."""
+        from pipeline.routing import RoutingError
+
+        try:
+            return self.routing.route(job, language, self.settings.rubric)
+        except RoutingError as exc:
+            raise PermanentCallError(str(exc)) from None
+
     def rubric_for(self, job: CallJob, language: str | None):
-        """The rubric a call is scored with: manifest column, then setting, then by language."""
+        """(rubric, route) a call is scored with: setting, manifest column, routing table,
+        language default (:mod:`pipeline.routing`)."""
+        route = self.route_for(job, language or "en")
+        return self.load_rubric(route.rubric), route
+
+    def load_rubric(self, name: str):
         from pipeline.scripts_check import load_rubric
 
-        name = job.rubric or self.settings.rubric
-        if not name:
-            lang = (language or "en").split("-")[0]
-            if lang not in DEFAULT_RUBRIC_BY_LANGUAGE:
-                raise PermanentCallError(
-                    f"no rubric for language {lang!r}: set --rubric or the manifest's 'rubric'"
-                )
-            name = DEFAULT_RUBRIC_BY_LANGUAGE[lang]
         try:
             path = resolve_rubric_path(name).resolve()
         except FileNotFoundError as exc:
@@ -106,6 +116,47 @@ class CallProcessor:
         if path not in self._rubrics:
             self._rubrics[path] = load_rubric(path)
         return self._rubrics[path]
+
+    # -- the scoring configuration (pipeline.config.build_scoring_config) -----------------
+
+    @cached_property
+    def _audio_sections(self) -> dict[str, Any]:
+        """ASR, diarizer and redaction sections of audio calls (hashes files: once)."""
+        from pipeline.config import asr_config, diarizer_config
+
+        return {
+            "asr": asr_config(self.settings),
+            "diarizer": diarizer_config(self.settings.diarizer),
+            "redaction": self._redaction_section,
+        }
+
+    @cached_property
+    def _redaction_section(self):
+        from pipeline.config import redaction_config
+
+        return redaction_config()
+
+    @cached_property
+    def _risk_section(self):
+        from pipeline.config import risk_config_ref
+        from pipeline.score import default_risk_fn
+
+        return risk_config_ref() if default_risk_fn() is not None else None
+
+    def scoring_config(
+        self, job: CallJob, rubric, transcript: Transcript | None = None
+    ) -> ScoringConfig:
+        """The call's ScoringConfig; ``transcript``: the file of a text-transcript job."""
+        from pipeline.config import build_scoring_config, transcript_asr_config
+
+        if is_transcript(job):
+            sections = {
+                "asr": transcript_asr_config(transcript) if transcript is not None else None,
+                "redaction": self._redaction_section,
+            }
+        else:
+            sections = self._audio_sections
+        return build_scoring_config(rubric, risk=self._risk_section, **sections)
 
     # -- one call -------------------------------------------------------------------------
 
@@ -118,34 +169,24 @@ class CallProcessor:
         return None if self.settings.language == "auto" else self.settings.language
 
     def already_scored(self, job: CallJob) -> bool:
-        """True when the store holds this call scored with the same models and rubric."""
+        """True when the store holds this call scored with the same configuration."""
+        transcript = None
         if is_transcript(job):
             try:
                 transcript = Transcript.load(job.source)
             except ContractError:
                 return False
             language = job.language or transcript.language
-            made = transcript.produced_by
-            asr_model = made.asr_model if made else None
-            compute_type = made.compute_type if made else None
         else:
             language = self.expected_language(job)
-            asr_model, compute_type = self.settings.asr_model, self.settings.compute_type
-        if language is None and not (job.rubric or self.settings.rubric):
-            return False  # rubric depends on the detected language: cannot tell before ASR
         try:
-            rubric = self.rubric_for(job, language)
-        except _permanent_errors():
-            return False  # processing records why
-        from pipeline.store import fingerprint
-
-        fp = fingerprint(
-            asr_model=asr_model,
-            compute_type=compute_type,
-            rubric_id=rubric.id,
-            rubric_version=rubric.version,
-            rubric_sha256=rubric.sha256,
-        )
+            route = self.route_for(job, language)
+            if route is None:
+                return False  # the rubric depends on the detected language: cannot tell yet
+            rubric = self.load_rubric(route.rubric)
+        except (PermanentCallError, *_permanent_errors()):
+            return False
+        fp = self.scoring_config(job, rubric, transcript).fingerprint()
         return self.store.is_scored(job.call_id, fp)
 
     def analyse(self, job: CallJob) -> tuple[Transcript, Result]:
@@ -160,19 +201,35 @@ class CallProcessor:
             raise PermanentCallError(manifest_error)
         if not Path(job.source).exists():
             raise PermanentCallError(f"{job.source}: file not found")
-        transcript = self._transcript(job)
-        self.hook("transcript", transcript)
-        sealed = (
-            {"unredacted": self._vault.seal(transcript), "key_id": self._vault.key_id}
-            if self._vault is not None
-            else {}
-        )
-        transcript = redact(transcript)
+        sealed: dict[str, Any] = {}
+        transcript = self._stored_transcript(job)
+        if transcript is None:  # transcribe (or read the text transcript), then redact
+            transcript = self._transcript(job)
+            self.hook("transcript", transcript)
+            if self._vault is not None:
+                sealed = {"unredacted": self._vault.seal(transcript), "key_id": self._vault.key_id}
+            transcript = redact(transcript)
         self.require_speech(transcript)
-        rubric = self.rubric_for(job, transcript.language)
-        result = score_transcript(transcript, rubric)
+        rubric, route = self.rubric_for(job, transcript.language)
+        source = transcript if is_transcript(job) else None
+        config = self.scoring_config(job, rubric, source)
+        result = score_transcript(transcript, rubric, config=config, route=route)
         self.hook("result", result)
         return transcript, result, sealed
+
+    def _stored_transcript(self, job: CallJob) -> Transcript | None:
+        """The call's stored (redacted) transcript when the transcript stage is unchanged:
+        same audio, same ASR, diarizer and redaction configuration. A rubric or risk change
+        then re-scores it without decoding the audio or running ASR."""
+        if is_transcript(job):
+            return None  # reading the text file is the cheap path already
+        from pipeline.audio import file_sha256
+        from pipeline.schema import RubricConfig, ScoringConfig
+
+        stage = ScoringConfig(rubric=RubricConfig(id="-", version=0), **self._audio_sections)
+        return self.store.find_transcript(
+            job.call_id, stage.stage_sha256("transcript"), file_sha256(job.source)
+        )
 
     def process(self, job: CallJob, run_id: int | None = None) -> CallOutcome:
         """Analyse one call under its budget and store it in one transaction; bad input is
@@ -339,22 +396,30 @@ class CallProcessor:
             )
 
     def config_fingerprint(self, job: CallJob) -> str:
-        """The configuration a call is tried with, as one hash: when it changes, a call that
-        failed is tried again. Run-only settings (store, concurrency, budgets) are left out."""
-        settings = self.settings.model_dump(
-            mode="json",
-            exclude={"database_url", "max_concurrency", "retries", "retry_failed"},
-        )
-        rubrics = []
-        try:
-            rubric = self.rubric_for(job, self.expected_language(job))
-            rubrics.append(getattr(rubric, "sha256", None) or str(rubric))
-        except Exception:  # noqa: BLE001 - unknown rubric: the failure itself says so
-            rubrics.append(job.rubric)
-        from pipeline import __version__
+        """The configuration a call is tried with: when it changes, a call that failed is
+        tried again. The call's :class:`ScoringConfig` fingerprint when its rubric is known
+        before analysis; else the configuration of the transcript stage (ASR, diarizer,
+        redaction), which is all a call that fails before the rubric is needed went through."""
+        from pipeline.schema import RubricConfig
 
-        key = {"settings": settings, "rubric": rubrics, "pipeline": __version__}
-        return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+        transcript = None
+        try:
+            if is_transcript(job):
+                transcript = Transcript.load(job.source)
+                language = job.language or transcript.language
+            else:
+                language = self.expected_language(job)
+            route = self.route_for(job, language)
+            if route is not None:
+                rubric = self.load_rubric(route.rubric)
+                return self.scoring_config(job, rubric, transcript).fingerprint()
+        except Exception:  # noqa: BLE001 - unloadable file or rubric: the stage config below
+            pass
+        sections = (
+            {"redaction": self._redaction_section} if is_transcript(job) else self._audio_sections
+        )
+        stage = ScoringConfig(rubric=RubricConfig(id="-", version=0), **sections)
+        return stage.stage_sha256("transcript")
 
     # -- stages ---------------------------------------------------------------------------
 

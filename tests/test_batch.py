@@ -327,6 +327,7 @@ def test_store_unwritable_mid_run_stops_without_redoing_asr(tmp_path):
         (["--rubric", "{tmp}/broken.yaml"], "rubric"),
         (["--db", "postgresql://nobody@127.0.0.1:1/none"], "store"),
         (["--db", "mysql://x/y"], "unsupported database"),
+        (["--routing-env", "{tmp}/routing.yaml"], "routing table"),
     ],
 )
 def test_bad_configuration_fails_fast_with_one_line(tmp_path, args, message):
@@ -334,10 +335,15 @@ def test_bad_configuration_fails_fast_with_one_line(tmp_path, args, message):
     archive.mkdir()
     shutil.copy(ZH / f"{GOOD[0]}.json", archive / f"{GOOD[0]}.json")
     (tmp_path / "broken.yaml").write_text("id: x\nitems: [\n", "utf-8")
+    (tmp_path / "routing.yaml").write_text(
+        "version: 1\nroutes: [{match: {team: x}, rubric: nope}]\n", "utf-8"
+    )
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     if "--db" not in args:
         args += ["--db", f"sqlite:///{tmp_path}/qa.db"]
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    if args[0] == "--routing-env":  # the routing table comes from QA_ROUTING
+        env["QA_ROUTING"], args = args[1], args[2:]
     started = time.perf_counter()
     out = subprocess.run(
         [*CALLQA, "run", str(archive), *args], capture_output=True, text=True, env=env, timeout=120

@@ -5,7 +5,7 @@ URL. See :func:`open_store` and :class:`Store`.
 """
 
 from pipeline.store.db import StoreError, StoreUnavailable, StoreUnwritable, dispose_engines
-from pipeline.store.fingerprint import fingerprint, result_fingerprint
+from pipeline.store.fingerprint import result_config, result_fingerprint
 from pipeline.store.store import CALL_COLUMNS, Store, open_store
 
 __all__ = [
@@ -15,7 +15,7 @@ __all__ = [
     "StoreUnavailable",
     "StoreUnwritable",
     "dispose_engines",
-    "fingerprint",
     "open_store",
+    "result_config",
     "result_fingerprint",
 ]

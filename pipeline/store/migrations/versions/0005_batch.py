@@ -3,7 +3,7 @@ next start; call leases so concurrent runs never process one call at once; failu
 remember what failed (file hash, configuration fingerprint) and are updated, not duplicated.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-02
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
