@@ -478,3 +478,57 @@ def test_interruptions_sweep_matches_the_all_pairs_definition():
         transcript = Transcript.model_validate({"language": "zh", "utterances": utts})
         got = {(x["utterance"], x["by"]) for x in interruptions(transcript, "zh", 0.5)}
         assert got == _interruptions_quadratic(transcript, "zh", 0.5)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_within_seconds_and_the_next_start_closes_the_run(tmp_path):
+    import signal
+
+    from sqlalchemy.orm import Session
+
+    from pipeline.store import models as m
+    from pipeline.store import open_store
+
+    archive = tmp_path / "a"
+    archive.mkdir()
+    samples = sorted(ZH.glob("*.json"))
+    for i in range(60):
+        shutil.copy(samples[i % len(samples)], archive / f"call-{i:03d}.json")
+    db_url = f"sqlite:///{tmp_path / 'qa.db'}"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "QA_MAX_CONCURRENCY": "1"}
+    proc = subprocess.Popen(
+        [*CALLQA, "run", str(archive), "--db", db_url],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        store = open_store(db_url)
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(r["status"] == "scored" for r in store.list_calls()):
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before it could be stopped"
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        proc.wait(timeout=30)
+        assert time.monotonic() - sent <= 10, f"SIGTERM took {time.monotonic() - sent:.1f} s"
+    finally:  # the whole process group: the run and its temporary Prefect server
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    stored = store.list_calls()
+    assert 0 < len(stored) < 60
+    assert all(r["status"] == "scored" for r in stored)  # complete calls only, none half-written
+    for row in stored:
+        assert store.get_result(row["call_id"]) is not None
+
+    store.start_run("next", {})  # the next start closes the killed run's row
+    with Session(store.engine) as s:
+        first = s.get(m.Run, 1)
+    assert first.finished_at is not None and first.status == "killed"
+    assert first.scored == len(stored)
