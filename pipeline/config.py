@@ -53,6 +53,13 @@ class Settings(BaseModel):
     routing: str | None = None  # routing table YAML; None: rubrics/routing.yaml
     max_concurrency: int = Field(default=2, ge=1)
     retries: int = Field(default=2, ge=0)
+    # per-call budgets (pipeline.budget): floor + factor × audio length seconds; MiB of growth
+    call_time_floor_s: float = Field(default=120.0, ge=0)  # 0: no time budget
+    call_time_per_audio_s: float = Field(default=4.0, ge=0)
+    call_memory_mb: float | None = Field(default=4096.0, gt=0)
+    min_speech_s: float = Field(default=1.0, ge=0)  # less speech than this: failed, no speech
+    rubric_roots: list[str] = Field(default_factory=list)  # folders manifest rubrics may be in
+    retry_failed: bool = False  # retry failed calls even when nothing changed
 
 
 _ENV = {
@@ -69,7 +76,14 @@ _ENV = {
     "routing": "QA_ROUTING",
     "max_concurrency": "QA_MAX_CONCURRENCY",
     "retries": "QA_RETRIES",
+    "call_time_floor_s": "QA_CALL_TIME_FLOOR_S",
+    "call_time_per_audio_s": "QA_CALL_TIME_PER_AUDIO_S",
+    "call_memory_mb": "QA_CALL_MEMORY_MB",
+    "min_speech_s": "QA_MIN_SPEECH_S",
+    "rubric_roots": "QA_RUBRIC_ROOTS",  # os.pathsep-separated folders
+    "retry_failed": "QA_RETRY_FAILED",
 }
+_FLAGS = ("vad", "retry_failed")
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -78,9 +92,12 @@ def load_settings(**overrides: object) -> Settings:
     for field, var in _ENV.items():
         if var in os.environ and os.environ[var] != "":
             raw = os.environ[var]
-            values[field] = (
-                raw.lower() not in ("0", "false", "no", "off") if field == "vad" else raw
-            )
+            if field in _FLAGS:
+                values[field] = raw.lower() not in ("0", "false", "no", "off")
+            elif field == "rubric_roots":
+                values[field] = [p for p in raw.split(os.pathsep) if p]
+            else:
+                values[field] = raw
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings.model_validate(values)
 

@@ -376,8 +376,10 @@ class CallJob(_Model):
     started_at: str | None = None
     direction: str | None = None
     agent_channel: int | None = None
+    customer_channel: int | None = None  # with agent_channel: the pair to use of >2 channels
     language: str | None = None
     rubric: str | None = None
     queue: str | None = None
     skill: str | None = None
     agent_group: str | None = None
+    manifest_error: str | None = None  # discovery refused this job: recorded as failed, not read

@@ -57,6 +57,7 @@ TABLES = {
     "results",
     "item_results",
     "failures",
+    "call_leases",  # concurrent runs (migration 0005)
     # review workflow (migration 0002)
     "users",
     "disputes",

@@ -4,7 +4,7 @@ SQLAlchemy 2 models with Alembic migrations (run on open); SQLite by default, Po
 URL. See :func:`open_store` and :class:`Store`.
 """
 
-from pipeline.store.db import StoreError, StoreUnavailable, dispose_engines
+from pipeline.store.db import StoreError, StoreUnavailable, StoreUnwritable, dispose_engines
 from pipeline.store.fingerprint import result_config, result_fingerprint
 from pipeline.store.store import CALL_COLUMNS, Store, open_store
 
@@ -13,6 +13,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "StoreUnwritable",
     "dispose_engines",
     "open_store",
     "result_config",

@@ -64,6 +64,21 @@ class Run(Base):
     failed: Mapped[int | None] = mapped_column(Integer)
     skipped: Mapped[int | None] = mapped_column(Integer)
     summary: Mapped[dict[str, Any] | None] = mapped_column()
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str | None] = mapped_column(String(16))  # running|finished|stopped|killed
+
+
+class CallLease(Base):
+    """A run's claim on one call while it processes it; expired leases may be taken over."""
+
+    __tablename__ = "call_leases"
+
+    call_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    holder: Mapped[str] = mapped_column(String(255))  # host:pid:thread
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Call(Base):
@@ -196,6 +211,11 @@ class Failure(Base):
     error: Mapped[str] = mapped_column(Text)
     source: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # what failed: the same file under the same configuration updates this row (attempts + 1)
+    source_sha256: Mapped[str | None] = mapped_column(String(64))
+    config_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # --------------------------------------------------------------------------- review workflow

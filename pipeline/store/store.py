@@ -8,12 +8,14 @@ The flow calls :func:`open_store` once per process, then per call :meth:`Store.i
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -22,8 +24,19 @@ from sqlalchemy.orm import Session
 from pipeline import schema
 from pipeline.config import load_settings
 from pipeline.store import models as m
-from pipeline.store.db import WRITE_OPTION, StoreError, StoreUnavailable, get_engine, upgrade
+from pipeline.store.db import (
+    WRITE_OPTION,
+    StoreError,
+    StoreUnavailable,
+    StoreUnwritable,
+    get_engine,
+    upgrade,
+)
 from pipeline.store.fingerprint import result_config, result_fingerprint
+
+_HOST = socket.gethostname()[:200]
+# A run whose heartbeat is older than this (and not provably alive on this host) was killed.
+RUN_STALE_AFTER_S = 15 * 60
 
 CALL_COLUMNS = (
     "call_id",
@@ -68,6 +81,8 @@ def _translate(what: str) -> Iterator[None]:
     try:
         yield
     except (OperationalError, PoolTimeout) as exc:
+        if _unwritable(exc):
+            raise StoreUnwritable(f"{what}: {_reason(exc)}") from exc
         raise StoreUnavailable(f"{what}: {_reason(exc)}") from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:
@@ -75,6 +90,23 @@ def _translate(what: str) -> Iterator[None]:
         raise StoreError(f"{what}: {_reason(exc)}") from exc
     except SQLAlchemyError as exc:
         raise StoreError(f"{what}: {exc}") from exc
+
+
+# Errors that no retry cures: the store is read-only, full or not ours to write.
+_UNWRITABLE = (
+    "readonly database",
+    "read-only",
+    "permission denied",
+    "disk is full",
+    "no space left",
+    "disk full",
+    "unable to open database",
+)
+
+
+def _unwritable(exc: SQLAlchemyError) -> bool:
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    return any(marker in text for marker in _UNWRITABLE)
 
 
 def _reason(exc: SQLAlchemyError) -> str:
@@ -96,6 +128,25 @@ def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _is(column, value):
+    """``column = value`` that also matches NULL to None."""
+    return column.is_(None) if value is None else column == value
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _version(value: str | None) -> int | str | None:
@@ -126,31 +177,46 @@ class Store:
 
     def start_run(self, archive: str, settings: dict[str, Any]) -> int:
         """Record the start of a pipeline run; returns its id (pass it to the saves)."""
+        self.close_abandoned_runs()
         with self._write("cannot start a run") as s:
-            run = m.Run(archive=str(archive), settings=_jsonable(settings))
+            now = m.utcnow()
+            run = m.Run(
+                archive=str(archive),
+                settings=_jsonable(settings),
+                host=_HOST,
+                pid=os.getpid(),
+                heartbeat_at=now,
+                status="running",
+            )
             s.add(run)
             s.flush()
             return run.id
 
-    def finish_run(self, run_id: int, summary: dict[str, Any]) -> None:
+    def finish_run(self, run_id: int, summary: dict[str, Any], status: str = "finished") -> None:
         """Close a run. Counts come from ``summary`` (``scored``/``failed``/``skipped``) or,
-        when absent, from the rows the run wrote."""
+        when absent, from the rows the run wrote. Its call leases are released."""
         with self._write(f"cannot finish run {run_id}") as s:
             run = s.get(m.Run, run_id)
             if run is None:
                 raise StoreError(f"no run with id {run_id}")
-            run.finished_at = m.utcnow()
-            run.summary = _jsonable(summary)
-            counted = {
-                "scored": select(func.count()).where(m.Result.run_id == run_id),
-                "failed": select(func.count()).where(m.Failure.run_id == run_id),
-            }
-            for key in ("scored", "failed", "skipped"):
-                value = summary.get(key)
-                if isinstance(value, int) and not isinstance(value, bool):
-                    setattr(run, key, value)
-                elif key in counted:
-                    setattr(run, key, s.scalar(counted[key]))
+            self._close(s, run, status, summary)
+
+    def _close(self, s: Session, run: m.Run, status: str, summary: dict[str, Any]) -> None:
+        run_id = run.id
+        run.finished_at = m.utcnow()
+        run.status = status
+        run.summary = _jsonable(summary)
+        s.execute(delete(m.CallLease).where(m.CallLease.run_id == run_id))
+        counted = {
+            "scored": select(func.count()).where(m.Result.run_id == run_id),
+            "failed": select(func.count()).where(m.Failure.run_id == run_id),
+        }
+        for key in ("scored", "failed", "skipped"):
+            value = summary.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                setattr(run, key, value)
+            elif key in counted:
+                setattr(run, key, s.scalar(counted[key]))
 
     # ------------------------------------------------------------------ writes
 
@@ -451,15 +517,154 @@ class Store:
             )
         return row.id
 
-    def save_failed(self, job: schema.CallJob, error: str, run_id: int | None = None) -> None:
-        """Record a failed attempt in one transaction. A call scored earlier stays scored."""
+    def save_failed(
+        self,
+        job: schema.CallJob,
+        error: str,
+        run_id: int | None = None,
+        *,
+        source_sha256: str | None = None,
+        config_fingerprint: str | None = None,
+    ) -> None:
+        """Record a failed attempt in one transaction. A call scored earlier stays scored.
+
+        The same failure again (same file content and configuration, or the same refusal of
+        a job with no readable file) updates its row: ``attempts`` + 1, newest error.
+        """
         error = str(error).strip() or "unknown error"
         with self._write(f"cannot record the failure of call {job.call_id!r}") as s:
             call = self._lock_call(s, job, "failed")
             self._update_metadata(call, job, run_id)
             if call.status == "failed":
                 call.error = error
-            s.add(m.Failure(call_pk=call.id, run_id=run_id, error=error, source=job.source))
+            same = s.scalar(
+                select(m.Failure)
+                .where(
+                    m.Failure.call_pk == call.id,
+                    m.Failure.source == job.source,
+                    _is(m.Failure.source_sha256, source_sha256),
+                    _is(m.Failure.config_fingerprint, config_fingerprint),
+                    # nothing hashed (a refused job): the same refusal, word for word
+                    m.Failure.error == error if source_sha256 is None else True,
+                )
+                .order_by(m.Failure.id.desc())
+                .limit(1)
+            )
+            if same is not None:
+                same.error, same.run_id, same.updated_at = error, run_id, m.utcnow()
+                same.attempts = (same.attempts or 1) + 1
+                return
+            s.add(
+                m.Failure(
+                    call_pk=call.id,
+                    run_id=run_id,
+                    error=error,
+                    source=job.source,
+                    source_sha256=source_sha256,
+                    config_fingerprint=config_fingerprint,
+                    attempts=1,
+                    updated_at=m.utcnow(),
+                )
+            )
+
+    def unchanged_failure(
+        self, call_id: str, source_sha256: str | None, config_fingerprint: str | None
+    ) -> str | None:
+        """The error of the call's last failure when the call is failed and neither its file
+        nor the configuration changed since; None when it is worth trying again."""
+        if source_sha256 is None or config_fingerprint is None:
+            return None
+        with self._read(f"cannot read call {call_id!r}") as s:
+            row = s.execute(
+                select(
+                    m.Call.status,
+                    m.Failure.source_sha256,
+                    m.Failure.config_fingerprint,
+                    m.Failure.error,
+                )
+                .join(m.Failure, m.Failure.call_pk == m.Call.id)
+                .where(m.Call.call_id == call_id)
+                .order_by(m.Failure.id.desc())
+                .limit(1)
+            ).one_or_none()
+        if row is None or row[0] != "failed":
+            return None
+        return row[3] if (row[1], row[2]) == (source_sha256, config_fingerprint) else None
+
+    # ------------------------------------------------------------------ concurrent runs
+
+    def claim(self, call_id: str, run_id: int | None, ttl_s: float) -> bool:
+        """Claim a call for this run for ``ttl_s`` seconds; False while another run holds an
+        unexpired lease on it. Also the run's heartbeat."""
+        now = m.utcnow()
+        holder = f"{_HOST}:{os.getpid()}"
+        expires = now + timedelta(seconds=ttl_s)
+        with self._write(f"cannot claim call {call_id!r}") as s:
+            dialect = s.get_bind().dialect.name
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            s.execute(
+                insert(m.CallLease)
+                .values(
+                    call_id=call_id,
+                    run_id=run_id,
+                    holder=holder,
+                    expires_at=now - timedelta(seconds=1),
+                )
+                .on_conflict_do_nothing(index_elements=["call_id"])
+            )
+            lease = s.scalars(
+                select(m.CallLease).where(m.CallLease.call_id == call_id).with_for_update()
+            ).one()
+            mine = lease.run_id == run_id and lease.holder == holder
+            if not mine and _aware(lease.expires_at) > now:
+                return False
+            lease.run_id, lease.holder, lease.expires_at = run_id, holder, expires
+            if run_id is not None:
+                s.execute(update(m.Run).where(m.Run.id == run_id).values(heartbeat_at=now))
+            return True
+
+    def release(self, call_id: str, run_id: int | None) -> None:
+        """Give up this run's lease on a call (done with it, or stopping)."""
+        with self._write(f"cannot release call {call_id!r}") as s:
+            s.execute(
+                delete(m.CallLease).where(
+                    m.CallLease.call_id == call_id, _is(m.CallLease.run_id, run_id)
+                )
+            )
+
+    def close_abandoned_runs(self, stale_after_s: float = RUN_STALE_AFTER_S) -> list[int]:
+        """Close runs that were killed: open runs of this host whose process is gone, and
+        open runs of any host silent for ``stale_after_s``. Returns their ids."""
+        now = m.utcnow()
+        closed = []
+        with self._write("cannot close abandoned runs") as s:
+            for run in s.scalars(select(m.Run).where(m.Run.finished_at.is_(None))):
+                beat = _aware(run.heartbeat_at or run.started_at)
+                here = run.host == _HOST and run.pid is not None
+                dead = (here and not _alive(run.pid)) or (
+                    not here and (now - beat).total_seconds() > stale_after_s
+                )
+                if dead:
+                    counts = {
+                        "scored": s.scalar(select(func.count()).where(m.Result.run_id == run.id)),
+                        "failed": s.scalar(select(func.count()).where(m.Failure.run_id == run.id)),
+                        "note": "closed on a later start: the run was killed",
+                    }
+                    self._close(s, run, "killed", counts)
+                    closed.append(run.id)
+        return closed
+
+    def check_writable(self) -> None:
+        """Raise StoreUnwritable (or StoreUnavailable) unless a write can be committed."""
+        with self._write("the store is not writable") as s:
+            probe = m.CallLease(
+                call_id=f"__probe__{_HOST}:{os.getpid()}",
+                holder="probe",
+                expires_at=m.utcnow(),
+            )
+            s.add(probe)
+            s.flush()
+            s.delete(probe)
 
     # ------------------------------------------------------------------ reads
 
@@ -670,6 +875,7 @@ class Store:
             return [
                 {
                     "error": f.error,
+                    "attempts": f.attempts,
                     "run_id": f.run_id,
                     "source": f.source,
                     "created_at": _iso(f.created_at),
@@ -756,5 +962,6 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "StoreUnwritable",
     "open_store",
 ]
