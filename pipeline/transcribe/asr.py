@@ -398,9 +398,11 @@ def transcribe_parties(
     return _transcribe_batched(model, parties, config, language, timer)
 
 
-# Voice activity is detected in windows of this many seconds: Silero's frame matrix and
-# padded copy then stay small on a long call. A call shorter than this is one window.
-VAD_WINDOW_S = 600
+# Voice activity is detected in windows of this many seconds: Silero's frame matrix, padded
+# copy and ONNX intermediates (it runs up to 10,000 frames at once) stay small on a long call;
+# at 600 s they added 257 MiB to a 60-minute call's peak. A call shorter than this is one
+# window; speech crossing a window edge becomes two adjacent clips of the same chunk.
+VAD_WINDOW_S = 120
 
 
 def _speech_clips(samples: np.ndarray, config: AsrConfig) -> list[dict]:
