@@ -4,7 +4,7 @@ Chinese has no spaces, so words are not whitespace-delimited: every run of CJK c
 indexed as its overlapping character bigrams plus its last character (the CJK analysis of
 Lucene), other text as lower-cased words. A query becomes, per CJK run, the phrase of its
 bigrams (adjacent bigrams of one run = exactly that substring, of any length), a single
-character a prefix term; words must all occur. On SQLite the terms go into an FTS5 table
+character a prefix term; words and numbers match by prefix; all parts must occur. On SQLite the terms go into an FTS5 table
 (``search_fts``, external content on ``search_docs``); on PostgreSQL the text is matched
 with ``ILIKE`` over a ``pg_trgm`` GIN index. Searches only ever return calls the viewer may
 see (agents: their own).
@@ -59,7 +59,7 @@ def fts_query(query: str) -> str | None:
         elif _is_cjk(tok[0]):
             parts.append('"' + " ".join(tok[i : i + 2] for i in range(len(tok) - 1)) + '"')
         else:
-            parts.append(f'"{tok}"')
+            parts.append(f'"{tok}"*')  # words and numbers by prefix: refund(s), order no.
     return " AND ".join(parts) or None
 
 
