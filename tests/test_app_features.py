@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -31,8 +32,9 @@ from tests.test_app import (
     queue_ids,
     template,
 )
+from tests.test_store_postgres import admin, store_url  # noqa: E402,F401 - fixtures
 
-__all__ = ["template"]
+__all__ = ["template", "admin", "store_url"]
 LOCALE = Path(i18n.__file__).parent / "locale"
 ZH_SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "zh_transcripts"
 
@@ -325,3 +327,34 @@ def test_api_docs_work_offline(app) -> None:
     assert "SwaggerUIBundle" in client.get("/api/docs/assets/swagger-ui-bundle.js").text
     assert client.get("/api/docs/assets/..%2F..%2Fsecret").status_code == 404
     assert client.get("/openapi.json").json()["paths"]
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.mark.postgres
+def test_sessions_throttling_and_search_on_postgresql(store_url: str) -> None:
+    """The same store code on PostgreSQL (search through ILIKE over the pg_trgm index)."""
+    url = store_url
+    from pipeline.store import open_store
+    from pipeline.store.review import ReviewStore
+    from tests.test_app import FAST_HASHER, make_transcript
+
+    store = open_store(url)
+    for call_id, agent in (("p-1", "A1"), ("p-2", "A2")):
+        store.save_scored(CallJob(call_id=call_id, source="x.json", agent_id=agent), make_transcript(call_id), make_result(call_id, False, False, "low"))  # fmt: skip
+    reviews = ReviewStore(store, FAST_HASHER)
+    rev = reviews.add_user("rev", PASSWORD, "reviewer")
+    agent = reviews.add_user("a1", PASSWORD, "agent", "A1")
+    token = reviews.create_session(rev.id, "127.0.0.1")
+    assert reviews.session_user(token).username == "rev"
+    reviews.set_password("rev", "new password 1")
+    assert reviews.session_user(token) is None
+    reviews.record_login("x", "10.0.0.1", ok=False)
+    assert [len(v) for v in reviews.login_failures("x", "10.0.0.1", timedelta(minutes=5))] == [1, 1]  # fmt: skip
+    assert sorted(h.call_id for h in reviews.search(rev, "投诉").hits) == ["p-1", "p-2"]
+    assert [h.call_id for h in reviews.search(agent, "我要投诉").hits] == ["p-1"]
+    assert reviews.search(rev, "投诉快递").hits == []
+    with store.engine.connect() as conn:
+        indexes = conn.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE tablename = 'search_docs'").scalars().all()  # fmt: skip
+    assert "ix_search_docs_text_trgm" in indexes
