@@ -8,7 +8,7 @@ products, numbers and dates (~400 characters a call), indexed with the app's own
 agent, over common and rare words, phrases, single characters and a query that matches
 nothing. Target: under 300 ms.
 
-    .venv/bin/python benchmarks/search.py [--calls 100000] [--repeat 5]
+    .venv/bin/python benchmarks/search.py [--calls 100000] [--repeat 5] [--db var/search.db]
 """
 
 from __future__ import annotations
@@ -108,16 +108,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--db", type=Path, help="keep the filled database here (reused if present)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'search.db'}"
-        store = open_store(url)
-        t0 = time.perf_counter()
-        review_queue.fill(store, args.calls)
-        filled = time.perf_counter() - t0
-        indexed = index(store, args.calls)
-        size = (Path(tmp) / "search.db").stat().st_size / 2**20
-        print(f"{args.calls} calls: filled in {filled:.1f} s, indexed in {indexed:.1f} s, db {size:.0f} MiB")  # fmt: skip
+        path = args.db or Path(tmp) / "search.db"
+        reuse = path.exists()
+        store = open_store(f"sqlite:///{path}")
+        if reuse:
+            print(f"reusing {path}")
+        else:
+            t0 = time.perf_counter()
+            review_queue.fill(store, args.calls)
+            filled = time.perf_counter() - t0
+            indexed = index(store, args.calls)
+            size = path.stat().st_size / 2**20
+            print(f"{args.calls} calls: filled in {filled:.1f} s, indexed in {indexed:.1f} s, db {size:.0f} MiB")  # fmt: skip
         reviews = ReviewStore(store)
         reviewer = UserInfo(id=1, username="rev", role="reviewer")
         agent = UserInfo(id=2, username="a", role="agent", agent_id="A007")

@@ -63,6 +63,7 @@ TABLES = {
     "login_attempts",
     "user_prefs",
     "saved_filters",
+    "form_drafts",
     "search_docs",
 }
 # Engine-specific search structures made by migration 0006 outside the models: SQLite's FTS5

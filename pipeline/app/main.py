@@ -311,7 +311,8 @@ def create_app(
     async def _login(request: Request, exc: LoginRequired) -> RedirectResponse:
         if exc.return_to is not None:
             if exc.draft:
-                request.session["draft"] = {"path": exc.return_to, "form": request.url.path, **exc.draft}  # fmt: skip
+                draft = {"path": exc.return_to, "form": request.url.path, **exc.draft}
+                request.session["draft"] = reviews_of(request).save_draft(draft)
             target = exc.return_to
         else:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -680,15 +681,8 @@ def call_view(
 
     here = "?" + urlencode({"q": context, "pos": position or 0})
     utterances = transcript.utterances if transcript else []
-    draft = request.session.get("draft")
-    if (
-        draft
-        and draft.get("path") == request.url.path.replace("%2F", "%2f").replace("%2f", "%2F")
-        or draft
-        and _same_call_path(draft.get("path", ""), call_id)
-    ):
-        request.session.pop("draft", None)
-    else:
+    draft = reviews.take_draft(request.session.pop("draft", None))  # typed before sign-in
+    if draft and not _same_call_path(draft.get("path", ""), call_id):
         draft = None
     return render(
         request,

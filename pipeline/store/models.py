@@ -375,6 +375,18 @@ class SavedFilter(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class FormDraft(Base):
+    """Text typed into a form whose session had ended, kept until the user signs in again
+    (the browser holds only a random token for it)."""
+
+    __tablename__ = "form_drafts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    data: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class SearchDoc(Base):
     """What a call's current transcript says, for search: the text (utterances joined by
     newlines) and its terms (CJK bigrams and lower-cased words, space-separated)."""

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy import and_, case, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from pipeline.store import models as m
@@ -48,6 +48,8 @@ MAX_PAGE = 1_000_000  # deeper pages are refused (400), not turned into huge OFF
 MAX_TEXT = 2000  # characters of a comment, dispute reason or ruling comment (web and API)
 SESSION_TTL = timedelta(hours=12)  # one working day
 SESSION_TOUCH = timedelta(minutes=5)  # last_seen is written at most this often
+DRAFT_TTL = timedelta(days=1)  # form text kept across a lapsed session
+KEEP_ATTEMPTS = timedelta(days=7)  # login attempts and ended sessions are kept this long
 LANGUAGES = ("zh_CN", "en")
 
 _hasher = PasswordHasher()
@@ -405,11 +407,40 @@ class ReviewStore:
         for sess in s.scalars(select(W).where(W.user_id == user_id, W.revoked_at.is_(None))):
             sess.revoked_at = m.utcnow()
 
+    # ------------------------------------------------------------------ form drafts
+
+    def save_draft(self, data: dict[str, str]) -> str:
+        """Keep form text typed after the session ended; returns the token for the browser."""
+        token = secrets.token_urlsafe(24)
+        clean = {str(k)[:40]: str(v)[:MAX_TEXT] for k, v in list(data.items())[:10]}
+        with self.store._write("cannot keep the form text") as s:
+            s.execute(delete(m.FormDraft).where(m.FormDraft.created_at < m.utcnow() - DRAFT_TTL))
+            s.add(m.FormDraft(token_sha256=token_sha256(token), data=clean))
+        return token
+
+    def take_draft(self, token: str | None) -> dict[str, str] | None:
+        """The kept form text (once: it is deleted), or None."""
+        if not token or len(token) > 200:
+            return None
+        with self.store._write("cannot read the form text") as s:
+            row = s.scalar(select(m.FormDraft).where(m.FormDraft.token_sha256 == token_sha256(token)))  # fmt: skip
+            if row is None:
+                return None
+            data = dict(row.data)
+            fresh = m.utcnow() - _aware(row.created_at) < DRAFT_TTL
+            s.delete(row)
+            return data if fresh else None
+
     # ------------------------------------------------------------------ login throttling
 
     def record_login(self, username: str, ip: str, ok: bool) -> None:
+        """Record an attempt; a success also drops attempts and sessions long past use."""
         with self.store._write("cannot record a login") as s:
             s.add(m.LoginAttempt(username=username.strip().lower()[:255], ip=ip[:64], ok=ok))
+            if ok:
+                now = m.utcnow()
+                s.execute(delete(m.LoginAttempt).where(m.LoginAttempt.created_at < now - KEEP_ATTEMPTS))  # fmt: skip
+                s.execute(delete(m.WebSession).where(m.WebSession.expires_at < now - KEEP_ATTEMPTS))  # fmt: skip
 
     def login_failures(
         self, username: str, ip: str, window: timedelta

@@ -7,7 +7,8 @@ bigrams (adjacent bigrams of one run = exactly that substring, of any length), a
 character a prefix term; words and numbers match by prefix; all parts must occur. On SQLite the terms go into an FTS5 table
 (``search_fts``, external content on ``search_docs``); on PostgreSQL the text is matched
 with ``ILIKE`` over a ``pg_trgm`` GIN index. Searches only ever return calls the viewer may
-see (agents: their own).
+see (agents: their own; an agent's calls are usually few, so they are matched by scanning
+their text rather than through the index).
 
 The index follows the store lazily: before a search, calls whose current result is newer
 than the newest indexed one are (re)indexed (:meth:`SearchIndex.sync`, cheap when nothing
@@ -30,6 +31,7 @@ TOKEN = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+")
 MAX_QUERY = 100  # characters
 CONTEXT = 24  # characters either side of a hit
 SYNC_BATCH = 500
+SCAN_LIMIT = 20_000  # an agent with at most this many calls is searched by scanning them
 
 
 def _is_cjk(ch: str) -> bool:
@@ -187,6 +189,14 @@ class SearchIndex:
 
     # ------------------------------------------------------------------ searching
 
+    def _few_calls(self, agent_id: str | None) -> bool:
+        """True when an agent's own calls are few enough to match their text directly, which
+        beats walking the whole index's hits for the few that are theirs."""
+        mine = select(m.Call.id).where(m.Call.agent_id == (agent_id or "\x00no-agent"))
+        with self.store._read("cannot count calls") as s:
+            n = s.scalar(select(func.count()).select_from(mine.limit(SCAN_LIMIT + 1).subquery()))
+        return n <= SCAN_LIMIT
+
     def search(
         self, query: str, agent_id: str | None, *, see_all: bool, page: int = 1, per_page: int = 50
     ) -> SearchPage:
@@ -200,12 +210,11 @@ class SearchIndex:
         self.sync()
         C, D = m.Call, m.SearchDoc  # noqa: N806
         offset = (page - 1) * per_page
-        if self.sqlite:
+        scan = not see_all and self._few_calls(agent_id)
+        if self.sqlite and not scan:
             fts = (
                 text("SELECT rowid AS call_pk FROM search_fts WHERE search_fts MATCH :q")
-                .columns(  # fmt: skip
-                    call_pk=D.call_pk.type
-                )
+                .columns(call_pk=D.call_pk.type)
                 .subquery("hits")
             )
             q = (
@@ -215,7 +224,7 @@ class SearchIndex:
                 .order_by(fts.c.call_pk.desc())
             )
             params = {"q": match}
-        else:
+        else:  # PostgreSQL (pg_trgm index), or one agent's few calls: match the text itself
             q = select(C, D.text).join(D, D.call_pk == C.id).order_by(D.call_pk.desc())
             for tok in TOKEN.finditer(query.lower()):
                 q = q.where(D.text.ilike(f"%{tok.group()}%"))  # tokens: letters/digits only

@@ -1,5 +1,5 @@
-"""Review app: server-side sessions, login attempts (throttling), per-user preferences and
-saved queue filters, and the cross-call search index.
+"""Review app: server-side sessions, login attempts (throttling), per-user preferences,
+saved queue filters, form text kept across a lapsed session, and the cross-call search index.
 
 On SQLite the search terms also go into an FTS5 table (``search_fts``, external content on
 ``search_docs``); on PostgreSQL ``search_docs.text`` gets a ``pg_trgm`` GIN index.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0006"
 down_revision = "0003"
@@ -81,6 +82,16 @@ def upgrade() -> None:
     )
 
     op.create_table(
+        "form_drafts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("token_sha256", sa.String(length=64), nullable=False),
+        sa.Column("data", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
+        _ts("created_at"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_form_drafts")),
+        sa.UniqueConstraint("token_sha256", name=op.f("uq_form_drafts_token_sha256")),
+    )
+
+    op.create_table(
         "search_docs",
         sa.Column("call_pk", sa.Integer(), nullable=False),
         sa.Column("result_id", sa.Integer(), nullable=False),
@@ -118,6 +129,7 @@ def downgrade() -> None:
         op.execute("DROP INDEX IF EXISTS ix_search_docs_text_trgm")
     op.drop_index(op.f("ix_search_docs_result_id"), table_name="search_docs")
     op.drop_table("search_docs")
+    op.drop_table("form_drafts")
     op.drop_table("saved_filters")
     op.drop_table("user_prefs")
     op.drop_index("ix_login_attempts_ip_created_at", table_name="login_attempts")
