@@ -106,7 +106,9 @@ def test_pack_follows_the_filters(coach_app):
 )
 def test_bad_or_empty_filters_say_why(coach_app, params, status, message):
     app, _ = coach_app
-    r = login(app, "trainer").get("/coaching/pack.zip", params=params)
+    r = login(app, "trainer").get(
+        "/coaching/pack.zip", params=params, headers={"Accept-Language": "en"}
+    )
     assert r.status_code == status and message in r.text
 
 
