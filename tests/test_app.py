@@ -706,6 +706,14 @@ def test_cli_users_add(tmp_path: Path) -> None:
     assert bad_role.exit_code != 0
     token = runner.invoke(cli, ["users", "token", "li", "--db", url])
     assert token.exit_code == 0 and token.output.startswith("cqa_")
+    reviews = ReviewStore(open_store(url))
+    session = reviews.create_session(reviews.authenticate("li", "longpassword").id)
+    short = runner.invoke(cli, ["users", "passwd", "li", "--password-stdin", "--db", url], input="short\n")  # fmt: skip
+    assert short.exit_code != 0 and "at least 8" in short.output
+    new = runner.invoke(cli, ["users", "passwd", "li", "--password-stdin", "--db", url], input="a new password\n")  # fmt: skip
+    assert new.exit_code == 0, new.output
+    assert reviews.authenticate("li", "a new password") is not None
+    assert reviews.session_user(session) is None  # signed out everywhere
     dispose_engines()
 
 

@@ -360,6 +360,10 @@ def create_app(
             return JSONResponse({"detail": str(exc)}, status_code=400)
         return HTMLResponse(_error_page(_("Bad request"), str(exc)), status_code=400)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204, headers={"Cache-Control": "public, max-age=86400"})
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
