@@ -549,7 +549,7 @@ def test_alaw_recording_is_decoded_once_to_pcm_wav(env) -> None:
     assert cached[0].stat().st_mtime_ns == mtime  # served from the cache
 
 
-def test_redacted_spans_are_beeped_for_agents_only(env) -> None:
+def test_redacted_spans_are_beeped_for_every_role(env) -> None:
     app, tmp = env
     store = app.state.reviews.store
     spans = [{"utterance": 1, "start": 3.0, "end": 4.0, "type": "PHONE"}]
@@ -557,10 +557,12 @@ def test_redacted_spans_are_beeped_for_agents_only(env) -> None:
     rescored = make_result("c-a1-1", True, False, "high")
     rescored.rubric.version = 4  # a new result version, scored from the redacted transcript
     store.save_scored(job, make_transcript("c-a1-1", spans), rescored)
-    original = login(app, "rev").get(f"/calls/{OWN}/audio").content
-    assert original == (tmp / "audio" / f"{OWN}.wav").read_bytes()
+    original = (tmp / "audio" / f"{OWN}.wav").read_bytes()
     masked = login(app, "agent1").get(f"/calls/{OWN}/audio").content
     assert masked != original
+    # reviewers and admins hear the same redacted recording: the original is never served
+    assert login(app, "rev").get(f"/calls/{OWN}/audio").content == masked
+    assert login(app, "admin").get(f"/calls/{OWN}/audio").content == masked
 
     def samples(raw: bytes) -> tuple[np.ndarray, int]:
         path = tmp / "probe.wav"

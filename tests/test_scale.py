@@ -266,7 +266,8 @@ def test_database_unreachable_mid_run_is_retried_with_backoff(archive, admin, pg
             proc.kill()
     text = out.decode(errors="replace")
     assert proc.returncode == 0, text[-3000:]
-    assert "Retry 1/3" in text, "the outage should have made a call retry"
+    # before a call's analysis the task is retried; after it, only the save (no ASR redone)
+    assert "Retry 1/3" in text or "retrying the save" in text, "the outage should cause a retry"
     rows = _stored(pg_url)  # also: one result per scored call, nothing half-written
     assert {c for c, r in rows.items() if r[0] == "scored"} == set(good)
     assert {c for c, r in rows.items() if r[0] == "failed"} == set(broken)

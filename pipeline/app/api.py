@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
@@ -124,6 +124,14 @@ def get_transcript(request: Request, call_id: str, user: ApiUser) -> dict[str, A
     reviews.call_info(user, call_id)
     transcript = reviews.store.get_transcript(call_id)
     return transcript.model_dump(mode="json", exclude_none=True) if transcript else {}
+
+
+@router.get("/calls/{call_id:id}/audio", response_class=Response)
+def get_audio(request: Request, call_id: str, user: ApiUser) -> Response:
+    """The call's recording with personal data replaced by a tone (Range requests work)."""
+    from pipeline.app.main import serve_audio  # main imports this module
+
+    return serve_audio(request, user, call_id)
 
 
 @router.post("/calls/{call_id:id}/items/{item_result_id}/override", response_model=FinalScore)

@@ -28,6 +28,7 @@ from pipeline.app import i18n, security
 from pipeline.app.audio import AudioUnavailable, playable
 from pipeline.app.i18n import gettext as _
 from pipeline.app.webhook import Webhook, webhook_from_env
+from pipeline.redact.audio import redaction_intervals
 from pipeline.schema import Evidence, Transcript
 from pipeline.store import open_store
 from pipeline.store.review import (
@@ -241,15 +242,6 @@ def _fmt(value: float | None) -> str:
     if value is None:
         return "–"
     return f"{value:g}"
-
-
-def redaction_spans(transcript) -> list[tuple[float, float]]:
-    records = (getattr(transcript, "model_extra", None) or {}).get("redactions") or []
-    spans = []
-    for r in records:
-        if isinstance(r, dict) and r.get("start") is not None and r.get("end") is not None:
-            spans.append((float(r["start"]), float(r["end"])))
-    return spans
 
 
 # --------------------------------------------------------------------------- the app
@@ -709,7 +701,7 @@ def call_view(
         audit=reviews.audit(user, call_id),
         disputes=disputes,
         open_items=open_items,
-        redacted_audio=bool(redaction_spans(transcript)) and user.role not in CAN_HEAR_REDACTED,
+        redacted_audio=bool(redaction_intervals(transcript)),
         revealed=unredacted is not None,
         can_reveal=may_see and reviews.store.has_unredacted(call_id),
         reveals=reviews.store.reveals(call_id) if may_see else [],
@@ -737,9 +729,8 @@ def serve_audio(request: Request, user: UserInfo, call_id: str) -> Response:
     info = reviews.call_info(user, call_id)  # NotFound for calls the user may not see
     if not info.source:
         raise HTTPException(404, "this call has no recording")
-    spans: list[tuple[float, float]] = []
-    if user.role not in CAN_HEAR_REDACTED:
-        spans = redaction_spans(reviews.store.get_transcript(call_id))
+    # every role hears the redacted recording (issue 17); the original is never served
+    spans = redaction_intervals(reviews.store.get_transcript(call_id))
     try:
         path, media_type = playable(info.source, request.app.state.audio_cache, spans)
     except AudioUnavailable as exc:
@@ -747,7 +738,7 @@ def serve_audio(request: Request, user: UserInfo, call_id: str) -> Response:
     return FileResponse(
         path,
         media_type=media_type,
-        headers={"Cache-Control": "private, max-age=3600", "Accept-Ranges": "bytes"},
+        headers={"Cache-Control": "private, no-store", "Accept-Ranges": "bytes"},
         content_disposition_type="inline",
     )
 

@@ -185,6 +185,8 @@ class AuditRow(BaseModel):
     comment: str | None
     dispute_id: int | None
     created_at: str
+    result_id: int | None = None  # the result version the action was on
+    carried_from: int | None = None  # the action it repeats on a new result version
 
 
 class DisputeRow(BaseModel):
@@ -849,6 +851,8 @@ class ReviewStore:
                     comment=a.comment,
                     dispute_id=a.dispute_id,
                     created_at=_iso(a.created_at) or "",
+                    result_id=a.result_id,
+                    carried_from=a.carried_from_id,
                 )
                 for a, username, role, item_id in rows
             ]

@@ -5,7 +5,7 @@ On SQLite the search terms also go into an FTS5 table (``search_fts``, external 
 ``search_docs``); on PostgreSQL ``search_docs.text`` gets a ``pg_trgm`` GIN index.
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Create Date: 2026-12-02
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0006"
-down_revision = "0003"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
