@@ -407,6 +407,20 @@ class Store:
         s.flush()
 
     @staticmethod
+    def _keep_unredacted(s: Session, result_id: int, token: bytes, key_id: str | None) -> None:
+        transcript_id = s.scalar(select(m.Result.transcript_id).where(m.Result.id == result_id))
+        row = s.scalar(
+            select(m.UnredactedTranscript).where(
+                m.UnredactedTranscript.transcript_id == transcript_id
+            )
+        )
+        if row is None:
+            s.add(m.UnredactedTranscript(transcript_id=transcript_id, ciphertext=bytes(token), key_id=key_id or "unknown"))  # fmt: skip
+        else:  # the same transcript again (maybe under a new key): the newest copy wins
+            row.ciphertext, row.key_id, row.created_at = bytes(token), key_id or "unknown", m.utcnow()  # fmt: skip
+        s.flush()
+
+    @staticmethod
     def _add_transcript(
         s: Session,
         call: m.Call,
