@@ -9,6 +9,7 @@ skipped silently, and reruns neither redo nor duplicate failed work.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -516,10 +517,8 @@ def test_sigterm_stops_within_seconds_and_the_next_start_closes_the_run(tmp_path
         proc.wait(timeout=30)
         assert time.monotonic() - sent <= 10, f"SIGTERM took {time.monotonic() - sent:.1f} s"
     finally:  # the whole process group: the run and its temporary Prefect server
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait()
     stored = store.list_calls()
     assert 0 < len(stored) < 60
@@ -532,3 +531,16 @@ def test_sigterm_stops_within_seconds_and_the_next_start_closes_the_run(tmp_path
         first = s.get(m.Run, 1)
     assert first.finished_at is not None and first.status == "killed"
     assert first.scored == len(stored)
+
+
+@pytest.mark.slow
+def test_white_noise_recording_fails_as_no_speech(tmp_path):
+    """30 s of white noise through the real model: not a call, so never scored as one."""
+    archive = tmp_path / "a"
+    archive.mkdir()
+    _wav(archive / "noise.wav", channels=2, seconds=30, rate=8000)
+    processor = CallProcessor(_settings(tmp_path))
+    [job] = discover(archive)
+    outcome = processor.process(job)
+    assert outcome.status == "failed" and "no speech" in outcome.error, outcome
+    assert processor.store.get_result("noise") is None
