@@ -544,3 +544,25 @@ def test_white_noise_recording_fails_as_no_speech(tmp_path):
     outcome = processor.process(job)
     assert outcome.status == "failed" and "no speech" in outcome.error, outcome
     assert processor.store.get_result("noise") is None
+
+
+@pytest.mark.slow
+def test_hostile_archive_through_callqa_run_twice(tmp_path):
+    """The issue's check: ``callqa run`` over the hostile archive, then again."""
+    archive, _ = hostile_archive(tmp_path)
+    db_url = f"sqlite:///{tmp_path / 'qa.db'}"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    cmd = [*CALLQA, "run", str(archive), "--db", db_url, "--json"]
+    runs = []
+    for _ in range(2):
+        started = time.perf_counter()
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+        assert out.returncode == 0, out.stderr[-3000:]
+        runs.append((json.loads(out.stdout), time.perf_counter() - started))
+    (first, t1), (second, t2) = runs
+    good = {*GOOD, "clash", "long"}
+    assert first["scored"] == len(good) and first["calls"] == len(discover(archive))
+    assert {f["call_id"] for f in first["failures"]} >= set(FAILED_BECAUSE)
+    assert second["scored"] == 0 and second["skipped"] == len(good)
+    assert second["not_retried"] >= 3 and second["failed"] == first["failed"]
+    assert t1 < 600 and t2 < 300, (t1, t2)
