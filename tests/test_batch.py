@@ -9,6 +9,7 @@ skipped silently, and reruns neither redo nor duplicate failed work.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -516,10 +517,8 @@ def test_sigterm_stops_within_seconds_and_the_next_start_closes_the_run(tmp_path
         proc.wait(timeout=30)
         assert time.monotonic() - sent <= 10, f"SIGTERM took {time.monotonic() - sent:.1f} s"
     finally:  # the whole process group: the run and its temporary Prefect server
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait()
     stored = store.list_calls()
     assert 0 < len(stored) < 60
@@ -532,3 +531,38 @@ def test_sigterm_stops_within_seconds_and_the_next_start_closes_the_run(tmp_path
         first = s.get(m.Run, 1)
     assert first.finished_at is not None and first.status == "killed"
     assert first.scored == len(stored)
+
+
+@pytest.mark.slow
+def test_white_noise_recording_fails_as_no_speech(tmp_path):
+    """30 s of white noise through the real model: not a call, so never scored as one."""
+    archive = tmp_path / "a"
+    archive.mkdir()
+    _wav(archive / "noise.wav", channels=2, seconds=30, rate=8000)
+    processor = CallProcessor(_settings(tmp_path))
+    [job] = discover(archive)
+    outcome = processor.process(job)
+    assert outcome.status == "failed" and "no speech" in outcome.error, outcome
+    assert processor.store.get_result("noise") is None
+
+
+@pytest.mark.slow
+def test_hostile_archive_through_callqa_run_twice(tmp_path):
+    """The issue's check: ``callqa run`` over the hostile archive, then again."""
+    archive, _ = hostile_archive(tmp_path)
+    db_url = f"sqlite:///{tmp_path / 'qa.db'}"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    cmd = [*CALLQA, "run", str(archive), "--db", db_url, "--json"]
+    runs = []
+    for _ in range(2):
+        started = time.perf_counter()
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+        assert out.returncode == 0, out.stderr[-3000:]
+        runs.append((json.loads(out.stdout), time.perf_counter() - started))
+    (first, t1), (second, t2) = runs
+    good = {*GOOD, "clash", "long"}
+    assert first["scored"] == len(good) and first["calls"] == len(discover(archive))
+    assert {f["call_id"] for f in first["failures"]} >= set(FAILED_BECAUSE)
+    assert second["scored"] == 0 and second["skipped"] == len(good)
+    assert second["not_retried"] >= 3 and second["failed"] == first["failed"]
+    assert t1 < 600 and t2 < 300, (t1, t2)
