@@ -252,8 +252,9 @@ def test_overrides_carry_over_or_are_flagged_when_the_check_changed(db_url, scor
     call_id = "bank_002_missing_greeting"
     items = {i.id: i for i in reviews.final_score(rita, call_id).items}
     flipped = next(i for i in items.values() if i.id != "greeting" and i.machine_passed)
-    reviews.override(rita, call_id, items["greeting"].item_result_id, "greeting was said")
-    reviews.override(rita, call_id, flipped.item_result_id, "second look")
+    assert items["greeting"].machine_passed is False
+    reviews.override(rita, call_id, items["greeting"].item_result_id, True, "greeting was said")
+    reviews.override(rita, call_id, flipped.item_result_id, False, "second look")
 
     # points change only: both verdicts carry over to the new version
     path, data, first = new_form(tmp_path, "zh_bank_hotline", points=5)
