@@ -692,8 +692,11 @@ class Store:
             )
             return found is not None
 
-    def list_calls(self, status: str | None = None) -> list[dict[str, Any]]:
-        """One dict per call (keys: :data:`CALL_COLUMNS`) with its current result, by call_id."""
+    def list_calls(
+        self, status: str | None = None, call_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """One dict per call (keys: :data:`CALL_COLUMNS`) with its current result, by call_id
+        (``call_id``: only that call)."""
         if status not in (None, "scored", "failed"):
             raise StoreError(f"unknown status {status!r}; valid: scored, failed")
         versions = (
@@ -707,6 +710,8 @@ class Store:
         )
         if status is not None:
             query = query.where(m.Call.status == status)
+        if call_id is not None:
+            query = query.where(m.Call.call_id == call_id)
         with self._read("cannot list calls") as s:
             return [self._row(call, res, n or 0) for call, res, n in s.execute(query)]
 
