@@ -195,6 +195,29 @@ def test_queue_total_page_size_and_saved_filters(app) -> None:
     assert "高风险" not in other.get("/").text
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"item_failed": "no_forbidden"},
+        {"item_failed": "apology", "team": "T1"},
+        {"risk_level": "high"},
+        {"review_status": "auto"},
+        {"review_status": "reviewed"},
+        {"review_status": "auto", "item_failed": "no_forbidden", "risk_level": "medium"},
+    ],
+)
+def test_queue_total_counts_what_the_filters_select(app, query) -> None:
+    from pipeline.store.review import QueueFilter
+
+    reviews = app.state.reviews
+    rev = reviews.authenticate("rev", PASSWORD)
+    reviews.confirm(rev, "c-a1-2")
+    for user in (rev, reviews.authenticate("agent1", PASSWORD)):
+        page = reviews.queue(user, QueueFilter(**query))
+        assert page.total == len(page.rows), (query, user.username)
+
+
 def test_next_and_previous_follow_the_queue_order_and_filters(app) -> None:
     client = login(app, "rev")
     order = queue_ids(client, "?sort=oldest")
