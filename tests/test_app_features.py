@@ -80,7 +80,9 @@ def test_templates_use_only_catalogued_strings() -> None:
     app_dir = LOCALE.parent
     used: set[str] = set()
     for path in [*app_dir.glob("templates/*.html"), *app_dir.rglob("*.py")]:
-        used |= set(re.findall(r'\b_\("((?:[^"\\]|\\.)+)"', path.read_text()))
+        text = path.read_text()
+        used |= set(re.findall(r'\b_\("((?:[^"\\]|\\.)+)"', text))
+        used |= set(re.findall(r"\b_\('((?:[^'\\]|\\.)+)'", text))
     assert used - source - {"..."} == set(), "run make locale"  # "...": a docstring
 
 
