@@ -121,7 +121,7 @@ FAILED_BECAUSE = {
     "unknown_rubric": "unknown rubric",
     f"{GOOD[0]}~2": "already used",
     "clash~2": "already used",  # clash.wav: the later side of a clash of stems
-    "new_line.json": "control characters",
+    "new_line.json": "not listed",
 }
 
 
