@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -645,6 +646,24 @@ class Store:
                     m.CallLease.call_id == call_id, _is(m.CallLease.run_id, run_id)
                 )
             )
+
+    def keep_alive(self, run_id: int, every_s: float = 60.0) -> threading.Event:
+        """Beat the run's heartbeat every ``every_s`` from a daemon thread until the returned
+        event is set, so other hosts never take a long-running run for a killed one."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(every_s):
+                try:
+                    with self._write(f"cannot beat run {run_id}") as s:
+                        s.execute(
+                            update(m.Run).where(m.Run.id == run_id).values(heartbeat_at=m.utcnow())
+                        )
+                except StoreError:
+                    pass  # the calls' own saves report a store that went away
+
+        threading.Thread(target=beat, name=f"callqa-run-{run_id}", daemon=True).start()
+        return stop
 
     def close_abandoned_runs(self, stale_after_s: float = RUN_STALE_AFTER_S) -> list[int]:
         """Close runs that were killed: open runs of this host whose process is gone, and
