@@ -66,6 +66,7 @@ def main() -> None:
 
     for name in args.rubrics:
         rubric = load_rubric(resolve_rubric_path(name))
+        score_transcript(long_transcript(50, rubric.language or "zh"), rubric)  # models loaded
         for n in args.sizes:
             transcript = long_transcript(n, rubric.language or "zh")
             started = time.perf_counter()

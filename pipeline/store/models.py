@@ -343,3 +343,87 @@ class PiiReveal(Base):
     transcript_id: Mapped[int] = mapped_column(ForeignKey("transcripts.id"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --------------------------------------------------------------------------- review app
+# Server-side sessions (the cookie carries only a random token; its SHA-256 is stored, so a
+# revoked or expired row ends the session wherever the cookie was copied), login attempts for
+# throttling, per-user preferences and saved queue filters, and the cross-call search index.
+
+
+class WebSession(Base):
+    """One signed-in browser session; revoked on logout, password change, deactivation."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class LoginAttempt(Base):
+    """One login attempt (name as typed, source address, outcome) for throttling."""
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(255))
+    ip: Mapped[str] = mapped_column(String(64))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+Index("ix_login_attempts_username_created_at", LoginAttempt.username, LoginAttempt.created_at)
+Index("ix_login_attempts_ip_created_at", LoginAttempt.ip, LoginAttempt.created_at)
+
+
+class UserPref(Base):
+    """A user's saved interface choices (language, queue page size)."""
+
+    __tablename__ = "user_prefs"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    language: Mapped[str | None] = mapped_column(String(16))
+    per_page: Mapped[int | None] = mapped_column(Integer)
+
+
+class SavedFilter(Base):
+    """A named queue filter (the query string) of one user."""
+
+    __tablename__ = "saved_filters"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    query: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FormDraft(Base):
+    """Text typed into a form whose session had ended, kept until the user signs in again
+    (the browser holds only a random token for it)."""
+
+    __tablename__ = "form_drafts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    data: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SearchDoc(Base):
+    """What a call's current transcript says, for search: the text (utterances joined by
+    newlines) and its terms (CJK bigrams and lower-cased words, space-separated)."""
+
+    __tablename__ = "search_docs"
+
+    call_pk: Mapped[int] = mapped_column(ForeignKey("calls.id"), primary_key=True)
+    result_id: Mapped[int] = mapped_column(Integer, index=True)
+    text: Mapped[str] = mapped_column(Text)
+    terms: Mapped[str] = mapped_column(Text)
