@@ -35,7 +35,7 @@ from pydantic import (
 )
 
 from pipeline.schema import Evidence, Transcript, Utterance
-from pipeline.scripts_check.match import Match, align, match, upper_bound
+from pipeline.scripts_check.match import Match, align, match, match_settings, upper_bound
 from pipeline.scripts_check.semantic import SemanticHit, SemanticPolicy, best_paraphrase
 from pipeline.scripts_check.text import NormText, normalise
 
@@ -157,14 +157,16 @@ class _PhraseCheck(Operator):
     phrases: list[str] = Field(min_length=1)
     within: Within | None = None
     min_similarity: float | None = Field(default=None, ge=0, le=1)
+    # which calibrated default of the language applies (defaults.yaml ``match.<lang>``)
+    threshold_kind: ClassVar[Literal["required", "forbidden"]] = "required"
 
     _check_phrases = field_validator("phrases")(_phrase_list)
 
-    @property
-    def threshold(self) -> float:
-        return (
-            self.min_similarity if self.min_similarity is not None else self.default_min_similarity
-        )
+    def threshold_for(self, language: str) -> float:
+        """``min_similarity`` if the check sets it, else the language's calibrated default."""
+        if self.min_similarity is not None:
+            return self.min_similarity
+        return getattr(match_settings(language), self.threshold_kind)
 
     def scope(self) -> str:
         where = f", {self.within.describe()}" if self.within else ""
@@ -298,12 +300,11 @@ class Required(_PhraseCheck):
         if role_undecidable(t, self.role):
             return Outcome(None, f"no {self.role} utterance (roles not told apart)")
         pairs = select(t, self.role, self.within)
-        hit = self._best(ctx, pairs, self.threshold) or self._reordered(ctx, pairs, self.threshold)
+        limit = self.threshold_for(ctx.language)
+        hit = self._best(ctx, pairs, limit) or self._reordered(ctx, pairs, limit)
         if hit is not None:
             sim, i, u, phrase, m = hit
-            ev = evidence(
-                ctx, i, u, phrase, m, f"said at utterance {i} ({sim:.2f} >= {self.threshold:g})"
-            )
+            ev = evidence(ctx, i, u, phrase, m, f"said at utterance {i} ({sim:.2f} >= {limit:g})")
             return Outcome(True, ev.reason, [ev], support=[ev])
         para = self._paraphrase(ctx, pairs)
         if para is not None and para.similarity >= ctx.semantic.min_similarity:
@@ -332,14 +333,19 @@ class Required(_PhraseCheck):
             reason = f"no {self.scope()} to look at"
             return Outcome(False, reason, [Evidence(reason=reason)])
         near = self._near(ctx, pairs)
+        limit = self.threshold_for(ctx.language)
+        floor = match_settings(ctx.language).near_miss_floor
         evs: list[Evidence] = []
         sim = near[0] if near else 0.0
-        reason = f"not said: best similarity {sim:.2f} < {self.threshold:g} in {self.scope()}"
+        reason = f"not said: best similarity {sim:.2f} < {limit:g} in {self.scope()}"
         support: list[Evidence] = []
-        if near is not None:
+        if near is not None and sim >= floor:
             _, i, u, phrase, m = near
             evs.append(evidence(ctx, i, u, phrase, m, f"near miss: {m.explain()}"))
             support.append(evs[-1])
+        else:  # honest evidence: a far "nearest miss" would point at an unrelated utterance
+            who = "utterance" if self.role == "any" else f"{self.role} utterance"
+            reason += f"; no {who} came close (near-miss floor {floor:g})"
         # Said, but in the wrong place or by the wrong speaker? Say so (it guides review).
         looked = {i for i, _ in pairs}
         outside = [
@@ -347,7 +353,7 @@ class Required(_PhraseCheck):
             for i, u in t.role_utterances(None if self.role == "any" else self.role)
             if i not in looked
         ]
-        elsewhere = self._best(ctx, outside, self.threshold) if self.within else None
+        elsewhere = self._best(ctx, outside, limit) if self.within else None
         if elsewhere is not None:
             _, i, u, phrase, m = elsewhere
             why = f"said at utterance {i}, outside {self.within.describe()}"
@@ -355,7 +361,7 @@ class Required(_PhraseCheck):
             reason += f"; {why}"
         elif self.role != "any":
             others = [(i, u) for i, u in enumerate(t.utterances) if u.speaker != self.role]
-            by_other = self._best(ctx, others, self.threshold)
+            by_other = self._best(ctx, others, limit)
             if by_other is not None:
                 _, i, u, phrase, m = by_other
                 why = f"said by {u.speaker} at utterance {i}, not by {self.role}"
@@ -383,7 +389,7 @@ class Forbidden(_PhraseCheck):
     # engine defaults (defaults.yaml): a negated hit (我不是说不可能) or a polite form
     # (不知道您现在方便吗, i don't know if) is not counted; false: literal matching only
     context_exclusions: bool = True
-    default_min_similarity: ClassVar[float] = 0.9
+    threshold_kind: ClassVar[Literal["required", "forbidden"]] = "forbidden"
 
     _check_exclude = field_validator("exclude")(_phrase_list)
 
@@ -392,16 +398,17 @@ class Forbidden(_PhraseCheck):
         if role_undecidable(t, self.role):
             return Outcome(None, f"no {self.role} utterance (roles not told apart)")
         pairs = select(t, self.role, self.within)
+        limit = self.threshold_for(ctx.language)
         hits: list[Evidence] = []
         excused: list[Evidence] = []
         for i, u in pairs:
             un = ctx.norm(u.text)
             best: tuple[str, Match] | None = None
             for phrase in self.phrases:
-                m = match(ctx.norm(phrase), un, ctx.language, self.threshold)
+                m = match(ctx.norm(phrase), un, ctx.language, limit)
                 if (
                     m is not None
-                    and m.similarity >= self.threshold
+                    and m.similarity >= limit
                     and (best is None or m.similarity > best[1].similarity)
                 ):
                     best = (phrase, m)
@@ -423,11 +430,12 @@ class Forbidden(_PhraseCheck):
         return Outcome(True, reason, [Evidence(reason=reason), *excused])
 
     def _excused_by(self, ctx: Context, un: NormText, hit: Match) -> str | None:
+        limit = self.threshold_for(ctx.language)
         for phrase in self.exclude:
-            m = match(ctx.norm(phrase), un, ctx.language, self.threshold)
+            m = match(ctx.norm(phrase), un, ctx.language, limit)
             if (
                 m is not None
-                and m.similarity >= self.threshold
+                and m.similarity >= limit
                 and (m.start <= hit.start and hit.end <= m.end)
             ):
                 return f"inside {phrase!r}"
@@ -621,7 +629,10 @@ class Repeated(_PhraseCheck):
         if role_undecidable(ctx.transcript, self.role):
             return Outcome(None, f"no {self.role} utterance (roles not told apart)")
         hits = phrase_hits(
-            ctx, self.phrases, select(ctx.transcript, self.role, self.within), self.threshold
+            ctx,
+            self.phrases,
+            select(ctx.transcript, self.role, self.within),
+            self.threshold_for(ctx.language),
         )
         evs = [evidence(ctx, i, u, p, m, f"said at utterance {i}") for i, u, p, m in hits]
         n = len(hits)
