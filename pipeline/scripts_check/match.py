@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import LCSseq
 
-from pipeline.scripts_check.text import NormText, normalise
+from pipeline.scripts_check.text import NormText, normalise, zh_sound_code
 
 EN_SIMILAR_WORD = 70.0  # rapidfuzz ratio (0..100) from which two words count as a slip
 EN_SIMILAR_JOIN = 85.0  # stricter for split / joined words, else a dropped word hides in a join
@@ -68,6 +68,8 @@ class LanguageMatch(BaseModel):
     soft_extra_cost: float = Field(ge=0, le=2)
     fillers: tuple[str, ...] = ()
     negations: tuple[str, ...] = ()
+    # negations also recognised by their sound when extra inside a span (部 for 不)
+    negation_sounds: tuple[str, ...] = ()
 
 
 _OVERRIDES: dict[str, LanguageMatch] = {}
@@ -279,7 +281,7 @@ def align(phrase: NormText, utt: NormText, language: str) -> Match:
     similarity = max(0.0, 1.0 - cost / m)
     if start == end:  # nothing of the utterance aligned
         similarity = 0.0
-    flipped = negation_flip(ops, utt, start, cfg.negations)
+    flipped = negation_flip(ops, utt, start, cfg.negations, _sounds(cfg) if zh else frozenset())
     ops = [o for o in ops if o[0] != "same"]
     if flipped is not None:
         similarity = min(similarity, NEGATION_CAP)
@@ -287,18 +289,33 @@ def align(phrase: NormText, utt: NormText, language: str) -> Match:
     return Match(round(similarity, 4), start, end, tuple(ops))
 
 
+@lru_cache(maxsize=8)
+def _sounds(cfg: LanguageMatch) -> frozenset[str]:
+    return frozenset(zh_sound_code(n) for n in cfg.negation_sounds)
+
+
 def negation_flip(
-    ops: list[tuple[str, str, str]], utt: NormText, start: int, negations: tuple[str, ...]
+    ops: list[tuple[str, str, str]],
+    utt: NormText,
+    start: int,
+    negations: tuple[str, ...],
+    sounds: frozenset[str] = frozenset(),
 ) -> tuple[str, str, str] | None:
     """``("negation", phrase unit, spoken unit)`` when the aligned span says the opposite of
     the phrase: a phrase negation missing or changed, an extra or substituted spoken
-    negation inside the span, or a spoken negation right before it (no pause between)."""
+    negation inside the span (or an extra unit sounding like one: ``sounds``), or a spoken
+    negation right before it (no pause between)."""
     if not negations:
         return None
     lost = [p for op, p, _ in ops if p in negations and op in ("missing", "changed")]
     if lost:
         return ("negation", lost[0], "")
-    gained = [s for op, p, s in ops if s in negations and op in ("extra", "changed", "slip")]
+    gained = [
+        s
+        for op, p, s in ops
+        if (s in negations and op in ("extra", "changed", "slip"))
+        or (op == "extra" and sounds and zh_sound_code(s) in sounds)
+    ]
     if not gained and start > 0 and utt.units[start - 1] in negations:
         before, first = utt.spans[start - 1], utt.spans[start]
         between = utt.original[before[1] : first[0]]

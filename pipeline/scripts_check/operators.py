@@ -376,8 +376,9 @@ class Required(_PhraseCheck):
 class Forbidden(_PhraseCheck):
     """Passes when none of ``phrases`` was said by ``role`` within the window.
 
-    Stricter than ``required`` by default (min_similarity 0.9: for a phrase of three
-    characters only a homophone is tolerated; two characters must be exact). Polite forms
+    The default min_similarity is the language's calibrated ``forbidden`` threshold
+    (defaults.yaml ``match``; zh 0.8: a three-character phrase survives homophones, not a
+    lost character; en 0.9); a hit that flips a negation never counts. Polite forms
     that contain a forbidden phrase ("不知道您现在方便吗", "i don't know if") are listed in
     ``exclude``: a hit whose span lies inside a matched exclusion is not counted (it is
     kept as evidence with the reason). The engine's own context rules (defaults.yaml: a
@@ -458,24 +459,34 @@ def _polite_context(ctx: Context, utt: Utterance, phrase: str, hit: Match) -> st
     """Why a forbidden hit is not a forbidden use (negated, or part of a polite form), or None."""
     rules = context_rules()["forbidden_context"].get(ctx.language[:2], {})
     un = ctx.norm(utt.text)
-    # compared by sound codes, so the context survives homophone ASR errors too
-    before, after = un.codes[: hit.start], un.codes[hit.end :]
+    # compared by sound codes without hesitations, so the context survives homophone ASR
+    # errors and fillers; a rule of three or more units may also lose one unit (deletion)
+    soft = un.soft or (False,) * len(un)
+    before = "".join(c for c, s in zip(un.codes[: hit.start], soft, strict=False) if not s)
+    after = "".join(c for c, s in zip(un.codes[hit.end :], soft[hit.end :], strict=False) if not s)
     a, b = un.original_span(hit.start, hit.end)
     if ctx.language.startswith("zh") and utt.text[b : b + 1] in "，,。.！!？?；;":
         after = ""  # a polite continuation must follow without a pause
     for neg in rules.get("negated_before", []):
-        code = ctx.norm(neg).codes
-        if code and before.endswith(code):
+        if any(before.endswith(v) for v in _variants(ctx.norm(neg).codes)):
             return f"negated ({neg}…)"
     key = ctx.norm(phrase).codes
     for p, follows in rules.get("polite_after", {}).items():
         if ctx.norm(p).codes != key:
             continue
         for f in follows:
-            code = ctx.norm(f).codes
-            if code and after.startswith(code):
+            if any(after.startswith(v) for v in _variants(ctx.norm(f).codes)):
                 return f"polite form ({phrase}{f}…)"
     return None
+
+
+def _variants(code: str) -> list[str]:
+    """A context rule's code, and (three units or more) the code with one unit deleted."""
+    if not code:
+        return []
+    if len(code) < 3:
+        return [code]
+    return [code] + [code[:i] + code[i + 1 :] for i in range(len(code))]
 
 
 # --------------------------------------------------------------------------- keywords
