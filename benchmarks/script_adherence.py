@@ -578,7 +578,7 @@ def _misspell(word: str, rng: random.Random) -> str:
 
 def add_noise_en(text: str, rate: float, rng: random.Random) -> str:
     """At ``rate``, an English word gets a hesitation before it (10 %), else becomes a
-    sound-alike or misspelt word (60 %) or is deleted (30 %)."""
+    sound-alike or misspelt word (75 %) or is deleted (15 %), as the Chinese noise."""
     if rate <= 0:
         return text
     out = []
@@ -589,7 +589,7 @@ def add_noise_en(text: str, rate: float, rng: random.Random) -> str:
         r = rng.random()
         if r < 0.1:
             out += [rng.choice(EN_FILLERS + [word]), word]
-        elif r < 0.7:
+        elif r < 0.85:
             core = word.rstrip(",.?!")
             out.append(_misspell(core.lower(), rng) + word[len(core) :])
         # else: deleted

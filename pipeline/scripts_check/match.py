@@ -307,7 +307,7 @@ def negation_flip(
     negation right before it (no pause between)."""
     if not negations:
         return None
-    lost = [p for op, p, _ in ops if p in negations and op in ("missing", "changed")]
+    lost = [p for op, p, _ in ops if p in negations and op in ("missing", "changed", "slip")]
     if lost:
         return ("negation", lost[0], "")
     gained = [

@@ -41,6 +41,7 @@ from pipeline.scripts_check.text import NormText, normalise
 
 CheckRole = Literal["agent", "customer", "unknown", "any"]
 _CLAUSE = re.compile(r"[，,、；;。.！!？?\s]+")
+_CLAUSE_EN = re.compile(r"\s*[,;.!?]+\s*")  # English words are not clauses: punctuation only
 
 OPERATORS: dict[str, type[Operator]] = {}
 
@@ -192,7 +193,8 @@ class _PhraseCheck(Operator):
     def _clauses(self, ctx: Context, phrase: str) -> list[NormText]:
         key = ("clauses", phrase)
         if key not in ctx.cache:
-            parts = [c for c in _CLAUSE.split(phrase) if c.strip()]
+            splitter = _CLAUSE if ctx.language.startswith("zh") else _CLAUSE_EN
+            parts = [c for c in splitter.split(phrase) if c.strip()]
             norms = [ctx.norm(c) for c in parts]
             ctx.cache[key] = [n for n in norms if len(n)] if len(parts) > 1 else []
         return ctx.cache[key]
@@ -214,6 +216,8 @@ class _PhraseCheck(Operator):
                 if bound < threshold:
                     continue
                 ms = [align(c, un, ctx.language) for c in clauses]
+                if any(op == "negation" for m in ms for op, _, _ in m.ops):
+                    continue  # a clause says the opposite
                 sim = round(
                     sum(len(c) * m.similarity for c, m in zip(clauses, ms, strict=True)) / total, 4
                 )
