@@ -89,6 +89,10 @@ class _HFDirScorer:
     def negativity(self, texts: list[str]) -> list[float]:
         if not texts:
             return []
+        unique = list(dict.fromkeys(texts))  # a repeated turn (好的, 嗯) is scored once
+        if len(unique) < len(texts):
+            by_text = dict(zip(unique, self.negativity(unique), strict=True))
+            return [by_text[t] for t in texts]
         pieces, owner = [], []
         for i, t in enumerate(texts):
             for chunk in self._chunks(t):
