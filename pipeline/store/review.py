@@ -9,7 +9,7 @@ agent only ever gets calls whose ``agent_id`` is their own.
 >>> reviews = ReviewStore(open_store(url))
 >>> user = reviews.add_user("li", "secret", "reviewer")
 >>> page = reviews.queue(user, QueueFilter(risk_level="high"))
->>> final = reviews.override(user, "20261101-000123", item_result_id=17, comment="said it")
+>>> final = reviews.override(user, "20261101-000123", item_result_id=17, passed=True, comment="said it")
 """
 
 from __future__ import annotations
