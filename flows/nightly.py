@@ -22,7 +22,14 @@ from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from pipeline.archive import archive_for_day, discover  # noqa: E402
 from pipeline.config import Settings, load_settings  # noqa: E402
-from pipeline.process import STOP, CallOutcome, CallProcessor, StoreDown, is_transient  # noqa: E402
+from pipeline.process import (  # noqa: E402
+    CallOutcome,
+    CallProcessor,
+    StoreDown,
+    allow_new_calls,
+    is_transient,
+    stop_new_calls,
+)
 from pipeline.schema import CallJob  # noqa: E402
 from pipeline.store import StoreUnwritable  # noqa: E402
 from pipeline.summary import RunSummary, summarise  # noqa: E402
@@ -66,6 +73,9 @@ def discover_calls(archive: str, rubric_roots: list[str] | None = None) -> list[
     return discover(archive, rubric_roots=rubric_roots)
 
 
+# The flow function travels to Dask workers by value (cloudpickle) inside Prefect's run
+# context, with the globals it names: keep process-wide state such as the stop event behind
+# functions of importable modules, never named here directly.
 @flow(name="callqa-nightly", log_prints=True, validate_parameters=False)
 def nightly(
     archive: str,
@@ -82,7 +92,7 @@ def nightly(
     archive = archive_for_day(archive, day)
     settings = settings or load_settings(database_url=database_url, rubric=rubric)
     processor = _processor(settings.model_dump_json())
-    STOP.clear()
+    allow_new_calls()
     run_id = processor.store.start_run(str(archive), settings.model_dump(mode="json"))
     alive = processor.store.keep_alive(run_id)
 
@@ -99,7 +109,7 @@ def nightly(
         try:
             outcomes.append(future.result())
         except (StoreDown, StoreUnwritable) as exc:  # no call is started after this one
-            STOP.set()
+            stop_new_calls()
             stopped = stopped or f"the store refused a commit: {exc}"
             logger.error("call %s not stored, stopping the run: %s", job.call_id, exc)
             outcomes.append(

@@ -42,6 +42,18 @@ class StoreDown(Exception):
 
 # Set when the run must stop (the store went down): calls not started yet are not started.
 STOP = threading.Event()
+
+
+def stop_new_calls() -> None:
+    """No call starts after this in this process (the store refused a commit)."""
+    STOP.set()
+
+
+def allow_new_calls() -> None:
+    """A new run starts: calls may start again."""
+    STOP.clear()
+
+
 # Saves of an analysed call retried in place (seconds between tries) while the store is away.
 SAVE_RETRY_DELAYS_S = (2.0, 10.0, 30.0)
 TRANSCRIPT_BYTES_PER_MB = 2**20 // 40  # a JSON transcript takes ~40× its size in memory

@@ -151,7 +151,8 @@ def test_audio_decodes_as_8k_stereo_call(call_id):
 def test_recorder_formats_vary_and_archive_is_small():
     assert len({c.format for c in SCRIPT.calls}) >= 7
     total = sum(p.stat().st_size for p in ms.ARCHIVE_DIR.iterdir())
-    assert total < 5 * 1024 * 1024
+    # Clear, non-borderline audio for the golden verdicts (MP3 64k, Opus 48k) still fits 6 MiB.
+    assert total < 6 * 1024 * 1024
 
 
 @pytest.mark.parametrize("broken", SCRIPT.broken, ids=lambda b: b.call_id)
