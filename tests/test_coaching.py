@@ -383,7 +383,8 @@ def test_window_used_when_nothing_was_said(archive, tmp_path):
         ({"team": "South", "since": "2026-11-02"}, {("c4", "farewell")}),
         ({"until": "2026-11-01"}, {("c3", "no_forbidden")}),
         ({"limit": 1}, None),  # one entry, the most clear-cut
-        ({"min_confidence": 0.95}, {("c3", "no_forbidden")}),  # exact forbidden hit only
+        # an exact forbidden hit, and "not said" where no agent utterance came close
+        ({"min_confidence": 0.95}, {("c3", "no_forbidden"), ("c2", "greeting"), ("c4", "farewell")}),
     ],
 )
 def test_filters_select(archive, tmp_path, filters, expected):
@@ -487,7 +488,9 @@ def test_rule_of_an_unknown_rubric_is_described_from_the_store(archive, tmp_path
     manifest = export_coaching_pack(archive.store, tmp_path, CoachFilter(item="greeting"))
     (e,) = manifest.entries
     assert e.rule.op is None and "rubric file not available" in e.rule.summary
-    assert e.clip and e.span_source == "evidence"
+    # nothing the agent said came close and the rule's window is unknown without the
+    # rubric file: the clip is the call's start, where a greeting belongs
+    assert e.clip and e.span_source == "call start"
 
 
 def test_filter_errors_from_the_api(archive, tmp_path):
