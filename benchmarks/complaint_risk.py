@@ -14,7 +14,7 @@ never read): no real helpdesk dialogue with a satisfaction label is available, s
 
 Caches of utterance sentiment go to ``var/risk`` (reruns are fast).
 
-    .venv/bin/python benchmarks/complaint_risk.py [--n 300] [--calib 400] [--seed 11]
+    .venv/bin/python benchmarks/complaint_risk.py [--n 150] [--calib 200] [--seed 11]
 """
 
 from __future__ import annotations
@@ -162,8 +162,8 @@ def call_figures(config: RiskConfig, calib, bench, chats, label: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=300, help="bench calls (and as many chats)")
-    ap.add_argument("--calib", type=int, default=400, help="calib calls for refitting weights")
+    ap.add_argument("--n", type=int, default=150, help="bench calls (and as many chats)")
+    ap.add_argument("--calib", type=int, default=200, help="calib calls for refitting weights")
     ap.add_argument("--per-group", type=int, default=150, help="held-out texts per source/label")
     ap.add_argument("--max-chars", type=int, default=64, help="clip held-out texts to this")
     ap.add_argument("--seed", type=int, default=11)

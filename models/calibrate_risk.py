@@ -5,7 +5,7 @@ reviews (no utterance model trained on them), half as text-only chats; the 'benc
 to benchmarks/complaint_risk.py. ``callqa train risk --labels FILE`` refits on reviewer labels
 plus these calls.
 
-    .venv/bin/python models/calibrate_risk.py [--n 400] [--seed 5]
+    .venv/bin/python models/calibrate_risk.py [--n 200] [--seed 5]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pipeline.score.risk.synth import calibration_calls
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=400)
+    ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--l2", type=float, default=1.0)
     args = ap.parse_args()

@@ -99,7 +99,7 @@ def train() -> None:
 @click.option("--min-calls", default=20, show_default=True, help="Refuse to fit on fewer calls.")
 @click.option(
     "--synthetic",
-    default=400,
+    default=200,
     show_default=True,
     help="Synthetic calls fitted alongside (half as text chats); 0 = reviewer labels only.",
 )
