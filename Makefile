@@ -14,7 +14,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME := $(CURDIR)/var/prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 
-.PHONY: run test lint format setup system-deps clean
+.PHONY: run test lint format setup system-deps clean locale
 
 run: $(STAMP)
 	@mkdir -p var
@@ -54,3 +54,11 @@ format: $(STAMP)
 
 clean:
 	rm -rf var .pytest_cache
+
+# Interface catalogues: extract the English source strings, merge them into each language's
+# .po, compile the .mo files the app loads (committed, so a fresh checkout has them).
+locale: $(STAMP)
+	$(BIN)/pybabel extract -F pipeline/app/babel.cfg -k _ -k gettext -k ngettext:1,2 \
+	  -o pipeline/app/locale/messages.pot --no-location --sort-output --project callqa pipeline/app
+	$(BIN)/pybabel update -i pipeline/app/locale/messages.pot -d pipeline/app/locale -D messages --no-fuzzy-matching
+	$(BIN)/pybabel compile -d pipeline/app/locale -D messages --statistics

@@ -11,7 +11,9 @@ per channel (one party per channel; the bare loop gets each channel via ``split_
 
 Prints a table: WER (case and punctuation ignored) and seconds per run for both (the
 fastest of N interleaved runs, to damp noise from other work on the machine), and the
-throughput of callqa relative to the bare loop.
+throughput of callqa relative to the bare loop. ``--compare-sequential`` adds callqa's
+sequential decoding with the deterministic fallback (the fallback's WER cost against
+faster-whisper's sampled one).
 """
 
 from __future__ import annotations
@@ -98,6 +100,11 @@ def main() -> int:
     parser.add_argument("--model", default=None, help="faster-whisper model (default: settings)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per file; fastest counts")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "audio")
+    parser.add_argument(
+        "--compare-sequential",
+        action="store_true",
+        help="also callqa's sequential decoding (deterministic fallback)",
+    )
     args = parser.parse_args()
     if not args.data.is_dir():
         print(f"no data folder at {args.data}", file=sys.stderr)
@@ -106,7 +113,9 @@ def main() -> int:
     from faster_whisper import WhisperModel
 
     settings = load_settings(asr_model=args.model)
+    sequential = settings.model_copy(update={"asr_decoding": "sequential"})
     get_model(settings)  # load callqa's model up front, as the bare loop does
+    seq_errors = 0
     bare = WhisperModel(
         resolve_model(settings.asr_model),
         device=settings.device,
@@ -115,7 +124,10 @@ def main() -> int:
     )
     language = "en"  # every reference here is English
     print(
-        f"model {settings.asr_model} ({settings.compute_type}, {settings.device}), beam {settings.beam_size}, vad {settings.vad}"
+        f"model {settings.asr_model} ({settings.compute_type}, {settings.device}), "
+        f"beam {settings.beam_size}, vad {settings.vad}; callqa decoding "
+        f"{settings.asr_decoding} (batch {settings.asr_batch_size}, cpu_isa {settings.cpu_isa}); "
+        f"bare: WhisperModel.transcribe, sampled temperature fallback"
     )
     header = f"{'file':28} {'ch':>2} {'codec':6} {'words':>5} {'WER callqa':>10} {'WER bare':>9} {'s callqa':>8} {'s bare':>7}"
     print(header)
@@ -157,8 +169,11 @@ def main() -> int:
                 t0, t1, t2 = 0.0, best_ours, best_ours + best_bare
                 totals["t_callqa"] += t1 - t0
                 totals["t_bare"] += t2 - t1
+                seq = callqa(path, n, sequential) if args.compare_sequential else None
                 for channel, ref in enumerate(refs):
                     r = words(ref)
+                    if seq is not None:
+                        seq_errors += edit_distance(r, words(seq[channel]))
                     e_ours = edit_distance(r, words(ours[channel]))
                     e_bare = edit_distance(r, words(theirs[channel]))
                     totals["ref"] += len(r)
@@ -175,7 +190,14 @@ def main() -> int:
         f"{'all (word-weighted)':28} {'':>2} {'':6} {totals['ref']:5d} {totals['callqa'] / ref:10.3f} "
         f"{totals['bare'] / ref:9.3f} {totals['t_callqa']:8.2f} {totals['t_bare']:7.2f}"
     )
+    if args.compare_sequential:
+        print(f"WER callqa sequential (deterministic fallback): {seq_errors / ref:.3f}")
     print(f"throughput callqa / bare: {totals['t_bare'] / max(totals['t_callqa'], 1e-9):.2f}x")
+    print(
+        f"NOTE asr_wer: callqa {settings.asr_decoding} WER {totals['callqa'] / ref:.3f}, bare "
+        f"sequential faster-whisper WER {totals['bare'] / ref:.3f} "
+        f"(difference {(totals['callqa'] - totals['bare']) / ref:+.3f}, limit +0.010)"
+    )
     return 0
 
 

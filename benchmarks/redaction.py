@@ -6,12 +6,22 @@ fillers, context in the agent's question), so the tables are not the only yardst
 
 A prediction is a true positive when it has the expected type and overlaps the expected
 span; "leaks" counts expected items whose text or digits survive `redact`.
+
+Dialogue context (issue 17): a set this script generates (zh and en requests for an
+account, card, ID, phone, PIN, code, date of birth or address answered in every spoken
+form, plus numbers after similar questions that ask for nothing personal: amounts, counts,
+dates, times, order numbers) and a fresh held-out set written independently before the
+dialogue rules existed (benchmarks/data/redaction_dialogue_heldout.yaml). Recall: personal
+items of which nothing survives `redact`; precision: findings that overlap a personal
+item; kept: non-personal phrases that survive unchanged. Goals: recall >= 0.99, kept >= 0.98.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -21,6 +31,10 @@ from pipeline.redact.normalize import normalize
 from pipeline.schema import Transcript, Utterance
 
 CASES = Path(__file__).resolve().parents[1] / "tests" / "data" / "redact_cases.yaml"
+DIALOGUE_HELD_OUT = Path(__file__).resolve().parent / "data" / "redaction_dialogue_heldout.yaml"
+# written after the rules; its one untuned run gave recall 0.941 (16/17), kept 0.900 (9/10);
+# "the code from the text message" was then added to the en requests (see the report)
+DIALOGUE_HELD_OUT_2 = DIALOGUE_HELD_OUT.with_name("redaction_dialogue_heldout2.yaml")
 
 # (language, previous utterance or "", utterance, [(type, text), ...]); [] = negative.
 HELD_OUT: list[tuple[str, str, str, list[tuple[str, str]]]] = [
@@ -342,10 +356,283 @@ def report(name: str, cases) -> None:
     )
 
 
+# --------------------------------------------------------------------------- dialogue context
+
+
+@dataclass
+class Dialogue:
+    lang: str
+    turns: list[tuple[str, str]]
+    personal: list[tuple[int, str]] = field(default_factory=list)
+    keep: list[tuple[int, str]] = field(default_factory=list)
+    kind: str = ""
+
+
+_EN_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+_ZH_WORDS = "零一二三四五六七八九"
+
+
+def _en_forms(d: str, rng: random.Random) -> dict[str, str]:
+    words = [_EN_WORDS[int(c)] for c in d]
+    oh_double: list[str] = []
+    i = 0
+    while i < len(d):
+        if i + 1 < len(d) and d[i] == d[i + 1]:
+            oh_double.append(f"double {'oh' if d[i] == '0' else _EN_WORDS[int(d[i])]}")
+            i += 2
+        else:
+            oh_double.append("oh" if d[i] == "0" else _EN_WORDS[int(d[i])])
+            i += 1
+    half = len(d) // 2
+    return {
+        "digits": d,
+        "spaced": " ".join(d),
+        "whisper_commas": ", ".join(d),
+        "grouped": f"{d[:half]} {d[half:]}",
+        "words": " ".join(words),
+        "words_grouped": f"{' '.join(words[:half])}, {' '.join(words[half:])}",
+        "oh_double": " ".join(oh_double),
+        "mixed": " ".join(c if k % 2 else _EN_WORDS[int(c)] for k, c in enumerate(d)),
+    }
+
+
+def _zh_forms(d: str, rng: random.Random) -> dict[str, str]:
+    plain = "".join(_ZH_WORDS[int(c)] for c in d)
+    yao = plain.replace("一", "幺")
+    dong = "".join({"0": "洞", "2": "两"}.get(c, _ZH_WORDS[int(c)]) for c in d)
+    half = len(d) // 2
+    return {
+        "digits": d,
+        "spaced": " ".join(d),
+        "whisper_commas": "，".join(d),
+        "numerals": plain,
+        "numerals_yao": yao,
+        "numerals_dong_liang": dong,
+        "numerals_grouped": f"{yao[:half]}，{yao[half:]}",
+        "mixed": d[:half] + yao[half:],
+    }
+
+
+# (entity, request, digits length) per language
+_EN_REQUESTS = [
+    ("account", "May I have your account number please?", 8),
+    ("account", "Could you read me your customer ID?", 7),
+    ("card", "Can I get the card number?", 16),
+    ("card", "What are the digits on your debit card?", 16),
+    ("ssn", "Can you verify your social security number?", 9),
+    ("id", "What are the last four of your ID?", 4),
+    ("phone", "What's the best number to reach you?", 10),
+    ("phone", "Can I get a callback number?", 10),
+    ("pin", "Please say your PIN.", 4),
+    ("pin", "Can you confirm your passcode?", 6),
+    ("code", "Could you read me the verification code?", 6),
+    ("code", "What's the code we just texted you?", 6),
+    ("address", "What's your zip code?", 5),
+]
+_ZH_REQUESTS = [
+    ("account", "请问您的账号是多少？", 10),
+    ("card", "麻烦您报一下银行卡号。", 16),
+    ("card", "请说一下您卡号的后四位。", 4),
+    ("id", "请提供一下您的身份证后四位。", 4),
+    ("id", "请报一下您的身份证号码。", 18),
+    ("phone", "请问您的手机号码是多少？", 11),
+    ("phone", "麻烦留一下您的联系电话。", 8),
+    ("password", "请您输入一下查询密码。", 6),
+    ("code", "请您念一下收到的验证码。", 6),
+    ("address", "请问您那边的邮编是多少？", 6),
+]
+_EN_WRAP = ["{x}", "It's {x}.", "Um, it's uh, {x}.", "Sure, {x}", "Yeah. {x}, I think."]
+_ZH_WRAP = ["{x}", "{x}。", "嗯，是{x}。", "呃，那个，{x}。", "好的，{x}，对。"]
+
+# (question, answer, phrase that must stay); {x} takes an order number in any spoken form
+_EN_KEEP = [
+    ("How much was the charge?", "It was 49.99 dollars.", "49.99"),
+    ("How much do you pay a month?", "Eighty five dollars.", "Eighty five dollars"),
+    ("How many lines do you have?", "I have 3 lines.", "3 lines"),
+    ("How many times did you call?", "About four times.", "four times"),
+    ("When did this happen?", "On June 3rd at 2 30.", "June 3rd at 2 30"),
+    ("What time works for the technician?", "After 5 pm.", "After 5 pm"),
+    ("Which day was the charge?", "The 12th of May.", "12th of May"),
+    ("How long have you been a customer?", "Nineteen years.", "Nineteen years"),
+    ("What's your order number?", "{x}", "{x}"),
+    ("Can I have the confirmation number please?", "It's {x}.", "{x}"),
+    ("What's the ticket number on your email?", "Uh, {x}.", "{x}"),
+]
+_ZH_KEEP = [
+    ("这笔扣了多少钱？", "扣了一百二十八块。", "一百二十八块"),
+    ("您每个月交多少钱？", "每个月五十九元。", "五十九元"),
+    ("一共买了几件？", "买了三件。", "三件"),
+    ("您打了几次电话？", "打了四次了。", "四次"),
+    ("您是什么时候下的单？", "五月十二号晚上八点。", "五月十二号晚上八点"),
+    ("您几点方便接电话？", "下午三点以后。", "下午三点以后"),
+    ("您用了多久了？", "用了两年了。", "两年"),
+    ("请问您的订单号是多少？", "{x}", "{x}"),
+    ("麻烦提供一下快递单号。", "单号是{x}。", "{x}"),
+    ("请问工单号是多少？", "嗯，{x}。", "{x}"),
+]
+
+
+def dialogue_set(seed: int = 17) -> list[Dialogue]:
+    """Requests answered in every spoken form (one turn, two turns through the agent's
+    backchannel) and numbers after questions that ask for nothing personal."""
+    rng = random.Random(seed)
+    out: list[Dialogue] = []
+    for lang, requests, forms_of, wraps, backchannel, keeps in (
+        ("en", _EN_REQUESTS, _en_forms, _EN_WRAP, "Mm-hm.", _EN_KEEP),
+        ("zh", _ZH_REQUESTS, _zh_forms, _ZH_WRAP, "嗯，您说。", _ZH_KEEP),
+    ):
+        for entity, question, length in requests:
+            digits = str(rng.randint(1, 9)) + "".join(
+                str(rng.randint(0, 9)) for _ in range(length - 1)
+            )
+            if rng.random() < 0.5:  # runs of equal digits: "double five", 两两
+                k = rng.randrange(length - 1)
+                digits = digits[:k] + digits[k] * 2 + digits[k + 2 :]
+            for form, x in forms_of(digits, rng).items():
+                wrap = rng.choice(wraps)
+                out.append(
+                    Dialogue(
+                        lang,
+                        [("agent", question), ("customer", wrap.format(x=x))],
+                        personal=[(1, x)],
+                        kind=f"{entity}/{form}",
+                    )  # fmt: skip
+                )
+                # a mono call without speakers: question and answer in one utterance
+                out.append(
+                    Dialogue(
+                        lang,
+                        [("unknown", f"{question} {wrap.format(x=x)}")],
+                        personal=[(0, x)],
+                        kind=f"{entity}/{form}/mono",
+                    )  # fmt: skip
+                )
+                if len(digits) >= 6:  # the answer over two turns, the agent's mm-hm between
+                    a, b = (
+                        forms_of(digits[: len(digits) // 2], rng)[form],
+                        forms_of(digits[len(digits) // 2 :], rng)[form],
+                    )
+                    out.append(
+                        Dialogue(
+                            lang,
+                            [
+                                ("agent", question),
+                                ("customer", wrap.format(x=a)),
+                                ("agent", backchannel),
+                                ("customer", b),
+                            ],
+                            personal=[(1, a), (3, b)],
+                            kind=f"{entity}/{form}/two turns",
+                        )  # fmt: skip
+                    )
+        for question, answer, phrase in keeps:
+            order = str(rng.randint(1, 9)) + "".join(str(rng.randint(0, 9)) for _ in range(9))
+            fills = forms_of(order, rng) if "{x}" in answer else {"": phrase}
+            for form, x in fills.items():
+                said, kept = answer.format(x=x), phrase.format(x=x)
+                kind = f"keep/order/{form}" if form else "keep"
+                two_turns = [("agent", question), ("customer", said)]
+                out.append(Dialogue(lang, two_turns, keep=[(1, kept)], kind=kind))
+                mono = [("unknown", f"{question} {said}")]  # no speakers: one utterance
+                out.append(Dialogue(lang, mono, keep=[(0, kept)], kind=f"{kind}/mono"))
+    return out
+
+
+def held_out_dialogues(path: Path = DIALOGUE_HELD_OUT) -> list[Dialogue]:
+    data = yaml.safe_load(path.read_text("utf-8"))
+    return [
+        Dialogue(
+            d["lang"],
+            [tuple(t) for t in d["turns"]],
+            personal=[tuple(p) for p in d.get("personal", [])],
+            keep=[tuple(k) for k in d.get("keep", [])],
+            kind="held-out",
+        )
+        for d in data
+    ]
+
+
+def evaluate_dialogues(cases: list[Dialogue]) -> dict:
+    masked = total = kept = keeps = true_findings = findings = 0
+    misses: list[str] = []
+    started = time.perf_counter()
+    for c in cases:
+        t = Transcript(
+            language=c.lang,
+            utterances=[
+                Utterance(speaker=spk, start=3.0 * i, end=3.0 * i + 2.5, text=text)
+                for i, (spk, text) in enumerate(c.turns)
+            ],
+        )
+        found = detect(t)
+        clean = redact(t, found)
+        spans = {(i, c.turns[i][1].find(x), c.turns[i][1].find(x) + len(x)) for i, x in c.personal}
+        for f in found:
+            findings += 1
+            true_findings += any(
+                i == f.utterance and f.char_start < e and f.char_end > s for i, s, e in spans
+            )
+        for i, x in c.personal:
+            total += 1
+            out = clean.utterances[i].text
+            d = _digits(x)
+            leaked = x in out or (len(d) >= 3 and d in _digits(out))
+            masked += not leaked
+            if leaked:
+                misses.append(f"LEAK {c.kind}: {' | '.join(u.text for u in clean.utterances)}")
+        for i, x in c.keep:
+            keeps += 1
+            ok = x in clean.utterances[i].text
+            kept += ok
+            if not ok:
+                misses.append(f"LOST {c.kind}: {' | '.join(u.text for u in clean.utterances)}")
+    return {
+        "dialogues": len(cases),
+        "personal": total,
+        "recall": masked / total if total else float("nan"),
+        "precision": true_findings / findings if findings else float("nan"),
+        "non_personal": keeps,
+        "kept": kept / keeps if keeps else float("nan"),
+        "misses": misses,
+        "ms_per_dialogue": 1000 * (time.perf_counter() - started) / max(len(cases), 1),
+    }
+
+
+def report_dialogues(name: str, cases: list[Dialogue]) -> None:
+    r = evaluate_dialogues(cases)
+    print(f"\n== {name}: {r['dialogues']} dialogues")
+    for lang in ("en", "zh"):
+        part = evaluate_dialogues([c for c in cases if c.lang == lang])
+        print(
+            f"  {lang}: personal items {part['personal']:>4}  recall {part['recall']:.3f}  "
+            f"precision {part['precision']:.3f}  non-personal {part['non_personal']:>3}  "
+            f"kept {part['kept']:.3f}"
+        )
+    print(
+        f"  all: personal items {r['personal']:>4}  recall {r['recall']:.3f}  "
+        f"precision {r['precision']:.3f}  non-personal {r['non_personal']:>3}  "
+        f"kept {r['kept']:.3f}  ({r['ms_per_dialogue']:.2f} ms per dialogue)"
+    )
+    goals = r["recall"] >= 0.99 and r["kept"] >= 0.98
+    print(f"  goals (recall >= 0.99, kept >= 0.98): {'met' if goals else 'NOT met'}")
+    for line in r["misses"][:20]:
+        print(f"  {line}")
+
+
 def main() -> None:
     report("test tables (tests/data/redact_cases.yaml)", _table_cases())
     report("held-out (benchmarks/redaction.py HELD_OUT)", HELD_OUT)
     report("fresh held-out, never tuned on (HELD_OUT_FRESH)", HELD_OUT_FRESH)
+    report_dialogues("dialogue context, generated (dialogue_set)", dialogue_set())
+    report_dialogues(
+        "dialogue context, fresh held-out, never tuned on (data/redaction_dialogue_heldout.yaml)",
+        held_out_dialogues(),
+    )
+    report_dialogues(
+        "dialogue context, second held-out (data/redaction_dialogue_heldout2.yaml; "
+        "first run: recall 0.941, kept 0.900)",
+        held_out_dialogues(DIALOGUE_HELD_OUT_2),
+    )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ Calls run concurrently on the flow's task runner (threads on one machine by defa
 cluster when one is given); transient store errors are retried with backoff; a bad file is
 recorded as failed with its reason and the batch goes on. Killing the flow at any moment and
 running it again leaves every good call scored exactly once (one transaction per call, and
-calls already scored with the same models and rubric version are skipped).
+calls already scored with the same configuration fingerprint are skipped).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from pipeline.archive import archive_for_day, discover  # noqa: E402
 from pipeline.config import Settings, load_settings  # noqa: E402
-from pipeline.process import CallOutcome, CallProcessor, is_transient  # noqa: E402
+from pipeline.process import STOP, CallOutcome, CallProcessor, StoreDown, is_transient  # noqa: E402
 from pipeline.schema import CallJob  # noqa: E402
+from pipeline.store import StoreUnwritable  # noqa: E402
 from pipeline.summary import RunSummary, summarise  # noqa: E402
 
 # Dask worker resource one call holds while it runs. A worker started with
@@ -61,8 +62,8 @@ def process_call(job: CallJob, settings_json: str, run_id: int | None) -> CallOu
 
 
 @task(name="discover-archive", cache_policy=NO_CACHE)
-def discover_calls(archive: str) -> list[CallJob]:
-    return discover(archive)
+def discover_calls(archive: str, rubric_roots: list[str] | None = None) -> list[CallJob]:
+    return discover(archive, rubric_roots=rubric_roots)
 
 
 @flow(name="callqa-nightly", log_prints=True, validate_parameters=False)
@@ -81,9 +82,10 @@ def nightly(
     archive = archive_for_day(archive, day)
     settings = settings or load_settings(database_url=database_url, rubric=rubric)
     processor = _processor(settings.model_dump_json())
+    STOP.clear()
     run_id = processor.store.start_run(str(archive), settings.model_dump(mode="json"))
 
-    jobs = discover_calls(str(archive))
+    jobs = discover_calls(str(archive), settings.rubric_roots)
     logger.info("archive %s: %d calls", archive, len(jobs))
     with _call_limit():
         futures = process_call.map(
@@ -91,9 +93,19 @@ def nightly(
         )
 
     outcomes: list[CallOutcome] = []
+    stopped: str | None = None
     for job, future in zip(jobs, futures, strict=True):
         try:
             outcomes.append(future.result())
+        except (StoreDown, StoreUnwritable) as exc:  # no call is started after this one
+            STOP.set()
+            stopped = stopped or f"the store refused a commit: {exc}"
+            logger.error("call %s not stored, stopping the run: %s", job.call_id, exc)
+            outcomes.append(
+                CallOutcome(
+                    call_id=job.call_id, source=job.source, status="stopped", error=str(exc)
+                )
+            )
         except Exception as exc:  # retries exhausted: the store stayed away for this call
             reason = f"{type(exc).__name__}: {exc}"
             logger.error("call %s not stored: %s", job.call_id, reason)
@@ -102,9 +114,18 @@ def nightly(
             )
 
     summary = summarise(
-        outcomes, run_id=run_id, archive=str(archive), database_url=settings.database_url
+        outcomes,
+        run_id=run_id,
+        archive=str(archive),
+        database_url=settings.database_url,
+        stopped=stopped,
     )
-    processor.store.finish_run(run_id, summary.model_dump(mode="json"))
+    try:
+        processor.store.finish_run(
+            run_id, summary.model_dump(mode="json"), "stopped" if stopped else "finished"
+        )
+    except Exception as exc:  # noqa: BLE001 - the summary is still printed; next start closes it
+        logger.error("run %s not closed in the store: %s", run_id, exc)
     logger.info(summary.one_line())
     return summary
 

@@ -2,17 +2,30 @@
 
 One :class:`~pipeline.schema.CallJob` per recording (or per Transcript JSON, for calls that
 come as text from chat or another ASR). Without a manifest the call id is the file's stem.
-A manifest row that names a missing file is still a job: processing it records the failure,
-so the nightly summary shows it instead of silently skipping it.
+
+The archive comes from other systems and people, so discovery trusts none of it:
+
+- every path a job will read resolves (symlinks followed) inside the archive root; anything
+  else becomes a job that is already refused (``manifest_error``) and is never opened;
+- nothing is skipped silently: dangling links, folders with audio suffixes, names that are
+  not UTF-8, files the manifest does not list, bad or duplicate manifest rows are all jobs
+  refused with the reason, so the run records them as failed calls;
+- call ids carry no control characters and stay unique (a clash of stems gives each file
+  its relative path as id; a duplicate manifest id fails the later row).
+
+Only an archive root that cannot be read refuses the whole run (:class:`ArchiveError`).
 """
 
 from __future__ import annotations
 
 import csv
+import os
+import unicodedata
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from pipeline.config import RUBRICS_DIR
 from pipeline.schema import CallJob
 
 AUDIO_SUFFIXES = frozenset(
@@ -29,96 +42,281 @@ MANIFEST_COLUMNS = (
     "started_at",
     "direction",
     "agent_channel",
+    "customer_channel",
     "language",
     "rubric",
+    "queue",
+    "skill",
+    "agent_group",
 )
-
+MAX_CALL_ID = 255  # calls.call_id is String(255)
 
 CHANNEL_NAMES = {"left": 0, "right": 1, "l": 0, "r": 1}
 
 
 class ArchiveError(ValueError):
-    """The archive itself cannot be read (missing folder, unreadable or malformed manifest)."""
+    """The archive itself cannot be read (missing or unreadable folder)."""
 
 
-def discover(archive: str | Path) -> list[CallJob]:
-    """List the calls of an archive, in manifest order (or sorted by path without one)."""
+class OutsideArchive(ValueError):
+    """A path that resolves outside the roots it must stay in."""
+
+
+def confined(path: str | Path, roots: list[Path], what: str = "file") -> Path:
+    """``path`` with symlinks resolved, if it lies inside one of ``roots`` (already resolved).
+
+    Raises :class:`OutsideArchive` (naming the path and its target) otherwise, and
+    :class:`FileNotFoundError` for a dangling link. Nothing is opened.
+    """
+    path = Path(path)
+    try:
+        real = path.resolve(strict=False)
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise OutsideArchive(f"{display(path)}: cannot resolve the path ({exc})") from None
+    if not any(real == root or real.is_relative_to(root) for root in roots):
+        where = " or ".join(display(r) for r in roots)
+        raise OutsideArchive(
+            f"{display(path)}: {what} resolves to {display(real)}, outside {where}; not opened"
+        )
+    if path.is_symlink() and not real.exists():
+        raise FileNotFoundError(f"{display(path)}: dangling symlink to {display(real)}")
+    return real
+
+
+def display(path: str | Path) -> str:
+    """A path (or any text) as printable UTF-8: undecodable bytes as ``\\xNN``, control
+    characters escaped."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def clean_call_id(raw: str) -> str:
+    """A call id without control or unprintable characters (each becomes ``_``)."""
+    text = os.fsencode(raw).decode("utf-8", "replace") if _has_surrogates(raw) else raw
+    text = unicodedata.normalize("NFC", text)
+    cleaned = "".join(c if c.isprintable() and c not in "\t" else "_" for c in text).strip()
+    return (cleaned or "_")[:MAX_CALL_ID]
+
+
+def _has_surrogates(text: str) -> bool:
+    return any("\udc80" <= c <= "\udcff" for c in text)
+
+
+def discover(archive: str | Path, rubric_roots: list[str] | None = None) -> list[CallJob]:
+    """List the calls of an archive, in manifest order (or sorted by path without one).
+
+    A manifest ``rubric`` that is a path must lie in the archive, the shipped rubrics or one
+    of ``rubric_roots``; it is resolved against the archive root."""
     root = Path(archive)
     if not root.exists():
-        raise ArchiveError(f"{root}: archive not found")
+        raise ArchiveError(f"{display(root)}: archive not found")
     if not root.is_dir():
-        raise ArchiveError(f"{root}: archive must be a folder")
+        raise ArchiveError(f"{display(root)}: archive must be a folder")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise ArchiveError(f"{display(root)}: archive folder is not readable")
+    real_root = root.resolve()
     manifest = root / MANIFEST_NAME
-    jobs = _from_manifest(root, manifest) if manifest.exists() else _from_folder(root)
-    _reject_duplicate_ids(jobs, manifest if manifest.exists() else root)
-    return jobs
+    try:
+        entries = _walk(root, real_root)
+    except OSError as exc:
+        raise ArchiveError(f"{display(root)}: cannot list the archive ({exc.strerror})") from None
+    if manifest.exists() or manifest.is_symlink():
+        roots = [real_root, *(Path(r).resolve() for r in rubric_roots or []), RUBRICS_DIR.resolve()]
+        jobs = _from_manifest(root, real_root, manifest, entries, roots)
+    else:
+        jobs = _from_folder(root, entries)
+    return _unique_ids(jobs)
 
 
 def is_transcript(job: CallJob) -> bool:
     return Path(job.source).suffix.lower() in TRANSCRIPT_SUFFIXES
 
 
-def _from_folder(root: Path) -> list[CallJob]:
-    files = sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file()
-        and not p.name.startswith(".")
-        and p.suffix.lower() in AUDIO_SUFFIXES | TRANSCRIPT_SUFFIXES
-    )
-    return [CallJob(call_id=p.stem, source=str(p)) for p in files]
+# --------------------------------------------------------------------------- walking
 
 
-def _from_manifest(root: Path, manifest: Path) -> list[CallJob]:
+def _walk(root: Path, real_root: Path) -> list[tuple[Path, str | None]]:
+    """Every call-like entry under ``root`` (sorted): (path, None) for a usable file, or
+    (path, reason) for one that must be recorded as failed. Links are not followed into."""
+    found: list[tuple[Path, str | None]] = []
+
+    def failed(err: OSError) -> None:
+        raise err
+
+    for folder, dirs, files in os.walk(root, onerror=failed, followlinks=False):
+        base = Path(folder)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in dirs:
+            path = base / name
+            if Path(name).suffix.lower() in AUDIO_SUFFIXES | TRANSCRIPT_SUFFIXES:
+                kind = "a symlink to a folder" if path.is_symlink() else "a folder"
+                found.append((path, f"{display(path)}: is {kind}, not a recording"))
+        for name in sorted(files):
+            if name.startswith(".") or name == MANIFEST_NAME and base == root:
+                continue
+            if Path(name).suffix.lower() not in AUDIO_SUFFIXES | TRANSCRIPT_SUFFIXES:
+                continue
+            found.append((base / name, _usable(base / name, real_root)))
+    found.sort(key=lambda e: os.fsencode(e[0]))
+    return found
+
+
+def _usable(path: Path, real_root: Path) -> str | None:
+    """None when ``path`` may be read; else why not (never opening what is outside)."""
+    if _has_surrogates(str(path)):
+        return f"{display(path)}: file name is not valid UTF-8; rename the file"
+    if any(not c.isprintable() for c in path.name):
+        return f"{display(path)}: file name has control characters; rename the file"
     try:
-        with manifest.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            if "file" not in header:
-                raise ArchiveError(f"{manifest}: required column 'file' is missing (has {header})")
-            rows = list(reader)
-    except UnicodeDecodeError as exc:
-        raise ArchiveError(f"{manifest}: not UTF-8 text ({exc.reason})") from None
-    except csv.Error as exc:
-        raise ArchiveError(f"{manifest}: malformed CSV: {exc}") from None
+        real = confined(path, [real_root])
+    except (OutsideArchive, FileNotFoundError) as exc:
+        return str(exc)
+    if real.is_dir():
+        return f"{display(path)}: is a folder, not a recording"
+    if not real.is_file():
+        return f"{display(path)}: not a regular file"
+    if not os.access(real, os.R_OK):
+        return f"{display(path)}: file is not readable (permission denied)"
+    return None
 
+
+# --------------------------------------------------------------------------- folder
+
+
+def _from_folder(root: Path, entries: list[tuple[Path, str | None]]) -> list[CallJob]:
+    stems: dict[str, int] = {}
+    for path, _ in entries:
+        stems[clean_call_id(path.stem)] = stems.get(clean_call_id(path.stem), 0) + 1
     jobs = []
-    for line, row in enumerate(rows, start=2):
-        if None in row:
-            raise ArchiveError(f"{manifest}:{line}: more fields than the header has columns")
-        row = {k.strip(): (v or "").strip() for k, v in row.items()}
-        if not row.get("file"):
-            raise ArchiveError(f"{manifest}:{line}: empty 'file'")
-        path = root / row["file"]
-        fields = {k: row[k] for k in MANIFEST_COLUMNS if row.get(k)}
-        fields.pop("file", None)
-        fields.setdefault("call_id", Path(row["file"]).stem)
-        if fields.get("agent_channel", "").lower() in CHANNEL_NAMES:
-            fields["agent_channel"] = CHANNEL_NAMES[fields["agent_channel"].lower()]
-        try:
-            jobs.append(CallJob(source=str(path), **fields))
-        except ValidationError as exc:
-            # One bad row must not stop the batch: the call is recorded as failed with why.
-            err = exc.errors()[0]
-            column = ".".join(str(p) for p in err["loc"])
-            jobs.append(
-                CallJob(
-                    call_id=fields["call_id"],
-                    source=str(path),
-                    manifest_error=f"{manifest}:{line}: column '{column}': {err['msg']}",
-                )
-            )
+    for path, reason in entries:
+        call_id = clean_call_id(path.stem)
+        if stems[call_id] > 1:  # a.wav and a.mp3 (or sub/a.wav): each keeps its own id
+            call_id = clean_call_id(path.relative_to(root).as_posix())
+        jobs.append(_job(call_id, path, reason))
     return jobs
 
 
-def _reject_duplicate_ids(jobs: list[CallJob], where: Path) -> None:
+def _job(call_id: str, path: Path, reason: str | None, **fields) -> CallJob:
+    source = str(path) if reason is None else display(path)
+    return CallJob(call_id=call_id, source=source, manifest_error=reason, **fields)
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def _from_manifest(
+    root: Path,
+    real_root: Path,
+    manifest: Path,
+    entries: list[tuple[Path, str | None]],
+    rubric_roots: list[Path],
+) -> list[CallJob]:
+    where = display(manifest)
+    try:
+        confined(manifest, [real_root], "manifest")
+        with manifest.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            rows = list(reader)
+    except (OutsideArchive, FileNotFoundError) as exc:
+        raise ArchiveError(str(exc)) from None
+    except OSError as exc:
+        raise ArchiveError(f"{where}: cannot read the manifest ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ArchiveError(f"{where}: not UTF-8 text ({exc.reason})") from None
+    except csv.Error as exc:
+        raise ArchiveError(f"{where}: malformed CSV: {exc}") from None
+
+    header = [h.strip() for h in rows[0]] if rows else []
+    body = [(line, r) for line, r in enumerate(rows[1:], start=2) if any(c.strip() for c in r)]
+    listed: set[Path] = set()
+    jobs = []
+    for line, cells in body:
+        job, path = _manifest_row(root, real_root, where, header, line, cells, rubric_roots)
+        if path is not None:
+            listed.add(path)
+        if "file" in header and header.index("file") < len(cells) and cells[header.index("file")]:
+            listed.add(Path(os.path.normpath(root / cells[header.index("file")].strip())))
+        jobs.append(job)
+    # Recordings in the folder that no row names are not skipped silently.
+    for path, reason in entries:
+        if path.resolve(strict=False) in listed or Path(os.path.normpath(path)) in listed:
+            continue
+        why = reason or f"{display(path)}: not listed in {MANIFEST_NAME}"
+        jobs.append(_job(clean_call_id(path.relative_to(root).as_posix()), path, why))
+    return jobs
+
+
+def _manifest_row(
+    root: Path,
+    real_root: Path,
+    where: str,
+    header: list[str],
+    line: int,
+    cells: list[str],
+    rubric_roots: list[Path],
+) -> tuple[CallJob, Path | None]:
+    """The job of one manifest row (refused with the reason when the row is bad)."""
+    at = f"{where}:{line}"
+    row = {k: (v or "").strip() for k, v in zip(header, cells, strict=False)}
+    call_id = clean_call_id(row.get("call_id") or Path(row.get("file") or f"line-{line}").stem)
+    if "file" not in header:
+        reason = f"{at}: the manifest has no 'file' column (has {header})"
+        return _job(call_id, Path(row.get("file") or at), reason), None
+    if len(cells) > len(header):
+        reason = f"{at}: more fields ({len(cells)}) than the header has columns ({len(header)})"
+        return _job(call_id, Path(row.get("file") or at), reason), None
+    if not row.get("file"):
+        return _job(call_id, Path(at), f"{at}: empty 'file'"), None
+    path = root / row["file"]
+    fields = {k: row[k] for k in MANIFEST_COLUMNS if row.get(k)}
+    fields.pop("file", None)
+    fields["call_id"] = call_id
+    for column in ("agent_channel", "customer_channel"):
+        if fields.get(column, "").lower() in CHANNEL_NAMES:
+            fields[column] = CHANNEL_NAMES[fields[column].lower()]
+    try:
+        real = confined(path, [real_root])
+        if _is_path(fields.get("rubric", "")):
+            fields["rubric"] = str(confined(root / fields["rubric"], rubric_roots, "rubric"))
+    except (OutsideArchive, FileNotFoundError) as exc:
+        return _job(call_id, path, f"{at}: {exc}"), None
+    reason = None
+    if real.is_dir():
+        reason = f"{at}: {display(path)} is a folder, not a recording"
+    try:
+        return CallJob(source=str(path), manifest_error=reason, **fields), real
+    except ValidationError as exc:
+        # One bad row must not stop the batch: the call is recorded as failed with why.
+        err = exc.errors()[0]
+        column = ".".join(str(p) for p in err["loc"])
+        reason = f"{at}: column '{column}': {err['msg']}"
+        return _job(call_id, path, reason), real
+
+
+def _is_path(rubric: str) -> bool:
+    """A manifest rubric that names a file (not a rubric id)."""
+    return rubric.lower().endswith((".yaml", ".yml")) or "/" in rubric or "\\" in rubric
+
+
+def _unique_ids(jobs: list[CallJob]) -> list[CallJob]:
+    """Call ids unique in the run: a later job reusing an id fails, under ``id~N``."""
     seen: dict[str, str] = {}
+    out = []
     for job in jobs:
         if job.call_id in seen:
-            raise ArchiveError(
-                f"{where}: call_id {job.call_id!r} used twice ({seen[job.call_id]}, {job.source})"
+            n = 2
+            while f"{job.call_id}~{n}" in seen:
+                n += 1
+            reason = (
+                f"{job.source}: call_id {job.call_id!r} already used by {seen[job.call_id]}"
+                + (f"; {job.manifest_error}" if job.manifest_error else "")
+            )
+            job = job.model_copy(
+                update={"call_id": f"{job.call_id}~{n}"[:MAX_CALL_ID], "manifest_error": reason}
             )
         seen[job.call_id] = job.source
+        out.append(job)
+    return out
 
 
 def archive_for_day(pattern: str, day: str | None = None) -> str:

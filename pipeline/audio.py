@@ -68,11 +68,13 @@ def decode_audio(
     min_duration: float = MIN_DURATION,
     silence_peak: float = SILENCE_PEAK,
     silence_rms: float = SILENCE_RMS,
+    max_seconds: float | None = None,
 ) -> DecodedAudio:
     """Decode ``path`` to float32 at ``sample_rate``, one row per channel, and validate it.
 
     Raises :class:`AudioError` for a missing, empty, non-audio, corrupt, truncated, too short
-    or silent file.
+    or silent file, and for one longer than ``max_seconds`` (refused from its header before
+    decoding, or as soon as the decoded audio passes the limit when the header says less).
     """
     path = Path(path)
     if not path.exists():
@@ -103,7 +105,11 @@ def decode_audio(
         if source_rate <= 0 or n_channels <= 0:
             raise AudioError(path, f"audio stream has no usable format ({codec})")
         declared = _declared_duration(container, stream)
-        samples, bad, total = _decode_stream(container, stream, n_channels, sample_rate)
+        if max_seconds is not None and declared and declared > max_seconds:
+            raise AudioError(path, _too_long(declared, max_seconds))
+        samples, bad, total = _decode_stream(
+            container, stream, n_channels, sample_rate, max_seconds, path, declared
+        )
 
     decoded = samples.shape[1] / sample_rate
     if wav_declared := _wav_declared_duration(path, source_rate, n_channels, codec):
@@ -130,8 +136,7 @@ def decode_audio(
         raise AudioError(path, f"no audio decoded from the {codec} stream")
     if decoded < min_duration:
         raise AudioError(path, f"too short: {decoded:.2f} s of audio (minimum {min_duration} s)")
-    peak = np.abs(samples).max(axis=1)
-    rms = np.sqrt(np.mean(np.square(samples, dtype=np.float64), axis=1))
+    peak, rms = _levels(samples)
     if np.all((peak < silence_peak) | (rms < silence_rms)):
         loudest = 20 * np.log10(max(float(peak.max()), 1e-10))
         raise AudioError(path, f"silent: peak level {loudest:.0f} dBFS on every channel")
@@ -145,6 +150,17 @@ def decode_audio(
         path=str(path),
         sha256=file_sha256(path),
     )
+
+
+def _levels(samples: np.ndarray, block: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
+    """Peak and RMS per channel, a block at a time (no whole-file temporary copies)."""
+    peak = np.zeros(samples.shape[0])
+    power = np.zeros(samples.shape[0])
+    for start in range(0, samples.shape[1], block):
+        part = samples[:, start : start + block].astype(np.float64)
+        peak = np.maximum(peak, np.abs(part).max(axis=1))
+        power += np.square(part).sum(axis=1)
+    return peak, np.sqrt(power / max(samples.shape[1], 1))
 
 
 def _why(exc: Exception) -> str:
@@ -197,12 +213,54 @@ def _declared_duration(container, stream) -> float | None:
     return None
 
 
-def _decode_stream(container, stream, n_channels: int, rate: int) -> tuple[np.ndarray, int, int]:
+def _too_long(seconds: float, limit: float) -> str:
+    return (
+        f"too long: {seconds / 60:.1f} min of audio, more than the {limit / 60:.4g} min limit "
+        f"(QA_MAX_AUDIO_MINUTES); split the recording or raise the limit"
+    )
+
+
+class _Samples:
+    """Decoded frames written into one preallocated (channels, samples) float32 array.
+
+    Sized from the header's duration, so a long call is held once, not as a list of frames
+    plus their concatenation (twice the memory at the peak). Grows when the header says less.
+    """
+
+    def __init__(self, n_channels: int, capacity: int):
+        self.data = np.zeros((n_channels, max(capacity, 1)), dtype=np.float32)
+        self.size = 0
+
+    def append(self, block: np.ndarray) -> None:
+        n = block.shape[1]
+        if self.size + n > self.data.shape[1]:
+            grown = np.zeros(
+                (self.data.shape[0], max(2 * self.data.shape[1], self.size + n)), np.float32
+            )
+            grown[:, : self.size] = self.data[:, : self.size]
+            self.data = grown
+        self.data[:, self.size : self.size + n] = block
+        self.size += n
+
+    def array(self) -> np.ndarray:
+        """The samples (each channel row contiguous; no copy of the whole)."""
+        return self.data[:, : self.size]
+
+
+def _decode_stream(
+    container,
+    stream,
+    n_channels: int,
+    rate: int,
+    max_seconds: float | None = None,
+    path: Path | None = None,
+    declared: float | None = None,
+) -> tuple[np.ndarray, int, int]:
     """All frames resampled to planar float32 at ``rate``; (samples, bad packets, packets)."""
     # Unknown layouts ("1 channels") are common in G.711 WAV: name them by channel count.
     layout = {1: "mono", 2: "stereo"}.get(n_channels, stream.layout.name)
     resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
-    chunks: list[np.ndarray] = []
+    samples = _Samples(n_channels, int((declared or 0) * rate) + rate)
     bad = total = 0
     for packet in container.demux(stream):
         total += packet.size > 0
@@ -213,8 +271,10 @@ def _decode_stream(container, stream, n_channels: int, rate: int) -> tuple[np.nd
             continue
         for frame in frames:
             frame.pts = None  # resample by sample count; broken timestamps must not matter
-            chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
-    chunks.extend(f.to_ndarray() for f in resampler.resample(None))
-    if not chunks:
-        return np.zeros((n_channels, 0), dtype=np.float32), bad, total
-    return np.ascontiguousarray(np.concatenate(chunks, axis=1), dtype=np.float32), bad, total
+            for out in resampler.resample(frame):
+                samples.append(out.to_ndarray())
+        if max_seconds is not None and samples.size > max_seconds * rate:
+            raise AudioError(path, _too_long(samples.size / rate, max_seconds))
+    for out in resampler.resample(None):
+        samples.append(out.to_ndarray())
+    return samples.array(), bad, total

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "score": "pipeline.score.cli:score",
     "run": "pipeline.run_cli:run",
     "calls": "pipeline.store.cli:calls",
+    "rescore": "pipeline.store.cli:rescore",
     "rubric": "pipeline.scripts_check.cli:rubric",
     "redact": "pipeline.redact.cli:redact",
     "diarize": "pipeline.transcribe.diarize.cli:diarize",

@@ -8,6 +8,7 @@ rubrics, the store's engine); every call it processes is independent of the othe
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from functools import cached_property
@@ -17,10 +18,12 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from pipeline.archive import is_transcript
-from pipeline.config import DEFAULT_RUBRIC_BY_LANGUAGE, Settings, resolve_rubric_path
+from pipeline.budget import Budget, OverBudget, call_budget, estimated_audio_bytes
+from pipeline.config import Settings, resolve_rubric_path
 from pipeline.redact import redact
-from pipeline.schema import CallJob, ContractError, Result, Transcript
+from pipeline.schema import CallJob, ContractError, Result, RubricRoute, ScoringConfig, Transcript
 from pipeline.score import score_transcript
+from pipeline.timing import StageTimer
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +34,27 @@ class PermanentCallError(Exception):
     """This call cannot be processed as it is (bad file, bad metadata): record it, move on."""
 
 
+class StoreDown(Exception):
+    """The store refused a commit (unwritable, or unavailable after retries): stop the run.
+
+    The call's analysis is not redone: the save was retried in place, then given up."""
+
+
+# Set when the run must stop (the store went down): calls not started yet are not started.
+STOP = threading.Event()
+# Saves of an analysed call retried in place (seconds between tries) while the store is away.
+SAVE_RETRY_DELAYS_S = (2.0, 10.0, 30.0)
+TRANSCRIPT_BYTES_PER_MB = 2**20 // 40  # a JSON transcript takes ~40× its size in memory
+
+
 class CallOutcome(BaseModel):
     """What happened to one call in a run; JSON-serialisable for the flow's summary."""
 
     call_id: str
     source: str
-    status: Literal["scored", "failed", "skipped"]
+    status: Literal["scored", "failed", "skipped", "busy", "stopped"]
     error: str | None = None
+    retried: bool | None = None  # failed before; None: not known / first attempt
     total: float | None = None
     max: float | None = None
     auto_fail: bool | None = None
@@ -45,6 +62,7 @@ class CallOutcome(BaseModel):
     risk_level: str | None = None
     audio_seconds: float | None = None
     seconds: float = 0.0
+    stage_seconds: dict[str, float] = {}
 
 
 class CallProcessor:
@@ -69,18 +87,30 @@ class CallProcessor:
 
         return open_store(self.settings.database_url)
 
+    @cached_property
+    def routing(self):
+        from pipeline.routing import load_routing
+
+        return load_routing(self.settings.routing)
+
+    def route_for(self, job: CallJob, language: str | None) -> RubricRoute | None:
+        """The rule that picks the call's rubric; None while it needs the unknown language."""
+        from pipeline.routing import RoutingError
+
+        try:
+            return self.routing.route(job, language, self.settings.rubric)
+        except RoutingError as exc:
+            raise PermanentCallError(str(exc)) from None
+
     def rubric_for(self, job: CallJob, language: str | None):
-        """The rubric a call is scored with: manifest column, then setting, then by language."""
+        """(rubric, route) a call is scored with: setting, manifest column, routing table,
+        language default (:mod:`pipeline.routing`)."""
+        route = self.route_for(job, language or "en")
+        return self.load_rubric(route.rubric), route
+
+    def load_rubric(self, name: str):
         from pipeline.scripts_check import load_rubric
 
-        name = job.rubric or self.settings.rubric
-        if not name:
-            lang = (language or "en").split("-")[0]
-            if lang not in DEFAULT_RUBRIC_BY_LANGUAGE:
-                raise PermanentCallError(
-                    f"no rubric for language {lang!r}: set --rubric or the manifest's 'rubric'"
-                )
-            name = DEFAULT_RUBRIC_BY_LANGUAGE[lang]
         try:
             path = resolve_rubric_path(name).resolve()
         except FileNotFoundError as exc:
@@ -88,6 +118,47 @@ class CallProcessor:
         if path not in self._rubrics:
             self._rubrics[path] = load_rubric(path)
         return self._rubrics[path]
+
+    # -- the scoring configuration (pipeline.config.build_scoring_config) -----------------
+
+    @cached_property
+    def _audio_sections(self) -> dict[str, Any]:
+        """ASR, diarizer and redaction sections of audio calls (hashes files: once)."""
+        from pipeline.config import asr_config, diarizer_config
+
+        return {
+            "asr": asr_config(self.settings),
+            "diarizer": diarizer_config(self.settings.diarizer),
+            "redaction": self._redaction_section,
+        }
+
+    @cached_property
+    def _redaction_section(self):
+        from pipeline.config import redaction_config
+
+        return redaction_config()
+
+    @cached_property
+    def _risk_section(self):
+        from pipeline.config import risk_config_ref
+        from pipeline.score import default_risk_fn
+
+        return risk_config_ref() if default_risk_fn() is not None else None
+
+    def scoring_config(
+        self, job: CallJob, rubric, transcript: Transcript | None = None
+    ) -> ScoringConfig:
+        """The call's ScoringConfig; ``transcript``: the file of a text-transcript job."""
+        from pipeline.config import build_scoring_config, transcript_asr_config
+
+        if is_transcript(job):
+            sections = {
+                "asr": transcript_asr_config(transcript) if transcript is not None else None,
+                "redaction": self._redaction_section,
+            }
+        else:
+            sections = self._audio_sections
+        return build_scoring_config(rubric, risk=self._risk_section, **sections)
 
     # -- one call -------------------------------------------------------------------------
 
@@ -100,34 +171,24 @@ class CallProcessor:
         return None if self.settings.language == "auto" else self.settings.language
 
     def already_scored(self, job: CallJob) -> bool:
-        """True when the store holds this call scored with the same models and rubric."""
+        """True when the store holds this call scored with the same configuration."""
+        transcript = None
         if is_transcript(job):
             try:
                 transcript = Transcript.load(job.source)
             except ContractError:
                 return False
             language = job.language or transcript.language
-            made = transcript.produced_by
-            asr_model = made.asr_model if made else None
-            compute_type = made.compute_type if made else None
         else:
             language = self.expected_language(job)
-            asr_model, compute_type = self.settings.asr_model, self.settings.compute_type
-        if language is None and not (job.rubric or self.settings.rubric):
-            return False  # rubric depends on the detected language: cannot tell before ASR
         try:
-            rubric = self.rubric_for(job, language)
-        except PermanentCallError:
+            route = self.route_for(job, language)
+            if route is None:
+                return False  # the rubric depends on the detected language: cannot tell yet
+            rubric = self.load_rubric(route.rubric)
+        except (PermanentCallError, *_permanent_errors()):
             return False
-        from pipeline.store import fingerprint
-
-        fp = fingerprint(
-            asr_model=asr_model,
-            compute_type=compute_type,
-            rubric_id=rubric.id,
-            rubric_version=rubric.version,
-            rubric_sha256=rubric.sha256,
-        )
+        fp = self.scoring_config(job, rubric, transcript).fingerprint()
         return self.store.is_scored(job.call_id, fp)
 
     def analyse(self, job: CallJob) -> tuple[Transcript, Result]:
@@ -135,54 +196,124 @@ class CallProcessor:
         transcript, result, _ = self._analyse(job)
         return transcript, result
 
-    def _analyse(self, job: CallJob) -> tuple[Transcript, Result, dict[str, Any]]:
-        """Transcript, Result, and the extra keywords ``save_scored`` takes (sealed copy)."""
+    def _analyse(
+        self, job: CallJob, timer: StageTimer | None = None
+    ) -> tuple[Transcript, Result, dict[str, Any]]:
+        """Transcript, Result, and the extra keywords ``save_scored`` takes (sealed copy).
+
+        ``timer`` collects each stage's seconds; they go in the Result's provenance
+        (``stage_seconds``)."""
+        timer = timer or StageTimer()
         manifest_error = getattr(job, "manifest_error", None)
         if manifest_error:
             raise PermanentCallError(manifest_error)
         if not Path(job.source).exists():
             raise PermanentCallError(f"{job.source}: file not found")
-        transcript = self._transcript(job)
-        self.hook("transcript", transcript)
-        sealed = (
-            {"unredacted": self._vault.seal(transcript), "key_id": self._vault.key_id}
-            if self._vault is not None
-            else {}
-        )
-        transcript = redact(transcript)
-        rubric = self.rubric_for(job, transcript.language)
-        result = score_transcript(transcript, rubric)
+        sealed: dict[str, Any] = {}
+        transcript = self._stored_transcript(job)
+        if transcript is None:  # transcribe (or read the text transcript), then redact
+            transcript = self._transcript(job, timer)
+            self.hook("transcript", transcript)
+            if self._vault is not None:
+                sealed = {"unredacted": self._vault.seal(transcript), "key_id": self._vault.key_id}
+            with timer.stage("redaction"):
+                transcript = redact(transcript)
+        self.require_speech(transcript)
+        rubric, route = self.rubric_for(job, transcript.language)
+        source = transcript if is_transcript(job) else None
+        config = self.scoring_config(job, rubric, source)
+        result = timed_score(transcript, rubric, timer, config=config, route=route)
+        if result.produced_by is not None:
+            result.produced_by.stage_seconds = timer.rounded()
         self.hook("result", result)
         return transcript, result, sealed
 
-    def process(self, job: CallJob, run_id: int | None = None) -> CallOutcome:
-        """Analyse one call and store it in one transaction; bad input is stored as failed.
+    def _stored_transcript(self, job: CallJob) -> Transcript | None:
+        """The call's stored (redacted) transcript when the transcript stage is unchanged:
+        same audio, same ASR, diarizer and redaction configuration. A rubric or risk change
+        then re-scores it without decoding the audio or running ASR."""
+        if is_transcript(job):
+            return None  # reading the text file is the cheap path already
+        from pipeline.audio import file_sha256
+        from pipeline.schema import RubricConfig, ScoringConfig
 
-        Transient store errors propagate so the caller can retry the call.
+        stage = ScoringConfig(rubric=RubricConfig(id="-", version=0), **self._audio_sections)
+        return self.store.find_transcript(
+            job.call_id, stage.stage_sha256("transcript"), file_sha256(job.source)
+        )
+
+    def process(self, job: CallJob, run_id: int | None = None) -> CallOutcome:
+        """Analyse one call under its budget and store it in one transaction; bad input is
+        stored as failed. A call that failed before is retried only when its file or the
+        configuration changed, or with ``retry_failed``; a call another run holds is left to it.
+
+        Transient store errors before the analysis propagate (retry the call); a store that
+        refuses the commit afterwards raises :class:`StoreDown` (stop the run).
         """
         started = time.perf_counter()
+        if job.manifest_error:  # refused at discovery: recorded, never opened
+            return self._failed(job, job.manifest_error, run_id, started, None, None)
+        if STOP.is_set():
+            return CallOutcome(call_id=job.call_id, source=job.source, status="stopped")
         if self.already_scored(job):
             return CallOutcome(call_id=job.call_id, source=job.source, status="skipped")
+        source_sha = _file_sha256(job.source)
+        config_fp = self.config_fingerprint(job)
+        if not self.settings.retry_failed:
+            earlier = self.store.unchanged_failure(job.call_id, source_sha, config_fp)
+            if earlier is not None:
+                return CallOutcome(
+                    call_id=job.call_id,
+                    source=job.source,
+                    status="failed",
+                    error=f"{earlier} [unchanged since it failed: not retried; --retry-failed]",
+                    retried=False,
+                )
+        if not self.store.claim(job.call_id, run_id, self._lease_s(None)):
+            return CallOutcome(
+                call_id=job.call_id,
+                source=job.source,
+                status="busy",
+                error="being processed by another run",
+            )
         try:
-            transcript, result, sealed = self._analyse(job)
+            return self._process_claimed(job, run_id, started, source_sha, config_fp)
+        finally:
+            try:
+                self.store.release(job.call_id, run_id)
+            except Exception:  # noqa: BLE001 - the lease expires on its own
+                log.warning("call %s: lease not released", job.call_id)
+
+    def _process_claimed(
+        self,
+        job: CallJob,
+        run_id: int | None,
+        started: float,
+        source_sha: str | None,
+        config_fp: str | None,
+    ) -> CallOutcome:
+        timer = StageTimer()
+        try:
+            budget = self.admit(job)
+            self.store.claim(job.call_id, run_id, self._lease_s(budget))
+            with call_budget(budget):
+                transcript, result, sealed = self._analyse(job, timer)
         except Exception as exc:
             if is_transient(exc):
                 raise
             reason = _one_line(exc, job.source)
-            if not isinstance(exc, _permanent_errors()):
+            if isinstance(exc, OverBudget):
+                reason = f"{job.source}: {exc}"
+            elif not isinstance(exc, _permanent_errors()):
                 # A defect or an unexpected decoder state: still one call's problem, not the batch's.
                 log.exception("call %s: unexpected error", job.call_id)
                 reason = f"{reason} (unexpected {type(exc).__name__})"
             log.warning("call %s failed: %s", job.call_id, reason)
-            self.store.save_failed(job, reason, run_id)
-            return CallOutcome(
-                call_id=job.call_id,
-                source=job.source,
-                status="failed",
-                error=reason,
-                seconds=time.perf_counter() - started,
-            )
-        self.store.save_scored(job, transcript, result, run_id, **sealed)
+            outcome = self._failed(job, reason, run_id, started, source_sha, config_fp)
+            outcome.stage_seconds = timer.rounded()
+            return outcome
+        with timer.stage("store"):
+            _save(lambda: self.store.save_scored(job, transcript, result, run_id, **sealed))
         return CallOutcome(
             call_id=job.call_id,
             source=job.source,
@@ -194,11 +325,121 @@ class CallProcessor:
             risk_level=result.risk.level if result.risk else None,
             audio_seconds=transcript.duration,
             seconds=time.perf_counter() - started,
+            stage_seconds=timer.rounded(),
         )
+
+    def _failed(
+        self,
+        job: CallJob,
+        reason: str,
+        run_id: int | None,
+        started: float,
+        source_sha: str | None,
+        config_fp: str | None,
+    ) -> CallOutcome:
+        _save(
+            lambda: self.store.save_failed(
+                job, reason, run_id, source_sha256=source_sha, config_fingerprint=config_fp
+            )
+        )
+        return CallOutcome(
+            call_id=job.call_id,
+            source=job.source,
+            status="failed",
+            error=reason,
+            seconds=time.perf_counter() - started,
+        )
+
+    # -- admission: what is checked before any decoding ------------------------------------
+
+    def admit(self, job: CallJob) -> Budget:
+        """Check a call before decoding it (file, rubric, channels, size) and return its
+        budget; raises PermanentCallError with the reason."""
+        path = Path(job.source)
+        if not path.is_file():
+            raise PermanentCallError(f"{job.source}: file not found")
+        if job.rubric:  # an unknown manifest rubric fails now, not after transcription
+            self.rubric_for(job, self.expected_language(job))
+        memory_mb = self.settings.call_memory_mb
+        if is_transcript(job):
+            size = path.stat().st_size
+            if memory_mb and size / TRANSCRIPT_BYTES_PER_MB > memory_mb:
+                raise PermanentCallError(
+                    f"{job.source}: transcript of {size / 2**20:.0f} MiB would need more than "
+                    f"the memory budget of {memory_mb:.0f} MiB"
+                )
+            return self._budget(None)
+        channels, declared = _probe(path)
+        if channels is not None and channels not in (1, 2):
+            pair = (job.agent_channel, job.customer_channel)
+            if None in pair or pair[0] == pair[1] or max(pair) >= channels:
+                raise PermanentCallError(
+                    f"{job.source}: {channels} audio channels; a call has 1 or 2. Name the "
+                    f"parties' channels (0-{channels - 1}) in the manifest columns "
+                    "agent_channel and customer_channel"
+                )
+        if declared and memory_mb and channels:
+            need = estimated_audio_bytes(declared, channels) / 2**20
+            if need > memory_mb:
+                raise PermanentCallError(
+                    f"{job.source}: {declared / 60:.0f} min of {channels}-channel audio would "
+                    f"need ~{need:.0f} MiB to decode, over the memory budget of {memory_mb:.0f} MiB"
+                )
+        return self._budget(declared)
+
+    def _budget(self, audio_seconds: float | None) -> Budget:
+        return Budget.for_call(
+            audio_seconds,
+            floor_s=self.settings.call_time_floor_s,
+            per_audio_second=self.settings.call_time_per_audio_s,
+            memory_mb=self.settings.call_memory_mb,
+        )
+
+    def _lease_s(self, budget: Budget | None) -> float:
+        """How long a claim holds: the call's time budget and a margin for storing it."""
+        budget = budget or self._budget(None)
+        return (budget.seconds or 3600.0) + 120.0
+
+    def require_speech(self, transcript: Transcript) -> None:
+        """No utterances, or less speech than ``min_speech_s``: not a call to score."""
+        utts = transcript.utterances
+        timed = any(u.end > 0 for u in utts)
+        speech = sum(max(0.0, u.end - u.start) for u in utts)
+        if not utts or (timed and speech < self.settings.min_speech_s):
+            raise PermanentCallError(
+                f"no speech: {len(utts)} utterance(s), {speech:.1f} s of speech "
+                f"(minimum {self.settings.min_speech_s:g} s) in {transcript.duration or 0:.1f} s"
+            )
+
+    def config_fingerprint(self, job: CallJob) -> str:
+        """The configuration a call is tried with: when it changes, a call that failed is
+        tried again. The call's :class:`ScoringConfig` fingerprint when its rubric is known
+        before analysis; else the configuration of the transcript stage (ASR, diarizer,
+        redaction), which is all a call that fails before the rubric is needed went through."""
+        from pipeline.schema import RubricConfig
+
+        transcript = None
+        try:
+            if is_transcript(job):
+                transcript = Transcript.load(job.source)
+                language = job.language or transcript.language
+            else:
+                language = self.expected_language(job)
+            route = self.route_for(job, language)
+            if route is not None:
+                rubric = self.load_rubric(route.rubric)
+                return self.scoring_config(job, rubric, transcript).fingerprint()
+        except Exception:  # noqa: BLE001 - unloadable file or rubric: the stage config below
+            pass
+        sections = (
+            {"redaction": self._redaction_section} if is_transcript(job) else self._audio_sections
+        )
+        stage = ScoringConfig(rubric=RubricConfig(id="-", version=0), **sections)
+        return stage.stage_sha256("transcript")
 
     # -- stages ---------------------------------------------------------------------------
 
-    def _transcript(self, job: CallJob) -> Transcript:
+    def _transcript(self, job: CallJob, timer: StageTimer | None = None) -> Transcript:
         if is_transcript(job):
             transcript = Transcript.load(job.source)
             if job.call_id:
@@ -212,16 +453,108 @@ class CallProcessor:
             from pipeline.transcribe.diarize import mono_diarizer
 
             self._diarizer = mono_diarizer(self.settings.diarizer)
+        source, agent_channel = _mapped_parties(job)
         return transcribe_call(
-            job.source,
+            source,
             call_id=job.call_id,
             settings=self.settings,
-            agent_channel=job.agent_channel,
+            agent_channel=agent_channel,
             language=job.language,
             diarizer=self._diarizer,
             agent_id=job.agent_id,
             hook=self.hook,
+            timer=timer,
         )
+
+
+def timed_score(transcript: Transcript, rubric, timer: StageTimer, **kwargs: Any) -> Result:
+    """``score_transcript`` with its seconds split into ``risk`` and ``scoring``."""
+    from pipeline.score import default_risk_fn
+
+    risk_fn = default_risk_fn()
+    timed_risk = None
+    if risk_fn is not None:
+        import inspect
+
+        try:
+            takes_metrics = "metrics" in inspect.signature(risk_fn).parameters
+        except (TypeError, ValueError):
+            takes_metrics = False
+
+        def timed_risk(transcript, metrics=None):
+            with timer.stage("risk"):
+                return risk_fn(transcript, metrics) if takes_metrics else risk_fn(transcript)
+
+    before = timer.seconds.get("risk", 0.0)
+    started = time.perf_counter()
+    result = score_transcript(transcript, rubric, risk_fn=timed_risk, **kwargs)
+    risk = timer.seconds.get("risk", 0.0) - before
+    timer.add("scoring", time.perf_counter() - started - risk)
+    return result
+
+
+def _mapped_parties(job: CallJob):
+    """The recording (and agent channel) to transcribe: with more than two channels, the
+    two the manifest names (agent_channel, customer_channel) as a stereo pair, agent left."""
+    if job.customer_channel is None or job.agent_channel is None:
+        return job.source, job.agent_channel
+    from pipeline.audio import decode_audio
+    from pipeline.transcribe.call import SAMPLE_RATE
+
+    audio = decode_audio(job.source, SAMPLE_RATE)
+    if audio.n_channels <= 2:
+        return audio, job.agent_channel
+    import dataclasses
+
+    pair = audio.channels[[job.agent_channel, job.customer_channel]]
+    return dataclasses.replace(audio, channels=pair), 0
+
+
+def _probe(path: Path) -> tuple[int | None, float | None]:
+    """(channels, declared seconds) from the container header, without decoding; Nones when
+    the header cannot be read (decoding then says why)."""
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                return None, None
+            stream = container.streams.audio[0]
+            declared = None
+            if stream.duration is not None and stream.time_base is not None:
+                declared = float(stream.duration * stream.time_base)
+            elif container.duration is not None:
+                declared = container.duration / av.time_base
+            return int(stream.channels or 0) or None, declared
+    except Exception:  # noqa: BLE001 - any unreadable header: the decoder reports it
+        return None, None
+
+
+def _file_sha256(source: str) -> str | None:
+    from pipeline.audio import file_sha256
+
+    try:
+        return file_sha256(source)
+    except OSError:
+        return None
+
+
+def _save(commit: Callable[[], Any]) -> Any:
+    """Commit an analysed call, retrying in place while the store is away (the analysis is
+    not redone); a store that refuses writes, or stays away, stops the run."""
+    from pipeline.store import StoreUnavailable, StoreUnwritable
+
+    for delay in (*SAVE_RETRY_DELAYS_S, None):
+        try:
+            return commit()
+        except StoreUnwritable as exc:
+            raise StoreDown(str(exc)) from exc
+        except StoreUnavailable as exc:
+            if delay is None:
+                raise StoreDown(f"{exc} (after {len(SAVE_RETRY_DELAYS_S)} retries)") from exc
+            log.warning("store unavailable, retrying the save in %.0f s: %s", delay, exc)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -235,7 +568,14 @@ def _permanent_errors() -> tuple[type[BaseException], ...]:
     from pipeline.audio import AudioError
     from pipeline.scripts_check import RubricError
 
-    return (PermanentCallError, ContractError, FileNotFoundError, AudioError, RubricError)
+    return (
+        PermanentCallError,
+        ContractError,
+        FileNotFoundError,
+        AudioError,
+        RubricError,
+        OverBudget,
+    )
 
 
 def _one_line(exc: BaseException, source: str) -> str:

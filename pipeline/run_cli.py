@@ -15,7 +15,9 @@ from pipeline.cli import CallqaError
 @click.option(
     "--db", "database_url", envvar="QA_DATABASE_URL", help="Store URL (SQLite or PostgreSQL)."
 )
-@click.option("--rubric", help="Rubric id or YAML path (default: by each call's language).")
+@click.option(
+    "--rubric", help="Rubric id or YAML path for every call (default: by the routing table)."
+)
 @click.option("--model", "asr_model", help="faster-whisper model name or directory.")
 @click.option("--language", type=click.Choice(["zh", "en", "auto"]), help="Spoken language.")
 @click.option(
@@ -27,36 +29,53 @@ from pipeline.cli import CallqaError
 @click.option(
     "--workers", type=click.IntRange(min=1), help="Start a local Dask cluster with N workers."
 )
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    default=None,
+    help="Try failed calls again even when neither their file nor the configuration changed.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 def run(
-    archive, database_url, rubric, asr_model, language, concurrency, dask_address, workers, as_json
+    archive,
+    database_url,
+    rubric,
+    asr_model,
+    language,
+    concurrency,
+    dask_address,
+    workers,
+    retry_failed,
+    as_json,
 ):
-    """Transcribe, check and score every call of ARCHIVE into the inspection store."""
+    """Transcribe, check and score every call of ARCHIVE into the inspection store.
+
+    Exit status 2, with one line, when the configuration or store is unusable (checked
+    before anything starts); 1 when the run stopped early (its summary says why)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
 
-    from pipeline.archive import ArchiveError, discover
     from pipeline.config import load_settings
-
-    settings = load_settings(
-        database_url=database_url,
-        rubric=rubric,
-        asr_model=asr_model,
-        language=language,
-        max_concurrency=concurrency,
-    )
-    from pipeline.redact.vault import VaultError, vault_from_env
-
-    try:
-        discover(archive)  # fail fast, before starting Prefect, on an unreadable archive
-        vault_from_env()  # and on QA_KEEP_UNREDACTED without a usable QA_PII_KEY
-    except (ArchiveError, VaultError) as exc:
-        raise CallqaError(str(exc)) from None
+    from pipeline.preflight import PreflightFailed, preflight
 
     if dask_address and workers:
         raise CallqaError("give either --dask-address or --workers, not both")
+    try:
+        settings = load_settings(
+            database_url=database_url,
+            rubric=rubric,
+            asr_model=asr_model,
+            language=language,
+            max_concurrency=concurrency,
+            retry_failed=retry_failed,
+        )
+        # fail fast, before Prefect starts and before any audio is decoded
+        preflight(archive, settings)
+    except (PreflightFailed, ValueError) as exc:
+        raise PreflightError(" ".join(str(exc).split())) from None
+
     from flows.nightly import build_flow
 
     try:
@@ -67,3 +86,11 @@ def run(
         raise CallqaError(str(exc)) from None
     summary = flow(archive=archive, settings=settings)
     click.echo(summary.model_dump_json(indent=2) if as_json else summary.render())
+    if summary.stopped:
+        raise click.exceptions.Exit(1)
+
+
+class PreflightError(CallqaError):
+    """Unusable configuration or store, found before the run starts: exit status 2."""
+
+    exit_code = 2

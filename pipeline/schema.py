@@ -7,6 +7,7 @@ grow new optional fields; existing fields never change meaning.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +31,34 @@ class ContractError(ValueError):
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- hashing
+
+
+def _drop_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
+def canonical_json(value: BaseModel | dict[str, Any] | list[Any]) -> str:
+    """The one canonical JSON text of a document: JSON mode, no nulls, sorted keys, compact.
+
+    Nulls are dropped at every depth so a file written with or without ``exclude_none``
+    (or read back from the store) hashes the same.
+    """
+    data = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    data = _drop_nulls(json.loads(json.dumps(data, default=str)))
+    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def canonical_sha256(value: BaseModel | dict[str, Any] | list[Any]) -> str:
+    """SHA-256 of :func:`canonical_json`: the transcript hash of Result and store, and the
+    configuration fingerprint."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
 
 
 # --------------------------------------------------------------------------- transcript
@@ -150,6 +179,7 @@ class ItemResult(_Model):
     applicable: bool = True
     reason: str | None = None
     evidence: list[Evidence] = Field(default_factory=list)
+    check_sha256: str | None = None  # of the item's check: a changed check voids overrides
 
 
 class RiskEvidence(_Model):
@@ -175,8 +205,135 @@ class RubricRef(_Model):
     sha256: str | None = None
 
 
+# --------------------------------------------------------------------------- configuration
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AsrConfig(_Section):
+    """What turns audio into text: model, numerics, decode and VAD options, library versions."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)  # the ASR stage may record more
+    model: str
+    compute_type: str | None = None
+    device: str | None = None
+    language: str | None = None  # the setting (zh, en, auto), not the detected language
+    decode: dict[str, Any] = Field(default_factory=dict)  # faster-whisper transcribe() options
+    vad: dict[str, Any] | None = None  # VAD filter parameters; None: VAD off
+    faster_whisper: str | None = None
+    ctranslate2: str | None = None
+    cpu_isa: str | None = None  # CT2_FORCE_CPU_ISA when pinned (reproducibility mode)
+
+
+class DiarizerConfig(_Section):
+    """The backend that separates speakers of mono calls, with its declared hyper-parameters."""
+
+    backend: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class RedactionConfig(_Section):
+    """The recogniser sets that masked personal data: set label → sha256 of its YAML."""
+
+    recognizers: dict[str, str] = Field(default_factory=dict)
+
+
+class RubricConfig(_Section):
+    id: str
+    version: int | str
+    sha256: str | None = None
+
+
+class RiskConfigRef(_Section):
+    """The complaint-risk model: configuration, per-language scorers and signals, calibration."""
+
+    id: str
+    version: int | str
+    sha256: str  # of the validated risk configuration
+    scorers: dict[str, dict[str, Any]] = Field(default_factory=dict)  # language → model
+    signals: dict[str, str] = Field(default_factory=dict)  # language → sha256 of the file
+    calibration_version: int
+    calibration_sha256: str
+
+
+Stage = Literal["transcript", "score"]
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    # a change here re-transcribes (decode, ASR, roles, redaction)
+    "transcript": ("asr", "diarizer", "redaction"),
+    # a change here re-scores from the stored transcript
+    "score": ("rubric", "risk", "callqa_version"),
+}
+
+
+class ScoringConfig(_Section):
+    """Everything a Result depends on, in one object; its hash is the result's fingerprint.
+
+    Built in one place (:func:`pipeline.config.build_scoring_config`). ``asr`` and
+    ``diarizer`` are None for text transcripts, ``risk`` when risk is not assessed.
+    """
+
+    callqa_version: str = __version__
+    asr: AsrConfig | None = None
+    diarizer: DiarizerConfig | None = None
+    redaction: RedactionConfig | None = None
+    rubric: RubricConfig
+    risk: RiskConfigRef | None = None
+
+    def fingerprint(self) -> str:
+        return canonical_sha256(self)
+
+    def stage_sha256(self, stage: Stage) -> str:
+        """Hash of the sections one stage depends on (``transcript`` or ``score``)."""
+        data = self.model_dump(mode="json")
+        return canonical_sha256({k: data[k] for k in STAGE_SECTIONS[stage]})
+
+    def with_scoring_of(self, other: ScoringConfig) -> ScoringConfig:
+        """This transcript stage with ``other``'s scoring stage (a re-score's configuration)."""
+        return self.model_copy(update={k: getattr(other, k) for k in STAGE_SECTIONS["score"]})
+
+    def stages_changed(self, other: ScoringConfig | None) -> list[str]:
+        """The stages whose sections differ from ``other`` (all of them when it is None)."""
+        if other is None:
+            return list(STAGE_SECTIONS)
+        return [st for st in STAGE_SECTIONS if self.stage_sha256(st) != other.stage_sha256(st)]  # type: ignore[arg-type]
+
+
+def config_diff(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Leaf-by-leaf differences of two JSON documents: ``{"path", "old", "new"}``, sorted."""
+    out: list[dict[str, Any]] = []
+
+    def walk(path: str, a: Any, b: Any) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                walk(f"{path}.{key}" if path else key, a.get(key), b.get(key))
+        elif a != b:
+            out.append({"path": path, "old": a, "new": b})
+
+    walk("", _drop_nulls(old or {}), _drop_nulls(new or {}))
+    return out
+
+
+class RubricRoute(_Model):
+    """Which rule chose a call's form: ``setting`` (--rubric / QA_RUBRIC), ``manifest`` (the
+    manifest's ``rubric`` column), ``table`` (a row of the routing table), ``language``."""
+
+    rule: Literal["setting", "manifest", "table", "language", "stored"]
+    rubric: str
+    row: int | None = None  # index of the routing table row that matched
+    match: dict[str, str] | None = None  # that row's conditions
+    table_sha256: str | None = None
+
+
 class ResultProvenance(Provenance):
     transcript_sha256: str | None = None
+    # Seconds per stage of this call (decode, vad, asr, diarization, redaction, scoring, risk);
+    # processing time, so it differs between runs of identical results.
+    stage_seconds: dict[str, float] | None = None
+    config: ScoringConfig | None = None
+    fingerprint: str | None = None
+    rubric_route: RubricRoute | None = None
 
 
 class Result(_Model):
@@ -238,5 +395,10 @@ class CallJob(_Model):
     started_at: str | None = None
     direction: str | None = None
     agent_channel: int | None = None
+    customer_channel: int | None = None  # with agent_channel: the pair to use of >2 channels
     language: str | None = None
     rubric: str | None = None
+    queue: str | None = None
+    skill: str | None = None
+    agent_group: str | None = None
+    manifest_error: str | None = None  # discovery refused this job: recorded as failed, not read

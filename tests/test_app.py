@@ -317,7 +317,7 @@ MATRIX = [
     (
         "POST",
         f"/calls/{OWN}/items/{{greeting}}/override",
-        {"comment": "x"},
+        {"comment": "x", "verdict": "fail"},
         [303, 303, 403, 403, 403],
         303,
     ),  # fmt: skip
@@ -421,23 +421,23 @@ def test_queue_paginates(env) -> None:
 # --------------------------------------------------------------------------- review
 
 
-def test_override_flips_recomputes_and_is_audited(env) -> None:
+def test_override_sets_the_verdict_recomputes_and_is_audited(env) -> None:
     app, _ = env
     client = login(app, "rev")
     machine_before = app.state.reviews.store.get_result(OWN).model_dump()
     page = client.get(f"/calls/{OWN}").text
     assert total_on_page(page) == 20 and 'data-testid="audit-row"' not in page
     apology = item_ids(app, OWN)["apology"]
-    r = client.post(f"/calls/{OWN}/items/{apology}/override", data={"csrf_token": csrf_of(client, "/"), "comment": "apologised at 8.5 s"})  # fmt: skip
+    r = client.post(f"/calls/{OWN}/items/{apology}/override", data={"csrf_token": csrf_of(client, "/"), "comment": "apologised at 8.5 s", "verdict": "pass"})  # fmt: skip
     assert r.status_code == 303
     page = client.get(f"/calls/{OWN}").text
     assert total_on_page(page) == 30
     assert page.count('data-testid="audit-row"') == 1 and "apologised at 8.5 s" in page
-    assert 'data-testid="review-status">reviewed<' in page
+    assert 'data-testid="review-status" data-status="reviewed"' in page
     assert app.state.reviews.store.get_result(OWN).model_dump() == machine_before  # untouched
-    # flipping the critical item fails the whole form
+    # failing the critical item fails the whole form
     crit = item_ids(app, OWN)["no_forbidden"]
-    client.post(f"/calls/{OWN}/items/{crit}/override", data={"csrf_token": csrf_of(client, "/")})
+    client.post(f"/calls/{OWN}/items/{crit}/override", data={"csrf_token": csrf_of(client, "/"), "verdict": "fail"})  # fmt: skip
     rev = app.state.reviews.authenticate("rev", PASSWORD)
     final = app.state.reviews.final_score(rev, OWN)
     assert final.auto_fail and final.total == 0
@@ -466,7 +466,7 @@ def test_dispute_upheld_changes_the_final_score(env) -> None:
     reviewer = login(app, "rev")
     reviewer.post(f"/disputes/{d.id}/ruling", data={"csrf_token": csrf_of(reviewer, "/"), "decision": "uphold", "comment": "heard it"})  # fmt: skip
     page = agent.get(f"/calls/{OWN}").text  # the agent sees the outcome
-    assert 'data-testid="dispute-status">upheld<' in page and "heard it" in page
+    assert 'data-testid="dispute-status" data-status="upheld"' in page and "heard it" in page
     assert total_on_page(page) == 30
     assert reviews.final_score(rev, OWN).review_status == "reviewed"
 
@@ -495,7 +495,7 @@ def test_item_of_another_call_is_refused(env) -> None:
     app, _ = env
     client = login(app, "rev")
     other = item_ids(app, "c-a2-1")["apology"]
-    r = client.post(f"/calls/{OWN}/items/{other}/override", data={"csrf_token": csrf_of(client, "/")})  # fmt: skip
+    r = client.post(f"/calls/{OWN}/items/{other}/override", data={"csrf_token": csrf_of(client, "/"), "verdict": "pass"})  # fmt: skip
     assert r.status_code == 404
 
 
@@ -503,7 +503,7 @@ def test_calibration_counts_overturns(env) -> None:
     app, _ = env
     reviews: ReviewStore = app.state.reviews
     rev = reviews.authenticate("rev", PASSWORD)
-    reviews.override(rev, OWN, item_ids(app, OWN)["apology"])  # machine fail overturned
+    reviews.override(rev, OWN, item_ids(app, OWN)["apology"], True)  # machine fail overturned
     reviews.confirm(rev, "c-a1-2")  # machine fail confirmed
     rows = {r.item_id: r for r in reviews.calibration()}
     apology = rows["apology"]
@@ -549,7 +549,7 @@ def test_alaw_recording_is_decoded_once_to_pcm_wav(env) -> None:
     assert cached[0].stat().st_mtime_ns == mtime  # served from the cache
 
 
-def test_redacted_spans_are_beeped_for_agents_only(env) -> None:
+def test_redacted_spans_are_beeped_for_every_role(env) -> None:
     app, tmp = env
     store = app.state.reviews.store
     spans = [{"utterance": 1, "start": 3.0, "end": 4.0, "type": "PHONE"}]
@@ -557,10 +557,12 @@ def test_redacted_spans_are_beeped_for_agents_only(env) -> None:
     rescored = make_result("c-a1-1", True, False, "high")
     rescored.rubric.version = 4  # a new result version, scored from the redacted transcript
     store.save_scored(job, make_transcript("c-a1-1", spans), rescored)
-    original = login(app, "rev").get(f"/calls/{OWN}/audio").content
-    assert original == (tmp / "audio" / f"{OWN}.wav").read_bytes()
+    original = (tmp / "audio" / f"{OWN}.wav").read_bytes()
     masked = login(app, "agent1").get(f"/calls/{OWN}/audio").content
     assert masked != original
+    # reviewers and admins hear the same redacted recording: the original is never served
+    assert login(app, "rev").get(f"/calls/{OWN}/audio").content == masked
+    assert login(app, "admin").get(f"/calls/{OWN}/audio").content == masked
 
     def samples(raw: bytes) -> tuple[np.ndarray, int]:
         path = tmp / "probe.wav"
@@ -591,11 +593,11 @@ def test_api_needs_a_token_and_keeps_agents_apart(env) -> None:
     assert client.get("/api/calls/c-a2-1", headers=agent).status_code == 404
     assert client.get("/api/calls/c-a2-1/transcript", headers=agent).status_code == 404
     apology = item_ids(app, OWN)["apology"]
-    assert client.post(f"/api/calls/{OWN}/items/{apology}/override", json={}, headers=agent).status_code == 403  # fmt: skip
+    assert client.post(f"/api/calls/{OWN}/items/{apology}/override", json={"passed": True}, headers=agent).status_code == 403  # fmt: skip
     assert client.get("/api/calibration", headers=agent).status_code == 403
 
     rev = {"Authorization": f"Bearer {reviews.issue_token('rev')}"}
-    r = client.post(f"/api/calls/{OWN}/items/{apology}/override", json={"comment": "ok"}, headers=rev)  # fmt: skip
+    r = client.post(f"/api/calls/{OWN}/items/{apology}/override", json={"passed": True, "comment": "ok"}, headers=rev)  # fmt: skip
     assert r.status_code == 200 and r.json()["total"] == 30
     detail = client.get(f"/api/calls/{OWN}", headers=rev).json()
     assert detail["final"]["review_status"] == "reviewed" and detail["audit"][0]["comment"] == "ok"
@@ -663,7 +665,7 @@ def test_webhook_posts_signed_final_scores_and_retries(template: Path, tmp_path:
     app = create_app(fresh_store(template, tmp_path), var_dir=tmp_path / "var", webhook=hook)
     client = login(app, "rev")
     apology = item_ids(app, OWN)["apology"]
-    client.post(f"/calls/{OWN}/items/{apology}/override", data={"csrf_token": csrf_of(client, "/")})  # fmt: skip
+    client.post(f"/calls/{OWN}/items/{apology}/override", data={"csrf_token": csrf_of(client, "/"), "verdict": "pass"})  # fmt: skip
     for _ in range(200):
         if len(rec.received) >= 3:
             break
@@ -706,6 +708,14 @@ def test_cli_users_add(tmp_path: Path) -> None:
     assert bad_role.exit_code != 0
     token = runner.invoke(cli, ["users", "token", "li", "--db", url])
     assert token.exit_code == 0 and token.output.startswith("cqa_")
+    reviews = ReviewStore(open_store(url))
+    session = reviews.create_session(reviews.authenticate("li", "longpassword").id)
+    short = runner.invoke(cli, ["users", "passwd", "li", "--password-stdin", "--db", url], input="short\n")  # fmt: skip
+    assert short.exit_code != 0 and "at least 8" in short.output
+    new = runner.invoke(cli, ["users", "passwd", "li", "--password-stdin", "--db", url], input="a new password\n")  # fmt: skip
+    assert new.exit_code == 0, new.output
+    assert reviews.authenticate("li", "a new password") is not None
+    assert reviews.session_user(session) is None  # signed out everywhere
     dispose_engines()
 
 

@@ -5,11 +5,13 @@ override with audit, a dispute and its ruling, and agent isolation."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -92,7 +94,7 @@ def test_reviewer_works_a_call(server: str, browser) -> None:
     rows = page.get_by_test_id("call-row")
     assert rows.count() == 4
     page.click(f'[data-testid="call-row"][data-call-id="{OWN}"] a')
-    page.wait_for_url(f"{server}/calls/{OWN}")
+    page.wait_for_url(re.compile(rf"/calls/{OWN}\?"))
 
     # clicking the third utterance seeks the player to its start
     player = page.get_by_test_id("audio-player")
@@ -115,11 +117,11 @@ def test_reviewer_works_a_call(server: str, browser) -> None:
     # one click on an item's override flips it: total changes, an audit row appears
     before = total(page)
     assert page.get_by_test_id("audit-row").count() == 0
-    page.locator('[data-testid="item"][data-item-id="apology"] [data-testid="item-override"]').click()  # fmt: skip
+    page.locator('[data-testid="item"][data-item-id="apology"] [data-testid="item-pass"]').click()  # fmt: skip
     page.wait_for_selector('[data-testid="audit-row"]')
     assert total(page) != before
     assert page.get_by_test_id("audit-row").count() == 1
-    assert page.get_by_test_id("review-status").text_content() == "reviewed"
+    assert page.get_by_test_id("review-status").get_attribute("data-status") == "reviewed"
     page.context.close()
 
 
@@ -135,14 +137,14 @@ def test_dispute_and_ruling(server: str, browser) -> None:
 
     reviewer = login(browser, server, "rev")
     reviewer.goto(f"{server}/calls/{call}")
-    assert reviewer.get_by_test_id("review-status").text_content() == "disputed"
+    assert reviewer.get_by_test_id("review-status").get_attribute("data-status") == "disputed"
     reviewer.get_by_test_id("ruling-comment").fill("heard the apology")
     reviewer.get_by_test_id("dispute-uphold").click()
     reviewer.wait_for_selector('[data-testid="dispute"][data-status="upheld"]')
     assert total(reviewer) > machine_total
 
     agent.reload()
-    assert agent.get_by_test_id("dispute-status").text_content() == "upheld"
+    assert agent.get_by_test_id("dispute-status").get_attribute("data-status") == "upheld"
     assert "heard the apology" in agent.content()
     assert total(agent) == total(reviewer)
     agent.context.close()
@@ -159,3 +161,124 @@ def test_agent_sees_only_their_calls(server: str, browser) -> None:
     audio = page.request.get(f"{server}/calls/c-a2-1/audio", headers={"Range": "bytes=0-99"})
     assert audio.status in (403, 404)
     page.context.close()
+
+
+# --------------------------------------------------------------------------- zh-CN reviewer
+
+
+def login_zh(browser, base: str, name: str):
+    """A Chinese browser (zh-CN locale and Accept-Language), CSP violations recorded."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+    page = context.new_page()
+    page.csp_errors = []
+    page.on("console", lambda msg: "Content Security Policy" in msg.text and page.csp_errors.append(msg.text))  # fmt: skip
+    page.goto(f"{base}/login")
+    page.fill('input[name="username"]', name)
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('button[type="submit"]')
+    page.wait_for_url(f"{base}/")
+    return page
+
+
+def test_chinese_interface(server: str, browser) -> None:
+    page = login_zh(browser, server, "rev")
+    assert page.evaluate("document.documentElement.lang").startswith("zh")
+    nav = page.get_by_test_id("nav").inner_text()
+    assert "质检队列" in nav and "搜索" in nav and "校准" in nav
+    assert "共 4 通" in page.get_by_test_id("queue-total").inner_text()
+    page.get_by_test_id("call-row").first.locator("a").click()
+    page.wait_for_selector('[data-testid="timeline"]')
+    assert "质检项" in page.content() and page.get_by_test_id("item-fail").first.inner_text().startswith("不合格")  # fmt: skip
+    assert page.csp_errors == []
+    page.context.close()
+
+
+def test_timeline_markers_seek_and_the_playhead_follows(server: str, browser) -> None:
+    page = login_zh(browser, server, "rev")
+    page.goto(f"{server}/calls/c-a2-1")
+    markers = page.get_by_test_id("timeline-marker")
+    assert markers.count() >= 1
+    rule = page.locator('[data-testid="timeline-marker"][data-kind="rule"]').first
+    rule.click()
+    want = float(rule.get_attribute("data-start"))
+    page.wait_for_function(
+        "t => Math.abs(document.getElementById('player').currentTime - t) < 0.6", arg=want
+    )
+    page.wait_for_function("() => parseFloat(document.getElementById('playhead').getAttribute('x1')) > 0")  # fmt: skip
+    x = float(page.locator("#playhead").get_attribute("x1"))
+    assert abs(x - want / 10.0 * 1000) < 120  # a 10 s call on a 1000-wide axis
+    assert page.csp_errors == []
+    page.context.close()
+
+
+def test_keyboard_review(server: str, browser) -> None:
+    page = login_zh(browser, server, "rev")
+    first = page.get_by_test_id("call-row").first.get_attribute("data-call-id")
+    page.get_by_test_id("call-row").first.locator("a").click()
+    page.wait_for_selector("#player")
+    player = page.locator("#player")
+    page.locator("body").click(position={"x": 5, "y": 400})  # focus the page, not a field
+    assert player.evaluate("a => a.paused")
+    page.keyboard.press(" ")
+    page.wait_for_function("() => !document.getElementById('player').paused")
+    page.keyboard.press(" ")
+    page.wait_for_function("() => document.getElementById('player').paused")
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    page.wait_for_selector('[data-testid="utterance"].playing[data-idx="1"]')
+    page.keyboard.press("?")
+    assert page.get_by_test_id("shortcuts").is_visible()
+    page.keyboard.press("Escape")
+    assert not page.get_by_test_id("shortcuts").is_visible()
+    # f on the focused item marks it fail explicitly
+    page.keyboard.press("]")
+    page.keyboard.press("g")
+    page.wait_for_selector('[data-testid="audit-row"]')
+    page.keyboard.press("n")
+    page.wait_for_url(re.compile(r"/calls/(?!" + re.escape(first) + r"\?)"))
+    assert first not in page.url.split("?")[0]
+    page.keyboard.press("p")
+    page.wait_for_url(re.compile(r"/calls/" + re.escape(first) + r"\?"))
+    page.context.close()
+
+
+def test_search_across_and_within_calls(server: str, browser) -> None:
+    page = login_zh(browser, server, "agent1")
+    page.goto(f"{server}/search?q=" + quote("投诉"))
+    rows = page.get_by_test_id("call-row")
+    assert sorted(rows.nth(i).get_attribute("data-call-id") for i in range(rows.count())) == ["c-a1-1", "c-a1-2"]  # fmt: skip
+    assert "投诉" in rows.first.get_by_test_id("search-hit").inner_text()
+    rows.first.locator("a").click()
+    page.wait_for_selector('[data-testid="find-hit"]')
+    assert page.get_by_test_id("find-count").inner_text() == "1/1"
+    page.get_by_test_id("find-input").fill("快递")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=find-hit]').length === 2")  # fmt: skip
+    page.keyboard.press("Enter")
+    assert page.get_by_test_id("find-count").inner_text() == "2/2"
+    page.context.close()
+
+
+def test_logout_kills_a_copied_cookie(server: str, browser) -> None:
+    page = login_zh(browser, server, "rev")
+    saved = page.context.cookies()
+    page.get_by_test_id("logout").click()
+    page.wait_for_url(f"{server}/login")
+    thief = browser.new_context()
+    thief.add_cookies(saved)
+    tp = thief.new_page()
+    tp.goto(f"{server}/")
+    assert tp.url.startswith(f"{server}/login")
+    thief.close()
+    page.context.close()
+
+
+def test_api_docs_render_offline(server: str, browser) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    outside: list[str] = []
+    page.on("request", lambda r: r.url.startswith(server) or outside.append(r.url))
+    page.goto(f"{server}/api/docs")
+    page.wait_for_selector(".swagger-ui .info .title")
+    assert "callqa review API" in page.inner_text(".swagger-ui .info .title")
+    assert outside == []
+    context.close()

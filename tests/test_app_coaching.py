@@ -106,7 +106,9 @@ def test_pack_follows_the_filters(coach_app):
 )
 def test_bad_or_empty_filters_say_why(coach_app, params, status, message):
     app, _ = coach_app
-    r = login(app, "trainer").get("/coaching/pack.zip", params=params)
+    r = login(app, "trainer").get(
+        "/coaching/pack.zip", params=params, headers={"Accept-Language": "en"}
+    )
     assert r.status_code == status and message in r.text
 
 
@@ -196,3 +198,33 @@ def test_reveal_needs_csrf_a_kept_copy_and_the_key(pii_app, monkeypatch):
     r = reveal(client)
     assert r.status_code == 503 and KEY_ENV in r.text
     assert pii_app.state.reviews.store.reveals(CALL_ID) == []  # nothing shown, nothing logged
+
+
+# --------------------------------------------------------------------------- no agent metadata
+
+ZH_SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "zh_transcripts"
+
+
+def test_coaching_export_with_calls_without_agent_metadata(tmp_path: Path) -> None:
+    """Text transcripts carry no agent metadata; next to calls that do, pandas' string
+    columns hold NaN for them, which once failed the export (ContrastExample agent_id=nan)."""
+    from pipeline.reports import CoachFilter, export_coaching_pack
+
+    url = f"sqlite:///{tmp_path / 'qa.db'}"
+    processor = CallProcessor(load_settings(database_url=url))
+    for n, path in enumerate(sorted(ZH_SAMPLES.glob("ecom_*.json"))):
+        agent = {"agent_id": "A7", "agent_name": "王芳"} if n == 0 else {}
+        outcome = processor.process(CallJob(call_id=path.stem, source=str(path), **agent))
+        assert outcome.status == "scored", outcome.error
+    store = open_store(url)
+    manifest = export_coaching_pack(store, tmp_path / "pack", CoachFilter())
+    assert manifest.entries, "the samples fail some items"
+    with_contrast = [e for e in manifest.entries if e.contrast is not None]
+    assert with_contrast, "a passed example from another call exists"
+    for entry in manifest.entries:
+        assert entry.agent_id in (None, "A7")
+        assert entry.contrast is None or entry.contrast.agent_id in (None, "A7")
+    assert any(e.contrast.agent_id is None for e in with_contrast) or any(
+        e.agent_id is None for e in manifest.entries
+    )
+    dispose_engines()

@@ -68,7 +68,7 @@ def test_finding_carries_evidence():
     (f,) = detect(t)
     assert (f.entity_type, f.char_start, f.char_end) == ("CN_ID", 4, 22)
     assert "check digit" in f.reason and "身份证" in f.reason
-    assert f.recognizer == "cn_resident_id" and f.recognizer_set == "zh@1.0"
+    assert f.recognizer == "cn_resident_id" and f.recognizer_set == "zh@1.1"
     assert 0.5 <= f.score <= 1 and f.mask == "[身份证]"
 
 
@@ -131,7 +131,7 @@ def test_redact_masks_text_words_and_records_spans():
     (r,) = out.redactions
     assert r["type"] == "PHONE" and (r["start"], r["end"]) == (11.2, 14.2)
     assert u.text[r["char_start"] : r["char_end"]] == "[手机号]"
-    assert out.redacted_by["recognizer_sets"] == ["zh@1.0"]
+    assert out.redacted_by["recognizer_sets"] == ["zh@1.1"]
     assert "13812345678" not in out.to_json() and "一三八" not in out.to_json()
     assert t.utterances[0].text.startswith("我的手机是一三八")  # input untouched
     # redacting again finds nothing new and keeps the record
@@ -212,7 +212,12 @@ def _set(data, path, value):
             "less than or equal to 1",
         ),
         (["recognizers", 3, "kind"], "audio", "recognizers.3.kind", "'number' or 'text'"),
-        (["masks"], {"PHONE": "[手机号]"}, "(top level)", "no mask for entity types: ADDRESS"),
+        (
+            ["masks"],
+            {"PHONE": "[手机号]"},
+            "(top level)",
+            "no mask for entity types: ACCOUNT, ADDRESS",
+        ),
         (
             ["recognizers", 0, "colour"],
             "red",
@@ -314,3 +319,308 @@ def test_cli_custom_recognizers_rejected_when_broken(tmp_path, capsys):
     assert main(["redact", str(src), "--out", "-", "--recognizers", str(broken)]) == 1
     err = capsys.readouterr().err
     assert str(broken) in err and "min_score" in err
+
+
+# --------------------------------------------------------------------------- dialogue context
+
+DIALOGUES = yaml.safe_load(
+    (Path(__file__).parent / "data" / "redact_dialogue_cases.yaml").read_text("utf-8")
+)["cases"]
+
+
+def _dialogue(lang: str, turns: list[list[str]]) -> Transcript:
+    return Transcript(
+        call_id="dialogue",
+        language=lang,
+        utterances=[
+            Utterance(speaker=spk, start=3.0 * i, end=3.0 * i + 2.5, text=text)
+            for i, (spk, text) in enumerate(turns)
+        ],
+    )
+
+
+@pytest.mark.parametrize("case", DIALOGUES, ids=lambda c: c["id"])
+def test_dialogue_context(case):
+    out = redact(_dialogue(case["lang"], case["turns"]))
+    assert [u.text for u in out.utterances] == case["expect"]
+
+
+@pytest.mark.parametrize(
+    ("text", "digits"),
+    [
+        ("6, 3, 3, 8, 1, 0, 4, 10", "633810410"),  # Whisper's comma-separated digits
+        ("4 0 1 9", "4019"),
+        ("seven one eight", "718"),
+        ("double five oh two", "5502"),
+        ("triple one two", "1112"),
+        ("six 3 3 eight", "6338"),
+        ("幺三八", "138"),
+        ("两两三三", "2233"),
+        ("五洞洞三九二", "500392"),
+        ("6222 零二零二 幺三四五", "622202021345"),
+    ],
+)
+def test_spoken_forms_become_digits(text, digits):
+    assert _digits(text) == digits
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [("两个问题", True), ("漏洞", True), ("oh okay", True), ("one moment", False)],
+)
+def test_words_that_are_not_numerals_alone(text, kept):
+    # 两个, 漏洞 and "oh" are not numerals without another numeral next to them
+    assert (_digits(text) == "") is kept
+
+
+def test_unknown_speakers_still_answer_the_request():
+    t = _dialogue(
+        "en", [["unknown", "Could I have your account number?"], ["unknown", "4 4 0 9 2 7"]]
+    )
+    assert redact(t).utterances[1].text == "[ACCOUNT]"
+
+
+def test_answer_window_closes_after_max_seconds():
+    turns = [["agent", "What's your PIN please?"], ["customer", "4 0 1 9"]]
+    t = _dialogue("en", turns)
+    t.utterances[1].start, t.utterances[1].end = 60.0, 62.0  # a minute later: no answer
+    assert redact(t).utterances[1].text == "4 0 1 9"
+
+
+def test_answer_finding_carries_the_request_as_evidence():
+    t = _dialogue("zh", [["agent", "请提供一下您的身份证后四位。"], ["customer", "九九八七。"]])
+    (f,) = detect(t)
+    assert (f.entity_type, f.text, f.utterance) == ("CN_ID", "九九八七", 1)
+    assert f.recognizer == "dialogue:cn_id" and "utterance 0" in f.reason
+    assert "身份证" in f.reason and "id_number" in f.reason
+
+
+# --------------------------------------------------------------------------- the project's samples
+
+
+def test_sample_bank_003_id_digits_are_masked():
+    path = Path(__file__).parents[1] / "samples" / "zh_transcripts" / "bank_003_forbidden.json"
+    out = redact(Transcript.load(path))
+    texts = [u.text for u in out.utterances]
+    assert "[身份证]。" in texts and not any("九九八七" in t for t in texts)
+    assert (
+        texts[0] == "您好，华信银行信用卡中心，工号一零八六，很高兴为您服务。"
+    )  # staff number stays
+
+
+def test_sample_c03_account_number_is_masked():
+    calls = yaml.safe_load((Path(__file__).parents[1] / "samples" / "calls.yaml").read_text())
+    c03 = next(c for c in calls["calls"] if c["call_id"] == "c03-forbidden")
+    turns = [[t["speaker"], t["text"]] for t in c03["turns"]]
+    assert turns[3][1] == "Six three three eight, one zero four seven."
+    for answer in (turns[3][1], "6, 3, 3, 8, 1, 0, 4, 10"):  # as scripted, as Whisper wrote it
+        turns[3][1] = answer
+        out = redact(_dialogue("en", turns))
+        assert out.utterances[3].text.startswith("[ACCOUNT]")
+        assert not _digits(out.utterances[3].text)
+        assert out.utterances[4].text == turns[4][1]
+
+
+# --------------------------------------------------------------------------- test numbers
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("The training script uses 212-555-0147 as the example.", False),
+        ("The form shows the sample SSN 123-45-6789.", False),
+        ("My number is 212-555-0147.", True),
+        ("my social is 123-45-6789", True),
+        ("Call 212-867-5309 for the demo", True),  # not a test number
+    ],
+)
+def test_test_numbers_are_kept_only_without_personal_context(text, masked):
+    t = Transcript(language="en", utterances=[Utterance(start=0, end=3, text=text)])
+    assert (redact(t).utterances[0].text != text) is masked
+
+
+def test_test_number_exemption_can_be_switched_off(tmp_path):
+    data = yaml.safe_load((RECOGNIZERS_DIR / "en.yaml").read_text("utf-8"))
+    data["test_numbers"]["enabled"] = False
+    path = tmp_path / "en.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+    text = "The training script uses 212-555-0147 as the example."
+    t = Transcript(language="en", utterances=[Utterance(start=0, end=3, text=text)])
+    out = redact(t, recognizer_sets=[load_recognizers(path)])
+    assert out.utterances[0].text == "The training script uses [PHONE] as the example."
+
+
+# --------------------------------------------------------------------------- dialogue YAML
+
+
+def _broken_en(tmp_path: Path, mutate) -> Path:
+    data = yaml.safe_load((RECOGNIZERS_DIR / "en.yaml").read_text("utf-8"))
+    mutate(data)
+    path = tmp_path / "broken_en.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where", "reason"),
+    [
+        (lambda d: _set(d, ["dialogue", "requests", 0, "patterns", 0], "(acct"), "dialogue.requests.0.patterns", "invalid regex"),
+        (lambda d: _set(d, ["dialogue", "requests", 0, "entity"], "BOAT_NUMBER"), "(top level)", "no mask for entity types: BOAT_NUMBER"),
+        (lambda d: _set(d, ["dialogue", "requests", 0, "scope"], "everything"), "dialogue.requests.0.scope", "'numbers' or 'answer'"),
+        (lambda d: _set(d, ["dialogue", "requests", 1, "name"], "account_number"), "(top level)", "duplicate dialogue request names: account_number"),
+        (lambda d: _set(d, ["dialogue", "fillers"], [True]), "dialogue.fillers.0", "valid string"),
+        (lambda d: _set(d, ["dialogue", "keep_after"], "[0-"), "dialogue.keep_after", "invalid regex"),
+        (lambda d: _set(d, ["dialogue", "request_cues"], []), "dialogue.request_cues", "at least 1"),
+        (lambda d: _set(d, ["test_numbers", "numbers", 0], "(555"), "test_numbers.numbers", "invalid regex"),
+        (lambda d: _set(d, ["test_numbers", "enabled"], "sometimes"), "test_numbers.enabled", "valid boolean"),
+    ],
+)  # fmt: skip
+def test_broken_dialogue_yaml_is_rejected(tmp_path, mutate, where, reason):
+    broken = _broken_en(tmp_path, mutate)
+    with pytest.raises(RecognizerError) as exc:
+        load_recognizers(broken)
+    msg = str(exc.value)
+    assert str(broken) in msg and where in msg and reason in msg
+
+
+def test_recognizer_sha256_follows_the_yaml(tmp_path):
+    from pipeline.redact import recognizer_sha256
+
+    shipped = recognizer_sha256()
+    assert len(shipped) == 64 and shipped == recognizer_sha256()
+    en, zh = (
+        load_recognizers(RECOGNIZERS_DIR / "en.yaml"),
+        load_recognizers(RECOGNIZERS_DIR / "zh.yaml"),
+    )
+    assert recognizer_sha256([zh, en]) == shipped
+    changed = _broken_en(tmp_path, lambda d: _set(d, ["dialogue", "max_answers"], 2))
+    assert recognizer_sha256([zh, load_recognizers(changed)]) != shipped
+
+
+# --------------------------------------------------------------------------- audio
+
+
+def test_redaction_intervals_sorted_and_merged():
+    from pipeline.redact.audio import redaction_intervals
+
+    t = Transcript(language="en", utterances=[])
+    assert redaction_intervals(t) == [] and redaction_intervals(None) == []
+    t.redactions = [
+        {"start": 5.0, "end": 6.0},
+        {"start": 1.0, "end": 2.0},
+        {"start": 1.5, "end": 3.0},
+        {"start": 7.0, "end": 7.0},  # empty: nothing to mask
+    ]
+    assert redaction_intervals(t) == [(1.0, 3.0), (5.0, 6.0)]
+
+
+def test_mask_speech_widens_into_the_speech_the_word_times_miss():
+    from pipeline.redact.audio import PAD_S, mask_speech, speech_bounds
+
+    sr = 8000
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 0.002, sr * 4)  # line noise
+    for a, b in [(1.0, 1.3), (1.4, 2.0), (3.2, 3.6)]:  # two words of speech, then another
+        x[round(a * sr) : round(b * sr)] += rng.normal(0, 0.1, round(b * sr) - round(a * sr))
+    # the word times say 1.5-2.0: the speech started at 1.0 (a 0.1 s pause between words)
+    ((lo, hi),) = speech_bounds(x, sr, [(1.5, 2.0)])
+    assert lo == pytest.approx(1.0 - PAD_S, abs=0.03) and hi == pytest.approx(2.0 + PAD_S, abs=0.03)
+    y = mask_speech(x, sr, [(1.5, 2.0)], mode="silence")
+    assert not y[int(0.95 * sr) : int(2.05 * sr)].any()
+    assert np.array_equal(y[int(3 * sr) :], x[int(3 * sr) :])  # the later speech stays
+
+
+def _tone_fraction(x: np.ndarray, sr: int) -> float:
+    """Share of the energy of ``x`` within 25 Hz of the 1 kHz tone."""
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
+    freqs = np.fft.rfftfreq(len(x), 1 / sr)
+    return float(spec[np.abs(freqs - 1000) <= 25].sum() / max(spec.sum(), 1e-20))
+
+
+@pytest.mark.slow
+def test_served_audio_has_the_tone_where_the_account_number_was_said(tmp_path):
+    """c03: the real ASR model, redact, the store, the app's audio route and the API; the
+    served recording is decoded and each masked span must hold the tone, not speech."""
+    import wave
+
+    from fastapi.testclient import TestClient
+
+    from pipeline.app import create_app
+    from pipeline.audio import decode_audio
+    from pipeline.schema import CallJob
+    from pipeline.store import dispose_engines, open_store
+    from pipeline.store.review import ReviewStore
+    from pipeline.transcribe.call import transcribe_call
+    from tests.test_app import FAST_HASHER, PASSWORD, make_result
+
+    src = Path(__file__).parents[1] / "samples" / "archive" / "c03-forbidden.wav"
+    transcript = transcribe_call(src, call_id="c03-forbidden", agent_channel=0, language="en")
+    clean = redact(transcript)
+    answers = [r for r in clean.redactions if r["type"] == "ACCOUNT"]
+    assert answers, [u.text for u in transcript.utterances]
+    for r in answers:
+        assert not _digits(clean.utterances[r["utterance"]].text)
+
+    url = f"sqlite:///{tmp_path / 'qa.db'}"
+    store = open_store(url)
+    job = CallJob(call_id="c03-forbidden", source=str(src), agent_id="A102", team="T1")
+    store.save_scored(job, clean, make_result("c03-forbidden", False, True, "low"))
+    reviews = ReviewStore(store, FAST_HASHER)
+    reviews.add_user("rev", PASSWORD, "reviewer", None)
+    reviews.add_user("liam", PASSWORD, "agent", "A102")
+    app = create_app(url, var_dir=tmp_path / "var")
+    try:
+        client = TestClient(app)
+        web = client.post(
+            "/login",
+            data={"username": "rev", "password": PASSWORD, "csrf_token": _csrf(client)},
+            follow_redirects=False,
+        )
+        assert web.status_code == 303
+        served = client.get("/calls/c03-forbidden/audio")
+        assert served.status_code == 200
+        token = {"Authorization": f"Bearer {reviews.issue_token('liam')}"}
+        api = TestClient(app).get("/api/calls/c03-forbidden/audio", headers=token)
+        assert api.status_code == 200 and api.content == served.content
+    finally:
+        dispose_engines()
+
+    path = tmp_path / "served.wav"
+    path.write_bytes(served.content)
+    with wave.open(str(path)) as w:
+        sr, n_ch = w.getframerate(), w.getnchannels()
+        x = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, n_ch) / 32768.0
+    original = decode_audio(src, sr).channels.T
+    customer = 1  # agent_channel=0
+    floor = np.percentile(
+        [np.sqrt(np.mean(original[i : i + 160, customer] ** 2)) for i in range(0, len(original) - 160, 160)],
+        10,
+    )  # fmt: skip
+    for r in answers:
+        a, b = int(r["start"] * sr), int(r["end"] * sr)
+        said = original[a:b, customer]
+        assert np.sqrt(np.mean(said**2)) > 10 * floor and _tone_fraction(said, sr) < 0.2  # speech
+        for ch in range(n_ch):
+            span = x[a:b, ch]
+            assert _tone_fraction(span, sr) > 0.95  # only the tone is left
+            assert np.sqrt(np.mean(span**2)) == pytest.approx(0.3 / np.sqrt(2), rel=0.1)
+        # nothing of the answer is left around the span either (word times run late)
+        utt = clean.utterances[r["utterance"]]
+        lo, hi = int(max(utt.start - 0.8, 0) * sr), int((utt.end + 0.8) * sr)
+        hop = sr // 100
+        frames = [x[i : i + hop, customer] for i in range(lo, hi - hop, hop)]
+        toned = [_tone_fraction(f, sr) > 0.3 or np.abs(f).max() > 0.25 for f in frames]
+        for k, f in enumerate(frames):
+            if toned[k] or (k and toned[k - 1]) or (k + 1 < len(frames) and toned[k + 1]):
+                continue
+            assert np.sqrt(np.mean(f**2)) < 4 * floor, f"speech left at {(lo + k * hop) / sr:.2f}s"
+    # speech elsewhere is untouched: the agent's request is still there
+    req = next(u for u in clean.utterances if "account number" in u.text)
+    a, b = int(req.start * sr), int(req.end * sr)
+    assert np.corrcoef(x[a:b, 0], original[a:b, 0])[0, 1] > 0.99
+
+
+def _csrf(client) -> str:
+    import re
+
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)

@@ -18,17 +18,24 @@ from sqlalchemy import func, inspect, select
 
 from pipeline.cli import cli
 from pipeline.schema import (
+    AsrConfig,
     CallJob,
+    DiarizerConfig,
     Evidence,
     ItemResult,
     Provenance,
+    RedactionConfig,
     Result,
     ResultProvenance,
     Risk,
+    RiskConfigRef,
     RiskEvidence,
+    RubricConfig,
     RubricRef,
+    ScoringConfig,
     Transcript,
     Utterance,
+    config_diff,
 )
 from pipeline.store import (
     CALL_COLUMNS,
@@ -36,8 +43,8 @@ from pipeline.store import (
     StoreError,
     StoreUnavailable,
     dispose_engines,
-    fingerprint,
     open_store,
+    result_config,
     result_fingerprint,
 )
 from pipeline.store import models as m
@@ -50,6 +57,7 @@ TABLES = {
     "results",
     "item_results",
     "failures",
+    "call_leases",  # concurrent runs (migration 0005)
     # review workflow (migration 0002)
     "users",
     "disputes",
@@ -58,7 +66,21 @@ TABLES = {
     # personal data (migration 0003)
     "unredacted_transcripts",
     "pii_reveals",
+    # review app (migration 0006)
+    "web_sessions",
+    "login_attempts",
+    "user_prefs",
+    "saved_filters",
+    "form_drafts",
+    "search_docs",
 }
+# Engine-specific search structures made by migration 0006 outside the models: SQLite's FTS5
+# table (and its shadow tables), PostgreSQL's pg_trgm index.
+ENGINE_SEARCH_OBJECTS = ("search_fts", "ix_search_docs_text_trgm")
+
+
+def _engine_search_object(name: str | None) -> bool:
+    return bool(name) and name.startswith(ENGINE_SEARCH_OBJECTS)
 
 
 # --------------------------------------------------------------------------- builders
@@ -145,13 +167,17 @@ def store(store_url: str):
 
 
 def test_migrations_create_every_table(store: Store) -> None:
-    tables = set(inspect(store.engine).get_table_names())
+    tables = {t for t in inspect(store.engine).get_table_names() if not _engine_search_object(t)}
     assert tables == TABLES | {"alembic_version"}
 
 
 def test_migrations_match_the_models(store: Store) -> None:
     with store.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), m.Base.metadata)
+        context = MigrationContext.configure(
+            conn,
+            opts={"include_name": lambda name, kind, _parent: not _engine_search_object(name)},
+        )
+        diff = compare_metadata(context, m.Base.metadata)
     assert diff == []
 
 
@@ -196,28 +222,71 @@ def test_bad_urls_are_rejected(url: str, error: type[Exception], message: str) -
 # --------------------------------------------------------------------------- fingerprint
 
 
-BASE_FP = dict(asr_model="tiny.en", compute_type="int8", rubric_id="zh_ecommerce", rubric_version=3)
+BASE_CONFIG = ScoringConfig(
+    asr=AsrConfig(model="tiny.en", compute_type="int8", decode={"beam_size": 5}),
+    diarizer=DiarizerConfig(backend="embedded", params={"max_speakers": 4}),
+    redaction=RedactionConfig(recognizers={"zh@1": "a" * 64}),
+    rubric=RubricConfig(id="zh_ecommerce", version=3, sha256="b" * 64),
+    risk=RiskConfigRef(
+        id="callqa-risk", version=2, sha256="c" * 64, calibration_version=2,
+        calibration_sha256="d" * 64,
+    ),
+)  # fmt: skip
+
+
+def _changed(path: str, value) -> ScoringConfig:
+    data = BASE_CONFIG.model_dump(mode="json")
+    *parents, leaf = path.split(".")
+    node = data
+    for p in parents:
+        node = node[p]
+    node[leaf] = value
+    return ScoringConfig.model_validate(data)
 
 
 @pytest.mark.parametrize(
-    ("change", "same"),
+    ("path", "value", "stage"),
     [
-        ({}, True),
-        ({"rubric_version": "3"}, True),
-        ({"rubric_version": 4}, False),
-        ({"rubric_sha256": "f" * 64}, False),
-        ({"asr_model": "large-v3"}, False),
-        ({"compute_type": "float16"}, False),
-        ({"rubric_id": "en_telecom"}, False),
-        ({"pipeline_version": "9.9.9"}, False),
+        ("rubric.version", 4, "score"),
+        ("rubric.sha256", "f" * 64, "score"),
+        ("rubric.id", "en_telecom", "score"),
+        ("risk.calibration_sha256", "e" * 64, "score"),
+        ("risk.version", 3, "score"),
+        ("callqa_version", "9.9.9", "score"),
+        ("asr.model", "large-v3", "transcript"),
+        ("asr.compute_type", "float16", "transcript"),
+        ("asr.decode", {"beam_size": 1}, "transcript"),
+        ("asr.ctranslate2", "4.0.0", "transcript"),
+        ("diarizer.backend", "pyannote", "transcript"),
+        ("diarizer.params", {"max_speakers": 2}, "transcript"),
+        ("redaction.recognizers", {"zh@2": "a" * 64}, "transcript"),
     ],
 )
-def test_fingerprint_changes_with_what_produced_the_result(change: dict, same: bool) -> None:
-    assert (fingerprint(**BASE_FP) == fingerprint(**{**BASE_FP, **change})) is same
+def test_fingerprint_and_stage_follow_every_part_of_the_config(path, value, stage) -> None:
+    changed = _changed(path, value)
+    assert changed.fingerprint() != BASE_CONFIG.fingerprint()
+    assert changed.stages_changed(BASE_CONFIG) == [stage]
+    assert [d["path"] for d in config_diff(BASE_CONFIG.model_dump(), changed.model_dump())] == [
+        path
+    ] or isinstance(value, dict)
 
 
-def test_result_fingerprint_matches_settings_fingerprint() -> None:
-    assert result_fingerprint(make_result("c1")) == fingerprint(**BASE_FP)
+def test_fingerprint_is_stable_and_type_tolerant() -> None:
+    assert _changed("rubric.version", 3).fingerprint() == BASE_CONFIG.fingerprint()
+    again = ScoringConfig.model_validate_json(BASE_CONFIG.model_dump_json())
+    assert again.fingerprint() == BASE_CONFIG.fingerprint()
+    assert BASE_CONFIG.stages_changed(again) == []
+
+
+def test_result_fingerprint_is_the_recorded_config_hash() -> None:
+    result = make_result("c1")
+    result.produced_by.config = BASE_CONFIG
+    assert result_fingerprint(result) == BASE_CONFIG.fingerprint()
+    # a Result without a recorded config: the part of it its provenance still tells
+    legacy = make_result("c1")
+    assert result_fingerprint(legacy) == result_config(legacy).fingerprint()
+    assert result_fingerprint(legacy) != result_fingerprint(make_result("c1", rubric_version=4))
+    assert result_fingerprint(legacy) != result_fingerprint(make_result("c1", asr_model="base"))
 
 
 # --------------------------------------------------------------------------- behaviour

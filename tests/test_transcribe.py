@@ -4,6 +4,7 @@ hallucination rules as a table, Chinese normalisation, and agent/customer decisi
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -428,3 +429,120 @@ def test_role_phrases_yaml_is_validated(tmp_path):
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+# --------------------------------------------------------------------------- determinism
+
+SAMPLE_ARCHIVE = Path(__file__).resolve().parents[1] / "samples" / "archive"
+# c03-forbidden.wav by tiny.en int8, batched decoding, kernels pinned (QA_CPU_ISA=pinned).
+C03_PINNED = [
+    ("agent", "Welcome to Northwind telecom, my name is Liam. How can I help?"),
+    ("customer", "Hi, I want to charge wife for my new phone. This month,"),
+    ("agent", "I have your account number please."),
+    ("customer", "6, 3, 3, 8, 1, 0, 4, 10, 1,"),
+    ("agent", "The second challenge came from the shop, not from us,"),
+    ("agent", "that is not my problem."),
+    ("customer", "so me, my phone, who should I talk to?"),
+    ("agent", "Go back to the shop with your receipt."),
+    ("agent", "Is there anything else I can do for you?"),
+    ("customer", "I am not happy about this."),
+    ("agent", "Thank you for calling. Have a great day."),
+]
+
+
+def test_asr_config_records_every_decode_setting_as_json(settings):
+    from pipeline.transcribe.asr import asr_config
+
+    config = asr_config(settings)
+    dumped = json.loads(json.dumps(config.model_dump(mode="json")))
+    assert dumped["model"] == "tiny.en" and len(dumped["model_sha256"]) == 64
+    assert dumped["faster_whisper"] and dumped["ctranslate2"]
+    assert dumped["threads_per_decode"] == 1 and dumped["temperature"] == 0.0
+    assert dumped["fallback"]["scheme"] == "deterministic"
+    assert dumped["vad"]["min_silence_duration_ms"] == 160
+    assert asr_config(Settings(vad=False)).vad is None
+    assert asr_config(Settings(cpu_isa="pinned")).cpu_env["CT2_USE_MKL"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("scores", "passes"),
+    [
+        ((-0.3, 0.1, 1.5), True),
+        ((-0.3, 0.1, 2.6), False),  # too repetitive
+        ((-1.4, 0.1, 1.5), False),  # not confident
+        ((-1.4, 0.9, 1.5), True),  # not confident, but plainly silence
+    ],
+)
+def test_fallback_acceptance_rule(scores, passes):
+    from pipeline.transcribe.asr import FallbackConfig, _passes
+
+    assert _passes(*scores, FallbackConfig()) is passes
+
+
+def test_fallback_keeps_the_passing_or_the_more_likely_attempt():
+    from pipeline.transcribe.asr import FallbackConfig, _better
+
+    fb = FallbackConfig()
+    looping, fixed = (-0.4, 0.1, 4.2, "loop"), (-0.8, 0.1, 1.6, "retry")
+    assert _better(looping, fixed, fb)[3] == "retry"
+    both_unsure = (-1.2, 0.1, 1.5, "first"), (-1.5, 0.1, 1.5, "retry")
+    assert _better(*both_unsure, fb)[3] == "first"
+    retry_loops = (-1.2, 0.1, 1.5, "first"), (-0.2, 0.1, 3.0, "retry")
+    assert _better(*retry_loops, fb)[3] == "first"
+
+
+def test_merged_chunks_match_faster_whisper_collect_chunks():
+    from faster_whisper.vad import collect_chunks
+
+    from pipeline.transcribe.asr import _merge_clips
+
+    clips = [
+        {"start": s * 16000, "end": e * 16000} for s, e in [(0, 8), (9, 17), (18, 26), (30, 31)]
+    ]
+    audio = np.zeros(32 * 16000, dtype=np.float32)
+    _, theirs = collect_chunks(audio, clips, max_duration=20)
+    ours = _merge_clips(clips, 20)
+    assert [(m["offset"], m["duration"]) for m in ours] == [
+        (m["offset"], m["duration"]) for m in theirs
+    ]
+    assert [c for m in ours for c in m["segments"]] == clips  # every clip in one chunk
+
+
+def test_repeated_transcription_gives_the_same_words(model, settings):
+    """c03's customer channel once gave a different text on every run (sampled fallback)."""
+    path = SAMPLE_ARCHIVE / "c03-forbidden.wav"
+    runs = {transcribe_call(path, settings=settings).to_json() for _ in range(3)}
+    assert len(runs) == 1
+    transcript = Transcript.model_validate_json(runs.pop())
+    assert transcript.produced_by.asr["decoding"] == "batched"
+    customer = " ".join(u.text for u in transcript.utterances if u.speaker == "customer")
+    assert not re.search(r"(\b\w+\b)([ ,.-]+\1\b){5}", customer), customer  # no loop
+    if os.environ.get("QA_CPU_ISA") == "pinned":
+        # Exact words only with CTranslate2's kernels pinned (tests/conftest.py sets it):
+        # natively, AMD and Intel CPUs take different kernels and may differ in a word.
+        assert [(u.speaker, u.text) for u in transcript.utterances] == C03_PINNED
+
+
+def test_batched_and_sequential_decoding_agree_on_a_clear_call(model, synthetic_call):
+    """Both decoding modes, on the same call: the same turns, words timed within the call."""
+    path, turns = synthetic_call
+    texts = {}
+    for mode in ("batched", "sequential"):
+        transcript = transcribe_call(path, settings=Settings(asr_decoding=mode))
+        assert transcript.produced_by.asr["decoding"] == mode
+        for u in transcript.utterances:
+            assert u.words and 0 <= u.words[0].start <= u.words[-1].end <= transcript.duration
+        texts[mode] = [(u.speaker, u.text) for u in transcript.utterances]
+    assert [s for s, _ in texts["batched"]] == [s for s, _ in texts["sequential"]]
+    joined = {m: " ".join(t for _, t in v) for m, v in texts.items()}
+    assert wer(joined["sequential"], joined["batched"]) <= 0.15, joined
+
+
+def test_too_long_audio_is_refused_with_its_length(tmp_path):
+    from pipeline.audio import decode_audio
+
+    with pytest.raises(
+        AudioError,
+        match=r"c01-compliant\.wav: too long: 0\.8 min .*0\.1667 min limit \(QA_MAX_AUDIO_MINUTES\)",
+    ):
+        decode_audio(SAMPLE_ARCHIVE / "c01-compliant.wav", max_seconds=10)

@@ -36,7 +36,8 @@ CALL_ID = "pii_call"
 PHONE = "13812345678"
 CN_ID = "11010519491231002X"
 SPOKEN_PHONE = "幺三九零零幺幺二二三三"  # 139 0011 2233, as ASR writes it
-PERSONAL = (PHONE, CN_ID, SPOKEN_PHONE)
+ID_ANSWER = "三二幺五"  # last four of the ID, personal because the agent asked for them
+PERSONAL = (PHONE, CN_ID, SPOKEN_PHONE, ID_ANSWER)
 TABLES = ("transcripts", "utterances", "results", "item_results", "calls", "failures")
 
 
@@ -53,6 +54,12 @@ def pii_transcript(path: Path) -> Path:
     doc = json.loads(SAMPLE.read_text(encoding="utf-8"))
     doc["call_id"] = CALL_ID
     end = max(u["end"] for u in doc["utterances"])
+    doc["utterances"] += [
+        {"speaker": "agent", "start": end + 0.5, "end": end + 3.0,
+         "text": "请提供一下您的身份证后四位。"},
+        {"speaker": "customer", "start": end + 3.5, "end": end + 4.5, "text": f"{ID_ANSWER}。"},
+    ]  # fmt: skip
+    end += 5.0
     doc["utterances"] += [
         {"speaker": "customer", "start": end + 0.5, "end": end + 6.0,
          "text": f"我的手机号是{PHONE}，身份证号是{CN_ID}"},
@@ -162,6 +169,7 @@ def test_without_the_setting_no_personal_data_is_stored(tmp_path):
     processor, db = process(tmp_path)
     stored = processor.store.get_transcript(CALL_ID)
     assert "[手机号]" in stored.utterances[-2].text and "[身份证]" in stored.utterances[-2].text
+    assert stored.utterances[-3].text == "[身份证]。"  # the answer to the agent's request
     assert not processor.store.has_unredacted(CALL_ID)
     assert processor.store.get_unredacted(CALL_ID, generate_key()) is None
     raw = db_bytes(db)
@@ -185,6 +193,7 @@ def test_with_the_setting_the_original_is_kept_encrypted(monkeypatch, tmp_path):
     original = store.get_unredacted(CALL_ID, key)
     assert PHONE in original.utterances[-2].text and CN_ID in original.utterances[-2].text
     assert original.utterances[-1].text.endswith(SPOKEN_PHONE)
+    assert original.utterances[-3].text == f"{ID_ANSWER}。"
     assert "redactions" not in (original.model_extra or {})
     assert store.get_unredacted(CALL_ID, Vault(key)) == original
     assert "[手机号]" in store.get_transcript(CALL_ID).utterances[-2].text  # what others see

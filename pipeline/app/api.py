@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
@@ -29,6 +29,7 @@ from pipeline.store.review import (
     UserInfo,
 )
 
+DbId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 bearer = HTTPBearer(auto_error=False, description="API token of a callqa user")
 
 
@@ -65,6 +66,7 @@ class CallDetail(BaseModel):
 
 
 class OverrideIn(BaseModel):
+    passed: bool  # the verdict the item gets (explicit: repeating the call changes nothing)
     comment: str | None = None
 
 
@@ -92,7 +94,7 @@ def list_calls(request: Request, user: ApiUser, f: Annotated[QueueFilter, Query(
     return _reviews(request).queue(user, f)
 
 
-@router.get("/calls/{call_id}", response_model=CallDetail)
+@router.get("/calls/{call_id:id}", response_model=CallDetail)
 def get_call(request: Request, call_id: str, user: ApiUser) -> CallDetail:
     """A call's metadata, final score (machine + human verdicts), risk, audit log, disputes."""
     reviews = _reviews(request)
@@ -107,7 +109,7 @@ def get_call(request: Request, call_id: str, user: ApiUser) -> CallDetail:
     )
 
 
-@router.get("/calls/{call_id}/result")
+@router.get("/calls/{call_id:id}/result")
 def get_result(request: Request, call_id: str, user: ApiUser) -> dict[str, Any]:
     """The machine Result JSON, unchanged (DESIGN.md contract)."""
     reviews = _reviews(request)
@@ -115,7 +117,7 @@ def get_result(request: Request, call_id: str, user: ApiUser) -> dict[str, Any]:
     return reviews.store.get_result(call_id).model_dump(mode="json", exclude_none=True)
 
 
-@router.get("/calls/{call_id}/transcript")
+@router.get("/calls/{call_id:id}/transcript")
 def get_transcript(request: Request, call_id: str, user: ApiUser) -> dict[str, Any]:
     """The Transcript JSON the current result was scored from."""
     reviews = _reviews(request)
@@ -124,21 +126,29 @@ def get_transcript(request: Request, call_id: str, user: ApiUser) -> dict[str, A
     return transcript.model_dump(mode="json", exclude_none=True) if transcript else {}
 
 
-@router.post("/calls/{call_id}/items/{item_result_id}/override", response_model=FinalScore)
+@router.get("/calls/{call_id:id}/audio", response_class=Response)
+def get_audio(request: Request, call_id: str, user: ApiUser) -> Response:
+    """The call's recording with personal data replaced by a tone (Range requests work)."""
+    from pipeline.app.main import serve_audio  # main imports this module
+
+    return serve_audio(request, user, call_id)
+
+
+@router.post("/calls/{call_id:id}/items/{item_result_id}/override", response_model=FinalScore)
 def override(
-    request: Request, call_id: str, item_result_id: int, body: OverrideIn, user: ApiUser
+    request: Request, call_id: str, item_result_id: DbId, body: OverrideIn, user: ApiUser
 ) -> FinalScore:
-    """Flip an item's verdict (audit-logged); returns the new final score."""
+    """Set an item's verdict (audit-logged; idempotent); returns the new final score."""
     _require(user, CAN_REVIEW, "override items")
-    final = _reviews(request).override(user, call_id, item_result_id, body.comment)
+    final = _reviews(request).override(user, call_id, item_result_id, body.passed, body.comment)
     if request.app.state.webhook is not None:
         request.app.state.webhook.send("final_score", final.model_dump(mode="json"))
     return final
 
 
-@router.post("/calls/{call_id}/items/{item_result_id}/dispute", response_model=DisputeOut)
+@router.post("/calls/{call_id:id}/items/{item_result_id}/dispute", response_model=DisputeOut)
 def dispute(
-    request: Request, call_id: str, item_result_id: int, body: DisputeIn, user: ApiUser
+    request: Request, call_id: str, item_result_id: DbId, body: DisputeIn, user: ApiUser
 ) -> DisputeOut:
     _require(user, CAN_DISPUTE, "raise disputes")
     return DisputeOut(
@@ -147,7 +157,7 @@ def dispute(
 
 
 @router.post("/disputes/{dispute_id}/ruling", response_model=FinalScore)
-def ruling(request: Request, dispute_id: int, body: RulingIn, user: ApiUser) -> FinalScore:
+def ruling(request: Request, dispute_id: DbId, body: RulingIn, user: ApiUser) -> FinalScore:
     _require(user, CAN_REVIEW, "rule on disputes")
     final = _reviews(request).rule(user, dispute_id, body.upheld, body.comment)
     if request.app.state.webhook is not None:

@@ -1,6 +1,6 @@
 """The recording as the browser gets it: the source file when a browser plays it as is,
 otherwise (A-law/mu-law WAV, AMR, ...) a PCM WAV decoded once and cached under var/; with
-redacted spans beeped for roles that may not hear them (also cached)."""
+the call's redacted spans beeped for every role (also cached)."""
 
 from __future__ import annotations
 
@@ -55,14 +55,9 @@ def _write_wav(dest: Path, channels: np.ndarray, rate: int) -> None:
 
 
 def _mask(frames: np.ndarray, rate: int, intervals: list[tuple[float, float]]) -> np.ndarray:
-    try:
-        from pipeline.redact.audio import beep
-    except ImportError:  # redaction stage absent: silence the spans ourselves
-        out = frames.copy()
-        for start, end in intervals:
-            out[int(start * rate) : int(end * rate)] = 0.0
-        return out
-    return beep(frames, rate, intervals)
+    from pipeline.redact.audio import mask_speech
+
+    return mask_speech(frames, rate, intervals)
 
 
 def playable(

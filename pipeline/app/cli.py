@@ -83,6 +83,27 @@ def users_token(name: str, db_url: str | None) -> None:
         raise CallqaError(str(exc)) from None
 
 
+@users.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@db_option
+def users_passwd(name: str, password_stdin: bool, db_url: str | None) -> None:
+    """Set a new password for NAME (every signed-in session of NAME ends)."""
+    from pipeline.store.review import ReviewError
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    else:
+        raise CallqaError("give the password with --password-stdin")
+    try:
+        _reviews(db_url).set_password(name, password)
+    except ReviewError as exc:
+        raise CallqaError(str(exc)) from None
+    click.echo(f"new password set for {name}; their sessions ended")
+
+
 @users.command("disable")
 @click.argument("name")
 @db_option

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 
+from pipeline.app.i18n import gettext
 from pipeline.app.main import CAN_COACH, User, render, require, reviews_of
 from pipeline.reports import CoachFilter, ReportError, export_coaching_pack
 
@@ -66,7 +67,7 @@ def coaching_pack(request: Request, user: User) -> Response:
         manifest = export_coaching_pack(reviews_of(request).store, work / "pack", f)
         if not manifest.entries:
             shutil.rmtree(work, ignore_errors=True)
-            return _page(request, user, f, "No failed items match these filters.", 404)
+            return _page(request, user, f, gettext("No failed items match these filters."), 404)
         archive = work / "coaching-pack.zip"
         _zip(work / "pack", archive)
     except ReportError as exc:

@@ -21,7 +21,7 @@ from pipeline.redact.vault import KEEP_ENV, KEY_ENV, VaultError, reader_from_env
 router = APIRouter(include_in_schema=False)
 
 
-@router.post("/calls/{call_id}/personal-data", response_class=HTMLResponse)
+@router.post("/calls/{call_id:id}/personal-data", response_class=HTMLResponse)
 async def reveal(
     request: Request,
     call_id: str,

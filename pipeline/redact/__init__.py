@@ -2,9 +2,13 @@
 
 >>> findings = detect(transcript)            # list[PiiFinding], each with evidence
 >>> clean = redact(transcript, findings)     # typed masks, ``redactions`` with times
->>> audio.beep(samples, sr, [(r["start"], r["end"]) for r in clean.redactions])
+>>> audio.mask_speech(samples, sr, audio.redaction_intervals(clean))  # tone over the speech
 
-Recognisers are YAML data (``recognizers/zh.yaml``, ``en.yaml``) run by one engine.
+Recognisers are YAML data (``recognizers/zh.yaml``, ``en.yaml``) run by one engine. Besides
+pattern recognisers, a set's ``dialogue`` section names the agent's requests (account,
+card, ID, phone, PIN, password, code, date of birth, address): the numerals that answer one
+are masked whatever their length (:mod:`pipeline.redact.dialogue`). ``recognizer_sha256()``
+is the hash of the recogniser configuration in use (recorded with scores).
 """
 
 from pipeline.redact import audio
@@ -17,6 +21,7 @@ from pipeline.redact.recognizers import (
     RecognizerSet,
     default_set,
     load_recognizers,
+    recognizer_sha256,
     sets_for_language,
 )
 
@@ -31,6 +36,7 @@ __all__ = [
     "default_set",
     "detect",
     "load_recognizers",
+    "recognizer_sha256",
     "redact",
     "sets_for_language",
 ]

@@ -1,9 +1,24 @@
-"""The one engine that runs recogniser sets over a transcript (detection only)."""
+"""The one engine that runs recogniser sets over a transcript (detection only).
+
+Per utterance: the number and text recognisers of each set (see
+:mod:`pipeline.redact.recognizers`), best non-overlapping candidates kept; then, when the
+utterance answers an agent's request (:mod:`pipeline.redact.dialogue`), the answer's
+numerals or content, and numerals right after a request's words in the same turn; these
+take in any finding they overlap (a finding that covers one keeps its own evidence).
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from pipeline.redact.dialogue import (
+    AnswerContext,
+    answer_contexts,
+    answer_span,
+    declared_numbers,
+    is_kept_number,
+)
 from pipeline.redact.models import PiiFinding
 from pipeline.redact.normalize import Normalized, normalize
 from pipeline.redact.recognizers import RecognizerSet, RecognizerSpec, sets_for_language
@@ -20,8 +35,11 @@ class _Candidate:
     end: int
     score: float
     reason: str
-    spec: RecognizerSpec
+    spec: RecognizerSpec | None  # None: an answer to a request (entity in ``entity``)
     rset: RecognizerSet
+    digits: str = ""
+    entity: str = ""
+    mask: str = ""
 
 
 def detect(
@@ -35,34 +53,162 @@ def detect(
     ``recognizer_sets`` replaces them (e.g. a site's own YAML).
     """
     sets = recognizer_sets or sets_for_language(language or transcript.language)
+    contexts = answer_contexts(transcript, sets)
     findings: list[PiiFinding] = []
     previous = ""
     for index, utt in enumerate(transcript.utterances):
         norm = normalize(utt.text)
+        context = contexts.get(index)
         candidates: list[_Candidate] = []
         for rset in sets:
-            candidates += _number_candidates(rset, norm, previous)
-            candidates += _text_candidates(rset, norm, previous)
-        for c in _best(candidates):
+            found = _number_candidates(rset, norm, previous)
+            if context is None:
+                found = [c for c in found if not _test_number(c, norm.original, previous)]
+            candidates += found + _text_candidates(rset, norm, previous)
+        kept = _best(candidates)
+        answer = _answer_candidates(norm, context) if context is not None else []
+        answer += _declared_candidates(norm, sets, answer, previous)
+        if answer:
+            kept = _with_answer(answer, kept)
+        for c in kept:
             start, end = span_times(utt, c.start, c.end)
             findings.append(
                 PiiFinding(
                     utterance=index,
                     char_start=c.start,
                     char_end=c.end,
-                    entity_type=c.spec.entity,
+                    entity_type=c.spec.entity if c.spec else c.entity,
                     text=utt.text[c.start : c.end],
                     score=round(c.score, 3),
-                    recognizer=c.spec.name,
+                    recognizer=c.spec.name if c.spec else f"dialogue:{c.entity.lower()}",
                     reason=c.reason,
                     start=start,
                     end=end,
-                    mask=c.rset.mask_for(c.spec),
+                    mask=c.rset.mask_for(c.spec) if c.spec else c.mask,
                     recognizer_set=c.rset.label,
                 )
             )
         previous = utt.text
     return findings
+
+
+def _answer_candidates(norm: Normalized, context: AnswerContext) -> list[_Candidate]:
+    """The answer's numerals (or its content, for ``scope: answer``) as candidates."""
+    req = context.request
+    rset, rule = req.rset, req.rule
+    assert rset.dialogue is not None
+    text = norm.original
+
+    def cand(start: int, end: int, what: str) -> _Candidate:
+        return _Candidate(
+            start,
+            end,
+            rset.dialogue.score,
+            f"{what} {context.reason}",
+            None,
+            rset,
+            entity=rule.entity,
+            mask=rset.masks[rule.entity],
+        )
+
+    if rule.scope == "answer" and not context.readback:
+        span = answer_span(text, rset)
+        return [cand(*span, "content")] if span else []
+    out = []
+    keep_words = {w.lower() for w in rset.dialogue.keep_words}
+    for run in norm.runs:
+        start, end = _widen(text, run[0].start, run[-1].end)
+        if len(run) == 1 and text[start:end].lower() in keep_words:
+            continue  # "the new one"
+        if is_kept_number(text, start, end, rset):
+            continue
+        out.append(cand(start, end, "numerals"))
+    return out
+
+
+def _declared_candidates(
+    norm: Normalized, sets: list[RecognizerSet], answer: list[_Candidate], previous: str
+) -> list[_Candidate]:
+    """Numerals right after a request's words in this turn (not already in ``answer``)."""
+    out: list[_Candidate] = []
+    text = norm.original
+    for d in declared_numbers(text, norm.runs, sets):
+        start, end = _widen(text, d.start, d.end)
+        if any(start < c.end and end > c.start for c in answer + out):
+            continue
+        dialogue = d.rset.dialogue
+        assert dialogue is not None
+        keep_words = {w.lower() for w in dialogue.keep_words}
+        if text[start:end].lower() in keep_words or is_kept_number(text, start, end, d.rset):
+            continue
+        digits = "".join(g.digits for run in norm.runs for g in run if start <= g.start < end)
+        if is_test_number(d.rset, digits, text, start, end, previous):
+            continue  # "the sample SSN 123-45-6789": nothing says it is someone's
+        out.append(
+            _Candidate(
+                start,
+                end,
+                dialogue.score,
+                d.reason,
+                None,
+                d.rset,
+                entity=d.rule.entity,
+                mask=d.rset.masks[d.rule.entity],
+            )
+        )
+    return out
+
+
+def _with_answer(answer: list[_Candidate], found: list[_Candidate]) -> list[_Candidate]:
+    """Answer spans win, and take in every finding they overlap (so nothing of a longer
+    finding is left out); findings elsewhere in the turn stay as they are."""
+    # a recogniser's finding that already covers an answer span keeps its own evidence
+    spans = [a for a in answer if not any(f.start <= a.start and a.end <= f.end for f in found)]
+    rest = []
+    for f in found:
+        hits = [a for a in spans if f.start < a.end and f.end > a.start]
+        if not hits:
+            rest.append(f)
+        for a in hits:
+            a.start, a.end = min(a.start, f.start), max(a.end, f.end)
+    merged: list[_Candidate] = []
+    for a in sorted(spans, key=lambda c: c.start):
+        if merged and a.start < merged[-1].end:
+            merged[-1].end = max(merged[-1].end, a.end)
+        else:
+            merged.append(a)
+    return sorted(merged + rest, key=lambda c: c.start)
+
+
+def _test_number(c: _Candidate, text: str, previous: str) -> bool:
+    """A recogniser's candidate that is a configured fictitious number, no personal word near."""
+    if c.spec is None:
+        return False
+    return is_test_number(c.rset, c.digits, text, c.start, c.end, previous)
+
+
+def is_test_number(
+    rset: RecognizerSet, digits: str, text: str, start: int, end: int, previous: str = ""
+) -> bool:
+    """``digits`` is one of the set's ``test_numbers`` and no personal word is around it."""
+    tn = rset.test_numbers
+    if tn is None or not tn.enabled or not digits:
+        return False
+    if not any(re.fullmatch(n, digits) for n in tn.numbers):
+        return False
+    win = rset.context_window
+    around = " ".join(
+        (
+            previous[-win.previous_utterance :] if win.previous_utterance else "",
+            text[max(0, start - win.before) : start],
+            text[end : end + win.after],
+        )
+    )
+    for word in tn.personal_context:
+        pattern = rf"(?<![\w']){re.escape(word)}(?![\w'])" if word.isascii() else re.escape(word)
+        if re.search(pattern, around, re.I):
+            return False
+    return True
 
 
 def _best(candidates: list[_Candidate]) -> list[_Candidate]:
@@ -117,7 +263,7 @@ def _score(
     score = min(max(score, 0.0), 1.0)
     if score < rset.min_score:
         return None
-    return _Candidate(start, end, score, "; ".join(reasons), spec, rset)
+    return _Candidate(start, end, score, "; ".join(reasons), spec, rset, digits=digits or "")
 
 
 def _number_candidates(rset: RecognizerSet, norm: Normalized, previous: str) -> list[_Candidate]:

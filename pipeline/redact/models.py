@@ -26,7 +26,7 @@ class PiiFinding(BaseModel):
     start: float | None = None
     end: float | None = None
     mask: str | None = None  # typed mask from the recogniser set, e.g. [身份证]
-    recognizer_set: str | None = None  # e.g. zh@1.0
+    recognizer_set: str | None = None  # e.g. zh@1.1
 
 
 class Redaction(BaseModel):

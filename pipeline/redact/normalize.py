@@ -157,16 +157,23 @@ def _resolve(toks: list[_Tok], original: str) -> list[_Tok]:
             out.append(t)
         i += 1
 
-    for i, t in enumerate(out):
-        prev, nxt = _neighbour(out, i, -1), _neighbour(out, i, 1)
-        near_num = (prev is not None and prev.kind == "num") or (
-            nxt is not None and nxt.kind == "num"
-        )
-        if t.kind == "cond":
+    # a conditional numeral next to a numeral is one, and so on along a chain (两两三三)
+    changed = True
+    while changed:
+        changed = False
+        for i, t in enumerate(out):
+            if t.kind != "cond":
+                continue
+            prev, nxt = _neighbour(out, i, -1), _neighbour(out, i, 1)
+            near_num = (prev is not None and prev.kind == "num") or (
+                nxt is not None and nxt.kind == "num"
+            )
             after = original[t.end : t.end + 1]
             if near_num and not (t.text == "两" and after in _ZH_CLASSIFIERS):
-                t.kind = "num"
-        elif (
+                t.kind, changed = "num", True
+    for i, t in enumerate(out):
+        prev = _neighbour(out, i, -1)
+        if (
             t.kind in ("scale", "xmark")
             and prev is not None
             and prev.kind == "num"

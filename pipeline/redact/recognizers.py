@@ -12,6 +12,14 @@ entity type, regex macros and the recognisers. A recogniser is either
 Score = pattern score + validation score of the verdict (``null``: reject) + context score
 when a context word is near (same utterance, or the end of the previous one) − negative
 context score when a negative word is near. A finding is kept at ``min_score`` or above.
+
+Two more sections are data too:
+
+* ``dialogue``: requests (an agent asking for an account, card, ID, phone, PIN, password,
+  verification code, date of birth or address) and the entity each implies; the customer's
+  answer to one (see :mod:`pipeline.redact.dialogue`) is masked whatever its length.
+* ``test_numbers``: well-known fictitious numbers (555 phones, SSN 123-45-6789) that are
+  kept, but only when nothing around them says they are someone's.
 """
 
 from __future__ import annotations
@@ -91,6 +99,72 @@ class RecognizerSpec(_Strict):
         return value
 
 
+def _check_regexes(values: list[str]) -> list[str]:
+    for value in values:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regex {value!r}: {exc}") from None
+    return values
+
+
+class RequestRule(_Strict):
+    """An agent's request for one kind of personal data, and the entity its answer is."""
+
+    name: str
+    entity: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
+    patterns: list[str] = Field(min_length=1)  # regexes searched in the agent's turn
+    # numbers: mask the numerals of the answer; answer: mask the whole answer (addresses,
+    # dates of birth, passwords are not only numerals)
+    scope: Literal["numbers", "answer"] = "numbers"
+    # numerals right after the words in the same turn ("my account number is 6338") too
+    declared: bool = True
+
+    @field_validator("patterns")
+    @classmethod
+    def _valid_regexes(cls, value: list[str]) -> list[str]:
+        return _check_regexes(value)
+
+
+class Dialogue(_Strict):
+    """Requests and how far their answer runs (see :mod:`pipeline.redact.dialogue`)."""
+
+    score: float = Field(default=0.95, ge=0, le=1)
+    max_answers: int = Field(default=3, ge=1)  # customer turns that may hold the answer
+    max_seconds: float = Field(default=30.0, gt=0)  # from the request to an answer turn
+    request_cues: list[str] = Field(min_length=1)  # a request also needs one of these (or ?)
+    not_request: list[str] = Field(default_factory=list)  # "never tell anyone your PIN"
+    fillers: list[str] = Field(default_factory=list)  # turns of only these are backchannels
+    keep_before: str | None = None  # a numeral right after this is not the answer ($)
+    keep_after: str | None = None  # ... nor one right before this (dollars, 块, times)
+    declared_window: int = Field(default=12, ge=0)  # non-filler chars from words to numerals
+    keep_words: list[str] = Field(default_factory=list)  # a numeral word alone: "the new one"
+    requests: list[RequestRule] = Field(min_length=1)
+
+    @field_validator("request_cues", "not_request")
+    @classmethod
+    def _valid_regexes(cls, value: list[str]) -> list[str]:
+        return _check_regexes(value)
+
+    @field_validator("keep_before", "keep_after")
+    @classmethod
+    def _keep_compiles(cls, value: str | None) -> str | None:
+        return _check_regexes([value])[0] if value is not None else None
+
+
+class TestNumbers(_Strict):
+    """Fictitious numbers kept when no word around them says they are someone's."""
+
+    enabled: bool = True
+    numbers: list[str] = Field(min_length=1)  # regexes, full match on the digit string
+    personal_context: list[str] = Field(default_factory=list)  # my, 我的...: not exempt
+
+    @field_validator("numbers")
+    @classmethod
+    def _valid_regexes(cls, value: list[str]) -> list[str]:
+        return _check_regexes(value)
+
+
 class ContextWindow(_Strict):
     before: int = Field(default=24, ge=0)
     after: int = Field(default=8, ge=0)
@@ -105,6 +179,8 @@ class RecognizerSet(_Strict):
     masks: dict[str, str]
     macros: dict[str, str] = Field(default_factory=dict)
     recognizers: list[RecognizerSpec] = Field(min_length=1)
+    dialogue: Dialogue | None = None
+    test_numbers: TestNumbers | None = None
     source: str | None = None
     sha256: str | None = None
 
@@ -128,7 +204,14 @@ class RecognizerSet(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"duplicate recognizer names: {', '.join(dupes)}")
-        missing = sorted({r.entity for r in self.recognizers if r.mask is None} - set(self.masks))
+        entities = {r.entity for r in self.recognizers if r.mask is None}
+        if self.dialogue is not None:
+            entities |= {r.entity for r in self.dialogue.requests}
+            names = [r.name for r in self.dialogue.requests]
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"duplicate dialogue request names: {', '.join(dupes)}")
+        missing = sorted(entities - set(self.masks))
         if missing:
             raise ValueError(f"no mask for entity types: {', '.join(missing)}")
         return self
@@ -198,6 +281,18 @@ def default_set(language: str) -> RecognizerSet:
             path, f"no recogniser set for {language!r}; valid: {', '.join(valid)}"
         )
     return load_recognizers(path)
+
+
+def recognizer_sha256(sets: list[RecognizerSet] | None = None) -> str:
+    """One sha256 of the recogniser configuration: ``sets`` (default: every shipped set).
+
+    The hash of the sorted ``label=file-sha256`` lines, so it changes when any recogniser
+    YAML byte changes (the scoring config records it).
+    """
+    if sets is None:
+        sets = [default_set(p.stem) for p in sorted(RECOGNIZERS_DIR.glob("*.yaml"))]
+    lines = sorted(f"{s.label}={s.sha256 or ''}" for s in sets)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def sets_for_language(language: str | None) -> list[RecognizerSet]:

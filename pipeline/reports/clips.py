@@ -2,7 +2,7 @@
 
 Clips are 16-bit mono WAV (the ``wave`` module: no extra dependency, plays in every
 browser). Redacted spans (the transcript's ``redactions``, in call seconds) are beeped
-with :func:`pipeline.redact.audio.beep`, so a pack can leave the building.
+with :func:`pipeline.redact.audio.beep` over :func:`pipeline.redact.audio.speech_bounds`, so a pack can leave the building.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.audio import DecodedAudio, decode_audio
-from pipeline.redact.audio import beep
+from pipeline.redact.audio import beep, speech_bounds
+from pipeline.redact.audio import redaction_intervals as redaction_spans  # noqa: F401 (re-export)
 
 SAMPLE_RATE = 16000
 CONTEXT_S = 3.0  # seconds of context on each side of the evidence
@@ -104,18 +105,9 @@ def cut_clip(
         a, b = max(r0, lo) - lo, min(r1, hi) - lo
         if b > a:
             inside.append((round(a, 3), round(b, 3)))
-    if inside:
+    if inside:  # widened into the speech the word times miss; the clip records what it masked
+        length = len(mono) / sr
+        inside = [(a, min(b, length)) for a, b in speech_bounds(mono, sr, inside) if a < length]
         mono = beep(mono, sr, inside, mode="beep")
     write_wav(path, mono, sr)
     return Clip(path=path, start=lo, end=round(lo + len(mono) / sr, 3), redacted=inside)
-
-
-def redaction_spans(transcript) -> list[tuple[float, float]]:
-    """``(start, end)`` of every redaction the redact stage recorded on a transcript."""
-    spans = []
-    for r in getattr(transcript, "redactions", None) or []:
-        get = r.get if isinstance(r, dict) else (lambda k, _r=r: getattr(_r, k, None))
-        s, e = get("start"), get("end")
-        if s is not None and e is not None and e > s:
-            spans.append((float(s), float(e)))
-    return spans

@@ -429,7 +429,13 @@ def pick_contrast(candidates: pd.DataFrame, weak: pd.Series) -> pd.Series | None
         ["_other", "_timed", "_sim", "call_score_pct", "call_id"],
         ascending=[False, False, False, False, True],
     )
-    return ranked.iloc[0]
+    return missing_as_none(ranked.iloc[0])
+
+
+def missing_as_none(row: pd.Series) -> pd.Series:
+    """The row with missing values as None: pandas' string columns hold NaN for a call
+    without agent metadata (``agent_id`` etc.), which the typed entries must not receive."""
+    return row.astype(object).where(row.notna(), None)
 
 
 # --------------------------------------------------------------------------- export
@@ -475,6 +481,7 @@ class _Pack:
         return cut_clip(audio, start, end, redaction_spans(transcript), self.out / name), None
 
     def entry(self, row: pd.Series, contrast_pool: pd.DataFrame) -> CoachingEntry:
+        row = missing_as_none(row)
         transcript = self.transcript(row["call_id"]) or Transcript(call_id=row["call_id"])
         evidence = [e for e in row["evidence"] or [] if isinstance(e, dict)]
         rubric_item = self.rubrics.item(row["rubric_id"], row["item_id"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pipeline.schema import Result, Risk, Transcript
+from pipeline.schema import Result, Risk, RubricRoute, ScoringConfig, Transcript
 from pipeline.scripts_check import Rubric, check_items, conversation_metrics
 
 RiskFn = Callable[[Transcript], Risk]
@@ -23,9 +23,17 @@ def default_risk_fn() -> RiskFn | None:
 
 
 def score_transcript(
-    transcript: Transcript, rubric: Rubric, *, risk_fn: RiskFn | None = None
+    transcript: Transcript,
+    rubric: Rubric,
+    *,
+    risk_fn: RiskFn | None = None,
+    config: ScoringConfig | None = None,
+    route: RubricRoute | None = None,
 ) -> Result:
-    """Run the rubric's checks, assess complaint risk, and fill in the form."""
+    """Run the rubric's checks, assess complaint risk, and fill in the form.
+
+    ``config`` and ``route`` are recorded in the Result's provenance (see score_form).
+    """
     from pipeline.score.form import score_form
 
     items = check_items(transcript, rubric)
@@ -36,7 +44,7 @@ def score_transcript(
             risk = fn(transcript, conversation_metrics(transcript, rubric.language))
         else:
             risk = fn(transcript)
-    return score_form(transcript, rubric, items, risk)
+    return score_form(transcript, rubric, items, risk, config=config, route=route)
 
 
 def _takes_metrics(fn: Callable) -> bool:

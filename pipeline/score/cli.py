@@ -40,29 +40,41 @@ def _inputs(paths: tuple[Path, ...]) -> tuple[list[Path], bool]:
 @click.option("--out", "out", default="-", show_default=True, help="Result file, folder, or -.")
 def score(transcripts: tuple[Path, ...], rubric_name: str | None, no_risk: bool, out: str) -> None:
     """Score transcripts against a rubric: scripts + complaint risk + form → Result JSON."""
-    from pipeline.config import DEFAULT_RUBRIC_BY_LANGUAGE, load_settings
+    from pipeline.config import (
+        build_scoring_config,
+        load_settings,
+        risk_config_ref,
+        transcript_asr_config,
+    )
+    from pipeline.routing import RoutingError, load_routing
+    from pipeline.schema import CallJob
     from pipeline.score import default_risk_fn, score_transcript
     from pipeline.scripts_check import RubricError, load_rubric
 
     files, many = _inputs(transcripts)
     if not files:
         raise CallqaError(f"no transcript JSON found in {', '.join(map(str, transcripts))}")
-    rubric_name = rubric_name or load_settings().rubric
+    settings = load_settings()
+    rubric_name = rubric_name or settings.rubric
     rubrics: dict[str, object] = {}
+    try:
+        routing = load_routing(settings.routing)
+    except RoutingError as exc:
+        raise CallqaError(str(exc)) from None
 
-    def rubric_for(language: str):
-        name = rubric_name or DEFAULT_RUBRIC_BY_LANGUAGE.get(language[:2])
-        if name is None:
-            raise CallqaError(f"no rubric for language {language!r}; pass --rubric")
-        if name not in rubrics:
+    def rubric_for(transcript: Transcript | None):
+        language = transcript.language if transcript is not None else ""
+        job = CallJob(call_id=transcript.call_id if transcript else "", source="")
+        route = routing.route(job, language or "en", rubric_name)
+        if route.rubric not in rubrics:
             try:
-                rubrics[name] = load_rubric(name)
+                rubrics[route.rubric] = load_rubric(route.rubric)
             except RubricError as exc:
                 raise CallqaError(str(exc)) from None
-        return rubrics[name]
+        return rubrics[route.rubric], route
 
     if rubric_name:
-        rubric_for("")  # a broken rubric stops everything before any call is scored
+        rubric_for(None)  # a broken rubric stops everything before any call is scored
 
     out_dir = None
     if out != "-" and (many or Path(out).is_dir()):
@@ -70,14 +82,21 @@ def score(transcripts: tuple[Path, ...], rubric_name: str | None, no_risk: bool,
         out_dir.mkdir(parents=True, exist_ok=True)
 
     risk_fn = (lambda t: None) if no_risk else default_risk_fn()
+    risk = risk_config_ref() if risk_fn is not None and not no_risk else None
+    redaction = None  # ``callqa score`` scores the transcript as given (no redaction)
     failed = 0
     for path in files:
         try:
             transcript = Transcript.load(path)
-            rubric = rubric_for(transcript.language)
+            rubric, route = rubric_for(transcript)
             if "language" not in transcript.model_fields_set:
                 transcript.language = rubric.language
-            result = score_transcript(transcript, rubric, risk_fn=risk_fn)
+            config = build_scoring_config(
+                rubric, asr=transcript_asr_config(transcript), redaction=redaction, risk=risk
+            )
+            result = score_transcript(
+                transcript, rubric, risk_fn=risk_fn, config=config, route=route
+            )
         except ContractError as exc:
             click.echo(f"callqa: error: {exc}", err=True)
             failed += 1

@@ -11,19 +11,48 @@ Arithmetic (DOMAIN.md, 质检评分表):
 
 from __future__ import annotations
 
-import hashlib
-import json
-
-from pipeline.schema import ItemResult, Result, ResultProvenance, Risk, RubricRef, Transcript
+from pipeline.schema import (
+    ItemResult,
+    Result,
+    ResultProvenance,
+    Risk,
+    RubricRef,
+    RubricRoute,
+    ScoringConfig,
+    Transcript,
+    canonical_sha256,
+)
 from pipeline.scripts_check.engine import ENGINE, ENGINE_VERSION
 from pipeline.scripts_check.rubric import Rubric
 
 
-def transcript_sha256(transcript: Transcript) -> str:
-    """SHA-256 of the transcript's canonical JSON (sorted keys, no nulls)."""
-    data = transcript.model_dump(mode="json", exclude_none=True)
-    canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+def item_check_sha256(rubric: Rubric, item) -> str:
+    """Hash of what decides an item's verdict (its check, condition, red-line flag and the
+    rubric's matching policy), not its points: a human override of the item survives a
+    re-score only while this stays the same."""
+    return canonical_sha256(
+        {
+            "check": item.check.model_dump(mode="json"),
+            "when": item.when.model_dump(mode="json") if item.when else None,
+            "critical": item.critical,
+            "confidence": rubric.confidence.model_dump(mode="json"),
+            "semantic": rubric.semantic.model_dump(mode="json") if rubric.semantic else None,
+        }
+    )
+
+
+_CHECKS: dict[tuple[str, str, str], dict[str, str]] = {}
+
+
+def _check_hashes(rubric: Rubric) -> dict[str, str]:
+    """item id → :func:`item_check_sha256`, once per rubric file content."""
+    key = (rubric.id, str(rubric.version), rubric.sha256 or "")
+    if not rubric.sha256 or key not in _CHECKS:
+        hashes = {item.id: item_check_sha256(rubric, item) for _, item in rubric.items()}
+        if not rubric.sha256:
+            return hashes
+        _CHECKS[key] = hashes
+    return _CHECKS[key]
 
 
 def _round(x: float) -> float:
@@ -43,9 +72,22 @@ def form_total(items) -> tuple[float, bool]:
 
 
 def score_form(
-    transcript: Transcript, rubric: Rubric, items: list[ItemResult], risk: Risk | None
+    transcript: Transcript,
+    rubric: Rubric,
+    items: list[ItemResult],
+    risk: Risk | None,
+    *,
+    config: ScoringConfig | None = None,
+    route: RubricRoute | None = None,
 ) -> Result:
-    """Combine item verdicts (from :func:`pipeline.scripts_check.check_items`) into a Result."""
+    """Combine item verdicts (from :func:`pipeline.scripts_check.check_items`) into a Result.
+
+    ``config`` (what produced it, :func:`pipeline.config.build_scoring_config`) and ``route``
+    (the rule that chose the rubric) are recorded in ``produced_by``; the fingerprint is
+    the config's hash.
+    """
+    checks = _check_hashes(rubric)
+    items = [i.model_copy(update={"check_sha256": checks.get(i.id)}) for i in items]
     applicable = [i for i in items if i.applicable]
     max_points = sum(i.max_points if i.max_points is not None else i.points for i in applicable)
     total, auto_fail = form_total(items)
@@ -72,11 +114,14 @@ def score_form(
     source.pop("pipeline_version", None)
     produced_by = ResultProvenance(
         **source,
-        transcript_sha256=transcript_sha256(transcript),
+        transcript_sha256=canonical_sha256(transcript),
         scorer=f"{ENGINE} {ENGINE_VERSION}",
         rubric=RubricRef(
             id=rubric.id, version=rubric.version, title=rubric.title, sha256=rubric.sha256
         ).model_dump(exclude_none=True),
+        config=config,
+        fingerprint=config.fingerprint() if config is not None else None,
+        rubric_route=route,
     )
     return Result(
         call_id=transcript.call_id,

@@ -71,7 +71,7 @@ def silences(
     order = sorted(range(len(transcript.utterances)), key=lambda k: transcript.utterances[k].start)
     out: list[dict[str, Any]] = []
     last_end, last_idx = None, None
-    for k in order:
+    for pos, k in enumerate(order):
         u = transcript.utterances[k]
         if last_end is not None and u.start - last_end >= min_seconds:
             prev = transcript.utterances[last_idx]
@@ -83,11 +83,13 @@ def silences(
             else:
                 expected = "unknown"
             hold = None
-            # the agent's last turn before the gap (at most two utterances back)
+            # the agent's last turn before the gap, if it is at most two utterances back
             back = [
-                j for j in order[: order.index(k)] if transcript.utterances[j].speaker == "agent"
+                j
+                for j in order[max(0, pos - 2) : pos]
+                if transcript.utterances[j].speaker == "agent"
             ]
-            if back and back[-1] in order[max(0, order.index(k) - 2) : order.index(k)]:
+            if back:
                 hold = _says_hold(transcript.utterances[back[-1]], lang, holds)
             out.append(
                 {
@@ -110,30 +112,58 @@ def interruptions(
     transcript: Transcript, language: str | None = None, min_overlap: float = MIN_OVERLAP_S
 ) -> list[dict[str, Any]]:
     """Turns that start while the other party is still speaking (overlap >= min_overlap);
-    short backchannels (嗯 / 好的 / okay) are not interruptions."""
+    short backchannels (嗯 / 好的 / okay) are not interruptions.
+
+    One sweep in start order (n·log n): per speaker, the utterance started so far that ends
+    last; a turn interrupts when another speaker's such utterance runs past its start by at
+    least ``min_overlap``. The interrupted utterance reported is the one overlapped longest.
+    """
     lang = _lang(transcript, language)
     utts = transcript.utterances
+    order = sorted(range(len(utts)), key=lambda k: (utts[k].start, k))
+    longest: dict[str, tuple[float, int]] = {}  # speaker -> (end, index), started before
     out: list[dict[str, Any]] = []
-    for k, b in enumerate(utts):
-        if b.speaker == "unknown" or _units(b.text, lang) <= BACKCHANNEL_UNITS.get(lang, 2):
-            continue
-        for j, a in enumerate(utts):
-            if j == k or a.speaker in (b.speaker, "unknown"):
+    pos = 0
+    while pos < len(order):
+        # utterances starting at the same instant do not interrupt each other
+        same = [order[pos]]
+        while (
+            pos + len(same) < len(order)
+            and utts[order[pos + len(same)]].start == utts[same[0]].start
+        ):
+            same.append(order[pos + len(same)])
+        for k in same:
+            b = utts[k]
+            if b.speaker == "unknown" or _units(b.text, lang) <= BACKCHANNEL_UNITS.get(lang, 2):
                 continue
-            if a.start < b.start < a.end:
-                overlap = min(a.end, b.end) - b.start
-                if overlap >= min_overlap:
-                    out.append(
-                        {
-                            "utterance": k,
-                            "by": b.speaker,
-                            "interrupted": j,
-                            "interrupted_speaker": a.speaker,
-                            "start": round(b.start, 3),
-                            "overlap": round(overlap, 3),
-                        }
-                    )
-                    break
+            best: tuple[float, int] | None = None
+            for speaker, (end, j) in longest.items():
+                if speaker in (b.speaker, "unknown") or end <= b.start:
+                    continue
+                if best is None or (end, -j) > (best[0], -best[1]):
+                    best = (end, j)
+            if best is None:
+                continue
+            overlap = min(best[0], b.end) - b.start
+            if overlap >= min_overlap:
+                a = utts[best[1]]
+                out.append(
+                    {
+                        "utterance": k,
+                        "by": b.speaker,
+                        "interrupted": best[1],
+                        "interrupted_speaker": a.speaker,
+                        "start": round(b.start, 3),
+                        "overlap": round(overlap, 3),
+                    }
+                )
+        for k in same:
+            u = utts[k]
+            held = longest.get(u.speaker)
+            if held is None or u.end > held[0]:
+                longest[u.speaker] = (u.end, k)
+        pos += len(same)
+    out.sort(key=lambda x: x["utterance"])
     return out
 
 

@@ -532,16 +532,31 @@ class Keywords(Operator):
 # --------------------------------------------------------------------------- regex
 
 
-def _compile(pattern: str) -> re.Pattern:
+def _compile(pattern: str):
+    """A rubric pattern on RE2 (linear time, no catastrophic backtracking), case-insensitive.
+
+    RE2 has no backreferences or lookarounds: a rubric that uses them is rejected on load
+    (``callqa rubric check``) instead of freezing a nightly batch on one transcript.
+    """
+    import re2
+
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False
     try:
-        return re.compile(pattern, re.IGNORECASE)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise ValueError(
+            f"invalid regular expression {pattern!r} for RE2 (linear-time engine; "
+            f"no backreferences or lookarounds): {reason}"
+        ) from None
 
 
 @register
 class Regex(Operator):
-    """A regular expression over the utterance text (NFKC: full-width folded, case-insensitive).
+    """A regular expression (RE2 syntax) over the utterance text (NFKC: full-width folded,
+    case-insensitive).
     ``present: true`` (default) passes when it matches in some utterance, ``false`` when in
     none; a match that lies inside a match of an ``exclude`` pattern does not count."""
 

@@ -10,6 +10,7 @@ relevant never happens, the item is ``if_absent`` (default: not applicable).
 
 from __future__ import annotations
 
+import bisect
 from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
@@ -72,6 +73,34 @@ class _OrderBase(Operator):
             return False
         return not (self.max_seconds is not None and late.start - early.end > self.max_seconds)
 
+    def _close_before(self, firsts: list[Evidence], ctx: Context):
+        """A test: is some event of ``firsts`` before a given event and close to it? Built
+        once (sorted positions, running latest end), each test is log n (or max_turns)."""
+        firsts = sorted(firsts, key=_position)
+        keys = [_position(f) for f in firsts]
+        latest_end, running = [], float("-inf")
+        for f in firsts:
+            running = max(running, f.end if f.end is not None else running)
+            latest_end.append(running)
+
+        def test(t: Evidence) -> bool:
+            n = bisect.bisect_left(keys, _position(t))
+            if n == 0:
+                return False
+            if self.max_turns is not None:  # only the last max_turns utterances can qualify
+                for j in range(n - 1, -1, -1):
+                    f = firsts[j]
+                    if t.utterance - f.utterance > self.max_turns:
+                        return False
+                    if self._close(f, t, ctx):
+                        return True
+                return False
+            if self.max_seconds is not None:
+                return latest_end[n - 1] >= t.start - self.max_seconds
+            return True
+
+        return test
+
     def _gap(self) -> str:
         parts = []
         if self.max_turns is not None:
@@ -96,9 +125,42 @@ class _OrderBase(Operator):
 
 def _before(a: Evidence, b: Evidence) -> bool:
     """a is said before b (same utterance: by character position)."""
-    if a.utterance != b.utterance:
-        return a.utterance < b.utterance
-    return a.span_chars[0] < b.span_chars[0]
+    return _position(a) < _position(b)
+
+
+def _position(e: Evidence) -> tuple[int, int]:
+    return (e.utterance, e.span_chars[0])
+
+
+class _After:
+    """Events in transcript order, to find the first one after a given event that satisfies
+    the closeness rule, without comparing every pair (n·log n over a long call)."""
+
+    def __init__(self, events: list[Evidence]):
+        self.events = list(events)  # in the order they were found (transcript order)
+        order = sorted(range(len(self.events)), key=lambda i: _position(self.events[i]))
+        self.sorted = [self.events[i] for i in order]
+        self.keys = [_position(e) for e in self.sorted]
+        self.suffix_min_start = [0.0] * len(self.sorted)
+        low = float("inf")
+        for i in range(len(self.sorted) - 1, -1, -1):
+            low = min(low, self.sorted[i].start if self.sorted[i].start is not None else low)
+            self.suffix_min_start[i] = low
+
+    def first_close(self, t: Evidence, close, rule: _OrderBase) -> Evidence | None:
+        n = bisect.bisect_right(self.keys, _position(t))
+        if n >= len(self.sorted):
+            return None
+        only_seconds = rule.max_turns is None and rule.max_seconds is not None
+        if only_seconds and self.suffix_min_start[n] - t.end > rule.max_seconds:
+            return None  # nothing after t starts soon enough
+        for i in range(n, len(self.sorted)):
+            x = self.sorted[i]
+            if rule.max_turns is not None and x.utterance - t.utterance > rule.max_turns:
+                return None
+            if close(x):
+                return x
+        return None
 
 
 @register
@@ -118,11 +180,8 @@ class Order(_OrderBase):
         thens = [e for _, e in self.then.hits(ctx)]
         if not thens:
             return self._absent(f"'then' ({self.then.phrases[0]!r}…)")
-        bad = []
-        for t in thens:
-            before = [f for f in firsts if _before(f, t) and self._close(f, t, ctx)]
-            if not before:
-                bad.append(t)
+        close_before = self._close_before(firsts, ctx)
+        bad = [t for t in thens if not close_before(t)]
         if not bad:
             t = thens[0]
             f = [f for f in firsts if _before(f, t)][-1]
@@ -163,8 +222,9 @@ class Response(_OrderBase):
         if not triggers:
             return self._absent(f"trigger ({self.trigger.phrases[0]!r}…)")
         answered, unanswered = [], []
+        after = _After(thens)
         for t in triggers:
-            r = next((x for x in thens if _before(t, x) and self._close(t, x, ctx)), None)
+            r = after.first_close(t, lambda x, t=t: self._close(t, x, ctx), self)
             (answered.append((t, r)) if r is not None else unanswered.append(t))
         if not unanswered:
             t, r = answered[0]

@@ -4,8 +4,8 @@ SQLAlchemy 2 models with Alembic migrations (run on open); SQLite by default, Po
 URL. See :func:`open_store` and :class:`Store`.
 """
 
-from pipeline.store.db import StoreError, StoreUnavailable, dispose_engines
-from pipeline.store.fingerprint import fingerprint, result_fingerprint
+from pipeline.store.db import StoreError, StoreUnavailable, StoreUnwritable, dispose_engines
+from pipeline.store.fingerprint import result_config, result_fingerprint
 from pipeline.store.store import CALL_COLUMNS, Store, open_store
 
 __all__ = [
@@ -13,8 +13,9 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "StoreUnwritable",
     "dispose_engines",
-    "fingerprint",
     "open_store",
+    "result_config",
     "result_fingerprint",
 ]

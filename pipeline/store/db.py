@@ -37,6 +37,10 @@ class StoreUnavailable(StoreError):
     """The database is unreachable or busy for now; the caller may retry with backoff."""
 
 
+class StoreUnwritable(StoreError):
+    """The database refuses writes (read-only, full, no permission): retrying will not help."""
+
+
 def _reset_after_fork() -> None:
     # Pooled connections must not be shared with a forked child: forget them there.
     for engine in _engines.values():

@@ -1,53 +1,33 @@
 """What a machine result was produced with, as one hash: the key of idempotent re-runs.
 
-Two results of a call with the same fingerprint are the same result (a re-run skips or
-re-saves it); a new ASR model, compute type, rubric version or pipeline version gives a new
-fingerprint and so a new, versioned result row.
+The fingerprint is :meth:`ScoringConfig.fingerprint`, the hash of the one configuration
+object recorded in ``Result.produced_by.config``. The flow asks :meth:`Store.is_scored`
+with the fingerprint of the config it is about to use; the store keys result versions by
+the fingerprint of the config the Result records. Both call the same method.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-
-from pipeline import __version__
-from pipeline.schema import Result
+from pipeline.schema import AsrConfig, Result, RubricConfig, ScoringConfig
 
 
-def fingerprint(
-    *,
-    asr_model: str | None,
-    compute_type: str | None,
-    rubric_id: str,
-    rubric_version: int | str,
-    rubric_sha256: str | None = None,
-    pipeline_version: str | None = __version__,
-) -> str:
-    """sha256 hex of the settings and rubric a result is scored with.
-
-    The flow calls this *before* transcribing (from its Settings and the loaded rubric) to
-    ask :meth:`Store.is_scored`; it must pass the same values the stages record in
-    ``Result.produced_by`` and ``Result.rubric``, which :func:`result_fingerprint` reads.
-    """
-    key = {
-        "asr_model": asr_model,
-        "compute_type": compute_type,
-        "rubric_id": rubric_id,
-        "rubric_version": str(rubric_version),
-        "rubric_sha256": rubric_sha256,
-        "pipeline_version": pipeline_version,
-    }
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+def result_config(result: Result) -> ScoringConfig:
+    """The ScoringConfig a Result records; for a Result written without one (an older
+    ``callqa score`` file), the part of it its provenance and rubric still tell."""
+    made = result.produced_by
+    if made is not None and made.config is not None:
+        return made.config
+    return ScoringConfig(
+        callqa_version=(made.pipeline_version if made else None) or "unknown",
+        asr=AsrConfig(model=made.asr_model, compute_type=made.compute_type)
+        if made is not None and made.asr_model
+        else None,
+        rubric=RubricConfig(
+            id=result.rubric.id, version=result.rubric.version, sha256=result.rubric.sha256
+        ),
+    )
 
 
 def result_fingerprint(result: Result) -> str:
-    """The fingerprint of a Result, from its ``produced_by`` and ``rubric``."""
-    made = result.produced_by
-    return fingerprint(
-        asr_model=made.asr_model if made else None,
-        compute_type=made.compute_type if made else None,
-        rubric_id=result.rubric.id,
-        rubric_version=result.rubric.version,
-        rubric_sha256=result.rubric.sha256,
-        pipeline_version=made.pipeline_version if made else None,
-    )
+    """The fingerprint of a Result: the hash of the configuration it records."""
+    return result_config(result).fingerprint()

@@ -64,6 +64,21 @@ class Run(Base):
     failed: Mapped[int | None] = mapped_column(Integer)
     skipped: Mapped[int | None] = mapped_column(Integer)
     summary: Mapped[dict[str, Any] | None] = mapped_column()
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str | None] = mapped_column(String(16))  # running|finished|stopped|killed
+
+
+class CallLease(Base):
+    """A run's claim on one call while it processes it; expired leases may be taken over."""
+
+    __tablename__ = "call_leases"
+
+    call_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    holder: Mapped[str] = mapped_column(String(255))  # host:pid:thread
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Call(Base):
@@ -80,6 +95,11 @@ class Call(Base):
     started_at: Mapped[str | None] = mapped_column(String(64))  # as the CTI wrote it (ISO)
     direction: Mapped[str | None] = mapped_column(String(32))
     language: Mapped[str | None] = mapped_column(String(16))
+    # routing metadata of the manifest (migration 0004): a re-score routes with them again
+    queue: Mapped[str | None] = mapped_column(String(255))
+    skill: Mapped[str | None] = mapped_column(String(255))
+    agent_group: Mapped[str | None] = mapped_column(String(255))
+    manifest_rubric: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str | None] = mapped_column(Text)
     source_sha256: Mapped[str | None] = mapped_column(String(64))
     duration: Mapped[float | None] = mapped_column(Float)
@@ -101,7 +121,9 @@ class Transcript(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     call_pk: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
-    sha256: Mapped[str] = mapped_column(String(64))  # of the stored JSON document
+    sha256: Mapped[str] = mapped_column(String(64))  # schema.canonical_sha256 of the document
+    # ScoringConfig.stage_sha256("transcript") of what produced it (ASR, diarizer, redaction)
+    stage_sha256: Mapped[str | None] = mapped_column(String(64))
     language: Mapped[str | None] = mapped_column(String(16))
     duration: Mapped[float | None] = mapped_column(Float)
     asr_model: Mapped[str | None] = mapped_column(Text)
@@ -189,6 +211,11 @@ class Failure(Base):
     error: Mapped[str] = mapped_column(Text)
     source: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # what failed: the same file under the same configuration updates this row (attempts + 1)
+    source_sha256: Mapped[str | None] = mapped_column(String(64))
+    config_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # --------------------------------------------------------------------------- review workflow
@@ -251,6 +278,8 @@ class ReviewAction(Base):
     after: Mapped[bool | None] = mapped_column(Boolean)  # ... and after it
     comment: Mapped[str | None] = mapped_column(Text)
     dispute_id: Mapped[int | None] = mapped_column(ForeignKey("disputes.id"))
+    # set on a verdict carried over to a new result version: the action it repeats
+    carried_from_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -274,6 +303,7 @@ class CallReview(Base):
 # Queue indexes on the machine tables (declared here so the models match migration 0002):
 # the default order walks results by priority and joins each to the call that points at it.
 Index("ix_calls_current_result_id", Call.current_result_id)
+Index("ix_transcripts_call_pk_stage_sha256", Transcript.call_pk, Transcript.stage_sha256)
 Index("ix_calls_started_at", Call.started_at)
 Index(
     "ix_results_queue",
@@ -313,3 +343,87 @@ class PiiReveal(Base):
     transcript_id: Mapped[int] = mapped_column(ForeignKey("transcripts.id"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --------------------------------------------------------------------------- review app
+# Server-side sessions (the cookie carries only a random token; its SHA-256 is stored, so a
+# revoked or expired row ends the session wherever the cookie was copied), login attempts for
+# throttling, per-user preferences and saved queue filters, and the cross-call search index.
+
+
+class WebSession(Base):
+    """One signed-in browser session; revoked on logout, password change, deactivation."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class LoginAttempt(Base):
+    """One login attempt (name as typed, source address, outcome) for throttling."""
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(255))
+    ip: Mapped[str] = mapped_column(String(64))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+Index("ix_login_attempts_username_created_at", LoginAttempt.username, LoginAttempt.created_at)
+Index("ix_login_attempts_ip_created_at", LoginAttempt.ip, LoginAttempt.created_at)
+
+
+class UserPref(Base):
+    """A user's saved interface choices (language, queue page size)."""
+
+    __tablename__ = "user_prefs"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    language: Mapped[str | None] = mapped_column(String(16))
+    per_page: Mapped[int | None] = mapped_column(Integer)
+
+
+class SavedFilter(Base):
+    """A named queue filter (the query string) of one user."""
+
+    __tablename__ = "saved_filters"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    query: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FormDraft(Base):
+    """Text typed into a form whose session had ended, kept until the user signs in again
+    (the browser holds only a random token for it)."""
+
+    __tablename__ = "form_drafts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    data: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SearchDoc(Base):
+    """What a call's current transcript says, for search: the text (utterances joined by
+    newlines) and its terms (CJK bigrams and lower-cased words, space-separated)."""
+
+    __tablename__ = "search_docs"
+
+    call_pk: Mapped[int] = mapped_column(ForeignKey("calls.id"), primary_key=True)
+    result_id: Mapped[int] = mapped_column(Integer, index=True)
+    text: Mapped[str] = mapped_column(Text)
+    terms: Mapped[str] = mapped_column(Text)

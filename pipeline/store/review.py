@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy import and_, case, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from pipeline.store import models as m
@@ -43,6 +43,14 @@ CAN_HEAR_REDACTED: frozenset[str] = frozenset({"admin", "reviewer"})
 
 SORTS = ("priority", "newest", "oldest", "score")
 MAX_PAGE_SIZE = 200
+PAGE_SIZES = (20, 50, 100, 200)
+MAX_PAGE = 1_000_000  # deeper pages are refused (400), not turned into huge OFFSETs
+MAX_TEXT = 2000  # characters of a comment, dispute reason or ruling comment (web and API)
+SESSION_TTL = timedelta(hours=12)  # one working day
+SESSION_TOUCH = timedelta(minutes=5)  # last_seen is written at most this often
+DRAFT_TTL = timedelta(days=1)  # form text kept across a lapsed session
+KEEP_ATTEMPTS = timedelta(days=7)  # login attempts and ended sessions are kept this long
+LANGUAGES = ("zh_CN", "en")
 
 _hasher = PasswordHasher()
 # Verified against when the user does not exist, so both paths cost one argon2 check.
@@ -83,7 +91,7 @@ class QueueFilter(BaseModel):
     risk_level: Literal["low", "medium", "high"] | None = None
     review_status: ReviewStatus | None = None
     sort: Literal["priority", "newest", "oldest", "score"] = "priority"
-    page: int = Field(default=1, ge=1)
+    page: int = Field(default=1, ge=1, le=MAX_PAGE)
     per_page: int = Field(default=50, ge=1, le=MAX_PAGE_SIZE)
 
 
@@ -110,6 +118,26 @@ class QueuePage(BaseModel):
     page: int
     per_page: int
     has_next: bool
+    total: int | None = None  # calls matching the filters (all pages)
+
+
+class UserPrefs(BaseModel):
+    language: str | None = None  # one of LANGUAGES, None: follow the browser
+    per_page: int | None = None
+
+
+class SavedFilterRow(BaseModel):
+    id: int
+    name: str
+    query: str
+
+
+class FailedCall(BaseModel):
+    call_id: str
+    source: str | None
+    error: str | None
+    attempts: int
+    last_attempt: str | None
 
 
 class FinalItem(BaseModel):
@@ -157,6 +185,8 @@ class AuditRow(BaseModel):
     comment: str | None
     dispute_id: int | None
     created_at: str
+    result_id: int | None = None  # the result version the action was on
+    carried_from: int | None = None  # the action it repeats on a new result version
 
 
 class DisputeRow(BaseModel):
@@ -222,8 +252,23 @@ def _item_value(item: m.ItemResult) -> float:
 
 
 def _flip(verdict: bool | None) -> bool:
-    """One click: fail ↔ pass; an undecided item becomes a pass."""
+    """A ruling that upholds a dispute: fail ↔ pass; an undecided item becomes a pass."""
     return not verdict if verdict is not None else True
+
+
+def bounded_text(value: str | None, what: str, required: bool = False) -> str | None:
+    """``value`` stripped; ReviewError when longer than :data:`MAX_TEXT` (or empty and
+    ``required``). The one size rule for comments and reasons, web and API alike."""
+    text = (value or "").strip()
+    if len(text) > MAX_TEXT:
+        raise ReviewError(f"{what} is {len(text)} characters long; at most {MAX_TEXT} are kept")
+    if required and not text:
+        raise ReviewError(f"{what} must not be empty")
+    return text or None
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class ReviewStore:
@@ -232,6 +277,7 @@ class ReviewStore:
     def __init__(self, store: Store, hasher: PasswordHasher | None = None):
         self.store = store
         self._hasher = hasher or _hasher  # cheaper parameters only in tests
+        self._search = None
 
     # ------------------------------------------------------------------ accounts
 
@@ -284,11 +330,258 @@ class ReviewStore:
             return [_user_info(u) for u in s.scalars(select(m.User).order_by(m.User.username))]
 
     def set_active(self, username: str, active: bool) -> None:
+        """(De)activate an account; deactivation ends its sessions at once."""
         with self.store._write(f"cannot update user {username!r}") as s:
             user = s.scalar(select(m.User).where(m.User.username == username))
             if user is None:
                 raise NotFound(f"no user {username!r}")
             user.active = active
+            if not active:
+                self._revoke_all(s, user.id)
+
+    def set_password(self, username: str, password: str) -> None:
+        """A new password for ``username``; every session of the account ends."""
+        if len(password) < 8:
+            raise ReviewError("password must be at least 8 characters")
+        with self.store._write(f"cannot update user {username!r}") as s:
+            user = s.scalar(select(m.User).where(m.User.username == username))
+            if user is None:
+                raise NotFound(f"no user {username!r}")
+            user.password_hash = self._hasher.hash(password)
+            self._revoke_all(s, user.id)
+
+    # ------------------------------------------------------------------ web sessions
+
+    def create_session(self, user_id: int, ip: str | None = None) -> str:
+        """A new session for the user; returns the token for the cookie (only its SHA-256
+        is stored)."""
+        token = secrets.token_urlsafe(32)
+        now = m.utcnow()
+        with self.store._write("cannot create a session") as s:
+            s.add(
+                m.WebSession(
+                    token_sha256=token_sha256(token),
+                    user_id=user_id,
+                    created_at=now,
+                    last_seen=now,
+                    expires_at=now + SESSION_TTL,
+                    ip=(ip or "")[:64] or None,
+                )
+            )
+        return token
+
+    def session_user(self, token: str | None) -> UserInfo | None:
+        """The active user of a live (not revoked, not expired) session, else None."""
+        if not token or len(token) > 200:
+            return None
+        now = m.utcnow()
+        W = m.WebSession  # noqa: N806
+        with self.store._read("cannot read sessions") as s:
+            row = s.execute(
+                select(W, m.User).join(m.User, m.User.id == W.user_id)
+                .where(W.token_sha256 == token_sha256(token))
+            ).first()  # fmt: skip
+            if row is None:
+                return None
+            sess, user = row
+            if sess.revoked_at is not None or _aware(sess.expires_at) <= now or not user.active:
+                return None
+            stale = now - _aware(sess.last_seen) > SESSION_TOUCH
+            sess_id, info = sess.id, _user_info(user)
+        if stale:
+            with self.store._write("cannot update a session") as s:
+                s.get(m.WebSession, sess_id).last_seen = now
+        return info
+
+    def revoke_session(self, token: str | None) -> None:
+        if not token:
+            return
+        with self.store._write("cannot end a session") as s:
+            sess = s.scalar(
+                select(m.WebSession).where(m.WebSession.token_sha256 == token_sha256(token))
+            )
+            if sess is not None and sess.revoked_at is None:
+                sess.revoked_at = m.utcnow()
+
+    @staticmethod
+    def _revoke_all(s: Session, user_id: int) -> None:
+        W = m.WebSession  # noqa: N806
+        for sess in s.scalars(select(W).where(W.user_id == user_id, W.revoked_at.is_(None))):
+            sess.revoked_at = m.utcnow()
+
+    # ------------------------------------------------------------------ form drafts
+
+    def save_draft(self, data: dict[str, str]) -> str:
+        """Keep form text typed after the session ended; returns the token for the browser."""
+        token = secrets.token_urlsafe(24)
+        clean = {str(k)[:40]: str(v)[:MAX_TEXT] for k, v in list(data.items())[:10]}
+        with self.store._write("cannot keep the form text") as s:
+            s.execute(delete(m.FormDraft).where(m.FormDraft.created_at < m.utcnow() - DRAFT_TTL))
+            s.add(m.FormDraft(token_sha256=token_sha256(token), data=clean))
+        return token
+
+    def take_draft(self, token: str | None) -> dict[str, str] | None:
+        """The kept form text (once: it is deleted), or None."""
+        if not token or len(token) > 200:
+            return None
+        with self.store._write("cannot read the form text") as s:
+            row = s.scalar(select(m.FormDraft).where(m.FormDraft.token_sha256 == token_sha256(token)))  # fmt: skip
+            if row is None:
+                return None
+            data = dict(row.data)
+            fresh = m.utcnow() - _aware(row.created_at) < DRAFT_TTL
+            s.delete(row)
+            return data if fresh else None
+
+    # ------------------------------------------------------------------ login throttling
+
+    def record_login(self, username: str, ip: str, ok: bool) -> None:
+        """Record an attempt; a success also drops attempts and sessions long past use."""
+        with self.store._write("cannot record a login") as s:
+            s.add(m.LoginAttempt(username=username.strip().lower()[:255], ip=ip[:64], ok=ok))
+            if ok:
+                now = m.utcnow()
+                s.execute(delete(m.LoginAttempt).where(m.LoginAttempt.created_at < now - KEEP_ATTEMPTS))  # fmt: skip
+                s.execute(delete(m.WebSession).where(m.WebSession.expires_at < now - KEEP_ATTEMPTS))  # fmt: skip
+
+    def login_failures(
+        self, username: str, ip: str, window: timedelta
+    ) -> tuple[list[datetime], list[datetime]]:
+        """Failed logins in the last ``window``: (for this account since its last success,
+        from this address under any name), each oldest first."""
+        A = m.LoginAttempt  # noqa: N806
+        since = m.utcnow() - window
+        name = username.strip().lower()[:255]
+        with self.store._read("cannot read login attempts") as s:
+            last_ok = s.scalar(select(func.max(A.created_at)).where(A.username == name, A.ok))
+            user_since = max(since, _aware(last_ok)) if last_ok else since
+            by_user = s.scalars(
+                select(A.created_at).where(A.username == name, ~A.ok, A.created_at > user_since)
+                .order_by(A.created_at)
+            ).all()  # fmt: skip
+            by_ip = s.scalars(
+                select(A.created_at).where(A.ip == ip[:64], ~A.ok, A.created_at > since)
+                .order_by(A.created_at)
+            ).all()  # fmt: skip
+        return [_aware(t) for t in by_user], [_aware(t) for t in by_ip]
+
+    # ------------------------------------------------------------------ preferences, filters
+
+    def prefs(self, user_id: int) -> UserPrefs:
+        with self.store._read("cannot read preferences") as s:
+            row = s.get(m.UserPref, user_id)
+            return UserPrefs(language=row.language, per_page=row.per_page) if row else UserPrefs()
+
+    def set_prefs(
+        self, user_id: int, *, language: str | None = ..., per_page: int | None = ...
+    ) -> UserPrefs:  # type: ignore[assignment]
+        """Change the given preferences (``...``: keep; None: back to the default)."""
+        if language not in (..., None) and language not in LANGUAGES:
+            raise ReviewError(f"unknown language {language!r}; valid: {', '.join(LANGUAGES)}")
+        if per_page not in (..., None) and per_page not in PAGE_SIZES:
+            raise ReviewError(f"page size must be one of {', '.join(map(str, PAGE_SIZES))}")
+        with self.store._write("cannot save preferences") as s:
+            row = s.get(m.UserPref, user_id)
+            if row is None:
+                row = m.UserPref(user_id=user_id)
+                s.add(row)
+            if language is not ...:
+                row.language = language
+            if per_page is not ...:
+                row.per_page = per_page
+            s.flush()
+            return UserPrefs(language=row.language, per_page=row.per_page)
+
+    def saved_filters(self, user_id: int) -> list[SavedFilterRow]:
+        F = m.SavedFilter  # noqa: N806
+        with self.store._read("cannot read saved filters") as s:
+            rows = s.scalars(select(F).where(F.user_id == user_id).order_by(F.name))
+            return [SavedFilterRow(id=f.id, name=f.name, query=f.query) for f in rows]
+
+    def save_filter(self, user_id: int, name: str, query: str) -> SavedFilterRow:
+        """Save (or replace) the named filter; ``query`` is the queue's query string."""
+        name = (name or "").strip()
+        if not name or len(name) > 100:
+            raise ReviewError("a saved filter needs a name of 1 to 100 characters")
+        if len(query) > MAX_TEXT:
+            raise ReviewError("filter too long")
+        F = m.SavedFilter  # noqa: N806
+        with self.store._write("cannot save the filter") as s:
+            row = s.scalar(select(F).where(F.user_id == user_id, F.name == name))
+            if row is None:
+                row = F(user_id=user_id, name=name, query=query)
+                s.add(row)
+            row.query = query
+            s.flush()
+            return SavedFilterRow(id=row.id, name=row.name, query=row.query)
+
+    def delete_filter(self, user_id: int, filter_id: int) -> None:
+        with self.store._write("cannot delete the filter") as s:
+            row = s.get(m.SavedFilter, filter_id)
+            if row is None or row.user_id != user_id:
+                raise NotFound(f"no saved filter {filter_id}")
+            s.delete(row)
+
+    def failed_job(self, call_id: str):
+        """The :class:`~pipeline.schema.CallJob` to process a failed call again (or None)."""
+        from pipeline.schema import CallJob
+
+        with self.store._read(f"cannot read call {call_id!r}") as s:
+            c = s.scalar(select(m.Call).where(m.Call.call_id == call_id, m.Call.status == "failed"))
+            if c is None or not c.source:
+                return None
+            return CallJob(
+                call_id=c.call_id,
+                source=c.source,
+                agent_id=c.agent_id,
+                agent_name=c.agent_name,
+                team=c.team,
+                started_at=c.started_at,
+                direction=c.direction,
+                language=c.language,
+            )
+
+    # ------------------------------------------------------------------ search
+
+    def search(self, viewer: UserInfo, query: str, page: int = 1, per_page: int = 50):
+        """Calls the viewer may see whose transcript says ``query`` (see
+        :mod:`pipeline.store.search`)."""
+        from pipeline.store.search import SearchIndex
+
+        if self._search is None:
+            self._search = SearchIndex(self.store)
+        see_all = viewer.role in CAN_SEE_ALL
+        return self._search.search(
+            query, viewer.agent_id, see_all=see_all, page=page, per_page=per_page
+        )
+
+    # ------------------------------------------------------------------ failed calls
+
+    def failed_calls(self, limit: int = 500) -> list[FailedCall]:
+        """Calls whose last attempt failed, newest first, with the reason."""
+        C, F = m.Call, m.Failure  # noqa: N806
+        attempts = (
+            select(F.call_pk, func.count().label("n"), func.max(F.created_at).label("last"))
+            .group_by(F.call_pk).subquery()
+        )  # fmt: skip
+        q = (
+            select(C, attempts.c.n, attempts.c.last)
+            .outerjoin(attempts, attempts.c.call_pk == C.id)
+            .where(C.status == "failed")
+            .order_by(attempts.c.last.desc(), C.id.desc())
+            .limit(limit)
+        )
+        with self.store._read("cannot read failed calls") as s:
+            return [
+                FailedCall(
+                    call_id=c.call_id,
+                    source=c.source,
+                    error=c.error,
+                    attempts=n or 0,
+                    last_attempt=_iso(last),
+                )
+                for c, n, last in s.execute(q)
+            ]
 
     def issue_token(self, username: str) -> str:
         """A new API token for the user (only its SHA-256 is stored; the old one stops)."""
@@ -309,7 +602,14 @@ class ReviewStore:
 
     # ------------------------------------------------------------------ queue
 
-    def queue(self, viewer: UserInfo, f: QueueFilter | None = None) -> QueuePage:
+    def queue(
+        self,
+        viewer: UserInfo,
+        f: QueueFilter | None = None,
+        *,
+        with_total: bool = True,
+        offset: int | None = None,
+    ) -> QueuePage:
         """One page of scored calls the viewer may see, by default what needs a human first
         (needs_review, auto-fail, complaint risk). Uses ``ix_results_queue``; no COUNT(*)."""
         f = f or QueueFilter()
@@ -342,6 +642,7 @@ class ReviewStore:
                     IR.result_id == R.id, IR.item_id == f.item_failed, IR.passed.is_(False)
                 )
             )
+        counted = select(func.count()).select_from(q.subquery())
         order = {
             "priority": (
                 R.needs_review.desc(),
@@ -353,9 +654,11 @@ class ReviewStore:
             "oldest": (C.started_at.asc(), C.id.asc()),
             "score": (R.total.asc(), R.id.asc()),
         }[f.sort]
-        q = q.order_by(*order).limit(f.per_page + 1).offset((f.page - 1) * f.per_page)
+        start = offset if offset is not None else (f.page - 1) * f.per_page
+        q = q.order_by(*order).limit(f.per_page + 1).offset(start)
         with self.store._read("cannot read the review queue") as s:
             found = s.execute(q).all()
+            total = s.scalar(counted) if with_total else None
         rows = [
             QueueRow(
                 call_id=c.call_id,
@@ -377,8 +680,33 @@ class ReviewStore:
             for c, r, cr in found[: f.per_page]
         ]
         return QueuePage(
-            rows=rows, page=f.page, per_page=f.per_page, has_next=len(found) > f.per_page
+            rows=rows,
+            page=f.page,
+            per_page=f.per_page,
+            has_next=len(found) > f.per_page,
+            total=total,
         )
+
+    def neighbours(
+        self, viewer: UserInfo, f: QueueFilter, call_id: str, position: int | None
+    ) -> tuple[str | None, str | None]:
+        """(previous, next) call ids around ``call_id`` in the queue order of ``f``;
+        ``position`` (0-based, from the queue link) narrows the search to a window."""
+        around = max(0, (position or 0) - 25)
+        window = f.model_copy(update={"page": 1, "per_page": MAX_PAGE_SIZE})
+        for offset in dict.fromkeys((around, 0)):
+            ids = self._queue_ids(viewer, window, offset, 51 if offset else MAX_PAGE_SIZE)
+            if call_id in ids:
+                at = ids.index(call_id)
+                prev_id = ids[at - 1] if at > 0 else None
+                next_id = ids[at + 1] if at + 1 < len(ids) else None
+                return prev_id, next_id
+        first = self._queue_ids(viewer, window, 0, 1)
+        return None, (first[0] if first and first[0] != call_id else None)
+
+    def _queue_ids(self, viewer: UserInfo, f: QueueFilter, offset: int, limit: int) -> list[str]:
+        page = f.model_copy(update={"page": 1, "per_page": min(limit, MAX_PAGE_SIZE)})
+        return [r.call_id for r in self.queue(viewer, page, with_total=False, offset=offset).rows]
 
     def facets(self, viewer: UserInfo) -> dict[str, list[str]]:
         """Values for the queue's filter menus (teams, agents, item ids)."""
@@ -523,6 +851,8 @@ class ReviewStore:
                     comment=a.comment,
                     dispute_id=a.dispute_id,
                     created_at=_iso(a.created_at) or "",
+                    result_id=a.result_id,
+                    carried_from=a.carried_from_id,
                 )
                 for a, username, role, item_id in rows
             ]
@@ -576,25 +906,37 @@ class ReviewStore:
         return final
 
     def override(
-        self, viewer: UserInfo, call_id: str, item_result_id: int, comment: str | None = None
+        self,
+        viewer: UserInfo,
+        call_id: str,
+        item_result_id: int,
+        passed: bool,
+        comment: str | None = None,
     ) -> FinalScore:
-        """Flip the item's current verdict (one click) and record it; returns the new score."""
+        """Set the item's verdict to ``passed`` (explicit, so a repeated or stale submit
+        changes nothing) and record it; returns the new score."""
         if viewer.role not in CAN_REVIEW:
             raise Forbidden(f"a {viewer.role} may not override items")
+        if not isinstance(passed, bool):
+            raise ReviewError("an override needs the verdict it sets: pass or fail")
+        comment = bounded_text(comment, "comment")
         with self.store._write(f"cannot override on {call_id!r}") as s:
             call = self._visible_call(s, viewer, call_id)
             item = self._item(s, call, item_result_id)
-            before = self._verdicts(s, item.result_id).get(item.id, item.passed)
+            human = self._verdicts(s, item.result_id)
+            before = human.get(item.id, item.passed)
+            if before is passed and item.id in human:
+                return self._final(s, call)  # already so: idempotent
             s.add(
                 m.ReviewAction(
                     call_pk=call.id,
                     result_id=item.result_id,
                     item_result_id=item.id,
                     user_id=viewer.id,
-                    kind="override",
+                    kind="override" if before is not passed else "confirm",
                     before=before,
-                    after=_flip(before),
-                    comment=(comment or "").strip() or None,
+                    after=passed,
+                    comment=comment,
                 )
             )
             return self._refresh(s, call)
@@ -603,6 +945,7 @@ class ReviewStore:
         """Confirm every item without a human verdict as the machine scored it."""
         if viewer.role not in CAN_REVIEW:
             raise Forbidden(f"a {viewer.role} may not confirm reviews")
+        comment = bounded_text(comment, "comment")
         with self.store._write(f"cannot confirm {call_id!r}") as s:
             call = self._visible_call(s, viewer, call_id)
             human = self._verdicts(s, call.current_result_id)
@@ -619,7 +962,7 @@ class ReviewStore:
                             kind="confirm",
                             before=item.passed,
                             after=item.passed,
-                            comment=(comment or "").strip() or None,
+                            comment=comment,
                         )
                     )
             return self._refresh(s, call)
@@ -628,9 +971,7 @@ class ReviewStore:
         """An agent contests an item of their own call; returns the dispute id."""
         if viewer.role not in CAN_DISPUTE:
             raise Forbidden(f"a {viewer.role} may not raise disputes")
-        reason = (reason or "").strip()
-        if not reason:
-            raise ReviewError("a dispute needs a reason")
+        reason = bounded_text(reason, "the dispute's reason", required=True)
         with self.store._write(f"cannot dispute on {call_id!r}") as s:
             call = self._visible_call(s, viewer, call_id)
             item = self._item(s, call, item_result_id)
@@ -673,6 +1014,7 @@ class ReviewStore:
         """Uphold (the item's verdict flips) or reject (it stays) an open dispute."""
         if viewer.role not in CAN_REVIEW:
             raise Forbidden(f"a {viewer.role} may not rule on disputes")
+        comment = bounded_text(comment, "ruling comment")
         with self.store._write(f"cannot rule on dispute {dispute_id}") as s:
             d = s.get(m.Dispute, dispute_id)
             if d is None:
@@ -684,7 +1026,7 @@ class ReviewStore:
             before = self._verdicts(s, item.result_id).get(item.id, item.passed)
             d.status = "upheld" if upheld else "rejected"
             d.ruled_by = viewer.id
-            d.ruling_comment = (comment or "").strip() or None
+            d.ruling_comment = comment
             d.ruled_at = m.utcnow()
             s.add(
                 m.ReviewAction(

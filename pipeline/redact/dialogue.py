@@ -1,0 +1,284 @@
+"""Numbers that are personal because of the question they answer.
+
+When the agent's turn asks for an account, card, ID, phone, PIN, password, verification
+code, date of birth or address (a *request*: one of the set's ``dialogue.requests``
+patterns plus a cue such as a question mark, and no "never share your PIN" warning), the
+customer's following turns are its *answer*, and their numerals (or, for ``scope:
+answer``, their whole content) are personal data whatever their length.
+
+The answer may run over several customer turns (``max_answers``, ``max_seconds``) and
+through the agent's backchannels ("mm-hm", "嗯", "take your time"). It ends at an agent
+turn with content once the customer has given digits (unless that turn reads them back,
+which is masked too) or that asks another question, at a customer turn with content but
+no numerals once digits were given, or at a new request.
+
+The same words in any turn make the numerals right after them personal too ("my account
+number is 6338 1047", "卡号后四位是三三零一"): :func:`declared_numbers`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pipeline.redact.normalize import normalize
+from pipeline.redact.recognizers import Dialogue, RecognizerSet, RequestRule
+from pipeline.schema import Transcript, Utterance
+
+_PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
+# what ends the clause the words are in; a question mark does not: on mono calls the
+# question and its answer can be one utterance
+_CLAUSE_END = re.compile(r"[。！；;!]|[，,]\s*(?![0-9零〇一二三四五六七八九幺两洞])(?=\S)")
+_SENTENCE_END = re.compile(r"[?？。!！]|\.(?=\s|$)")
+_QUESTION = re.compile(r"[?？]|吗|为什么|\bwhy\b|\bwhat for\b", re.I)
+
+
+@dataclass
+class Request:
+    """One request in the call: where it was made and what it asked for."""
+
+    utterance: int
+    speaker: str
+    end: float
+    term: str
+    rule: RequestRule
+    rset: RecognizerSet
+    digits: str = ""  # the answer's digits so far
+    answers: int = 0
+
+
+@dataclass
+class AnswerContext:
+    """Why an utterance's numerals (or content) are personal: the request it answers."""
+
+    request: Request
+    readback: bool = False  # the agent reading the answer back
+
+    @property
+    def reason(self) -> str:
+        what = "reads back the answer to" if self.readback else "answers"
+        return (
+            f"{what} the request in utterance {self.request.utterance} "
+            f"('{self.request.term}': {self.request.rule.name})"
+        )
+
+
+@dataclass
+class _Compiled:
+    dialogue: Dialogue
+    cues: list[re.Pattern[str]]
+    not_request: list[re.Pattern[str]]
+    requests: list[tuple[RequestRule, list[re.Pattern[str]]]]
+    fillers: re.Pattern[str] | None
+    keep_before: re.Pattern[str] | None
+    keep_after: re.Pattern[str] | None
+
+
+_COMPILED: dict[int, _Compiled] = {}
+
+
+def compiled(rset: RecognizerSet) -> _Compiled:
+    """The set's dialogue regexes, compiled once per loaded set (case-insensitive)."""
+    dialogue = rset.dialogue
+    assert dialogue is not None
+    hit = _COMPILED.get(id(dialogue))
+    if hit is not None and hit.dialogue is dialogue:
+        return hit
+
+    def rx(values: list[str]) -> list[re.Pattern[str]]:
+        return [re.compile(v, re.I) for v in values]
+
+    fillers = sorted(dialogue.fillers, key=len, reverse=True)
+    # ASCII fillers are whole words ("um", not the "um" of "number")
+    alts = "|".join(
+        rf"(?<![a-z']){re.escape(f)}(?![a-z'])" if f.isascii() else re.escape(f) for f in fillers
+    )
+    hit = _Compiled(
+        dialogue=dialogue,
+        cues=rx(dialogue.request_cues),
+        not_request=rx(dialogue.not_request),
+        requests=[(r, rx(r.patterns)) for r in dialogue.requests],
+        fillers=re.compile(alts, re.I) if fillers else None,
+        keep_before=re.compile(dialogue.keep_before, re.I) if dialogue.keep_before else None,
+        keep_after=re.compile(dialogue.keep_after, re.I) if dialogue.keep_after else None,
+    )
+    _COMPILED[id(dialogue)] = hit
+    return hit
+
+
+def match_request(
+    text: str, sets: list[RecognizerSet]
+) -> tuple[RequestRule, str, RecognizerSet] | None:
+    """The request made in ``text`` (rule, matched words, set), or None.
+
+    Several patterns may match ("your name and ID number"): the last one in the text wins.
+    """
+    best: tuple[int, RequestRule, str, RecognizerSet] | None = None
+    for rset in sets:
+        if rset.dialogue is None:
+            continue
+        c = compiled(rset)
+        if not any(p.search(text) for p in c.cues):
+            continue
+        if any(p.search(text) for p in c.not_request):
+            continue
+        for rule, patterns in c.requests:
+            for p in patterns:
+                for m in p.finditer(text):
+                    if best is None or m.start() >= best[0]:
+                        best = (m.start(), rule, m.group(), rset)
+    return None if best is None else (best[1], best[2], best[3])
+
+
+def content(text: str, rset: RecognizerSet) -> str:
+    """``text`` without fillers and punctuation ('' for "mm-hm", "嗯，好的")."""
+    c = compiled(rset)
+    rest = c.fillers.sub(" ", text) if c.fillers else text
+    return _PUNCT.sub("", rest)
+
+
+def answer_span(text: str, rset: RecognizerSet) -> tuple[int, int] | None:
+    """Character span of the content of an answer turn (leading fillers, trailing
+    punctuation off); None when there is none or the turn is a question back."""
+    if not content(text, rset) or _QUESTION.search(text):
+        return None
+    fillers = compiled(rset).fillers
+    start, end = 0, len(text)
+    while True:
+        m = _PUNCT.match(text, start) or (fillers.match(text, start) if fillers else None)
+        if m is None or m.end() == start:
+            break
+        start = m.end()
+    while end > start and not text[end - 1].isalnum():
+        end -= 1
+    return (start, end) if end > start else None
+
+
+def is_kept_number(text: str, start: int, end: int, rset: RecognizerSet) -> bool:
+    """A numeral that is an amount, count or time (``$5``, ``3 times``, ``两件``)."""
+    c = compiled(rset)
+    if c.keep_before and c.keep_before.search(text[max(0, start - 8) : start]):
+        return True
+    return bool(c.keep_after and c.keep_after.match(text[end : end + 16]))
+
+
+def _digits(text: str) -> str:
+    return "".join(g.digits for run in normalize(text).runs for g in run)
+
+
+def answer_contexts(transcript: Transcript, sets: list[RecognizerSet]) -> dict[int, AnswerContext]:
+    """Utterance index → the request its numerals answer (or read back)."""
+    out: dict[int, AnswerContext] = {}
+    open_: Request | None = None
+    for i, utt in enumerate(transcript.utterances):
+        if utt.speaker != "customer" and (hit := match_request(utt.text, sets)):
+            rule, term, rset = hit
+            open_ = Request(i, utt.speaker, utt.end, term, rule, rset)
+            continue
+        if open_ is None:
+            continue
+        dlg = open_.rset.dialogue
+        assert dlg is not None
+        if utt.start - open_.end > dlg.max_seconds:
+            open_ = None
+            continue
+        if _same_side(utt, open_):
+            if not content(utt.text, open_.rset):
+                continue  # the agent's "mm-hm": the answer goes on
+            said = _digits(utt.text)
+            if len(said) >= 3 and open_.digits and (said in open_.digits or open_.digits in said):
+                out[i] = AnswerContext(open_, readback=True)
+                continue
+            if not open_.digits and not said and not _QUESTION.search(utt.text):
+                continue  # "To verify your identity." before any answer: still waiting
+            open_ = None  # the agent moved on (or asked something else)
+            continue
+        said = _digits(utt.text)
+        if not said and open_.digits and content(utt.text, open_.rset):
+            open_ = None  # the customer has moved on
+            continue
+        out[i] = AnswerContext(open_)
+        open_.digits += said
+        open_.answers += 1
+        if open_.answers >= dlg.max_answers:
+            open_ = None
+    return out
+
+
+def _same_side(utt: Utterance, request: Request) -> bool:
+    return utt.speaker == request.speaker and utt.speaker != "unknown"
+
+
+@dataclass
+class Declared:
+    """Numerals that follow a request's words in the same turn."""
+
+    start: int
+    end: int
+    rule: RequestRule
+    term: str
+    rset: RecognizerSet
+
+    @property
+    def reason(self) -> str:
+        return f"numerals right after '{self.term}' ({self.rule.name})"
+
+
+def declared_numbers(text: str, runs: list, sets: list[RecognizerSet]) -> list[Declared]:
+    """Numeral runs (``normalize(text).runs``) said right after a request's words.
+
+    "Right after": within ``declared_window`` characters that are not fillers or
+    punctuation, in the same clause. When the sentence holding the words is itself a
+    request (a cue, no warning) and ends before the numerals ("...account number please?
+    6, 3, 3, 8", "请提供一下您的身份证后四位。九九八七": a mono call's question and answer in
+    one utterance), the numerals after it count, also for requests with ``declared:
+    false``. Runs that follow closely are taken too; amounts and counts are skipped.
+    """
+    out: list[Declared] = []
+    for rset in sets:
+        if rset.dialogue is None:
+            continue
+        window = rset.dialogue.declared_window
+        keep_words = {w.lower() for w in rset.dialogue.keep_words}
+        for rule, patterns in compiled(rset).requests:
+            for p in patterns:
+                for m in p.finditer(text):
+                    found: list[Declared] = []
+                    for run in runs:
+                        start, end = run[0].start, run[-1].end
+                        if start < m.end():
+                            continue  # before the words, or in them
+                        if is_kept_number(text, start, end, rset) or (
+                            len(run) == 1 and text[start:end].lower() in keep_words
+                        ):
+                            continue  # "后四位", "3 times"
+                        gap = text[found[-1].end if found else m.end() : start]
+                        asked = None if found else _asked(text, m, gap, rset)
+                        after = gap[asked:] if asked is not None else gap
+                        if not (found or asked is not None or rule.declared):
+                            break
+                        if len(content(after, rset)) > (6 if found else window):
+                            break  # too far: "6338 and 1047" is close, a new topic is not
+                        if asked is None and content(gap, rset) and _CLAUSE_END.search(gap):
+                            break  # another clause: "信用卡中心，工号一零八六"
+                        found.append(Declared(start, end, rule, m.group(), rset))
+                    if found and rule.scope == "answer":  # "March 3rd, 1985": one span
+                        found = [Declared(found[0].start, found[-1].end, rule, m.group(), rset)]
+                    out += found
+    return out
+
+
+def _asked(text: str, m: re.Match[str], gap: str, rset: RecognizerSet) -> int | None:
+    """Offset in ``gap`` just past the end of the sentence holding match ``m`` when that
+    sentence is a request (a cue and no warning); None otherwise."""
+    end = _SENTENCE_END.search(gap)
+    if end is None:
+        return None
+    before = [e.end() for e in _SENTENCE_END.finditer(text, 0, m.start())]
+    sentence = text[before[-1] if before else 0 : m.end() + end.end()]
+    c = compiled(rset)
+    if not any(p.search(sentence) for p in c.cues) or any(
+        p.search(sentence) for p in c.not_request
+    ):
+        return None
+    return end.end()

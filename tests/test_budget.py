@@ -1,0 +1,63 @@
+"""Per-call budgets: a runaway call is stopped in its own thread with the reason; others go on."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from pipeline.budget import Budget, OverBudget, call_budget, estimated_audio_bytes
+
+
+def _spin(seconds: float) -> int:
+    n, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        n += 1
+    return n
+
+
+def test_time_budget_stops_a_runaway_loop():
+    started = time.monotonic()
+    with pytest.raises(OverBudget, match="time budget of 1 s"):
+        with call_budget(Budget(seconds=0.6, memory_mb=None)):
+            _spin(30)
+    assert time.monotonic() - started < 3
+
+
+def test_memory_budget_stops_a_call_that_grows():
+    hog = []
+    with pytest.raises(OverBudget, match="memory budget of 64 MiB"):
+        with call_budget(Budget(seconds=None, memory_mb=64)):
+            for _ in range(400):  # up to 400 MiB, 1 MiB at a time
+                hog.append(bytearray(2**20))
+                time.sleep(0.01)
+    assert len(hog) < 400
+    hog.clear()
+
+
+def test_a_call_within_budget_is_untouched_and_others_go_on():
+    results: dict[str, object] = {}
+
+    def run(name: str, seconds: float) -> None:
+        try:
+            with call_budget(Budget(seconds=1.0, memory_mb=None)):
+                results[name] = _spin(seconds)
+        except OverBudget as exc:
+            results[name] = exc
+
+    threads = [threading.Thread(target=run, args=a) for a in (("slow", 20), ("quick", 0.2))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert isinstance(results["slow"], OverBudget)
+    assert isinstance(results["quick"], int)
+    _spin(0.5)  # nothing left pending for this thread
+
+
+def test_budget_scales_with_audio_length():
+    b = Budget.for_call(600, floor_s=60, per_audio_second=2.0, memory_mb=1024)
+    assert b.seconds == 60 + 1200 and b.memory_mb == 1024
+    assert Budget.for_call(None, floor_s=60, per_audio_second=2, memory_mb=None).seconds == 60
+    assert estimated_audio_bytes(3600, 6) > 2**30  # an hour of 6 channels: over 1 GiB
