@@ -115,7 +115,7 @@ class _HFDirScorer:
             return []
         unique = list(dict.fromkeys(texts))  # a repeated turn (好的, 嗯) is scored once
         if len(unique) < len(texts):
-            by_text = dict(zip(unique, self.negativity(unique), strict=True))
+            by_text = dict(zip(unique, self.sentiment(unique), strict=True))
             return [by_text[t] for t in texts]
         pieces, owner = [], []
         for i, t in enumerate(texts):
