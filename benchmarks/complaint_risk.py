@@ -35,6 +35,7 @@ from pipeline.score.risk.calibrate import (
     f1_at,
     feature_matrix,
     fit_logistic,
+    prior_weights,
     reliability,
 )
 from pipeline.score.risk.config import RiskConfig, load_calibration, load_risk_config
@@ -144,7 +145,13 @@ def utterance_figures(lang: str, per_group: int, max_chars: int) -> None:
 def call_figures(config: RiskConfig, calib, bench, chats, label: str) -> dict:
     """Weights fitted on ``calib`` with this config's scorer, measured on bench calls/chats."""
     x, names, _ = feature_matrix(calib, config)
-    bias, w = fit_logistic(x, [lbl for _, lbl in calib])
+    bias, w = fit_logistic(
+        x,
+        [lbl for _, lbl in calib],
+        l2=20.0,  # as models/calibrate_risk.py
+        prior=prior_weights(config),
+        prior_bias=config.weights.bias,
+    )
     out = {}
     for kind, calls in (("calls", bench), ("chats", chats)):
         t0 = time.perf_counter()

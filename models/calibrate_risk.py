@@ -24,7 +24,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--l2", type=float, default=1.0)
+    ap.add_argument("--l2", type=float, default=20.0)
     args = ap.parse_args()
     calls = calibration_calls(args.n, seed=args.seed)
     scorer = get_scorer(load_risk_config().scorers["zh"])

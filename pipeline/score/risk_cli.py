@@ -106,7 +106,9 @@ def train() -> None:
 @click.option(
     "--label-weight", default=2.0, show_default=True, help="Weight of a reviewer-labelled call."
 )
-@click.option("--l2", default=1.0, show_default=True, help="L2 penalty of the weights.")
+@click.option(
+    "--l2", default=20.0, show_default=True, help="L2 pull of the weights towards the priors."
+)
 def risk(
     labels_file: Path,
     transcripts: Path | None,

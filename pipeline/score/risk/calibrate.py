@@ -22,10 +22,16 @@ from pipeline.score.risk.engine import FEATURES, calibrated, compute_features
 
 
 def fit_logistic(
-    x: np.ndarray, y: Sequence[int], l2: float = 1.0, sample_weight: Sequence[float] | None = None
+    x: np.ndarray,
+    y: Sequence[int],
+    l2: float = 1.0,
+    sample_weight: Sequence[float] | None = None,
+    prior: Sequence[float] | None = None,
+    prior_bias: float = 0.0,
 ) -> tuple[float, np.ndarray]:
-    """(bias, weights) maximising the L2-penalised likelihood of sigmoid(bias + x·w) (Newton;
-    the bias is not penalised; Platt's target smoothing keeps a separable set finite)."""
+    """(bias, weights) maximising the likelihood of sigmoid(bias + x·w) with an L2 penalty
+    pulling w towards ``prior`` (zeros without one) (Newton; the bias is not penalised;
+    Platt's target smoothing keeps a separable set finite)."""
     x = np.asarray(x, float)
     n, d = x.shape
     t = np.asarray(y, float)
@@ -35,12 +41,17 @@ def fit_logistic(
     xb = np.column_stack([np.ones(n), x])
     penalty = np.full(d + 1, l2)
     penalty[0] = 1e-6
-    w = np.zeros(d + 1)
+    w0 = np.zeros(d + 1)
+    w0[0] = prior_bias
+    if prior is not None:
+        w0[1:] = np.asarray(prior, float)
+    w = w0.copy()
     for _ in range(100):
         p = 1 / (1 + np.exp(-np.clip(xb @ w, -30, 30)))
-        grad = xb.T @ (sw * (p - t)) + penalty * w
+        grad = xb.T @ (sw * (p - t)) + penalty * (w - w0)
         hess = (xb * (sw * p * (1 - p))[:, None]).T @ xb + np.diag(penalty)
         step = np.linalg.solve(hess, grad)
+        step *= min(1.0, 2.0 / max(np.abs(step).max(), 1e-12))  # damped: no overshoot
         w -= step
         if np.abs(step).max() < 1e-9:
             break
@@ -103,6 +114,16 @@ def feature_names(config: RiskConfig | str | Path = DEFAULT_CONFIG) -> list[str]
     return list(FEATURES) + [f"signal.{kind}" for kind in _config(config).caps]
 
 
+def prior_weights(config: RiskConfig | str | Path = DEFAULT_CONFIG) -> list[float]:
+    """The configuration's expert weights per feature (1 per signal kind, whose rule weights
+    already carry the prior), the centre the fitted weights are pulled towards."""
+    config = _config(config)
+    return [
+        1.0 if name.startswith("signal.") else float(getattr(config.weights, name))
+        for name in feature_names(config)
+    ]
+
+
 def feature_matrix(
     calls: Sequence[tuple[Transcript, int]], config_path: RiskConfig | str | Path = DEFAULT_CONFIG
 ) -> tuple[np.ndarray, list[str], dict[str, str]]:
@@ -134,7 +155,15 @@ def recalibrate(
     if len(set(y)) < 2:
         raise ValueError("labels need both classes (some 1 and some 0) to calibrate")
     x, names, scorers = feature_matrix(calls, config_path)
-    bias, w = fit_logistic(x, y, l2=l2, sample_weight=sample_weight)
+    prior = prior_weights(config_path)
+    bias, w = fit_logistic(
+        x,
+        y,
+        l2=l2,
+        sample_weight=sample_weight,
+        prior=prior,
+        prior_bias=_config(config_path).weights.bias,
+    )
     z = bias + x @ w
     p_new = (1 / (1 + np.exp(-z))).tolist()
     report = {
@@ -156,6 +185,7 @@ def recalibrate(
         "b": 0.0,
         "fitted_on": fitted_on,
         "l2": l2,
+        "prior": "rubrics/risk/model.yaml weights (L2 pulls towards them)",
         "bias": round(bias, 6),
         "weights": {n: round(float(v), 6) for n, v in zip(names, w, strict=True)},
         "scorers": scorers,
