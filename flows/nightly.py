@@ -84,6 +84,7 @@ def nightly(
     processor = _processor(settings.model_dump_json())
     STOP.clear()
     run_id = processor.store.start_run(str(archive), settings.model_dump(mode="json"))
+    alive = processor.store.keep_alive(run_id)
 
     jobs = discover_calls(str(archive), settings.rubric_roots)
     logger.info("archive %s: %d calls", archive, len(jobs))
@@ -126,6 +127,7 @@ def nightly(
         )
     except Exception as exc:  # noqa: BLE001 - the summary is still printed; next start closes it
         logger.error("run %s not closed in the store: %s", run_id, exc)
+    alive.set()
     logger.info(summary.one_line())
     return summary
 

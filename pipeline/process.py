@@ -277,6 +277,8 @@ class CallProcessor:
                 error="being processed by another run",
             )
         try:
+            if self.already_scored(job):  # another run finished it while we were checking
+                return CallOutcome(call_id=job.call_id, source=job.source, status="skipped")
             return self._process_claimed(job, run_id, started, source_sha, config_fp)
         finally:
             try:

@@ -107,13 +107,13 @@ class Rescorer:
                 return None
             return self.forced, RubricRoute(rule="setting", rubric=self.rubric_name)
         before = previous.produced_by.rubric_route if previous.produced_by else None
-        if (
-            not self.settings.rubric
-            and not job.rubric
-            and before is not None
-            and before.rule in ("setting", "stored")
-        ):  # the form was chosen by hand for this call: keep it (its current version)
-            route = RubricRoute(rule="stored", rubric=before.rubric)
+        by_hand = before is not None and before.rule in ("setting", "stored")
+        if not self.settings.rubric and not job.rubric and (by_hand or before is None):
+            # the form was chosen by hand for this call, or the result predates routing
+            # (and the manifest column was not stored then): keep it, at its current version
+            route = RubricRoute(
+                rule="stored", rubric=before.rubric if before else previous.rubric.id
+            )
         else:
             route = self.routing.route(job, transcript.language, self.settings.rubric)
         return self.load_rubric(route.rubric), route

@@ -276,9 +276,36 @@ def test_api_docs_render_offline(server: str, browser) -> None:
     context = browser.new_context()
     page = context.new_page()
     outside: list[str] = []
+    csp: list[str] = []
     page.on("request", lambda r: r.url.startswith(server) or outside.append(r.url))
+    page.on("console", lambda m: "Content Security Policy" in m.text and csp.append(m.text))
     page.goto(f"{server}/api/docs")
     page.wait_for_selector(".swagger-ui .info .title")
     assert "callqa review API" in page.inner_text(".swagger-ui .info .title")
-    assert outside == []
+    page.wait_for_selector(".opblock")  # the operations rendered from /openapi.json
+    assert outside == [] and csp == []
     context.close()
+
+
+def test_text_typed_after_the_session_ended_survives_signing_in(server: str, browser) -> None:
+    page = login_zh(browser, server, "rev")
+    page.goto(f"{server}/calls/c-a2-2")
+    other = browser.new_context()  # the same session ended elsewhere (logout in another tab)
+    other.add_cookies(page.context.cookies())
+    tab = other.new_page()
+    tab.goto(f"{server}/")
+    tab.get_by_test_id("logout").click()
+    other.close()
+    typed = "听录音确认有致歉"
+    item = page.locator('[data-testid="item"][data-item-id="apology"]')
+    item.locator('input[name="comment"]').fill(typed)
+    item.get_by_test_id("item-pass").click()
+    page.wait_for_url(re.compile(r"/login\?"))
+    page.fill('input[name="username"]', "rev")
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('button[type="submit"]')
+    page.wait_for_url(f"{server}/calls/c-a2-2")
+    box = page.locator('[data-testid="item"][data-item-id="apology"] input[name="comment"]')
+    assert box.input_value() == typed
+    assert page.get_by_test_id("audit-row").count() == 0  # nothing applied behind their back
+    page.context.close()

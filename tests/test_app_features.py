@@ -80,7 +80,9 @@ def test_templates_use_only_catalogued_strings() -> None:
     app_dir = LOCALE.parent
     used: set[str] = set()
     for path in [*app_dir.glob("templates/*.html"), *app_dir.rglob("*.py")]:
-        used |= set(re.findall(r'\b_\("((?:[^"\\]|\\.)+)"', path.read_text()))
+        text = path.read_text()
+        used |= set(re.findall(r'\b_\("((?:[^"\\]|\\.)+)"', text))
+        used |= set(re.findall(r"\b_\('((?:[^'\\]|\\.)+)'", text))
     assert used - source - {"..."} == set(), "run make locale"  # "...": a docstring
 
 
@@ -193,6 +195,29 @@ def test_queue_total_page_size_and_saved_filters(app) -> None:
     assert queue_ids(client, "?" + saved.query) == [OWN]
     other = login(app, "admin")  # saved filters are per user
     assert "高风险" not in other.get("/").text
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"item_failed": "no_forbidden"},
+        {"item_failed": "apology", "team": "T1"},
+        {"risk_level": "high"},
+        {"review_status": "auto"},
+        {"review_status": "reviewed"},
+        {"review_status": "auto", "item_failed": "no_forbidden", "risk_level": "medium"},
+    ],
+)
+def test_queue_total_counts_what_the_filters_select(app, query) -> None:
+    from pipeline.store.review import QueueFilter
+
+    reviews = app.state.reviews
+    rev = reviews.authenticate("rev", PASSWORD)
+    reviews.confirm(rev, "c-a1-2")
+    for user in (rev, reviews.authenticate("agent1", PASSWORD)):
+        page = reviews.queue(user, QueueFilter(**query))
+        assert page.total == len(page.rows), (query, user.username)
 
 
 def test_next_and_previous_follow_the_queue_order_and_filters(app) -> None:

@@ -121,7 +121,7 @@ FAILED_BECAUSE = {
     "unknown_rubric": "unknown rubric",
     f"{GOOD[0]}~2": "already used",
     "clash~2": "already used",  # clash.wav: the later side of a clash of stems
-    "new_line.json": "control characters",
+    "new_line.json": "not listed",
 }
 
 
@@ -566,3 +566,32 @@ def test_hostile_archive_through_callqa_run_twice(tmp_path):
     assert second["scored"] == 0 and second["skipped"] == len(good)
     assert second["not_retried"] >= 3 and second["failed"] == first["failed"]
     assert t1 < 600 and t2 < 300, (t1, t2)
+
+
+def test_two_runs_at_once_score_each_call_once(tmp_path):
+    import threading
+
+    archive = tmp_path / "a"
+    archive.mkdir()
+    samples = sorted(ZH.glob("*.json"))
+    for i in range(12):
+        shutil.copy(samples[i % len(samples)], archive / f"call-{i:02d}.json")
+    jobs = discover(archive)
+    settings = _settings(tmp_path)
+    CallProcessor(settings).process(jobs[0])  # models and tokenisers loaded before the race
+    outcomes: dict[str, list] = {}
+
+    def run(name: str) -> None:
+        processor = CallProcessor(settings)
+        run_id = processor.store.start_run(name, {})
+        outcomes[name] = [processor.process(job, run_id) for job in jobs[1:]]
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    scored = [o.call_id for name in ("a", "b") for o in outcomes[name] if o.status == "scored"]
+    assert sorted(scored) == sorted(j.call_id for j in jobs[1:])  # each call once, by one run
+    others = {o.status for name in ("a", "b") for o in outcomes[name] if o.status != "scored"}
+    assert others <= {"busy", "skipped"}

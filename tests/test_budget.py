@@ -19,19 +19,23 @@ def _spin(seconds: float) -> int:
 
 def test_time_budget_stops_a_runaway_loop():
     started = time.monotonic()
-    with pytest.raises(OverBudget, match="time budget of 1 s"):
-        with call_budget(Budget(seconds=0.6, memory_mb=None)):
-            _spin(30)
+    with (
+        pytest.raises(OverBudget, match="time budget of 1 s"),
+        call_budget(Budget(seconds=0.6, memory_mb=None)),
+    ):
+        _spin(30)
     assert time.monotonic() - started < 3
 
 
 def test_memory_budget_stops_a_call_that_grows():
     hog = []
-    with pytest.raises(OverBudget, match="memory budget of 64 MiB"):
-        with call_budget(Budget(seconds=None, memory_mb=64)):
-            for _ in range(400):  # up to 400 MiB, 1 MiB at a time
-                hog.append(bytearray(2**20))
-                time.sleep(0.01)
+    with (
+        pytest.raises(OverBudget, match="memory budget of 64 MiB"),
+        call_budget(Budget(seconds=None, memory_mb=64)),
+    ):
+        for _ in range(400):  # up to 400 MiB, 1 MiB at a time
+            hog.append(bytearray(2**20))
+            time.sleep(0.01)
     assert len(hog) < 400
     hog.clear()
 

@@ -463,7 +463,7 @@ def test_reviewer_verdicts_decide_what_is_weak(tmp_path):
     viewer = rs.add_user("rita", "password123", "reviewer")
     final = rs.final_score(viewer, "c2")
     greeting = next(i for i in final.items if i.id == "greeting")
-    rs.override(viewer, "c2", greeting.item_result_id, comment="greeted in Spanish")
+    rs.override(viewer, "c2", greeting.item_result_id, True, comment="greeted in Spanish")
     rs.confirm(viewer, "c4")
 
     manifest = export_coaching_pack(arch.store, tmp_path / "pack")

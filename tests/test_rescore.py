@@ -252,8 +252,9 @@ def test_overrides_carry_over_or_are_flagged_when_the_check_changed(db_url, scor
     call_id = "bank_002_missing_greeting"
     items = {i.id: i for i in reviews.final_score(rita, call_id).items}
     flipped = next(i for i in items.values() if i.id != "greeting" and i.machine_passed)
-    reviews.override(rita, call_id, items["greeting"].item_result_id, "greeting was said")
-    reviews.override(rita, call_id, flipped.item_result_id, "second look")
+    assert items["greeting"].machine_passed is False
+    reviews.override(rita, call_id, items["greeting"].item_result_id, True, "greeting was said")
+    reviews.override(rita, call_id, flipped.item_result_id, False, "second look")
 
     # points change only: both verdicts carry over to the new version
     path, data, first = new_form(tmp_path, "zh_bank_hotline", points=5)
@@ -470,3 +471,19 @@ def test_migration_0004_rekeys_stored_transcripts_by_the_canonical_hash(db_url) 
     result = Result(call_id="old", rubric=RubricRef(id="zh_ecommerce", version=1), total=0, max=0)
     store.save_scored(CallJob(call_id="old", source="old.json"), transcript, result)
     assert count(store, m.Transcript) == 1
+
+
+def test_a_result_from_before_routing_keeps_its_form(tmp_path) -> None:
+    """No recorded route (stored before routing, manifest column not kept): the re-score
+    keeps the form the call was scored with rather than guessing from the table."""
+    from pipeline.schema import Result, RubricRef, Transcript
+
+    store = open_store(f"sqlite:///{tmp_path / 'qa.db'}")
+    transcript = Transcript.load(ZH / "ecom_001_compliant_asr.json")
+    old = Result(call_id=transcript.call_id, rubric=RubricRef(id="zh_bank_hotline", version=1), total=0, max=0)  # fmt: skip
+    store.save_scored(CallJob(call_id=transcript.call_id, source="x.json"), transcript, old)
+    assert Rescorer(store, risk=False).rescore().rescored == 1
+    new = store.get_result(transcript.call_id)
+    assert new.rubric.id == "zh_bank_hotline" and new.produced_by.rubric_route.rule == "stored"
+    assert [h["config"]["rubric"]["version"] for h in store.result_history(transcript.call_id)] == [1, 2]  # fmt: skip
+    dispose_engines()

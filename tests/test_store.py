@@ -544,3 +544,37 @@ def test_cli_calls_bad_db_is_one_line_error() -> None:
     assert out.exit_code == 1
     assert out.output.strip().startswith("callqa: error:")
     assert len(out.output.strip().splitlines()) == 1
+
+
+def test_leases_failure_rows_and_abandoned_runs(store: Store) -> None:
+    """Batch bookkeeping (migration 0005): one claim per call at a time, one failure row per
+    unchanged failure, killed runs closed by the next start."""
+    import time as _time
+
+    run_a, run_b = store.start_run("a", {}), store.start_run("b", {})
+    assert store.claim("c1", run_a, ttl_s=60) and not store.claim("c1", run_b, ttl_s=60)
+    assert store.claim("c2", run_b, ttl_s=0.01)
+    _time.sleep(0.05)
+    assert store.claim("c2", run_a, ttl_s=60)  # expired: taken over
+    store.finish_run(run_a, {"scored": 0})  # finishing releases the run's leases
+    assert store.claim("c1", run_b, ttl_s=60)
+
+    job = make_job("f1")
+    for _ in range(3):
+        store.save_failed(job, "decoder error", run_b, source_sha256="aa", config_fingerprint="c")
+    assert [f["attempts"] for f in store.failures("f1")] == [3]
+    store.save_failed(job, "decoder error", run_b, source_sha256="bb", config_fingerprint="c")
+    assert len(store.failures("f1")) == 2
+    assert store.unchanged_failure("f1", "bb", "c") == "decoder error"
+    assert store.unchanged_failure("f1", "bb", "changed") is None
+
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    with Session(store.engine) as s, s.begin():  # run b went silent on another host
+        s.execute(update(m.Run).where(m.Run.id == run_b).values(host="elsewhere"))
+    assert store.close_abandoned_runs(stale_after_s=3600) == []
+    assert store.close_abandoned_runs(stale_after_s=0) == [run_b]
+    with Session(store.engine) as s:
+        closed = s.get(m.Run, run_b)
+        assert closed.status == "killed" and closed.failed == 2

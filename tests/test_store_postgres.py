@@ -24,6 +24,7 @@ from tests.test_store import (  # noqa: F401 - collected again here, against Pos
     test_failed_call_then_scored,
     test_failed_save_leaves_nothing_half_written,
     test_failure_after_success_keeps_the_score,
+    test_leases_failure_rows_and_abandoned_runs,
     test_migrations_create_every_table,
     test_migrations_match_the_models,
     test_mismatched_call_ids_are_rejected,

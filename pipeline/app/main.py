@@ -285,7 +285,7 @@ def create_app(
         secret_key=secret_key or security.secret_key(var_dir),
         session_cookie="callqa_session",
         max_age=SESSION_MAX_AGE,
-        same_site="strict",
+        same_site="lax",
         https_only=https_only,
     )
 

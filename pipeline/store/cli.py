@@ -84,7 +84,7 @@ def call_history(store, call_id: str) -> dict[str, Any] | None:
     before), every human action, every failure; None when the call is not stored."""
     from pipeline.store.review import ReviewStore, UserInfo
 
-    row = next((r for r in store.list_calls() if r["call_id"] == call_id), None)
+    row = next(iter(store.list_calls(call_id=call_id)), None)
     if row is None:
         return None
     results = store.result_history(call_id)

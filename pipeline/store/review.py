@@ -9,7 +9,7 @@ agent only ever gets calls whose ``agent_id`` is their own.
 >>> reviews = ReviewStore(open_store(url))
 >>> user = reviews.add_user("li", "secret", "reviewer")
 >>> page = reviews.queue(user, QueueFilter(risk_level="high"))
->>> final = reviews.override(user, "20261101-000123", item_result_id=17, comment="said it")
+>>> final = reviews.override(user, "20261101-000123", item_result_id=17, passed=True, comment="said it")
 """
 
 from __future__ import annotations
@@ -611,38 +611,49 @@ class ReviewStore:
         offset: int | None = None,
     ) -> QueuePage:
         """One page of scored calls the viewer may see, by default what needs a human first
-        (needs_review, auto-fail, complaint risk). Uses ``ix_results_queue``; no COUNT(*)."""
+        (needs_review, auto-fail, complaint risk). Uses ``ix_results_queue``; ``with_total``:
+        also count the matching calls (joining only what the filters need)."""
         f = f or QueueFilter()
         C, R, CR = m.Call, m.Result, m.CallReview
+        on_call: list[Any] = []  # conditions on calls only
+        on_result: list[Any] = []  # ... that need the current result
+        on_review: list[Any] = []  # ... that need the review state
+        if viewer.role not in CAN_SEE_ALL:
+            on_call.append(C.agent_id == (viewer.agent_id or "\x00no-agent"))
+        if f.agent_id:
+            on_call.append(C.agent_id == f.agent_id)
+        if f.team:
+            on_call.append(C.team == f.team)
+        if f.date_from:
+            on_call.append(C.started_at >= f.date_from)
+        if f.date_to:
+            on_call.append(C.started_at <= f.date_to + "T99")  # inclusive whole day, ISO text
+        if f.risk_level:
+            on_result.append(R.risk_level == f.risk_level)
+        if f.review_status == "auto":
+            on_review.append(or_(CR.status.is_(None), CR.status == "auto"))
+        elif f.review_status:
+            on_review.append(CR.status == f.review_status)
+        IR = m.ItemResult  # noqa: N806
+        item_failed = (IR.item_id == f.item_failed, IR.passed.is_(False))
+        if f.item_failed:
+            on_result.append(exists().where(IR.result_id == R.id, *item_failed))
+        review_join = and_(CR.call_pk == C.id, CR.result_id == R.id)
         q = (
             select(C, R, CR)
             .join(R, C.current_result_id == R.id)
-            .outerjoin(CR, and_(CR.call_pk == C.id, CR.result_id == R.id))
+            .outerjoin(CR, review_join)
+            .where(*on_call, *on_result, *on_review)
         )
-        if viewer.role not in CAN_SEE_ALL:
-            q = q.where(C.agent_id == (viewer.agent_id or "\x00no-agent"))
-        if f.agent_id:
-            q = q.where(C.agent_id == f.agent_id)
-        if f.team:
-            q = q.where(C.team == f.team)
-        if f.date_from:
-            q = q.where(C.started_at >= f.date_from)
-        if f.date_to:
-            q = q.where(C.started_at <= f.date_to + "T99")  # inclusive whole day, ISO text
-        if f.risk_level:
-            q = q.where(R.risk_level == f.risk_level)
-        if f.review_status == "auto":
-            q = q.where(or_(CR.status.is_(None), CR.status == "auto"))
-        elif f.review_status:
-            q = q.where(CR.status == f.review_status)
-        if f.item_failed:
-            IR = m.ItemResult  # noqa: N806
-            q = q.where(
-                exists().where(
-                    IR.result_id == R.id, IR.item_id == f.item_failed, IR.passed.is_(False)
-                )
-            )
-        counted = select(func.count()).select_from(q.subquery())
+        # the total joins only what its filters need (a scored call has its current result)
+        counted = select(func.count()).select_from(C).where(C.current_result_id.is_not(None), *on_call)  # fmt: skip
+        if f.item_failed:  # walk the failed items (ix_item_results_item_id_passed), not results
+            counted = counted.join(IR, IR.result_id == C.current_result_id).where(*item_failed)
+            on_result = on_result[:-1]
+        if on_result or on_review:
+            counted = counted.join(R, C.current_result_id == R.id).where(*on_result)
+        if on_review:
+            counted = counted.outerjoin(CR, review_join).where(*on_review)
         order = {
             "priority": (
                 R.needs_review.desc(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -646,6 +647,24 @@ class Store:
                 )
             )
 
+    def keep_alive(self, run_id: int, every_s: float = 60.0) -> threading.Event:
+        """Beat the run's heartbeat every ``every_s`` from a daemon thread until the returned
+        event is set, so other hosts never take a long-running run for a killed one."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(every_s):
+                try:
+                    with self._write(f"cannot beat run {run_id}") as s:
+                        s.execute(
+                            update(m.Run).where(m.Run.id == run_id).values(heartbeat_at=m.utcnow())
+                        )
+                except StoreError:
+                    pass  # the calls' own saves report a store that went away
+
+        threading.Thread(target=beat, name=f"callqa-run-{run_id}", daemon=True).start()
+        return stop
+
     def close_abandoned_runs(self, stale_after_s: float = RUN_STALE_AFTER_S) -> list[int]:
         """Close runs that were killed: open runs of this host whose process is gone, and
         open runs of any host silent for ``stale_after_s``. Returns their ids."""
@@ -692,8 +711,11 @@ class Store:
             )
             return found is not None
 
-    def list_calls(self, status: str | None = None) -> list[dict[str, Any]]:
-        """One dict per call (keys: :data:`CALL_COLUMNS`) with its current result, by call_id."""
+    def list_calls(
+        self, status: str | None = None, call_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """One dict per call (keys: :data:`CALL_COLUMNS`) with its current result, by call_id
+        (``call_id``: only that call)."""
         if status not in (None, "scored", "failed"):
             raise StoreError(f"unknown status {status!r}; valid: scored, failed")
         versions = (
@@ -707,6 +729,8 @@ class Store:
         )
         if status is not None:
             query = query.where(m.Call.status == status)
+        if call_id is not None:
+            query = query.where(m.Call.call_id == call_id)
         with self._read("cannot list calls") as s:
             return [self._row(call, res, n or 0) for call, res, n in s.execute(query)]
 

@@ -476,7 +476,6 @@ def _transcribe_batched(model, parties, config: AsrConfig, language, timer) -> l
         Segment,
         TranscriptionOptions,
         Word,
-        get_compression_ratio,
         get_suppressed_tokens,
         restore_speech_timestamps,
     )
@@ -552,42 +551,23 @@ def _transcribe_batched(model, parties, config: AsrConfig, language, timer) -> l
                 hotwords=None,
             )
             keys = [key for key in order if languages[key[0]][0] == lang]
-            first = _decode_batches(
-                pipeline,
-                keys,
-                features_by_party,
-                metas_by_party,
-                tokenizer,
-                options,
-                config.batch_size,
-            )
-            outputs.update(first)
-            if fb.scheme == "none":
-                continue
-            failed = [k for k in keys if not _passes(*_scores(first[k], get_compression_ratio), fb)]
-            if not failed:
-                continue
-            retry_options = TranscriptionOptions(
-                **{
-                    **options.__dict__,
-                    "beam_size": fb.beam_size,
-                    "repetition_penalty": fb.repetition_penalty,
-                    "no_repeat_ngram_size": fb.no_repeat_ngram_size,
-                }
-            )
-            retried = _decode_batches(
-                pipeline,
-                failed,
-                features_by_party,
-                metas_by_party,
-                tokenizer,
-                retry_options,
-                config.batch_size,
-            )
-            for k in failed:
-                a = (*_scores(first[k], get_compression_ratio), first[k])
-                b = (*_scores(retried[k], get_compression_ratio), retried[k])
-                outputs[k] = _better(a, b, fb)[3]
+
+            def decode(keys, options=options, tokenizer=tokenizer):
+                return _decode_with_fallback(
+                    pipeline, keys, features_by_party, metas_by_party, tokenizer, options, config
+                )
+
+            outputs.update(decode(keys))
+            # Whisper sometimes stops before the end of a glued chunk (the sequential
+            # decoder would seek and go on): the clips it left out are decoded again, as
+            # chunks of their own, once.
+            tails = []
+            for p, k in keys:
+                for meta in _uncovered_tail(metas_by_party[p][k], outputs[(p, k)]):
+                    metas_by_party[p].append(meta)
+                    tails.append((p, len(metas_by_party[p]) - 1))
+            if tails:
+                outputs.update(decode(tails))
 
     results = []
     for p, (channel, _samples) in enumerate(parties):
@@ -605,7 +585,9 @@ def _transcribe_batched(model, parties, config: AsrConfig, language, timer) -> l
                 temperature=config.temperature,
                 words=[Word(**w) for w in seg["words"]] if config.word_timestamps else None,
             )
-            for k in range(len(features_by_party[p]))
+            for k in sorted(
+                range(len(metas_by_party[p])), key=lambda k: metas_by_party[p][k]["offset"]
+            )
             for seg in outputs[(p, k)]
         ]
         if config.vad is not None:
@@ -619,6 +601,62 @@ def _transcribe_batched(model, parties, config: AsrConfig, language, timer) -> l
             )
         )
     return results
+
+
+# Speech seconds a chunk's decode may leave out at its end before the rest is decoded again.
+TAIL_S = 1.0
+
+
+def _uncovered_tail(meta: dict, segments: list[dict]) -> list[dict]:
+    """The chunk's clips that start after its decoded text ends, as one chunk (or none)."""
+    end = meta["offset"] + meta["duration"]
+    covered = max((s["end"] for s in segments), default=meta["offset"])
+    if end - covered <= TAIL_S:
+        return []
+    position, left_out = meta["offset"], []
+    for clip in meta["segments"]:
+        if position >= covered - 0.2:
+            left_out.append(clip)
+        position += (clip["end"] - clip["start"]) / SAMPLE_RATE
+    if not left_out:
+        return []
+    length = sum(c["end"] - c["start"] for c in left_out) / SAMPLE_RATE
+    return [{"offset": end - length, "duration": length, "segments": left_out}]
+
+
+def _decode_with_fallback(
+    pipeline, keys, features_by_party, metas_by_party, tokenizer, options, config: AsrConfig
+) -> dict[tuple[int, int], list[dict]]:
+    """Decodes of ``keys``; those failing the thresholds decoded again deterministically."""
+    from faster_whisper.transcribe import TranscriptionOptions, get_compression_ratio
+
+    fb = config.fallback
+    first = _decode_batches(
+        pipeline, keys, features_by_party, metas_by_party, tokenizer, options, config.batch_size
+    )
+    if fb.scheme == "none":
+        return first
+    failed = [k for k in keys if not _passes(*_scores(first[k], get_compression_ratio), fb)]
+    if not failed:
+        return first
+    retry_options = TranscriptionOptions(
+        **{
+            **options.__dict__,
+            "beam_size": fb.beam_size,
+            "repetition_penalty": fb.repetition_penalty,
+            "no_repeat_ngram_size": fb.no_repeat_ngram_size,
+        }
+    )
+    retried = _decode_batches(
+        pipeline, failed, features_by_party, metas_by_party, tokenizer, retry_options,
+        config.batch_size,
+    )  # fmt: skip
+    out = dict(first)
+    for k in failed:
+        a = (*_scores(first[k], get_compression_ratio), first[k])
+        b = (*_scores(retried[k], get_compression_ratio), retried[k])
+        out[k] = _better(a, b, fb)[3]
+    return out
 
 
 def _scores(segments: list[dict], ratio_of) -> tuple[float, float, float]:
