@@ -1,10 +1,11 @@
-"""Fit the shipped complaint-risk calibration (models/risk/calibration-v<N>.yaml).
+"""Fit the shipped complaint-risk weights (models/risk/calibration-v<N>.yaml).
 
-Calls are synthesised (pipeline/score/risk/synth.py) from the 'calib' half of the reviews the
-dissatisfaction model never trained on; the 'bench' half is left to benchmarks/complaint_risk.py.
-Reviewer labels later replace this with ``callqa train risk --labels FILE``.
+Calls are synthesised (pipeline/score/risk/synth.py) from the 'calib' half of the held-out
+reviews (no utterance model trained on them), half as text-only chats; the 'bench' half is left
+to benchmarks/complaint_risk.py. ``callqa train risk --labels FILE`` refits on reviewer labels
+plus these calls.
 
-    .venv/bin/python models/calibrate_risk.py [--n 600] [--seed 5]
+    .venv/bin/python models/calibrate_risk.py [--n 200] [--seed 5]
 """
 
 from __future__ import annotations
@@ -12,21 +13,28 @@ from __future__ import annotations
 import argparse
 import json
 
+from pipeline.config import PROJECT_ROOT
 from pipeline.score.risk.calibrate import recalibrate
-from pipeline.score.risk.corpora import DEFAULT_CACHE, load_reviews
-from pipeline.score.risk.synth import heldout_reviews, synth_calls
+from pipeline.score.risk.config import load_risk_config
+from pipeline.score.risk.scorers import get_scorer, memo_on_disk
+from pipeline.score.risk.synth import calibration_calls
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=600)
+    ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--l2", type=float, default=20.0)
     args = ap.parse_args()
-    reviews = heldout_reviews(load_reviews(DEFAULT_CACHE), "calib")
-    calls = synth_calls(reviews, args.n, seed=args.seed)
-    path, report = recalibrate(
-        calls, f"synthetic calls from held-out reviews (calib half), n={args.n}, seed={args.seed}"
-    )
+    calls = calibration_calls(args.n, seed=args.seed)
+    scorer = get_scorer(load_risk_config().scorers["zh"])
+    with memo_on_disk(scorer, PROJECT_ROOT / "var" / "risk"):
+        path, report = recalibrate(
+            calls,
+            f"synthetic calls and chats from held-out reviews (calib half), n={args.n}, "
+            f"seed={args.seed}",
+            l2=args.l2,
+        )
     print(path)
     print(json.dumps(report, ensure_ascii=False, indent=1))
 

@@ -71,6 +71,21 @@ class Word(_Model):
     probability: float | None = None
 
 
+class UtteranceSentiment(_Model):
+    """Per-utterance sentiment (complaint risk fills it in for scored turns; the review app's
+    timeline draws it). Probabilities sum to 1; ``model`` names the scorer and its version."""
+
+    negative: float = Field(ge=0, le=1)
+    neutral: float = Field(ge=0, le=1)
+    positive: float = Field(ge=0, le=1)
+    model: str
+
+    @property
+    def label(self) -> str:
+        trio = {"negative": self.negative, "neutral": self.neutral, "positive": self.positive}
+        return max(trio, key=trio.__getitem__)
+
+
 class Utterance(_Model):
     speaker: Role = "unknown"
     start: float = Field(ge=0)
@@ -79,6 +94,7 @@ class Utterance(_Model):
     confidence: float | None = None
     words: list[Word] | None = None
     channel: int | None = None
+    sentiment: UtteranceSentiment | None = None
 
     @model_validator(mode="after")
     def _end_after_start(self) -> Utterance:

@@ -1,9 +1,11 @@
-"""``callqa train risk``: recalibrate complaint risk from reviewer-labelled calls.
+"""``callqa train risk``: refit the call-level complaint-risk weights from reviewer labels.
 
 Labels: a CSV with columns ``call_id,label`` (label 1/0, true/false, yes/no, high/low,
 complaint/ok). Transcripts come from the store (``--db``) or from ``--transcripts DIR`` of
-``<call_id>.json``. A new calibration version is written under ``models/risk``; stored scores
-name it in ``risk.model``.
+``<call_id>.json``. The weights are fitted on those calls plus ``--synthetic N`` synthetic calls
+(``pipeline/score/risk/synth.py``, built from held-out real reviews; needs ../shared/data), each
+reviewer-labelled call counting ``--label-weight`` times. A new calibration version is written
+under ``models/risk``; stored scores name it in ``risk.model``.
 """
 
 from __future__ import annotations
@@ -95,14 +97,30 @@ def train() -> None:
     help="Where calibrations live (default: models/risk).",
 )
 @click.option("--min-calls", default=20, show_default=True, help="Refuse to fit on fewer calls.")
+@click.option(
+    "--synthetic",
+    default=200,
+    show_default=True,
+    help="Synthetic calls fitted alongside (half as text chats); 0 = reviewer labels only.",
+)
+@click.option(
+    "--label-weight", default=2.0, show_default=True, help="Weight of a reviewer-labelled call."
+)
+@click.option(
+    "--l2", default=20.0, show_default=True, help="L2 pull of the weights towards the priors."
+)
 def risk(
     labels_file: Path,
     transcripts: Path | None,
     db: str | None,
     out_dir: Path | None,
     min_calls: int,
+    synthetic: int,
+    label_weight: float,
+    l2: float,
 ) -> None:
-    """Recalibrate complaint risk from reviewer-labelled calls; writes a new version."""
+    """Refit complaint-risk weights on reviewer-labelled (+ synthetic) calls; writes a new
+    calibration version."""
     from pipeline.score.risk.calibrate import recalibrate
     from pipeline.score.risk.config import CALIBRATION_DIR, load_calibration
 
@@ -121,13 +139,24 @@ def risk(
         previous = load_calibration("latest", directory)
         if previous.version == 0:  # an empty folder: compare with the calibration in force
             previous = load_calibration("latest")
+        fitted_on = f"reviewer labels {labels_file.name} (sha256 {digest})"
+        weights = [label_weight] * len(calls)
+        if synthetic > 0:
+            from pipeline.score.risk.synth import calibration_calls
+
+            extra = calibration_calls(synthetic)
+            calls = calls + extra
+            weights += [1.0] * len(extra)
+            fitted_on += f" + {len(extra)} synthetic calls (calib half)"
         path, report = recalibrate(
             calls,
-            f"reviewer labels {labels_file.name} (sha256 {digest})",
+            fitted_on,
             directory=directory,
             previous=previous,
+            sample_weight=weights,
+            l2=l2,
         )
-    except (ContractError, ValueError) as exc:
+    except (ContractError, ValueError, FileNotFoundError) as exc:
         raise CallqaError(str(exc)) from None
     click.echo(
         f"wrote {path} ({report['n']} calls, {report['positives']} positive; "

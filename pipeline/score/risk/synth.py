@@ -16,7 +16,7 @@ import random
 import re
 
 from pipeline.schema import Transcript, Utterance
-from pipeline.score.risk.corpora import Review, split_of
+from pipeline.score.risk.corpora import DEFAULT_CACHE, Review, load_reviews, split_of
 
 AGENT_OPEN = [
     "您好，很高兴为您服务，请问有什么可以帮您？",
@@ -193,3 +193,11 @@ def synth_calls(
             )
         )
     return calls
+
+
+def calibration_calls(n: int, seed: int = 5, part: str = "calib") -> list[tuple[Transcript, int]]:
+    """``n`` labelled calls from the ``part`` half of the held-out reviews (all corpora), half
+    of them as text-only chats, so fitted weights hold for calls and chats alike."""
+    reviews = heldout_reviews(load_reviews(DEFAULT_CACHE, extended=True), part)
+    calls = synth_calls(reviews, n - n // 2, seed=seed)
+    return calls + synth_calls(reviews, n // 2, seed=seed + 1, chat=True)
