@@ -204,9 +204,8 @@ class CallProcessor:
         ``timer`` collects each stage's seconds; they go in the Result's provenance
         (``stage_seconds``)."""
         timer = timer or StageTimer()
-        manifest_error = getattr(job, "manifest_error", None)
-        if manifest_error:
-            raise PermanentCallError(manifest_error)
+        if job.manifest_error:
+            raise PermanentCallError(job.manifest_error)
         if not Path(job.source).exists():
             raise PermanentCallError(f"{job.source}: file not found")
         sealed: dict[str, Any] = {}

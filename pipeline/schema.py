@@ -30,7 +30,9 @@ class ContractError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    """A public contract: closed (an unknown field is an error, not silently kept)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 # --------------------------------------------------------------------------- hashing
@@ -79,6 +81,7 @@ class Utterance(_Model):
     confidence: float | None = None
     words: list[Word] | None = None
     channel: int | None = None
+    speaker_label: str | None = None  # the diarizer's label (mono calls)
 
     @model_validator(mode="after")
     def _end_after_start(self) -> Utterance:
@@ -94,6 +97,7 @@ class RoleDecision(_Model):
     agent_channel: int | None = None
     confidence: float = Field(ge=0, le=1)
     detail: str = ""
+    agent_speaker: str | None = None  # the channel or diarizer label chosen as the agent
 
 
 class Provenance(_Model):
@@ -108,6 +112,48 @@ class Provenance(_Model):
     roles: RoleDecision | None = None
     source: str | None = None  # audio file or transcript file the call came from
     source_sha256: str | None = None
+    asr_engine: str | None = None  # e.g. "faster-whisper 1.2.0"
+    asr: dict[str, Any] | None = None  # the AsrConfig the audio was decoded with
+    confidence_measure: str | None = None  # what Utterance.confidence means
+    channels: int | None = None
+    codec: str | None = None
+    source_sample_rate: int | None = None
+    dropped: list[DroppedSegment] | None = None  # ASR segments dropped as hallucinations
+
+
+class DroppedSegment(_Model):
+    """An ASR segment the hallucination filter dropped, and why."""
+
+    start: float
+    end: float
+    text: str
+    channel: int | None = None
+    rule: str
+    reason: str
+
+
+class Redaction(_Model):
+    """What ``redact`` recorded on the transcript: where a mask is and the audio to beep.
+
+    Never holds the personal data itself.
+    """
+
+    utterance: int
+    start: float
+    end: float
+    type: str
+    char_start: int  # the mask's offsets in the redacted text
+    char_end: int
+    mask: str
+    recognizer: str | None = None
+    score: float | None = None
+
+
+class RedactionProvenance(_Model):
+    engine: str = "pipeline.redact"
+    pipeline_version: str
+    recognizer_sets: list[str]
+    recognizer_sha256: dict[str, str] = Field(default_factory=dict)
 
 
 class Transcript(_Model):
@@ -116,6 +162,8 @@ class Transcript(_Model):
     duration: float | None = None
     utterances: list[Utterance] = Field(default_factory=list)
     produced_by: Provenance | None = None
+    redactions: list[Redaction] | None = None  # set by pipeline.redact
+    redacted_by: RedactionProvenance | None = None
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Transcript:
@@ -149,6 +197,25 @@ class Evidence(_Model):
     matched: str | None = None
     similarity: float | None = None
     reason: str | None = None
+    speaker: str | None = None
+    span: str | None = None  # the matched part of ``text``
+    span_chars: list[int] | None = None  # [start, end) of ``span`` in ``text``
+    differences: str | None = None  # how a fuzzy match differs from the phrase
+    words: list[str] | None = None  # word segmentation of ``span`` (zh)
+    method: str | None = None  # "semantic" for embedding matches
+    model: str | None = None  # the embedding model of a semantic match
+    asr_confidence: float | None = None  # set when the verdict rests on low-confidence words
+    # measurements of conversation checks
+    duration: float | None = None
+    expected: str | None = None
+    hold_announced: bool | None = None
+    overlap: float | None = None
+    rate: float | None = None
+    seconds: float | None = None
+    unit: str | None = None
+    units: int | None = None
+    ratio: float | None = None
+    talk_time: dict[str, float] | None = None
 
 
 class ItemResult(_Model):
@@ -164,6 +231,7 @@ class ItemResult(_Model):
     reason: str | None = None
     evidence: list[Evidence] = Field(default_factory=list)
     check_sha256: str | None = None  # of the item's check: a changed check voids overrides
+    check: str | None = None  # the check's operator
 
 
 class RiskEvidence(_Model):
@@ -199,7 +267,6 @@ class _Section(BaseModel):
 class AsrConfig(_Section):
     """What turns audio into text: model, numerics, decode and VAD options, library versions."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)  # the ASR stage may record more
     model: str
     compute_type: str | None = None
     device: str | None = None
@@ -318,6 +385,15 @@ class ResultProvenance(Provenance):
     config: ScoringConfig | None = None
     fingerprint: str | None = None
     rubric_route: RubricRoute | None = None
+    scorer: str | None = None  # engine and version that scored
+    rubric: RubricRef | None = None
+
+
+class SectionScore(_Model):
+    id: str
+    title: str | None = None
+    points: float
+    max: float
 
 
 class Result(_Model):
@@ -330,6 +406,9 @@ class Result(_Model):
     items: list[ItemResult] = Field(default_factory=list)
     risk: Risk | None = None
     produced_by: ResultProvenance | None = None
+    sections: list[SectionScore] | None = None
+    auto_fail_items: list[str] | None = None  # critical items that failed
+    language: str | None = None  # of the transcript
 
     def to_json(self, **kwargs: Any) -> str:
         return self.model_dump_json(indent=2, exclude_none=True, **kwargs)

@@ -17,7 +17,7 @@ from pipeline.redact.audio import beep
 from pipeline.redact.normalize import normalize
 from pipeline.redact.recognizers import RECOGNIZERS_DIR
 from pipeline.redact.validators import cn_id_check_digit, luhn_ok, us_ssn
-from pipeline.schema import Transcript, Utterance, Word
+from pipeline.schema import Redaction, Transcript, Utterance, Word
 
 CASES = yaml.safe_load((Path(__file__).parent / "data" / "redact_cases.yaml").read_text("utf-8"))
 
@@ -131,7 +131,7 @@ def test_redact_masks_text_words_and_records_spans():
     (r,) = out.redactions
     assert r["type"] == "PHONE" and (r["start"], r["end"]) == (11.2, 14.2)
     assert u.text[r["char_start"] : r["char_end"]] == "[手机号]"
-    assert out.redacted_by["recognizer_sets"] == ["zh@1.1"]
+    assert out.redacted_by.recognizer_sets == ["zh@1.1"]
     assert "13812345678" not in out.to_json() and "一三八" not in out.to_json()
     assert t.utterances[0].text.startswith("我的手机是一三八")  # input untouched
     # redacting again finds nothing new and keeps the record
@@ -506,10 +506,8 @@ def test_redaction_intervals_sorted_and_merged():
     t = Transcript(language="en", utterances=[])
     assert redaction_intervals(t) == [] and redaction_intervals(None) == []
     t.redactions = [
-        {"start": 5.0, "end": 6.0},
-        {"start": 1.0, "end": 2.0},
-        {"start": 1.5, "end": 3.0},
-        {"start": 7.0, "end": 7.0},  # empty: nothing to mask
+        Redaction(utterance=0, start=a, end=b, type="ID", char_start=0, char_end=4, mask="[ID]")
+        for a, b in [(5.0, 6.0), (1.0, 2.0), (1.5, 3.0), (7.0, 7.0)]  # last: empty, nothing to mask
     ]
     assert redaction_intervals(t) == [(1.0, 3.0), (5.0, 6.0)]
 
