@@ -201,21 +201,21 @@ class Evidence(_Model):
     span: str | None = None  # the matched part of ``text``
     span_chars: list[int] | None = None  # [start, end) of ``span`` in ``text``
     differences: str | None = None  # how a fuzzy match differs from the phrase
-    words: list[str] | None = None  # word segmentation of ``span`` (zh)
     method: str | None = None  # "semantic" for embedding matches
     model: str | None = None  # the embedding model of a semantic match
+    words: list[str] | None = None  # word segmentation of ``span`` (zh)
     asr_confidence: float | None = None  # set when the verdict rests on low-confidence words
     # measurements of conversation checks
-    duration: float | None = None
-    expected: str | None = None
+    duration: float | None = None  # silence: seconds
+    expected: str | None = None  # silence: the role expected to speak
     hold_announced: bool | None = None
-    overlap: float | None = None
-    rate: float | None = None
-    seconds: float | None = None
+    overlap: float | None = None  # interruption: seconds of overlap
+    rate: float | None = None  # speech rate, in ``unit``
     unit: str | None = None
-    units: int | None = None
-    ratio: float | None = None
-    talk_time: dict[str, float] | None = None
+    seconds: float | None = None  # speech seconds the rate is measured over
+    units: int | None = None  # characters (zh) or words (en) spoken
+    ratio: float | None = None  # talk ratio
+    talk_time: dict[str, float] | None = None  # seconds per role
 
 
 class ItemResult(_Model):
@@ -390,10 +390,12 @@ class ResultProvenance(Provenance):
 
 
 class SectionScore(_Model):
+    """Points of one rubric section (applicable items only)."""
+
     id: str
     title: str | None = None
-    points: float
-    max: float
+    points: int | float  # int kept as int: stored results read back byte for byte
+    max: int | float
 
 
 class Result(_Model):
