@@ -53,7 +53,9 @@ def contract_classes(root: type[BaseModel]) -> set[type[BaseModel]]:
 def assert_no_extras(value: object, where: str = "") -> int:
     """Walk a validated model tree; fail on any undeclared field. Returns models seen."""
     if isinstance(value, BaseModel):
-        assert not value.model_extra, f"{where or type(value).__name__}: {sorted(value.model_extra)}"
+        assert not value.model_extra, (
+            f"{where or type(value).__name__}: {sorted(value.model_extra)}"
+        )
         return 1 + sum(
             assert_no_extras(getattr(value, name), f"{where}.{name}".lstrip("."))
             for name in type(value).model_fields
@@ -145,9 +147,12 @@ def test_result_written_before_the_contract_closed_still_loads(
     for key in ("sections", "auto_fail_items", "language"):
         assert key in raw
     assert isinstance(raw["produced_by"]["rubric"], dict) and "scorer" in raw["produced_by"]
-    assert Result.model_validate(json.loads(json.dumps(raw))).model_dump(
-        mode="json", exclude_none=True
-    ) == raw
+    assert (
+        Result.model_validate(json.loads(json.dumps(raw))).model_dump(
+            mode="json", exclude_none=True
+        )
+        == raw
+    )
 
 
 UNKNOWN_FIELDS = [

@@ -13,7 +13,7 @@ widens every span into the speech it touches (across gaps of up to ``MAX_GAP_S``
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
