@@ -100,6 +100,17 @@ class RoleDecision(_Model):
     agent_speaker: str | None = None  # the channel or diarizer label chosen as the agent
 
 
+class DroppedSegment(_Model):
+    """An ASR segment the hallucination filter dropped, and why."""
+
+    start: float
+    end: float
+    text: str
+    channel: int | None = None
+    rule: str
+    reason: str
+
+
 class Provenance(_Model):
     """What produced a stage's output, so any stored score can be reproduced."""
 
@@ -119,17 +130,6 @@ class Provenance(_Model):
     codec: str | None = None
     source_sample_rate: int | None = None
     dropped: list[DroppedSegment] | None = None  # ASR segments dropped as hallucinations
-
-
-class DroppedSegment(_Model):
-    """An ASR segment the hallucination filter dropped, and why."""
-
-    start: float
-    end: float
-    text: str
-    channel: int | None = None
-    rule: str
-    reason: str
 
 
 class Redaction(_Model):
