@@ -95,8 +95,20 @@ class RiskConfig(_Strict):
         return p if p.is_absolute() else PROJECT_ROOT / p
 
 
+class ReliabilityBin(BaseModel):
+    """One probability bin of a calibration's reliability table."""
+
+    model_config = ConfigDict(extra="forbid")
+    bin: str  # "0.3-0.4"
+    n: int
+    predicted: float  # mean calibrated probability
+    observed: float  # observed complaint rate
+
+
 class Calibration(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """A Platt calibration written by ``callqa train`` (closed: what it writes is declared)."""
+
+    model_config = ConfigDict(extra="forbid")
     version: int = Field(ge=0)
     a: float = 1.0
     b: float = 0.0
@@ -104,7 +116,10 @@ class Calibration(BaseModel):
     created: str | None = None
     n: int | None = None
     positives: int | None = None
+    auc: float | None = None
     brier: float | None = None
+    brier_before: float | None = None  # of the previous calibration on the same calls
+    reliability: list[ReliabilityBin] | None = None
 
 
 def _validate(cls, path: Path, data: object):
