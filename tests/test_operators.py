@@ -501,14 +501,11 @@ def test_noise_robustness_small_fixed_seed_set() -> None:
     f1 = {}
     for rate in (0.0, 0.2):
         rng = random.Random(5)
-        pairs: dict[str, list] = {k: [] for k in sa.ITEMS}
-        for t, lab in clean:
-            items = {
-                i.id: i.passed
-                for i in check_items(Transcript.model_validate(sa.noisy(t, rate, rng)), rubric)
-            }
-            for name, (iid, detected) in sa.ITEMS.items():
-                pairs[name].append((lab[name], items[iid] is detected))
+        verdicts = [
+            {i.id: i.passed for i in check_items(Transcript.model_validate(noisy), rubric)}
+            for noisy in (sa.noisy(t, rate, rng) for t, _ in clean)
+        ]
+        pairs = sa.pairs_by_item(clean, verdicts)
         f1[rate] = {k: sa.prf(v)[2] for k, v in pairs.items()}
     assert min(f1[0.0].values()) >= 0.97, f1
-    assert min(f1[0.2].values()) >= 0.85, f1
+    assert min(f1[0.2].values()) >= 0.9, f1

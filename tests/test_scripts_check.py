@@ -28,7 +28,7 @@ ZH = [
     ("您好很高兴为您服务", "您好很高星为您服务", 0.9, 0.99),  # homophone 星/兴
     ("请问您是持卡人本人吗", "请问您是吃卡人本人吗", 0.9, 0.99),  # near-homophone ch/c
     ("不要向任何人透露验证码", "不要向任何人透露验正码", 0.9, 0.99),  # zh/z + eng/en
-    ("工号", "您好公号一二三四", 0.8, 0.9),  # homophone on a 2-char phrase
+    ("工号", "您好公号一二三四", 0.9, 0.95),  # homophone on a 2-char phrase
     ("您好很高兴为您服务", "您好高兴为您服务", 0.8, 0.9),  # dropped character
     ("您好很高兴为您服务", "您好，工号1234，很高兴为您服务", 0.8, 0.9),  # inserted clause
     ("请问还有其他可以帮您的吗", "请问还有什么其他可以帮您的吗", 0.9, 0.99),  # paraphrase
@@ -175,8 +175,9 @@ def test_required_failure_explains_near_miss_and_window() -> None:
     (item,) = check_items(CALL, _rubric(check))
     assert item.passed is False
     assert "outside first_turns=3" in item.reason
-    reasons = [e.reason for e in item.evidence]
-    assert any(r.startswith("near miss") for r in reasons)
+    # the best in-window try (喂，你好 ~0.2) is below the near-miss floor: not cited
+    assert "no agent utterance came close" in item.reason
+    assert not any((e.reason or "").startswith("near miss") for e in item.evidence)
     assert any(e.utterance == 4 and e.similarity == 1.0 for e in item.evidence)
 
 
@@ -240,3 +241,76 @@ def test_zh_samples_give_expected_verdicts(call_id: str) -> None:
     got = {i.id: ("n/a" if not i.applicable else i.passed) for i in result.items}
     assert got == want
     assert all(i.evidence for i in result.items)
+
+
+# --------------------------------------------------------------------------- ASR-robust matcher
+
+# (phrase, utterance, language, matches at the language's default forbidden threshold?)
+FORBIDDEN_MATCH = [
+    ("你自己看着办", "你自己那个看着办吧", "zh", True),  # filler inside the phrase
+    ("这不归我管", "这这不归，呃，我管", "zh", True),  # stutter and hesitation
+    ("我也没有办法", "也没有办发", "zh", True),  # deletion + homophone: 0.81
+    ("没有办法", "我也没有搬法", "zh", True),  # homophone 搬/办
+    ("不清楚", "这个我部清醋", "zh", True),  # every character a (near-)homophone
+    # negation guard: a negation gained or lost is the opposite, never a match
+    ("这归我管", "这不归我管", "zh", False),
+    ("我有办法", "我也没有办法", "zh", False),
+    ("有办法", "没有办法", "zh", False),
+    ("不知道", "我们知道您着急", "zh", False),
+    ("这是规定", "这并不是规定", "zh", False),
+    ("这是规定", "这部是规定", "zh", False),  # 部 sounds like 不
+    ("不可能", "这是不可能的", "zh", True),
+    ("i can help you", "i can not help you", "en", False),
+    ("i know", "i don't know", "en", False),
+    ("i don't know", "i know", "en", False),
+    ("calm down", "um calm, you know, down", "en", True),
+]
+
+
+@pytest.mark.parametrize(("phrase", "text", "lang", "hit"), FORBIDDEN_MATCH)
+def test_forbidden_matcher(phrase: str, text: str, lang: str, hit: bool) -> None:
+    from pipeline.scripts_check.match import match_settings, phrase_match
+
+    threshold = match_settings(lang).forbidden
+    assert (phrase_match(phrase, text, lang, threshold) is not None) is hit
+
+
+def test_negation_flip_is_explained() -> None:
+    m = align(normalise("这归我管", "zh"), normalise("这不归我管", "zh"), "zh")
+    assert m.similarity <= 0.5
+    assert "negation differs: 不" in m.explain()
+
+
+def test_best_phrase_match_on_plain_strings() -> None:
+    from pipeline.scripts_check.match import best_phrase_match
+
+    phrase, m = best_phrase_match(["请稍等", "您好，很高兴为您服务"], "嗯您好很高星为您服务", "zh")
+    assert phrase == "您好，很高兴为您服务" and 0.9 < m.similarity < 1
+    assert best_phrase_match(["请稍等"], "我想查一下快递", "zh") is None
+
+
+def test_forbidden_context_survives_noise() -> None:
+    """Polite forms / negated mentions still excuse a hit with a deleted character or a
+    filler inside the context (如果有不清楚的地…, 我不说不可能)."""
+    check = {"forbidden": {"role": "agent", "phrases": ["不清楚", "不可能"]}}
+    for line in [
+        "如果有不清楚的地，您可以随时联系我们",
+        "如果有不清楚就是的地方可以问我",
+        "我不说不可能，只是需要时间",
+    ]:
+        (item,) = check_items(_call(("agent", line)), _rubric(check))
+        assert item.passed is True, line
+
+
+def test_not_said_cites_a_near_miss_only_above_the_floor() -> None:
+    check = {"required": {"role": "agent", "phrases": ["会在二十四小时内给您回复"]}}
+    far = _call(("agent", "您好，很高兴为您服务"), ("agent", "好的再见"))
+    (item,) = check_items(far, _rubric(check))
+    assert item.passed is False
+    assert "no agent utterance came close" in item.reason
+    assert all(e.utterance is None for e in item.evidence)  # the review app tags nothing
+    near = _call(("agent", "您好"), ("agent", "两小时内给您回电"))  # 0.64
+    (item,) = check_items(near, _rubric(check))
+    assert item.passed is False
+    (ev,) = [e for e in item.evidence if e.utterance is not None]
+    assert ev.utterance == 1 and ev.reason.startswith("near miss") and ev.similarity >= 0.5

