@@ -2,7 +2,9 @@
 
 Transcript JSON is the output of ``callqa transcribe`` and the input of ``callqa score``;
 Result JSON is the output of ``callqa score`` and what the store keeps per call. Both may
-grow new optional fields; existing fields never change meaning.
+grow new optional fields; existing fields never change meaning. The models are closed
+(``extra="forbid"``): every field a stage writes is declared here, and an undeclared one is
+an error. docs/contracts.md documents them; ``callqa schema`` prints their JSON Schema.
 """
 
 from __future__ import annotations
