@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import types
 import typing
 from pathlib import Path
@@ -220,3 +222,28 @@ def test_transcribed_and_scored_audio_has_no_extras(tmp_path: Path) -> None:
     assert callqa(["score", str(transcripts), "--out", str(results)]) == 0
     (result,) = results.glob("*.json")
     _check_result_document(json.loads(result.read_text(encoding="utf-8")))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ARCHIVE.is_dir(), reason="samples/archive is absent")
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg makes the mono mix-down")
+def test_diarized_mono_transcript_has_no_extras(tmp_path: Path) -> None:
+    """The mono path writes what stereo does not (speaker labels, the agent's label)."""
+    from pipeline.config import load_settings
+    from pipeline.transcribe import transcribe_call
+    from pipeline.transcribe.diarize import mono_diarizer
+
+    mono = tmp_path / "mono.wav"
+    (wav,) = ARCHIVE.glob("c01-*.wav")
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-i", str(wav), "-ac", "1", "-ar", "8000", str(mono)],
+        check=True,
+    )
+    transcript = transcribe_call(
+        mono, settings=load_settings(language="en"), diarizer=mono_diarizer("embedded")
+    )
+    raw = json.loads(transcript.to_json())
+    closed = Transcript.model_validate(raw)
+    assert assert_no_extras(closed) > 1 and json.loads(closed.to_json()) == raw
+    assert all(u.speaker_label for u in closed.utterances)
+    assert closed.produced_by.roles.agent_speaker in {u.speaker_label for u in closed.utterances}
