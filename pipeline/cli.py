@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "serve": "pipeline.app.cli:serve",
     "coach": "pipeline.reports.cli:coach",
     "report": "pipeline.reports.cli:report",
+    "schema": "pipeline.schema_cli:schema",
 }
 
 

@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from pipeline.archive import is_transcript
 from pipeline.budget import Budget, OverBudget, call_budget, estimated_audio_bytes
@@ -62,6 +62,7 @@ TRANSCRIPT_BYTES_PER_MB = 2**20 // 40  # a JSON transcript takes ~40× its size 
 class CallOutcome(BaseModel):
     """What happened to one call in a run; JSON-serialisable for the flow's summary."""
 
+    model_config = ConfigDict(extra="forbid")
     call_id: str
     source: str
     status: Literal["scored", "failed", "skipped", "busy", "stopped"]
@@ -216,9 +217,8 @@ class CallProcessor:
         ``timer`` collects each stage's seconds; they go in the Result's provenance
         (``stage_seconds``)."""
         timer = timer or StageTimer()
-        manifest_error = getattr(job, "manifest_error", None)
-        if manifest_error:
-            raise PermanentCallError(manifest_error)
+        if job.manifest_error:
+            raise PermanentCallError(job.manifest_error)
         if not Path(job.source).exists():
             raise PermanentCallError(f"{job.source}: file not found")
         sealed: dict[str, Any] = {}

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.config import (
     Settings,
@@ -37,6 +37,7 @@ class RescoreError(ValueError):
 class RescoreSummary(BaseModel):
     """What a re-score did; JSON-serialisable."""
 
+    model_config = ConfigDict(extra="forbid")
     selected: int = 0
     rescored: int = 0
     unchanged: int = 0  # same configuration as the current result

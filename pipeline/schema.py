@@ -2,7 +2,9 @@
 
 Transcript JSON is the output of ``callqa transcribe`` and the input of ``callqa score``;
 Result JSON is the output of ``callqa score`` and what the store keeps per call. Both may
-grow new optional fields; existing fields never change meaning.
+grow new optional fields; existing fields never change meaning. The models are closed
+(``extra="forbid"``): every field a stage writes is declared here, and an undeclared one is
+an error. docs/contracts.md documents them; ``callqa schema`` prints their JSON Schema.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ class ContractError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    """A public contract: closed (an unknown field is an error, not silently kept)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 # --------------------------------------------------------------------------- hashing
@@ -94,7 +98,8 @@ class Utterance(_Model):
     confidence: float | None = None
     words: list[Word] | None = None
     channel: int | None = None
-    sentiment: UtteranceSentiment | None = None
+    speaker_label: str | None = None  # the diarizer's label (mono calls)
+    sentiment: UtteranceSentiment | None = None  # customer turns the risk stage scored
 
     @model_validator(mode="after")
     def _end_after_start(self) -> Utterance:
@@ -110,6 +115,18 @@ class RoleDecision(_Model):
     agent_channel: int | None = None
     confidence: float = Field(ge=0, le=1)
     detail: str = ""
+    agent_speaker: str | None = None  # the channel or diarizer label chosen as the agent
+
+
+class DroppedSegment(_Model):
+    """An ASR segment the hallucination filter dropped, and why."""
+
+    start: float
+    end: float
+    text: str
+    channel: int | None = None
+    rule: str
+    reason: str
 
 
 class Provenance(_Model):
@@ -124,6 +141,37 @@ class Provenance(_Model):
     roles: RoleDecision | None = None
     source: str | None = None  # audio file or transcript file the call came from
     source_sha256: str | None = None
+    asr_engine: str | None = None  # e.g. "faster-whisper 1.2.0"
+    asr: dict[str, Any] | None = None  # the AsrConfig the audio was decoded with
+    confidence_measure: str | None = None  # what Utterance.confidence means
+    channels: int | None = None
+    codec: str | None = None
+    source_sample_rate: int | None = None
+    dropped: list[DroppedSegment] | None = None  # ASR segments dropped as hallucinations
+
+
+class Redaction(_Model):
+    """What ``redact`` recorded on the transcript: where a mask is and the audio to beep.
+
+    Never holds the personal data itself.
+    """
+
+    utterance: int
+    start: float
+    end: float
+    type: str
+    char_start: int  # the mask's offsets in the redacted text
+    char_end: int
+    mask: str
+    recognizer: str | None = None
+    score: float | None = None
+
+
+class RedactionProvenance(_Model):
+    engine: str = "pipeline.redact"
+    pipeline_version: str
+    recognizer_sets: list[str]
+    recognizer_sha256: dict[str, str] = Field(default_factory=dict)
 
 
 class Transcript(_Model):
@@ -132,6 +180,8 @@ class Transcript(_Model):
     duration: float | None = None
     utterances: list[Utterance] = Field(default_factory=list)
     produced_by: Provenance | None = None
+    redactions: list[Redaction] | None = None  # set by pipeline.redact
+    redacted_by: RedactionProvenance | None = None
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Transcript:
@@ -165,6 +215,25 @@ class Evidence(_Model):
     matched: str | None = None
     similarity: float | None = None
     reason: str | None = None
+    speaker: str | None = None
+    span: str | None = None  # the matched part of ``text``
+    span_chars: list[int] | None = None  # [start, end) of ``span`` in ``text``
+    differences: str | None = None  # how a fuzzy match differs from the phrase
+    method: str | None = None  # "semantic" for embedding matches
+    model: str | None = None  # the embedding model of a semantic match
+    words: list[str] | None = None  # word segmentation of ``span`` (zh)
+    asr_confidence: float | None = None  # set when the verdict rests on low-confidence words
+    # measurements of conversation checks
+    duration: float | None = None  # silence: seconds
+    expected: str | None = None  # silence: the role expected to speak
+    hold_announced: bool | None = None
+    overlap: float | None = None  # interruption: seconds of overlap
+    rate: float | None = None  # speech rate, in ``unit``
+    unit: str | None = None
+    seconds: float | None = None  # speech seconds the rate is measured over
+    units: int | None = None  # characters (zh) or words (en) spoken
+    ratio: float | None = None  # talk ratio
+    talk_time: dict[str, float] | None = None  # seconds per role
 
 
 class ItemResult(_Model):
@@ -180,6 +249,7 @@ class ItemResult(_Model):
     reason: str | None = None
     evidence: list[Evidence] = Field(default_factory=list)
     check_sha256: str | None = None  # of the item's check: a changed check voids overrides
+    check: str | None = None  # the check's operator
 
 
 class RiskEvidence(_Model):
@@ -215,7 +285,6 @@ class _Section(BaseModel):
 class AsrConfig(_Section):
     """What turns audio into text: model, numerics, decode and VAD options, library versions."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)  # the ASR stage may record more
     model: str
     compute_type: str | None = None
     device: str | None = None
@@ -334,6 +403,17 @@ class ResultProvenance(Provenance):
     config: ScoringConfig | None = None
     fingerprint: str | None = None
     rubric_route: RubricRoute | None = None
+    scorer: str | None = None  # engine and version that scored
+    rubric: RubricRef | None = None
+
+
+class SectionScore(_Model):
+    """Points of one rubric section (applicable items only)."""
+
+    id: str
+    title: str | None = None
+    points: int | float  # int kept as int: stored results read back byte for byte
+    max: int | float
 
 
 class Result(_Model):
@@ -346,6 +426,9 @@ class Result(_Model):
     items: list[ItemResult] = Field(default_factory=list)
     risk: Risk | None = None
     produced_by: ResultProvenance | None = None
+    sections: list[SectionScore] | None = None
+    auto_fail_items: list[str] | None = None  # critical items that failed
+    language: str | None = None  # of the transcript
 
     def to_json(self, **kwargs: Any) -> str:
         return self.model_dump_json(indent=2, exclude_none=True, **kwargs)

@@ -552,7 +552,17 @@ def test_alaw_recording_is_decoded_once_to_pcm_wav(env) -> None:
 def test_redacted_spans_are_beeped_for_every_role(env) -> None:
     app, tmp = env
     store = app.state.reviews.store
-    spans = [{"utterance": 1, "start": 3.0, "end": 4.0, "type": "PHONE"}]
+    spans = [
+        {
+            "utterance": 1,
+            "start": 3.0,
+            "end": 4.0,
+            "type": "PHONE",
+            "char_start": 0,
+            "char_end": 5,
+            "mask": "[手机号]",
+        }  # fmt: skip
+    ]
     job = CallJob(call_id="c-a1-1", source=str(tmp / "audio" / "c-a1-1.wav"), agent_id="A1", team="T1")  # fmt: skip
     rescored = make_result("c-a1-1", True, False, "high")
     rescored.rubric.version = 4  # a new result version, scored from the redacted transcript

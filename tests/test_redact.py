@@ -17,7 +17,7 @@ from pipeline.redact.audio import beep
 from pipeline.redact.normalize import normalize
 from pipeline.redact.recognizers import RECOGNIZERS_DIR
 from pipeline.redact.validators import cn_id_check_digit, luhn_ok, us_ssn
-from pipeline.schema import Transcript, Utterance, Word
+from pipeline.schema import Redaction, Transcript, Utterance, Word
 
 CASES = yaml.safe_load((Path(__file__).parent / "data" / "redact_cases.yaml").read_text("utf-8"))
 
@@ -129,9 +129,9 @@ def test_redact_masks_text_words_and_records_spans():
     assert [w.word for w in u.words] == ["我的", "手机", "是", "[手机号]", "谢谢"]
     assert (u.words[3].start, u.words[3].end) == (11.2, 14.2)
     (r,) = out.redactions
-    assert r["type"] == "PHONE" and (r["start"], r["end"]) == (11.2, 14.2)
-    assert u.text[r["char_start"] : r["char_end"]] == "[手机号]"
-    assert out.redacted_by["recognizer_sets"] == ["zh@1.1"]
+    assert r.type == "PHONE" and (r.start, r.end) == (11.2, 14.2)
+    assert u.text[r.char_start : r.char_end] == "[手机号]"
+    assert out.redacted_by.recognizer_sets == ["zh@1.1"]
     assert "13812345678" not in out.to_json() and "一三八" not in out.to_json()
     assert t.utterances[0].text.startswith("我的手机是一三八")  # input untouched
     # redacting again finds nothing new and keeps the record
@@ -264,7 +264,7 @@ def test_cli_round_trip(tmp_path):
     assert res.exit_code == 0, res.output
     t2 = Transcript.load(out)
     assert t2.utterances[0].text == "我的手机是[手机号]谢谢"
-    assert t2.redactions[0]["type"] == "PHONE"
+    assert t2.redactions[0].type == "PHONE"
     # stdout
     res = CliRunner().invoke(cmd, [str(src), "--out", "-"])
     assert json.loads(res.stdout)["utterances"][0]["text"] == "我的手机是[手机号]谢谢"
@@ -506,10 +506,8 @@ def test_redaction_intervals_sorted_and_merged():
     t = Transcript(language="en", utterances=[])
     assert redaction_intervals(t) == [] and redaction_intervals(None) == []
     t.redactions = [
-        {"start": 5.0, "end": 6.0},
-        {"start": 1.0, "end": 2.0},
-        {"start": 1.5, "end": 3.0},
-        {"start": 7.0, "end": 7.0},  # empty: nothing to mask
+        Redaction(utterance=0, start=a, end=b, type="ID", char_start=0, char_end=4, mask="[ID]")
+        for a, b in [(5.0, 6.0), (1.0, 2.0), (1.5, 3.0), (7.0, 7.0)]  # last: empty, nothing to mask
     ]
     assert redaction_intervals(t) == [(1.0, 3.0), (5.0, 6.0)]
 
@@ -556,10 +554,10 @@ def test_served_audio_has_the_tone_where_the_account_number_was_said(tmp_path):
     src = Path(__file__).parents[1] / "samples" / "archive" / "c03-forbidden.wav"
     transcript = transcribe_call(src, call_id="c03-forbidden", agent_channel=0, language="en")
     clean = redact(transcript)
-    answers = [r for r in clean.redactions if r["type"] == "ACCOUNT"]
+    answers = [r for r in clean.redactions if r.type == "ACCOUNT"]
     assert answers, [u.text for u in transcript.utterances]
     for r in answers:
-        assert not _digits(clean.utterances[r["utterance"]].text)
+        assert not _digits(clean.utterances[r.utterance].text)
 
     url = f"sqlite:///{tmp_path / 'qa.db'}"
     store = open_store(url)
@@ -597,7 +595,7 @@ def test_served_audio_has_the_tone_where_the_account_number_was_said(tmp_path):
         10,
     )  # fmt: skip
     for r in answers:
-        a, b = int(r["start"] * sr), int(r["end"] * sr)
+        a, b = int(r.start * sr), int(r.end * sr)
         said = original[a:b, customer]
         assert np.sqrt(np.mean(said**2)) > 10 * floor and _tone_fraction(said, sr) < 0.2  # speech
         for ch in range(n_ch):
@@ -605,7 +603,7 @@ def test_served_audio_has_the_tone_where_the_account_number_was_said(tmp_path):
             assert _tone_fraction(span, sr) > 0.95  # only the tone is left
             assert np.sqrt(np.mean(span**2)) == pytest.approx(0.3 / np.sqrt(2), rel=0.1)
         # nothing of the answer is left around the span either (word times run late)
-        utt = clean.utterances[r["utterance"]]
+        utt = clean.utterances[r.utterance]
         lo, hi = int(max(utt.start - 0.8, 0) * sr), int((utt.end + 0.8) * sr)
         hop = sr // 100
         frames = [x[i : i + hop, customer] for i in range(lo, hi - hop, hop)]

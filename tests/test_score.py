@@ -58,10 +58,10 @@ def test_form_arithmetic(verdicts, total, auto_fail, review) -> None:
         auto_fail,
         review,
     )
-    sections = {s["id"]: s for s in result.sections}
-    assert sum(s["max"] for s in sections.values()) == 100
+    sections = {s.id: s for s in result.sections}
+    assert sum(s.max for s in sections.values()) == 100
     if not auto_fail:
-        assert sum(s["points"] for s in sections.values()) == total
+        assert sum(s.points for s in sections.values()) == total
 
 
 def test_not_applicable_items_leave_max() -> None:
@@ -76,7 +76,7 @@ def test_high_risk_needs_review_and_provenance() -> None:
     result = score_transcript(CALL, RUBRIC, risk_fn=lambda t: risk)
     assert result.risk == risk and result.needs_review
     assert result.rubric.sha256 == RUBRIC.sha256 and len(result.produced_by.transcript_sha256) == 64
-    assert result.produced_by.rubric["id"] == "zh_bank_hotline"
+    assert result.produced_by.rubric.id == "zh_bank_hotline"
     assert all(i.evidence for i in result.items)
     Result.model_validate_json(result.to_json())  # round-trips through the contract
 

@@ -194,7 +194,7 @@ def test_with_the_setting_the_original_is_kept_encrypted(monkeypatch, tmp_path):
     assert PHONE in original.utterances[-2].text and CN_ID in original.utterances[-2].text
     assert original.utterances[-1].text.endswith(SPOKEN_PHONE)
     assert original.utterances[-3].text == f"{ID_ANSWER}。"
-    assert "redactions" not in (original.model_extra or {})
+    assert original.redactions is None
     assert store.get_unredacted(CALL_ID, Vault(key)) == original
     assert "[手机号]" in store.get_transcript(CALL_ID).utterances[-2].text  # what others see
     with pytest.raises(VaultError, match="key id"):

@@ -32,7 +32,7 @@ def redact(
         masks.update(rset.masks)
 
     out = transcript.model_copy(deep=True)
-    records: list[dict] = list(getattr(out, "redactions", None) or [])
+    records: list[Redaction] = list(out.redactions or [])
     by_utt: dict[int, list[PiiFinding]] = {}
     for f in findings:
         if not 0 <= f.utterance < len(out.utterances):
@@ -43,17 +43,17 @@ def redact(
     for index, group in sorted(by_utt.items()):
         utt = out.utterances[index]
         spans = _merge(group, utt)
-        records += [r.model_dump() for r in _apply(index, utt, spans, masks)]
+        records += _apply(index, utt, spans, masks)
 
     used = sorted(
         {f.recognizer_set for f in findings if f.recognizer_set} | {s.label for s in sets}
     )
-    out.redactions = sorted(records, key=lambda r: (r["utterance"], r["char_start"]))
+    out.redactions = sorted(records, key=lambda r: (r.utterance, r.char_start))
     out.redacted_by = RedactionProvenance(
         pipeline_version=__version__,
         recognizer_sets=used,
         recognizer_sha256={s.label: s.sha256 for s in sets if s.sha256},
-    ).model_dump()
+    )
     return out
 
 

@@ -13,9 +13,11 @@ widens every span into the speech it touches (across gaps of up to ``MAX_GAP_S``
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
+
+from pipeline.schema import Transcript
 
 MODES = ("beep", "silence")
 BEEP_HZ = 1000.0
@@ -27,15 +29,11 @@ FRAME_S = 0.02
 SPEECH_OVER_FLOOR = 4.0  # a frame is speech at this multiple of the channel's noise floor
 
 
-def redaction_intervals(transcript: Any) -> list[tuple[float, float]]:
+def redaction_intervals(transcript: Transcript | None) -> list[tuple[float, float]]:
     """``(start, end)`` seconds of every redaction the redact stage recorded on
     ``transcript`` (``None``: none), sorted and merged where they overlap."""
-    spans = []
-    for r in (getattr(transcript, "redactions", None) or []) if transcript is not None else []:
-        get = r.get if isinstance(r, dict) else (lambda k, _r=r: getattr(_r, k, None))
-        start, end = get("start"), get("end")
-        if start is not None and end is not None and float(end) > float(start):
-            spans.append((float(start), float(end)))
+    records = (transcript.redactions or []) if transcript is not None else []
+    spans = [(r.start, r.end) for r in records if r.end > r.start]
     merged: list[tuple[float, float]] = []
     for start, end in sorted(spans):
         if merged and start <= merged[-1][1]:

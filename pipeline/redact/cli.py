@@ -48,6 +48,6 @@ def redact(
             Path(out).write_text(text, encoding="utf-8")
         except OSError as exc:
             raise CallqaError(f"{out}: cannot write: {exc.strerror or exc}") from None
-    counts = Counter(r["type"] for r in redacted.redactions)
+    counts = Counter(r.type for r in redacted.redactions or [])
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing found"
     click.echo(f"redact: {redacted.call_id}: {summary}", err=True)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.schema import Redaction, RedactionProvenance  # the transcript contract
+
+__all__ = ["PiiFinding", "Redaction", "RedactionProvenance"]
+
 
 class PiiFinding(BaseModel):
     """One span of personal data in one utterance, with the evidence for it.
@@ -27,27 +31,3 @@ class PiiFinding(BaseModel):
     end: float | None = None
     mask: str | None = None  # typed mask from the recogniser set, e.g. [身份证]
     recognizer_set: str | None = None  # e.g. zh@1.1
-
-
-class Redaction(BaseModel):
-    """What ``redact`` recorded on the transcript: where a mask is and the audio to beep.
-
-    Never holds the personal data itself.
-    """
-
-    utterance: int
-    start: float
-    end: float
-    type: str
-    char_start: int  # the mask's offsets in the redacted text
-    char_end: int
-    mask: str
-    recognizer: str | None = None
-    score: float | None = None
-
-
-class RedactionProvenance(BaseModel):
-    engine: str = "pipeline.redact"
-    pipeline_version: str
-    recognizer_sets: list[str]
-    recognizer_sha256: dict[str, str] = Field(default_factory=dict)

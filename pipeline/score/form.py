@@ -118,7 +118,7 @@ def score_form(
         scorer=f"{ENGINE} {ENGINE_VERSION}",
         rubric=RubricRef(
             id=rubric.id, version=rubric.version, title=rubric.title, sha256=rubric.sha256
-        ).model_dump(exclude_none=True),
+        ),
         config=config,
         fingerprint=config.fingerprint() if config is not None else None,
         rubric_route=route,

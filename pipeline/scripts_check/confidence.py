@@ -39,7 +39,7 @@ def span_confidence(transcript: Transcript, ev: Evidence) -> float | None:
     if ev.utterance is None or not 0 <= ev.utterance < len(transcript.utterances):
         return None
     u = transcript.utterances[ev.utterance]
-    chars = getattr(ev, "span_chars", None)
+    chars = ev.span_chars
     spans = _word_spans(u) if u.words else []
     if spans:
         a, b = chars if chars else (0, len(u.text))

@@ -56,9 +56,8 @@ def _explain_words(ctx: Context, rubric: Rubric, evidence: list[Evidence]) -> No
     if not ctx.language.startswith("zh"):
         return
     for e in evidence:
-        span = getattr(e, "span", None)
-        if span and e.matched:
-            e.words = segment_words(span, rubric.phrases())
+        if e.span and e.matched:
+            e.words = segment_words(e.span, rubric.phrases())
 
 
 def evaluate_item(ctx: Context, rubric: Rubric, item: Item) -> Outcome:

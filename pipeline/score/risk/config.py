@@ -100,8 +100,20 @@ class RiskConfig(_Strict):
         return p if p.is_absolute() else PROJECT_ROOT / p
 
 
+class ReliabilityBin(BaseModel):
+    """One probability bin of a calibration's reliability table."""
+
+    model_config = ConfigDict(extra="forbid")
+    bin: str  # "0.3-0.4"
+    n: int
+    predicted: float  # mean calibrated probability
+    observed: float  # observed complaint rate
+
+
 class Calibration(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """A Platt calibration written by ``callqa train`` (closed: what it writes is declared)."""
+
+    model_config = ConfigDict(extra="forbid")
     version: int = Field(ge=0)
     a: float = 1.0
     b: float = 0.0
@@ -109,8 +121,13 @@ class Calibration(BaseModel):
     created: str | None = None
     n: int | None = None
     positives: int | None = None
+    auc: float | None = None
     brier: float | None = None
+    brier_before: float | None = None  # of the previous calibration on the same calls
+    reliability: list[ReliabilityBin] | None = None
     # fitted logistic weights over the engine's features (None: the configuration's priors)
+    l2: float | None = None  # strength of the pull towards the prior weights
+    prior: str | None = None  # where the prior weights came from
     bias: float = 0.0
     weights: dict[str, float] | None = None
     scorers: dict[str, str] | None = None  # language -> utterance scorer the fit used

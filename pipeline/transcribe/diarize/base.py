@@ -21,6 +21,7 @@ from pipeline.schema import ContractError
 class Turn(BaseModel):
     """One stretch of speech by one speaker; overlapping turns mean overlapped speech."""
 
+    model_config = ConfigDict(extra="forbid")
     start: float = Field(ge=0)
     end: float = Field(ge=0)
     speaker: str
@@ -43,6 +44,7 @@ class Hyperparameters(BaseModel):
 
 
 class DiarizationProvenance(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     backend: str
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     models: dict[str, str] = Field(default_factory=dict)  # role -> model id/version

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.schema import ContractError, RoleDecision, Transcript, Utterance
 from pipeline.transcribe.diarize.base import Diarization, Turn
@@ -67,6 +67,7 @@ def load_agent_phrases(path: str | Path = PHRASES_FILE) -> AgentPhrases:
 
 
 class SignalContribution(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     signal: str
     weight: float
     reliability: float = Field(ge=0, le=1)
@@ -77,6 +78,7 @@ class SignalContribution(BaseModel):
 
 
 class RoleAssignment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     roles: dict[str, Literal["agent", "customer", "unknown"]]  # diarization label -> role
     agent_speaker: str | None
     confidence: float = Field(ge=0, le=1)
