@@ -223,4 +223,4 @@ def test_zh_paraphrase_with_the_default_model(phrase: str, line: str, said: bool
     (item,) = check_items(t, r)
     assert item.passed is said
     if said:
-        assert item.evidence[0].model_extra["method"] == "semantic"
+        assert item.evidence[0].method == "semantic"

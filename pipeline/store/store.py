@@ -630,7 +630,10 @@ class Store:
             lease = s.scalars(
                 select(m.CallLease).where(m.CallLease.call_id == call_id).with_for_update()
             ).one()
-            mine = lease.run_id == run_id and lease.holder == holder
+            # Within one run a call is attempted again only after the previous attempt is
+            # gone (a task retry, or Dask re-running a killed worker's task elsewhere), so
+            # the run's own lease is taken over whichever of its processes held it.
+            mine = lease.run_id == run_id and (run_id is not None or lease.holder == holder)
             if not mine and _aware(lease.expires_at) > now:
                 return False
             lease.run_id, lease.holder, lease.expires_at = run_id, holder, expires
