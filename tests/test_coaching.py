@@ -384,7 +384,10 @@ def test_window_used_when_nothing_was_said(archive, tmp_path):
         ({"until": "2026-11-01"}, {("c3", "no_forbidden")}),
         ({"limit": 1}, None),  # one entry, the most clear-cut
         # an exact forbidden hit, and "not said" where no agent utterance came close
-        ({"min_confidence": 0.95}, {("c3", "no_forbidden"), ("c2", "greeting"), ("c4", "farewell")}),
+        (
+            {"min_confidence": 0.95},
+            {("c3", "no_forbidden"), ("c2", "greeting"), ("c4", "farewell")},
+        ),
     ],
 )
 def test_filters_select(archive, tmp_path, filters, expected):
