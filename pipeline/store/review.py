@@ -539,6 +539,9 @@ class ReviewStore:
                 started_at=c.started_at,
                 direction=c.direction,
                 language=c.language,
+                queue=c.queue,
+                skill=c.skill,
+                agent_group=c.agent_group,
             )
 
     # ------------------------------------------------------------------ search
