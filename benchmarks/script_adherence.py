@@ -303,7 +303,7 @@ def _sound_tables() -> tuple[dict[str, list[str]], dict[str, list[str]], dict[st
     """Common characters (GB2312 level 1) by tone-less pinyin and by folded pinyin."""
     from pypinyin import Style, lazy_pinyin
 
-    from pipeline.scripts_check.text import fold_syllable
+    from pipeline.text import fold_syllable
 
     chars = []
     for hi in range(0xB0, 0xD8):
@@ -328,7 +328,7 @@ def add_noise(text: str, rate: float, rng: random.Random) -> str:
         return text
     from pypinyin import Style, lazy_pinyin
 
-    from pipeline.scripts_check.text import fold_syllable, is_cjk
+    from pipeline.text import fold_syllable, is_cjk
 
     by_py, by_fold, py_of = _sound_tables()
     out = []

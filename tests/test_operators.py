@@ -17,7 +17,7 @@ from pipeline.schema import Transcript, Utterance
 from pipeline.scripts_check import RubricError, check_items, conversation_metrics, parse_rubric
 from pipeline.scripts_check.cases import CaseFile, load_cases, run_cases
 from pipeline.scripts_check.match import align
-from pipeline.scripts_check.text import normalise, segment_words
+from pipeline.text import normalise, segment_words
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = RUBRICS_DIR / "cases"

@@ -11,7 +11,7 @@ import yaml
 from pipeline.schema import Transcript, Utterance
 from pipeline.scripts_check import check_items, load_rubric, parse_rubric
 from pipeline.scripts_check.match import align
-from pipeline.scripts_check.text import normalise
+from pipeline.text import normalise
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples" / "zh_transcripts"

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from pipeline.audio import AudioError, decode_audio
 from pipeline.config import Settings
 from pipeline.schema import Transcript
+from pipeline.text import normalise_for_match, to_simplified
 from pipeline.transcribe import transcribe_call
 from pipeline.transcribe.asr import AsrSegment, ModelError, get_model, resolve_model
 from pipeline.transcribe.cli import transcribe as transcribe_cmd
@@ -33,7 +34,6 @@ from pipeline.transcribe.roles import (
     decide_agent_speaker,
     load_role_phrases,
 )
-from pipeline.transcribe.text import normalise_for_match, to_simplified
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "audio"
 JFK = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.schema import Transcript, Utterance
 from pipeline.scripts_check.rubric import Rubric, RubricError, _problems
-from pipeline.scripts_check.text import normalise
+from pipeline.text import normalise
 
 Verdict = Literal[True, False, "review", "n/a"]
 _ROLES = ("agent", "customer", "unknown")

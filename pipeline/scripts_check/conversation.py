@@ -30,7 +30,7 @@ from pipeline.scripts_check.operators import (
     role_undecidable,
     select,
 )
-from pipeline.scripts_check.text import normalise
+from pipeline.text import normalise
 
 HOLD_PHRASES = {
     "zh": ["请您稍等", "请稍等", "稍等一下", "麻烦您稍等", "我帮您查询一下", "请不要挂机"],

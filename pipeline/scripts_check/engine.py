@@ -15,7 +15,7 @@ from pipeline.scripts_check.confidence import low_confidence
 from pipeline.scripts_check.conversation import conversation_metrics
 from pipeline.scripts_check.operators import Context, Outcome
 from pipeline.scripts_check.rubric import Item, Rubric
-from pipeline.scripts_check.text import segment_words
+from pipeline.text import segment_words
 
 ENGINE = "callqa.scripts_check"
 ENGINE_VERSION = "2"

@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import LCSseq
 
-from pipeline.scripts_check.text import NormText, normalise, zh_sound_code
+from pipeline.text import NormText, normalise, zh_sound_code
 
 EN_SIMILAR_WORD = 70.0  # rapidfuzz ratio (0..100) from which two words count as a slip
 EN_SIMILAR_JOIN = 85.0  # stricter for split / joined words, else a dropped word hides in a join

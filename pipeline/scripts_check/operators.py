@@ -37,7 +37,7 @@ from pydantic import (
 from pipeline.schema import Evidence, Transcript, Utterance
 from pipeline.scripts_check.match import Match, align, match, match_settings, upper_bound
 from pipeline.scripts_check.semantic import SemanticHit, SemanticPolicy, best_paraphrase
-from pipeline.scripts_check.text import NormText, normalise
+from pipeline.text import NormText, normalise
 
 CheckRole = Literal["agent", "customer", "unknown", "any"]
 _CLAUSE = re.compile(r"[，,、；;。.！!？?\s]+")

@@ -29,7 +29,7 @@ from pipeline.scripts_check.semantic import (
     model_languages,
     resolve_model,
 )
-from pipeline.scripts_check.text import normalise
+from pipeline.text import normalise
 
 _ID = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
 

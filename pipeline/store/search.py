@@ -25,17 +25,14 @@ from sqlalchemy import delete, func, insert, select, text
 
 from pipeline.store import models as m
 from pipeline.store.store import Store
+from pipeline.text import CJK_CHARS as _CJK
+from pipeline.text import is_cjk as _is_cjk
 
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 TOKEN = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+")
 MAX_QUERY = 100  # characters
 CONTEXT = 24  # characters either side of a hit
 SYNC_BATCH = 500
 SCAN_LIMIT = 20_000  # an agent with at most this many calls is searched by scanning them
-
-
-def _is_cjk(ch: str) -> bool:
-    return bool(re.match(rf"[{_CJK}]", ch))
 
 
 def terms(value: str) -> list[str]:

@@ -23,6 +23,7 @@ import numpy as np
 from pipeline.audio import AudioError, DecodedAudio, decode_audio
 from pipeline.config import Settings, load_settings
 from pipeline.schema import Provenance, RoleDecision, Transcript, Utterance, Word
+from pipeline.text import to_simplified
 from pipeline.timing import StageTimer
 from pipeline.transcribe.asr import (
     SAMPLE_RATE,
@@ -35,7 +36,6 @@ from pipeline.transcribe.asr import (
 )
 from pipeline.transcribe.hallucination import filter_segments, load_rules
 from pipeline.transcribe.roles import decide_agent_channel
-from pipeline.transcribe.text import to_simplified
 
 CONFIDENCE_MEASURE = "mean word probability (else exp(avg_logprob))"
 # Channels this correlated are one signal written twice (a "stereo" mono export).

@@ -13,8 +13,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pipeline.text import normalise_for_match
 from pipeline.transcribe.asr import AsrSegment
-from pipeline.transcribe.text import normalise_for_match
 
 DEFAULT_RULES = Path(__file__).with_name("hallucinations.yaml")
 

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rapidfuzz import fuzz
 
 from pipeline.schema import RoleDecision
+from pipeline.text import normalise_for_match
 from pipeline.transcribe.hallucination import load_yaml_model
-from pipeline.transcribe.text import normalise_for_match
 
 DEFAULT_ROLE_PHRASES = Path(__file__).with_name("role_phrases.yaml")
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import PROJECT_ROOT
+from pipeline.text import has_cjk
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 WAIMAI_CSV = SHARED_DATA / "text" / "waimai_10k.csv"
@@ -219,7 +220,7 @@ def load_chatterbot(cache: Path = DEFAULT_CACHE) -> list[Review]:
             for line in raw.splitlines():
                 if m := re.match(r"^\s*(?:- )+(.+)$", line):
                     t = m.group(1).strip().strip("'\"")
-                    if len(t) >= 2 and re.search(r"[\u4e00-\u9fff]", t):
+                    if len(t) >= 2 and has_cjk(t):
                         texts.add(t)
     return [Review(t, NEUTRAL, "chatterbot") for t in sorted(texts)]
 

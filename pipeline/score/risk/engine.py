@@ -28,8 +28,8 @@ from pipeline.score.risk.config import (
 )
 from pipeline.score.risk.scorers import get_scorer
 from pipeline.score.risk.signals import SignalHit, match_transcript
+from pipeline.text import detect_language
 
-_CJK = re.compile(r"[\u4e00-\u9fff]")
 _QUESTION = re.compile(
     r"[?？]\s*$|[吗呢么]\s*[。.!！]?\s*$|怎么|为什么|什么时候|多久|能不能|可不可以|是不是|有没有|几天|"
     r"^(why|how|when|what|where|can|could|will|is|are|do|does|did)\b",
@@ -41,11 +41,9 @@ def call_language(transcript: Transcript, config: RiskConfig) -> str:
     """The call's language: by share of CJK characters in its text (Transcript defaults to
     ``zh`` when a file does not say), else the declared one, else the first configured."""
     lang = (transcript.language or "").lower().split("-")[0]
-    text = re.sub(r"[\s\d\W_]+", "", "".join(u.text for u in transcript.utterances))
-    if text:
-        guess = "zh" if len(_CJK.findall(text)) >= 0.3 * len(text) else "en"
-        if guess in config.scorers:
-            return guess
+    guess = detect_language("".join(u.text for u in transcript.utterances))
+    if guess in config.scorers:
+        return guess
     return lang if lang in config.scorers else next(iter(config.scorers))
 
 

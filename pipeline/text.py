@@ -1,20 +1,29 @@
-"""Text normalisation for matching: turns an utterance or a phrase into comparable units.
+"""Script and language of a text, and its normalisation for matching (Chinese and English).
 
-Chinese: one unit per character after traditional→simplified (OpenCC t2s), full→half width
+The one place for: which characters are Chinese (:data:`CJK_CHARS`), the language of a text
+by its share of Chinese characters, traditional → simplified conversion, and the two
+normalised forms callqa matches on:
+
+* :func:`normalise_for_match`: a plain string (lower case, NFKC, simplified, punctuation
+  dropped) for exact and substring comparisons, e.g. hallucination phrases;
+* :func:`normalise`: comparable *units* with sound codes and original spans, what the phrase
+  matcher (:mod:`pipeline.scripts_check.match`) aligns.
+
+Chinese units: one per character after traditional→simplified (OpenCC t2s), full→half width
 (NFKC), lower case, punctuation and fillers removed, Arabic digits written as Chinese digit
 characters (ASR writes 138, 一三八 and 幺三八 for the same digits). Each unit also gets a
 *sound code*: its tone-less pinyin with near-homophones folded (zh/z, ch/c, sh/s, n/l,
 ang/an, eng/en, ing/in), so a homophone ASR error keeps the code of the intended character.
 
-English: one unit per word after lower-casing, contraction expansion (don't → do not),
+English units: one per word after lower-casing, contraction expansion (don't → do not),
 number words → digits and filler removal; the sound code of a word is the word itself
 (similar spellings are compared by the matcher).
 
 Every unit keeps the character span of the original text it came from, so evidence can
 quote exactly what was said. A unit is *soft* when it is a hesitation: part of a filler word
-(那个, 就是, you know; ``match.fillers`` in defaults.yaml) or a repeat of the unit before it
-(这这不归我管, i i can): the matcher charges little for it inside a phrase. Results are cached per text: a phrase or an utterance is
-normalised once per process.
+(那个, 就是, you know; ``match.fillers`` in scripts_check/defaults.yaml) or a repeat of the
+unit before it (这这不归我管, i i can): the matcher charges little for it inside a phrase.
+Results are cached per text: a phrase or an utterance is normalised once per process.
 """
 
 from __future__ import annotations
@@ -34,11 +43,74 @@ _ZH_FILLER_CHARS = frozenset("嗯呃啊")
 # followed by a pause (punctuation / space) or at the very end.
 _ZH_FILLER_WORD = re.compile(r"(?:那个)+(?=[\s，,。.、…！!？?]|$)|(?:那个){2,}")
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# --------------------------------------------------------------------------- script, language
+
+# CJK Unified Ideographs, Extension A and Compatibility Ideographs: the Chinese characters ASR
+# writes. For a regex character class: ``f"[{CJK_CHARS}]"``.
+CJK_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK = re.compile(f"[{CJK_CHARS}]")
+_NOT_LETTER = re.compile(r"[\s\d\W_]+")
+ZH_SHARE = 0.3  # a text with at least this share of Chinese characters among its letters is zh
 
 
 def is_cjk(ch: str) -> bool:
+    """Whether ``ch`` (or the first character of it) is a Chinese character."""
     return bool(_CJK.match(ch))
+
+
+def has_cjk(text: str) -> bool:
+    return bool(_CJK.search(text))
+
+
+def cjk_share(text: str) -> float:
+    """Chinese characters among the letters of ``text`` (spaces, digits, punctuation left
+    out); 0.0 for a text without letters."""
+    letters = _NOT_LETTER.sub("", text)
+    return len(_CJK.findall(letters)) / len(letters) if letters else 0.0
+
+
+def detect_language(text: str) -> Language | None:
+    """``zh`` or ``en`` by the share of Chinese characters; None for a text without letters."""
+    if not _NOT_LETTER.sub("", text):
+        return None
+    return "zh" if cjk_share(text) >= ZH_SHARE else "en"
+
+
+# --------------------------------------------------------------------------- simplified Chinese
+
+
+@lru_cache(maxsize=1)
+def _opencc():
+    import opencc  # opencc-python-reimplemented
+
+    return opencc.OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    """Traditional Chinese → simplified (Whisper mixes both for Mandarin)."""
+    return _opencc().convert(text) if has_cjk(text) else text
+
+
+@lru_cache(maxsize=65536)
+def _t2s(ch: str) -> str:
+    return _opencc().convert(ch)
+
+
+# --------------------------------------------------------------------------- plain form
+
+_NOT_WORD = re.compile(r"[^\w.]+|(?<!\w)\.|\.(?!\w)")  # keep "amara.org", drop a full stop
+_SPACE_BY_CJK = re.compile(f"(?<=[{CJK_CHARS}]) +| +(?=[{CJK_CHARS}])")
+
+
+def normalise_for_match(text: str) -> str:
+    """Lower case, NFKC, simplified, punctuation dropped, spaces collapsed (none between CJK).
+
+    The plain-string form for exact and substring tests; the phrase matcher uses
+    :func:`normalise` (units, sound codes, spans) instead."""
+    text = to_simplified(unicodedata.normalize("NFKC", text)).lower()
+    text = _NOT_WORD.sub(" ", text.replace("_", " "))
+    text = _SPACE_BY_CJK.sub("", text)
+    return " ".join(text.split())
 
 
 @dataclass(frozen=True)
@@ -95,18 +167,6 @@ def fold_syllable(syllable: str) -> str:
     if final.endswith("ng") and final not in ("ong", "iong"):
         final = final[:-1]  # ang→an, eng→en, ing→in, iang→ian, uang→uan
     return initial + final
-
-
-@lru_cache(maxsize=65536)
-def _t2s(ch: str) -> str:
-    return _opencc().convert(ch)
-
-
-@lru_cache(maxsize=1)
-def _opencc():
-    import opencc
-
-    return opencc.OpenCC("t2s")
 
 
 @lru_cache(maxsize=65536)
