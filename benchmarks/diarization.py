@@ -26,8 +26,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pipeline.audio import decode_audio  # noqa: E402
 from pipeline.transcribe.diarize import Turn, get_diarizer, identify_roles, load_rttm  # noqa: E402
-from pipeline.transcribe.diarize.audio_io import load_audio  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 
@@ -83,7 +83,7 @@ def espeak_call(
             subprocess.run(
                 ["sox", str(Path(tmp) / "raw.wav"), "-r", "16000", "-c", "1", str(out)], check=True
             )
-            wav = load_audio(out)[0]
+            wav = decode_audio(out).channels[0]
             nz = np.flatnonzero(np.abs(wav) > 1e-3)
             wav = wav[nz[0] : nz[-1] + 1] * 0.5
             pieces.append((int(t * 16000), wav))
@@ -174,7 +174,7 @@ def main() -> None:
         run(
             "sample",
             "sample.wav",
-            load_audio(sample)[0],
+            decode_audio(sample).channels[0],
             load_rttm(sample.with_suffix(".rttm")),
             None,
         )
@@ -189,7 +189,7 @@ def main() -> None:
         for row in csv.DictReader(manifest.open()):
             path = archive / row["file"]
             try:
-                stereo = load_audio(path)
+                stereo = decode_audio(path).channels
             except (ValueError, OSError):
                 continue  # the deliberately broken uploads
             if stereo.shape[0] != 2 or not row.get("agent_channel"):

@@ -197,9 +197,9 @@ def test_min_duration_smoother(turns, expected):
 
 @pytest.mark.skipif(not SAMPLE.exists(), reason=f"{SAMPLE} absent (../shared/data not mounted)")
 def test_embedded_on_sample_finds_two_speakers_under_der_threshold():
-    from pipeline.transcribe.diarize.audio_io import load_audio
+    from pipeline.audio import decode_audio
 
-    result = get_diarizer("embedded")(load_audio(SAMPLE)[0])
+    result = get_diarizer("embedded")(decode_audio(SAMPLE).channels[0])
     assert len(result.speakers) == 2
     assert result.produced_by.backend == "embedded"
     assert result.produced_by.hyperparameters["merge_threshold"] > 0

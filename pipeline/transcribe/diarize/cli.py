@@ -23,14 +23,14 @@ from pipeline.cli import CallqaError
 )
 def diarize(audio: Path, rttm_out: str, num_speakers: int | None, backend: str | None) -> None:
     """Who spoke when in AUDIO, written as standard RTTM."""
+    from pipeline.audio import decode_audio
     from pipeline.transcribe.diarize import DEFAULT_MONO_BACKEND, get_diarizer
-    from pipeline.transcribe.diarize.audio_io import load_audio, to_mono
 
     try:
         name = backend or DEFAULT_MONO_BACKEND
         diarizer = get_diarizer(name)
-        channels = load_audio(audio)
-        samples = channels if name == "channel" else to_mono(channels)
+        decoded = decode_audio(audio)
+        samples = decoded.channels if name == "channel" else decoded.mono()
         result = diarizer(samples, 16000, num_speakers=num_speakers)
     except (ValueError, RuntimeError, OSError) as exc:
         raise CallqaError(f"{audio}: {exc}" if str(audio) not in str(exc) else str(exc)) from None

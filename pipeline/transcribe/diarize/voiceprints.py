@@ -48,15 +48,15 @@ def enroll(
     """Embed the speech of each file (mono mix) and store their mean as the agent's voiceprint."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
+    from pipeline.audio import decode_audio
     from pipeline.transcribe.diarize import encoder
-    from pipeline.transcribe.diarize.audio_io import load_audio, to_mono
 
     _check_id(agent_id)
     if not audio_files:
         raise ValueError("enrolment needs at least one audio file")
     embeddings, seconds = [], 0.0
     for path in audio_files:
-        wav = to_mono(load_audio(path))
+        wav = decode_audio(path).mono()
         regions = get_speech_timestamps(
             wav, VadOptions(min_silence_duration_ms=300, speech_pad_ms=50)
         )
