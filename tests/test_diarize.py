@@ -152,6 +152,22 @@ def test_rttm_format_and_round_trip(tmp_path):
         d.to_rttm("has space")
 
 
+def test_diarization_is_a_closed_typed_output_with_provenance():
+    d = get_diarizer("channel").provenance({"vad": "silero"})
+    assert d.backend == "channel" and d.hyperparameters and d.models == {"vad": "silero"}
+    assert d.libraries["faster-whisper"] not in ("", "absent")
+    out = Diarization(
+        turns=[Turn(start=0, end=1, speaker="A")], produced_by=d, embeddings={"A": [0.5, 0.5]}
+    )
+    again = Diarization.model_validate_json(out.model_dump_json())
+    assert again == out and again.embeddings == {"A": [0.5, 0.5]}
+    with pytest.raises(ValueError, match="extra"):
+        Diarization(produced_by=d, speakers=["A"])
+    plain = Diarization.from_tuples([(0.5, 1.0, "S1"), (1.2, 2.0, "S2")])
+    assert plain.speakers == ["S1", "S2"] and plain.produced_by.backend == "callable"
+    assert plain.as_tuples() == [(0.5, 1.0, "S1"), (1.2, 2.0, "S2")]
+
+
 @pytest.mark.parametrize(
     "content, reason",
     [("SPEAKER f 1 0.0\n", "at least 8 fields"), ("SPEAKER f 1 a 1 <NA> <NA> A\n", "not numbers")],

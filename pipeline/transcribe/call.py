@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -37,11 +37,15 @@ from pipeline.transcribe.asr import (
 from pipeline.transcribe.hallucination import filter_segments, load_rules
 from pipeline.transcribe.roles import decide_agent_channel
 
+if TYPE_CHECKING:
+    from pipeline.transcribe.diarize import Diarization
+
 CONFIDENCE_MEASURE = "mean word probability (else exp(avg_logprob))"
 # Channels this correlated are one signal written twice (a "stereo" mono export).
 DUPLICATE_CHANNEL_CORRELATION = 0.98
 
-Diarizer = Callable[[np.ndarray], list[tuple[float, float, str]]]
+# mono 16 kHz samples -> who spoke when (a plain callable may give (start, end, speaker) turns)
+Diarizer = Callable[[np.ndarray], "Diarization | list[tuple[float, float, str]]"]
 Hook = Callable[[str, Any], None]
 
 
@@ -304,8 +308,12 @@ def _diarized(
     agent_id: str | None,
     hook: Hook,
 ) -> tuple[list[Utterance], RoleDecision]:
+    from pipeline.transcribe.diarize import Diarization
+
     diarized = diarizer(audio.mono())
-    turns = sorted(diarized)
+    if not isinstance(diarized, Diarization):
+        diarized = Diarization.from_tuples(diarized)
+    turns = sorted(diarized.as_tuples())
     hook("diarization", turns)
     if not turns:
         utterances = [_utterance(s, "unknown") for s in segments]
@@ -357,7 +365,7 @@ def _diarized_roles(turns, pieces, diarized, agent_id: str | None):
         texts,
         voiceprints=load_voiceprints() or None,
         manifest_agent_id=agent_id,
-        speaker_embeddings=getattr(diarized, "embeddings", None),
+        speaker_embeddings=diarized.embeddings or None,
     )
     decision = assignment.to_role_decision()
     decision.agent_speaker = assignment.agent_speaker

@@ -43,7 +43,7 @@ _SHARED_LOCK = __import__("threading").Lock()
 
 
 def mono_diarizer(name: str = DEFAULT_MONO_BACKEND):
-    """The ``(samples_16k_mono) -> [(start, end, label)]`` callable the ASR stage takes.
+    """The ``(samples_16k_mono) -> Diarization`` callable the ASR stage takes.
 
     The backend (and its models) is built on the first mono call only, once per process, so a
     stereo-only batch never loads the speaker encoder.
@@ -51,22 +51,13 @@ def mono_diarizer(name: str = DEFAULT_MONO_BACKEND):
     if name not in BACKENDS:
         get_diarizer(name)  # raises with the list of valid names
 
-    def diarize(samples):
+    def diarize(samples) -> Diarization:
         with _SHARED_LOCK:
             if name not in _SHARED:
                 _SHARED[name] = get_diarizer(name)
-        result = _SHARED[name](samples, 16000)
-        turns = _Turns(result.as_tuples())
-        turns.embeddings = result.embeddings  # for voiceprint-based role identification
-        return turns
+        return _SHARED[name](samples, 16000)
 
     return diarize
-
-
-class _Turns(list):
-    """``(start, end, label)`` turns that also carry each speaker's mean embedding."""
-
-    embeddings: dict | None = None
 
 
 def __getattr__(name: str):  # lazy: roles pull no torch

@@ -2,12 +2,16 @@
 
 A backend is a callable ``(samples, sample_rate, num_speakers) -> Diarization`` with
 declared hyper-parameters (a pydantic model, pyannote-style), so every output records
-which backend and which parameter values produced it.
+which backend, which parameter values, models and library versions produced it.
+:class:`Diarization` is a closed model: its turns, each speaker's mean embedding (for
+voiceprint comparison; role identification reads it, transcripts do not store it) and its
+provenance.
 """
 
 from __future__ import annotations
 
 import abc
+from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -49,17 +53,40 @@ class DiarizationProvenance(BaseModel):
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     models: dict[str, str] = Field(default_factory=dict)  # role -> model id/version
     details: dict[str, Any] = Field(default_factory=dict)  # e.g. how the speaker count was chosen
+    libraries: dict[str, str] = Field(default_factory=dict)  # distribution -> installed version
     pipeline_version: str = __version__
+
+
+def library_versions(distributions: tuple[str, ...]) -> dict[str, str]:
+    """Installed version of each distribution (``"absent"`` when it is not installed)."""
+    out = {}
+    for name in distributions:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
 
 
 class Diarization(BaseModel):
     """Who spoke when. ``embeddings`` holds one mean speaker embedding per label when the
     backend computes them (used to compare against enrolled agent voiceprints)."""
 
+    model_config = ConfigDict(extra="forbid")
     turns: list[Turn] = Field(default_factory=list)
     duration: float | None = None
     produced_by: DiarizationProvenance
     embeddings: dict[str, list[float]] = Field(default_factory=dict)
+
+    @classmethod
+    def from_tuples(
+        cls, triples: list[tuple[float, float, str]], backend: str = "callable"
+    ) -> Diarization:
+        """The typed form of ``(start, end, speaker)`` turns from a plain diarizer callable."""
+        return cls(
+            turns=[Turn(start=a, end=b, speaker=str(s)) for a, b, s in triples],
+            produced_by=DiarizationProvenance(backend=backend),
+        )
 
     @property
     def speakers(self) -> list[str]:
@@ -122,6 +149,7 @@ class Diarizer(abc.ABC):
 
     name: ClassVar[str]
     Params: ClassVar[type[Hyperparameters]]
+    libraries: ClassVar[tuple[str, ...]] = ()  # distributions whose version is recorded
 
     def __init__(self, **params: Any):
         try:
@@ -143,7 +171,10 @@ class Diarizer(abc.ABC):
 
     def provenance(self, models: dict[str, str] | None = None) -> DiarizationProvenance:
         return DiarizationProvenance(
-            backend=self.name, hyperparameters=self.params.model_dump(), models=models or {}
+            backend=self.name,
+            hyperparameters=self.params.model_dump(),
+            models=models or {},
+            libraries=library_versions(self.libraries),
         )
 
 

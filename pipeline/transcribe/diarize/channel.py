@@ -28,6 +28,7 @@ class ChannelParams(Hyperparameters):
 
 class ChannelDiarizer(Diarizer):
     name = "channel"
+    libraries = ("faster-whisper", "onnxruntime")
     Params = ChannelParams
 
     def __call__(

@@ -56,6 +56,7 @@ class EmbeddedParams(Hyperparameters):
 
 class EmbeddedDiarizer(Diarizer):
     name = "embedded"
+    libraries = ("faster-whisper", "onnxruntime", "resemblyzer", "torch", "numpy")
     Params = EmbeddedParams
 
     def speech_regions(self, wav: np.ndarray) -> list[tuple[float, float]]:

@@ -61,6 +61,7 @@ def _load_pipeline(source: str, token: str | None, device: str):
 
 class PyannoteDiarizer(Diarizer):
     name = "pyannote"
+    libraries = ("pyannote.audio", "torch")
     Params = PyannoteParams
 
     def __init__(self, **params):
