@@ -12,10 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.schema import ContractError
+from pipeline.transcribe.agent_identification import load_agent_phrases, phrase_similarity
 from pipeline.transcribe.diarize import Diarization, Turn, get_diarizer, identify_roles, load_rttm
 from pipeline.transcribe.diarize.base import DiarizationProvenance
-from pipeline.transcribe.diarize.roles import load_agent_phrases, phrase_similarity
 from pipeline.transcribe.diarize.smoothing import smooth_turns
+from pipeline.transcribe.hallucination import RulesError
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SAMPLE = DATA / "diarization" / "sample.wav"
@@ -249,16 +250,18 @@ def test_embedded_as_asr_callable_on_synthetic_call(espeak_call):
 
 
 @pytest.mark.parametrize(
-    "phrase, text, at_least",
+    "phrase, text, language, at_least",
     [
-        ("how can i help you", "Hi, how can I help you today?", 1.0),
-        ("工号", "您好，工号一二三四为您服务", 1.0),
-        ("还有其他可以帮您的吗", "请问还有其它可以帮您的吗", 0.85),
-        ("thank you for calling", "my internet is down", 0.0),
+        ("how can i help you", "Hi, how can I help you today?", "en", 1.0),
+        ("工号", "您好，工号一二三四为您服务", "zh", 1.0),
+        ("还有其他可以帮您的吗", "请问还有其它可以帮您的吗", "zh", 0.85),
+        ("thank you for calling", "thank you for coling", "en", 0.85),  # ASR slip
+        ("thank you for calling", "my internet is down", "en", 0.0),
+        ("还有其他问题吗", "我没有其他问题了", "zh", 0.0),
     ],
 )
-def test_phrase_similarity(phrase, text, at_least):
-    sim = phrase_similarity(phrase, text)
+def test_phrase_similarity(phrase, text, language, at_least):
+    sim = phrase_similarity(phrase, text, language)
     assert sim >= at_least and (at_least > 0 or sim < 0.8)
 
 
@@ -353,7 +356,7 @@ def test_voiceprint_identifies_agent_without_phrases(espeak_call, tmp_path):
 def test_bad_agent_phrases_file_names_path(tmp_path):
     bad = tmp_path / "p.yaml"
     bad.write_text("phrases:\n  en:\n    - {text: hi, kind: greting, weight: 1}\n")
-    with pytest.raises(ContractError, match=r"p.yaml: phrases.en.0.kind"):
+    with pytest.raises(RulesError, match=r"p.yaml: phrases.en.0.kind"):
         load_agent_phrases(bad)
 
 

@@ -20,6 +20,12 @@ from pipeline.config import Settings
 from pipeline.schema import Transcript
 from pipeline.text import normalise_for_match, to_simplified
 from pipeline.transcribe import transcribe_call
+from pipeline.transcribe.agent_identification import (
+    AgentPhrases,
+    decide_agent_channel,
+    decide_agent_speaker,
+    load_agent_phrases,
+)
 from pipeline.transcribe.asr import AsrSegment, ModelError, get_model, resolve_model
 from pipeline.transcribe.cli import transcribe as transcribe_cmd
 from pipeline.transcribe.hallucination import (
@@ -27,12 +33,6 @@ from pipeline.transcribe.hallucination import (
     check_segment,
     filter_segments,
     load_rules,
-)
-from pipeline.transcribe.roles import (
-    RolePhrases,
-    decide_agent_channel,
-    decide_agent_speaker,
-    load_role_phrases,
 )
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "audio"
@@ -412,18 +412,21 @@ def test_agent_speaker_from_content():
     assert agent is None and decision.confidence == 0.0
 
 
-def test_role_phrases_yaml_is_validated(tmp_path):
-    assert "thank you for calling" in load_role_phrases().all_phrases()
-    assert "很高兴为您服务" in load_role_phrases().all_phrases()
+def test_agent_phrases_yaml_is_validated(tmp_path):
+    texts = {p.text for _, p in load_agent_phrases().all_phrases()}
+    assert {"thank you for calling", "为您服务"} <= texts
     bad = tmp_path / "roles.yaml"
     bad.write_text("phrases: {en: []}\n")
     with pytest.raises(RulesError, match=r"roles\.yaml: phrases: "):
-        load_role_phrases(bad)
+        load_agent_phrases(bad)
     with pytest.raises(RulesError, match="default_agent_channel"):
-        load_role_phrases.__wrapped__(
-            _write(tmp_path / "r2.yaml", "default_agent_channel: -1\nphrases: {en: [hi]}")
+        load_agent_phrases.__wrapped__(
+            _write(
+                tmp_path / "r2.yaml",
+                "default_agent_channel: -1\nphrases: {en: [{text: hi, kind: greeting, weight: 1}]}",
+            )
         )
-    assert isinstance(load_role_phrases(), RolePhrases)
+    assert isinstance(load_agent_phrases(), AgentPhrases)
 
 
 def _write(path: Path, text: str) -> Path:

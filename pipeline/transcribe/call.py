@@ -25,6 +25,7 @@ from pipeline.config import Settings, load_settings
 from pipeline.schema import Provenance, RoleDecision, Transcript, Utterance, Word
 from pipeline.text import to_simplified
 from pipeline.timing import StageTimer
+from pipeline.transcribe.agent_identification import decide_agent_channel
 from pipeline.transcribe.asr import (
     SAMPLE_RATE,
     AsrSegment,
@@ -35,7 +36,6 @@ from pipeline.transcribe.asr import (
     transcribe_parties,
 )
 from pipeline.transcribe.hallucination import filter_segments, load_rules
-from pipeline.transcribe.roles import decide_agent_channel
 
 if TYPE_CHECKING:
     from pipeline.transcribe.diarize import Diarization
@@ -350,8 +350,8 @@ def _diarized_roles(turns, pieces, diarized, agent_id: str | None):
     Below the identification threshold every role is ``unknown``: the call goes to review
     rather than being scored against the wrong speaker.
     """
+    from pipeline.transcribe.agent_identification import identify_roles
     from pipeline.transcribe.diarize import Turn
-    from pipeline.transcribe.diarize.roles import identify_roles
     from pipeline.transcribe.diarize.voiceprints import load_voiceprints
 
     texts = []

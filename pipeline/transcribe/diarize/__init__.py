@@ -1,4 +1,5 @@
-"""Speaker diarization (who spoke when) and agent/customer identification for calls.
+"""Speaker diarization (who spoke when) for mono calls; agent identification is
+:mod:`pipeline.transcribe.agent_identification`.
 
 Backends are picked by name: ``channel`` (stereo, one speaker per channel), ``embedded``
 (the offline default for mono: Silero VAD + GE2E embeddings + clustering) and
@@ -60,11 +61,11 @@ def mono_diarizer(name: str = DEFAULT_MONO_BACKEND):
     return diarize
 
 
-def __getattr__(name: str):  # lazy: roles pull no torch
+def __getattr__(name: str):  # lazy: agent identification pulls the phrase matcher
     if name in ("identify_roles", "RoleAssignment", "SignalContribution", "load_agent_phrases"):
-        from pipeline.transcribe.diarize import roles
+        from pipeline.transcribe import agent_identification
 
-        return getattr(roles, name)
+        return getattr(agent_identification, name)
     raise AttributeError(name)
 
 

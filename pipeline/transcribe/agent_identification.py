@@ -1,33 +1,40 @@
-"""Which diarized speaker is the agent: combined, explained signals with a confidence.
+"""Which channel or diarized speaker is the agent: the side that says the agent's phrases.
 
-Signals (each recorded with its per-speaker support, reliability and contribution):
+One phrase file (``agent_phrases.yaml``, validated on load) and one matcher, the rubric's
+(:func:`pipeline.scripts_check.match.phrase_match`: ASR-robust, filler-tolerant, with a
+negation guard), serve both paths:
 
-* ``phrases``: who says the agent's scripted phrases (greeting, 工号/identity, closing),
-  from agent_phrases.yaml (data, validated on load);
-* ``voiceprint``: cosine of each speaker's embedding with the enrolled voiceprint of the
-  manifest's agent (or the best of all enrolled agents when the manifest names none);
-* ``first_speaker``: a weak prior that the agent opens an inbound call.
+* stereo, one speaker per channel: :func:`decide_agent_channel` ranks the channels by the
+  phrases said in their first and last turns (callers may add phrases, e.g. a rubric's
+  greeting); a :class:`~pipeline.schema.RoleDecision` with its confidence and hits;
+* mono, diarized: :func:`identify_roles` combines explained signals with a confidence:
 
-``confidence = sum_k w_k * r_k * (support_k(agent) - max_other support_k) / sum_k w_k``
-over the signals present (r: reliability in [0, 1]). Below ``threshold`` every role is
-``unknown`` and the call goes to review rather than being scored against the wrong speaker.
+  - ``phrases``: who says the agent phrases (weighted, half weight out of position);
+  - ``voiceprint``: cosine of each speaker's embedding with the enrolled voiceprint of the
+    manifest's agent (or the best of all enrolled agents when the manifest names none);
+  - ``first_speaker``: a weak prior that the agent opens an inbound call.
+
+  ``confidence = sum_k w_k * r_k * (support_k(agent) - max_other support_k) / sum_k w_k``
+  over the signals present (r: reliability in [0, 1]). Below ``threshold`` every role is
+  ``unknown`` and the call goes to review rather than being scored against the wrong speaker.
 """
 
 from __future__ import annotations
 
-import difflib
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pipeline.schema import ContractError, RoleDecision, Transcript, Utterance
+from pipeline.schema import RoleDecision, Transcript, Utterance
+from pipeline.scripts_check.match import phrase_match
+from pipeline.text import detect_language, normalise
 from pipeline.transcribe.diarize.base import Diarization, Turn
+from pipeline.transcribe.hallucination import load_yaml_model
 
 PHRASES_FILE = Path(__file__).with_name("agent_phrases.yaml")
 SIGNAL_WEIGHTS = {"phrases": 1.0, "voiceprint": 1.0, "first_speaker": 0.15}
@@ -36,34 +43,192 @@ VOICEPRINT_LOW, VOICEPRINT_HIGH = 0.70, 0.85
 
 
 class AgentPhrase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     text: str = Field(min_length=1)
     kind: Literal["greeting", "identity", "closing", "service"]
     weight: float = Field(gt=0, le=5)
     position: Literal["start", "end", "any"] = "any"
+    # this phrase's own threshold (a short phrase where one homophone is another word)
+    min_similarity: float | None = Field(None, gt=0, le=1)
 
 
 class AgentPhrases(BaseModel):
+    """``agent_phrases.yaml``: the phrases per language and how they are searched."""
+
+    model_config = ConfigDict(extra="forbid")
+
     min_similarity: float = Field(0.8, gt=0, le=1)
+    first_turns: int = Field(6, ge=1)
+    last_turns: int = Field(6, ge=0)
+    default_agent_channel: int = Field(0, ge=0)
     phrases: dict[str, list[AgentPhrase]]
+
+    @field_validator("phrases")
+    @classmethod
+    def _non_empty(cls, phrases: dict[str, list[AgentPhrase]]) -> dict[str, list[AgentPhrase]]:
+        for language, items in phrases.items():
+            if not items:
+                raise ValueError(f"{language}: the phrase list is empty")
+            for item in items:
+                if not len(normalise(item.text, language)):
+                    raise ValueError(f"{language}: {item.text!r} is empty once normalised")
+        return phrases
+
+    def all_phrases(self, extra: Sequence[str] = ()) -> list[tuple[str, AgentPhrase]]:
+        """(language, phrase) for every listed phrase, then ``extra`` ones (weight 1, any
+        position, language from their script)."""
+        out = [(lang, p) for lang, items in self.phrases.items() for p in items]
+        for text in extra:
+            if text.strip():
+                out.append(
+                    (
+                        detect_language(text) or "en",
+                        AgentPhrase(text=text, kind="greeting", weight=1.0),
+                    )
+                )
+        return out
 
 
 @lru_cache(maxsize=8)
-def _load_phrases_cached(path: str) -> AgentPhrases:
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ContractError(path, f"cannot read agent phrases: {exc}") from None
-    try:
-        return AgentPhrases.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ContractError(path, f"{where}: {first['msg']}") from None
-
-
 def load_agent_phrases(path: str | Path = PHRASES_FILE) -> AgentPhrases:
-    """The agent phrase lists (en, zh, ...) from YAML, validated; errors name file and path."""
-    return _load_phrases_cached(str(path))
+    """The agent phrases from YAML, validated; errors name the file, the path and the reason."""
+    return load_yaml_model(AgentPhrases, path)
+
+
+def _phrases(config: AgentPhrases | str | Path | None) -> AgentPhrases:
+    if isinstance(config, AgentPhrases):
+        return config
+    return load_agent_phrases(config or PHRASES_FILE)
+
+
+def phrase_similarity(phrase: str, text: str, language: str, threshold: float = 0.0) -> float:
+    """How well ``text`` says ``phrase`` (0-1, the rubric matcher's measure); 0.0 below
+    ``threshold``."""
+    found = phrase_match(phrase, text, language, threshold)
+    return found.similarity if found is not None else 0.0
+
+
+# --------------------------------------------------------------------------- stereo channels
+
+
+@dataclass
+class SideScore:
+    side: Hashable  # a channel number or a speaker label
+    score: float = 0.0
+    hits: list[str] = field(default_factory=list)
+
+
+def score_side(
+    turns: list[str], phrases: list[tuple[str, AgentPhrase]], config: AgentPhrases
+) -> SideScore:
+    """Sum of weight x best similarity of the phrases said in a side's first and last turns."""
+    if len(turns) > config.first_turns + config.last_turns:
+        turns = turns[: config.first_turns] + turns[len(turns) - config.last_turns :]
+    result = SideScore(side=None)
+    for language, phrase in phrases:
+        threshold = phrase.min_similarity or config.min_similarity
+        best = max(
+            (phrase_similarity(phrase.text, t, language, threshold) for t in turns), default=0.0
+        )
+        if best > 0:
+            result.score += phrase.weight * best
+            result.hits.append(phrase.text)
+    return result
+
+
+def rank_sides(
+    turns_by_side: dict[Hashable, list[str]],
+    extra_phrases: Sequence[str] | None = None,
+    config: AgentPhrases | None = None,
+) -> list[SideScore]:
+    """Sides scored by agent phrases, best first (ties keep the input order)."""
+    config = _phrases(config)
+    phrases = config.all_phrases(extra_phrases or ())
+    scores = []
+    for side, turns in turns_by_side.items():
+        scored = score_side(turns, phrases, config)
+        scored.side = side
+        scores.append(scored)
+    return sorted(scores, key=lambda s: -s.score)
+
+
+def margin_confidence(best: float, second: float) -> float:
+    """0.5 for no evidence either way, towards 1 as the best side's lead grows."""
+    return round(0.5 + 0.5 * (best - second) / (best + second + 1.0), 3)
+
+
+def _detail(ranked: list[SideScore], name: str) -> str:
+    return "; ".join(
+        f"{name} {s.side}: {s.score:.2f} ({', '.join(repr(h) for h in s.hits) or 'no phrase'})"
+        for s in ranked
+    )
+
+
+def decide_agent_channel(
+    turns_by_channel: dict[int, list[str]],
+    extra_phrases: Sequence[str] | None = None,
+    config: AgentPhrases | None = None,
+) -> RoleDecision:
+    """Which channel is the agent, from which one says the agent phrases."""
+    config = _phrases(config)
+    ranked = rank_sides(turns_by_channel, extra_phrases, config)
+    best, second = ranked[0], (ranked[1] if len(ranked) > 1 else SideScore(None))
+    detail = _detail(ranked, "channel")
+    if best.score <= second.score:
+        channel = config.default_agent_channel
+        return RoleDecision(
+            method="default",
+            agent_channel=channel,
+            confidence=0.5,
+            detail=f"agent phrases do not tell the channels apart, default channel {channel}; "
+            + detail,
+        )
+    return RoleDecision(
+        method="content",
+        agent_channel=int(best.side),
+        confidence=margin_confidence(best.score, second.score),
+        detail=detail,
+    )
+
+
+def decide_agent_speaker(
+    turns_by_speaker: dict[str, list[str]],
+    extra_phrases: Sequence[str] | None = None,
+    config: AgentPhrases | None = None,
+) -> tuple[str | None, RoleDecision]:
+    """(agent label, decision) among speakers by their texts alone, in order of first speech.
+
+    Without any phrase evidence the first speaker is taken as the agent (agents open calls)
+    with confidence 0.5; a single speaker is the agent only when it says agent phrases.
+    Diarized calls with timings and embeddings use :func:`identify_roles`.
+    """
+    config = _phrases(config)
+    ranked = rank_sides(turns_by_speaker, extra_phrases, config)
+    best, second = ranked[0], (ranked[1] if len(ranked) > 1 else SideScore(None))
+    detail = _detail(ranked, "speaker")
+    if len(ranked) == 1 and best.score == 0:
+        return None, RoleDecision(method="diarization", confidence=0.0, detail=detail)
+    if best.score <= second.score:
+        first = next(iter(turns_by_speaker))
+        decision = RoleDecision(
+            method="diarization",
+            confidence=0.5,
+            detail=f"agent phrases do not tell the speakers apart, first speaker {first}; "
+            + detail,
+            agent_speaker=first,
+        )
+        return first, decision
+    decision = RoleDecision(
+        method="diarization",
+        confidence=margin_confidence(best.score, second.score),
+        detail=detail,
+        agent_speaker=str(best.side),
+    )
+    return str(best.side), decision
+
+
+# --------------------------------------------------------------------------- diarized speakers
 
 
 class SignalContribution(BaseModel):
@@ -96,31 +261,6 @@ class RoleAssignment(BaseModel):
             confidence=round(self.confidence, 3),
             detail=f"agent={self.agent_speaker}; " + ", ".join(parts),
         )
-
-
-_STRIP = re.compile(r"[\W_]+", re.UNICODE)
-
-
-def _norm(text: str) -> str:
-    return _STRIP.sub("", text.lower())
-
-
-def phrase_similarity(phrase: str, text: str) -> float:
-    """Best match of ``phrase`` against any same-length span of ``text`` (0-1)."""
-    p, t = _norm(phrase), _norm(text)
-    if not p or not t:
-        return 0.0
-    if p in t:
-        return 1.0
-    n = len(p)
-    if len(t) <= n:
-        return difflib.SequenceMatcher(None, p, t).ratio()
-    best = 0.0
-    for i in range(0, len(t) - n + 1):
-        best = max(best, difflib.SequenceMatcher(None, p, t[i : i + n]).ratio())
-        if best == 1.0:
-            break
-    return best
 
 
 TextInput = Transcript | Sequence[Utterance] | Sequence[tuple[float, float, str]]
@@ -159,15 +299,17 @@ def _phrase_signal(
 ) -> SignalContribution | None:
     hits: dict[str, float] = dict.fromkeys(speakers, 0.0)
     evidence = []
-    all_phrases = [p for lang in phrases.phrases.values() for p in lang]
+    all_phrases = phrases.all_phrases()
     for i, (start, end, text) in enumerate(texts):
         speaker = _speaker_at(turns, start, end)
         if speaker is None:
             continue
         rel = start / duration if duration else 0.0
-        for ph in all_phrases:
-            sim = phrase_similarity(ph.text, text)
-            if sim < phrases.min_similarity:
+        for language, ph in all_phrases:
+            sim = phrase_similarity(
+                ph.text, text, language, ph.min_similarity or phrases.min_similarity
+            )
+            if sim <= 0:
                 continue
             weight = ph.weight * sim
             if (ph.position == "start" and rel > 0.3) or (ph.position == "end" and rel < 0.7):
@@ -267,8 +409,7 @@ def identify_roles(
     turns = sorted(turns, key=lambda t: t.start)
     speakers = list(dict.fromkeys(t.speaker for t in turns))
     duration = duration or max((t.end for t in turns), default=0.0)
-    if isinstance(agent_phrases, (str, Path)) or agent_phrases is None:
-        agent_phrases = load_agent_phrases(agent_phrases or PHRASES_FILE)
+    agent_phrases = _phrases(agent_phrases)
     texts = _timed_texts(utterance_texts) if utterance_texts is not None else []
 
     signals = [
