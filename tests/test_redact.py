@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner
 
 from pipeline.redact import RecognizerError, detect, load_recognizers, redact
-from pipeline.redact.audio import beep
+from pipeline.redact.audio_mask import beep
 from pipeline.redact.normalize import normalize
 from pipeline.redact.recognizers import RECOGNIZERS_DIR
 from pipeline.redact.validators import cn_id_check_digit, luhn_ok, us_ssn
@@ -501,7 +501,7 @@ def test_recognizer_sha256_follows_the_yaml(tmp_path):
 
 
 def test_redaction_intervals_sorted_and_merged():
-    from pipeline.redact.audio import redaction_intervals
+    from pipeline.redact.audio_mask import redaction_intervals
 
     t = Transcript(language="en", utterances=[])
     assert redaction_intervals(t) == [] and redaction_intervals(None) == []
@@ -513,7 +513,7 @@ def test_redaction_intervals_sorted_and_merged():
 
 
 def test_mask_speech_widens_into_the_speech_the_word_times_miss():
-    from pipeline.redact.audio import PAD_S, mask_speech, speech_bounds
+    from pipeline.redact.audio_mask import PAD_S, mask_speech, speech_bounds
 
     sr = 8000
     rng = np.random.default_rng(1)

@@ -55,7 +55,7 @@ def _write_wav(dest: Path, channels: np.ndarray, rate: int) -> None:
 
 
 def _mask(frames: np.ndarray, rate: int, intervals: list[tuple[float, float]]) -> np.ndarray:
-    from pipeline.redact.audio import mask_speech
+    from pipeline.redact.audio_mask import mask_speech
 
     return mask_speech(frames, rate, intervals)
 

@@ -28,7 +28,7 @@ from pipeline.app import i18n, security
 from pipeline.app.audio import AudioUnavailable, playable
 from pipeline.app.i18n import gettext as _
 from pipeline.app.webhook import Webhook, webhook_from_env
-from pipeline.redact.audio import redaction_intervals
+from pipeline.redact.audio_mask import redaction_intervals
 from pipeline.schema import Evidence, Transcript
 from pipeline.store import open_store
 from pipeline.store.review import (

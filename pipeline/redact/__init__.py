@@ -2,7 +2,7 @@
 
 >>> findings = detect(transcript)            # list[PiiFinding], each with evidence
 >>> clean = redact(transcript, findings)     # typed masks, ``redactions`` with times
->>> audio.mask_speech(samples, sr, audio.redaction_intervals(clean))  # tone over the speech
+>>> audio_mask.mask_speech(samples, sr, audio_mask.redaction_intervals(clean))  # tone over the speech
 
 Recognisers are YAML data (``recognizers/zh.yaml``, ``en.yaml``) run by one engine. Besides
 pattern recognisers, a set's ``dialogue`` section names the agent's requests (account,
@@ -11,7 +11,7 @@ are masked whatever their length (:mod:`pipeline.redact.dialogue`). ``recognizer
 is the hash of the recogniser configuration in use (recorded with scores).
 """
 
-from pipeline.redact import audio
+from pipeline.redact import audio_mask
 from pipeline.redact.action import redact
 from pipeline.redact.engine import detect
 from pipeline.redact.models import PiiFinding, Redaction, RedactionProvenance
@@ -32,7 +32,7 @@ __all__ = [
     "RedactionProvenance",
     "RecognizerError",
     "RecognizerSet",
-    "audio",
+    "audio_mask",
     "default_set",
     "detect",
     "load_recognizers",

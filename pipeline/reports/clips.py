@@ -2,7 +2,7 @@
 
 Clips are 16-bit mono WAV (the ``wave`` module: no extra dependency, plays in every
 browser). Redacted spans (the transcript's ``redactions``, in call seconds) are beeped
-with :func:`pipeline.redact.audio.beep` over :func:`pipeline.redact.audio.speech_bounds`, so a pack can leave the building.
+with :func:`pipeline.redact.audio_mask.beep` over :func:`pipeline.redact.audio_mask.speech_bounds`, so a pack can leave the building.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.audio import DecodedAudio, decode_audio
-from pipeline.redact.audio import beep, speech_bounds
-from pipeline.redact.audio import redaction_intervals as redaction_spans  # noqa: F401 (re-export)
+from pipeline.redact.audio_mask import beep, speech_bounds
+from pipeline.redact.audio_mask import redaction_intervals as redaction_spans  # noqa: F401 (re-export)
 
 SAMPLE_RATE = 16000
 CONTEXT_S = 3.0  # seconds of context on each side of the evidence
