@@ -35,14 +35,6 @@ from functools import lru_cache
 
 Language = str  # "zh" or "en"
 
-_ZH_DIGITS = dict(zip("0123456789", "零一二三四五六七八九", strict=True))
-_ZH_DIGIT_ALIASES = {"幺": "一", "两": "二", "〇": "零"}
-# Pure fillers: dropped wherever they occur, in phrases and utterances alike.
-_ZH_FILLER_CHARS = frozenset("嗯呃啊")
-# "那个" is also a real word (那个订单); only dropped in filler position: repeated, or
-# followed by a pause (punctuation / space) or at the very end.
-_ZH_FILLER_WORD = re.compile(r"(?:那个)+(?=[\s，,。.、…！!？?]|$)|(?:那个){2,}")
-
 # --------------------------------------------------------------------------- script, language
 
 # CJK Unified Ideographs, Extension A and Compatibility Ideographs: the Chinese characters ASR
@@ -208,6 +200,15 @@ def _soft_units(
 
 
 # --------------------------------------------------------------------------- Chinese
+
+
+_ZH_DIGITS = dict(zip("0123456789", "零一二三四五六七八九", strict=True))
+_ZH_DIGIT_ALIASES = {"幺": "一", "两": "二", "〇": "零"}
+# Pure fillers: dropped wherever they occur, in phrases and utterances alike.
+_ZH_FILLER_CHARS = frozenset("嗯呃啊")
+# "那个" is also a real word (那个订单); only dropped in filler position: repeated, or
+# followed by a pause (punctuation / space) or at the very end.
+_ZH_FILLER_WORD = re.compile(r"(?:那个)+(?=[\s，,。.、…！!？?]|$)|(?:那个){2,}")
 
 
 # A Chinese numeral with a unit (十二, 一百二十三, 两千零五): written as digits like its Arabic
