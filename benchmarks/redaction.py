@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.redact import detect, redact
-from pipeline.redact.normalize import normalize
+from pipeline.redact.digits import normalize
 from pipeline.schema import Transcript, Utterance
 
 CASES = Path(__file__).resolve().parents[1] / "tests" / "data" / "redact_cases.yaml"

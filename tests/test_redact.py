@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from pipeline.redact import RecognizerError, detect, load_recognizers, redact
 from pipeline.redact.audio_mask import beep
-from pipeline.redact.normalize import normalize
+from pipeline.redact.digits import normalize
 from pipeline.redact.recognizers import RECOGNIZERS_DIR
 from pipeline.redact.validators import cn_id_check_digit, luhn_ok, us_ssn
 from pipeline.schema import Redaction, Transcript, Utterance, Word

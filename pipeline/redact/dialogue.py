@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pipeline.redact.normalize import normalize
+from pipeline.redact.digits import normalize
 from pipeline.redact.recognizers import Dialogue, RecognizerSet, RequestRule
 from pipeline.schema import Transcript, Utterance
 

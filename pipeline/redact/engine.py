@@ -19,8 +19,8 @@ from pipeline.redact.dialogue import (
     declared_numbers,
     is_kept_number,
 )
+from pipeline.redact.digits import Normalized, normalize
 from pipeline.redact.models import PiiFinding
-from pipeline.redact.normalize import Normalized, normalize
 from pipeline.redact.recognizers import RecognizerSet, RecognizerSpec, sets_for_language
 from pipeline.redact.timing import span_times
 from pipeline.redact.validators import VALIDATORS

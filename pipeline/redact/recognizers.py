@@ -4,7 +4,7 @@ A set (``recognizers/zh.yaml``) holds a version, the score threshold, the mask o
 entity type, regex macros and the recognisers. A recogniser is either
 
 * ``kind: number``: its patterns must match the *whole* digit string of a range of numeral
-  groups (see :mod:`pipeline.redact.normalize`), optionally with given group lengths, and a
+  groups (see :mod:`pipeline.redact.digits`), optionally with given group lengths, and a
   named validator (check digit, Luhn, SSA rules) turns the candidate into a verdict; or
 * ``kind: text``: its patterns are searched in the utterance (numerals already turned
   into digits); a named group ``pii`` marks the span to mask when a lead-in is matched.
