@@ -337,7 +337,7 @@ def test_voiceprint_identifies_agent_without_phrases(espeak_call, tmp_path):
 def test_bad_agent_phrases_file_names_path(tmp_path):
     bad = tmp_path / "p.yaml"
     bad.write_text("phrases:\n  en:\n    - {text: hi, kind: greting, weight: 1}\n")
-    with pytest.raises(ContractError, match=r"p.yaml: phrases.en.0.kind"):
+    with pytest.raises(ContractError, match=r"p.yaml: phrases.en\[0\].kind"):
         load_agent_phrases(bad)
 
 

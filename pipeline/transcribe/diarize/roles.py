@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.schema import ContractError, RoleDecision, Transcript, Utterance
+from pipeline.contracts import load_model
+from pipeline.schema import RoleDecision, Transcript, Utterance
 from pipeline.transcribe.diarize.base import Diarization, Turn
 
 PHRASES_FILE = Path(__file__).with_name("agent_phrases.yaml")
@@ -49,16 +49,7 @@ class AgentPhrases(BaseModel):
 
 @lru_cache(maxsize=8)
 def _load_phrases_cached(path: str) -> AgentPhrases:
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ContractError(path, f"cannot read agent phrases: {exc}") from None
-    try:
-        return AgentPhrases.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ContractError(path, f"{where}: {first['msg']}") from None
+    return load_model(path, AgentPhrases)
 
 
 def load_agent_phrases(path: str | Path = PHRASES_FILE) -> AgentPhrases:
