@@ -89,7 +89,7 @@ class VaultSettings(_Group):
     """Keeping the unredacted transcript, encrypted (:mod:`pipeline.redact.vault`)."""
 
     keep_unredacted: bool = False
-    pii_key: SecretStr | None = None  # Fernet key (``callqa redact --generate-key``)
+    pii_key: SecretStr | None = None  # Fernet key (pipeline.redact.vault.generate_key)
 
 
 class Settings(BaseSettings):
@@ -162,7 +162,7 @@ def env_names(model: type[BaseSettings] = Settings) -> dict[str, str]:
 def _refusal(exc: ValidationError, given: Mapping[str, Any]) -> SettingsError:
     """The first problem as ``QA_<NAME>='value': why`` (a secret's value is never shown)."""
     err = exc.errors()[0]
-    var = ENV_PREFIX + str(err["loc"][-1] if err["loc"] else "").upper()
+    var = ENV_PREFIX + str(err["loc"][0] if err["loc"] else "").upper()
     raw = given.get(var)
     secret = "KEY" in var or "SECRET" in var
     shown = f"={raw!r}" if raw is not None and not secret else ""
