@@ -202,4 +202,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    from pipeline.config import enforce_offline
+
+    enforce_offline()  # no Hugging Face hub at run time
     sys.exit(main())

@@ -222,4 +222,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from pipeline.config import enforce_offline
+
+    enforce_offline()  # no Hugging Face hub at run time
     main()

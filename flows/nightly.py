@@ -16,6 +16,10 @@ from functools import cache
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
+from pipeline.config import enforce_offline  # noqa: E402
+
+enforce_offline()  # the deployed flow's and its Dask workers' entry: before any model loads
+
 from prefect import flow, get_run_logger, task, unmapped  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402

@@ -72,6 +72,9 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipeline.config import enforce_offline
+
+    enforce_offline()  # before any sub-command loads a model library
     try:
         cli.main(args=argv, prog_name="callqa", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -1,15 +1,19 @@
-"""Settings shared by every stage, read from the environment (``QA_*``) with safe defaults.
+"""Settings shared by every stage: one :class:`Settings`, read from ``QA_*`` variables.
 
-Any faster-whisper model directory or name is a setting, never a code change.
+Any faster-whisper model directory or name is a setting, never a code change. Importing this
+module changes nothing; entry points (the CLI, the nightly flow, the review app) call
+:func:`enforce_offline` so no Hugging Face library reaches for a hub at run time.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 if TYPE_CHECKING:
     from pipeline.schema import (
@@ -33,16 +37,73 @@ ROUTING_TABLE = (
     RUBRICS_DIR / "routing" / "default.yaml"
 )  # which form scores a call (pipeline.routing)
 
-# Stop Hugging Face libraries from reaching for a hub at run time.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+ENV_PREFIX = "QA_"
+
+# Hugging Face libraries never reach for a hub at run time (models are local or bundled).
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+}
 
 
-class Settings(BaseModel):
-    """Run-time configuration. Build with :func:`load_settings` to honour the environment."""
+def enforce_offline() -> None:
+    """Put the Hugging Face offline variables in this process's environment (unless set).
 
-    asr_model: str = EMBEDDED_ASR_MODEL
+    Called by every entry point (``callqa``, the nightly flow and its workers, the review app)
+    before any model loads; child processes inherit them.
+    """
+    for name, value in OFFLINE_ENV.items():
+        os.environ.setdefault(name, value)
+
+
+class SettingsError(ValueError):
+    """A ``QA_*`` variable (or option) with a value the settings refuse: names it and why."""
+
+
+class _Group(BaseSettings):
+    """A group of settings with their own ``QA_*`` variables (no group name in them)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+
+class AppSettings(_Group):
+    """The review app (``callqa serve``)."""
+
+    # cookie signing key; unset: a random key generated once and kept in the app's var/ (0600)
+    secret_key: SecretStr | None = None
+    # interface language when neither the user's saved choice nor Accept-Language says
+    ui_language: str | None = None
+    webhook_url: str | None = None  # POSTed on review events; unset: no webhook
+    webhook_secret: SecretStr | None = None  # HMAC-SHA256 key of the webhook signature
+
+
+class VaultSettings(_Group):
+    """Keeping the unredacted transcript, encrypted (:mod:`pipeline.redact.vault`)."""
+
+    keep_unredacted: bool = False
+    pii_key: SecretStr | None = None  # Fernet key (pipeline.redact.vault.generate_key)
+
+
+class Settings(BaseSettings):
+    """Run-time configuration: defaults, then ``QA_<FIELD>`` environment variables, then the
+    arguments given (:func:`load_settings` drops arguments that are ``None``).
+
+    What a run records and hands its workers (``model_dump``) is the pipeline's settings;
+    ``app``, ``vault`` and ``voiceprints`` are per process, never dumped (secrets stay out of
+    the store), and a worker reads them from its own environment.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="forbid")
+
+    asr_model: str = EMBEDDED_ASR_MODEL  # faster-whisper model directory or name
     compute_type: str = "int8"
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     cpu_threads: int = Field(default=0, ge=0)  # 0: let CTranslate2 decide
@@ -66,52 +127,80 @@ class Settings(BaseModel):
     call_time_per_audio_s: float = Field(default=4.0, ge=0)
     call_memory_mb: float | None = Field(default=4096.0, gt=0)
     min_speech_s: float = Field(default=1.0, ge=0)  # less speech than this: failed, no speech
-    rubric_roots: list[str] = Field(default_factory=list)  # folders manifest rubrics may be in
+    # folders manifest rubrics may be in (QA_RUBRIC_ROOTS: os.pathsep-separated)
+    rubric_roots: Annotated[list[str], NoDecode] = Field(default_factory=list)
     retry_failed: bool = False  # retry failed calls even when nothing changed
+    # per process, never dumped
+    voiceprints: str | None = Field(default=None, exclude=True)  # None: var/voiceprints
+    app: AppSettings = Field(default_factory=AppSettings, exclude=True)
+    vault: VaultSettings = Field(default_factory=VaultSettings, exclude=True)
+
+    @field_validator("rubric_roots", mode="before")
+    @classmethod
+    def _path_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [p for p in value.split(os.pathsep) if p]
+        return value
 
 
-_ENV = {
-    "asr_model": "QA_ASR_MODEL",
-    "compute_type": "QA_COMPUTE_TYPE",
-    "device": "QA_DEVICE",
-    "cpu_threads": "QA_CPU_THREADS",
-    "language": "QA_LANGUAGE",
-    "beam_size": "QA_BEAM_SIZE",
-    "vad": "QA_VAD",
-    "diarizer": "QA_DIARIZER",
-    "database_url": "QA_DATABASE_URL",
-    "rubric": "QA_RUBRIC",
-    "routing": "QA_ROUTING",
-    "max_concurrency": "QA_MAX_CONCURRENCY",
-    "retries": "QA_RETRIES",
-    "asr_decoding": "QA_ASR_DECODING",
-    "asr_batch_size": "QA_ASR_BATCH_SIZE",
-    "cpu_isa": "QA_CPU_ISA",
-    "max_audio_minutes": "QA_MAX_AUDIO_MINUTES",
-    "call_time_floor_s": "QA_CALL_TIME_FLOOR_S",
-    "call_time_per_audio_s": "QA_CALL_TIME_PER_AUDIO_S",
-    "call_memory_mb": "QA_CALL_MEMORY_MB",
-    "min_speech_s": "QA_MIN_SPEECH_S",
-    "rubric_roots": "QA_RUBRIC_ROOTS",  # os.pathsep-separated folders
-    "retry_failed": "QA_RETRY_FAILED",
-}
-_FLAGS = ("vad", "retry_failed")
+def _group(field: Any) -> type[_Group] | None:
+    kind = field.annotation
+    return kind if isinstance(kind, type) and issubclass(kind, _Group) else None
+
+
+def env_names(model: type[BaseSettings] = Settings) -> dict[str, str]:
+    """Every ``QA_*`` variable the settings read → its field (``vault.pii_key`` in a group)."""
+    out: dict[str, str] = {}
+    for name, field in model.model_fields.items():
+        if group := _group(field):
+            out.update({var: f"{name}.{sub}" for var, sub in env_names(group).items()})
+        else:
+            out[ENV_PREFIX + name.upper()] = name
+    return out
+
+
+def _refusal(exc: ValidationError, given: Mapping[str, Any]) -> SettingsError:
+    """The first problem as ``QA_<NAME>='value': why`` (a secret's value is never shown)."""
+    err = exc.errors()[0]
+    var = ENV_PREFIX + str(err["loc"][0] if err["loc"] else "").upper()
+    raw = given.get(var)
+    secret = "KEY" in var or "SECRET" in var
+    shown = f"={raw!r}" if raw is not None and not secret else ""
+    return SettingsError(f"{var}{shown}: {err['msg'].removeprefix('Value error, ')}")
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Settings from defaults, then ``QA_*`` environment variables, then explicit overrides."""
-    values: dict[str, object] = {}
-    for field, var in _ENV.items():
-        if var in os.environ and os.environ[var] != "":
-            raw = os.environ[var]
-            if field in _FLAGS:
-                values[field] = raw.lower() not in ("0", "false", "no", "off")
-            elif field == "rubric_roots":
-                values[field] = [p for p in raw.split(os.pathsep) if p]
-            else:
-                values[field] = raw
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return Settings.model_validate(values)
+    """Settings from defaults, then ``QA_*`` environment variables, then explicit overrides
+    (``None`` overrides are ignored). :class:`SettingsError` names a refused variable."""
+    values = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        given = {**os.environ, **{ENV_PREFIX + k.upper(): v for k, v in values.items()}}
+        raise _refusal(exc, given) from None
+
+
+def settings_from(
+    env: Mapping[str, str] | None = None, model: type[BaseSettings] = Settings
+) -> Any:
+    """``model`` (:class:`Settings` or one of its groups) from the process environment, or
+    from the ``QA_*`` variables of ``env`` alone; :class:`SettingsError` names a refused one."""
+    if env is None:
+        try:
+            return model()
+        except ValidationError as exc:
+            raise _refusal(exc, os.environ) from None
+    values: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        if group := _group(field):
+            values[name] = settings_from(env, group)
+        elif env.get(ENV_PREFIX + name.upper(), "") != "":
+            values[name] = env[ENV_PREFIX + name.upper()]
+    try:
+        # an env prefix no variable has: the given mapping only, never os.environ
+        return model(_env_prefix="\0", **values)
+    except ValidationError as exc:
+        raise _refusal(exc, env) from None
 
 
 def resolve_rubric_path(name_or_path: str) -> Path:

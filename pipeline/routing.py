@@ -14,11 +14,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline.config import ROUTING_TABLE, resolve_rubric_path
-from pipeline.schema import CallJob, ContractError, RubricRoute
+from pipeline.contracts import ContractError, read_yaml, validate
+from pipeline.schema import CallJob, RubricRoute
 
 MatchKey = Literal["team", "queue", "skill", "direction", "agent_group", "language", "call_id"]
 # Conditions compare exactly (case-insensitive) except call_id, a glob (``bank_*``): a call
@@ -104,34 +104,17 @@ class RoutingTable(BaseModel):
         return RubricRoute(rule="language", rubric=self.defaults[lang], table_sha256=self.sha256)
 
 
-def _where(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc) or "(top level)"
-
-
 @lru_cache(maxsize=8)
 def _load(path: Path, mtime_ns: int) -> RoutingTable:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise RoutingError(path, "file not found") from None
-    try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise RoutingError(path, f"not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise RoutingError(path, "expected a mapping with 'version', 'routes' and 'defaults'")
-    try:
-        table = RoutingTable.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise RoutingError(path, f"{_where(first['loc'])}: {first['msg']}") from None
-    targets = [(f"routes.{i}.rubric", r.rubric) for i, r in enumerate(table.routes)]
+    data, raw = read_yaml(path, error=RoutingError)
+    table = validate(data, RoutingTable, path, error=RoutingError)
+    targets = [(f"routes[{i}].rubric", r.rubric) for i, r in enumerate(table.routes)]
     targets += [(f"defaults.{lang}", name) for lang, name in table.defaults.items()]
     for where, name in targets:
         try:
             resolve_rubric_path(name)
         except FileNotFoundError as exc:
-            raise RoutingError(path, f"{where}: {exc}") from None
+            raise RoutingError(path, where, str(exc)) from None
     return table.model_copy(update={"sha256": hashlib.sha256(raw).hexdigest(), "path": str(path)})
 
 

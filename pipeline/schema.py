@@ -17,18 +17,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline import __version__
+from pipeline.contracts import ContractError, validation_problems
 
 Role = Literal["agent", "customer", "unknown"]
 RiskLevel = Literal["low", "medium", "high"]
-
-
-class ContractError(ValueError):
-    """A file that does not follow a public contract; names the file and the reason."""
-
-    def __init__(self, path: str | Path | None, reason: str):
-        self.path = str(path) if path is not None else None
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}" if self.path else reason)
 
 
 class _Model(BaseModel):
@@ -459,9 +451,8 @@ def _load_json(cls: type[_Model], path: str | Path, default_call_id: str | None 
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ContractError(path, f"{where}: {first['msg']}") from None
+        found = validation_problems(exc)
+        raise ContractError(path, *found[0], problems=found) from None
 
 
 # --------------------------------------------------------------------------- archive

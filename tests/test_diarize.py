@@ -16,7 +16,6 @@ from pipeline.transcribe.agent_identification import load_agent_phrases, phrase_
 from pipeline.transcribe.diarize import Diarization, Turn, get_diarizer, identify_roles, load_rttm
 from pipeline.transcribe.diarize.base import DiarizationProvenance
 from pipeline.transcribe.diarize.smoothing import smooth_turns
-from pipeline.transcribe.hallucination import RulesError
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SAMPLE = DATA / "diarization" / "sample.wav"
@@ -356,7 +355,7 @@ def test_voiceprint_identifies_agent_without_phrases(espeak_call, tmp_path):
 def test_bad_agent_phrases_file_names_path(tmp_path):
     bad = tmp_path / "p.yaml"
     bad.write_text("phrases:\n  en:\n    - {text: hi, kind: greting, weight: 1}\n")
-    with pytest.raises(RulesError, match=r"p.yaml: phrases.en.0.kind"):
+    with pytest.raises(ContractError, match=r"p.yaml: phrases.en\[0\].kind"):
         load_agent_phrases(bad)
 
 

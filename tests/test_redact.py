@@ -196,22 +196,22 @@ def _set(data, path, value):
         (
             ["recognizers", 0, "patterns", 0, "regex"],
             "([0-9",
-            "recognizers.0.patterns.0.regex",
+            "recognizers[0].patterns[0].regex",
             "invalid regex",
         ),
         (
             ["recognizers", 1, "validator"],
             "crc32",
-            "recognizers.1.validator",
+            "recognizers[1].validator",
             "valid names: cn_landline",
         ),
         (
             ["recognizers", 2, "patterns", 0, "score"],
             1.5,
-            "recognizers.2.patterns.0.score",
+            "recognizers[2].patterns[0].score",
             "less than or equal to 1",
         ),
-        (["recognizers", 3, "kind"], "audio", "recognizers.3.kind", "'number' or 'text'"),
+        (["recognizers", 3, "kind"], "audio", "recognizers[3].kind", "'number' or 'text'"),
         (
             ["masks"],
             {"PHONE": "[手机号]"},
@@ -221,8 +221,8 @@ def _set(data, path, value):
         (
             ["recognizers", 0, "colour"],
             "red",
-            "recognizers.0.colour",
-            "Extra inputs are not permitted",
+            "recognizers[0]",
+            "unknown key 'colour'",
         ),
     ],
 )
@@ -464,11 +464,11 @@ def _broken_en(tmp_path: Path, mutate) -> Path:
 @pytest.mark.parametrize(
     ("mutate", "where", "reason"),
     [
-        (lambda d: _set(d, ["dialogue", "requests", 0, "patterns", 0], "(acct"), "dialogue.requests.0.patterns", "invalid regex"),
+        (lambda d: _set(d, ["dialogue", "requests", 0, "patterns", 0], "(acct"), "dialogue.requests[0].patterns", "invalid regex"),
         (lambda d: _set(d, ["dialogue", "requests", 0, "entity"], "BOAT_NUMBER"), "(top level)", "no mask for entity types: BOAT_NUMBER"),
-        (lambda d: _set(d, ["dialogue", "requests", 0, "scope"], "everything"), "dialogue.requests.0.scope", "'numbers' or 'answer'"),
+        (lambda d: _set(d, ["dialogue", "requests", 0, "scope"], "everything"), "dialogue.requests[0].scope", "'numbers' or 'answer'"),
         (lambda d: _set(d, ["dialogue", "requests", 1, "name"], "account_number"), "(top level)", "duplicate dialogue request names: account_number"),
-        (lambda d: _set(d, ["dialogue", "fillers"], [True]), "dialogue.fillers.0", "valid string"),
+        (lambda d: _set(d, ["dialogue", "fillers"], [True]), "dialogue.fillers[0]", "valid string"),
         (lambda d: _set(d, ["dialogue", "keep_after"], "[0-"), "dialogue.keep_after", "invalid regex"),
         (lambda d: _set(d, ["dialogue", "request_cues"], []), "dialogue.request_cues", "at least 1"),
         (lambda d: _set(d, ["test_numbers", "numbers", 0], "(555"), "test_numbers.numbers", "invalid regex"),

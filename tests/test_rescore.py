@@ -171,11 +171,11 @@ def test_routing_order_team_before_direction_and_unknown_language(tmp_path) -> N
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ("version: 1\nroutes: [{match: {colour: red}, rubric: zh_ecommerce}]\n", "routes.0.match"),
-        ("version: 1\nroutes: [{match: {}, rubric: zh_ecommerce}]\n", "routes.0.match"),
-        ("version: 1\nroutes: [{match: {team: A}, rubric: zh_nonexistent}]\n", "routes.0.rubric"),
+        ("version: 1\nroutes: [{match: {colour: red}, rubric: zh_ecommerce}]\n", "routes[0].match"),
+        ("version: 1\nroutes: [{match: {}, rubric: zh_ecommerce}]\n", "routes[0].match"),
+        ("version: 1\nroutes: [{match: {team: A}, rubric: zh_nonexistent}]\n", "routes[0].rubric"),
         ("version: 1\ndefaults: {zh: nope}\n", "defaults.zh"),
-        ("version: 1\nroutes: [{match: {team: A}}]\n", "routes.0.rubric"),
+        ("version: 1\nroutes: [{match: {team: A}}]\n", "routes[0]: missing key 'rubric'"),
         ("routes: []\n", "version"),
         ("version: 1\nroutes: [\n", "not valid YAML"),
         ("- a list\n", "expected a mapping"),

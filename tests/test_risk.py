@@ -384,11 +384,11 @@ def test_agent_saying_complaint_is_not_customer_threat() -> None:
 @pytest.mark.parametrize(
     ("mutate", "where"),
     [
-        (lambda d: d["signals"][0].update(weight="heavy"), "signals.0.weight"),
-        (lambda d: d["signals"][1].update(patterns=["投诉("]), "signals.1.patterns"),
-        (lambda d: d["signals"][0].update(kind="anger"), "signals.0.kind"),
+        (lambda d: d["signals"][0].update(weight="heavy"), "signals[0].weight"),
+        (lambda d: d["signals"][1].update(patterns=["投诉("]), "signals[1].patterns"),
+        (lambda d: d["signals"][0].update(kind="anger"), "signals[0].kind"),
         (lambda d: d["signals"].append(dict(d["signals"][0])), "duplicate signal id"),
-        (lambda d: d["negation"].update(surprise=1), "negation.surprise"),
+        (lambda d: d["negation"].update(surprise=1), "negation: unknown key 'surprise'"),
     ],
 )
 def test_broken_signals_yaml_is_rejected(tmp_path: Path, mutate, where: str) -> None:

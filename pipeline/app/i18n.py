@@ -10,7 +10,6 @@ same locale. The rubric's own titles are shown as written, never translated.
 
 from __future__ import annotations
 
-import os
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import cache
@@ -57,7 +56,9 @@ def from_accept_language(header: str | None) -> str | None:
 
 
 def default_language() -> str:
-    return normalise(os.environ.get(LANGUAGE_ENV)) or DEFAULT_LANGUAGE
+    from pipeline.config import AppSettings, settings_from
+
+    return normalise(settings_from(model=AppSettings).ui_language) or DEFAULT_LANGUAGE
 
 
 def choose(saved: str | None, accept_language: str | None) -> str:

@@ -28,6 +28,7 @@ from pipeline.app import i18n, security
 from pipeline.app.audio import AudioUnavailable, playable
 from pipeline.app.i18n import gettext as _
 from pipeline.app.webhook import Webhook, webhook_from_env
+from pipeline.config import enforce_offline
 from pipeline.redact.audio_mask import redaction_intervals
 from pipeline.schema import Evidence, Transcript
 from pipeline.store import open_store
@@ -261,6 +262,7 @@ def create_app(
     ``var_dir`` holds the generated cookie key (unless ``QA_SECRET_KEY``/``secret_key``) and
     the audio cache. ``webhook`` defaults to ``QA_WEBHOOK_URL``/``QA_WEBHOOK_SECRET``.
     """
+    enforce_offline()
     var_dir = FsPath(var_dir)
     app = FastAPI(
         title="callqa review API",

@@ -17,9 +17,11 @@ SECRET_FILE = "secret_key"
 
 def secret_key(var_dir: Path) -> str:
     """``QA_SECRET_KEY``, else a random key generated once and kept in ``var_dir`` (0600)."""
-    env = os.environ.get(SECRET_ENV, "").strip()
-    if env:
-        return env
+    from pipeline.config import AppSettings, settings_from
+
+    configured = settings_from(model=AppSettings).secret_key
+    if configured is not None:
+        return configured.get_secret_value()
     path = Path(var_dir) / SECRET_FILE
     if path.exists():
         key = path.read_text().strip()

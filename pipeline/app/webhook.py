@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import threading
 import time
 import urllib.error
@@ -77,7 +76,11 @@ class Webhook:
 
 
 def webhook_from_env() -> Webhook | None:
-    url = os.environ.get(URL_ENV, "").strip()
-    if not url:
+    from pipeline.config import AppSettings, settings_from
+
+    app = settings_from(model=AppSettings)
+    if app.webhook_url is None:
         return None
-    return Webhook(url, os.environ.get(SECRET_ENV, ""))
+    return Webhook(
+        app.webhook_url, app.webhook_secret.get_secret_value() if app.webhook_secret else ""
+    )

@@ -30,11 +30,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipeline.contracts import ContractError, read_yaml, validate
 from pipeline.redact.validators import VALIDATORS
-from pipeline.schema import ContractError
 
 RECOGNIZERS_DIR = Path(__file__).resolve().parent / "recognizers"
 _MACRO = re.compile(r"\{\{(\w+)\}\}")
@@ -247,27 +246,8 @@ def _compile(regex: str) -> re.Pattern[str]:
 def load_recognizers(path: str | Path) -> RecognizerSet:
     """Read and validate one recogniser YAML; :class:`RecognizerError` when it is wrong."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise RecognizerError(path, "file not found") from None
-    except OSError as exc:
-        raise RecognizerError(path, f"cannot read: {exc}") from None
-    try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise RecognizerError(path, f"not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise RecognizerError(path, "expected a mapping at the top level")
-    try:
-        rs = RecognizerSet.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        msg = first["msg"].removeprefix("Value error, ")
-        raise RecognizerError(path, f"{where}: {msg}") from None
-    except ValueError as exc:  # a macro error raised before field validation
-        raise RecognizerError(path, f"macros: {exc}") from None
+    data, raw = read_yaml(path, error=RecognizerError)
+    rs = validate(data, RecognizerSet, path, error=RecognizerError)
     return rs.model_copy(update={"source": str(path), "sha256": hashlib.sha256(raw).hexdigest()})
 
 

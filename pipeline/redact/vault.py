@@ -11,18 +11,16 @@ shows it to reviewers and admins only, and logs every reveal.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Mapping
 
 from cryptography.fernet import Fernet, InvalidToken
 from pydantic import ValidationError
 
+from pipeline.config import SettingsError, VaultSettings, settings_from
 from pipeline.schema import Transcript
 
 KEEP_ENV = "QA_KEEP_UNREDACTED"
 KEY_ENV = "QA_PII_KEY"
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"", "0", "false", "no", "off"}
 
 
 class VaultError(ValueError):
@@ -76,13 +74,12 @@ class Vault:
             raise VaultError(f"decrypted document is not a transcript: {exc}") from None
 
 
-def _flag(env: Mapping[str, str]) -> bool:
-    value = env.get(KEEP_ENV, "").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise VaultError(f"{KEEP_ENV}={env[KEEP_ENV]!r}: expected 1/0, true/false, yes/no, on/off")
+def _settings(env: Mapping[str, str] | None) -> VaultSettings:
+    """``QA_KEEP_UNREDACTED`` / ``QA_PII_KEY`` from the environment (or ``env``)."""
+    try:
+        return settings_from(env, VaultSettings)
+    except SettingsError as exc:
+        raise VaultError(str(exc)) from None
 
 
 def vault_from_env(env: Mapping[str, str] | None = None) -> Vault | None:
@@ -90,24 +87,22 @@ def vault_from_env(env: Mapping[str, str] | None = None) -> Vault | None:
 
     Raises VaultError when ``QA_KEEP_UNREDACTED`` is on without a valid ``QA_PII_KEY``.
     """
-    env = os.environ if env is None else env
-    if not _flag(env):
+    settings = _settings(env)
+    if not settings.keep_unredacted:
         return None
-    key = env.get(KEY_ENV, "").strip()
-    if not key:
+    if settings.pii_key is None:
         raise VaultError(
             f"{KEEP_ENV}=1 asks to keep unredacted transcripts, but {KEY_ENV} is not set: "
             f"refusing to store personal data unencrypted. Set {KEY_ENV} to a Fernet key "
             f"or unset {KEEP_ENV}."
         )
-    return Vault(key)
+    return Vault(settings.pii_key.get_secret_value())
 
 
 def reader_from_env(env: Mapping[str, str] | None = None) -> Vault | None:
     """A vault to read kept transcripts with (``QA_PII_KEY`` alone), or None when unset."""
-    env = os.environ if env is None else env
-    key = env.get(KEY_ENV, "").strip()
-    return Vault(key) if key else None
+    key = _settings(env).pii_key
+    return Vault(key.get_secret_value()) if key is not None else None
 
 
 __all__ = [

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pipeline.contracts import load_model
 from pipeline.schema import Transcript, Utterance
-from pipeline.scripts_check.rubric import Rubric, RubricError, _problems
+from pipeline.scripts_check.rubric import Rubric, RubricError, _where
 from pipeline.text import normalise
 
 Verdict = Literal[True, False, "review", "n/a"]
@@ -104,20 +104,7 @@ def _show(v: Any) -> str:
 
 def load_cases(path: str | Path) -> CaseFile:
     """Read and validate a cases file; :class:`RubricError` (file, path, reason) when broken."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RubricError(path, "", "file not found") from None
-    except yaml.YAMLError as exc:
-        raise RubricError(path, "", f"not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise RubricError(path, "", "expected a mapping with 'cases'")
-    try:
-        return CaseFile.model_validate(data)
-    except ValidationError as exc:
-        problems = _problems(exc)
-        raise RubricError(path, *problems[0], problems=problems) from None
+    return load_model(path, CaseFile, error=RubricError, where=_where)
 
 
 def run_cases(

@@ -77,11 +77,10 @@ _OVERRIDES: dict[str, LanguageMatch] = {}
 
 @lru_cache(maxsize=1)
 def _match_defaults() -> dict[str, LanguageMatch]:
-    import yaml
+    from pipeline.contracts import load_model
 
     path = Path(__file__).with_name("defaults.yaml")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))["match"]
-    return {lang: LanguageMatch.model_validate(v) for lang, v in raw.items()}
+    return load_model(path, dict[str, LanguageMatch], section="match")
 
 
 def match_settings(language: str) -> LanguageMatch:

@@ -453,10 +453,9 @@ class Forbidden(_PhraseCheck):
 @lru_cache(maxsize=1)
 def context_rules() -> dict:
     """Engine defaults (``defaults.yaml``): negation / polite contexts of forbidden phrases."""
-    import yaml
+    from pipeline.contracts import read_yaml
 
-    path = Path(__file__).with_name("defaults.yaml")
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return read_yaml(Path(__file__).with_name("defaults.yaml"))[0]
 
 
 def _polite_context(ctx: Context, utt: Utterance, phrase: str, hit: Match) -> str | None:

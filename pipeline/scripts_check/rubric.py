@@ -11,7 +11,6 @@ import hashlib
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -21,6 +20,7 @@ from pydantic import (
     field_validator,
 )
 
+from pipeline.contracts import ContractError, read_yaml, validate, validation_problems, yaml_path
 from pipeline.scripts_check.checks import Check
 from pipeline.scripts_check.operators import Operator
 from pipeline.scripts_check.semantic import (
@@ -34,20 +34,12 @@ from pipeline.text import normalise
 _ID = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
 
 
-class RubricError(ValueError):
+class RubricError(ContractError):
     """A rubric file that does not validate: file, location inside it, reason."""
 
-    def __init__(self, path: str | Path | None, location: str, reason: str, problems=None):
-        self.path = str(path) if path is not None else "<rubric>"
-        self.location = location
-        self.reason = reason
-        # every problem found, (location, reason); the message names the first
-        self.problems: list[tuple[str, str]] = problems or [(location, reason)]
-        where = f"{location}: " if location else ""
-        super().__init__(f"{self.path}: {where}{reason}")
-
-    def lines(self) -> list[str]:
-        return [f"{self.path}: {loc + ': ' if loc else ''}{why}" for loc, why in self.problems]
+    def __init__(self, path: str | Path | None, *where_and_reason: str, problems=None):
+        file = path if path is not None else "<rubric>"
+        super().__init__(file, *where_and_reason, problems=problems)
 
 
 class _Strict(BaseModel):
@@ -155,30 +147,19 @@ class Rubric(_Strict):
 def _where(loc: tuple) -> str:
     """``('sections', 0, 'items', 1, 'check', 'all_of', 'checks', 0, 'required', 'phrases')``
     → ``sections[0].items[1].check.all_of[0].required.phrases`` (the path in the YAML)."""
-    out = ""
-    prev = None
-    for part in loc:
-        if (prev in ("all_of", "any_of") and part == "checks") or (
-            prev == "not" and part == "check"
-        ):
-            prev = part
-            continue
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-        prev = part
-    return out
+    kept = [
+        part
+        for prev, part in zip((None, *loc), loc, strict=False)
+        if not (
+            (prev in ("all_of", "any_of") and part == "checks")
+            or (prev == "not" and part == "check")
+        )
+    ]
+    return yaml_path(kept)
 
 
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:
-    found = []
-    for err in exc.errors():
-        loc, kind, msg = tuple(err["loc"]), err["type"], err["msg"]
-        if kind == "extra_forbidden":
-            found.append((_where(loc[:-1]), f"unknown key {loc[-1]!r}"))
-        elif kind == "missing":
-            found.append((_where(loc[:-1]), f"missing key {loc[-1]!r}"))
-        else:
-            found.append((_where(loc), msg.removeprefix("Value error, ")))
-    return found
+    return validation_problems(exc, _where)
 
 
 def _semantic_problems(rubric: Rubric) -> list[tuple[str, str]]:
@@ -284,11 +265,7 @@ def parse_rubric(data: Any, path: str | Path | None = None, content: bytes | Non
         raise RubricError(
             path, "", f"expected a mapping at the top level, got {type(data).__name__}"
         )
-    try:
-        rubric = Rubric.model_validate(data)
-    except ValidationError as exc:
-        problems = _problems(exc)
-        raise RubricError(path, *problems[0], problems=problems) from None
+    rubric = validate(data, Rubric, path, error=RubricError, where=_where)
     problems = _semantic_problems(rubric)
     if problems:
         raise RubricError(path, *problems[0], problems=problems)
@@ -306,21 +283,5 @@ def load_rubric(path: str | Path) -> Rubric:
         path = resolve_rubric_path(str(path))
     except FileNotFoundError as exc:
         raise RubricError(path, "", str(exc)) from None
-    try:
-        content = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise RubricError(path, "", "file not found") from None
-    except OSError as exc:
-        raise RubricError(path, "", f"cannot read: {exc}") from None
-    try:
-        data = yaml.safe_load(content.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise RubricError(path, "", "not UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RubricError(path, where, f"not valid YAML: {problem}") from None
-    if data is None:
-        raise RubricError(path, "", "file is empty")
+    data, content = read_yaml(path, error=RubricError)
     return parse_rubric(data, path, content)

@@ -57,10 +57,10 @@ def model_languages(name: str) -> tuple[str, ...] | None:
 @lru_cache(maxsize=1)
 def semantic_defaults() -> dict:
     """``defaults.yaml`` → ``semantic``: default model per language, threshold per model."""
-    import yaml
+    from pipeline.contracts import load_model
 
     path = Path(__file__).with_name("defaults.yaml")
-    return yaml.safe_load(path.read_text(encoding="utf-8"))["semantic"]
+    return load_model(path, dict, section="semantic")
 
 
 def default_model(language: str) -> str:

@@ -30,11 +30,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pipeline.contracts import load_model
 from pipeline.schema import RoleDecision, Transcript, Utterance
 from pipeline.scripts_check.match import phrase_match
 from pipeline.text import detect_language, normalise
 from pipeline.transcribe.diarize.base import Diarization, Turn
-from pipeline.transcribe.hallucination import load_yaml_model
 
 PHRASES_FILE = Path(__file__).with_name("agent_phrases.yaml")
 SIGNAL_WEIGHTS = {"phrases": 1.0, "voiceprint": 1.0, "first_speaker": 0.15}
@@ -93,7 +93,7 @@ class AgentPhrases(BaseModel):
 @lru_cache(maxsize=8)
 def load_agent_phrases(path: str | Path = PHRASES_FILE) -> AgentPhrases:
     """The agent phrases from YAML, validated; errors name the file, the path and the reason."""
-    return load_yaml_model(AgentPhrases, path)
+    return load_model(path, AgentPhrases)
 
 
 def _phrases(config: AgentPhrases | str | Path | None) -> AgentPhrases:

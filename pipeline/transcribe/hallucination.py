@@ -10,16 +10,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pipeline.contracts import ContractError, load_model
 from pipeline.text import normalise_for_match
 from pipeline.transcribe.asr import AsrSegment
 
 DEFAULT_RULES = Path(__file__).with_name("hallucinations.yaml")
 
 
-class RulesError(ValueError):
+class RulesError(ContractError):
     """A rules YAML file that does not validate: file, path inside it, reason."""
 
 
@@ -53,21 +53,7 @@ class HallucinationRules(BaseModel):
 
 def load_yaml_model(model: type[BaseModel], path: str | Path) -> BaseModel:
     """Read and validate a YAML file; :class:`RulesError` names the file, path and reason."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RulesError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise RulesError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise RulesError(f"{path}: (top level): expected a mapping")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise RulesError(f"{path}: {where}: {first['msg']}") from None
+    return load_model(path, model, error=RulesError)
 
 
 @lru_cache(maxsize=8)

@@ -14,10 +14,10 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline.config import MODELS_DIR, PROJECT_ROOT, RUBRICS_DIR
-from pipeline.schema import ContractError
+from pipeline.contracts import ContractError, load_model
 from pipeline.score.risk.scorers import ScorerSpec
 
 DEFAULT_CONFIG = RUBRICS_DIR / "risk" / "model.yaml"
@@ -134,30 +134,10 @@ class Calibration(BaseModel):
     source: str | None = Field(default=None, exclude=True)  # the file it was read from
 
 
-def _validate(cls, path: Path, data: object):
-    if not isinstance(data, dict):
-        raise ContractError(path, "expected a mapping at the top level")
-    try:
-        return cls.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ContractError(path, f"{where}: {first['msg']}") from None
-
-
-def _read_yaml(path: Path) -> object:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ContractError(path, "file not found") from None
-    except yaml.YAMLError as exc:
-        raise ContractError(path, f"not valid YAML: {exc}") from None
-
-
 @lru_cache(maxsize=8)
 def load_risk_config(path: str | Path = DEFAULT_CONFIG) -> RiskConfig:
     path = Path(path)
-    return _validate(RiskConfig, path, _read_yaml(path))
+    return load_model(path, RiskConfig)
 
 
 def calibration_files(directory: Path = CALIBRATION_DIR) -> dict[int, Path]:
@@ -184,7 +164,7 @@ def load_calibration(which: str = "latest", directory: Path = CALIBRATION_DIR) -
         path = files[int(m.group(1))]
     else:
         path = Path(which)
-    cal = _validate(Calibration, path, _read_yaml(path))
+    cal = load_model(path, Calibration)
     cal.source = str(path)
     return cal
 

@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.config import PROJECT_ROOT
-from pipeline.schema import ContractError
+from pipeline.contracts import ContractError, load_model
 
 
 class UtteranceScorer(Protocol):
@@ -353,11 +352,4 @@ def _load_labels(model_dir: Path) -> LabelMap:
     path = model_dir / "labels.yaml"
     if not path.exists():
         return LabelMap(id=model_dir.name)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return LabelMap.model_validate(data)
-    except yaml.YAMLError as exc:
-        raise ContractError(path, f"not valid YAML: {exc}") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ContractError(path, f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    return load_model(path, LabelMap, allow_empty=True)

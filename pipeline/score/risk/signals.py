@@ -14,10 +14,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pipeline.schema import ContractError, Transcript
+from pipeline.contracts import load_model
+from pipeline.schema import Transcript
 
 SignalKind = Literal[
     "escalation",
@@ -119,21 +119,7 @@ class SignalHit(BaseModel):
 
 def load_signals(path: str | Path) -> SignalSet:
     """Read and validate a signals YAML; errors name the file, the path inside it and why."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ContractError(path, "file not found") from None
-    except yaml.YAMLError as exc:
-        raise ContractError(path, f"not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ContractError(path, "expected a mapping at the top level")
-    try:
-        return SignalSet.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ContractError(path, f"{where}: {first['msg']}") from None
+    return load_model(path, SignalSet)
 
 
 @lru_cache(maxsize=16)

@@ -7,7 +7,6 @@ the same model.
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +30,9 @@ class Voiceprint(BaseModel):
 
 
 def voiceprint_dir(directory: str | Path | None = None) -> Path:
-    return Path(directory or os.environ.get("QA_VOICEPRINTS") or DEFAULT_DIR)
+    from pipeline.config import load_settings
+
+    return Path(directory or load_settings().voiceprints or DEFAULT_DIR)
 
 
 def _check_id(agent_id: str) -> str:
