@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from pipeline.app.deps import User, check_csrf, render, reviews_of, safe_next
 from pipeline.app.i18n import LANGUAGES
 from pipeline.app.i18n import gettext as _
-from pipeline.app.main import User, _safe_next, check_csrf, render, reviews_of
 from pipeline.store.review import PAGE_SIZES, ReviewError
 
 router = APIRouter(include_in_schema=False, tags=["account"])
@@ -31,7 +31,7 @@ async def set_language(
 ) -> Response:
     """Save the interface language (empty: follow the browser)."""
     reviews_of(request).set_prefs(user.id, language=language if language in LANGUAGES else None)
-    return RedirectResponse(_safe_next(next), status_code=303)
+    return RedirectResponse(safe_next(next), status_code=303)
 
 
 @router.post("/account/page-size")
@@ -43,7 +43,7 @@ async def set_page_size(
     _csrf: None = Depends(check_csrf),
 ) -> Response:
     reviews_of(request).set_prefs(user.id, per_page=per_page)
-    return RedirectResponse(_safe_next(next), status_code=303)
+    return RedirectResponse(safe_next(next), status_code=303)
 
 
 @router.post("/account/password")

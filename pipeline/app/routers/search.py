@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from pipeline.app.main import User, render, reviews_of
+from pipeline.app.deps import User, render, reviews_of
 from pipeline.store.search import MAX_QUERY
 
 router = APIRouter(include_in_schema=False, tags=["search"])

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
-from starlette.exceptions import HTTPException
 
-from pipeline.store.review import (
+from pipeline.app.deps import ApiUser, DbId, Reviews, gate, notify
+from pipeline.app.permissions import (
     CAN_CALIBRATE,
     CAN_DISPUTE,
     CAN_MANAGE_USERS,
     CAN_REVIEW,
+)
+from pipeline.app.routers.calls import serve_audio
+from pipeline.store.review import (
     AuditRow,
     CalibrationRow,
     CallInfo,
@@ -25,36 +27,15 @@ from pipeline.store.review import (
     FinalScore,
     QueueFilter,
     QueuePage,
-    ReviewStore,
     UserInfo,
 )
 
-DbId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-bearer = HTTPBearer(auto_error=False, description="API token of a callqa user")
-
-
-def api_user(
-    request: Request,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> UserInfo:
-    reviews: ReviewStore = request.app.state.reviews
-    user = reviews.user_by_token(creds.credentials) if creds else None
-    if user is None:
-        raise HTTPException(401, "a valid API token is required", {"WWW-Authenticate": "Bearer"})
-    return user
-
-
-ApiUser = Annotated[UserInfo, Depends(api_user)]
 router = APIRouter(prefix="/api", tags=["review"])
-
-
-def _reviews(request: Request) -> ReviewStore:
-    return request.app.state.reviews
-
-
-def _require(user: UserInfo, roles: frozenset[str], what: str) -> None:
-    if user.role not in roles:
-        raise HTTPException(403, f"a {user.role} may not {what}")
+Overrider = Annotated[UserInfo, gate(CAN_REVIEW, "override items", api=True)]
+Disputer = Annotated[UserInfo, gate(CAN_DISPUTE, "raise disputes", api=True)]
+Ruler = Annotated[UserInfo, gate(CAN_REVIEW, "rule on disputes", api=True)]
+Calibrator = Annotated[UserInfo, gate(CAN_CALIBRATE, "see calibration", api=True)]
+Admin = Annotated[UserInfo, gate(CAN_MANAGE_USERS, "manage users", api=True)]
 
 
 class CallDetail(BaseModel):
@@ -89,15 +70,14 @@ def me(user: ApiUser) -> UserInfo:
 
 
 @router.get("/calls", response_model=QueuePage)
-def list_calls(request: Request, user: ApiUser, f: Annotated[QueueFilter, Query()]) -> QueuePage:
+def list_calls(user: ApiUser, reviews: Reviews, f: Annotated[QueueFilter, Query()]) -> QueuePage:
     """The review queue (same filters and order as the web page)."""
-    return _reviews(request).queue(user, f)
+    return reviews.queue(user, f)
 
 
 @router.get("/calls/{call_id:id}", response_model=CallDetail)
-def get_call(request: Request, call_id: str, user: ApiUser) -> CallDetail:
+def get_call(call_id: str, user: ApiUser, reviews: Reviews) -> CallDetail:
     """A call's metadata, final score (machine + human verdicts), risk, audit log, disputes."""
-    reviews = _reviews(request)
     info = reviews.call_info(user, call_id)
     result = reviews.store.get_result(call_id)
     return CallDetail(
@@ -110,17 +90,15 @@ def get_call(request: Request, call_id: str, user: ApiUser) -> CallDetail:
 
 
 @router.get("/calls/{call_id:id}/result")
-def get_result(request: Request, call_id: str, user: ApiUser) -> dict[str, Any]:
+def get_result(call_id: str, user: ApiUser, reviews: Reviews) -> dict[str, Any]:
     """The machine Result JSON, unchanged (DESIGN.md contract)."""
-    reviews = _reviews(request)
     reviews.call_info(user, call_id)
     return reviews.store.get_result(call_id).model_dump(mode="json", exclude_none=True)
 
 
 @router.get("/calls/{call_id:id}/transcript")
-def get_transcript(request: Request, call_id: str, user: ApiUser) -> dict[str, Any]:
+def get_transcript(call_id: str, user: ApiUser, reviews: Reviews) -> dict[str, Any]:
     """The Transcript JSON the current result was scored from."""
-    reviews = _reviews(request)
     reviews.call_info(user, call_id)
     transcript = reviews.store.get_transcript(call_id)
     return transcript.model_dump(mode="json", exclude_none=True) if transcript else {}
@@ -129,49 +107,45 @@ def get_transcript(request: Request, call_id: str, user: ApiUser) -> dict[str, A
 @router.get("/calls/{call_id:id}/audio", response_class=Response)
 def get_audio(request: Request, call_id: str, user: ApiUser) -> Response:
     """The call's recording with personal data replaced by a tone (Range requests work)."""
-    from pipeline.app.main import serve_audio  # main imports this module
-
     return serve_audio(request, user, call_id)
 
 
 @router.post("/calls/{call_id:id}/items/{item_result_id}/override", response_model=FinalScore)
 def override(
-    request: Request, call_id: str, item_result_id: DbId, body: OverrideIn, user: ApiUser
+    request: Request,
+    call_id: str,
+    item_result_id: DbId,
+    body: OverrideIn,
+    user: Overrider,
+    reviews: Reviews,
 ) -> FinalScore:
     """Set an item's verdict (audit-logged; idempotent); returns the new final score."""
-    _require(user, CAN_REVIEW, "override items")
-    final = _reviews(request).override(user, call_id, item_result_id, body.passed, body.comment)
-    if request.app.state.webhook is not None:
-        request.app.state.webhook.send("final_score", final.model_dump(mode="json"))
+    final = reviews.override(user, call_id, item_result_id, body.passed, body.comment)
+    notify(request, final)
     return final
 
 
 @router.post("/calls/{call_id:id}/items/{item_result_id}/dispute", response_model=DisputeOut)
 def dispute(
-    request: Request, call_id: str, item_result_id: DbId, body: DisputeIn, user: ApiUser
+    call_id: str, item_result_id: DbId, body: DisputeIn, user: Disputer, reviews: Reviews
 ) -> DisputeOut:
-    _require(user, CAN_DISPUTE, "raise disputes")
-    return DisputeOut(
-        dispute_id=_reviews(request).dispute(user, call_id, item_result_id, body.reason)
-    )
+    return DisputeOut(dispute_id=reviews.dispute(user, call_id, item_result_id, body.reason))
 
 
 @router.post("/disputes/{dispute_id}/ruling", response_model=FinalScore)
-def ruling(request: Request, dispute_id: DbId, body: RulingIn, user: ApiUser) -> FinalScore:
-    _require(user, CAN_REVIEW, "rule on disputes")
-    final = _reviews(request).rule(user, dispute_id, body.upheld, body.comment)
-    if request.app.state.webhook is not None:
-        request.app.state.webhook.send("final_score", final.model_dump(mode="json"))
+def ruling(
+    request: Request, dispute_id: DbId, body: RulingIn, user: Ruler, reviews: Reviews
+) -> FinalScore:
+    final = reviews.rule(user, dispute_id, body.upheld, body.comment)
+    notify(request, final)
     return final
 
 
 @router.get("/calibration", response_model=list[CalibrationRow])
-def calibration(request: Request, user: ApiUser) -> list[CalibrationRow]:
-    _require(user, CAN_CALIBRATE, "see calibration")
-    return _reviews(request).calibration()
+def calibration(user: Calibrator, reviews: Reviews) -> list[CalibrationRow]:
+    return reviews.calibration()
 
 
 @router.get("/users", response_model=list[UserInfo])
-def users(request: Request, user: ApiUser) -> list[UserInfo]:
-    _require(user, CAN_MANAGE_USERS, "manage users")
-    return _reviews(request).list_users()
+def users(user: Admin, reviews: Reviews) -> list[UserInfo]:
+    return reviews.list_users()
