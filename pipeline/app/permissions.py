@@ -4,7 +4,7 @@ checked here, by the app's dependencies (:func:`pipeline.app.deps.gate`)."""
 
 from __future__ import annotations
 
-from pipeline.store.review import UserInfo
+from pipeline.store.review import Scope, UserInfo
 
 CAN_SEE_ALL: frozenset[str] = frozenset({"admin", "reviewer", "trainer"})  # others: own calls
 CAN_REVIEW: frozenset[str] = frozenset({"admin", "reviewer"})
@@ -36,3 +36,9 @@ def capabilities(user: UserInfo | None) -> dict[str, bool]:
         "users": role in CAN_MANAGE_USERS,
         "coach": role in CAN_COACH,
     }
+
+
+def scope_of(user: UserInfo) -> Scope:
+    """The calls ``user`` reaches: every call for the roles in :data:`CAN_SEE_ALL`, else only
+    those of their own ``agent_id`` (agent isolation)."""
+    return Scope(user_id=user.id, agent_id=user.agent_id, all_calls=user.role in CAN_SEE_ALL)

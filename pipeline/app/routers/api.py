@@ -17,6 +17,7 @@ from pipeline.app.permissions import (
     CAN_DISPUTE,
     CAN_MANAGE_USERS,
     CAN_REVIEW,
+    scope_of,
 )
 from pipeline.app.routers.calls import serve_audio
 from pipeline.store.review import (
@@ -72,34 +73,35 @@ def me(user: ApiUser) -> UserInfo:
 @router.get("/calls", response_model=QueuePage)
 def list_calls(user: ApiUser, reviews: Reviews, f: Annotated[QueueFilter, Query()]) -> QueuePage:
     """The review queue (same filters and order as the web page)."""
-    return reviews.queue(user, f)
+    return reviews.queue(scope_of(user), f)
 
 
 @router.get("/calls/{call_id:id}", response_model=CallDetail)
 def get_call(call_id: str, user: ApiUser, reviews: Reviews) -> CallDetail:
     """A call's metadata, final score (machine + human verdicts), risk, audit log, disputes."""
-    info = reviews.call_info(user, call_id)
+    scope = scope_of(user)
+    info = reviews.call_info(scope, call_id)
     result = reviews.store.get_result(call_id)
     return CallDetail(
         call=info,
-        final=reviews.final_score(user, call_id),
+        final=reviews.final_score(scope, call_id),
         risk=result.risk.model_dump(mode="json") if result and result.risk else None,
-        audit=reviews.audit(user, call_id),
-        disputes=reviews.disputes(user, call_id),
+        audit=reviews.audit(scope, call_id),
+        disputes=reviews.disputes(scope, call_id),
     )
 
 
 @router.get("/calls/{call_id:id}/result")
 def get_result(call_id: str, user: ApiUser, reviews: Reviews) -> dict[str, Any]:
     """The machine Result JSON, unchanged (DESIGN.md contract)."""
-    reviews.call_info(user, call_id)
+    reviews.call_info(scope_of(user), call_id)
     return reviews.store.get_result(call_id).model_dump(mode="json", exclude_none=True)
 
 
 @router.get("/calls/{call_id:id}/transcript")
 def get_transcript(call_id: str, user: ApiUser, reviews: Reviews) -> dict[str, Any]:
     """The Transcript JSON the current result was scored from."""
-    reviews.call_info(user, call_id)
+    reviews.call_info(scope_of(user), call_id)
     transcript = reviews.store.get_transcript(call_id)
     return transcript.model_dump(mode="json", exclude_none=True) if transcript else {}
 
@@ -120,7 +122,7 @@ def override(
     reviews: Reviews,
 ) -> FinalScore:
     """Set an item's verdict (audit-logged; idempotent); returns the new final score."""
-    final = reviews.override(user, call_id, item_result_id, body.passed, body.comment)
+    final = reviews.override(scope_of(user), call_id, item_result_id, body.passed, body.comment)
     notify(request, final)
     return final
 
@@ -129,14 +131,16 @@ def override(
 def dispute(
     call_id: str, item_result_id: DbId, body: DisputeIn, user: Disputer, reviews: Reviews
 ) -> DisputeOut:
-    return DisputeOut(dispute_id=reviews.dispute(user, call_id, item_result_id, body.reason))
+    return DisputeOut(
+        dispute_id=reviews.dispute(scope_of(user), call_id, item_result_id, body.reason)
+    )
 
 
 @router.post("/disputes/{dispute_id}/ruling", response_model=FinalScore)
 def ruling(
     request: Request, dispute_id: DbId, body: RulingIn, user: Ruler, reviews: Reviews
 ) -> FinalScore:
-    final = reviews.rule(user, dispute_id, body.upheld, body.comment)
+    final = reviews.rule(scope_of(user), dispute_id, body.upheld, body.comment)
     notify(request, final)
     return final
 

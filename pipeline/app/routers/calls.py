@@ -29,7 +29,7 @@ from pipeline.app.deps import (
     safe_next,
 )
 from pipeline.app.i18n import gettext as _
-from pipeline.app.permissions import CAN_REVIEW, CAN_SEE_PERSONAL_DATA
+from pipeline.app.permissions import CAN_REVIEW, CAN_SEE_PERSONAL_DATA, scope_of
 from pipeline.redact.audio import redaction_intervals
 from pipeline.schema import Evidence, Transcript
 from pipeline.store.review import FinalScore, UserInfo
@@ -64,7 +64,7 @@ async def override(
 ) -> Response:
     if verdict not in ("pass", "fail"):
         raise HTTPException(400, _("an override sets a verdict: pass or fail"))
-    final = reviews.override(user, call_id, item_result_id, verdict == "pass", comment)
+    final = reviews.override(scope_of(user), call_id, item_result_id, verdict == "pass", comment)
     notify(request, final)
     return back_to_call(call_id, keep_query(next) + f"#item-{item_result_id}")
 
@@ -79,7 +79,7 @@ async def confirm(
     next: Annotated[str, Form()] = "",
     _csrf: None = Depends(check_csrf),
 ) -> Response:
-    final = reviews.confirm(user, call_id, comment)
+    final = reviews.confirm(scope_of(user), call_id, comment)
     notify(request, final)
     if next.startswith("/calls/"):  # "confirm all and next"
         return RedirectResponse(safe_next(next), status_code=303)
@@ -95,14 +95,15 @@ def call_view(
     """The call page; ``unredacted`` (reviewers/admins, see :mod:`.privacy`) replaces the
     redacted transcript's text with what was said."""
     reviews = reviews_of(request)
-    info = reviews.call_info(user, call_id)  # NotFound for other agents' calls
-    final = reviews.final_score(user, call_id)
+    scope = scope_of(user)
+    info = reviews.call_info(scope, call_id)  # NotFound for other agents' calls
+    final = reviews.final_score(scope, call_id)
     for item in final.items:  # stored evidence omits unset fields; the template reads them all
         item.evidence = [{**EVIDENCE_FIELDS, **e} for e in item.evidence]
     transcript = reviews.store.get_transcript(call_id)
     result = reviews.store.get_result(call_id)
     risk = result.risk if result else None
-    disputes = reviews.disputes(user, call_id)
+    disputes = reviews.disputes(scope, call_id)
     open_items = {d.item_result_id for d in disputes if d.status == "open"}
     may_see = user.role in CAN_SEE_PERSONAL_DATA
     # queue context (?q=<filters>&pos=<row>) for n/p and "confirm all and next"
@@ -112,7 +113,7 @@ def call_view(
         {k: v for k, v in parse_qsl(context) if v and k in QUEUE_FIELDS},
         reviews.prefs(user.id).per_page,
     )
-    prev_id, next_id = reviews.neighbours(user, f, call_id, position)
+    prev_id, next_id = reviews.neighbours(scope, f, call_id, position)
 
     def link(target: str | None, pos: int | None) -> str | None:
         if target is None:
@@ -143,7 +144,7 @@ def call_view(
             request.app.state.audio_cache,
         ),
         has_audio=timeline.is_recording(info.source),
-        audit=reviews.audit(user, call_id),
+        audit=reviews.audit(scope, call_id),
         disputes=disputes,
         open_items=open_items,
         redacted_audio=bool(redaction_intervals(transcript)),
@@ -160,7 +161,7 @@ def call_view(
 def serve_audio(request: Request, user: UserInfo, call_id: str) -> Response:
     """The call's recording with HTTP Range support (FileResponse answers 206 to a Range)."""
     reviews = reviews_of(request)
-    info = reviews.call_info(user, call_id)  # NotFound for calls the user may not see
+    info = reviews.call_info(scope_of(user), call_id)  # NotFound for calls the user may not see
     if not info.source:
         raise HTTPException(404, "this call has no recording")
     # every role hears the redacted recording (issue 17); the original is never served

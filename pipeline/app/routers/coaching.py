@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 
 from pipeline.app.deps import gate, render, reviews_of
 from pipeline.app.i18n import gettext
-from pipeline.app.permissions import CAN_COACH
+from pipeline.app.permissions import CAN_COACH, scope_of
 from pipeline.reports import CoachFilter, ReportError, export_coaching_pack
 from pipeline.store.review import UserInfo
 
@@ -47,7 +47,7 @@ def _page(request: Request, user, f: CoachFilter, error: str | None, status: int
         "coaching.html",
         user,
         f=f,
-        facets=reviews_of(request).facets(user),
+        facets=reviews_of(request).facets(scope_of(user)),
         error=error,
     )
     page.status_code = status

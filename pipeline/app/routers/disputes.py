@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 
 from pipeline.app.deps import DbId, Reviews, back_to_call, check_csrf, gate, notify
 from pipeline.app.i18n import gettext as _
-from pipeline.app.permissions import CAN_DISPUTE, CAN_REVIEW
+from pipeline.app.permissions import CAN_DISPUTE, CAN_REVIEW, scope_of
 from pipeline.store.review import NotFound, ReviewError, UserInfo
 
 router = APIRouter(include_in_schema=False, tags=["disputes"])
@@ -29,7 +29,7 @@ async def dispute(
     _csrf: None = Depends(check_csrf),
 ) -> Response:
     try:
-        reviews.dispute(user, call_id, item_result_id, reason)
+        reviews.dispute(scope_of(user), call_id, item_result_id, reason)
     except NotFound:
         raise
     except ReviewError as exc:
@@ -51,7 +51,7 @@ async def ruling(
         raise HTTPException(400, _("decision must be uphold or reject"))
     call_id = reviews.call_id_of_dispute(dispute_id)
     try:
-        final = reviews.rule(user, dispute_id, decision == "uphold", comment)
+        final = reviews.rule(scope_of(user), dispute_id, decision == "uphold", comment)
     except NotFound:
         raise
     except ReviewError as exc:

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse
 from starlette.exceptions import HTTPException
 
 from pipeline.app.deps import Reviews, check_csrf, gate
-from pipeline.app.permissions import CAN_SEE_PERSONAL_DATA
+from pipeline.app.permissions import CAN_SEE_PERSONAL_DATA, scope_of
 from pipeline.app.routers.calls import call_view
 from pipeline.redact.vault import KEEP_ENV, KEY_ENV, VaultError, reader_from_env
 from pipeline.store.review import UserInfo
@@ -32,7 +32,7 @@ async def reveal(
     reviews: Reviews,
     _csrf: Annotated[None, Depends(check_csrf)] = None,
 ) -> HTMLResponse:
-    reviews.call_info(user, call_id)  # NotFound for unknown calls
+    reviews.call_info(scope_of(user), call_id)  # NotFound for unknown calls
     try:
         vault = reader_from_env()
     except VaultError as exc:

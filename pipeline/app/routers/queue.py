@@ -22,7 +22,7 @@ from pipeline.app.deps import (
     render,
 )
 from pipeline.app.i18n import gettext as _
-from pipeline.app.permissions import CAN_REVIEW
+from pipeline.app.permissions import CAN_REVIEW, scope_of
 from pipeline.store.review import MAX_PAGE_SIZE, PAGE_SIZES, NotFound, ReviewError, UserInfo
 
 router = APIRouter(include_in_schema=False, tags=["queue"])
@@ -33,7 +33,7 @@ Reviewer = Annotated[UserInfo, gate(CAN_REVIEW, "confirm reviews")]
 def queue_page(request: Request, user: User, reviews: Reviews) -> HTMLResponse:
     params = queue_params(request)
     f = queue_filter(params, reviews.prefs(user.id).per_page)
-    page = reviews.queue(user, f)
+    page = reviews.queue(scope_of(user), f)
     base = {k: v for k, v in params.items() if k != "page"}
     return render(
         request,
@@ -41,7 +41,7 @@ def queue_page(request: Request, user: User, reviews: Reviews) -> HTMLResponse:
         user,
         page=page,
         f=f,
-        facets=reviews.facets(user),
+        facets=reviews.facets(scope_of(user)),
         page_sizes=PAGE_SIZES,
         saved=reviews.saved_filters(user.id),
         filter_query=urlencode(base),
@@ -92,7 +92,7 @@ async def bulk_confirm(
     done = 0
     for call_id in call_ids:
         try:
-            notify(request, reviews.confirm(user, call_id))
+            notify(request, reviews.confirm(scope_of(user), call_id))
             done += 1
         except NotFound:
             continue
