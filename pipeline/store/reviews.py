@@ -200,6 +200,33 @@ def _current_item(s: Session, call: m.Call, item_result_id: int) -> m.ItemResult
     return item
 
 
+def _record(
+    s: Session,
+    call: m.Call,
+    item: m.ItemResult,
+    scope: Scope,
+    kind: str,
+    before: bool | None,
+    after: bool | None,
+    comment: str | None,
+    dispute_id: int | None = None,
+) -> None:
+    """Append one human action on ``item`` to the audit log (never changed afterwards)."""
+    s.add(
+        m.ReviewAction(
+            call_pk=call.id,
+            result_id=item.result_id,
+            item_result_id=item.id,
+            user_id=scope.user_id,
+            kind=kind,
+            before=before,
+            after=after,
+            comment=comment,
+            dispute_id=dispute_id,
+        )
+    )
+
+
 class ReviewActions:
     """Final scores, the audit log, disputes, and the human actions that change them."""
 
@@ -285,17 +312,15 @@ class ReviewActions:
             before = human.get(item.id, item.passed)
             if before is passed and item.id in human:
                 return final_score_of(s, call)  # already so: idempotent
-            s.add(
-                m.ReviewAction(
-                    call_pk=call.id,
-                    result_id=item.result_id,
-                    item_result_id=item.id,
-                    user_id=scope.user_id,
-                    kind="override" if before is not passed else "confirm",
-                    before=before,
-                    after=passed,
-                    comment=comment,
-                )
+            _record(
+                s,
+                call,
+                item,
+                scope,
+                "override" if before is not passed else "confirm",
+                before,
+                passed,
+                comment,
             )
             return refresh_review(s, call)
 
@@ -309,18 +334,7 @@ class ReviewActions:
                 select(m.ItemResult).where(m.ItemResult.result_id == call.current_result_id)
             ):
                 if item.id not in human:
-                    s.add(
-                        m.ReviewAction(
-                            call_pk=call.id,
-                            result_id=item.result_id,
-                            item_result_id=item.id,
-                            user_id=scope.user_id,
-                            kind="confirm",
-                            before=item.passed,
-                            after=item.passed,
-                            comment=comment,
-                        )
-                    )
+                    _record(s, call, item, scope, "confirm", item.passed, item.passed, comment)
             return refresh_review(s, call)
 
     def dispute(self, scope: Scope, call_id: str, item_result_id: int, reason: str) -> int:
@@ -346,19 +360,7 @@ class ReviewActions:
             )
             s.add(d)
             s.flush()
-            s.add(
-                m.ReviewAction(
-                    call_pk=call.id,
-                    result_id=item.result_id,
-                    item_result_id=item.id,
-                    user_id=scope.user_id,
-                    kind="dispute",
-                    before=current,
-                    after=current,
-                    comment=reason,
-                    dispute_id=d.id,
-                )
-            )
+            _record(s, call, item, scope, "dispute", current, current, reason, d.id)
             refresh_review(s, call)
             return d.id
 
@@ -380,18 +382,16 @@ class ReviewActions:
             d.ruled_by = scope.user_id
             d.ruling_comment = comment
             d.ruled_at = m.utcnow()
-            s.add(
-                m.ReviewAction(
-                    call_pk=call.id,
-                    result_id=item.result_id,
-                    item_result_id=item.id,
-                    user_id=scope.user_id,
-                    kind="ruling",
-                    before=before,
-                    after=_flip(before) if upheld else before,
-                    comment=d.ruling_comment,
-                    dispute_id=d.id,
-                )
+            _record(
+                s,
+                call,
+                item,
+                scope,
+                "ruling",
+                before,
+                _flip(before) if upheld else before,
+                d.ruling_comment,
+                d.id,
             )
             return refresh_review(s, call)
 
