@@ -384,3 +384,31 @@ def test_sessions_throttling_and_search_on_postgresql(store_url: str) -> None:
     with store.engine.connect() as conn:
         indexes = conn.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE tablename = 'search_docs'").scalars().all()  # fmt: skip
     assert "ix_search_docs_text_trgm" in indexes
+
+
+# --------------------------------------------------------------------------- module layout
+
+
+def test_only_the_app_assembles_and_the_store_knows_no_roles() -> None:
+    """No module imports ``pipeline.app.main`` but the package that exports ``create_app``
+    (so no import cycle through it), and nothing in the store imports the app."""
+    import ast
+
+    root = Path(__file__).parents[1] / "pipeline"
+
+    def imported(path: Path) -> set[str]:
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+        return names
+
+    importers = {
+        str(p.relative_to(root)) for p in root.rglob("*.py") if "pipeline.app.main" in imported(p)
+    }
+    assert importers == {"app/__init__.py", "app/cli.py"}
+    store = [p.name for p in (root / "store").rglob("*.py") if any(n.startswith("pipeline.app") for n in imported(p))]  # fmt: skip
+    assert store == []
+    assert len(list((root / "app" / "routers").glob("[!_]*.py"))) >= 14  # one per resource
