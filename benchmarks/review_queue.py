@@ -21,7 +21,7 @@ from sqlalchemy import insert, text, update
 
 from pipeline.store import dispose_engines, open_store
 from pipeline.store import models as m
-from pipeline.store.review import QueueFilter, ReviewStore, UserInfo
+from pipeline.store.review import QueueFilter, ReviewStore, Scope
 
 ITEMS = ("greeting", "verify_identity", "no_forbidden")
 
@@ -118,8 +118,8 @@ def main() -> None:
         fill(store, args.calls)
         print(f"filled {args.calls} calls (+{3 * args.calls} item results) in {time.perf_counter() - t0:.1f} s")  # fmt: skip
         reviews = ReviewStore(store)
-        reviewer = UserInfo(id=1, username="rev", role="reviewer")
-        agent = UserInfo(id=2, username="a", role="agent", agent_id="A007")
+        reviewer = Scope(user_id=1, all_calls=True)
+        agent = Scope(user_id=2, agent_id="A007")
         cases = [
             ("reviewer, default priority order", reviewer, QueueFilter()),
             ("reviewer, page 20", reviewer, QueueFilter(page=20)),

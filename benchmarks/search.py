@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from pipeline.store import dispose_engines, open_store
-from pipeline.store.review import ReviewStore, UserInfo
+from pipeline.store.review import ReviewStore, Scope
 from pipeline.store.search import SearchIndex
 
 HERE = Path(__file__).resolve().parent
@@ -124,8 +124,8 @@ def main() -> None:
             size = path.stat().st_size / 2**20
             print(f"{args.calls} calls: filled in {filled:.1f} s, indexed in {indexed:.1f} s, db {size:.0f} MiB")  # fmt: skip
         reviews = ReviewStore(store)
-        reviewer = UserInfo(id=1, username="rev", role="reviewer")
-        agent = UserInfo(id=2, username="a", role="agent", agent_id="A007")
+        reviewer = Scope(user_id=1, all_calls=True)
+        agent = Scope(user_id=2, agent_id="A007")
         worst = 0.0
         print(f"{'query':32} {'who':9} {'median ms':>10} {'max ms':>8} {'hits':>5}")
         for label, q in QUERIES:

@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from pipeline.app import create_app
+from pipeline.app.permissions import scope_of
 from pipeline.app.security import LoginLimiter, secret_key
 from pipeline.app.webhook import SIGNATURE_HEADER, Webhook
 from pipeline.cli import cli
@@ -229,7 +230,7 @@ def login(app, name: str) -> TestClient:
 def item_ids(app, call_id: str) -> dict[str, int]:
     reviews: ReviewStore = app.state.reviews
     admin = reviews.authenticate("admin", PASSWORD)
-    return {i.id: i.item_result_id for i in reviews.final_score(admin, call_id).items}
+    return {i.id: i.item_result_id for i in reviews.final_score(scope_of(admin), call_id).items}
 
 
 def total_on_page(html: str) -> float:
@@ -358,7 +359,7 @@ def test_ruling_is_for_reviewers_only(env) -> None:
     agent = login(app, "agent1")
     apology = item_ids(app, OWN)["apology"]
     agent.post(f"/calls/{OWN}/items/{apology}/dispute", data={"csrf_token": csrf_of(agent, "/"), "reason": "said sorry"})  # fmt: skip
-    dispute_id = app.state.reviews.disputes(app.state.reviews.authenticate("rev", PASSWORD), OWN)[0].id  # fmt: skip
+    dispute_id = app.state.reviews.disputes(scope_of(app.state.reviews.authenticate("rev", PASSWORD)), OWN)[0].id  # fmt: skip
     for who, status in [("agent1", 403), ("trainer", 403), ("agent2", 403), ("rev", 303)]:
         c = login(app, who)
         r = c.post(f"/disputes/{dispute_id}/ruling", data={"csrf_token": csrf_of(c, "/"), "decision": "reject"})  # fmt: skip
@@ -411,7 +412,7 @@ def test_queue_paginates(env) -> None:
     rev = reviews.authenticate("rev", PASSWORD)
     seen = []
     for page in (1, 2, 3):
-        p = reviews.queue(rev, QueueFilter(per_page=2, page=page))
+        p = reviews.queue(scope_of(rev), QueueFilter(per_page=2, page=page))
         seen += [r.call_id for r in p.rows]
         assert p.has_next == (page == 1)
     assert sorted(seen) == sorted(CALLS)
@@ -439,9 +440,9 @@ def test_override_sets_the_verdict_recomputes_and_is_audited(env) -> None:
     crit = item_ids(app, OWN)["no_forbidden"]
     client.post(f"/calls/{OWN}/items/{crit}/override", data={"csrf_token": csrf_of(client, "/"), "verdict": "fail"})  # fmt: skip
     rev = app.state.reviews.authenticate("rev", PASSWORD)
-    final = app.state.reviews.final_score(rev, OWN)
+    final = app.state.reviews.final_score(scope_of(rev), OWN)
     assert final.auto_fail and final.total == 0
-    audit = app.state.reviews.audit(rev, OWN)
+    audit = app.state.reviews.audit(scope_of(rev), OWN)
     assert [(a.item_id, a.before, a.after, a.user) for a in audit] == [
         ("apology", False, True, "rev"),
         ("no_forbidden", True, False, "rev"),
@@ -457,18 +458,18 @@ def test_dispute_upheld_changes_the_final_score(env) -> None:
     r = agent.post(f"/calls/{OWN}/items/{apology}/dispute", data={"csrf_token": csrf_of(agent, "/"), "reason": "I apologised at 8.5 s"})  # fmt: skip
     assert r.status_code == 303
     rev = reviews.authenticate("rev", PASSWORD)
-    assert reviews.final_score(rev, OWN).review_status == "disputed"
-    (d,) = reviews.disputes(rev, OWN)
+    assert reviews.final_score(scope_of(rev), OWN).review_status == "disputed"
+    (d,) = reviews.disputes(scope_of(rev), OWN)
     assert d.status == "open" and d.raised_by == "agent1"
     # a second open dispute on the same item is refused (flash), not duplicated
     agent.post(f"/calls/{OWN}/items/{apology}/dispute", data={"csrf_token": csrf_of(agent, "/"), "reason": "again"})  # fmt: skip
-    assert len(reviews.disputes(rev, OWN)) == 1
+    assert len(reviews.disputes(scope_of(rev), OWN)) == 1
     reviewer = login(app, "rev")
     reviewer.post(f"/disputes/{d.id}/ruling", data={"csrf_token": csrf_of(reviewer, "/"), "decision": "uphold", "comment": "heard it"})  # fmt: skip
     page = agent.get(f"/calls/{OWN}").text  # the agent sees the outcome
     assert 'data-testid="dispute-status" data-status="upheld"' in page and "heard it" in page
     assert total_on_page(page) == 30
-    assert reviews.final_score(rev, OWN).review_status == "reviewed"
+    assert reviews.final_score(scope_of(rev), OWN).review_status == "reviewed"
 
 
 def test_dispute_rejected_keeps_the_score(env) -> None:
@@ -476,11 +477,11 @@ def test_dispute_rejected_keeps_the_score(env) -> None:
     reviews: ReviewStore = app.state.reviews
     agent1 = reviews.authenticate("agent1", PASSWORD)
     rev = reviews.authenticate("rev", PASSWORD)
-    d = reviews.dispute(agent1, OWN, item_ids(app, OWN)["apology"], "no")
-    final = reviews.rule(rev, d, upheld=False, comment="no apology heard")
-    assert final.total == 20 and reviews.disputes(agent1, OWN)[0].status == "rejected"
+    d = reviews.dispute(scope_of(agent1), OWN, item_ids(app, OWN)["apology"], "no")
+    final = reviews.rule(scope_of(rev), d, upheld=False, comment="no apology heard")
+    assert final.total == 20 and reviews.disputes(scope_of(agent1), OWN)[0].status == "rejected"
     with pytest.raises(Exception, match="already rejected"):
-        reviews.rule(rev, d, upheld=True)
+        reviews.rule(scope_of(rev), d, upheld=True)
 
 
 def test_agent_cannot_dispute_another_agents_call(env) -> None:
@@ -503,8 +504,10 @@ def test_calibration_counts_overturns(env) -> None:
     app, _ = env
     reviews: ReviewStore = app.state.reviews
     rev = reviews.authenticate("rev", PASSWORD)
-    reviews.override(rev, OWN, item_ids(app, OWN)["apology"], True)  # machine fail overturned
-    reviews.confirm(rev, "c-a1-2")  # machine fail confirmed
+    reviews.override(
+        scope_of(rev), OWN, item_ids(app, OWN)["apology"], True
+    )  # machine fail overturned
+    reviews.confirm(scope_of(rev), "c-a1-2")  # machine fail confirmed
     rows = {r.item_id: r for r in reviews.calibration()}
     apology = rows["apology"]
     assert (apology.scored, apology.machine_fails, apology.reviewed) == (4, 4, 2)

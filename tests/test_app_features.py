@@ -18,6 +18,7 @@ from babel.messages.pofile import read_po
 from fastapi.testclient import TestClient
 
 from pipeline.app import create_app, i18n
+from pipeline.app.permissions import scope_of
 from pipeline.app.timeline import markers
 from pipeline.schema import CallJob, Transcript, Utterance
 from pipeline.store import dispose_engines
@@ -214,9 +215,9 @@ def test_queue_total_counts_what_the_filters_select(app, query) -> None:
 
     reviews = app.state.reviews
     rev = reviews.authenticate("rev", PASSWORD)
-    reviews.confirm(rev, "c-a1-2")
+    reviews.confirm(scope_of(rev), "c-a1-2")
     for user in (rev, reviews.authenticate("agent1", PASSWORD)):
-        page = reviews.queue(user, QueueFilter(**query))
+        page = reviews.queue(scope_of(user), QueueFilter(**query))
         assert page.total == len(page.rows), (query, user.username)
 
 
@@ -377,9 +378,37 @@ def test_sessions_throttling_and_search_on_postgresql(store_url: str) -> None:
     assert reviews.session_user(token) is None
     reviews.record_login("x", "10.0.0.1", ok=False)
     assert [len(v) for v in reviews.login_failures("x", "10.0.0.1", timedelta(minutes=5))] == [1, 1]  # fmt: skip
-    assert sorted(h.call_id for h in reviews.search(rev, "投诉").hits) == ["p-1", "p-2"]
-    assert [h.call_id for h in reviews.search(agent, "我要投诉").hits] == ["p-1"]
-    assert reviews.search(rev, "投诉快递").hits == []
+    assert sorted(h.call_id for h in reviews.search(scope_of(rev), "投诉").hits) == ["p-1", "p-2"]
+    assert [h.call_id for h in reviews.search(scope_of(agent), "我要投诉").hits] == ["p-1"]
+    assert reviews.search(scope_of(rev), "投诉快递").hits == []
     with store.engine.connect() as conn:
         indexes = conn.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE tablename = 'search_docs'").scalars().all()  # fmt: skip
     assert "ix_search_docs_text_trgm" in indexes
+
+
+# --------------------------------------------------------------------------- module layout
+
+
+def test_only_the_app_assembles_and_the_store_knows_no_roles() -> None:
+    """No module imports ``pipeline.app.main`` but the package that exports ``create_app``
+    (so no import cycle through it), and nothing in the store imports the app."""
+    import ast
+
+    root = Path(__file__).parents[1] / "pipeline"
+
+    def imported(path: Path) -> set[str]:
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+        return names
+
+    importers = {
+        str(p.relative_to(root)) for p in root.rglob("*.py") if "pipeline.app.main" in imported(p)
+    }
+    assert importers == {"app/__init__.py", "app/cli.py"}
+    store = [p.name for p in (root / "store").rglob("*.py") if any(n.startswith("pipeline.app") for n in imported(p))]  # fmt: skip
+    assert store == []
+    assert len(list((root / "app" / "routers").glob("[!_]*.py"))) >= 14  # one per resource

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pipeline.app import create_app
+from pipeline.app.permissions import scope_of
 from pipeline.app.security import LoginLimiter
 from pipeline.schema import CallJob
 from pipeline.store import dispose_engines
@@ -207,13 +208,13 @@ def test_override_is_idempotent(app) -> None:
         assert client.post(f"/calls/{OWN}/items/{apology}/override", data=form).status_code == 303
     reviews: ReviewStore = app.state.reviews
     rev = reviews.authenticate("rev", PASSWORD)
-    assert reviews.final_score(rev, OWN).total == 30
-    assert [(a.before, a.after) for a in reviews.audit(rev, OWN)] == [(False, True)]
+    assert reviews.final_score(scope_of(rev), OWN).total == 30
+    assert [(a.before, a.after) for a in reviews.audit(scope_of(rev), OWN)] == [(False, True)]
     no_verdict = client.post(f"/calls/{OWN}/items/{apology}/override", data={"csrf_token": form["csrf_token"]})  # fmt: skip
     assert no_verdict.status_code == 400
     back = {**form, "verdict": "fail"}
     client.post(f"/calls/{OWN}/items/{apology}/override", data=back)
-    assert reviews.final_score(rev, OWN).total == 20
+    assert reviews.final_score(scope_of(rev), OWN).total == 20
 
 
 def test_api_override_needs_and_keeps_an_explicit_verdict(app) -> None:
@@ -246,7 +247,9 @@ def test_a_post_after_the_session_ended_returns_to_the_call_with_the_text(app) -
     assert typed in call  # waiting in the item's comment box
     assert typed not in client.get(f"/calls/{OWN}").text  # once
     reviews: ReviewStore = app.state.reviews
-    assert reviews.audit(reviews.authenticate("rev", PASSWORD), OWN) == []  # nothing applied
+    assert (
+        reviews.audit(scope_of(reviews.authenticate("rev", PASSWORD)), OWN) == []
+    )  # nothing applied
 
 
 def client_session_token(client: TestClient) -> str:
@@ -307,6 +310,6 @@ def test_one_size_limit_for_comments_and_reasons(app) -> None:
     agent = {"Authorization": f"Bearer {reviews.issue_token('agent1')}"}
     dispute = f"/api/calls/{OWN}/items/{apology}/dispute"
     assert api.post(dispute, json={"reason": "x" * (1024 * 1024)}, headers=agent).status_code == 400  # fmt: skip
-    assert reviews.audit(reviews.authenticate("rev", PASSWORD), OWN) == []
+    assert reviews.audit(scope_of(reviews.authenticate("rev", PASSWORD)), OWN) == []
     assert api.post(f"/api{url}", json={"passed": True, "comment": longest}, headers=rev).status_code == 200  # fmt: skip
     assert f'maxlength="{MAX_TEXT}"' in web.get(f"/calls/{OWN}").text

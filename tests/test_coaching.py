@@ -464,7 +464,7 @@ def test_reviewer_verdicts_decide_what_is_weak(tmp_path):
     review = pytest.importorskip("pipeline.store.review")
     arch = build_archive(tmp_path)
     rs = review.ReviewStore(arch.store)
-    viewer = rs.add_user("rita", "password123", "reviewer")
+    viewer = review.Scope(user_id=rs.add_user("rita", "password123", "reviewer").id, all_calls=True)
     final = rs.final_score(viewer, "c2")
     greeting = next(i for i in final.items if i.id == "greeting")
     rs.override(viewer, "c2", greeting.item_result_id, True, comment="greeted in Spanish")

@@ -15,9 +15,8 @@ from pipeline.score.risk.config import load_calibration, load_risk_config
 from pipeline.score.risk.signals import load_signals
 from pipeline.scripts_check import RubricError, load_rubric
 from pipeline.scripts_check.cases import load_cases
-from pipeline.transcribe.diarize.roles import load_agent_phrases
+from pipeline.transcribe.agent_identification import load_agent_phrases
 from pipeline.transcribe.hallucination import RulesError, load_rules
-from pipeline.transcribe.roles import load_role_phrases
 
 
 class Item(BaseModel):
@@ -104,7 +103,7 @@ LOADERS = [
     (load_risk_config, ContractError, "surprise: 1\n", "(top level): missing key"),
     (load_calibration, ContractError, "version: x\n", "version: "),
     (load_rules, RulesError, "always: [ok]\nthresholds: {max_repeats: 0}\n", "thresholds.max_repeats: "),
-    (load_role_phrases, RulesError, "phrases: {en: []}\n", "phrases: "),
+    (load_agent_phrases, ContractError, "phrases: {en: []}\n", "phrases: "),
     (load_agent_phrases, ContractError, "phrases: {en: [{text: hi, kind: x, weight: 1}]}\n", "phrases.en[0].kind: "),
 ]  # fmt: skip
 

@@ -175,7 +175,7 @@ def test_review_overturns_and_final_scores(tmp_path):
     review = pytest.importorskip("pipeline.store.review")
     arch = build_archive(tmp_path)
     rs = review.ReviewStore(arch.store)
-    viewer = rs.add_user("rita", "password123", "reviewer")
+    viewer = review.Scope(user_id=rs.add_user("rita", "password123", "reviewer").id, all_calls=True)
     greeting = next(i for i in rs.final_score(viewer, "c2").items if i.id == "greeting")
     final = rs.override(viewer, "c2", greeting.item_result_id, True, comment="greeted in Spanish")
     rs.confirm(viewer, "c4")

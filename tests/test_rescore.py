@@ -28,7 +28,7 @@ from pipeline.routing import RoutingError, load_routing
 from pipeline.schema import CallJob, ScoringConfig, canonical_sha256
 from pipeline.store import dispose_engines, open_store
 from pipeline.store import models as m
-from pipeline.store.review import ReviewStore
+from pipeline.store.review import ReviewStore, Scope
 
 ROOT = Path(__file__).resolve().parents[1]
 ZH = ROOT / "samples" / "zh_transcripts"
@@ -248,7 +248,7 @@ def test_overrides_carry_over_or_are_flagged_when_the_check_changed(db_url, scor
     store = scored
     reviews = ReviewStore(store)
     reviews.add_user("rita", "secret-pass-1", role="reviewer")
-    rita = reviews.authenticate("rita", "secret-pass-1")
+    rita = Scope(user_id=reviews.authenticate("rita", "secret-pass-1").id, all_calls=True)
     call_id = "bank_002_missing_greeting"
     items = {i.id: i for i in reviews.final_score(rita, call_id).items}
     flipped = next(i for i in items.values() if i.id != "greeting" and i.machine_passed)

@@ -230,7 +230,7 @@ def test_unredacted_copy_is_saved_in_the_same_transaction(tmp_path):
     first = store.save_scored(job, transcript, result, unredacted=vault.seal(original), key_id=vault.key_id)  # fmt: skip
     assert store.save_scored(job, transcript, result) == first  # the old signature still works
     assert store.get_unredacted(CALL_ID, vault) == original
-    with store._read("test") as s:
+    with store.session("test") as s:
         kept = s.query(m.UnredactedTranscript).one()
         assert kept.key_id == vault.key_id
         assert kept.transcript_id == s.get(m.Result, first).transcript_id

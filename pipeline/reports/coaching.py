@@ -594,7 +594,7 @@ def select_weak(store: Store, filters: CoachFilter) -> tuple[pd.DataFrame, int]:
 
 
 def _call_sources(store: Store, call_ids: list[str]) -> dict[str, str | None]:
-    with store._read("cannot read call sources") as s:
+    with store.session("cannot read call sources") as s:
         rows = s.execute(
             sql_select(m.Call.call_id, m.Call.source).where(m.Call.call_id.in_(call_ids))
         ).all()
@@ -604,7 +604,7 @@ def _call_sources(store: Store, call_ids: list[str]) -> dict[str, str | None]:
 def _asr_confidences(store: Store, result_ids: list[int]) -> dict[int, dict[int, float]]:
     """result id → {utterance index → ASR confidence} of the transcripts scored."""
     out: dict[int, dict[int, float]] = {}
-    with store._read("cannot read utterances") as s:
+    with store.session("cannot read utterances") as s:
         for i in range(0, len(result_ids), 500):
             rows = s.execute(
                 sql_select(m.Result.id, m.Utterance.idx, m.Utterance.confidence)

@@ -13,10 +13,11 @@ from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, func, inspect, select
+from sqlalchemy import and_, inspect, select
 
 from pipeline.store import Store
 from pipeline.store import models as m
+from pipeline.store.reviews import latest_verdicts
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -178,7 +179,7 @@ def calls_frame(
     if review:
         q = q.outerjoin(CR, and_(CR.call_pk == C.id, CR.result_id == R.id))
     q = q.where(*_call_filters(period, agent, team)).order_by(C.call_id)
-    with store._read("cannot read calls for the report") as s:
+    with store.session("cannot read calls for the report") as s:
         rows = s.execute(q).mappings().all()
     df = pd.DataFrame([dict(r) for r in rows], columns=[c.key for c in cols])
     if not review:
@@ -241,26 +242,17 @@ def items_frame(
     q_from = select().select_from(C).join(R, C.current_result_id == R.id)
     q_from = q_from.join(IR, IR.result_id == R.id)
     if review:
-        A, CR = m.ReviewAction, m.CallReview  # noqa: N806
-        # The latest human verdict per item, as ReviewStore._verdicts / calibration() read it.
-        newest = (
-            select(A.item_result_id, func.max(A.id).label("action_id"))
-            .where(A.kind.in_(("override", "ruling", "confirm")))
-            .group_by(A.item_result_id)
-            .subquery()
-        )
-        last = A.__table__.alias("last_action")
-        cols += [last.c.id.label("action_id"), last.c.after.label("human_after"), CR.status]
-        q_from = (
-            q_from.outerjoin(newest, newest.c.item_result_id == IR.id)
-            .outerjoin(last, last.c.id == newest.c.action_id)
-            .outerjoin(CR, and_(CR.call_pk == C.id, CR.result_id == R.id))
+        CR = m.CallReview  # noqa: N806
+        last = latest_verdicts()
+        cols += [last.c.action_id, last.c.after.label("human_after"), CR.status]
+        q_from = q_from.outerjoin(last, last.c.item_result_id == IR.id).outerjoin(
+            CR, and_(CR.call_pk == C.id, CR.result_id == R.id)
         )
     conds = _call_filters(period, agent, team)
     if item_ids:
         conds.append(IR.item_id.in_(item_ids))
     q = q_from.add_columns(*cols).where(*conds).order_by(C.call_id, IR.position)
-    with store._read("cannot read item results for the report") as s:
+    with store.session("cannot read item results for the report") as s:
         rows = [dict(r) for r in s.execute(q).mappings().all()]
     names = [c.key if hasattr(c, "key") else c.name for c in cols]
     df = pd.DataFrame(rows, columns=names)
@@ -295,7 +287,7 @@ def _tristate(value: Any) -> bool | None:
 
 def known_values(store: Store) -> dict[str, list[str]]:
     """Item ids, agent ids/names and teams present in the store (to reject unknown filters)."""
-    with store._read("cannot read the store") as s:
+    with store.session("cannot read the store") as s:
         items = s.scalars(select(m.ItemResult.item_id).distinct()).all()
         agents = s.execute(select(m.Call.agent_id, m.Call.agent_name).distinct()).all()
         teams = s.scalars(select(m.Call.team).where(m.Call.team.is_not(None)).distinct()).all()

@@ -82,7 +82,7 @@ def calls(ctx: click.Context, db_url: str | None, as_json: bool, status: str | N
 def call_history(store, call_id: str) -> dict[str, Any] | None:
     """One call: metadata, every result version (with configuration changes from the one
     before), every human action, every failure; None when the call is not stored."""
-    from pipeline.store.review import ReviewStore, UserInfo
+    from pipeline.store.review import ReviewStore, Scope
 
     row = next(iter(store.list_calls(call_id=call_id)), None)
     if row is None:
@@ -90,8 +90,8 @@ def call_history(store, call_id: str) -> dict[str, Any] | None:
     results = store.result_history(call_id)
     actions = []
     if results:
-        auditor = UserInfo(id=0, username="callqa-cli", role="admin")
-        actions = [a.model_dump() for a in ReviewStore(store).audit(auditor, call_id)]
+        every_call = Scope(user_id=0, all_calls=True)  # the operator's command line
+        actions = [a.model_dump() for a in ReviewStore(store).audit(every_call, call_id)]
     return {
         **{k: row[k] for k in ("call_id", "status", "agent_id", "agent_name", "team")},
         **{k: row[k] for k in ("started_at", "language", "error", "result_versions")},

@@ -9,8 +9,9 @@ override, dispute) can be audit rows that reference them.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -43,6 +44,16 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def aware(value: datetime) -> datetime:
+    """``value`` with its time zone; SQLite hands timestamps back naive (written in UTC)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC (None stays None)."""
+    return None if value is None else aware(value).isoformat()
 
 
 class Base(DeclarativeBase):
@@ -427,3 +438,16 @@ class SearchDoc(Base):
     result_id: Mapped[int] = mapped_column(Integer, index=True)
     text: Mapped[str] = mapped_column(Text)
     terms: Mapped[str] = mapped_column(Text)
+
+
+CallModel = TypeVar("CallModel", bound=BaseModel)
+
+
+def copy_call(call: Call, model: type[CallModel], **extra: Any) -> CallModel:
+    """A ``model`` (CallJob, CallInfo, SearchHit...) holding ``call``'s columns of the same
+    names, plus ``extra`` for the fields a call row does not have."""
+    columns = CALL_COLUMN_NAMES.intersection(model.model_fields).difference(extra)
+    return model(**{name: getattr(call, name) for name in columns}, **extra)
+
+
+CALL_COLUMN_NAMES: frozenset[str] = frozenset(Call.__table__.columns.keys())

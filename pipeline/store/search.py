@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from sqlalchemy import delete, func, insert, select, text
 
 from pipeline.store import models as m
+from pipeline.store.scope import Scope
 from pipeline.store.store import Store
 from pipeline.text import CJK_CHARS as _CJK
 from pipeline.text import is_cjk as _is_cjk
@@ -113,7 +114,7 @@ class SearchIndex:
         """Index calls whose current result is newer than the index; returns how many."""
         done = 0
         while True:
-            with self.store._read("cannot read the search index") as s:
+            with self.store.session("cannot read the search index") as s:
                 mark = s.scalar(select(func.max(m.SearchDoc.result_id))) or 0
                 rows = s.execute(
                     select(m.Call.id, m.Call.current_result_id, m.Result.transcript_id)
@@ -128,7 +129,7 @@ class SearchIndex:
             done += len(rows)
 
     def rebuild(self) -> int:
-        with self.store._write("cannot clear the search index") as s:
+        with self.store.transaction("cannot clear the search index") as s:
             s.execute(delete(m.SearchDoc))
             if self.sqlite:
                 s.execute(text("INSERT INTO search_fts(search_fts) VALUES ('delete-all')"))
@@ -137,7 +138,7 @@ class SearchIndex:
     def _index(self, rows: list[Any]) -> None:
         transcript_of = {t: (call_pk, rid) for call_pk, rid, t in rows}
         U = m.Utterance  # noqa: N806
-        with self.store._read("cannot read transcripts") as s:
+        with self.store.session("cannot read transcripts") as s:
             found = s.execute(
                 select(U.transcript_id, U.text)
                 .where(U.transcript_id.in_(list(transcript_of)))
@@ -161,7 +162,7 @@ class SearchIndex:
         for doc in docs:
             doc["terms"] = " ".join(terms(doc["text"]))
         pks = [d["call_pk"] for d in docs]
-        with self.store._write("cannot update the search index") as s:
+        with self.store.transaction("cannot update the search index") as s:
             if self.sqlite:
                 old = s.execute(
                     select(m.SearchDoc.call_pk, m.SearchDoc.terms).where(
@@ -186,19 +187,17 @@ class SearchIndex:
 
     # ------------------------------------------------------------------ searching
 
-    def _few_calls(self, agent_id: str | None) -> bool:
+    def _few_calls(self, scope: Scope) -> bool:
         """True when an agent's own calls are few enough to match their text directly, which
         beats walking the whole index's hits for the few that are theirs."""
-        mine = select(m.Call.id).where(m.Call.agent_id == (agent_id or "\x00no-agent"))
-        with self.store._read("cannot count calls") as s:
+        mine = select(m.Call.id).where(scope.calls(m.Call.agent_id))
+        with self.store.session("cannot count calls") as s:
             n = s.scalar(select(func.count()).select_from(mine.limit(SCAN_LIMIT + 1).subquery()))
         return n <= SCAN_LIMIT
 
-    def search(
-        self, query: str, agent_id: str | None, *, see_all: bool, page: int = 1, per_page: int = 50
-    ) -> SearchPage:
-        """Calls whose transcript contains ``query``, newest indexed first. ``see_all``
-        False restricts to ``agent_id``'s calls (agent isolation)."""
+    def search(self, query: str, scope: Scope, *, page: int = 1, per_page: int = 50) -> SearchPage:
+        """Calls in ``scope`` (agent isolation) whose transcript contains ``query``, newest
+        indexed first."""
         query = " ".join(query.split())[:MAX_QUERY]
         empty = SearchPage(query=query, hits=[], page=page, per_page=per_page, has_next=False)
         match = fts_query(query)
@@ -207,7 +206,7 @@ class SearchIndex:
         self.sync()
         C, D = m.Call, m.SearchDoc  # noqa: N806
         offset = (page - 1) * per_page
-        scan = not see_all and self._few_calls(agent_id)
+        scan = not scope.all_calls and self._few_calls(scope)
         if self.sqlite and not scan:
             fts = (
                 text("SELECT rowid AS call_pk FROM search_fts WHERE search_fts MATCH :q")
@@ -227,26 +226,16 @@ class SearchIndex:
                 q = q.where(D.text.ilike(f"%{tok.group()}%"))  # tokens: letters/digits only
             params = {}
         q = q.where(C.current_result_id.is_not(None), C.status == "scored")
-        if not see_all:
-            q = q.where(C.agent_id == (agent_id or "\x00no-agent"))
+        if (mine := scope.calls(C.agent_id)) is not None:
+            q = q.where(mine)
         q = q.limit(per_page + 1).offset(offset)
-        with self.store._read("cannot search calls") as s:
+        with self.store.session("cannot search calls") as s:
             found = s.execute(q, params).all()
         hits = []
         for call, doc in found[:per_page]:
             idx, before, hit, after = context_of(doc, query)
             hits.append(
-                SearchHit(
-                    call_id=call.call_id,
-                    agent_id=call.agent_id,
-                    agent_name=call.agent_name,
-                    team=call.team,
-                    started_at=call.started_at,
-                    utterance=idx,
-                    before=before,
-                    hit=hit,
-                    after=after,
-                )
+                m.copy_call(call, SearchHit, utterance=idx, before=before, hit=hit, after=after)
             )
         return SearchPage(
             query=query, hits=hits, page=page, per_page=per_page, has_next=len(found) > per_page

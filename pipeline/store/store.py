@@ -13,7 +13,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select, update
@@ -124,17 +124,6 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _iso(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC; SQLite hands timestamps back naive (they were written in UTC)."""
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _is(column, value):
     """``column = value`` that also matches NULL to None."""
     return column.is_(None) if value is None else column == value
@@ -165,12 +154,16 @@ class Store:
         return f"Store({_safe(self.engine)!r})"
 
     @contextmanager
-    def _write(self, what: str) -> Iterator[Session]:
+    def transaction(self, what: str = "cannot write to the store") -> Iterator[Session]:
+        """A unit of work: a session committed when the block ends (rolled back on error).
+        Database errors become :class:`StoreError` subclasses whose message starts with
+        ``what``."""
         with _translate(what), Session(self._write_engine, expire_on_commit=False) as s, s.begin():
             yield s
 
     @contextmanager
-    def _read(self, what: str) -> Iterator[Session]:
+    def session(self, what: str = "cannot read the store") -> Iterator[Session]:
+        """A session for reading (nothing is committed); errors as in :meth:`transaction`."""
         with _translate(what), Session(self.engine) as s:
             yield s
 
@@ -179,7 +172,7 @@ class Store:
     def start_run(self, archive: str, settings: dict[str, Any]) -> int:
         """Record the start of a pipeline run; returns its id (pass it to the saves)."""
         self.close_abandoned_runs()
-        with self._write("cannot start a run") as s:
+        with self.transaction("cannot start a run") as s:
             now = m.utcnow()
             run = m.Run(
                 archive=str(archive),
@@ -196,7 +189,7 @@ class Store:
     def finish_run(self, run_id: int, summary: dict[str, Any], status: str = "finished") -> None:
         """Close a run. Counts come from ``summary`` (``scored``/``failed``/``skipped``) or,
         when absent, from the rows the run wrote. Its call leases are released."""
-        with self._write(f"cannot finish run {run_id}") as s:
+        with self.transaction(f"cannot finish run {run_id}") as s:
             run = s.get(m.Run, run_id)
             if run is None:
                 raise StoreError(f"no run with id {run_id}")
@@ -280,7 +273,7 @@ class Store:
         if not transcript.call_id:
             transcript = transcript.model_copy(update={"call_id": job.call_id})
         fp = result_fingerprint(result)
-        with self._write(f"cannot save call {job.call_id!r}") as s:
+        with self.transaction(f"cannot save call {job.call_id!r}") as s:
             call = self._lock_call(s, job, "scored")
             self._update_metadata(call, job, run_id)
             call.language = transcript.language or call.language
@@ -309,9 +302,9 @@ class Store:
             call.error = None
             call.current_result_id = existing
             if moved and reviewed:
-                from pipeline.store.review import ReviewStore
+                from pipeline.store.reviews import refresh_review
 
-                ReviewStore(self)._refresh(s, call)
+                refresh_review(s, call)
             return existing
 
     # ------------------------------------------------------------------ human verdicts
@@ -547,7 +540,7 @@ class Store:
         a job with no readable file) updates its row: ``attempts`` + 1, newest error.
         """
         error = str(error).strip() or "unknown error"
-        with self._write(f"cannot record the failure of call {job.call_id!r}") as s:
+        with self.transaction(f"cannot record the failure of call {job.call_id!r}") as s:
             call = self._lock_call(s, job, "failed")
             self._update_metadata(call, job, run_id)
             if call.status == "failed":
@@ -589,7 +582,7 @@ class Store:
         nor the configuration changed since; None when it is worth trying again."""
         if source_sha256 is None or config_fingerprint is None:
             return None
-        with self._read(f"cannot read call {call_id!r}") as s:
+        with self.session(f"cannot read call {call_id!r}") as s:
             row = s.execute(
                 select(
                     m.Call.status,
@@ -614,7 +607,7 @@ class Store:
         now = m.utcnow()
         holder = f"{_HOST}:{os.getpid()}"
         expires = now + timedelta(seconds=ttl_s)
-        with self._write(f"cannot claim call {call_id!r}") as s:
+        with self.transaction(f"cannot claim call {call_id!r}") as s:
             dialect = s.get_bind().dialect.name
             insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
             s.execute(
@@ -634,7 +627,7 @@ class Store:
             # gone (a task retry, or Dask re-running a killed worker's task elsewhere), so
             # the run's own lease is taken over whichever of its processes held it.
             mine = lease.run_id == run_id and (run_id is not None or lease.holder == holder)
-            if not mine and _aware(lease.expires_at) > now:
+            if not mine and m.aware(lease.expires_at) > now:
                 return False
             lease.run_id, lease.holder, lease.expires_at = run_id, holder, expires
             if run_id is not None:
@@ -643,7 +636,7 @@ class Store:
 
     def release(self, call_id: str, run_id: int | None) -> None:
         """Give up this run's lease on a call (done with it, or stopping)."""
-        with self._write(f"cannot release call {call_id!r}") as s:
+        with self.transaction(f"cannot release call {call_id!r}") as s:
             s.execute(
                 delete(m.CallLease).where(
                     m.CallLease.call_id == call_id, _is(m.CallLease.run_id, run_id)
@@ -658,7 +651,7 @@ class Store:
         def beat() -> None:
             while not stop.wait(every_s):
                 try:
-                    with self._write(f"cannot beat run {run_id}") as s:
+                    with self.transaction(f"cannot beat run {run_id}") as s:
                         s.execute(
                             update(m.Run).where(m.Run.id == run_id).values(heartbeat_at=m.utcnow())
                         )
@@ -673,9 +666,9 @@ class Store:
         open runs of any host silent for ``stale_after_s``. Returns their ids."""
         now = m.utcnow()
         closed = []
-        with self._write("cannot close abandoned runs") as s:
+        with self.transaction("cannot close abandoned runs") as s:
             for run in s.scalars(select(m.Run).where(m.Run.finished_at.is_(None))):
-                beat = _aware(run.heartbeat_at or run.started_at)
+                beat = m.aware(run.heartbeat_at or run.started_at)
                 here = run.host == _HOST and run.pid is not None
                 dead = (here and not _alive(run.pid)) or (
                     not here and (now - beat).total_seconds() > stale_after_s
@@ -692,7 +685,7 @@ class Store:
 
     def check_writable(self) -> None:
         """Raise StoreUnwritable (or StoreUnavailable) unless a write can be committed."""
-        with self._write("the store is not writable") as s:
+        with self.transaction("the store is not writable") as s:
             probe = m.CallLease(
                 call_id=f"__probe__{_HOST}:{os.getpid()}",
                 holder="probe",
@@ -706,7 +699,7 @@ class Store:
 
     def is_scored(self, call_id: str, fingerprint: str) -> bool:
         """True when the call's current result was produced with ``fingerprint``."""
-        with self._read(f"cannot read call {call_id!r}") as s:
+        with self.session(f"cannot read call {call_id!r}") as s:
             found = s.scalar(
                 select(m.Result.id)
                 .join(m.Call, m.Call.current_result_id == m.Result.id)
@@ -734,7 +727,7 @@ class Store:
             query = query.where(m.Call.status == status)
         if call_id is not None:
             query = query.where(m.Call.call_id == call_id)
-        with self._read("cannot list calls") as s:
+        with self.session("cannot list calls") as s:
             return [self._row(call, res, n or 0) for call, res, n in s.execute(query)]
 
     @staticmethod
@@ -759,7 +752,7 @@ class Store:
             "rubric_id": res.rubric_id if res else None,
             "rubric_version": _version(res.rubric_version) if res else None,
             "result_versions": versions,
-            "scored_at": _iso(res.created_at) if res else None,
+            "scored_at": m.iso(res.created_at) if res else None,
         }
 
     def _current(self, s: Session, call_id: str) -> m.Result | None:
@@ -771,13 +764,13 @@ class Store:
 
     def get_result(self, call_id: str) -> schema.Result | None:
         """The call's current machine result, or None when it was never scored."""
-        with self._read(f"cannot read call {call_id!r}") as s:
+        with self.session(f"cannot read call {call_id!r}") as s:
             res = self._current(s, call_id)
             return schema.Result.model_validate(res.document) if res else None
 
     def get_transcript(self, call_id: str) -> schema.Transcript | None:
         """The transcript the call's current result was scored from, or None."""
-        with self._read(f"cannot read call {call_id!r}") as s:
+        with self.session(f"cannot read call {call_id!r}") as s:
             res = self._current(s, call_id)
             if res is None:
                 return None
@@ -805,7 +798,7 @@ class Store:
             query = query.where(m.Call.started_at < until)
         if team is not None:
             query = query.where(m.Call.team == team)
-        with self._read("cannot select calls to re-score") as s:
+        with self.session("cannot select calls to re-score") as s:
             return list(s.scalars(query.order_by(m.Call.call_id)))
 
     def iter_rescore_inputs(
@@ -822,7 +815,7 @@ class Store:
                 .where(m.Call.call_id.in_(part))
                 .order_by(m.Call.call_id)
             )
-            with self._read("cannot read calls to re-score") as s:
+            with self.session("cannot read calls to re-score") as s:
                 rows = s.execute(query).all()
             for call, result, transcript in rows:
                 yield {
@@ -850,7 +843,7 @@ class Store:
         """The newest stored transcript of the call made by this transcript stage (ASR,
         diarizer, redaction: ``ScoringConfig.stage_sha256("transcript")``) from this audio
         (``source_sha256``, when given); None when there is none."""
-        with self._read(f"cannot read call {call_id!r}") as s:
+        with self.session(f"cannot read call {call_id!r}") as s:
             rows = s.scalars(
                 select(m.Transcript.document)
                 .join(m.Call, m.Call.id == m.Transcript.call_pk)
@@ -866,7 +859,7 @@ class Store:
     def result_history(self, call_id: str) -> list[dict[str, Any]]:
         """Every machine result of the call, oldest first, with which one is current, the
         configuration it records and how it differs from the previous version."""
-        with self._read(f"cannot read call {call_id!r}") as s:
+        with self.session(f"cannot read call {call_id!r}") as s:
             call = s.scalar(select(m.Call).where(m.Call.call_id == call_id))
             if call is None:
                 return []
@@ -894,7 +887,7 @@ class Store:
                         "current": r.id == call.current_result_id,
                         "run_id": r.run_id,
                         "transcript_id": r.transcript_id,
-                        "created_at": _iso(r.created_at),
+                        "created_at": m.iso(r.created_at),
                         "rubric_route": made.get("rubric_route"),
                         "stage_seconds": made.get("stage_seconds"),
                         "config": config,
@@ -906,7 +899,7 @@ class Store:
 
     def failures(self, call_id: str) -> list[dict[str, Any]]:
         """Every recorded failure of the call, oldest first."""
-        with self._read(f"cannot read call {call_id!r}") as s:
+        with self.session(f"cannot read call {call_id!r}") as s:
             rows = s.scalars(
                 select(m.Failure)
                 .join(m.Call, m.Call.id == m.Failure.call_pk)
@@ -919,7 +912,7 @@ class Store:
                     "attempts": f.attempts,
                     "run_id": f.run_id,
                     "source": f.source,
-                    "created_at": _iso(f.created_at),
+                    "created_at": m.iso(f.created_at),
                 }
                 for f in rows
             ]
@@ -942,7 +935,7 @@ class Store:
 
     def has_unredacted(self, call_id: str) -> bool:
         """True when an encrypted unredacted transcript is kept for the call's current result."""
-        with self._read(f"cannot read call {call_id!r}") as s:
+        with self.session(f"cannot read call {call_id!r}") as s:
             return self._current_unredacted(s, call_id) is not None
 
     def get_unredacted(self, call_id: str, key: Any) -> schema.Transcript | None:
@@ -955,7 +948,7 @@ class Store:
         from pipeline.redact.vault import Vault, VaultError
 
         vault = key if isinstance(key, Vault) else Vault(key)
-        with self._read(f"cannot read call {call_id!r}") as s:
+        with self.session(f"cannot read call {call_id!r}") as s:
             found = self._current_unredacted(s, call_id)
             if found is None:
                 return None
@@ -970,7 +963,7 @@ class Store:
 
     def record_reveal(self, call_id: str, user_id: int) -> None:
         """Audit one reveal of the call's unredacted transcript: who, when, which call."""
-        with self._write(f"cannot record a reveal of call {call_id!r}") as s:
+        with self.transaction(f"cannot record a reveal of call {call_id!r}") as s:
             found = self._current_unredacted(s, call_id)
             if found is None:
                 raise StoreError(f"no unredacted transcript is kept for call {call_id!r}")
@@ -979,7 +972,7 @@ class Store:
 
     def reveals(self, call_id: str) -> list[dict[str, Any]]:
         """Every reveal of the call's personal data, oldest first (username, role, when)."""
-        with self._read(f"cannot read call {call_id!r}") as s:
+        with self.session(f"cannot read call {call_id!r}") as s:
             rows = s.execute(
                 select(m.PiiReveal, m.User)
                 .join(m.Call, m.Call.id == m.PiiReveal.call_pk)
@@ -992,7 +985,7 @@ class Store:
                     "user": u.username,
                     "role": u.role,
                     "transcript_id": r.transcript_id,
-                    "created_at": _iso(r.created_at),
+                    "created_at": m.iso(r.created_at),
                 }
                 for r, u in rows
             ]

@@ -1,2 +1,2 @@
-"""One router per resource of the review app (pages and forms); role gates are
-dependencies (:func:`pipeline.app.main.gate`), ``create_app`` only assembles them."""
+"""One router per resource of the review app (pages, forms and the JSON API); role gates are
+dependencies (:func:`pipeline.app.deps.gate`), ``create_app`` only assembles them."""

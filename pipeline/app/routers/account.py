@@ -7,18 +7,26 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from pipeline.app.deps import User, check_csrf, render, reviews_of, safe_next
 from pipeline.app.i18n import LANGUAGES
 from pipeline.app.i18n import gettext as _
-from pipeline.app.main import User, _safe_next, check_csrf, render, reviews_of
-from pipeline.store.review import PAGE_SIZES, ReviewError
+from pipeline.store.review import PAGE_SIZES, ReviewError, UserInfo
 
 router = APIRouter(include_in_schema=False, tags=["account"])
 
 
 @router.get("/account", response_class=HTMLResponse)
 def account_page(request: Request, user: User) -> HTMLResponse:
+    return _page(request, user)
+
+
+def _page(request: Request, user: UserInfo, error: str | None = None) -> HTMLResponse:
+    """The account page (``error``: why the password was not changed; answered 400)."""
     prefs = reviews_of(request).prefs(user.id)
-    return render(request, "account.html", user, prefs=prefs, page_sizes=PAGE_SIZES, error=None)
+    page = render(request, "account.html", user, prefs=prefs, page_sizes=PAGE_SIZES, error=error)
+    if error is not None:
+        page.status_code = 400
+    return page
 
 
 @router.post("/account/language")
@@ -31,7 +39,7 @@ async def set_language(
 ) -> Response:
     """Save the interface language (empty: follow the browser)."""
     reviews_of(request).set_prefs(user.id, language=language if language in LANGUAGES else None)
-    return RedirectResponse(_safe_next(next), status_code=303)
+    return RedirectResponse(safe_next(next), status_code=303)
 
 
 @router.post("/account/page-size")
@@ -43,7 +51,7 @@ async def set_page_size(
     _csrf: None = Depends(check_csrf),
 ) -> Response:
     reviews_of(request).set_prefs(user.id, per_page=per_page)
-    return RedirectResponse(_safe_next(next), status_code=303)
+    return RedirectResponse(safe_next(next), status_code=303)
 
 
 @router.post("/account/password")
@@ -57,28 +65,10 @@ async def change_password(
     """A new password ends every session of the account (this one too: sign in again)."""
     reviews = reviews_of(request)
     if reviews.authenticate(user.username, current) is None:
-        page = render(
-            request,
-            "account.html",
-            user,
-            prefs=reviews.prefs(user.id),
-            page_sizes=PAGE_SIZES,
-            error=_("The current password is wrong."),
-        )
-        page.status_code = 400
-        return page
+        return _page(request, user, _("The current password is wrong."))
     try:
         reviews.set_password(user.username, new)
     except ReviewError as exc:
-        page = render(
-            request,
-            "account.html",
-            user,
-            prefs=reviews.prefs(user.id),
-            page_sizes=PAGE_SIZES,
-            error=str(exc),
-        )
-        page.status_code = 400
-        return page
+        return _page(request, user, str(exc))
     request.session.clear()
     return RedirectResponse("/login", status_code=303)

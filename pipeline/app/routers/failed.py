@@ -15,9 +15,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from pipeline.app.deps import check_csrf, gate, render, reviews_of
 from pipeline.app.i18n import gettext as _
-from pipeline.app.main import check_csrf, gate, render, reviews_of
-from pipeline.store.review import CAN_MANAGE_USERS, NotFound, UserInfo
+from pipeline.app.permissions import CAN_MANAGE_USERS
+from pipeline.store.review import NotFound, UserInfo
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False, tags=["failed calls"])

@@ -8,7 +8,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from pipeline.app.main import User, render, reviews_of
+from pipeline.app.deps import User, render, reviews_of
+from pipeline.app.permissions import scope_of
 from pipeline.store.search import MAX_QUERY
 
 router = APIRouter(include_in_schema=False, tags=["search"])
@@ -21,7 +22,7 @@ def search_page(
     q: Annotated[str, Query(max_length=MAX_QUERY * 4)] = "",
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> HTMLResponse:
-    results = reviews_of(request).search(user, q, page=page) if q.strip() else None
+    results = reviews_of(request).search(scope_of(user), q, page=page) if q.strip() else None
     return render(
         request,
         "search.html",

@@ -14,23 +14,25 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from starlette.exceptions import HTTPException
 
-from pipeline.app.main import CAN_SEE_PERSONAL_DATA, User, call_view, check_csrf, require
-from pipeline.app.main import reviews_of as _reviews
+from pipeline.app.deps import Reviews, check_csrf, gate
+from pipeline.app.permissions import CAN_SEE_PERSONAL_DATA, scope_of
+from pipeline.app.routers.calls import call_view
 from pipeline.redact.vault import KEEP_ENV, KEY_ENV, VaultError, reader_from_env
+from pipeline.store.review import UserInfo
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, tags=["personal data"])
+Revealer = Annotated[UserInfo, gate(CAN_SEE_PERSONAL_DATA, "see personal data")]
 
 
 @router.post("/calls/{call_id:id}/personal-data", response_class=HTMLResponse)
 async def reveal(
     request: Request,
     call_id: str,
-    user: User,
+    user: Revealer,
+    reviews: Reviews,
     _csrf: Annotated[None, Depends(check_csrf)] = None,
 ) -> HTMLResponse:
-    require(user, CAN_SEE_PERSONAL_DATA, "see personal data")
-    reviews = _reviews(request)
-    reviews.call_info(user, call_id)  # NotFound for unknown calls
+    reviews.call_info(scope_of(user), call_id)  # NotFound for unknown calls
     try:
         vault = reader_from_env()
     except VaultError as exc:

@@ -12,7 +12,7 @@ import tempfile
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
@@ -20,11 +20,14 @@ from pydantic import ValidationError
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 
+from pipeline.app.deps import gate, render, reviews_of
 from pipeline.app.i18n import gettext
-from pipeline.app.main import CAN_COACH, User, render, require, reviews_of
+from pipeline.app.permissions import CAN_COACH, scope_of
 from pipeline.reports import CoachFilter, ReportError, export_coaching_pack
+from pipeline.store.review import UserInfo
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, tags=["coaching"])
+Coach = Annotated[UserInfo, gate(CAN_COACH, "build coaching packs")]
 FILTER_FIELDS = ("item", "agent", "team", "since", "until", "limit")
 
 
@@ -44,7 +47,7 @@ def _page(request: Request, user, f: CoachFilter, error: str | None, status: int
         "coaching.html",
         user,
         f=f,
-        facets=reviews_of(request).facets(user),
+        facets=reviews_of(request).facets(scope_of(user)),
         error=error,
     )
     page.status_code = status
@@ -52,15 +55,13 @@ def _page(request: Request, user, f: CoachFilter, error: str | None, status: int
 
 
 @router.get("/coaching", response_class=HTMLResponse)
-def coaching_page(request: Request, user: User) -> Response:
-    require(user, CAN_COACH, "build coaching packs")
+def coaching_page(request: Request, user: Coach) -> Response:
     _, f = _filters(request)
     return _page(request, user, f, None, 200)
 
 
 @router.get("/coaching/pack.zip")
-def coaching_pack(request: Request, user: User) -> Response:
-    require(user, CAN_COACH, "build coaching packs")
+def coaching_pack(request: Request, user: Coach) -> Response:
     _, f = _filters(request)
     work = Path(tempfile.mkdtemp(prefix="callqa-coaching-"))
     try:
