@@ -12,35 +12,21 @@ from urllib.parse import quote
 import pytest
 from fastapi.testclient import TestClient
 
-from pipeline.app import create_app
 from pipeline.app.security import LoginLimiter
 from pipeline.schema import CallJob
-from pipeline.store import dispose_engines
 from pipeline.store.review import MAX_TEXT, ReviewStore
-from tests.test_app import (
+from tests.builders import (
     OWN,
     PASSWORD,
     csrf_of,
-    fresh_store,
     item_ids,
     login,
     make_result,
     make_transcript,
-    template,
     write_wav,
 )
 
-__all__ = ["template"]  # the session-wide store fixture of tests.test_app
 HUGE = "99999999999999999999"
-
-
-@pytest.fixture
-def app(template: Path, tmp_path: Path, monkeypatch):
-    monkeypatch.delenv("QA_SECRET_KEY", raising=False)
-    monkeypatch.delenv("QA_WEBHOOK_URL", raising=False)
-    app = create_app(fresh_store(template, tmp_path), var_dir=tmp_path / "var")
-    yield app
-    dispose_engines()
 
 
 def cookie_of(client: TestClient) -> str:
