@@ -435,7 +435,6 @@ CN_ID = "11010519491231002X"
 SPOKEN_PHONE = "幺三九零零幺幺二二三三"  # 139 0011 2233, as ASR writes it
 ID_ANSWER = "三二幺五"  # last four of the ID, personal because the agent asked for them
 PERSONAL = (PHONE, CN_ID, SPOKEN_PHONE, ID_ANSWER)
-PERSONAL = (PHONE, CN_ID, SPOKEN_PHONE, ID_ANSWER)
 
 
 def pii_transcript(path: Path) -> Path:
