@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 
 from tests.builders import OWN, PASSWORD
 
@@ -49,6 +50,7 @@ def test_headers_and_absurd_integers(live_app: str) -> None:
         assert client.post(path, data={"csrf_token": token, "verdict": "fail", "decision": "reject"}).status_code < 500, path  # fmt: skip
 
 
+@pytest.mark.slow
 def test_password_spraying_is_throttled(live_app: str) -> None:
     """Last in this module: it throttles 127.0.0.1."""
     client = httpx.Client(base_url=live_app, follow_redirects=False)

@@ -84,6 +84,7 @@ def test_the_cookie_holds_no_user_id(app) -> None:
 # --------------------------------------------------------------------------- throttling
 
 
+@pytest.mark.slow
 def test_password_spraying_from_one_address_is_throttled(app) -> None:
     client = TestClient(app, follow_redirects=False)
     token = csrf_of(client)
