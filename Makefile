@@ -1,6 +1,8 @@
 # callqa: two commands for a newcomer.
 #   make run    set up .venv, run the nightly flow over samples/archive into var/callqa.db
-#   make test   set up .venv, run the test suite
+#   make test   set up .venv, run the test suite (everything; what CI runs)
+# For developers:
+#   make check  ruff check and the fast tier (tests not marked slow): minutes, not half an hour
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -14,7 +16,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME := $(CURDIR)/var/prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 
-.PHONY: run test lint format setup system-deps clean locale
+.PHONY: run test check lint format setup system-deps clean locale
 
 run: $(STAMP)
 	@mkdir -p var
@@ -22,6 +24,10 @@ run: $(STAMP)
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 setup: $(STAMP)
 

@@ -11,7 +11,6 @@ import hmac
 import json
 import re
 import shutil
-import subprocess
 import threading
 import wave
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -19,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from argon2 import PasswordHasher
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
@@ -28,209 +26,28 @@ from pipeline.app.permissions import scope_of
 from pipeline.app.security import LoginLimiter, secret_key
 from pipeline.app.webhook import SIGNATURE_HEADER, Webhook
 from pipeline.cli import cli
-from pipeline.schema import (
-    CallJob,
-    Evidence,
-    ItemResult,
-    Result,
-    Risk,
-    RiskEvidence,
-    RubricRef,
-    Transcript,
-    Utterance,
-)
+from pipeline.schema import CallJob
 from pipeline.store import dispose_engines, open_store
 from pipeline.store.review import QueueFilter, ReviewStore
-
-PASSWORD = "correct horse 1"
-# Real argon2id, cheap parameters: hashes carry their parameters, so logins stay fast too.
-FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-SR = 8000
-UTT_STARTS = (0.5, 2.5, 4.5, 6.5, 8.5)
-
-# call_id -> (agent_id, team, needs_review, auto_fail, risk level)
-CALLS = {
-    "c-a1-1": ("A1", "T1", True, False, "high"),
-    "c-a1-2": ("A1", "T1", False, False, "low"),
-    "c-a2-1": ("A2", "T2", True, True, "medium"),
-    "c-a2-2": ("A2", "T2", False, False, "low"),
-}
-USERS = {  # name -> (role, agent_id)
-    "admin": ("admin", None),
-    "rev": ("reviewer", None),
-    "trainer": ("trainer", None),
-    "agent1": ("agent", "A1"),
-    "agent2": ("agent", "A2"),
-}
-
-
-# --------------------------------------------------------------------------- builders
-
-
-def write_wav(path: Path, seconds: float = 10.0, freq: float = 440.0) -> Path:
-    t = np.arange(int(seconds * SR)) / SR
-    pcm = (0.3 * np.sin(2 * np.pi * freq * t) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SR)
-        w.writeframes(pcm.tobytes())
-    return path
-
-
-def make_transcript(call_id: str, redactions: list[dict] | None = None) -> Transcript:
-    texts = [
-        ("agent", "您好，很高兴为您服务，请问有什么可以帮您"),
-        ("customer", "我的快递三天了还没到"),
-        ("agent", "这不归我管，您去问快递公司"),
-        ("customer", "你们这什么态度，我要投诉"),
-        ("agent", "非常抱歉，我马上为您处理"),
-    ]
-    extra = {"redactions": redactions} if redactions else {}
-    return Transcript(
-        call_id=call_id,
-        language="zh",
-        duration=10.0,
-        utterances=[
-            Utterance(speaker=spk, start=s, end=s + 1.8, text=text, confidence=0.9)
-            for (spk, text), s in zip(texts, UTT_STARTS, strict=True)
-        ],
-        **extra,
-    )
-
-
-def make_result(call_id: str, needs_review: bool, auto_fail: bool, level: str) -> Result:
-    items = [
-        ItemResult(
-            id="greeting",
-            section="opening",
-            title="标准开场白",
-            passed=True,
-            points=10,
-            max_points=10,
-            evidence=[
-                Evidence(
-                    utterance=0,
-                    start=0.5,
-                    end=2.3,
-                    text="您好，很高兴为您服务",
-                    matched="您好，很高兴为您服务",
-                    similarity=0.97,
-                )
-            ],  # fmt: skip
-        ),
-        ItemResult(
-            id="no_forbidden",
-            section="manner",
-            title="服务禁用语",
-            passed=not auto_fail,
-            points=10,
-            max_points=10,
-            critical=True,
-            evidence=[
-                Evidence(
-                    utterance=2,
-                    start=4.5,
-                    end=6.3,
-                    text="这不归我管",
-                    matched="这不归我管",
-                    similarity=1.0,
-                )
-            ]
-            if auto_fail
-            else [],  # fmt: skip
-        ),
-        ItemResult(
-            id="apology",
-            section="closing",
-            title="致歉",
-            passed=False,
-            points=10,
-            max_points=10,
-            reason="no apology before the customer's complaint",
-        ),
-    ]
-    earned = sum(i.points for i in items if i.passed)
-    return Result(
-        call_id=call_id,
-        rubric=RubricRef(id="zh_ecommerce", version=3),
-        total=0.0 if auto_fail else earned,
-        max=30,
-        auto_fail=auto_fail,
-        needs_review=needs_review,
-        items=items,
-        risk=Risk(
-            score={"high": 0.9, "medium": 0.5, "low": 0.1}[level],
-            level=level,
-            evidence=[RiskEvidence(utterance=3, text="我要投诉", reason="explicit complaint")],
-        ),
-    )
-
-
-def build_store(root: Path, alaw_call: str | None = "c-a2-2") -> str:
-    """A store with CALLS and USERS; one recording as A-law WAV (browsers can't play it)."""
-    url = f"sqlite:///{root / 'qa.db'}"
-    store = open_store(url)
-    audio = root / "audio"
-    audio.mkdir()
-    for n, (call_id, (agent, team, review, fail, level)) in enumerate(CALLS.items()):
-        src = write_wav(audio / f"{call_id}.wav", freq=300 + 100 * n)
-        if call_id == alaw_call and shutil.which("ffmpeg"):
-            alaw = audio / f"{call_id}-alaw.wav"
-            subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-c:a", "pcm_alaw", str(alaw)], check=True)  # fmt: skip
-            src.unlink()
-            src = alaw
-        job = CallJob(call_id=call_id, source=str(src), agent_id=agent, agent_name=f"agent {agent}", team=team, started_at=f"2026-11-0{n + 1}T09:00:00")  # fmt: skip
-        store.save_scored(job, make_transcript(call_id), make_result(call_id, review, fail, level))
-    reviews = ReviewStore(store, FAST_HASHER)
-    for name, (role, agent_id) in USERS.items():
-        reviews.add_user(name, PASSWORD, role, agent_id)
-    return url
-
-
-@pytest.fixture(scope="session")
-def template(tmp_path_factory) -> Path:
-    """The test store, built once; each test works on a copy (see :func:`fresh_store`)."""
-    root = tmp_path_factory.mktemp("template")
-    build_store(root)
-    dispose_engines()  # checkpoint the WAL into qa.db before it is copied
-    return root
-
-
-def fresh_store(template: Path, dest: Path) -> str:
-    shutil.copytree(template, dest, dirs_exist_ok=True)
-    return f"sqlite:///{dest / 'qa.db'}"
+from tests.builders import (
+    CALLS,
+    OWN,
+    PASSWORD,
+    USERS,
+    csrf_of,
+    fresh_store,
+    item_ids,
+    login,
+    make_result,
+    make_transcript,
+    queue_ids,
+)
 
 
 @pytest.fixture
-def env(template: Path, tmp_path: Path, monkeypatch):
-    monkeypatch.delenv("QA_SECRET_KEY", raising=False)
-    monkeypatch.delenv("QA_WEBHOOK_URL", raising=False)
-    url = fresh_store(template, tmp_path)
-    app = create_app(url, var_dir=tmp_path / "var")
-    yield app, tmp_path
-    dispose_engines()
-
-
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def csrf_of(client: TestClient, path: str = "/login") -> str:
-    return CSRF.search(client.get(path).text).group(1)
-
-
-def login(app, name: str) -> TestClient:
-    client = TestClient(app, follow_redirects=False)
-    token = csrf_of(client)
-    r = client.post("/login", data={"username": name, "password": PASSWORD, "csrf_token": token})
-    assert r.status_code == 303, r.text
-    return client
-
-
-def item_ids(app, call_id: str) -> dict[str, int]:
-    reviews: ReviewStore = app.state.reviews
-    admin = reviews.authenticate("admin", PASSWORD)
-    return {i.id: i.item_result_id for i in reviews.final_score(scope_of(admin), call_id).items}
+def env(app, tmp_path: Path):
+    """The review app (conftest) and its tmp_path."""
+    return app, tmp_path
 
 
 def total_on_page(html: str) -> float:
@@ -298,7 +115,6 @@ def test_deactivated_user_loses_the_session(env) -> None:
 # --------------------------------------------------------------------------- role × route
 
 ROLES = ["admin", "rev", "trainer", "agent1", "agent2"]
-OWN = "c-a1-1"  # agent1's call
 
 
 def _route_status(app, who: str, method: str, path: str, data: dict | None) -> int:
@@ -367,10 +183,6 @@ def test_ruling_is_for_reviewers_only(env) -> None:
 
 
 # --------------------------------------------------------------------------- queue
-
-
-def queue_ids(client: TestClient, query: str = "") -> list[str]:
-    return re.findall(r'data-testid="call-row" data-call-id="([^"]+)"', client.get("/" + query).text)  # fmt: skip
 
 
 def test_agent_sees_exactly_their_calls(env) -> None:

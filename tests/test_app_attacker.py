@@ -5,68 +5,39 @@ headers are sent; absurd integers never give a 5xx."""
 
 from __future__ import annotations
 
-import os
 import re
-import threading
-import time
 
 import httpx
 import pytest
 
-from pipeline.store import dispose_engines
-from tests.test_app import OWN, PASSWORD, build_store
+from tests.builders import OWN, PASSWORD
 
 HUGE = "9" * 30
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    import uvicorn
-
-    from pipeline.app import create_app
-    from tests.test_app_browser import _free_port
-
-    root = tmp_path_factory.mktemp("attacker")
-    os.environ.pop("QA_WEBHOOK_URL", None)
-    app = create_app(build_store(root, alaw_call=None), var_dir=root / "var", secret_key="k")
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the app server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
-    dispose_engines()
 
 
 def csrf(client: httpx.Client, path: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text).group(1)
 
 
-def signed_in(base: str, name: str) -> httpx.Client:
-    client = httpx.Client(base_url=base, follow_redirects=False)
+def signed_in(live_app: str, name: str) -> httpx.Client:
+    client = httpx.Client(base_url=live_app, follow_redirects=False)
     r = client.post("/login", data={"username": name, "password": PASSWORD, "csrf_token": csrf(client, "/login")})  # fmt: skip
     assert r.status_code == 303
     return client
 
 
-def test_copied_cookie_is_dead_after_logout(base: str) -> None:
-    victim = signed_in(base, "rev")
+def test_copied_cookie_is_dead_after_logout(live_app: str) -> None:
+    victim = signed_in(live_app, "rev")
     stolen = dict(victim.cookies)
-    attacker = httpx.Client(base_url=base, cookies=stolen, follow_redirects=False)
+    attacker = httpx.Client(base_url=live_app, cookies=stolen, follow_redirects=False)
     assert attacker.get(f"/calls/{OWN}").status_code == 200
     victim.post("/logout", data={"csrf_token": csrf(victim, "/")})
     assert attacker.get(f"/calls/{OWN}").status_code == 303
     assert attacker.get(f"/calls/{OWN}/audio").status_code == 303
 
 
-def test_headers_and_absurd_integers(base: str) -> None:
-    client = signed_in(base, "admin")
+def test_headers_and_absurd_integers(live_app: str) -> None:
+    client = signed_in(live_app, "admin")
     h = client.get(f"/calls/{OWN}").headers
     assert "frame-ancestors 'none'" in h["content-security-policy"]
     assert "'unsafe-inline'" not in re.search(r"script-src ([^;]+)", h["content-security-policy"]).group(1)  # fmt: skip
@@ -79,9 +50,10 @@ def test_headers_and_absurd_integers(base: str) -> None:
         assert client.post(path, data={"csrf_token": token, "verdict": "fail", "decision": "reject"}).status_code < 500, path  # fmt: skip
 
 
-def test_password_spraying_is_throttled(base: str) -> None:
+@pytest.mark.slow
+def test_password_spraying_is_throttled(live_app: str) -> None:
     """Last in this module: it throttles 127.0.0.1."""
-    client = httpx.Client(base_url=base, follow_redirects=False)
+    client = httpx.Client(base_url=live_app, follow_redirects=False)
     token = csrf(client, "/login")
     codes = [
         client.post(

@@ -6,72 +6,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 from urllib.parse import quote
 
-import pytest
+from tests.builders import OWN, PASSWORD, UTT_STARTS
 
-from pipeline.store import dispose_engines
-from tests.test_app import OWN, PASSWORD, UTT_STARTS, build_store
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"
-)
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-]
 SCREENSHOT_DIR = os.environ.get("CALLQA_SCREENSHOTS")  # set to keep a screenshot of the page
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    import uvicorn
-
-    from pipeline.app import create_app
-
-    root = tmp_path_factory.mktemp("browser")
-    os.environ.pop("QA_WEBHOOK_URL", None)
-    app = create_app(build_store(root), var_dir=root / "var", secret_key="test-only-key")
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the app server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
-    dispose_engines()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def login(browser, base: str, name: str):
@@ -89,8 +29,8 @@ def total(page) -> float:
     return float(page.get_by_test_id("total-score").inner_text())
 
 
-def test_reviewer_works_a_call(server: str, browser) -> None:
-    page = login(browser, server, "rev")
+def test_reviewer_works_a_call(live_app: str, browser) -> None:
+    page = login(browser, live_app, "rev")
     rows = page.get_by_test_id("call-row")
     assert rows.count() == 4
     page.click(f'[data-testid="call-row"][data-call-id="{OWN}"] a')
@@ -109,7 +49,7 @@ def test_reviewer_works_a_call(server: str, browser) -> None:
 
     # the audio URL answers a range request with 206 (same session cookie)
     src = player.get_attribute("src")
-    resp = page.request.get(f"{server}{src}", headers={"Range": "bytes=0-1023"})
+    resp = page.request.get(f"{live_app}{src}", headers={"Range": "bytes=0-1023"})
     assert resp.status == 206
     assert resp.headers["content-range"].startswith("bytes 0-1023/")
     assert len(resp.body()) == 1024
@@ -125,18 +65,18 @@ def test_reviewer_works_a_call(server: str, browser) -> None:
     page.context.close()
 
 
-def test_dispute_and_ruling(server: str, browser) -> None:
+def test_dispute_and_ruling(live_app: str, browser) -> None:
     call = "c-a1-2"
-    agent = login(browser, server, "agent1")
-    agent.goto(f"{server}/calls/{call}")
+    agent = login(browser, live_app, "agent1")
+    agent.goto(f"{live_app}/calls/{call}")
     item = agent.locator('[data-testid="item"][data-item-id="apology"]')
     item.get_by_test_id("dispute-reason").fill("I apologised at 8.5 s")
     item.get_by_test_id("item-dispute").click()
     agent.wait_for_selector('[data-testid="dispute"][data-status="open"]')
     machine_total = total(agent)
 
-    reviewer = login(browser, server, "rev")
-    reviewer.goto(f"{server}/calls/{call}")
+    reviewer = login(browser, live_app, "rev")
+    reviewer.goto(f"{live_app}/calls/{call}")
     assert reviewer.get_by_test_id("review-status").get_attribute("data-status") == "disputed"
     reviewer.get_by_test_id("ruling-comment").fill("heard the apology")
     reviewer.get_by_test_id("dispute-uphold").click()
@@ -151,14 +91,14 @@ def test_dispute_and_ruling(server: str, browser) -> None:
     reviewer.context.close()
 
 
-def test_agent_sees_only_their_calls(server: str, browser) -> None:
-    page = login(browser, server, "agent1")
+def test_agent_sees_only_their_calls(live_app: str, browser) -> None:
+    page = login(browser, live_app, "agent1")
     rows = page.get_by_test_id("call-row")
     assert rows.count() == 2
     assert sorted(rows.nth(i).get_attribute("data-call-id") for i in range(2)) == ["c-a1-1", "c-a1-2"]  # fmt: skip
-    response = page.goto(f"{server}/calls/c-a2-1")
+    response = page.goto(f"{live_app}/calls/c-a2-1")
     assert response.status in (403, 404)
-    audio = page.request.get(f"{server}/calls/c-a2-1/audio", headers={"Range": "bytes=0-99"})
+    audio = page.request.get(f"{live_app}/calls/c-a2-1/audio", headers={"Range": "bytes=0-99"})
     assert audio.status in (403, 404)
     page.context.close()
 
@@ -180,8 +120,8 @@ def login_zh(browser, base: str, name: str):
     return page
 
 
-def test_chinese_interface(server: str, browser) -> None:
-    page = login_zh(browser, server, "rev")
+def test_chinese_interface(live_app: str, browser) -> None:
+    page = login_zh(browser, live_app, "rev")
     assert page.evaluate("document.documentElement.lang").startswith("zh")
     nav = page.get_by_test_id("nav").inner_text()
     assert "质检队列" in nav and "搜索" in nav and "校准" in nav
@@ -193,9 +133,9 @@ def test_chinese_interface(server: str, browser) -> None:
     page.context.close()
 
 
-def test_timeline_markers_seek_and_the_playhead_follows(server: str, browser) -> None:
-    page = login_zh(browser, server, "rev")
-    page.goto(f"{server}/calls/c-a2-1")
+def test_timeline_markers_seek_and_the_playhead_follows(live_app: str, browser) -> None:
+    page = login_zh(browser, live_app, "rev")
+    page.goto(f"{live_app}/calls/c-a2-1")
     markers = page.get_by_test_id("timeline-marker")
     assert markers.count() >= 1
     rule = page.locator('[data-testid="timeline-marker"][data-kind="rule"]').first
@@ -211,8 +151,8 @@ def test_timeline_markers_seek_and_the_playhead_follows(server: str, browser) ->
     page.context.close()
 
 
-def test_keyboard_review(server: str, browser) -> None:
-    page = login_zh(browser, server, "rev")
+def test_keyboard_review(live_app: str, browser) -> None:
+    page = login_zh(browser, live_app, "rev")
     first = page.get_by_test_id("call-row").first.get_attribute("data-call-id")
     page.get_by_test_id("call-row").first.locator("a").click()
     page.wait_for_selector("#player")
@@ -242,9 +182,9 @@ def test_keyboard_review(server: str, browser) -> None:
     page.context.close()
 
 
-def test_search_across_and_within_calls(server: str, browser) -> None:
-    page = login_zh(browser, server, "agent1")
-    page.goto(f"{server}/search?q=" + quote("投诉"))
+def test_search_across_and_within_calls(live_app: str, browser) -> None:
+    page = login_zh(browser, live_app, "agent1")
+    page.goto(f"{live_app}/search?q=" + quote("投诉"))
     rows = page.get_by_test_id("call-row")
     assert sorted(rows.nth(i).get_attribute("data-call-id") for i in range(rows.count())) == ["c-a1-1", "c-a1-2"]  # fmt: skip
     assert "投诉" in rows.first.get_by_test_id("search-hit").inner_text()
@@ -258,28 +198,28 @@ def test_search_across_and_within_calls(server: str, browser) -> None:
     page.context.close()
 
 
-def test_logout_kills_a_copied_cookie(server: str, browser) -> None:
-    page = login_zh(browser, server, "rev")
+def test_logout_kills_a_copied_cookie(live_app: str, browser) -> None:
+    page = login_zh(browser, live_app, "rev")
     saved = page.context.cookies()
     page.get_by_test_id("logout").click()
-    page.wait_for_url(f"{server}/login")
+    page.wait_for_url(f"{live_app}/login")
     thief = browser.new_context()
     thief.add_cookies(saved)
     tp = thief.new_page()
-    tp.goto(f"{server}/")
-    assert tp.url.startswith(f"{server}/login")
+    tp.goto(f"{live_app}/")
+    assert tp.url.startswith(f"{live_app}/login")
     thief.close()
     page.context.close()
 
 
-def test_api_docs_render_offline(server: str, browser) -> None:
+def test_api_docs_render_offline(live_app: str, browser) -> None:
     context = browser.new_context()
     page = context.new_page()
     outside: list[str] = []
     csp: list[str] = []
-    page.on("request", lambda r: r.url.startswith(server) or outside.append(r.url))
+    page.on("request", lambda r: r.url.startswith(live_app) or outside.append(r.url))
     page.on("console", lambda m: "Content Security Policy" in m.text and csp.append(m.text))
-    page.goto(f"{server}/api/docs")
+    page.goto(f"{live_app}/api/docs")
     page.wait_for_selector(".swagger-ui .info .title")
     assert "callqa review API" in page.inner_text(".swagger-ui .info .title")
     page.wait_for_selector(".opblock")  # the operations rendered from /openapi.json
@@ -287,13 +227,13 @@ def test_api_docs_render_offline(server: str, browser) -> None:
     context.close()
 
 
-def test_text_typed_after_the_session_ended_survives_signing_in(server: str, browser) -> None:
-    page = login_zh(browser, server, "rev")
-    page.goto(f"{server}/calls/c-a2-2")
+def test_text_typed_after_the_session_ended_survives_signing_in(live_app: str, browser) -> None:
+    page = login_zh(browser, live_app, "rev")
+    page.goto(f"{live_app}/calls/c-a2-2")
     other = browser.new_context()  # the same session ended elsewhere (logout in another tab)
     other.add_cookies(page.context.cookies())
     tab = other.new_page()
-    tab.goto(f"{server}/")
+    tab.goto(f"{live_app}/")
     tab.get_by_test_id("logout").click()
     other.close()
     typed = "听录音确认有致歉"
@@ -304,7 +244,7 @@ def test_text_typed_after_the_session_ended_survives_signing_in(server: str, bro
     page.fill('input[name="username"]', "rev")
     page.fill('input[name="password"]', PASSWORD)
     page.click('button[type="submit"]')
-    page.wait_for_url(f"{server}/calls/c-a2-2")
+    page.wait_for_url(f"{live_app}/calls/c-a2-2")
     box = page.locator('[data-testid="item"][data-item-id="apology"] input[name="comment"]')
     assert box.input_value() == typed
     assert page.get_by_test_id("audit-row").count() == 0  # nothing applied behind their back

@@ -23,9 +23,19 @@ from pipeline.redact.vault import KEEP_ENV, KEY_ENV, generate_key
 from pipeline.schema import CallJob
 from pipeline.store import dispose_engines, open_store
 from pipeline.store.review import ReviewStore
-from tests.test_app import FAST_HASHER, PASSWORD, USERS, csrf_of, login
-from tests.test_coaching import build_archive
-from tests.test_vault import CALL_ID, CN_ID, PHONE, SPOKEN_PHONE, pii_transcript
+from tests.builders import (
+    CALL_ID,
+    CN_ID,
+    FAST_HASHER,
+    PASSWORD,
+    PHONE,
+    SPOKEN_PHONE,
+    USERS,
+    build_archive,
+    csrf_of,
+    login,
+    pii_transcript,
+)
 
 ROLES = ("admin", "rev", "trainer", "agent1")
 

@@ -17,37 +17,22 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from fastapi.testclient import TestClient
 
-from pipeline.app import create_app, i18n
+from pipeline.app import i18n
 from pipeline.app.permissions import scope_of
 from pipeline.app.timeline import markers
 from pipeline.schema import CallJob, Transcript, Utterance
-from pipeline.store import dispose_engines
 from pipeline.store.search import fts_query, terms
-from tests.test_app import (
+from tests.builders import (
     OWN,
     PASSWORD,
     csrf_of,
-    fresh_store,
     login,
     make_result,
     queue_ids,
-    template,
 )
-from tests.test_store_postgres import admin, store_url  # noqa: E402,F401 - fixtures
 
-__all__ = ["template", "admin", "store_url"]
 LOCALE = Path(i18n.__file__).parent / "locale"
 ZH_SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "zh_transcripts"
-
-
-@pytest.fixture
-def app(template: Path, tmp_path: Path, monkeypatch):
-    monkeypatch.delenv("QA_SECRET_KEY", raising=False)
-    monkeypatch.delenv("QA_WEBHOOK_URL", raising=False)
-    monkeypatch.delenv(i18n.LANGUAGE_ENV, raising=False)
-    app = create_app(fresh_store(template, tmp_path), var_dir=tmp_path / "var")
-    yield app
-    dispose_engines()
 
 
 # --------------------------------------------------------------------------- languages
@@ -359,12 +344,12 @@ def test_api_docs_work_offline(app) -> None:
 
 
 @pytest.mark.postgres
-def test_sessions_throttling_and_search_on_postgresql(store_url: str) -> None:
+def test_sessions_throttling_and_search_on_postgresql(postgres_url: str) -> None:
     """The same store code on PostgreSQL (search through ILIKE over the pg_trgm index)."""
-    url = store_url
+    url = postgres_url
     from pipeline.store import open_store
     from pipeline.store.review import ReviewStore
-    from tests.test_app import FAST_HASHER, make_transcript
+    from tests.builders import FAST_HASHER, make_transcript
 
     store = open_store(url)
     for call_id, agent in (("p-1", "A1"), ("p-2", "A2")):

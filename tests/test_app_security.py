@@ -12,36 +12,22 @@ from urllib.parse import quote
 import pytest
 from fastapi.testclient import TestClient
 
-from pipeline.app import create_app
 from pipeline.app.permissions import scope_of
 from pipeline.app.security import LoginLimiter
 from pipeline.schema import CallJob
-from pipeline.store import dispose_engines
 from pipeline.store.review import MAX_TEXT, ReviewStore
-from tests.test_app import (
+from tests.builders import (
     OWN,
     PASSWORD,
     csrf_of,
-    fresh_store,
     item_ids,
     login,
     make_result,
     make_transcript,
-    template,
     write_wav,
 )
 
-__all__ = ["template"]  # the session-wide store fixture of tests.test_app
 HUGE = "99999999999999999999"
-
-
-@pytest.fixture
-def app(template: Path, tmp_path: Path, monkeypatch):
-    monkeypatch.delenv("QA_SECRET_KEY", raising=False)
-    monkeypatch.delenv("QA_WEBHOOK_URL", raising=False)
-    app = create_app(fresh_store(template, tmp_path), var_dir=tmp_path / "var")
-    yield app
-    dispose_engines()
 
 
 def cookie_of(client: TestClient) -> str:
@@ -99,6 +85,7 @@ def test_the_cookie_holds_no_user_id(app) -> None:
 # --------------------------------------------------------------------------- throttling
 
 
+@pytest.mark.slow
 def test_password_spraying_from_one_address_is_throttled(app) -> None:
     client = TestClient(app, follow_redirects=False)
     token = csrf_of(client)

@@ -138,6 +138,7 @@ def _run(processor: CallProcessor, jobs, run_id=None) -> dict:
     return {job.call_id: processor.process(job, run_id) for job in jobs}
 
 
+@pytest.mark.slow
 def test_hostile_archive_scores_the_good_calls_and_records_the_rest(hostile, tmp_path):
     processor = CallProcessor(_settings(tmp_path))
     jobs = discover(hostile)
@@ -201,6 +202,7 @@ def test_six_channels_need_a_manifest_mapping(tmp_path):
     assert audio.n_channels == 2 and agent == 0
 
 
+@pytest.mark.slow
 def test_a_call_over_its_time_budget_fails_and_the_batch_goes_on(hostile, tmp_path):
     # 0.3 s for any call: the 20,000-utterance transcript cannot make it, small ones can
     processor = CallProcessor(_settings(tmp_path, call_time_floor_s=2.0, call_time_per_audio_s=0))
@@ -214,6 +216,7 @@ def test_a_call_over_its_time_budget_fails_and_the_batch_goes_on(hostile, tmp_pa
     assert outcomes[GOOD[0]].status == "scored"
 
 
+@pytest.mark.slow
 def test_rerun_does_not_redo_or_duplicate_failures(hostile, tmp_path):
     settings = _settings(tmp_path)
     jobs = discover(hostile)

@@ -1,6 +1,6 @@
 """Coaching packs: a small archive of real stereo recordings scored by the real rubric engine.
 
-``build_archive`` (also used by tests/test_reports.py) writes one WAV per call (agent and
+``tests.builders.build_archive`` (also used by tests/test_reports.py) writes one WAV per call (agent and
 customer on their own channel, a tone per party while they speak), scores the transcripts
 with rubrics/en_telecom.yaml and saves everything with ``Store.save_scored``.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import wave
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,211 +19,8 @@ from pipeline.audio import decode_audio
 from pipeline.cli import cli
 from pipeline.reports import CoachFilter, ReportError, export_coaching_pack
 from pipeline.reports.clips import SAMPLE_RATE, mix_down
-from pipeline.schema import CallJob, Risk, Transcript, Utterance
-from pipeline.score.form import score_form
-from pipeline.scripts_check import check_items, load_rubric
-from pipeline.store import Store, open_store
-
-SR = 8000
-TURN_S, GAP_S = 2.0, 0.5
-TONES = {"agent": 300.0, "customer": 450.0}
-
-GREETING = "thank you for calling northwind telecom my name is {name}"
-IDENTITY = "may i have your account number please"
-ELSE = "is there anything else i can help you with"
-BYE = "thank you for calling have a great day"
-
-# call_id: agent, day, risk level, turns (speaker, text); "{acct}" marks a redacted number.
-CALLS: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
-    "c1": ("A1", "2026-11-01", "low", [
-        ("agent", GREETING), ("customer", "hi i have a billing question"),
-        ("agent", IDENTITY), ("customer", "sure it is {acct}"),
-        ("agent", "thanks i fixed the bill"), ("customer", "great"),
-        ("agent", ELSE), ("customer", "no thanks"), ("agent", BYE),
-    ]),
-    "c2": ("A1", "2026-11-02", "low", [
-        ("agent", "yeah what do you want"), ("customer", "my internet is slow"),
-        ("agent", IDENTITY), ("customer", "it is {acct}"),
-        ("agent", "i reset your line"), ("customer", "ok"),
-        ("agent", ELSE), ("customer", "no"), ("agent", BYE),
-    ]),
-    "c3": ("A2", "2026-11-01", "high", [
-        ("agent", GREETING), ("customer", "this is the third time i call"),
-        ("agent", IDENTITY), ("customer", "my account number is {acct}"),
-        ("agent", "calm down sir there is a process"), ("customer", "i want to complain"),
-        ("agent", ELSE), ("customer", "no"), ("agent", BYE),
-    ]),
-    "c4": ("A2", "2026-11-03", "medium", [
-        ("agent", GREETING), ("customer", "i want to change my plan"),
-        ("agent", IDENTITY), ("customer", "it is {acct}"),
-        ("agent", "done you are on the new plan"), ("customer", "thanks"),
-        ("agent", ELSE), ("customer", "no that is all"), ("agent", "ok bye"),
-    ]),
-    "c5": ("A2", "2026-11-02", "low", [
-        ("agent", GREETING), ("customer", "question about roaming"),
-        ("agent", IDENTITY), ("customer", "{acct}"),
-        ("agent", "roaming is on for you"), ("customer", "perfect"),
-        ("agent", ELSE), ("customer", "nope"), ("agent", BYE),
-    ]),
-}  # fmt: skip
-# The scripted items of rubrics/en_telecom.yaml, frozen here so that the shipped rubric can
-# grow (timing checks, new items) without changing what these calls fail.
-RUBRIC_YAML = """
-id: coach_test
-version: 1
-language: en
-title: Coaching test form
-sections:
-  - id: opening
-    title: Opening
-    items:
-      - id: greeting
-        title: Standard greeting with company name
-        points: 20
-        check:
-          required:
-            role: agent
-            phrases: ["thank you for calling northwind telecom", "welcome to northwind telecom"]
-            within: {first_turns: 2}
-            min_similarity: 0.8
-      - id: identity_check
-        title: Verify the caller before discussing the account
-        points: 20
-        check:
-          required:
-            role: agent
-            phrases: ["may i have your account number please"]
-            within: {first_turns: 5}
-  - id: attitude
-    title: Service attitude
-    items:
-      - id: no_forbidden
-        title: No forbidden phrases
-        points: 30
-        critical: true
-        check:
-          forbidden:
-            role: agent
-            phrases: ["that is not my problem", "calm down", "i don't know"]
-  - id: closing
-    title: Closing
-    items:
-      - id: anything_else
-        title: Offer further help
-        points: 15
-        check:
-          required:
-            role: agent
-            phrases: ["is there anything else i can help you with"]
-            within: {last_turns: 3}
-      - id: farewell
-        title: Thank the customer and close politely
-        points: 15
-        check:
-          required:
-            role: agent
-            phrases: ["thank you for calling have a great day", "thanks for calling goodbye"]
-            within: {last_turns: 2}
-"""
-AGENTS = {"A1": ("Ann Lee", "North"), "A2": ("Bob Stone", "South")}
-RISK_SCORES = {"low": 0.1, "medium": 0.5, "high": 0.9}
-
-
-@dataclass
-class Archive:
-    url: str
-    store: Store
-    root: Path
-    transcripts: dict[str, Transcript]
-    rubric: Path
-
-
-def _transcript(call_id: str, turns: list[tuple[str, str]]) -> Transcript:
-    utts, redactions, t = [], [], 0.5
-    for speaker, text in turns:
-        if "{acct}" in text:
-            shown = text.replace("{acct}", "[ACCOUNT]")
-            a = shown.index("[ACCOUNT]")
-            redactions.append(
-                {
-                    "utterance": len(utts),
-                    "start": round(t + TURN_S * a / len(shown), 3),
-                    "end": t + TURN_S,
-                    "type": "ACCOUNT",
-                    "char_start": a,
-                    "char_end": a + len("[ACCOUNT]"),
-                    "mask": "[ACCOUNT]",
-                }
-            )
-            text = shown
-        text = text.format(name="alex")
-        utts.append(
-            Utterance(
-                speaker=speaker,
-                start=t,
-                end=t + TURN_S,
-                text=text,
-                channel=0 if speaker == "agent" else 1,
-            )
-        )
-        t += TURN_S + GAP_S
-    return Transcript(
-        call_id=call_id,
-        language="en",
-        duration=t + 0.5,
-        utterances=utts,
-        redactions=redactions,
-    )
-
-
-def _write_wav(path: Path, transcript: Transcript, seed: int) -> None:
-    """Stereo 16-bit: channel 0 the agent, 1 the customer, a tone (plus a little noise)
-    while each speaks, near-silence between turns."""
-    rng = np.random.default_rng(seed)
-    n = int(round(transcript.duration * SR))
-    audio = rng.normal(0, 0.002, (n, 2))
-    for u in transcript.utterances:
-        i0, i1 = int(u.start * SR), int(u.end * SR)
-        tt = np.arange(i1 - i0) / SR
-        audio[i0:i1, u.channel] += 0.3 * np.sin(2 * np.pi * TONES[u.speaker] * tt)
-    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(2)
-        w.setsampwidth(2)
-        w.setframerate(SR)
-        w.writeframes(pcm.tobytes())
-
-
-def build_archive(root: Path) -> Archive:
-    rubric_path = root / "coach_test.yaml"
-    rubric_path.write_text(RUBRIC_YAML, encoding="utf-8")
-    rubric = load_rubric(rubric_path)
-    url = f"sqlite:///{root / 'qa.db'}"
-    store = open_store(url)
-    transcripts = {}
-    for seed, (call_id, (agent, day, risk, turns)) in enumerate(CALLS.items()):
-        transcript = _transcript(call_id, turns)
-        wav = root / "archive" / f"{call_id}.wav"
-        wav.parent.mkdir(parents=True, exist_ok=True)
-        _write_wav(wav, transcript, seed)
-        result = score_form(
-            transcript,
-            rubric,
-            check_items(transcript, rubric),
-            Risk(score=RISK_SCORES[risk], level=risk),
-        )
-        name, team = AGENTS[agent]
-        job = CallJob(
-            call_id=call_id,
-            source=str(wav),
-            agent_id=agent,
-            agent_name=name,
-            team=team,
-            started_at=f"{day}T10:00:00+08:00",
-        )
-        store.save_scored(job, transcript, result)
-        transcripts[call_id] = transcript
-    return Archive(url=url, store=store, root=root, transcripts=transcripts, rubric=rubric_path)
+from pipeline.scripts_check import load_rubric
+from tests.builders import COACH_CALLS, ELSE, IDENTITY, Archive, build_archive
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +49,7 @@ def test_archive_has_the_intended_failures(archive):
     """The rubric engine failed exactly the items the scripts break (guards the fixture)."""
     failed = {
         (c, i.id)
-        for c in CALLS
+        for c in COACH_CALLS
         for i in archive.store.get_result(c).items
         if i.applicable and i.passed is False
     }

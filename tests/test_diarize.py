@@ -211,6 +211,7 @@ def test_min_duration_smoother(turns, expected):
 # --------------------------------------------------------------------------- embedded backend
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SAMPLE.exists(), reason=f"{SAMPLE} absent (../shared/data not mounted)")
 def test_embedded_on_sample_finds_two_speakers_under_der_threshold():
     from pipeline.audio import decode_audio
@@ -323,6 +324,7 @@ def test_roles_table(texts, expected_agent):
         assert set(a.roles.values()) == {"unknown"} and a.needs_review
 
 
+@pytest.mark.slow
 def test_voiceprint_identifies_agent_without_phrases(espeak_call, tmp_path):
     from pipeline.transcribe.diarize.voiceprints import enroll, load_voiceprints
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,18 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-ARCHIVE = ROOT / "samples" / "archive"
-EXPECTED = ROOT / "samples" / "expected.yaml"
+from tests.builders import SAMPLES_ARCHIVE as ARCHIVE
+from tests.builders import archive_with_broken_files, expected_outcomes
+
 CALLQA = [sys.executable, "-m", "pipeline.cli"]
 
 pytestmark = pytest.mark.slow
-
-
-def _expected() -> dict:
-    return yaml.safe_load(EXPECTED.read_text(encoding="utf-8"))["calls"]
 
 
 def _calls(db_url: str) -> dict[str, dict]:
@@ -56,7 +50,7 @@ def sample_run(tmp_path_factory):
 
 def test_sample_archive_is_scored_as_expected(sample_run):
     db_url, summary = sample_run
-    expected = _expected()
+    expected = expected_outcomes()
     stored = _calls(db_url)
     assert set(stored) == set(expected)
     assert summary.scored == sum(1 for e in expected.values() if e["status"] == "scored")
@@ -83,7 +77,7 @@ def test_item_verdicts_and_evidence(sample_run):
     db_url, _ = sample_run
     store = open_store(db_url)
     mismatches = []
-    for call_id, exp in _expected().items():
+    for call_id, exp in expected_outcomes().items():
         if exp["status"] != "scored":
             continue
         result = store.get_result(call_id)
@@ -103,7 +97,7 @@ def test_roles_from_manifest_and_content(sample_run):
 
     db_url, _ = sample_run
     store = open_store(db_url)
-    for call_id, exp in _expected().items():
+    for call_id, exp in expected_outcomes().items():
         if exp["status"] != "scored" or "agent_channel" not in exp:
             continue
         transcript = store.get_transcript(call_id)
@@ -113,39 +107,10 @@ def test_roles_from_manifest_and_content(sample_run):
         assert agent_channels == {exp["agent_channel"]}, call_id
 
 
-def _archive_with_broken_files(
-    tmp_path: Path, n_good: int = 4
-) -> tuple[Path, list[str], list[str]]:
-    """A few good sample calls plus the kinds of broken file a nightly batch meets."""
-    expected = _expected()
-    good = [c for c, e in expected.items() if e["status"] == "scored"][:n_good]
-    archive = tmp_path / "archive"
-    archive.mkdir()
-    import csv
-
-    with (ARCHIVE / "manifest.csv").open(encoding="utf-8") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["call_id"] in good]
-    for r in rows:
-        shutil.copy(ARCHIVE / r["file"], archive / r["file"])
-    (archive / "empty.wav").write_bytes(b"")
-    (archive / "notaudio.mp3").write_text("<html>404 not found</html>", encoding="utf-8")
-    source = ARCHIVE / rows[0]["file"]
-    data = source.read_bytes()
-    (archive / ("truncated" + source.suffix)).write_bytes(data[: len(data) // 20])
-    fields = list(rows[0].keys())
-    with (archive / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-        for name in ("empty.wav", "notaudio.mp3", "truncated" + source.suffix):
-            writer.writerow({**dict.fromkeys(fields, ""), "file": name, "call_id": Path(name).stem})
-    return archive, good, ["empty", "notaudio", "truncated"]
-
-
 def test_killed_run_resumes_and_scores_each_call_once(tmp_path):
     from pipeline.store import open_store
 
-    archive, good, broken = _archive_with_broken_files(tmp_path)
+    archive, good, broken = archive_with_broken_files(tmp_path)
     db_url = f"sqlite:///{tmp_path / 'callqa.db'}"
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "QA_MAX_CONCURRENCY": "1"}
     cmd = [*CALLQA, "run", str(archive), "--db", db_url]

@@ -115,6 +115,7 @@ def test_changed_rubric_rescores_and_keeps_history(text_archive, tmp_path):
     assert processor.store.get_result("bank_001_compliant").rubric.version == rubric["version"]
 
 
+@pytest.mark.slow
 def test_prefect_flow_wires_the_same_processing(text_archive, tmp_path):
     from prefect.testing.utilities import prefect_test_harness
 

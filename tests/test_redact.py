@@ -549,7 +549,7 @@ def test_served_audio_has_the_tone_where_the_account_number_was_said(tmp_path):
     from pipeline.store import dispose_engines, open_store
     from pipeline.store.review import ReviewStore
     from pipeline.transcribe.call import transcribe_call
-    from tests.test_app import FAST_HASHER, PASSWORD, make_result
+    from tests.builders import FAST_HASHER, PASSWORD, make_result
 
     src = Path(__file__).parents[1] / "samples" / "archive" / "c03-forbidden.wav"
     transcript = transcribe_call(src, call_id="c03-forbidden", agent_channel=0, language="en")

@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 
 from pipeline.cli import cli
 from pipeline.reports import Period, build_report, write_report
-from tests.test_coaching import CALLS, build_archive
+from tests.builders import COACH_CALLS, build_archive
 
 
 def _close(a: float, b: float) -> bool:
@@ -70,7 +70,7 @@ def test_agents_mean_score_is_the_mean_of_stored_scores(archive, report_dir):
 def test_items_pass_rate_is_script_adherence(archive, report_dir):
     items = pd.read_csv(report_dir / "items.csv").set_index("item_id")
     passed, seen = defaultdict(int), defaultdict(int)
-    for call_id in CALLS:
+    for call_id in COACH_CALLS:
         for item in archive.store.get_result(call_id).items:
             if item.applicable and item.passed is not None:
                 seen[item.id] += 1

@@ -8,10 +8,8 @@ made again. Runs on SQLite and on the PostgreSQL server at 127.0.0.1:5432.
 
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
@@ -34,29 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 ZH = ROOT / "samples" / "zh_transcripts"
 BANK = {"bank_001_compliant", "bank_002_missing_greeting", "bank_003_forbidden"}
 ECOM = {"ecom_001_compliant_asr", "ecom_002_missing_closing"}
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
-_numbers = itertools.count()
-RUN_TAG = uuid.uuid4().hex[:8]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'qa.db'}"
-        dispose_engines()
-        return
-    psycopg = pytest.importorskip("psycopg", reason="psycopg (v3) is not installed")
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 cannot be reached: {exc}".strip())
-    name = f"callqa_rescore_{RUN_TAG}_{next(_numbers)}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"{PG_SERVER}/{name}"
-    dispose_engines()
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
 
 
 @pytest.fixture()
@@ -69,8 +44,8 @@ def archive(tmp_path) -> Path:
     return folder
 
 
-def run_archive(db_url: str, archive: Path, **settings) -> CallProcessor:
-    processor = CallProcessor(load_settings(database_url=db_url, **settings))
+def run_archive(store_url: str, archive: Path, **settings) -> CallProcessor:
+    processor = CallProcessor(load_settings(database_url=store_url, **settings))
     for job in discover(archive):
         assert processor.process(job).status == "scored", job.call_id
     return processor
@@ -89,12 +64,12 @@ def scored_sqlite(tmp_path_factory) -> Path:
 
 
 @pytest.fixture()
-def scored(db_url, archive, scored_sqlite, tmp_path):
+def scored(store_url, archive, scored_sqlite, tmp_path):
     """A store holding the sample transcripts as ``callqa run`` scores them."""
-    if db_url.startswith("sqlite"):
+    if store_url.startswith("sqlite"):
         shutil.copy(scored_sqlite, tmp_path / "qa.db")
-        return open_store(db_url)
-    return run_archive(db_url, archive).store
+        return open_store(store_url)
+    return run_archive(store_url, archive).store
 
 
 def new_form(tmp_path: Path, rubric_id: str, *, points: float = 5, phrase: str | None = None):
@@ -111,8 +86,8 @@ def new_form(tmp_path: Path, rubric_id: str, *, points: float = 5, phrase: str |
     return path, data, item["id"]
 
 
-def calls_json(db_url: str) -> dict[str, dict]:
-    out = CliRunner().invoke(cli, ["calls", "--db", db_url, "--json"])
+def calls_json(store_url: str) -> dict[str, dict]:
+    out = CliRunner().invoke(cli, ["calls", "--db", store_url, "--json"])
     assert out.exit_code == 0, out.output
     return {r["call_id"]: r for r in json.loads(out.stdout)}
 
@@ -192,9 +167,9 @@ def test_broken_routing_tables_are_rejected_with_file_and_place(tmp_path, text, 
 # --------------------------------------------------------------------------- re-score
 
 
-def test_rescore_moves_every_call_of_the_form_to_the_new_version(db_url, scored, tmp_path):
+def test_rescore_moves_every_call_of_the_form_to_the_new_version(store_url, scored, tmp_path):
     store = scored
-    before = calls_json(db_url)
+    before = calls_json(store_url)
     assert {c for c, r in before.items() if r["rubric_id"] == "zh_bank_hotline"} == BANK
     assert {c for c, r in before.items() if r["rubric_id"] == "zh_ecommerce"} == ECOM
     assert all(r["result_versions"] == 1 for r in before.values())
@@ -202,11 +177,11 @@ def test_rescore_moves_every_call_of_the_form_to_the_new_version(db_url, scored,
     transcripts = count(store, m.Transcript)
 
     path, data, _ = new_form(tmp_path, "zh_bank_hotline", points=5)
-    out = CliRunner().invoke(cli, ["rescore", "--db", db_url, "--rubric", str(path)])
+    out = CliRunner().invoke(cli, ["rescore", "--db", store_url, "--rubric", str(path)])
     assert out.exit_code == 0, out.output
     assert "3 re-scored" in out.stdout and "rescore: 5/5 calls" in out.stderr  # progress
 
-    after = calls_json(db_url)
+    after = calls_json(store_url)
     for call_id in BANK:
         row, old = after[call_id], before[call_id]
         assert row["rubric_version"] == data["version"] and row["result_versions"] == 2
@@ -230,7 +205,7 @@ def test_rescore_moves_every_call_of_the_form_to_the_new_version(db_url, scored,
     # the same again: nothing changes
     summary = Rescorer(store, rubric=str(path)).rescore()
     assert (summary.rescored, summary.unchanged, summary.other_form) == (0, 3, 2)
-    assert calls_json(db_url) == after
+    assert calls_json(store_url) == after
 
 
 def test_transcript_hash_of_result_and_store_agree(scored) -> None:
@@ -244,7 +219,7 @@ def test_transcript_hash_of_result_and_store_agree(scored) -> None:
         assert result.produced_by.transcript_sha256 in stored.values()
 
 
-def test_overrides_carry_over_or_are_flagged_when_the_check_changed(db_url, scored, tmp_path):
+def test_overrides_carry_over_or_are_flagged_when_the_check_changed(store_url, scored, tmp_path):
     store = scored
     reviews = ReviewStore(store)
     reviews.add_user("rita", "secret-pass-1", role="reviewer")
@@ -282,18 +257,18 @@ def test_overrides_carry_over_or_are_flagged_when_the_check_changed(db_url, scor
     assert store.get_result(call_id).needs_review
 
     # the history lists every version and every human action
-    out = CliRunner().invoke(cli, ["calls", "show", call_id, "--db", db_url, "--json"])
+    out = CliRunner().invoke(cli, ["calls", "show", call_id, "--db", store_url, "--json"])
     assert out.exit_code == 0, out.output
     history = json.loads(out.stdout)
     assert history["result_versions"] == 3 and len(history["results"]) == 3
     assert len(history["actions"]) == 2 + 2 + 1
     changed = {c["path"] for c in history["results"][1]["changes"]}
     assert {"rubric.version", "risk"} <= changed  # risk left out on this re-score
-    text = CliRunner().invoke(cli, ["calls", "show", call_id, "--db", db_url])
+    text = CliRunner().invoke(cli, ["calls", "show", call_id, "--db", store_url])
     assert "changes from v1" in text.stdout and "carried from action" in text.stdout
 
 
-def test_rescore_without_rubric_follows_routing_and_selections(db_url, scored, tmp_path):
+def test_rescore_without_rubric_follows_routing_and_selections(store_url, scored, tmp_path):
     store = scored
     rescorer = Rescorer(store, risk=True)
     # nothing changed in the configuration: every call is left alone
@@ -302,7 +277,7 @@ def test_rescore_without_rubric_follows_routing_and_selections(db_url, scored, t
     # without risk the scoring stage changed: the selected calls get a new version
     summary = Rescorer(store, risk=False).rescore(call_ids=["bank_001_compliant"])
     assert summary.rescored == 1
-    assert calls_json(db_url)["bank_001_compliant"]["risk"] is None
+    assert calls_json(store_url)["bank_001_compliant"]["risk"] is None
     with pytest.raises(RescoreError, match="no scored call 'nope'"):
         Rescorer(store).rescore(call_ids=["nope"])
     with pytest.raises(RescoreError, match="--since"):
@@ -312,7 +287,7 @@ def test_rescore_without_rubric_follows_routing_and_selections(db_url, scored, t
     path, _, _ = new_form(tmp_path, "zh_bank_hotline")
     summary = Rescorer(store, rubric=str(path)).rescore(call_ids=["ecom_001_compliant_asr"])
     assert summary.rescored == 1
-    assert calls_json(db_url)["ecom_001_compliant_asr"]["rubric_id"] == "zh_bank_hotline"
+    assert calls_json(store_url)["ecom_001_compliant_asr"]["rubric_id"] == "zh_bank_hotline"
 
 
 def test_rescore_dates_and_teams(tmp_path) -> None:
@@ -355,14 +330,14 @@ def test_rescore_in_two_processes(tmp_path, monkeypatch) -> None:
     dispose_engines()
 
 
-def test_a_broken_new_form_is_rejected_before_anything_changes(db_url, scored, tmp_path):
+def test_a_broken_new_form_is_rejected_before_anything_changes(store_url, scored, tmp_path):
     store = scored
-    before = calls_json(db_url)
+    before = calls_json(store_url)
     broken = tmp_path / "broken.yaml"
     broken.write_text("id: zh_bank_hotline\nversion: 9\nsections: []\n", encoding="utf-8")
-    out = CliRunner().invoke(cli, ["rescore", "--db", db_url, "--rubric", str(broken)])
+    out = CliRunner().invoke(cli, ["rescore", "--db", store_url, "--rubric", str(broken)])
     assert out.exit_code != 0 and str(broken) in out.stderr
-    assert calls_json(db_url) == before
+    assert calls_json(store_url) == before
     assert store.list_calls() and count(store, m.Result) == 5
 
 
@@ -428,7 +403,7 @@ def test_a_form_change_rescores_audio_from_the_stored_transcript(tmp_path) -> No
     dispose_engines()
 
 
-def test_migration_0004_rekeys_stored_transcripts_by_the_canonical_hash(db_url) -> None:
+def test_migration_0004_rekeys_stored_transcripts_by_the_canonical_hash(store_url) -> None:
     """A store written before 0004 (transcript hashed with nulls): after the upgrade the row
     has the canonical hash, and saving the same transcript again adds no transcript row."""
     import hashlib
@@ -439,7 +414,7 @@ def test_migration_0004_rekeys_stored_transcripts_by_the_canonical_hash(db_url) 
     from pipeline.schema import Result, RubricRef, Transcript, Utterance
     from pipeline.store.db import WRITE_OPTION, alembic_config, get_engine
 
-    engine = get_engine(db_url)
+    engine = get_engine(store_url)
     with engine.execution_options(**{WRITE_OPTION: True}).connect() as conn:
         command.upgrade(alembic_config(conn), "0003")
         conn.commit()
@@ -465,7 +440,7 @@ def test_migration_0004_rekeys_stored_transcripts_by_the_canonical_hash(db_url) 
                 call_pk=call_pk, sha256=old_sha, document=document, created_at=now
             )
         )
-    store = open_store(db_url)  # upgrades to head
+    store = open_store(store_url)  # upgrades to head
     with store.engine.connect() as conn:
         assert conn.scalar(select(m.Transcript.sha256)) == canonical_sha256(transcript)
     result = Result(call_id="old", rubric=RubricRef(id="zh_ecommerce", version=1), total=0, max=0)

@@ -17,16 +17,13 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.test_flow import _archive_with_broken_files
+from tests.builders import PG_ADMIN_DSN, archive_with_broken_files
 
 CALLQA = [sys.executable, "-m", "pipeline.cli"]
-SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
-ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 GOOD = 3
 TIMEOUT = 900
 
@@ -88,30 +85,7 @@ def test_address_and_local_workers_are_exclusive():
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory) -> tuple[Path, list[str], list[str]]:
-    return _archive_with_broken_files(tmp_path_factory.mktemp("scale"), n_good=GOOD)
-
-
-@pytest.fixture(scope="module")
-def admin():
-    psycopg = pytest.importorskip("psycopg", reason="psycopg (v3) is not installed")
-    try:
-        conn = psycopg.connect(ADMIN_DSN, autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 cannot be reached: {exc}".strip())
-    yield conn
-    conn.close()
-
-
-@pytest.fixture
-def pg_url(admin):
-    name = f"callqa_scale_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"{SERVER}/{name}"
-    from pipeline.store import dispose_engines
-
-    dispose_engines()
-    admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return archive_with_broken_files(tmp_path_factory.mktemp("scale"), n_good=GOOD)
 
 
 @pytest.fixture(scope="module")
@@ -184,25 +158,29 @@ def _dask_workers(pid: int) -> list:
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_two_worker_dask_into_postgres_matches_embedded_sqlite(archive, pg_url, env, embedded):
+def test_two_worker_dask_into_postgres_matches_embedded_sqlite(
+    archive, postgres_url, env, embedded
+):
     run = subprocess.run(
-        [*CALLQA, "run", str(archive[0]), "--db", pg_url, "--workers", "2"],
+        [*CALLQA, "run", str(archive[0]), "--db", postgres_url, "--workers", "2"],
         env=env,
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    _check_matches(embedded, pg_url, archive)
+    _check_matches(embedded, postgres_url, archive)
     assert f"{GOOD} scored" in run.stdout
 
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_killed_dask_worker_calls_are_retried_elsewhere(archive, pg_url, env, embedded, tmp_path):
+def test_killed_dask_worker_calls_are_retried_elsewhere(
+    archive, postgres_url, env, embedded, tmp_path
+):
     from pipeline.store import open_store
 
-    cmd = [*CALLQA, "run", str(archive[0]), "--db", pg_url, "--workers", "2"]
+    cmd = [*CALLQA, "run", str(archive[0]), "--db", postgres_url, "--workers", "2"]
     # Output to a file, not a pipe: a helper process that outlives the run (Prefect's
     # temporary server) would hold a pipe open and make reading it block.
     log = tmp_path / "run.log"
@@ -210,7 +188,7 @@ def test_killed_dask_worker_calls_are_retried_elsewhere(archive, pg_url, env, em
         proc = subprocess.Popen(
             cmd, env=env, stdout=out_file, stderr=subprocess.STDOUT, start_new_session=True
         )
-    store = open_store(pg_url)
+    store = open_store(postgres_url)
     killed = None
     deadline = time.monotonic() + TIMEOUT
     try:
@@ -231,14 +209,14 @@ def test_killed_dask_worker_calls_are_retried_elsewhere(archive, pg_url, env, em
     assert killed is not None, "no worker was killed"
     assert len(scored_at_kill) < GOOD, "the kill should land while calls are in flight"
     assert proc.returncode == 0, out.decode(errors="replace")[-3000:]
-    _check_matches(embedded, pg_url, archive)
+    _check_matches(embedded, postgres_url, archive)
 
 
 def _run_started(database: str) -> bool:
     """True once the flow has recorded its run (so the store is migrated and in use)."""
     import psycopg
 
-    dsn = ADMIN_DSN.replace("dbname=postgres", f"dbname={database}")
+    dsn = PG_ADMIN_DSN.replace("dbname=postgres", f"dbname={database}")
     with psycopg.connect(dsn, autocommit=True) as conn:
         try:
             return conn.execute("SELECT count(*) FROM runs").fetchone()[0] > 0
@@ -248,12 +226,12 @@ def _run_started(database: str) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_database_unreachable_mid_run_is_retried_with_backoff(archive, admin, pg_url, env):
+def test_database_unreachable_mid_run_is_retried_with_backoff(archive, pg_admin, postgres_url, env):
     """Connections refused and live ones terminated for a few seconds: retries, no half-call."""
-    database = pg_url.rsplit("/", 1)[1]
+    database = postgres_url.rsplit("/", 1)[1]
     _, good, broken = archive
     proc = subprocess.Popen(
-        [*CALLQA, "run", str(archive[0]), "--db", pg_url],
+        [*CALLQA, "run", str(archive[0]), "--db", postgres_url],
         env={**env, "QA_MAX_CONCURRENCY": "2"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -264,40 +242,40 @@ def test_database_unreachable_mid_run_is_retried_with_backoff(archive, admin, pg
             if _run_started(database):
                 break
             time.sleep(0.2)
-        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        pg_admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
         outage_end = time.monotonic() + 6
         while time.monotonic() < outage_end:
-            admin.execute(
+            pg_admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
                 (database,),
             )
             time.sleep(0.2)
-        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        pg_admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
         out, _ = proc.communicate(timeout=TIMEOUT)
     finally:
-        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        pg_admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
         if proc.poll() is None:
             proc.kill()
     text = out.decode(errors="replace")
     assert proc.returncode == 0, text[-3000:]
     # before a call's analysis the task is retried; after it, only the save (no ASR redone)
     assert "Retry 1/3" in text or "retrying the save" in text, "the outage should cause a retry"
-    rows = _stored(pg_url)  # also: one result per scored call, nothing half-written
+    rows = _stored(postgres_url)  # also: one result per scored call, nothing half-written
     assert {c for c, r in rows.items() if r[0] == "scored"} == set(good)
     assert {c for c, r in rows.items() if r[0] == "failed"} == set(broken)
 
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_whole_dask_run_killed_then_rerun_resumes(archive, pg_url, env, embedded):
+def test_whole_dask_run_killed_then_rerun_resumes(archive, postgres_url, env, embedded):
     """SIGKILL to the flow, its scheduler and its workers at once; the rerun completes."""
     from pipeline.store import open_store
 
-    cmd = [*CALLQA, "run", str(archive[0]), "--db", pg_url, "--workers", "2"]
+    cmd = [*CALLQA, "run", str(archive[0]), "--db", postgres_url, "--workers", "2"]
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    store = open_store(pg_url)
+    store = open_store(postgres_url)
     deadline = time.monotonic() + TIMEOUT
     try:
         while time.monotonic() < deadline and proc.poll() is None:
@@ -313,7 +291,7 @@ def test_whole_dask_run_killed_then_rerun_resumes(archive, pg_url, env, embedded
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "already scored" in rerun.stdout
-    _check_matches(embedded, pg_url, archive)
+    _check_matches(embedded, postgres_url, archive)
 
 
 # --------------------------------------------------------------------------- determinism

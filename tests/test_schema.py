@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import types
-import typing
 from pathlib import Path
 
 import jsonschema
 import pytest
-from pydantic import BaseModel
 
 from pipeline.cli import main as callqa
 from pipeline.schema import (
@@ -24,49 +21,11 @@ from pipeline.schema import (
 )
 from pipeline.schema_cli import contract_models, contract_schema
 from pipeline.store.store import open_store
+from tests.builders import assert_no_extras, contract_classes
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples" / "zh_transcripts"
 ARCHIVE = ROOT / "samples" / "archive"
-
-
-def contract_classes(root: type[BaseModel]) -> set[type[BaseModel]]:
-    """Every model reachable from ``root`` through its field annotations."""
-    seen: set[type[BaseModel]] = set()
-
-    def visit(tp: object) -> None:
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            if tp in seen:
-                return
-            seen.add(tp)
-            for field in tp.model_fields.values():
-                visit(field.annotation)
-            return
-        for arg in typing.get_args(tp):
-            visit(arg)
-        if isinstance(tp, types.UnionType):
-            for arg in tp.__args__:
-                visit(arg)
-
-    visit(root)
-    return seen
-
-
-def assert_no_extras(value: object, where: str = "") -> int:
-    """Walk a validated model tree; fail on any undeclared field. Returns models seen."""
-    if isinstance(value, BaseModel):
-        assert not value.model_extra, (
-            f"{where or type(value).__name__}: {sorted(value.model_extra)}"
-        )
-        return 1 + sum(
-            assert_no_extras(getattr(value, name), f"{where}.{name}".lstrip("."))
-            for name in type(value).model_fields
-        )
-    if isinstance(value, list | tuple):
-        return sum(assert_no_extras(v, f"{where}[{i}]") for i, v in enumerate(value))
-    if isinstance(value, dict):
-        return sum(assert_no_extras(v, f"{where}.{k}") for k, v in value.items())
-    return 0
 
 
 @pytest.mark.parametrize("name", ["transcript", "result", "rubric"])

@@ -14,7 +14,7 @@ from pipeline.schema import Result, Transcript
 from pipeline.schema_cli import contract_models
 from pipeline.scripts_check.operators import OPERATORS
 from pipeline.scripts_check.rubric import Rubric, parse_rubric
-from tests.test_schema import assert_no_extras, contract_classes
+from tests.builders import assert_no_extras, contract_classes
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "contracts.md"
 TEXT = DOC.read_text(encoding="utf-8")

@@ -1,7 +1,9 @@
-"""The inspection store on SQLite: migrations, round trips, versioning, atomicity, CLI.
+"""The inspection store: migrations, round trips, versioning, atomicity, CLI.
 
-The behaviour tests take a ``store_url`` fixture; tests/test_store_postgres.py re-runs them
-against PostgreSQL by overriding it.
+The behaviour tests take the ``store``/``store_url`` fixtures of tests/conftest.py, so each
+runs on SQLite and on a fresh database of the PostgreSQL server at 127.0.0.1:5432 (marked
+``postgres``); the last tests are PostgreSQL's alone: many writer processes, dropped
+connections, a missing database.
 """
 
 from __future__ import annotations
@@ -149,20 +151,6 @@ def count(store: Store, model, *where) -> int:
         return conn.scalar(select(func.count()).select_from(model).where(*where))
 
 
-# --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def store_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'qa.db'}"
-
-
-@pytest.fixture
-def store(store_url: str):
-    yield open_store(store_url)
-    dispose_engines()
-
-
 # --------------------------------------------------------------------------- schema
 
 
@@ -199,6 +187,7 @@ def test_default_url_is_relative_to_cwd(tmp_path: Path, monkeypatch) -> None:
     dispose_engines()
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_sqlite_connections_are_configured(store: Store) -> None:
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -578,3 +567,32 @@ def test_leases_failure_rows_and_abandoned_runs(store: Store) -> None:
     with Session(store.engine) as s:
         closed = s.get(m.Run, run_b)
         assert closed.status == "killed" and closed.failed == 2
+
+
+# --------------------------------------------------------------------------- PostgreSQL only
+
+
+@pytest.mark.postgres
+def test_many_concurrent_writers(postgres_url: str) -> None:
+    check_concurrent_writers(postgres_url, workers=5, calls_each=6)
+    dispose_engines()
+
+
+@pytest.mark.postgres
+def test_dropped_connections_are_replaced(pg_admin, postgres_url: str) -> None:
+    pg_store = open_store(postgres_url)
+    pg_store.save_failed(make_job("c1"), "decode error")
+    database = postgres_url.rsplit("/", 1)[1]
+    killed = pg_admin.execute(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
+        (database,),
+    ).fetchone()[0]
+    assert killed >= 1  # the pooled connection of the store
+    pg_store.save_scored(make_job("c1"), make_transcript("c1"), make_result("c1"), None)
+    assert pg_store.list_calls()[0]["status"] == "scored"
+
+
+@pytest.mark.postgres
+def test_missing_database_is_unavailable(postgres_url: str) -> None:
+    with pytest.raises(StoreUnavailable, match="cannot open the store"):
+        open_store(f"{postgres_url}_missing")

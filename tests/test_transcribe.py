@@ -511,6 +511,7 @@ def test_merged_chunks_match_faster_whisper_collect_chunks():
     assert [c for m in ours for c in m["segments"]] == clips  # every clip in one chunk
 
 
+@pytest.mark.slow
 def test_repeated_transcription_gives_the_same_words(model, settings):
     """c03's customer channel once gave a different text on every run (sampled fallback)."""
     path = SAMPLE_ARCHIVE / "c03-forbidden.wav"
@@ -526,6 +527,7 @@ def test_repeated_transcription_gives_the_same_words(model, settings):
         assert [(u.speaker, u.text) for u in transcript.utterances] == C03_PINNED
 
 
+@pytest.mark.slow
 def test_batched_and_sequential_decoding_agree_on_a_clear_call(model, synthetic_call):
     """Both decoding modes, on the same call: the same turns, words timed within the call."""
     path, turns = synthetic_call

@@ -29,15 +29,17 @@ from pipeline.redact.vault import (
 from pipeline.schema import CallJob, Transcript
 from pipeline.store import dispose_engines, open_store
 from pipeline.store import models as m
+from tests.builders import (
+    CALL_ID,
+    CN_ID,
+    ID_ANSWER,
+    PERSONAL,
+    PHONE,
+    SAMPLE,
+    SPOKEN_PHONE,
+    pii_transcript,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "samples" / "zh_transcripts" / "bank_001_compliant.json"
-CALL_ID = "pii_call"
-PHONE = "13812345678"
-CN_ID = "11010519491231002X"
-SPOKEN_PHONE = "幺三九零零幺幺二二三三"  # 139 0011 2233, as ASR writes it
-ID_ANSWER = "三二幺五"  # last four of the ID, personal because the agent asked for them
-PERSONAL = (PHONE, CN_ID, SPOKEN_PHONE, ID_ANSWER)
 TABLES = ("transcripts", "utterances", "results", "item_results", "calls", "failures")
 
 
@@ -47,27 +49,6 @@ def _clean_env(monkeypatch):
     monkeypatch.delenv(KEY_ENV, raising=False)
     yield
     dispose_engines()
-
-
-def pii_transcript(path: Path) -> Path:
-    """The compliant bank call plus customer turns that carry personal data."""
-    doc = json.loads(SAMPLE.read_text(encoding="utf-8"))
-    doc["call_id"] = CALL_ID
-    end = max(u["end"] for u in doc["utterances"])
-    doc["utterances"] += [
-        {"speaker": "agent", "start": end + 0.5, "end": end + 3.0,
-         "text": "请提供一下您的身份证后四位。"},
-        {"speaker": "customer", "start": end + 3.5, "end": end + 4.5, "text": f"{ID_ANSWER}。"},
-    ]  # fmt: skip
-    end += 5.0
-    doc["utterances"] += [
-        {"speaker": "customer", "start": end + 0.5, "end": end + 6.0,
-         "text": f"我的手机号是{PHONE}，身份证号是{CN_ID}"},
-        {"speaker": "customer", "start": end + 6.5, "end": end + 9.0,
-         "text": f"另一个号码是{SPOKEN_PHONE}"},
-    ]  # fmt: skip
-    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-    return path
 
 
 def db_bytes(db: Path) -> bytes:
