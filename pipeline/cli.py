@@ -72,6 +72,13 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipeline.cpu_isa import CpuIsaError, apply_cpu_isa_from_env
+
+    try:
+        apply_cpu_isa_from_env()  # before any sub-command imports numpy or ctranslate2
+    except CpuIsaError as exc:
+        click.echo(f"callqa: error: {exc}", err=True)
+        return 2
     try:
         cli.main(args=argv, prog_name="callqa", standalone_mode=False)
     except click.exceptions.Exit as exc:
