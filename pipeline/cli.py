@@ -73,8 +73,15 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from pipeline.config import enforce_offline
+    from pipeline.cpu_isa import CpuIsaError, apply_cpu_isa_from_env
 
-    enforce_offline()  # before any sub-command loads a model library
+    # Before any sub-command imports numpy, ctranslate2 or a model library.
+    try:
+        apply_cpu_isa_from_env()
+    except CpuIsaError as exc:
+        click.echo(f"callqa: error: {exc}", err=True)
+        return 2
+    enforce_offline()
     try:
         cli.main(args=argv, prog_name="callqa", standalone_mode=False)
     except click.exceptions.Exit as exc:

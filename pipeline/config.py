@@ -228,8 +228,8 @@ def asr_config(settings: Settings) -> AsrConfig:
     is what ran: ``decode`` holds its decoding fields (mode, batch size, beam, temperature,
     chunk length, deterministic fallback, threads per decode, model sha256, kernel pins).
     """
+    from pipeline.cpu_isa import PINNED_CPU_ENV
     from pipeline.schema import AsrConfig
-    from pipeline.transcribe.asr import PINNED_CPU_ENV
     from pipeline.transcribe.asr import asr_config as decoding_config
 
     decoding = decoding_config(settings).model_dump(mode="json")

@@ -25,15 +25,14 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="callqa-prefect-"))
 
-# Golden tests assert ASR-dependent verdicts: run them with CTranslate2's kernels pinned, so
-# they hold on both CPUs of this kind of machine (AMD AVX-512 VNNI, Intel AMX) alike. Set here,
-# before anything imports ctranslate2; subprocesses (callqa run, Dask workers) inherit it.
+# Golden tests assert ASR-dependent verdicts: run them with the numeric kernels pinned
+# (pipeline.cpu_isa), so they hold on both CPUs of this kind of machine (AMD AVX-512 VNNI,
+# Intel AMX) alike. Set here, before anything imports numpy or ctranslate2 (pipeline.cpu_isa
+# imports neither); subprocesses (callqa run, Dask workers) inherit it.
 os.environ.setdefault("QA_CPU_ISA", "pinned")
-if os.environ["QA_CPU_ISA"] == "pinned":
-    from pipeline.transcribe.asr import PINNED_CPU_ENV
+from pipeline.cpu_isa import apply_cpu_isa_from_env  # noqa: E402
 
-    for _name, _value in PINNED_CPU_ENV.items():
-        os.environ.setdefault(_name, _value)
+apply_cpu_isa_from_env()
 
 # Fixtures import pipeline modules lazily: the settings above come first, and a module that
 # needs no store pays nothing for them.

@@ -66,12 +66,12 @@ def test_local_cluster_shares_the_cores(cores, workers, share):
 
 
 def test_pinned_mode_refuses_a_ctranslate2_loaded_without_pins(monkeypatch):
-    from pipeline.transcribe.asr import PINNED_CPU_ENV, ModelError, apply_cpu_isa
+    from pipeline.cpu_isa import PINNED_CPU_ENV, CpuIsaError, apply_cpu_isa
 
     monkeypatch.setitem(sys.modules, "ctranslate2", object())
     for name in PINNED_CPU_ENV:
         monkeypatch.delenv(name, raising=False)
-    with pytest.raises(ModelError, match="QA_CPU_ISA=pinned"):
+    with pytest.raises(CpuIsaError, match="QA_CPU_ISA=pinned"):
         apply_cpu_isa("pinned")
     apply_cpu_isa("native")  # nothing to pin
 
@@ -339,3 +339,32 @@ def test_sample_archive_transcripts_are_byte_identical_across_layouts(tmp_path, 
         for call_id, (transcript, verdicts) in calls.items():
             assert transcript == reference[call_id][0], f"{call_id}: {name} vs {reference_name}"
             assert verdicts == reference[call_id][1], f"{call_id}: {name} vs {reference_name}"
+
+
+def test_pinned_mode_pins_numpy_in_this_process_and_at_process_start():
+    """The suite runs pinned (conftest): numpy dispatches no AVX-512 kernels here, nor in a
+    process that pins at start (as ``callqa`` does), whatever CPU this is; a numpy loaded
+    before the pins is refused on a CPU where it took AVX-512 kernels."""
+    from pipeline.cpu_isa import PINNED_CPU_ENV, numpy_is_pinned
+
+    assert os.environ.get("QA_CPU_ISA") == "pinned"
+    assert numpy_is_pinned()
+    env = {k: v for k, v in os.environ.items() if k not in PINNED_CPU_ENV}
+    at_start = (
+        "from pipeline.cpu_isa import apply_cpu_isa_from_env, numpy_is_pinned\n"
+        "apply_cpu_isa_from_env()\nimport numpy\nprint(numpy_is_pinned())"
+    )
+    out = subprocess.run([sys.executable, "-c", at_start], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "True", out.stderr
+    late = (
+        "import numpy\nfrom pipeline.cpu_isa import apply_cpu_isa, numpy_is_pinned\n"
+        "wide, err = not numpy_is_pinned(), None\n"
+        "try:\n    apply_cpu_isa('pinned')\nexcept ValueError as exc:\n    err = str(exc)\n"
+        "print(wide, err)"
+    )
+    out = subprocess.run([sys.executable, "-c", late], env=env, capture_output=True, text=True)
+    wide, _, err = out.stdout.strip().partition(" ")
+    if wide == "True":  # an AVX-512 CPU: numpy chose its kernels before the pins
+        assert "numpy" in err and "QA_CPU_ISA=pinned" in err, out.stderr
+    else:
+        assert (wide, err) == ("False", "None"), out.stderr

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import threading
 from dataclasses import dataclass, field
 from functools import cache
@@ -26,6 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.config import EMBEDDED_ASR_MODEL, Settings
+from pipeline.cpu_isa import PINNED_CPU_ENV, CpuIsaError, apply_cpu_isa
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -94,19 +94,6 @@ _LOCK = threading.Lock()
 # Cores this process may use for ASR. A Dask worker sharing a machine with others is given
 # its share in this variable (``flows.nightly`` sets it for local clusters; see docs/deploy.md).
 CORES_ENV = "CALLQA_CORES"
-
-# Reproducibility mode (``QA_CPU_ISA=pinned``): the same CPU kernels on every x86-64 machine
-# of this kind. CTranslate2 would take MKL (AMX, AVX-512 VNNI) on Intel and oneDNN with the
-# widest ISA elsewhere; pinned, both run oneDNN and CTranslate2's own AVX2 kernels. int8
-# products then saturate and sum alike on AMD and Intel. Read once, when the libraries load,
-# so they must be in the environment before ctranslate2 is imported.
-PINNED_CPU_ENV = {
-    "CT2_USE_MKL": "0",
-    "CT2_FORCE_CPU_ISA": "AVX2",
-    "ONEDNN_MAX_CPU_ISA": "AVX2",
-    "DNNL_MAX_CPU_ISA": "AVX2",
-    "ONEDNN_DEFAULT_FPMATH_MODE": "STRICT",
-}
 
 
 # --------------------------------------------------------------------------- configuration
@@ -266,31 +253,13 @@ def asr_parallelism(settings: Settings) -> int:
     return 1 if settings.device != "cpu" else cpu_plan(settings)[1]
 
 
-def apply_cpu_isa(mode: str) -> None:
-    """Put the pinned-kernel variables in the environment before ctranslate2 loads.
-
-    Raises :class:`ModelError` when ctranslate2 is already loaded without them: its kernels
-    are chosen at load time, so the mode must be set when the process starts
-    (``QA_CPU_ISA=pinned``).
-    """
-    if mode != "pinned":
-        return
-    missing = {k: v for k, v in PINNED_CPU_ENV.items() if os.environ.get(k) != v}
-    if not missing:
-        return
-    if "ctranslate2" in sys.modules:
-        raise ModelError(
-            "QA_CPU_ISA=pinned: ctranslate2 was loaded before the kernels could be pinned "
-            f"({', '.join(missing)} unset); set QA_CPU_ISA=pinned in the environment of the "
-            "process (or Dask worker) before it starts"
-        )
-    os.environ.update(missing)
-
-
 def get_model(settings: Settings | None = None) -> WhisperModel:
     """The WhisperModel for these settings, loaded once per process and then reused."""
     settings = settings or Settings()
-    apply_cpu_isa(settings.cpu_isa)
+    try:
+        apply_cpu_isa(settings.cpu_isa)
+    except CpuIsaError as exc:
+        raise ModelError(str(exc)) from None
     from faster_whisper import WhisperModel
 
     resolved = resolve_model(settings.asr_model)
