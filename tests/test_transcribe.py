@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from pipeline.audio import AudioError, decode_audio
 from pipeline.config import Settings
+from pipeline.contracts import ContractError
 from pipeline.schema import Transcript
 from pipeline.text import normalise_for_match, to_simplified
 from pipeline.transcribe import transcribe_call
@@ -417,9 +418,9 @@ def test_agent_phrases_yaml_is_validated(tmp_path):
     assert {"thank you for calling", "为您服务"} <= texts
     bad = tmp_path / "roles.yaml"
     bad.write_text("phrases: {en: []}\n")
-    with pytest.raises(RulesError, match=r"roles\.yaml: phrases: "):
+    with pytest.raises(ContractError, match=r"roles\.yaml: phrases: "):
         load_agent_phrases(bad)
-    with pytest.raises(RulesError, match="default_agent_channel"):
+    with pytest.raises(ContractError, match="default_agent_channel"):
         load_agent_phrases.__wrapped__(
             _write(
                 tmp_path / "r2.yaml",
