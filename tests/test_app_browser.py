@@ -9,9 +9,13 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
+
 from tests.builders import OWN, PASSWORD, UTT_STARTS
 
 SCREENSHOT_DIR = os.environ.get("CALLQA_SCREENSHOTS")  # set to keep a screenshot of the page
+# A real browser: seconds per test, and playback-timing assertions that a loaded machine upsets.
+pytestmark = pytest.mark.slow
 
 
 def login(browser, base: str, name: str):

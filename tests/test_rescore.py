@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from pipeline.schema import CallJob, ScoringConfig, canonical_sha256
 from pipeline.store import dispose_engines, open_store
 from pipeline.store import models as m
 from pipeline.store.review import ReviewStore, Scope
+from tests.builders import PG_SERVER
 
 ROOT = Path(__file__).resolve().parents[1]
 ZH = ROOT / "samples" / "zh_transcripts"
@@ -34,14 +36,19 @@ BANK = {"bank_001_compliant", "bank_002_missing_greeting", "bank_003_forbidden"}
 ECOM = {"ecom_001_compliant_asr", "ecom_002_missing_closing"}
 
 
-@pytest.fixture()
-def archive(tmp_path) -> Path:
-    """The Chinese sample transcripts, no manifest: the routing table picks each form."""
-    folder = tmp_path / "archive"
+def sample_archive(parent: Path) -> Path:
+    """The Chinese sample transcripts in ``parent/archive``, no manifest: the routing table
+    picks each form."""
+    folder = parent / "archive"
     folder.mkdir()
     for path in ZH.glob("*.json"):
         shutil.copy(path, folder / path.name)
     return folder
+
+
+@pytest.fixture()
+def archive(tmp_path) -> Path:
+    return sample_archive(tmp_path)
 
 
 def run_archive(store_url: str, archive: Path, **settings) -> CallProcessor:
@@ -55,21 +62,37 @@ def run_archive(store_url: str, archive: Path, **settings) -> CallProcessor:
 def scored_sqlite(tmp_path_factory) -> Path:
     """The sample transcripts run once into a SQLite file; tests on SQLite start from a copy."""
     folder = tmp_path_factory.mktemp("scored")
-    (folder / "archive").mkdir()
-    for path in ZH.glob("*.json"):
-        shutil.copy(path, folder / "archive" / path.name)
-    run_archive(f"sqlite:///{folder / 'qa.db'}", folder / "archive")
+    run_archive(f"sqlite:///{folder / 'qa.db'}", sample_archive(folder))
     dispose_engines()
     return folder / "qa.db"
 
 
+@pytest.fixture(scope="module")
+def scored_postgres(pg_admin, tmp_path_factory):
+    """The sample transcripts run once into a PostgreSQL database; tests on PostgreSQL start
+    from a copy (``CREATE DATABASE ... TEMPLATE``). Its name; dropped after the module."""
+    name = f"callqa_test_rescore_{uuid.uuid4().hex[:8]}"
+    pg_admin.execute(f'CREATE DATABASE "{name}"')
+    run_archive(f"{PG_SERVER}/{name}", sample_archive(tmp_path_factory.mktemp("scored_pg")))
+    dispose_engines()  # a template database takes no connections while it is copied
+    yield name
+    dispose_engines()
+    pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture()
-def scored(store_url, archive, scored_sqlite, tmp_path):
+def scored(request, store_url, scored_sqlite, tmp_path):
     """A store holding the sample transcripts as ``callqa run`` scores them."""
     if store_url.startswith("sqlite"):
         shutil.copy(scored_sqlite, tmp_path / "qa.db")
         return open_store(store_url)
-    return run_archive(store_url, archive).store
+    template = request.getfixturevalue("scored_postgres")
+    pg_admin = request.getfixturevalue("pg_admin")
+    database = store_url.rsplit("/", 1)[1]
+    dispose_engines()
+    pg_admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+    pg_admin.execute(f'CREATE DATABASE "{database}" TEMPLATE "{template}"')
+    return open_store(store_url)
 
 
 def new_form(tmp_path: Path, rubric_id: str, *, points: float = 5, phrase: str | None = None):
