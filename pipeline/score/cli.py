@@ -133,7 +133,8 @@ def _scored(files: list[Path], scorer: _FileScorer, workers: int, compact: bool,
     import multiprocessing
     from functools import partial
 
-    chunks = [files[i : i + CHUNK] for i in range(0, len(files), CHUNK)]
+    size = max(1, min(CHUNK, -(-len(files) // workers)))  # every worker gets work
+    chunks = [files[i : i + size] for i in range(0, len(files), size)]
     # spawn: a fresh interpreter per worker (no inherited threads or locks); each worker
     # loads the rubrics and models once
     ctx = multiprocessing.get_context("spawn")
