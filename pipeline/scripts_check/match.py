@@ -347,6 +347,24 @@ def phrase_match(
     return m if m is not None and m.similarity >= threshold else None
 
 
+def cue_said(
+    cue: str, text: str, language: str, *, at_end: bool, threshold: float | None = None
+) -> bool:
+    """Whether ``text`` ends (``at_end``) or starts with ``cue``, said at least ``threshold``
+    alike (default: the language's ``required`` threshold) with fillers ignored at that edge:
+    a context rule (not saying…, …if) that survives an ASR slip in one of its words."""
+    if threshold is None:
+        threshold = match_settings(language).required
+    c, t = normalise(cue, language), normalise(text, language)
+    if not c.units or not t.units:
+        return False
+    m = match(c, t, language, threshold)
+    if m is None or m.similarity < threshold:
+        return False
+    soft = t.soft or (False,) * len(t.units)
+    return all(soft[m.end :]) if at_end else all(soft[: m.start])
+
+
 def best_phrase_match(
     phrases: list[str], text: str, language: str, threshold: float | None = None
 ) -> tuple[str, Match] | None:
