@@ -75,8 +75,22 @@ class _Memoised:
     MEMO_LIMIT = 50_000  # texts; the memo starts over when full (bounded memory)
     _memo: dict[str, tuple[float, float, float]]
 
-    def _compute(self, texts: list[str]) -> list[tuple[float, float, float]]:
+    def _pieces(self, text: str) -> list[str]:
+        """``text`` cut into the pieces the model reads (a long turn: several)."""
         raise NotImplementedError
+
+    def _piece_probs(self, pieces: list[str]) -> np.ndarray:
+        """(negative, neutral, positive) rows, one per piece."""
+        raise NotImplementedError
+
+    def _compute(self, texts: list[str]) -> list[tuple[float, float, float]]:
+        pieces, owner = [], []
+        for i, t in enumerate(texts):
+            for piece in self._pieces(t):
+                pieces.append(piece)
+                owner.append(i)
+        probs = self._piece_probs(pieces)
+        return _length_weighted(probs, owner, [len(p) for p in pieces], len(texts))
 
     def sentiment(self, texts: list[str]) -> list[tuple[float, float, float]]:
         if not texts:
@@ -124,7 +138,7 @@ class _HFDirScorer(_Memoised):
                 self.path, f"negative_index {self.negative} outside 0..{n_labels - 1}"
             )
 
-    def _chunks(self, text: str) -> list[str]:
+    def _pieces(self, text: str) -> list[str]:
         size = max(8, self.max_length - 2)
         text = text.strip() or " "
         return [text[i : i + size] for i in range(0, len(text), size)]
@@ -142,15 +156,9 @@ class _HFDirScorer(_Memoised):
             neu = np.clip(1.0 - neg - pos, 0.0, 1.0)
         return np.column_stack([neg, neu, pos])
 
-    def _compute(self, texts: list[str]) -> list[tuple[float, float, float]]:
-        pieces, owner = [], []
-        for i, t in enumerate(texts):
-            for chunk in self._chunks(t):
-                pieces.append(chunk)
-                owner.append(i)
+    def _piece_probs(self, pieces: list[str]) -> np.ndarray:
         with self._lock:
-            trio = self._trio(self._probs(pieces))
-        return _length_weighted(trio, owner, [len(p) for p in pieces], len(texts))
+            return self._trio(self._probs(pieces))
 
 
 class TransformersScorer(_HFDirScorer):
@@ -239,14 +247,8 @@ class EncoderHeadScorer(_Memoised):
         size = self.max_chars
         return [text[i : i + size] for i in range(0, len(text), size)]
 
-    def _compute(self, texts: list[str]) -> list[tuple[float, float, float]]:
-        pieces, owner = [], []
-        for i, t in enumerate(texts):
-            for piece in self._pieces(t):
-                pieces.append(piece)
-                owner.append(i)
-        probs = self.head.probabilities(self.encoder.encode(pieces))
-        return _length_weighted(probs, owner, [len(p) for p in pieces], len(texts))
+    def _piece_probs(self, pieces: list[str]) -> np.ndarray:
+        return self.head.probabilities(self.encoder.encode(pieces))
 
 
 class EnsembleScorer:
