@@ -322,11 +322,13 @@ def test_not_said_cites_a_near_miss_only_above_the_floor() -> None:
         ("i'm not saying that's our policy, let me check.", False),
         ("i'm not sying that's our policy, let me check.", False),  # ASR slip in the cue
         ("i don't know whther you have your order number handy?", False),
+        ("i don't you know have any other information.", False),  # a filler's "know"
+        ("look, that's, you know, our policy.", True),
         ("sorry but that's our policy.", True),
         ("i don't know, you'll have to ask the courier.", True),
     ],
 )
-def test_english_forbidden_context_survives_a_misspelt_cue(text: str, counted: bool) -> None:
+def test_english_forbidden_context_survives_asr_slips_and_fillers(text: str, counted: bool) -> None:
     rubric = parse_rubric(
         {
             "id": "en_ctx",

@@ -213,6 +213,10 @@ def align(phrase: NormText, utt: NormText, language: str) -> Match:
         sub, sub2, merged = _zh_costs(phrase, utt, cfg).tolist(), None, None
     else:
         s, s2, mg = _en_costs(phrase, utt, missing)
+        if any(soft) and not any(phrase.soft or ()):
+            # a filler's words (you *know*, i *mean*) do not stand in for the phrase's own
+            # ("i don't you know have…" is not "i don't know"), unless the phrase has fillers
+            s[:, list(soft)] = np.maximum(s[:, list(soft)], missing)
         sub = s.tolist()
         sub2 = s2.tolist() if s2 is not None else None
         merged = mg.tolist() if mg is not None else None
