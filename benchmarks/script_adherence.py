@@ -684,6 +684,53 @@ def print_figures(rate: float, rows: dict[str, tuple[str, tuple]]) -> None:
                 print(f"{rate:>5.0%}  {kind:<9} {name:<14} {p:6.3f} {r:6.3f} {f:6.3f}")
 
 
+# words whose loss turns a negative into a forbidden phrase (a negation, a polite "if")
+CUE_WORDS = {
+    "zh": ("不", "没", "别", "未", "无"),
+    "en": ("not", "n't", "never", "if", "whether", "saying"),
+}
+
+
+def _cue_count(text: str, language: str) -> int:
+    if language == "en":
+        words = text.lower().replace("n't", " n't").split()
+        return sum(1 for w in words if w.strip(",.?!") in CUE_WORDS["en"])
+    return sum(text.count(c) for c in CUE_WORDS["zh"])
+
+
+def lost_cue(clean: dict, noisy_t: dict, language: str) -> bool:
+    """Noise removed or garbled a negation / context word of an agent turn: what is left
+    may read, word for word, as a forbidden phrase (我不是说不可能 → 我是说不可能)."""
+    return any(
+        _cue_count(n["text"], language) < _cue_count(c["text"], language)
+        for c, n in zip(clean["utterances"], noisy_t["utterances"], strict=True)
+        if c["speaker"] == "agent"
+    )
+
+
+def print_noise_ceiling(rate: float, clean, data, out: Path, language: str) -> None:
+    """Forbidden false alarms on negatives whose negation / context word the noise removed
+    (no text matcher can tell those from the phrase), and precision without them."""
+    verdicts = cli_verdicts(data, out)
+    item, detected_when, _ = ITEMS["forbidden"]
+    fp_lost = fp_other = tp = 0
+    for (c, _), (n, lab), by_id in zip(clean, data, verdicts, strict=True):
+        if by_id[item] is not detected_when:
+            continue
+        if lab["forbidden"]:
+            tp += 1
+        elif lost_cue(c, n, language):
+            fp_lost += 1
+        else:
+            fp_other += 1
+    rest = tp / (tp + fp_other) if tp + fp_other else 1.0
+    print(
+        f"{rate:>5.0%}  forbidden false alarms: {fp_lost + fp_other}, of which {fp_lost} on "
+        f"negatives whose negation/context word noise removed; precision without those "
+        f"{rest:.3f}"
+    )
+
+
 # --------------------------------------------------------------------------- calibration
 
 
@@ -796,6 +843,7 @@ def main() -> None:
             (folder / f"{t['call_id']}.json").write_text(json.dumps(t, ensure_ascii=False), "utf-8")
         wall, cpu = score_folder(folder, rubric, out, risk=False)
         print_figures(rate, figures(pairs_by_item(data, cli_verdicts(data, out))))
+        print_noise_ceiling(rate, clean, data, out, args.language)
         print(
             f"{rate:>5.0%}  scored {len(data)} transcripts in {wall:.1f} s end to end "
             f"({cpu:.1f} CPU s; --no-risk; load average {_load():.1f})"

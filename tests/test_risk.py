@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -646,3 +647,14 @@ def test_broken_head_directory_is_rejected(tmp_path: Path) -> None:
     (broken / "labels.yaml").write_text(yaml.safe_dump(labels), encoding="utf-8")
     with pytest.raises(ContractError, match="labels.yaml"):
         get_scorer(ScorerSpec(backend="encoder_head", path=str(broken)))
+
+
+def test_numpy_bert_logits_do_not_depend_on_batch_mates() -> None:
+    """Scores are the same whatever a text is batched with (worker count, memo order)."""
+    from pipeline.score.risk.scorers import ScorerSpec
+
+    model = get_scorer(ScorerSpec(backend="bert_numpy", path="models/sentiment_zh")).model
+    texts = NEUTRAL_SERVICE_ZH + ANGRY_TURNS_ZH
+    together = model(texts)
+    alone = np.concatenate([model([t]) for t in texts])
+    assert np.abs(together - alone).max() < 1e-9

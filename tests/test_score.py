@@ -122,3 +122,33 @@ def test_cli_bad_rubric_stops(tmp_path: Path) -> None:
         score, [str(SAMPLES / "bank_003_forbidden.json"), "--rubric", "no_such"]
     )
     assert res.exit_code == 1 and "unknown rubric 'no_such'" in res.output
+
+
+def test_default_risk_fn_is_the_in_tree_risk_engine() -> None:
+    from pipeline.score import default_risk_fn
+    from pipeline.score.risk import assess_risk
+
+    assert default_risk_fn() is assess_risk
+
+
+@pytest.mark.slow
+def test_cli_workers_give_the_same_results_as_one_process(tmp_path: Path) -> None:
+    """Worker processes (models loaded in each) write byte-identical Results, risk included,
+    and a broken file is still reported by name while the others are scored."""
+    from pipeline.score.cli import score
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    names = sorted(p.name for p in SAMPLES.glob("*.json"))[:4]
+    for name in names:
+        shutil.copy(SAMPLES / name, inputs / name)
+    (inputs / "broken.json").write_text("{", encoding="utf-8")
+    written = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"out{workers}"
+        args = [str(inputs), "--rubric", "zh_bank_hotline", "--out", str(out)]
+        res = CliRunner().invoke(score, [*args, "--workers", workers])
+        assert res.exit_code == 1 and "broken.json" in res.output
+        written[workers] = {p.name: p.read_bytes() for p in sorted(out.glob("*.json"))}
+    assert sorted(written["1"]) == names and written["1"] == written["2"]
+    assert all(json.loads(v)["risk"]["model"] for v in written["2"].values())

@@ -314,3 +314,55 @@ def test_not_said_cites_a_near_miss_only_above_the_floor() -> None:
     assert item.passed is False
     (ev,) = [e for e in item.evidence if e.utterance is not None]
     assert ev.utterance == 1 and ev.reason.startswith("near miss") and ev.similarity >= 0.5
+
+
+@pytest.mark.parametrize(
+    ("text", "counted"),
+    [
+        ("i'm not saying that's our policy, let me check.", False),
+        ("i'm not sying that's our policy, let me check.", False),  # ASR slip in the cue
+        ("i don't know whther you have your order number handy?", False),
+        ("i don't you know have any other information.", False),  # a filler's "know"
+        ("look, that's, you know, our policy.", True),
+        ("sorry but that's our policy.", True),
+        ("i don't know, you'll have to ask the courier.", True),
+    ],
+)
+def test_english_forbidden_context_survives_asr_slips_and_fillers(text: str, counted: bool) -> None:
+    rubric = parse_rubric(
+        {
+            "id": "en_ctx",
+            "title": "context",
+            "version": 1,
+            "language": "en",
+            "sections": [
+                {
+                    "id": "s",
+                    "title": "s",
+                    "items": [
+                        {
+                            "id": "no_forbidden",
+                            "title": "no forbidden phrase",
+                            "points": 10,
+                            "check": {
+                                "forbidden": {
+                                    "role": "agent",
+                                    "phrases": ["that's our policy", "i don't know"],
+                                }
+                            },
+                        }
+                    ],
+                }
+            ],
+        },
+        path="en_ctx",
+    )
+    call = Transcript.model_validate(
+        {
+            "call_id": "c",
+            "language": "en",
+            "utterances": [{"speaker": "agent", "start": 0, "end": 2, "text": text}],
+        }
+    )
+    (item,) = check_items(call, rubric)
+    assert item.passed is (not counted), item.evidence

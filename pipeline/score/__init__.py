@@ -10,15 +10,11 @@ from pipeline.scripts_check import Rubric, check_items, conversation_metrics
 RiskFn = Callable[[Transcript], Risk]
 
 
-def default_risk_fn() -> RiskFn | None:
-    """``pipeline.score.risk.assess_risk`` when that module is installed, else None."""
-    try:
-        from pipeline.score.risk import assess_risk
-    except ImportError as exc:
-        # Only "not there (yet)" means no risk; a broken risk module must not pass silently.
-        if isinstance(exc, ModuleNotFoundError) and exc.name not in ("pipeline.score.risk",):
-            raise
-        return None
+def default_risk_fn() -> RiskFn:
+    """Complaint risk, :func:`pipeline.score.risk.assess_risk`: part of callqa, never optional
+    (an import error there is a broken install and is raised, not read as "no risk")."""
+    from pipeline.score.risk import assess_risk
+
     return assess_risk
 
 

@@ -212,6 +212,10 @@ def align(phrase: NormText, utt: NormText, language: str) -> Match:
         sub, sub2, merged = _zh_costs(phrase, utt, cfg).tolist(), None, None
     else:
         s, s2, mg = _en_costs(phrase, utt, missing)
+        if any(soft) and not any(phrase.soft or ()):
+            # a filler's words (you *know*, i *mean*) do not stand in for the phrase's own
+            # ("i don't you know have…" is not "i don't know"), unless the phrase has fillers
+            s[:, list(soft)] = np.maximum(s[:, list(soft)], missing)
         sub = s.tolist()
         sub2 = s2.tolist() if s2 is not None else None
         merged = mg.tolist() if mg is not None else None
@@ -344,6 +348,24 @@ def phrase_match(
         threshold = match_settings(language).required
     m = match(normalise(phrase, language), normalise(text, language), language, threshold)
     return m if m is not None and m.similarity >= threshold else None
+
+
+def cue_said(
+    cue: str, text: str, language: str, *, at_end: bool, threshold: float | None = None
+) -> bool:
+    """Whether ``text`` ends (``at_end``) or starts with ``cue``, said at least ``threshold``
+    alike (default: the language's ``required`` threshold) with fillers ignored at that edge:
+    a context rule (not saying…, …if) that survives an ASR slip in one of its words."""
+    if threshold is None:
+        threshold = match_settings(language).required
+    c, t = normalise(cue, language), normalise(text, language)
+    if not c.units or not t.units:
+        return False
+    m = match(c, t, language, threshold)
+    if m is None or m.similarity < threshold:
+        return False
+    soft = t.soft or (False,) * len(t.units)
+    return all(soft[m.end :]) if at_end else all(soft[: m.start])
 
 
 def best_phrase_match(

@@ -35,7 +35,14 @@ from pydantic import (
 )
 
 from pipeline.schema import Evidence, Transcript, Utterance
-from pipeline.scripts_check.match import Match, align, match, match_settings, upper_bound
+from pipeline.scripts_check.match import (
+    Match,
+    align,
+    cue_said,
+    match,
+    match_settings,
+    upper_bound,
+)
 from pipeline.scripts_check.semantic import SemanticHit, SemanticPolicy, best_paraphrase
 from pipeline.text import NormText, normalise
 
@@ -470,15 +477,20 @@ def _polite_context(ctx: Context, utt: Utterance, phrase: str, hit: Match) -> st
     a, b = un.original_span(hit.start, hit.end)
     if ctx.language.startswith("zh") and utt.text[b : b + 1] in "，,。.！!？?；;":
         after = ""  # a polite continuation must follow without a pause
+    words = not ctx.language.startswith("zh")  # word languages: a misspelt cue word too
     for neg in rules.get("negated_before", []):
-        if any(before.endswith(v) for v in _variants(ctx.norm(neg).codes)):
+        if any(before.endswith(v) for v in _variants(ctx.norm(neg).codes)) or (
+            words and cue_said(neg, utt.text[:a], ctx.language, at_end=True)
+        ):
             return f"negated ({neg}…)"
     key = ctx.norm(phrase).codes
     for p, follows in rules.get("polite_after", {}).items():
         if ctx.norm(p).codes != key:
             continue
         for f in follows:
-            if any(after.startswith(v) for v in _variants(ctx.norm(f).codes)):
+            if any(after.startswith(v) for v in _variants(ctx.norm(f).codes)) or (
+                words and after and cue_said(f, utt.text[b:], ctx.language, at_end=False)
+            ):
                 return f"polite form ({phrase}{f}…)"
     return None
 

@@ -89,8 +89,7 @@ class NumpyBert:
         self.max_length = min(max_length, max_pos)
         self.tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tok.enable_truncation(self.max_length)
-        pad_id = self.tok.token_to_id("[PAD]")
-        self.tok.enable_padding(pad_id=0 if pad_id is None else pad_id)
+        self.tok.no_padding()
 
     def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
         return x @ self.w[f"{name}.weight"].T + self.w[f"{name}.bias"]
@@ -98,11 +97,23 @@ class NumpyBert:
     def _ln(self, x: np.ndarray, name: str) -> np.ndarray:
         return _layer_norm(x, self.w[f"{name}.weight"], self.w[f"{name}.bias"], self.eps)
 
-    def __call__(self, texts: list[str]) -> np.ndarray:
+    def __call__(self, texts: list[str], batch: int = 64) -> np.ndarray:
+        """Logits, one row per text. Texts run in groups of equal token length (at most
+        ``batch`` rows): no padding, so a text's logits do not depend on its batch mates."""
         enc = self.tok.encode_batch(texts)
-        ids = np.array([e.ids for e in enc], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in enc], dtype=np.float32)
-        types = np.array([e.type_ids for e in enc], dtype=np.int64)
+        out = np.empty((len(texts), self.num_labels))
+        by_length: dict[int, list[int]] = {}
+        for i, e in enumerate(enc):
+            by_length.setdefault(len(e.ids), []).append(i)
+        for rows in by_length.values():
+            for k in range(0, len(rows), batch):
+                part = rows[k : k + batch]
+                ids = np.array([enc[i].ids for i in part], dtype=np.int64)
+                types = np.array([enc[i].type_ids for i in part], dtype=np.int64)
+                out[part] = self._forward(ids, types)
+        return out
+
+    def _forward(self, ids: np.ndarray, types: np.ndarray) -> np.ndarray:
         n, length = ids.shape
         w = self.w
         x = (
@@ -113,7 +124,6 @@ class NumpyBert:
         x = self._ln(x, "embeddings.LayerNorm")
         hidden = x.shape[-1]
         d = hidden // self.heads
-        bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :]
         for i in range(self.layers):
             p = f"encoder.layer.{i}"
 
@@ -123,7 +133,7 @@ class NumpyBert:
             q = split(self._linear(x, f"{p}.attention.self.query"))
             k = split(self._linear(x, f"{p}.attention.self.key"))
             v = split(self._linear(x, f"{p}.attention.self.value"))
-            scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(d) + bias
+            scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(d)
             scores -= scores.max(-1, keepdims=True)
             att = np.exp(scores)
             att /= att.sum(-1, keepdims=True)

@@ -63,7 +63,52 @@ class ScorerSpec(BaseModel):
     members: list[ScorerSpec] | None = None  # ensemble: the scorers whose sentiment is averaged
 
 
-class _HFDirScorer:
+class _Memoised:
+    """``sentiment`` through a per-process text -> (neg, neu, pos) memo.
+
+    Real calls repeat short turns (好的, 嗯, 没了) and template sentences, and a text's
+    probabilities do not depend on what it is batched with, so each distinct text is run once
+    per process. Subclasses compute the texts not seen yet, all in one batch.
+    """
+
+    MEMO_LIMIT = 50_000  # texts; the memo starts over when full (bounded memory)
+    _memo: dict[str, tuple[float, float, float]]
+
+    def _pieces(self, text: str) -> list[str]:
+        """``text`` cut into the pieces the model reads (a long turn: several)."""
+        raise NotImplementedError
+
+    def _piece_probs(self, pieces: list[str]) -> np.ndarray:
+        """(negative, neutral, positive) rows, one per piece."""
+        raise NotImplementedError
+
+    def _compute(self, texts: list[str]) -> list[tuple[float, float, float]]:
+        pieces, owner = [], []
+        for i, t in enumerate(texts):
+            for piece in self._pieces(t):
+                pieces.append(piece)
+                owner.append(i)
+        probs = self._piece_probs(pieces)
+        return _length_weighted(probs, owner, [len(p) for p in pieces], len(texts))
+
+    def sentiment(self, texts: list[str]) -> list[tuple[float, float, float]]:
+        if not texts:
+            return []
+        known = {t: self._memo.get(t) for t in texts}
+        todo = [t for t, row in known.items() if row is None]
+        if todo:
+            rows = self._compute(todo)
+            known.update(zip(todo, rows, strict=True))
+            if len(self._memo) + len(todo) > self.MEMO_LIMIT:
+                self._memo.clear()
+            self._memo.update(zip(todo, rows, strict=True))
+        return [known[t] for t in texts]
+
+    def negativity(self, texts: list[str]) -> list[float]:
+        return [t[0] for t in self.sentiment(texts)]
+
+
+class _HFDirScorer(_Memoised):
     """Shared by the backends that read a Hugging Face sequence-classification directory."""
 
     def __init__(self, spec: ScorerSpec):
@@ -84,6 +129,7 @@ class _HFDirScorer:
         self.max_length = labels.max_length
         self.id = f"{labels.id or self.path.name}-v{labels.version or 0}"
         self._lock = threading.Lock()
+        self._memo = {}
 
     def _check_labels(self, n_labels: int) -> None:
         if any(i >= n_labels or i < 0 for i in self.negative):
@@ -91,7 +137,7 @@ class _HFDirScorer:
                 self.path, f"negative_index {self.negative} outside 0..{n_labels - 1}"
             )
 
-    def _chunks(self, text: str) -> list[str]:
+    def _pieces(self, text: str) -> list[str]:
         size = max(8, self.max_length - 2)
         text = text.strip() or " "
         return [text[i : i + size] for i in range(0, len(text), size)]
@@ -109,24 +155,9 @@ class _HFDirScorer:
             neu = np.clip(1.0 - neg - pos, 0.0, 1.0)
         return np.column_stack([neg, neu, pos])
 
-    def sentiment(self, texts: list[str]) -> list[tuple[float, float, float]]:
-        if not texts:
-            return []
-        unique = list(dict.fromkeys(texts))  # a repeated turn (好的, 嗯) is scored once
-        if len(unique) < len(texts):
-            by_text = dict(zip(unique, self.sentiment(unique), strict=True))
-            return [by_text[t] for t in texts]
-        pieces, owner = [], []
-        for i, t in enumerate(texts):
-            for chunk in self._chunks(t):
-                pieces.append(chunk)
-                owner.append(i)
+    def _piece_probs(self, pieces: list[str]) -> np.ndarray:
         with self._lock:
-            trio = self._trio(self._probs(pieces))
-        return _length_weighted(trio, owner, [len(p) for p in pieces], len(texts))
-
-    def negativity(self, texts: list[str]) -> list[float]:
-        return [t[0] for t in self.sentiment(texts)]
+            return self._trio(self._probs(pieces))
 
 
 class TransformersScorer(_HFDirScorer):
@@ -159,6 +190,11 @@ class NumpyBertScorer(_HFDirScorer):
     def __init__(self, spec: ScorerSpec):
         super().__init__(spec)
         from pipeline.score.risk.bert_numpy import NumpyBert
+        from pipeline.transcribe.asr import pin_blas_threads
+
+        # one BLAS thread: the matrices are small (a few dozen tokens x hidden 128), so extra
+        # threads only spin, ~2x the CPU on a loaded machine; and the sums keep one order
+        pin_blas_threads()
 
         self.model = NumpyBert(self.path, self.max_length)
         self._check_labels(self.model.num_labels)
@@ -166,14 +202,10 @@ class NumpyBertScorer(_HFDirScorer):
     def _probs(self, pieces: list[str]) -> np.ndarray:
         from pipeline.score.risk.bert_numpy import softmax
 
-        out = [
-            softmax(self.model(pieces[i : i + 64]))  # bounded memory on long calls
-            for i in range(0, len(pieces), 64)
-        ]
-        return np.concatenate(out)
+        return softmax(self.model(pieces))
 
 
-class EncoderHeadScorer:
+class EncoderHeadScorer(_Memoised):
     """Shared sentence encoder + numpy head (``head.npz``, ``labels.yaml`` in ``path``).
 
     A turn longer than ``max_chars`` is cut into pieces of that size whose probabilities are
@@ -207,32 +239,15 @@ class EncoderHeadScorer:
             )
         self.max_chars = int(extra.get("max_chars", 64))
         self.id = f"{labels.id or self.path.name}-v{labels.version or 0}+{self.encoder.name}"
-        self._memo: dict[str, tuple[float, float, float]] = {}  # repeated template turns
+        self._memo = {}
 
     def _pieces(self, text: str) -> list[str]:
         text = " ".join(text.split()) or " "
         size = self.max_chars
         return [text[i : i + size] for i in range(0, len(text), size)]
 
-    def sentiment(self, texts: list[str]) -> list[tuple[float, float, float]]:
-        if not texts:
-            return []
-        todo = list(dict.fromkeys(t for t in texts if t not in self._memo))
-        if todo:
-            pieces, owner = [], []
-            for i, t in enumerate(todo):
-                for piece in self._pieces(t):
-                    pieces.append(piece)
-                    owner.append(i)
-            probs = self.head.probabilities(self.encoder.encode(pieces))
-            rows = _length_weighted(probs, owner, [len(p) for p in pieces], len(todo))
-            if len(self._memo) > 50_000:
-                self._memo.clear()
-            self._memo.update(zip(todo, rows, strict=True))
-        return [self._memo[t] for t in texts]
-
-    def negativity(self, texts: list[str]) -> list[float]:
-        return [t[0] for t in self.sentiment(texts)]
+    def _piece_probs(self, pieces: list[str]) -> np.ndarray:
+        return self.head.probabilities(self.encoder.encode(pieces))
 
 
 class EnsembleScorer:
