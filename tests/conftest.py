@@ -173,7 +173,7 @@ def live_app(tmp_path_factory) -> Iterator[str]:
     dispose_engines()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     """Debian's headless Chromium driven by Playwright, or a skip saying what is missing."""
     if CHROMIUM is None:

@@ -470,7 +470,7 @@ def _writer(url: str, worker: int, calls_each: int, barrier) -> None:
 
 def check_concurrent_writers(url: str, workers: int = 3, calls_each: int = 4) -> None:
     ctx = multiprocessing.get_context("fork")
-    barrier = ctx.Barrier(workers)
+    barrier = ctx.Barrier(workers, timeout=120)  # a worker that dies must not hang the rest
     procs = [
         ctx.Process(target=_writer, args=(url, w, calls_each, barrier)) for w in range(workers)
     ]

@@ -7,6 +7,7 @@ PostgreSQL: pre-pinged pooled connections; migrations run under an advisory lock
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -144,8 +145,29 @@ def upgrade(engine: Engine) -> None:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PG_MIGRATION_LOCK})
                 conn.commit()
     else:
-        # BEGIN IMMEDIATE holds SQLite's write lock from the version check to the commit.
-        with engine.execution_options(**{WRITE_OPTION: True}).connect() as conn:
+        # BEGIN IMMEDIATE holds SQLite's write lock from the version check to the commit;
+        # a lock file beside the database also serialises processes that open a fresh file
+        # at the same moment (seen once under load: two migrated it together).
+        writer = engine.execution_options(**{WRITE_OPTION: True})
+        with _sqlite_migration_lock(engine.url.database), writer.connect() as conn:
             command.upgrade(alembic_config(conn), "head")
             conn.commit()
     _migrated.add(key)
+
+
+@contextlib.contextmanager
+def _sqlite_migration_lock(database: str | None):
+    """An exclusive ``flock`` on ``<database>.migrate-lock`` (file databases, POSIX)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: SQLite's own lock only
+        fcntl = None
+    if fcntl is None or not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
