@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from contextlib import AbstractContextManager, nullcontext
-from functools import cache
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
@@ -28,6 +27,7 @@ from pipeline.process import (  # noqa: E402
     StoreDown,
     allow_new_calls,
     is_transient,
+    processor_for,
     stop_new_calls,
 )
 from pipeline.schema import CallJob  # noqa: E402
@@ -41,10 +41,9 @@ ASR_RESOURCE = "asr"
 _NUMERIC_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-@cache
 def _processor(settings_json: str) -> CallProcessor:
     """One processor (ASR model, rubrics, store engine) per worker process and settings."""
-    return CallProcessor(Settings.model_validate_json(settings_json))
+    return processor_for(settings_json)
 
 
 def _retry_if_transient(task, task_run, state) -> bool:
