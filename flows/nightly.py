@@ -27,6 +27,7 @@ from pipeline.process import (  # noqa: E402
     StoreDown,
     allow_new_calls,
     is_transient,
+    longest_first,
     processor_for,
     stop_new_calls,
 )
@@ -97,10 +98,14 @@ def nightly(
 
     jobs = discover_calls(str(archive), settings.rubric_roots)
     logger.info("archive %s: %d calls", archive, len(jobs))
+    order = longest_first(jobs)  # started longest first; reported in discovery order
     with _call_limit():
-        futures = process_call.map(
-            jobs, settings_json=unmapped(settings.model_dump_json()), run_id=unmapped(run_id)
+        started = process_call.map(
+            [jobs[i] for i in order],
+            settings_json=unmapped(settings.model_dump_json()),
+            run_id=unmapped(run_id),
         )
+    futures = [future for _, future in sorted(zip(order, started, strict=True))]
 
     outcomes: list[CallOutcome] = []
     stopped: str | None = None

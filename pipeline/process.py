@@ -106,6 +106,22 @@ def warm_up(settings: Settings) -> threading.Thread | None:
     return thread
 
 
+def longest_first(jobs: list[CallJob]) -> list[int]:
+    """Indices of ``jobs`` in the order to start them: longest audio first (header
+    durations; a text transcript or unreadable header by file size), so the run does not end
+    on one long call while the other cores idle. Ties keep discovery order."""
+
+    def weight(job: CallJob) -> float:
+        path = Path(job.source)
+        if job.manifest_error or is_transcript(job) or not path.is_file():
+            return 0.0
+        seconds = _probe(path)[1]
+        return seconds if seconds is not None else path.stat().st_size / 16000
+
+    weights = [weight(job) for job in jobs]
+    return sorted(range(len(jobs)), key=lambda i: -weights[i])
+
+
 @cache
 def processor_for(settings_json: str) -> CallProcessor:
     """One processor (ASR model, rubrics, store engine) per process and settings."""
@@ -187,16 +203,17 @@ class CallProcessor:
     # -- prefetch: transcripts made while the orchestrator starts ------------------------
 
     def prefetch(self, archive: str) -> None:
-        """Transcribe calls of ``archive`` in discovery order until a run's call starts
-        here; only calls the run will transcribe (not scored, no stored transcript, within
-        budget). Never raises: a call that fails here is analysed again by the run."""
+        """Transcribe calls of ``archive`` in the run's order (:func:`longest_first`) until
+        a run's call starts here; only calls the run will transcribe (not scored, no stored
+        transcript, within budget). Never raises: a call that fails here is analysed again by the run."""
         from pipeline.archive import archive_for_day, discover
 
         try:
             jobs = discover(str(archive_for_day(archive, None)), self.settings.rubric_roots)
+            order = longest_first(jobs)
         except Exception:  # noqa: BLE001 - the run discovers and reports it
             return
-        for job in jobs:
+        for job in (jobs[i] for i in order):
             if self._prefetch_stop.is_set() or STOP.is_set():
                 return
             try:
