@@ -546,7 +546,7 @@ def _transcribe_batched(model, parties, config: AsrConfig, language, timer) -> l
         # Every chunk of the call, in a fixed order: (party index, chunk index).
         order = [(p, k) for p, feats in enumerate(features_by_party) for k in range(len(feats))]
         outputs: dict[tuple[int, int], list[dict]] = {}
-        pipeline = BatchedInferencePipeline(_chunkwise_encoder(model))
+        pipeline = BatchedInferencePipeline(model)
         fb = config.fallback
         for lang in dict.fromkeys(lang for lang, _ in languages):
             tokenizer = Tokenizer(
@@ -715,32 +715,6 @@ def _decode_batches(
         )
         out.update(zip(batch, segmented, strict=True))
     return out
-
-
-def _chunkwise_encoder(model: WhisperModel) -> WhisperModel:
-    """A shallow copy of ``model`` whose encoder takes a batch one chunk at a time on CPU.
-
-    CTranslate2's encoder gives the same bits for a chunk alone as inside a batch (pinned and
-    native kernels alike; tests/test_transcribe.py checks it), and alone it costs less per
-    chunk on CPU (tiny.en int8, one thread: 0.22 s alone, 0.28 s in a batch of 8). The
-    decoder, which gains from batching, still takes the whole batch at once."""
-    import copy
-
-    import ctranslate2
-
-    if model.model.device != "cpu":
-        return model
-    encode = type(model).encode
-
-    def chunkwise(features: np.ndarray):
-        if features.ndim == 2 or features.shape[0] == 1:
-            return encode(model, features)
-        outputs = [np.asarray(encode(model, features[i : i + 1])) for i in range(len(features))]
-        return ctranslate2.StorageView.from_array(np.concatenate(outputs))
-
-    clone = copy.copy(model)
-    clone.encode = chunkwise
-    return clone
 
 
 def _asr_segment(s, channel: int | None) -> AsrSegment:
