@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.config import load_settings  # noqa: E402
 from pipeline.transcribe import transcribe_call  # noqa: E402
-from pipeline.transcribe.asr import get_model, resolve_model  # noqa: E402
+from pipeline.transcribe.asr import BASELINE_BEAM_SIZE, get_model, resolve_model  # noqa: E402
 
 # References from ../shared/data/README.md: file -> one text per channel (one: mono).
 REFERENCES: dict[str, list[str]] = {
@@ -78,7 +78,7 @@ def bare_loop(model, path: Path, n_channels: int, settings, language: str) -> li
     texts = []
     for samples in channels:
         segments, _ = model.transcribe(
-            samples, language=language, beam_size=settings.beam_size, vad_filter=settings.vad
+            samples, language=language, beam_size=BASELINE_BEAM_SIZE, vad_filter=settings.vad
         )
         texts.append(" ".join(s.text.strip() for s in segments))
     return texts
@@ -125,7 +125,8 @@ def main() -> int:
     language = "en"  # every reference here is English
     print(
         f"model {settings.asr_model} ({settings.compute_type}, {settings.device}), "
-        f"beam {settings.beam_size}, vad {settings.vad}; callqa decoding "
+        f"beam callqa {settings.beam_size}, bare {BASELINE_BEAM_SIZE}, vad {settings.vad}; "
+        f"callqa decoding "
         f"{settings.asr_decoding} (batch {settings.asr_batch_size}, cpu_isa {settings.cpu_isa}); "
         f"bare: WhisperModel.transcribe, sampled temperature fallback"
     )

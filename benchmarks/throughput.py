@@ -177,12 +177,22 @@ def _label(cmdline: list[str]) -> str:
     return "other"
 
 
+CPU_SECONDS: list[float] = []  # CPU seconds (user + system) of each timed run, in order
+
+
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, dict[str, float], str]:
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     rss = PeakRss(proc.pid)
     out, err = proc.communicate()
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU_SECONDS.append(
+        after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    )  # the process and every child it waited for (Prefect's server, Dask workers)
     peaks = rss.stop()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
@@ -318,7 +328,11 @@ def main() -> None:
         for role, mib in p.items():
             key = f"{which}/{role}"
             peaks[key] = max(peaks.get(key, 0.0), mib)
-        print(f"  {which:8s} {wall:7.1f} s  {seconds / wall:6.1f} audio-s/s", flush=True)
+        print(
+            f"  {which:8s} {wall:7.1f} s  {seconds / wall:6.1f} audio-s/s  "
+            f"CPU {CPU_SECONDS[-1]:6.1f} s ({CPU_SECONDS[-1] / wall:.2f} cores)",
+            flush=True,
+        )
     load_after = os.getloadavg()
 
     # Best of the repeats: the machine is shared, and noise only ever adds time.

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from contextlib import AbstractContextManager, nullcontext
-from functools import cache
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
@@ -32,6 +31,8 @@ from pipeline.process import (  # noqa: E402
     StoreDown,
     allow_new_calls,
     is_transient,
+    longest_first,
+    processor_for,
     stop_new_calls,
 )
 from pipeline.schema import CallJob  # noqa: E402
@@ -45,10 +46,9 @@ ASR_RESOURCE = "asr"
 _NUMERIC_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-@cache
 def _processor(settings_json: str) -> CallProcessor:
     """One processor (ASR model, rubrics, store engine) per worker process and settings."""
-    return CallProcessor(Settings.model_validate_json(settings_json))
+    return processor_for(settings_json)
 
 
 def _retry_if_transient(task, task_run, state) -> bool:
@@ -102,10 +102,14 @@ def nightly(
 
     jobs = discover_calls(str(archive), settings.rubric_roots)
     logger.info("archive %s: %d calls", archive, len(jobs))
+    order = longest_first(jobs)  # started longest first; reported in discovery order
     with _call_limit():
-        futures = process_call.map(
-            jobs, settings_json=unmapped(settings.model_dump_json()), run_id=unmapped(run_id)
+        started = process_call.map(
+            [jobs[i] for i in order],
+            settings_json=unmapped(settings.model_dump_json()),
+            run_id=unmapped(run_id),
         )
+    futures = [future for _, future in sorted(zip(order, started, strict=True))]
 
     outcomes: list[CallOutcome] = []
     stopped: str | None = None

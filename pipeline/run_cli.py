@@ -71,10 +71,18 @@ def run(
             max_concurrency=concurrency,
             retry_failed=retry_failed,
         )
+        if not (dask_address or workers):  # models load while the checks and Prefect start
+            from pipeline.process import warm_up
+
+            warm_up(settings)
         # fail fast, before Prefect starts and before any audio is decoded
         preflight(archive, settings)
     except (PreflightFailed, ValueError) as exc:
         raise PreflightError(" ".join(str(exc).split())) from None
+    if not (dask_address or workers):  # the first calls transcribe while Prefect starts
+        from pipeline.process import start_prefetch
+
+        start_prefetch(archive, settings)
 
     from flows.nightly import build_flow
 
