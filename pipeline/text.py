@@ -397,8 +397,6 @@ def normalise(text: str, language: Language) -> NormText:
 
 # --------------------------------------------------------------------------- segmentation
 
-_ADDED: set[str] = set()
-
 
 @lru_cache(maxsize=1)
 def _jieba():
@@ -412,15 +410,21 @@ def _jieba():
     return tok
 
 
+@lru_cache(maxsize=32)
 def _tokenizer(user_words: tuple[str, ...]):
-    """The process's jieba tokenizer (loaded once) with the rubric's phrases and keywords
-    (their punctuation-free pieces) added as user words, so a scripted phrase segments as
-    one unit."""
-    tok = _jieba()
+    """A jieba tokenizer with these user words (a rubric's phrases and keywords, their
+    punctuation-free pieces) added, so a scripted phrase segments as one unit.
+
+    One tokenizer per set of user words, each a copy of the dictionary loaded once: adding a
+    rubric's words to one shared tokenizer would make a call's segmentation depend on which
+    rubrics the process had loaded before (found: "祝您购物愉快" segmented differently in a
+    worker and in a process that had scored zh_ecommerce first)."""
+    import jieba
+
+    base = _jieba()
+    tok = jieba.Tokenizer()
+    tok.FREQ, tok.total, tok.initialized = dict(base.FREQ), base.total, True
     for phrase in user_words:
-        if phrase in _ADDED:
-            continue
-        _ADDED.add(phrase)
         for piece in re.split(r"[\s，,。.、！!？?；;：:]+", phrase):
             if len(piece) >= 2 and all(is_cjk(c) for c in piece):
                 tok.add_word(piece, freq=2000)
@@ -429,5 +433,5 @@ def _tokenizer(user_words: tuple[str, ...]):
 
 def segment_words(text: str, user_words: list[str] | tuple[str, ...] = ()) -> list[str]:
     """Chinese word segmentation (jieba) of ``text``, punctuation and spaces dropped."""
-    tok = _tokenizer(tuple(user_words))
+    tok = _tokenizer(tuple(sorted(set(user_words))))
     return [w for w in tok.lcut(text) if w.strip() and any(c.isalnum() for c in w)]

@@ -70,3 +70,15 @@ def test_units_keep_original_spans_and_sound_codes():
     assert norm.units == ("您", "好", "工", "号", "一", "二")
     assert norm.original_span(2, 4) == (3, 5)  # 工號 in the original text
     assert normalise("工号", "zh").codes == normalise("公好", "zh").codes  # homophones
+
+
+def test_segmentation_does_not_depend_on_the_rubrics_loaded_before() -> None:
+    """A rubric's phrases segment as one word for that rubric only: another rubric scored
+    earlier in the same process (or not) never changes a call's words."""
+    from pipeline.text import segment_words
+
+    text = "祝您购物愉快，再见"
+    plain = segment_words(text)
+    assert "祝您购物愉快" in segment_words(text, ["祝您购物愉快"])
+    assert segment_words(text) == plain
+    assert "祝您购物愉快" not in plain
