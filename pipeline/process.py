@@ -268,9 +268,8 @@ class CallProcessor:
     @cached_property
     def _risk_section(self):
         from pipeline.config import risk_config_ref
-        from pipeline.score import default_risk_fn
 
-        return risk_config_ref() if default_risk_fn() is not None else None
+        return risk_config_ref()
 
     def scoring_config(
         self, job: CallJob, rubric, transcript: Transcript | None = None
@@ -601,18 +600,10 @@ def timed_score(transcript: Transcript, rubric, timer: StageTimer, **kwargs: Any
     from pipeline.score import default_risk_fn
 
     risk_fn = default_risk_fn()
-    timed_risk = None
-    if risk_fn is not None:
-        import inspect
 
-        try:
-            takes_metrics = "metrics" in inspect.signature(risk_fn).parameters
-        except (TypeError, ValueError):
-            takes_metrics = False
-
-        def timed_risk(transcript, metrics=None):
-            with timer.stage("risk"):
-                return risk_fn(transcript, metrics) if takes_metrics else risk_fn(transcript)
+    def timed_risk(transcript, metrics=None):
+        with timer.stage("risk"):
+            return risk_fn(transcript, metrics)
 
     before = timer.seconds.get("risk", 0.0)
     started = time.perf_counter()

@@ -87,7 +87,7 @@ class Rescorer:
         self.rubric_name = rubric
         self.forced = self.load_rubric(rubric) if rubric else None
         self.risk_fn = default_risk_fn() if risk else (lambda transcript: None)
-        self.risk = risk_config_ref() if risk and self.risk_fn is not None else None
+        self.risk = risk_config_ref() if risk else None
 
     def load_rubric(self, name: str):
         from pipeline.scripts_check import load_rubric
