@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -128,21 +127,6 @@ def processor_for(settings_json: str) -> CallProcessor:
     return CallProcessor(Settings.model_validate_json(settings_json))
 
 
-def start_prefetch(archive: str, settings: Settings) -> threading.Thread:
-    """Transcribe the archive's first calls in a thread while the orchestrator starts.
-
-    Prefect's API server and the flow's imports take seconds before the first call starts;
-    this thread uses them. It stops starting calls as soon as the run starts its first
-    call (:meth:`CallProcessor.process`), which then takes the transcripts made here: the
-    same function, settings and models, so the same words."""
-    processor = processor_for(settings.model_dump_json())
-    thread = threading.Thread(
-        target=processor.prefetch, args=(archive,), name="callqa-prefetch", daemon=True
-    )
-    thread.start()
-    return thread
-
-
 class CallProcessor:
     """Processes calls of an archive into the store; build one per worker process."""
 
@@ -156,9 +140,6 @@ class CallProcessor:
         # QA_KEEP_UNREDACTED=1 + QA_PII_KEY: keep the unredacted transcript, encrypted; without
         # a key this refuses (VaultError) before any call is processed.
         self._vault = vault_from_env()
-        # Transcripts made before the run's first call started (prefetch), by call.
-        self._prefetched: dict[tuple[str, str], Future] = {}
-        self._prefetch_stop = threading.Event()
 
     # -- shared, expensive things, loaded on first use ------------------------------------
 
@@ -199,52 +180,6 @@ class CallProcessor:
         if path not in self._rubrics:
             self._rubrics[path] = load_rubric(path)
         return self._rubrics[path]
-
-    # -- prefetch: transcripts made while the orchestrator starts ------------------------
-
-    def prefetch(self, archive: str) -> None:
-        """Transcribe calls of ``archive`` in the run's order (:func:`longest_first`) until
-        a run's call starts here; only calls the run will transcribe (not scored, no stored
-        transcript, within budget). Never raises: a call that fails here is analysed again by the run."""
-        from pipeline.archive import archive_for_day, discover
-
-        try:
-            jobs = discover(str(archive_for_day(archive, None)), self.settings.rubric_roots)
-            order = longest_first(jobs)
-        except Exception:  # noqa: BLE001 - the run discovers and reports it
-            return
-        for job in (jobs[i] for i in order):
-            if self._prefetch_stop.is_set() or STOP.is_set():
-                return
-            try:
-                if job.manifest_error or is_transcript(job) or self.already_scored(job):
-                    continue
-                if self._stored_transcript(job) is not None:
-                    continue
-                budget = self.admit(job)
-            except Exception:  # noqa: BLE001 - the run meets the same error and records it
-                continue
-            pending: Future = Future()
-            self._prefetched[(job.call_id, job.source)] = pending
-            timer = StageTimer()
-            try:
-                with call_budget(budget):
-                    pending.set_result((self._transcript(job, timer), timer))
-            except BaseException as exc:  # noqa: BLE001 - handed to the run's call
-                pending.set_exception(exc)
-
-    def _take_prefetched(self, job: CallJob, timer: StageTimer) -> Transcript | None:
-        """The prefetched transcript of ``job`` (waiting for it if in progress), or None."""
-        pending = self._prefetched.pop((job.call_id, job.source), None)
-        if pending is None:
-            return None
-        try:
-            transcript, seconds = pending.result()
-        except Exception:  # noqa: BLE001 - analysed again here, under the run's own budget
-            return None
-        for stage, value in seconds.seconds.items():
-            timer.add(stage, value)
-        return transcript
 
     # -- the scoring configuration (pipeline.config.build_scoring_config) -----------------
 
@@ -337,7 +272,7 @@ class CallProcessor:
         sealed: dict[str, Any] = {}
         transcript = self._stored_transcript(job)
         if transcript is None:  # transcribe (or read the text transcript), then redact
-            transcript = self._take_prefetched(job, timer) or self._transcript(job, timer)
+            transcript = self._transcript(job, timer)
             self.hook("transcript", transcript)
             if self._vault is not None:
                 sealed = {"unredacted": self._vault.seal(transcript), "key_id": self._vault.key_id}
@@ -376,7 +311,6 @@ class CallProcessor:
         refuses the commit afterwards raises :class:`StoreDown` (stop the run).
         """
         started = time.perf_counter()
-        self._prefetch_stop.set()  # the run has started: no new prefetched call
         if job.manifest_error:  # refused at discovery: recorded, never opened
             return self._failed(job, job.manifest_error, run_id, started, None, None)
         if STOP.is_set():

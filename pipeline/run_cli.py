@@ -79,10 +79,6 @@ def run(
         preflight(archive, settings)
     except (PreflightFailed, ValueError) as exc:
         raise PreflightError(" ".join(str(exc).split())) from None
-    if not (dask_address or workers):  # the first calls transcribe while Prefect starts
-        from pipeline.process import start_prefetch
-
-        start_prefetch(archive, settings)
 
     from flows.nightly import build_flow
 

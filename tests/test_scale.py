@@ -370,7 +370,7 @@ def test_pinned_mode_pins_numpy_in_this_process_and_at_process_start():
         assert (wide, err) == ("False", "None"), out.stderr
 
 
-# --------------------------------------------------------------------------- embedded run: order, prefetch
+# --------------------------------------------------------------------------- embedded run: call order
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "archive"
 
@@ -385,32 +385,3 @@ def test_calls_start_longest_first_and_broken_ones_last():
     seconds = [_probe(Path(jobs[i].source))[1] or 0.0 for i in order]
     assert seconds == sorted(seconds, reverse=True)
     assert jobs[order[-1]].call_id == "c11-corrupt-upload"  # no readable header: weight 0
-
-
-@pytest.mark.slow
-def test_prefetched_transcript_is_the_one_the_run_would_make(tmp_path):
-    """What ``callqa run`` transcribes while Prefect starts is what the call would get."""
-    import shutil
-
-    from pipeline.archive import discover
-    from pipeline.config import load_settings
-    from pipeline.process import CallProcessor
-
-    archive = tmp_path / "archive"
-    archive.mkdir()
-    shutil.copy(SAMPLES / "c03-forbidden.wav", archive)
-    (job,) = discover(archive)
-    transcripts = {}
-    for name in ("prefetched", "plain"):
-        processor = CallProcessor(load_settings(database_url=f"sqlite:///{tmp_path / name}.db"))
-        if name == "prefetched":
-            processor.prefetch(str(archive))
-            assert list(processor._prefetched) == [(job.call_id, job.source)]
-        outcome = processor.process(job)
-        assert outcome.status == "scored" and not processor._prefetched
-        assert {"decode", "vad", "asr"} <= set(outcome.stage_seconds)
-        transcripts[name] = processor.store.get_transcript(job.call_id).to_json()
-    assert transcripts["prefetched"] == transcripts["plain"]
-    # a prefetch after the run's first call started does nothing
-    processor.prefetch(str(archive))
-    assert not processor._prefetched

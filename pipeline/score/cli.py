@@ -12,7 +12,6 @@ model's output for a text does not depend on what it is batched with).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -120,8 +119,9 @@ def _worker_chunk(paths: list[Path], compact: bool) -> list[tuple[str | None, st
 
 
 def _auto_workers(n_files: int) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(cores or 1, MAX_AUTO_WORKERS, n_files // FILES_PER_WORKER))
+    from pipeline.transcribe.asr import available_cores
+
+    return max(1, min(available_cores(), MAX_AUTO_WORKERS, n_files // FILES_PER_WORKER))
 
 
 def _scored(files: list[Path], scorer: _FileScorer, workers: int, compact: bool, args):

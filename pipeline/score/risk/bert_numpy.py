@@ -97,24 +97,16 @@ class NumpyBert:
     def _ln(self, x: np.ndarray, name: str) -> np.ndarray:
         return _layer_norm(x, self.w[f"{name}.weight"], self.w[f"{name}.bias"], self.eps)
 
-    def __call__(self, texts: list[str], batch: int = 1) -> np.ndarray:
-        """Logits, one row per text. Texts run in groups of equal token length (at most
-        ``batch`` rows), without padding. One text per forward by default: batch mates of
-        equal length still move the logits in the last bits (2.7e-15 measured), and the
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        """Logits, one row per text, one text per forward (no padding). Batched, even texts of
+        equal length move each other's logits in the last bits (2.7e-15 measured), and the
         scorer's process-wide memo would carry that into later results, so a score would
-        depend on what the process scored before. Alone, a text always gives the same bits
-        (and costs ~0.2 ms more)."""
-        enc = self.tok.encode_batch(texts)
+        depend on what the process scored before; alone, a text always gives the same bits."""
         out = np.empty((len(texts), self.num_labels))
-        by_length: dict[int, list[int]] = {}
-        for i, e in enumerate(enc):
-            by_length.setdefault(len(e.ids), []).append(i)
-        for rows in by_length.values():
-            for k in range(0, len(rows), batch):
-                part = rows[k : k + batch]
-                ids = np.array([enc[i].ids for i in part], dtype=np.int64)
-                types = np.array([enc[i].type_ids for i in part], dtype=np.int64)
-                out[part] = self._forward(ids, types)
+        for i, e in enumerate(self.tok.encode_batch(texts)):
+            out[i] = self._forward(
+                np.array([e.ids], dtype=np.int64), np.array([e.type_ids], dtype=np.int64)
+            )[0]
         return out
 
     def _forward(self, ids: np.ndarray, types: np.ndarray) -> np.ndarray:
