@@ -9,6 +9,8 @@ channel is one party. Bad input raises :class:`AudioError` naming the file and t
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,25 +34,94 @@ class AudioError(ValueError):
         super().__init__(f"{self.path}: {reason}")
 
 
+class SpooledChannel:
+    """One channel's float32 samples in a temporary file, read a range at a time.
+
+    What a long recording is decoded into (``decode_audio(spool_above_s=...)``): slicing
+    ``channel[a:b]`` reads those samples (a new array); ``len`` is the sample count. Nothing
+    holds the whole channel in memory unless ``np.asarray`` asks for it.
+    """
+
+    def __init__(self, fh, n_samples: int):
+        self._fh, self._n = fh, n_samples
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self._n,)
+
+    dtype = np.dtype(np.float32)
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("a spooled channel is read by contiguous slices only")
+        start, stop, _ = key.indices(self._n)
+        if stop <= start:
+            return np.zeros(0, np.float32)
+        size = np.dtype(np.float32).itemsize
+        raw = os.pread(self._fh.fileno(), (stop - start) * size, start * size)
+        return np.frombuffer(raw, dtype=np.float32).copy()
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        whole = self[0 : self._n]
+        return whole if dtype is None else whole.astype(dtype)
+
+
+class SpooledChannels:
+    """The channels of a spooled recording: ``[i]`` is a :class:`SpooledChannel`."""
+
+    def __init__(self, channels: list[SpooledChannel]):
+        self._channels = channels
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self._channels), len(self._channels[0]))
+
+    def __len__(self) -> int:
+        return len(self._channels)
+
+    def __getitem__(self, index: int) -> SpooledChannel:
+        return self._channels[index]
+
+    def __iter__(self):
+        return iter(self._channels)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.stack([np.asarray(c, dtype=dtype) for c in self._channels])
+
+
 @dataclass(frozen=True)
 class DecodedAudio:
-    """A decoded recording: float32 samples in [-1, 1], shape (n_channels, n_samples)."""
+    """A decoded recording: float32 samples in [-1, 1], shape (n_channels, n_samples).
 
-    channels: np.ndarray = field(repr=False)
+    ``channels`` is an array, or :class:`SpooledChannels` (read by slices from temporary
+    files) for a recording longer than ``decode_audio``'s ``spool_above_s``.
+    ``channel_correlation``: of the two channels of a stereo file (1.0: one signal twice).
+    """
+
+    channels: np.ndarray | SpooledChannels = field(repr=False)
     sample_rate: int
     source_sample_rate: int
     codec: str
     duration: float
     path: str
     sha256: str
+    channel_correlation: float | None = None
 
     @property
     def n_channels(self) -> int:
         return int(self.channels.shape[0])
 
+    @property
+    def spooled(self) -> bool:
+        return isinstance(self.channels, SpooledChannels)
+
     def mono(self) -> np.ndarray:
         """The channels averaged (for a mono model input); the stored channels stay apart."""
-        return self.channels[0] if self.n_channels == 1 else self.channels.mean(axis=0)
+        channels = np.asarray(self.channels)
+        return channels[0] if self.n_channels == 1 else channels.mean(axis=0)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -69,10 +140,13 @@ def decode_audio(
     silence_peak: float = SILENCE_PEAK,
     silence_rms: float = SILENCE_RMS,
     max_seconds: float | None = None,
+    spool_above_s: float | None = None,
 ) -> DecodedAudio:
     """Decode ``path`` to float32 at ``sample_rate``, one row per channel, and validate it.
 
-    Raises :class:`AudioError` for a missing, empty, non-audio, corrupt, truncated, too short
+    A recording longer than ``spool_above_s`` seconds is written to temporary files as it
+    decodes (:class:`SpooledChannels`) instead of being held in memory: a long call's memory
+    stays that of a short one. Raises :class:`AudioError` for a missing, empty, non-audio, corrupt, truncated, too short
     or silent file, and for one longer than ``max_seconds`` (refused from its header before
     decoding, or as soon as the decoded audio passes the limit when the header says less).
     """
@@ -107,17 +181,18 @@ def decode_audio(
         declared = _declared_duration(container, stream)
         if max_seconds is not None and declared and declared > max_seconds:
             raise AudioError(path, _too_long(declared, max_seconds))
-        samples, bad, total = _decode_stream(
-            container, stream, n_channels, sample_rate, max_seconds, path, declared
+        store, bad, total = _decode_stream(
+            container, stream, n_channels, sample_rate, max_seconds, path, declared, spool_above_s
         )
 
-    decoded = samples.shape[1] / sample_rate
+    samples = store.array()
+    decoded = store.size / sample_rate
     if wav_declared := _wav_declared_duration(path, source_rate, n_channels, codec):
         declared = max(declared or 0.0, wav_declared)
     if declared and decoded < TRUNCATED_RATIO * declared:
         # A cut file loses its tail: at most the last, partial packet fails. More failures,
         # or nothing decodable at all, mean damaged data.
-        if samples.shape[1] == 0:
+        if store.size == 0:
             raise AudioError(
                 path, f"corrupt: no decodable {codec} audio of the {declared:.2f} s declared"
             )
@@ -132,11 +207,11 @@ def decode_audio(
         )
     if bad > MAX_BAD_PACKETS * max(total, 1):
         raise AudioError(path, f"corrupt: the {codec} decoder rejected {bad} of {total} packets")
-    if samples.shape[1] == 0:
+    if store.size == 0:
         raise AudioError(path, f"no audio decoded from the {codec} stream")
     if decoded < min_duration:
         raise AudioError(path, f"too short: {decoded:.2f} s of audio (minimum {min_duration} s)")
-    peak, rms = _levels(samples)
+    peak, rms = store.levels()
     if np.all((peak < silence_peak) | (rms < silence_rms)):
         loudest = 20 * np.log10(max(float(peak.max()), 1e-10))
         raise AudioError(path, f"silent: peak level {loudest:.0f} dBFS on every channel")
@@ -149,18 +224,8 @@ def decode_audio(
         duration=round(decoded, 3),
         path=str(path),
         sha256=file_sha256(path),
+        channel_correlation=store.correlation(),
     )
-
-
-def _levels(samples: np.ndarray, block: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
-    """Peak and RMS per channel, a block at a time (no whole-file temporary copies)."""
-    peak = np.zeros(samples.shape[0])
-    power = np.zeros(samples.shape[0])
-    for start in range(0, samples.shape[1], block):
-        part = samples[:, start : start + block].astype(np.float64)
-        peak = np.maximum(peak, np.abs(part).max(axis=1))
-        power += np.square(part).sum(axis=1)
-    return peak, np.sqrt(power / max(samples.shape[1], 1))
 
 
 def _why(exc: Exception) -> str:
@@ -220,31 +285,111 @@ def _too_long(seconds: float, limit: float) -> str:
     )
 
 
-class _Samples:
-    """Decoded frames written into one preallocated (channels, samples) float32 array.
+# Samples per block of the level and correlation sums (the same blocks in memory and spooled,
+# so a recording's figures do not depend on where it was held).
+STATS_BLOCK = 1 << 20
 
-    Sized from the header's duration, so a long call is held once, not as a list of frames
-    plus their concatenation (twice the memory at the peak). Grows when the header says less.
+
+class _Samples:
+    """Decoded frames written into one preallocated (channels, samples) float32 array, or,
+    past ``spool_above`` samples, into one temporary file per channel.
+
+    Sized from the header's duration, so a call is held once, not as a list of frames plus
+    their concatenation (twice the memory at the peak); grows when the header says less.
+    Levels (peak, power) and the channels' products are summed a block of
+    :data:`STATS_BLOCK` samples at a time as the samples arrive.
     """
 
-    def __init__(self, n_channels: int, capacity: int):
+    def __init__(self, n_channels: int, capacity: int, spool_above: int | None = None):
+        self._spool_above = spool_above
+        self._files: list | None = None
+        self.data = np.zeros((n_channels, 0), dtype=np.float32)
+        if spool_above is not None and capacity > spool_above:
+            capacity = 2 * STATS_BLOCK  # spooled from the start: a buffer of blocks only
+            self._start_spooling()
         self.data = np.zeros((n_channels, max(capacity, 1)), dtype=np.float32)
-        self.size = 0
+        self.size = 0  # samples decoded
+        self._held = 0  # samples in self.data (all of them unless spooled)
+        self._summed = 0  # samples already in the sums
+        self._peak = np.zeros(n_channels)
+        self._power = np.zeros(n_channels)
+        self._products = np.zeros(3)  # left·left, right·right, left·right (stereo)
 
     def append(self, block: np.ndarray) -> None:
         n = block.shape[1]
-        if self.size + n > self.data.shape[1]:
-            grown = np.zeros(
-                (self.data.shape[0], max(2 * self.data.shape[1], self.size + n)), np.float32
-            )
-            grown[:, : self.size] = self.data[:, : self.size]
-            self.data = grown
-        self.data[:, self.size : self.size + n] = block
+        if self._held + n > self.data.shape[1]:
+            if (
+                self._files is None
+                and self._spool_above is not None
+                and (self.size + n > self._spool_above)
+            ):
+                self._start_spooling()
+            if self._files is not None:
+                self._flush(final=False)
+            if self._held + n > self.data.shape[1]:
+                grown = np.zeros(
+                    (self.data.shape[0], max(2 * self.data.shape[1], self._held + n)), np.float32
+                )
+                grown[:, : self._held] = self.data[:, : self._held]
+                self.data = grown
+        self.data[:, self._held : self._held + n] = block
+        self._held += n
         self.size += n
+        self._sum(final=False)
 
-    def array(self) -> np.ndarray:
-        """The samples (each channel row contiguous; no copy of the whole)."""
-        return self.data[:, : self.size]
+    def _sum(self, final: bool) -> None:
+        """Add every complete block not summed yet (and, at the end, the last partial one)."""
+        base = self.size - self._held  # stream position of self.data[:, 0]
+        while self.size - self._summed >= STATS_BLOCK or (final and self.size > self._summed):
+            start = self._summed - base
+            size = min(STATS_BLOCK, self.size - self._summed)
+            part = self.data[:, start : start + size].astype(np.float64)
+            self._peak = np.maximum(self._peak, np.abs(part).max(axis=1))
+            self._power += np.square(part).sum(axis=1)
+            if part.shape[0] == 2:
+                left, right = part
+                self._products += (left @ left, right @ right, left @ right)
+            self._summed += part.shape[1]
+
+    def _start_spooling(self) -> None:
+        # Unnamed files, gone when the DecodedAudio holding them is (or the process ends).
+        self._files = [
+            tempfile.TemporaryFile(prefix="callqa-audio-")  # noqa: SIM115
+            for _ in range(self.data.shape[0])
+        ]
+
+    def _flush(self, final: bool) -> None:
+        """Write the summed samples to the spool files; keep the rest (a partial block)."""
+        base = self.size - self._held
+        upto = (self.size if final else self._summed) - base
+        for fh, row in zip(self._files, self.data, strict=True):
+            fh.write(row[:upto].tobytes())
+        self.data[:, : self._held - upto] = self.data[:, upto : self._held]
+        self._held -= upto
+
+    def array(self) -> np.ndarray | SpooledChannels:
+        """The samples: an array (each channel row contiguous; no copy of the whole), or
+        the spool files."""
+        self._sum(final=True)
+        if self._files is None:
+            return self.data[:, : self.size]
+        self._flush(final=True)
+        for fh in self._files:
+            fh.flush()
+        self.data = np.zeros((self.data.shape[0], 0), np.float32)
+        return SpooledChannels([SpooledChannel(fh, self.size) for fh in self._files])
+
+    def levels(self) -> tuple[np.ndarray, np.ndarray]:
+        """Peak and RMS per channel."""
+        return self._peak, np.sqrt(self._power / max(self.size, 1))
+
+    def correlation(self) -> float | None:
+        """Normalised correlation of the two channels of a stereo recording."""
+        if self.data.shape[0] != 2:
+            return None
+        left, right, cross = self._products
+        denom = float(np.sqrt(left * right))
+        return float(cross / denom) if denom > 0 else 0.0
 
 
 def _decode_stream(
@@ -255,12 +400,14 @@ def _decode_stream(
     max_seconds: float | None = None,
     path: Path | None = None,
     declared: float | None = None,
-) -> tuple[np.ndarray, int, int]:
+    spool_above_s: float | None = None,
+) -> tuple[_Samples, int, int]:
     """All frames resampled to planar float32 at ``rate``; (samples, bad packets, packets)."""
     # Unknown layouts ("1 channels") are common in G.711 WAV: name them by channel count.
     layout = {1: "mono", 2: "stereo"}.get(n_channels, stream.layout.name)
     resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
-    samples = _Samples(n_channels, int((declared or 0) * rate) + rate)
+    spool_above = None if spool_above_s is None else int(spool_above_s * rate)
+    samples = _Samples(n_channels, int((declared or 0) * rate) + rate, spool_above)
     bad = total = 0
     for packet in container.demux(stream):
         total += packet.size > 0
@@ -277,4 +424,4 @@ def _decode_stream(
             raise AudioError(path, _too_long(samples.size / rate, max_seconds))
     for out in resampler.resample(None):
         samples.append(out.to_ndarray())
-    return samples.array(), bad, total
+    return samples, bad, total

@@ -58,8 +58,17 @@ class Budget:
         return " and ".join(parts)
 
 
-def estimated_audio_bytes(seconds: float, channels: int, sample_rate: int = 16_000) -> int:
-    """Memory that decoding ``seconds`` of ``channels``-channel audio takes, roughly."""
+def estimated_audio_bytes(
+    seconds: float,
+    channels: int,
+    sample_rate: int = 16_000,
+    spool_above_s: float | None = None,
+) -> int:
+    """Memory that decoding ``seconds`` of ``channels``-channel audio takes, roughly; a
+    recording longer than ``spool_above_s`` is decoded into temporary files instead
+    (``pipeline.audio``), so it takes what that many seconds take."""
+    if spool_above_s is not None and seconds > spool_above_s:
+        seconds = spool_above_s
     return int(seconds * channels * sample_rate * FLOAT32_BYTES * DECODE_OVERHEAD)
 
 

@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     asr_batch_size: int = Field(default=8, ge=1)
     cpu_isa: Literal["native", "pinned"] = "native"
     max_audio_minutes: float = Field(default=180.0, gt=0)  # longer files are refused
+    # longer recordings are decoded into temporary files and read a window at a time
+    spool_audio_minutes: float = Field(default=10.0, gt=0)
     # per-call budgets (pipeline.budget): floor + factor × audio length seconds; MiB of growth
     call_time_floor_s: float = Field(default=120.0, ge=0)  # 0: no time budget
     call_time_per_audio_s: float = Field(default=4.0, ge=0)

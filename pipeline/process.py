@@ -441,7 +441,8 @@ class CallProcessor:
                     "agent_channel and customer_channel"
                 )
         if declared and memory_mb and channels:
-            need = estimated_audio_bytes(declared, channels) / 2**20
+            spool_above_s = self.settings.spool_audio_minutes * 60
+            need = estimated_audio_bytes(declared, channels, spool_above_s=spool_above_s) / 2**20
             if need > memory_mb:
                 raise PermanentCallError(
                     f"{job.source}: {declared / 60:.0f} min of {channels}-channel audio would "

@@ -212,3 +212,44 @@ def test_one_silent_channel_is_not_a_silent_file(tmp_path):
     )  # fmt: skip
     audio = decode_audio(path)
     assert np.abs(audio.channels[1]).max() < 1e-3 < np.abs(audio.channels[0]).max()
+
+
+# --------------------------------------------------------------------------- long recordings
+
+
+@pytest.mark.parametrize("channels", [1, 2], ids=["mono", "stereo"])
+@pytest.mark.parametrize("header", [True, False], ids=["header-duration", "no-header-duration"])
+def test_a_spooled_recording_reads_back_the_same_samples(tmp_path, channels, header):
+    """Past ``spool_above_s`` the samples go to temporary files: slices, levels and the
+    stereo correlation are exactly those of the same file decoded into memory, whether the
+    header announced the length (spooled from the start) or not (spilled on the way)."""
+    codec, ext = ("pcm_mulaw", "wav") if header else ("libopus", "ogg")
+    path = make_tone(
+        tmp_path / f"tone.{ext}", rate=8000, channels=channels, codec=codec, seconds=70
+    )
+    held = decode_audio(path)
+    spooled = decode_audio(path, spool_above_s=5.0)
+    assert not held.spooled and spooled.spooled
+    assert spooled.channels.shape == held.channels.shape
+    assert spooled.duration == held.duration
+    assert spooled.channel_correlation == held.channel_correlation
+    n = held.channels.shape[1]
+    for c in range(channels):
+        for a, b in [(0, 1), (1000, 17_000), (n - 999, n), (n - 10, n + 50), (0, n)]:
+            np.testing.assert_array_equal(spooled.channels[c][a:b], held.channels[c][a:b])
+    np.testing.assert_array_equal(np.asarray(spooled.channels), held.channels)
+    np.testing.assert_array_equal(spooled.mono(), held.mono())
+    with pytest.raises(TypeError, match="contiguous slices"):
+        spooled.channels[0][::2]
+
+
+def test_stereo_correlation_tells_one_signal_written_twice(tmp_path):
+    two = make_tone(tmp_path / "two.wav", rate=8000, channels=2, codec="pcm_s16le", seconds=2)
+    ffmpeg(
+        "-f", "lavfi", "-i", "sine=f=440:d=2", "-ac", "2", "-ar", "8000", str(tmp_path / "dup.wav")
+    )
+    assert abs(decode_audio(two).channel_correlation) < 0.1
+    assert decode_audio(tmp_path / "dup.wav").channel_correlation == pytest.approx(1.0)
+    assert decode_audio(tmp_path / "dup.wav", spool_above_s=0.5).channel_correlation == (
+        pytest.approx(1.0)
+    )

@@ -65,3 +65,7 @@ def test_budget_scales_with_audio_length():
     assert b.seconds == 60 + 1200 and b.memory_mb == 1024
     assert Budget.for_call(None, floor_s=60, per_audio_second=2, memory_mb=None).seconds == 60
     assert estimated_audio_bytes(3600, 6) > 2**30  # an hour of 6 channels: over 1 GiB
+    # ... unless it is spooled to temporary files past 10 minutes: what 10 minutes take
+    spooled = estimated_audio_bytes(3600, 6, spool_above_s=600)
+    assert spooled == estimated_audio_bytes(600, 6) < estimated_audio_bytes(3600, 6) / 5
+    assert estimated_audio_bytes(60, 2, spool_above_s=600) == estimated_audio_bytes(60, 2)

@@ -528,6 +528,23 @@ def test_repeated_transcription_gives_the_same_words(model, settings):
         assert [(u.speaker, u.text) for u in transcript.utterances] == C03_PINNED
 
 
+def test_a_spooled_call_gives_the_same_transcript(model, settings, synthetic_call):
+    """A long call is decoded into temporary files (QA_SPOOL_AUDIO_MINUTES) and read back a
+    window at a time: the words, times and roles are those of the call held in memory."""
+    path, _turns = synthetic_call
+    held = transcribe_call(path, settings=settings)
+    spooled_settings = settings.model_copy(update={"spool_audio_minutes": 0.05})
+    seen = []
+    spooled = transcribe_call(
+        path,
+        settings=spooled_settings,
+        hook=lambda step, artefact: seen.append(artefact) if step == "decode" else None,
+    )
+    assert seen[0].spooled and not decode_audio(path).spooled
+    assert spooled.utterances == held.utterances
+    assert spooled.produced_by.roles == held.produced_by.roles
+
+
 @pytest.mark.slow
 def test_batched_and_sequential_decoding_agree_on_a_clear_call(model, synthetic_call):
     """Both decoding modes, on the same call: the same turns, words timed within the call."""

@@ -395,7 +395,8 @@ def transcribe_parties(
     if config.decoding == "sequential":
         with timer.stage("asr"):
             return [
-                transcribe_channel(model, x, config, language, channel) for channel, x in parties
+                transcribe_channel(model, np.asarray(x), config, language, channel)
+                for channel, x in parties
             ]
     return _transcribe_batched(model, parties, config, language, timer)
 

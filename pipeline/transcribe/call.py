@@ -85,7 +85,12 @@ def transcribe_call(
         audio = source
     else:
         with timer.stage("decode"):
-            audio = decode_audio(source, SAMPLE_RATE, max_seconds=settings.max_audio_minutes * 60)
+            audio = decode_audio(
+                source,
+                SAMPLE_RATE,
+                max_seconds=settings.max_audio_minutes * 60,
+                spool_above_s=settings.spool_audio_minutes * 60,
+            )
     if audio.sample_rate != SAMPLE_RATE:
         raise AudioError(audio.path, f"decoded at {audio.sample_rate} Hz, ASR needs {SAMPLE_RATE}")
     hook("decode", audio)
@@ -185,9 +190,12 @@ def _party_channels(audio: DecodedAudio) -> list[tuple[int | None, np.ndarray]]:
     if audio.n_channels == 1:
         return [(None, audio.channels[0])]
     if audio.n_channels == 2:
-        left, right = audio.channels
-        denom = math.sqrt(float(np.dot(left, left)) * float(np.dot(right, right)))
-        if denom > 0 and float(np.dot(left, right)) / denom >= DUPLICATE_CHANNEL_CORRELATION:
+        correlation = audio.channel_correlation
+        if correlation is None:  # a DecodedAudio made by hand
+            left, right = audio.channels
+            denom = math.sqrt(float(np.dot(left, left)) * float(np.dot(right, right)))
+            correlation = float(np.dot(left, right)) / denom if denom > 0 else 0.0
+        if correlation >= DUPLICATE_CHANNEL_CORRELATION:
             return [(None, audio.mono())]
     return [(i, audio.channels[i]) for i in range(audio.n_channels)]
 
