@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 
 import click
 
@@ -56,6 +57,7 @@ def run(
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    prefect_api = start_prefect_api()
 
     from pipeline.config import load_settings
     from pipeline.preflight import PreflightFailed, preflight
@@ -88,10 +90,35 @@ def run(
         )
     except RuntimeError as exc:  # prefect-dask missing
         raise CallqaError(str(exc)) from None
+    prefect_api.join()
     summary = flow(archive=archive, settings=settings)
     click.echo(summary.model_dump_json(indent=2) if as_json else summary.render())
     if summary.stopped:
         raise click.exceptions.Exit(1)
+
+
+def start_prefect_api() -> threading.Thread:
+    """Start Prefect's temporary API server now, in the background, when no
+    ``PREFECT_API_URL`` is set: its seconds of start-up (a Python process importing the
+    server and checking its database) then overlap the model loading and the checks instead
+    of preceding the first call. The flow finds the server running (one per process and
+    port); if starting it failed here, the flow tries again and reports why."""
+
+    def start() -> None:
+        try:
+            from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+            if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+                return
+            from prefect.server.api.server import SubprocessASGIServer
+
+            SubprocessASGIServer().start()
+        except Exception:  # noqa: BLE001 - the flow starts it again and reports the error
+            logging.getLogger(__name__).debug("early Prefect server start failed", exc_info=True)
+
+    thread = threading.Thread(target=start, name="callqa-prefect-api", daemon=True)
+    thread.start()
+    return thread
 
 
 class PreflightError(CallqaError):
