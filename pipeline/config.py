@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     # ASR decoding (see pipeline.transcribe.asr.AsrConfig): batched VAD chunks of a call, the
     # chunks per batch, and whether CTranslate2's CPU kernels are pinned for reproducibility.
     asr_decoding: Literal["batched", "sequential"] = "batched"
-    asr_batch_size: int = Field(default=8, ge=1)
+    asr_batch_size: int = Field(default=2, ge=1)
     cpu_isa: Literal["native", "pinned"] = "native"
     max_audio_minutes: float = Field(default=180.0, gt=0)  # longer files are refused
     # longer recordings are decoded into temporary files and read a window at a time
