@@ -42,6 +42,8 @@ class SpooledChannel:
     holds the whole channel in memory unless ``np.asarray`` asks for it.
     """
 
+    dtype = np.dtype(np.float32)
+
     def __init__(self, fh, n_samples: int):
         self._fh, self._n = fh, n_samples
 
@@ -52,15 +54,13 @@ class SpooledChannel:
     def shape(self) -> tuple[int]:
         return (self._n,)
 
-    dtype = np.dtype(np.float32)
-
     def __getitem__(self, key: slice) -> np.ndarray:
         if not isinstance(key, slice) or key.step not in (None, 1):
             raise TypeError("a spooled channel is read by contiguous slices only")
         start, stop, _ = key.indices(self._n)
         if stop <= start:
             return np.zeros(0, np.float32)
-        size = np.dtype(np.float32).itemsize
+        size = self.dtype.itemsize
         raw = os.pread(self._fh.fileno(), (stop - start) * size, start * size)
         return np.frombuffer(raw, dtype=np.float32).copy()
 
@@ -146,7 +146,9 @@ def decode_audio(
 
     A recording longer than ``spool_above_s`` seconds is written to temporary files as it
     decodes (:class:`SpooledChannels`) instead of being held in memory: a long call's memory
-    stays that of a short one. Raises :class:`AudioError` for a missing, empty, non-audio, corrupt, truncated, too short
+    stays that of a short one.
+
+    Raises :class:`AudioError` for a missing, empty, non-audio, corrupt, truncated, too short
     or silent file, and for one longer than ``max_seconds`` (refused from its header before
     decoding, or as soon as the decoded audio passes the limit when the header says less).
     """
@@ -303,10 +305,9 @@ class _Samples:
     def __init__(self, n_channels: int, capacity: int, spool_above: int | None = None):
         self._spool_above = spool_above
         self._files: list | None = None
-        self.data = np.zeros((n_channels, 0), dtype=np.float32)
         if spool_above is not None and capacity > spool_above:
             capacity = 2 * STATS_BLOCK  # spooled from the start: a buffer of blocks only
-            self._start_spooling()
+            self._start_spooling(n_channels)
         self.data = np.zeros((n_channels, max(capacity, 1)), dtype=np.float32)
         self.size = 0  # samples decoded
         self._held = 0  # samples in self.data (all of them unless spooled)
@@ -323,7 +324,7 @@ class _Samples:
                 and self._spool_above is not None
                 and (self.size + n > self._spool_above)
             ):
-                self._start_spooling()
+                self._start_spooling(self.data.shape[0])
             if self._files is not None:
                 self._flush(final=False)
             if self._held + n > self.data.shape[1]:
@@ -351,11 +352,11 @@ class _Samples:
                 self._products += (left @ left, right @ right, left @ right)
             self._summed += part.shape[1]
 
-    def _start_spooling(self) -> None:
+    def _start_spooling(self, n_channels: int) -> None:
         # Unnamed files, gone when the DecodedAudio holding them is (or the process ends).
         self._files = [
             tempfile.TemporaryFile(prefix="callqa-audio-")  # noqa: SIM115
-            for _ in range(self.data.shape[0])
+            for _ in range(n_channels)
         ]
 
     def _flush(self, final: bool) -> None:

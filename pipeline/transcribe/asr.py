@@ -305,17 +305,25 @@ MALLOC_OPTIONS = {
 }
 
 
-def keep_heap_memory() -> None:
-    """Apply :data:`MALLOC_OPTIONS` where the C library is glibc; elsewhere nothing."""
+@cache
+def _glibc_function(name: str):
+    """``name`` from the C library where it is glibc on Linux (``mallopt``, ``malloc_trim``),
+    else None (musl, macOS and others have no such calls)."""
     import ctypes
     import ctypes.util
 
     if not sys.platform.startswith("linux"):
-        return
+        return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and others: no mallopt
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
+
+
+def keep_heap_memory() -> None:
+    """Apply :data:`MALLOC_OPTIONS` where the C library is glibc; elsewhere nothing."""
+    mallopt = _glibc_function("mallopt")
+    if mallopt is None:
         return
     for option, value in MALLOC_OPTIONS.items():
         mallopt(option, value)
@@ -329,22 +337,9 @@ def release_heap_memory() -> None:
     heap grow with the call. Trimming after each batch keeps a long call's memory that of a
     short one, at the cost of faulting the next batch's pages in again.
     """
-    if not sys.platform.startswith("linux"):
-        return
-    trim = _malloc_trim()
+    trim = _glibc_function("malloc_trim")
     if trim is not None:
         trim(0)
-
-
-@cache
-def _malloc_trim():
-    import ctypes
-    import ctypes.util
-
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # musl and others: no malloc_trim
-        return None
 
 
 def pin_blas_threads() -> None:
@@ -715,7 +710,7 @@ def _decode_batches(
             features, tokenizer, [metas_by_party[p][k] for p, k in batch], options
         )
         out.update(zip(batch, segmented, strict=True))
-        if len(keys) > batch_size:  # a long call: its heap stays flat (release_heap_memory)
+        if len(keys) > batch_size:  # a call of several batches: its heap stays flat
             release_heap_memory()
     return out
 

@@ -189,14 +189,8 @@ def _party_channels(audio: DecodedAudio) -> list[tuple[int | None, np.ndarray]]:
     """(channel, samples) per party; duplicated channels count as one mono signal."""
     if audio.n_channels == 1:
         return [(None, audio.channels[0])]
-    if audio.n_channels == 2:
-        correlation = audio.channel_correlation
-        if correlation is None:  # a DecodedAudio made by hand
-            left, right = audio.channels
-            denom = math.sqrt(float(np.dot(left, left)) * float(np.dot(right, right)))
-            correlation = float(np.dot(left, right)) / denom if denom > 0 else 0.0
-        if correlation >= DUPLICATE_CHANNEL_CORRELATION:
-            return [(None, audio.mono())]
+    if audio.n_channels == 2 and audio.channel_correlation >= DUPLICATE_CHANNEL_CORRELATION:
+        return [(None, audio.mono())]
     return [(i, audio.channels[i]) for i in range(audio.n_channels)]
 
 
