@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 
 import click
 
 from pipeline.cli import CallqaError
+from pipeline.prefect_api import PrefectApiError, serving, start_early
 
 
 @click.command("run")
@@ -57,8 +57,21 @@ def run(
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
-    prefect_api = start_prefect_api()
+    # Prefect's API server starts first, in its own process: its start-up then overlaps the
+    # model loading and the checks instead of preceding the first call.
+    prefect_api = start_early()
+    try:
+        _run(prefect_api, archive, database_url, rubric, asr_model, language, concurrency,
+             dask_address, workers, retry_failed, as_json)  # fmt: skip
+    finally:
+        if prefect_api is not None:
+            prefect_api.stop()
 
+
+def _run(
+    prefect_api, archive, database_url, rubric, asr_model, language, concurrency, dask_address,
+    workers, retry_failed, as_json,
+):  # fmt: skip
     from pipeline.config import load_settings
     from pipeline.preflight import PreflightFailed, preflight
 
@@ -73,7 +86,7 @@ def run(
             max_concurrency=concurrency,
             retry_failed=retry_failed,
         )
-        if not (dask_address or workers):  # models load while the checks and Prefect start
+        if not (dask_address or workers):  # models load while the checks run and Prefect starts
             from pipeline.process import warm_up
 
             warm_up(settings)
@@ -90,35 +103,14 @@ def run(
         )
     except RuntimeError as exc:  # prefect-dask missing
         raise CallqaError(str(exc)) from None
-    prefect_api.join()
-    summary = flow(archive=archive, settings=settings)
-    click.echo(summary.model_dump_json(indent=2) if as_json else summary.render())
+    try:
+        with serving(prefect_api):
+            summary = flow(archive=archive, settings=settings)
+            click.echo(summary.model_dump_json(indent=2) if as_json else summary.render())
+    except PrefectApiError as exc:
+        raise CallqaError(str(exc)) from None
     if summary.stopped:
         raise click.exceptions.Exit(1)
-
-
-def start_prefect_api() -> threading.Thread:
-    """Start Prefect's temporary API server now, in the background, when no
-    ``PREFECT_API_URL`` is set: its seconds of start-up (a Python process importing the
-    server and checking its database) then overlap the model loading and the checks instead
-    of preceding the first call. The flow finds the server running (one per process and
-    port); if starting it failed here, the flow tries again and reports why."""
-
-    def start() -> None:
-        try:
-            from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
-
-            if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-                return
-            from prefect.server.api.server import SubprocessASGIServer
-
-            SubprocessASGIServer().start()
-        except Exception:  # noqa: BLE001 - the flow starts it again and reports the error
-            logging.getLogger(__name__).debug("early Prefect server start failed", exc_info=True)
-
-    thread = threading.Thread(target=start, name="callqa-prefect-api", daemon=True)
-    thread.start()
-    return thread
 
 
 class PreflightError(CallqaError):

@@ -356,7 +356,38 @@ def test_bad_configuration_fails_fast_with_one_line(tmp_path, args, message):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], out.stderr
     assert time.perf_counter() - started < 60
-    assert not (tmp_path / "prefect").exists()  # Prefect never started
+    # Prefect's API server starts first (in its own process), but no flow run was created
+    # and the server did not outlive the refusal.
+    assert _prefect_flow_runs(tmp_path / "prefect") == 0
+    assert not _servers_with_home(tmp_path / "prefect")
+
+
+def _prefect_flow_runs(home: Path) -> int:
+    import sqlite3
+
+    if not (home / "prefect.db").exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(home / "prefect.db")) as db:
+        tables = {r[0] for r in db.execute("select name from sqlite_master where type='table'")}
+        return (
+            db.execute("select count(*) from flow_run").fetchone()[0] if "flow_run" in tables else 0
+        )
+
+
+def _servers_with_home(home: Path) -> list[int]:
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            command = " ".join(proc.info["cmdline"] or [])
+            if "prefect.server.api.server:create_app" in command and proc.environ().get(
+                "PREFECT_HOME"
+            ) == str(home):
+                found.append(proc.info["pid"])
+        except psutil.Error:
+            continue
+    return found
 
 
 def test_summary_prints_undecodable_names():
