@@ -5,7 +5,8 @@ samples/make_samples.py: every scripted sample call rendered again with other se
 there are at least 16 calls and 15 minutes of audio. Then, alternating A-B-B-A per repeat:
 
   pipeline  ``callqa run ARCHIVE --db <fresh sqlite> --json``: the whole nightly flow in a
-            subprocess (Prefect, decode, ASR, roles, redaction, scoring, store)
+            subprocess (Prefect, decode, ASR, roles, redaction, scoring, store), with its
+            configured decode settings (batched, beam 3, 30-s chunks: benchmarks/asr_settings.py)
   bare      a faster-whisper loop in a subprocess over the same channels: ``decode_audio``
             (split_stereo) then ``WhisperModel.transcribe`` per channel, one after another,
             with faster-whisper's default threads and the pipeline's ASR options
@@ -364,7 +365,7 @@ def main() -> None:
         f"{seconds / bare:.1f} audio-s/s, ratio {ratio:.2f}x"
         + (f", vs bare batched {batched / pipe:.2f}x" if batched else "")
         + f"; {len(files)} calls "
-        f"{seconds / 60:.1f} min, tiny.en int8 beam 5 VAD word timestamps, {args.repeats} "
+        f"{seconds / 60:.1f} min, tiny.en int8 VAD word timestamps (bare beam 5), {args.repeats} "
         f"alternating pairs, load {load_before[0]:.1f}->{load_after[0]:.1f} on {os.cpu_count()} "
         f"cores; peak RSS " + ", ".join(f"{k} {v:.0f} MiB" for k, v in sorted(peaks.items()))
     )

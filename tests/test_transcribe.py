@@ -440,14 +440,14 @@ def _write(path: Path, text: str) -> Path:
 SAMPLE_ARCHIVE = Path(__file__).resolve().parents[1] / "samples" / "archive"
 # c03-forbidden.wav by tiny.en int8, batched decoding, kernels pinned (QA_CPU_ISA=pinned).
 C03_PINNED = [
-    ("agent", "Welcome to Northwind telecom, my name is Liam. How can I help?"),
-    ("customer", "Hi, I want to charge wife for my new phone. This month,"),
-    ("agent", "I have your account number please."),
+    ("agent", "Welcome to Northwind telecom. My name is Liam. How can I help?"),
+    ("customer", "Hi, I want to charge twice for my new phone. This month,"),
+    ("agent", "May I have your account number please?"),
     ("customer", "6, 3, 3, 8, 1, 0, 4, 10, 1,"),
     ("agent", "The second challenge came from the shop, not from us,"),
     ("agent", "that is not my problem."),
     ("customer", "so me, my phone, who should I talk to?"),
-    ("agent", "Go back to the shop with your receipt."),
+    ("agent", "Go back to Northwind"),
     ("agent", "Is there anything else I can do for you?"),
     ("customer", "I am not happy about this."),
     ("agent", "Thank you for calling. Have a great day."),

@@ -17,6 +17,8 @@ import hashlib
 import os
 import sys
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -149,12 +151,18 @@ class AsrConfig(BaseModel):
     # buffers (8 x 6 heads x 1500^2 floats = 432 MB), which set a long call's peak memory.
     # Word times depend on it (faster-whisper's word heuristics restart per batch).
     batch_size: int = Field(default=2, ge=1)
-    beam_size: int = Field(default=5, ge=1)
+    # Beam 3 over chunks of up to 30 s of speech, chosen by measurement against the bare
+    # loop's beam 5 over 20-s chunks (benchmarks/asr_settings.py, 20 synthetic calls, 1808
+    # words, one stream, on an AMD Zen 4 box): CPU 0.76x, WER 0.325 vs 0.360; on the real
+    # telephone audio (benchmarks/asr_wer.py) WER 0.017 natively and pinned, the bare loop
+    # 0.013. Beam 2 was cheaper still (0.71x) but turned two sample verdicts (pinned).
+    beam_size: int = Field(default=3, ge=1)
     temperature: float = 0.0
-    # Speech is cut and merged into chunks of at most this many seconds. Not Whisper's full
-    # 30 s window: a chunk that fills it loses its last words (measured with
-    # benchmarks/asr_wer.py: WER 0.064 at 30 s, 0.043 at 25 s, 0.013 at 20 s).
-    chunk_length_s: int = 20
+    # Speech is cut and merged into chunks of at most this many seconds (Whisper's window).
+    # A chunk that fills it can lose its last words; those are decoded again on their own
+    # (_uncovered_tail), which is why 30 s now costs no accuracy (it did before: WER 0.064
+    # at 30 s, 0.013 at 20 s on the telephone audio) and saves a sixth of the encoder work.
+    chunk_length_s: int = Field(default=30, ge=1, le=30)
     word_timestamps: bool = True
     condition_on_previous_text: bool = False
     fallback: FallbackConfig = FallbackConfig()
@@ -205,6 +213,7 @@ def asr_config(settings: Settings) -> AsrConfig:
         compute_type=settings.compute_type,
         decoding=settings.asr_decoding,
         batch_size=settings.asr_batch_size,
+        chunk_length_s=settings.asr_chunk_seconds,
         beam_size=settings.beam_size,
         vad=VadConfig() if settings.vad else None,
         threads_per_decode=threads_per_decode(settings),
@@ -500,7 +509,6 @@ class _LazyFeatures:
 def _transcribe_batched(model, parties, config: AsrConfig, language, timer) -> list[ChannelResult]:
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import (
-        BatchedInferencePipeline,
         Segment,
         TranscriptionOptions,
         Word,
@@ -518,7 +526,11 @@ def _transcribe_batched(model, parties, config: AsrConfig, language, timer) -> l
         metas_by_party.append(_merge_clips(clips, config.chunk_length_s) if clips else [])
     samples_by_party = [samples for _channel, samples in parties]
 
-    with timer.stage("asr"):
+    # ASR seconds of this call: its own wall time, less the time it waited on the shared batch
+    # threads, plus the time those threads spent on its batches.
+    clock = _PoolClock()
+    started = time.perf_counter()
+    try:
         languages = []
         for samples, metas in zip(samples_by_party, metas_by_party, strict=True):
             if not model.model.is_multilingual:
@@ -542,7 +554,6 @@ def _transcribe_batched(model, parties, config: AsrConfig, language, timer) -> l
         # Every chunk of the call, in a fixed order: (party index, chunk index).
         order = [(p, k) for p, feats in enumerate(features_by_party) for k in range(len(feats))]
         outputs: dict[tuple[int, int], list[dict]] = {}
-        pipeline = BatchedInferencePipeline(model)
         fb = config.fallback
         for lang in dict.fromkeys(lang for lang, _ in languages):
             tokenizer = Tokenizer(
@@ -582,8 +593,9 @@ def _transcribe_batched(model, parties, config: AsrConfig, language, timer) -> l
 
             def decode(keys, options=options, tokenizer=tokenizer):
                 return _decode_with_fallback(
-                    pipeline, keys, features_by_party, metas_by_party, tokenizer, options, config
-                )
+                    model, keys, features_by_party, metas_by_party, tokenizer, options, config,
+                    clock,
+                )  # fmt: skip
 
             outputs.update(decode(keys))
             # Whisper sometimes stops before the end of a glued chunk (the sequential
@@ -596,6 +608,9 @@ def _transcribe_batched(model, parties, config: AsrConfig, language, timer) -> l
                     tails.append((p, len(metas_by_party[p]) - 1))
             if tails:
                 outputs.update(decode(tails))
+
+    finally:
+        timer.add("asr", time.perf_counter() - started - clock.blocked + clock.busy)
 
     results = []
     for p, (channel, _samples) in enumerate(parties):
@@ -653,15 +668,23 @@ def _uncovered_tail(meta: dict, segments: list[dict]) -> list[dict]:
 
 
 def _decode_with_fallback(
-    pipeline, keys, features_by_party, metas_by_party, tokenizer, options, config: AsrConfig
+    model,
+    keys,
+    features_by_party,
+    metas_by_party,
+    tokenizer,
+    options,
+    config: AsrConfig,
+    clock: _PoolClock,
 ) -> dict[tuple[int, int], list[dict]]:
     """Decodes of ``keys``; those failing the thresholds decoded again deterministically."""
     from faster_whisper.transcribe import TranscriptionOptions, get_compression_ratio
 
     fb = config.fallback
     first = _decode_batches(
-        pipeline, keys, features_by_party, metas_by_party, tokenizer, options, config.batch_size
-    )
+        model, keys, features_by_party, metas_by_party, tokenizer, options, config.batch_size,
+        clock,
+    )  # fmt: skip
     if fb.scheme == "none":
         return first
     failed = [k for k in keys if not _passes(*_scores(first[k], get_compression_ratio), fb)]
@@ -676,8 +699,8 @@ def _decode_with_fallback(
         }
     )
     retried = _decode_batches(
-        pipeline, failed, features_by_party, metas_by_party, tokenizer, retry_options,
-        config.batch_size,
+        model, failed, features_by_party, metas_by_party, tokenizer, retry_options,
+        config.batch_size, clock,
     )  # fmt: skip
     out = dict(first)
     for k in failed:
@@ -696,23 +719,77 @@ def _scores(segments: list[dict], ratio_of) -> tuple[float, float, float]:
 
 
 def _decode_batches(
-    pipeline, keys, features_by_party, metas_by_party, tokenizer, options, batch_size
-):
-    """Chunk decodes (with words) of ``keys`` in order, ``batch_size`` chunks per batch."""
-    from faster_whisper.audio import pad_or_trim
+    model, keys, features_by_party, metas_by_party, tokenizer, options, batch_size,
+    clock: _PoolClock,
+):  # fmt: skip
+    """Chunk decodes (with words) of ``keys`` in order, ``batch_size`` chunks per batch.
 
-    out: dict[tuple[int, int], list[dict]] = {}
-    for i in range(0, len(keys), batch_size):
-        batch = keys[i : i + batch_size]
+    The batches are fixed by the call alone; they run on the process's batch pool (one
+    thread per CTranslate2 stream), so a call alone on the machine still uses every stream,
+    and calls running together share the streams without queueing more work than there are
+    streams. A batch's features are made by the thread that decodes it, when it starts.
+    """
+    batches = [keys[i : i + batch_size] for i in range(0, len(keys), batch_size)]
+    several = len(batches) > 1
+
+    def decode(batch, on_pool: bool = True):
+        from faster_whisper.audio import pad_or_trim
+
+        started = time.perf_counter()
+        from faster_whisper.transcribe import BatchedInferencePipeline
+
         features = np.stack([pad_or_trim(features_by_party[p][k]) for p, k in batch])
-        pipeline.last_speech_timestamp = 0.0  # word-time heuristics start afresh per batch
-        segmented = pipeline.forward(
+        # one pipeline per batch: its word-time heuristics (last_speech_timestamp) start
+        # afresh and are never shared between threads
+        segmented = BatchedInferencePipeline(model).forward(
             features, tokenizer, [metas_by_party[p][k] for p, k in batch], options
         )
-        out.update(zip(batch, segmented, strict=True))
-        if len(keys) > batch_size:  # a call of several batches: its heap stays flat
+        del features
+        if several:  # a call of several batches: its heap stays flat
             release_heap_memory()
+        if on_pool:
+            clock.add_busy(time.perf_counter() - started)
+        return segmented
+
+    out: dict[tuple[int, int], list[dict]] = {}
+    if not several:
+        for batch in batches:
+            out.update(zip(batch, decode(batch, on_pool=False), strict=True))
+        return out
+    futures = [_batch_pool(model).submit(decode, batch) for batch in batches]
+    for batch, future in zip(batches, futures, strict=True):
+        waited = time.perf_counter()
+        result = future.result()
+        clock.blocked += time.perf_counter() - waited
+        out.update(zip(batch, result, strict=True))
     return out
+
+
+class _PoolClock:
+    """Seconds a call waited on the batch threads, and seconds they worked for it."""
+
+    def __init__(self) -> None:
+        self.blocked = 0.0  # only the call's own thread adds to this
+        self.busy = 0.0
+        self._lock = threading.Lock()
+
+    def add_busy(self, seconds: float) -> None:
+        with self._lock:
+            self.busy += seconds
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _batch_pool(model: WhisperModel) -> ThreadPoolExecutor:
+    """The process's batch threads for ``model``: as many as its CTranslate2 streams."""
+    with _LOCK:
+        pool = _POOLS.get(id(model))
+        if pool is None:
+            workers = max(1, int(getattr(model.model, "num_workers", 1)))
+            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="callqa-asr")
+            _POOLS[id(model)] = pool
+    return pool
 
 
 def _asr_segment(s, channel: int | None) -> AsrSegment:
