@@ -403,7 +403,7 @@ def test_a_form_change_rescores_audio_from_the_stored_transcript(tmp_path) -> No
     before = first.store.get_result(job.call_id)
     config = before.produced_by.config
     assert config.asr.model == "tiny.en" and config.asr.faster_whisper and config.asr.ctranslate2
-    assert config.asr.decode["beam_size"] == 5 and config.asr.vad  # VAD options recorded
+    assert config.asr.decode["beam_size"] == 3 and config.asr.vad  # VAD options recorded
     assert config.diarizer.backend == "embedded" and config.diarizer.params
 
     path, data, _ = new_form(tmp_path, "en_telecom", points=5)

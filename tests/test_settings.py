@@ -67,7 +67,7 @@ def test_readme_defaults_are_the_settings_defaults() -> None:
 
 
 def test_environment_then_arguments(monkeypatch) -> None:
-    monkeypatch.setenv("QA_BEAM_SIZE", "3")
+    monkeypatch.setenv("QA_BEAM_SIZE", "7")
     monkeypatch.setenv("QA_LANGUAGE", "")  # empty: unset
     monkeypatch.setenv("QA_VAD", "off")
     monkeypatch.setenv("QA_RUBRIC_ROOTS", os.pathsep.join(["/a", "/b"]))
@@ -117,11 +117,11 @@ def test_secrets_are_neither_shown_nor_recorded_nor_sent_to_workers(monkeypatch)
 
 def test_settings_from_a_mapping_ignore_the_process_environment(monkeypatch) -> None:
     monkeypatch.setenv("QA_KEEP_UNREDACTED", "1")
-    monkeypatch.setenv("QA_BEAM_SIZE", "3")
+    monkeypatch.setenv("QA_BEAM_SIZE", "7")
     assert settings_from({}, VaultSettings).keep_unredacted is False
     assert settings_from({"QA_PII_KEY": "  "}, VaultSettings).pii_key is None  # blank: unset
     mapped = settings_from({"QA_LANGUAGE": "zh", "QA_KEEP_UNREDACTED": "yes"})
-    assert (mapped.language, mapped.beam_size, mapped.vault.keep_unredacted) == ("zh", 5, True)
+    assert (mapped.language, mapped.beam_size, mapped.vault.keep_unredacted) == ("zh", 3, True)
 
 
 def _run(code: str) -> subprocess.CompletedProcess:

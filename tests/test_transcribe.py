@@ -569,3 +569,40 @@ def test_too_long_audio_is_refused_with_its_length(tmp_path):
         match=r"c01-compliant\.wav: too long: 0\.8 min .*0\.1667 min limit \(QA_MAX_AUDIO_MINUTES\)",
     ):
         decode_audio(SAMPLE_ARCHIVE / "c01-compliant.wav", max_seconds=10)
+
+
+@pytest.mark.slow
+def test_a_calls_batches_share_the_streams_and_give_the_same_words(
+    model, settings, synthetic_call, monkeypatch
+):
+    """A call of several batches runs them on the process's batch threads, one per
+    CTranslate2 stream (a call alone uses every core); the words and times are those of the
+    same batches decoded one after another."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from faster_whisper.transcribe import BatchedInferencePipeline
+
+    from pipeline.transcribe import asr
+
+    path, _turns = synthetic_call
+    one_chunk_batches = settings.model_copy(update={"asr_batch_size": 1})
+    threads: list[str] = []
+    forward = BatchedInferencePipeline.forward
+
+    def recording_forward(self, *args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(BatchedInferencePipeline, "forward", recording_forward)
+    pooled = transcribe_call(path, settings=one_chunk_batches)
+    streams = asr.asr_parallelism(settings)
+    assert len(threads) >= 2 and all(t.startswith("callqa-asr") for t in threads), threads
+    assert len(set(threads)) == min(streams, len(threads)), threads
+
+    threads.clear()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="callqa-asr-one") as one:
+        monkeypatch.setitem(asr._POOLS, id(model), one)
+        one_at_a_time = transcribe_call(path, settings=one_chunk_batches)
+    assert set(threads) == {"callqa-asr-one_0"}
+    assert pooled.to_json() == one_at_a_time.to_json()
