@@ -34,6 +34,21 @@ STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 PORT_IN_USE_EXIT = 3
 
 
+# uvicorn, run so that it stops with the process that started it even when that one is
+# killed outright (Linux: the parent-death signal); elsewhere it is stopped by stop() only.
+_SERVE = """
+import ctypes, os, runpy, signal, sys
+try:
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+except (AttributeError, OSError):
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(0)  # the parent is already gone
+sys.argv = ["uvicorn", *sys.argv[2:]]
+runpy.run_module("uvicorn", run_name="__main__", alter_sys=True)
+"""
+
+
 class PrefectApiError(RuntimeError):
     """The temporary API server did not come up; says why (its exit status and output)."""
 
@@ -70,7 +85,7 @@ class TemporaryPrefectApi:
         }
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "uvicorn",
+                sys.executable, "-c", _SERVE, str(os.getpid()),
                 "--app-dir", str(Path(spec.origin).parent.parent),
                 "--factory", "prefect.server.api.server:create_app",
                 "--host", "127.0.0.1", "--port", str(self.port),

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from pipeline import prefect_api
 from pipeline.prefect_api import PrefectApiError, TemporaryPrefectApi, serving, start_early
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_not_started_where_the_environment_names_an_api(monkeypatch):
@@ -77,3 +84,28 @@ def test_waiting_gives_up_after_its_timeout(monkeypatch):
     assert prefect_api.STARTUP_TIMEOUT_ENV in str(
         pytest.raises(PrefectApiError, api.wait_ready, timeout_s=0.1).value
     )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux")
+def test_the_server_does_not_outlive_a_killed_run(tmp_path):
+    """``callqa run`` killed outright (no cleanup runs) takes its API server with it."""
+    import psutil
+
+    code = (
+        "from pipeline.prefect_api import TemporaryPrefectApi\n"
+        "api = TemporaryPrefectApi(); api.wait_ready(timeout_s=120)\n"
+        "print(api.process.pid, flush=True)\n"
+        "import time; time.sleep(600)\n"
+    )
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env.pop("PREFECT_API_URL", None)
+    run = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        server = psutil.Process(int(run.stdout.readline()))
+        assert server.is_running()
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+    gone, alive = psutil.wait_procs([server], timeout=15)
+    assert gone and not alive
