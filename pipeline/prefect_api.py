@@ -160,6 +160,7 @@ def serving(api: TemporaryPrefectApi | None) -> Iterator[None]:
     disable temporary servers; ``api`` is stopped on leaving either way."""
     from prefect.settings import (
         PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         PREFECT_SERVER_EPHEMERAL_ENABLED,
         temporary_settings,
     )
@@ -173,7 +174,12 @@ def serving(api: TemporaryPrefectApi | None) -> Iterator[None]:
         url = api.wait_ready()
         os.environ[API_URL_ENV] = url  # for the Dask workers this process may start
         try:
-            with temporary_settings(updates={PREFECT_API_URL: url}):
+            # No flow-run heartbeats: they let a lasting Prefect server mark crashed runs, but
+            # this one stops with the run (killed runs are the store's own keep-alive's job),
+            # and their thread, joined as the flow ends, sleeps in 1-s steps.
+            with temporary_settings(
+                updates={PREFECT_API_URL: url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+            ):
                 try:
                     yield
                 finally:

@@ -109,3 +109,19 @@ def test_the_server_does_not_outlive_a_killed_run(tmp_path):
         run.wait()
     gone, alive = psutil.wait_procs([server], timeout=15)
     assert gone and not alive
+
+
+@pytest.mark.slow
+def test_prefect_calls_inside_use_the_early_server_without_heartbeats(tmp_path, monkeypatch):
+    from prefect.settings import PREFECT_API_URL, get_current_settings
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    api = TemporaryPrefectApi()
+    process = api.process
+    with serving(api):
+        assert PREFECT_API_URL.value() == api.url
+        assert os.environ["PREFECT_API_URL"] == api.url  # Dask workers started here see it
+        assert get_current_settings().flows.heartbeat_frequency is None
+    assert process.poll() is not None
+    assert "PREFECT_API_URL" not in os.environ
