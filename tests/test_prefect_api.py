@@ -17,32 +17,41 @@ from pipeline.prefect_api import PrefectApiError, TemporaryPrefectApi, serving, 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture
+def own_home(tmp_path, monkeypatch):
+    """No API configured, and Prefect's files under ``tmp_path``."""
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def early_api(own_home):
+    """A started (not yet waited for) early server; stopped after the test."""
+    api = TemporaryPrefectApi()
+    yield api
+    api.stop()
+
+
 def test_not_started_where_the_environment_names_an_api(monkeypatch):
     monkeypatch.setenv("PREFECT_API_URL", "http://prefect.internal:4200/api")
     assert start_early() is None
 
 
 @pytest.mark.slow
-def test_serves_prefect_health_then_stops(tmp_path, monkeypatch):
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
-    api = TemporaryPrefectApi()
-    try:
-        url = api.wait_ready(timeout_s=120)
-        assert url == f"http://127.0.0.1:{api.port}/api"
-        with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-            assert response.status == 200
-        process = api.process
-    finally:
-        api.stop()
+def test_serves_prefect_health_then_stops(early_api):
+    url = early_api.wait_ready(timeout_s=120)
+    assert url == f"http://127.0.0.1:{early_api.port}/api"
+    with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+        assert response.status == 200
+    process = early_api.process
+    early_api.stop()
     assert process.poll() is not None  # stopped, not left running
-    api.stop()  # twice is harmless
+    early_api.stop()  # twice is harmless
 
 
 @pytest.mark.slow
-def test_a_server_that_cannot_start_is_reported_with_its_reason(tmp_path, monkeypatch):
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+def test_a_server_that_cannot_start_is_reported_with_its_reason(own_home, monkeypatch):
     monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", "nosuchdriver://nowhere/db")
     api = TemporaryPrefectApi()
     try:
@@ -53,16 +62,13 @@ def test_a_server_that_cannot_start_is_reported_with_its_reason(tmp_path, monkey
 
 
 @pytest.mark.slow
-def test_a_configured_api_wins_and_the_early_server_is_stopped(tmp_path, monkeypatch):
+def test_a_configured_api_wins_and_the_early_server_is_stopped(early_api):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
-    api = TemporaryPrefectApi()
-    process = api.process
+    process = early_api.process
     configured = "http://prefect.internal:4200/api"
     with temporary_settings(updates={PREFECT_API_URL: configured}):
-        with serving(api):
+        with serving(early_api):
             assert PREFECT_API_URL.value() == configured
         assert process.poll() is not None
 
@@ -112,16 +118,13 @@ def test_the_server_does_not_outlive_a_killed_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_prefect_calls_inside_use_the_early_server_without_heartbeats(tmp_path, monkeypatch):
+def test_prefect_calls_inside_use_the_early_server_without_heartbeats(early_api):
     from prefect.settings import PREFECT_API_URL, get_current_settings
 
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
-    api = TemporaryPrefectApi()
-    process = api.process
-    with serving(api):
-        assert PREFECT_API_URL.value() == api.url
-        assert os.environ["PREFECT_API_URL"] == api.url  # Dask workers started here see it
+    process = early_api.process
+    with serving(early_api):
+        assert PREFECT_API_URL.value() == early_api.url
+        assert os.environ["PREFECT_API_URL"] == early_api.url  # Dask workers started here see it
         assert get_current_settings().flows.heartbeat_frequency is None
     assert process.poll() is not None
     assert "PREFECT_API_URL" not in os.environ
