@@ -606,3 +606,53 @@ def test_a_calls_batches_share_the_streams_and_give_the_same_words(
         one_at_a_time = transcribe_call(path, settings=one_chunk_batches)
     assert set(threads) == {"callqa-asr-one_0"}
     assert pooled.to_json() == one_at_a_time.to_json()
+
+
+def test_a_stopped_calls_queued_batches_are_dropped(model, monkeypatch):
+    """When waiting on one of a call's batches raises (a failed batch, a call over its
+    budget), its batches not yet started are cancelled: they do not take the streams."""
+    import threading
+    from concurrent.futures import CancelledError, ThreadPoolExecutor
+
+    from faster_whisper.transcribe import BatchedInferencePipeline
+
+    from pipeline.transcribe import asr
+
+    decoded = []
+    monkeypatch.setattr(
+        BatchedInferencePipeline, "forward", lambda self, f, *a, **k: decoded.append(f) or [[]]
+    )
+
+    class Recording(ThreadPoolExecutor):
+        def submit(self, *args, **kwargs):
+            future = super().submit(*args, **kwargs)
+            submitted.append(future)
+            return future
+
+    submitted: list = []
+    gate = threading.Event()
+    with Recording(max_workers=1) as one:
+        one.submit(gate.wait)  # the only stream is busy: the call's batches queue
+        submitted.clear()
+        monkeypatch.setitem(asr._POOLS, id(model), one)
+        keys = [(0, k) for k in range(3)]
+        features = [[np.zeros((80, 100), dtype=np.float32)] * 3]
+        metas = [[{"offset": 0.0, "duration": 1.0, "segments": []}] * 3]
+        errors = []
+
+        def call():
+            try:
+                asr._decode_batches(model, keys, features, metas, None, None, 1, asr._PoolClock())
+            except BaseException as exc:  # noqa: BLE001 - what the call saw
+                errors.append(exc)
+
+        thread = threading.Thread(target=call)
+        thread.start()
+        while len(submitted) < 3:
+            threading.Event().wait(0.01)
+        submitted[0].cancel()  # the first batch fails while the call waits on it
+        thread.join(10)
+        gate.set()
+    assert errors and isinstance(errors[0], CancelledError)
+    assert all(f.cancelled() for f in submitted)
+    assert decoded == []  # no batch of the stopped call ran

@@ -757,11 +757,18 @@ def _decode_batches(
             out.update(zip(batch, decode(batch, on_pool=False), strict=True))
         return out
     futures = [_batch_pool(model).submit(decode, batch) for batch in batches]
-    for batch, future in zip(batches, futures, strict=True):
-        waited = time.perf_counter()
-        result = future.result()
-        clock.blocked += time.perf_counter() - waited
-        out.update(zip(batch, result, strict=True))
+    try:
+        for batch, future in zip(batches, futures, strict=True):
+            waited = time.perf_counter()
+            result = future.result()
+            clock.blocked += time.perf_counter() - waited
+            out.update(zip(batch, result, strict=True))
+    except BaseException:
+        # A failed batch, or the call stopped (over its budget): its batches not yet started
+        # are dropped, not left to take the streams from the other calls.
+        for future in futures:
+            future.cancel()
+        raise
     return out
 
 
