@@ -67,15 +67,15 @@ def test_readme_defaults_are_the_settings_defaults() -> None:
 
 
 def test_environment_then_arguments(monkeypatch) -> None:
-    monkeypatch.setenv("QA_BEAM_SIZE", "7")
+    monkeypatch.setenv("QA_BEAM_SIZE", "4")  # not the default
     monkeypatch.setenv("QA_LANGUAGE", "")  # empty: unset
     monkeypatch.setenv("QA_VAD", "off")
     monkeypatch.setenv("QA_RUBRIC_ROOTS", os.pathsep.join(["/a", "/b"]))
     settings = load_settings(rubric=None, asr_model="small")
-    assert (settings.beam_size, settings.language, settings.vad) == (3, "auto", False)
+    assert (settings.beam_size, settings.language, settings.vad) == (4, "auto", False)
     assert settings.rubric_roots == ["/a", "/b"] and settings.asr_model == "small"
     assert load_settings(beam_size=7).beam_size == 7
-    assert Settings().beam_size == 3  # the class itself reads the environment too
+    assert Settings().beam_size == 4  # the class itself reads the environment too
 
 
 @pytest.mark.parametrize(
