@@ -77,6 +77,7 @@ def _run(
 
     if dask_address and workers:
         raise CallqaError("give either --dask-address or --workers, not both")
+    loading = None
     try:
         settings = load_settings(
             database_url=database_url,
@@ -89,10 +90,14 @@ def _run(
         if not (dask_address or workers):  # models load while the checks run and Prefect starts
             from pipeline.process import warm_up
 
-            warm_up(settings)
+            loading = warm_up(settings)
         # fail fast, before Prefect starts and before any audio is decoded
         preflight(archive, settings)
     except (PreflightFailed, ValueError) as exc:
+        if loading is not None:
+            # an interpreter that exits while CTranslate2 builds the model aborts the process
+            # ("terminate called without an active exception") instead of exiting with 2
+            loading.join(timeout=120)
         raise PreflightError(" ".join(str(exc).split())) from None
 
     from flows.nightly import build_flow
