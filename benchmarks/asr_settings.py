@@ -23,6 +23,7 @@ import csv
 import os
 import sys
 import time
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,13 +56,17 @@ def parse_variant(text: str, base: AsrConfig) -> AsrConfig:
     return AsrConfig.model_validate({**base.model_dump(), **updates})
 
 
-def references(call_id: str) -> tuple[int, dict[str, str]]:
-    """(agent channel, speaker -> scripted text) of the sample call this archive call renders."""
+@cache
+def _sample_calls() -> dict:
     sys.path.insert(0, str(ROOT / "samples"))
     import make_samples as ms
 
-    base_id = call_id.rsplit("-v", 1)[0]
-    call = next(c for c in ms.load_calls().calls if c.call_id == base_id)
+    return {c.call_id: c for c in ms.load_calls().calls}
+
+
+def references(call_id: str) -> tuple[int, dict[str, str]]:
+    """(agent channel, speaker -> scripted text) of the sample call this archive call renders."""
+    call = _sample_calls()[call_id.rsplit("-v", 1)[0]]
     out: dict[str, list[str]] = {}
     for turn in call.turns:
         if turn.text:

@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -65,6 +66,9 @@ class TemporaryPrefectApi:
     def __init__(self) -> None:
         self.port = 0
         self.process: subprocess.Popen | None = None
+        # its output, read when it fails: a pipe nobody reads would stall a server that logs
+        # more than the pipe holds over a long night
+        self._output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         self._launch()
 
     @property
@@ -93,7 +97,7 @@ class TemporaryPrefectApi:
             ],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self._output,
         )  # fmt: skip
 
     def wait_ready(self, timeout_s: float | None = None) -> str:
@@ -108,11 +112,8 @@ class TemporaryPrefectApi:
                 self._launch()
                 continue
             if status is not None:
-                err = (
-                    self.process.stderr.read().decode(errors="replace")
-                    if self.process.stderr
-                    else ""
-                )
+                self._output.seek(0)
+                err = self._output.read().decode(errors="replace")
                 raise PrefectApiError(
                     f"Prefect's temporary API server exited with status {status}: "
                     f"{err.strip()[-2000:]}"
@@ -134,6 +135,7 @@ class TemporaryPrefectApi:
         """Stop the server (graceful, then killed after 5 s); safe to call twice."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
+            self._output.close()
             return
         process.send_signal(signal.SIGTERM)
         try:
@@ -141,6 +143,7 @@ class TemporaryPrefectApi:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        self._output.close()
 
 
 def start_early() -> TemporaryPrefectApi | None:
@@ -165,30 +168,27 @@ def serving(api: TemporaryPrefectApi | None) -> Iterator[None]:
         temporary_settings,
     )
 
-    try:
-        if api is None or PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-            if api is not None:
-                api.stop()
-            yield
-            return
-        url = api.wait_ready()
-        os.environ[API_URL_ENV] = url  # for the Dask workers this process may start
-        try:
-            # No flow-run heartbeats: they let a lasting Prefect server mark crashed runs, but
-            # this one stops with the run (killed runs are the store's own keep-alive's job),
-            # and their thread, joined as the flow ends, sleeps in 1-s steps.
-            with temporary_settings(
-                updates={PREFECT_API_URL: url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
-            ):
-                try:
-                    yield
-                finally:
-                    _drain_prefect_workers()
-        finally:
-            os.environ.pop(API_URL_ENV, None)
-    finally:
+    if api is None or PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
         if api is not None:
             api.stop()
+        yield
+        return
+    try:
+        url = api.wait_ready()
+        os.environ[API_URL_ENV] = url  # for the Dask workers this process may start
+        # No flow-run heartbeats: they let a lasting Prefect server mark crashed runs, but
+        # this one stops with the run (killed runs are the store's own keep-alive's job),
+        # and their thread, joined as the flow ends, sleeps in 1-s steps.
+        with temporary_settings(
+            updates={PREFECT_API_URL: url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+        ):
+            try:
+                yield
+            finally:
+                _drain_prefect_workers()
+    finally:
+        os.environ.pop(API_URL_ENV, None)
+        api.stop()
 
 
 def _drain_prefect_workers() -> None:

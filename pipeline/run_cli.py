@@ -60,18 +60,9 @@ def run(
     # Prefect's API server starts first, in its own process: its start-up then overlaps the
     # model loading and the checks instead of preceding the first call.
     prefect_api = start_early()
-    try:
-        _run(prefect_api, archive, database_url, rubric, asr_model, language, concurrency,
-             dask_address, workers, retry_failed, as_json)  # fmt: skip
-    finally:
-        if prefect_api is not None:
-            prefect_api.stop()
+    if prefect_api is not None:  # stopped however the command ends
+        click.get_current_context().call_on_close(prefect_api.stop)
 
-
-def _run(
-    prefect_api, archive, database_url, rubric, asr_model, language, concurrency, dask_address,
-    workers, retry_failed, as_json,
-):  # fmt: skip
     from pipeline.config import load_settings
     from pipeline.preflight import PreflightFailed, preflight
 

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.config import EMBEDDED_ASR_MODEL, Settings
 from pipeline.cpu_isa import PINNED_CPU_ENV, CpuIsaError, apply_cpu_isa
+from pipeline.timing import StageTimer
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -153,7 +154,7 @@ class AsrConfig(BaseModel):
     batch_size: int = Field(default=2, ge=1)
     # Beam 3 over chunks of up to 30 s of speech, chosen by measurement against the bare
     # loop's beam 5 over 20-s chunks (benchmarks/asr_settings.py, 20 synthetic calls, 1808
-    # words, one stream, on an AMD Zen 4 box): CPU 0.76x, WER 0.325 vs 0.360; on the real
+    # words, one stream, on an AMD EPYC with AVX-512 VNNI): CPU 0.76x, WER 0.325 vs 0.360; on the real
     # telephone audio (benchmarks/asr_wer.py) WER 0.017 natively and pinned, the bare loop
     # 0.013. Beam 2 was cheaper still (0.71x) but turned two sample verdicts (pinned).
     beam_size: int = Field(default=3, ge=1)
@@ -161,7 +162,7 @@ class AsrConfig(BaseModel):
     # Speech is cut and merged into chunks of at most this many seconds (Whisper's window).
     # A chunk that fills it can lose its last words; those are decoded again on their own
     # (_uncovered_tail), which is why 30 s now costs no accuracy (it did before: WER 0.064
-    # at 30 s, 0.013 at 20 s on the telephone audio) and saves a sixth of the encoder work.
+    # at 30 s, 0.013 at 20 s on the telephone audio); 30 s alone took 0.82x the CPU of 20 s.
     chunk_length_s: int = Field(default=30, ge=1, le=30)
     word_timestamps: bool = True
     condition_on_previous_text: bool = False
@@ -423,8 +424,6 @@ def transcribe_parties(
     ``transcribe``. ``timer`` (a :class:`pipeline.timing.StageTimer`) collects ``vad`` and
     ``asr`` seconds.
     """
-    from pipeline.timing import StageTimer
-
     timer = timer or StageTimer()
     if config.decoding == "sequential":
         with timer.stage("asr"):
@@ -527,8 +526,8 @@ def _transcribe_batched(model, parties, config: AsrConfig, language, timer) -> l
     samples_by_party = [samples for _channel, samples in parties]
 
     # ASR seconds of this call: its own wall time, less the time it waited on the shared batch
-    # threads, plus the time those threads spent on its batches.
-    clock = _PoolClock()
+    # threads ("blocked"), plus the time those threads spent on its batches ("busy").
+    clock = StageTimer()
     started = time.perf_counter()
     try:
         languages = []
@@ -610,7 +609,8 @@ def _transcribe_batched(model, parties, config: AsrConfig, language, timer) -> l
                 outputs.update(decode(tails))
 
     finally:
-        timer.add("asr", time.perf_counter() - started - clock.blocked + clock.busy)
+        pooled = clock.seconds.get("busy", 0.0) - clock.seconds.get("blocked", 0.0)
+        timer.add("asr", time.perf_counter() - started + pooled)
 
     results = []
     for p, (channel, _samples) in enumerate(parties):
@@ -675,7 +675,7 @@ def _decode_with_fallback(
     tokenizer,
     options,
     config: AsrConfig,
-    clock: _PoolClock,
+    clock: StageTimer,
 ) -> dict[tuple[int, int], list[dict]]:
     """Decodes of ``keys``; those failing the thresholds decoded again deterministically."""
     from faster_whisper.transcribe import TranscriptionOptions, get_compression_ratio
@@ -720,24 +720,23 @@ def _scores(segments: list[dict], ratio_of) -> tuple[float, float, float]:
 
 def _decode_batches(
     model, keys, features_by_party, metas_by_party, tokenizer, options, batch_size,
-    clock: _PoolClock,
+    clock: StageTimer,
 ):  # fmt: skip
     """Chunk decodes (with words) of ``keys`` in order, ``batch_size`` chunks per batch.
 
-    The batches are fixed by the call alone; they run on the process's batch pool (one
-    thread per CTranslate2 stream), so a call alone on the machine still uses every stream,
-    and calls running together share the streams without queueing more work than there are
-    streams. A batch's features are made by the thread that decodes it, when it starts.
+    The batches are fixed by the call alone. A call of several batches runs them on the
+    process's batch threads (one per CTranslate2 stream), so a call alone on the machine
+    still uses every stream and calls running together share them; a call of one batch
+    decodes it in its own thread. A batch's features are made when its decode starts.
     """
     batches = [keys[i : i + batch_size] for i in range(0, len(keys), batch_size)]
     several = len(batches) > 1
 
-    def decode(batch, on_pool: bool = True):
+    def decode(batch):
         from faster_whisper.audio import pad_or_trim
-
-        started = time.perf_counter()
         from faster_whisper.transcribe import BatchedInferencePipeline
 
+        started = time.perf_counter()
         features = np.stack([pad_or_trim(features_by_party[p][k]) for p, k in batch])
         # one pipeline per batch: its word-time heuristics (last_speech_timestamp) start
         # afresh and are never shared between threads
@@ -745,23 +744,21 @@ def _decode_batches(
             features, tokenizer, [metas_by_party[p][k] for p, k in batch], options
         )
         del features
-        if several:  # a call of several batches: its heap stays flat
+        if several:  # on the batch threads; a call of several batches keeps its heap flat
             release_heap_memory()
-        if on_pool:
-            clock.add_busy(time.perf_counter() - started)
+            clock.add("busy", time.perf_counter() - started)
         return segmented
 
     out: dict[tuple[int, int], list[dict]] = {}
     if not several:
         for batch in batches:
-            out.update(zip(batch, decode(batch, on_pool=False), strict=True))
+            out.update(zip(batch, decode(batch), strict=True))
         return out
     futures = [_batch_pool(model).submit(decode, batch) for batch in batches]
     try:
         for batch, future in zip(batches, futures, strict=True):
-            waited = time.perf_counter()
-            result = future.result()
-            clock.blocked += time.perf_counter() - waited
+            with clock.stage("blocked"):
+                result = future.result()
             out.update(zip(batch, result, strict=True))
     except BaseException:
         # A failed batch, or the call stopped (over its budget): its batches not yet started
@@ -770,19 +767,6 @@ def _decode_batches(
             future.cancel()
         raise
     return out
-
-
-class _PoolClock:
-    """Seconds a call waited on the batch threads, and seconds they worked for it."""
-
-    def __init__(self) -> None:
-        self.blocked = 0.0  # only the call's own thread adds to this
-        self.busy = 0.0
-        self._lock = threading.Lock()
-
-    def add_busy(self, seconds: float) -> None:
-        with self._lock:
-            self.busy += seconds
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
