@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import wave
 from pathlib import Path
 
@@ -616,6 +617,7 @@ def test_a_stopped_calls_queued_batches_are_dropped(model, monkeypatch):
 
     from faster_whisper.transcribe import BatchedInferencePipeline
 
+    from pipeline.timing import StageTimer
     from pipeline.transcribe import asr
 
     decoded = []
@@ -632,27 +634,31 @@ def test_a_stopped_calls_queued_batches_are_dropped(model, monkeypatch):
     submitted: list = []
     gate = threading.Event()
     with Recording(max_workers=1) as one:
-        one.submit(gate.wait)  # the only stream is busy: the call's batches queue
-        submitted.clear()
-        monkeypatch.setitem(asr._POOLS, id(model), one)
-        keys = [(0, k) for k in range(3)]
-        features = [[np.zeros((80, 100), dtype=np.float32)] * 3]
-        metas = [[{"offset": 0.0, "duration": 1.0, "segments": []}] * 3]
-        errors = []
+        try:
+            one.submit(gate.wait)  # the only stream is busy: the call's batches queue
+            submitted.clear()
+            monkeypatch.setitem(asr._POOLS, id(model), one)
+            keys = [(0, k) for k in range(3)]
+            features = [[np.zeros((80, 100), dtype=np.float32)] * 3]
+            metas = [[{"offset": 0.0, "duration": 1.0, "segments": []}] * 3]
+            errors = []
 
-        def call():
-            try:
-                asr._decode_batches(model, keys, features, metas, None, None, 1, asr._PoolClock())
-            except BaseException as exc:  # noqa: BLE001 - what the call saw
-                errors.append(exc)
+            def call():
+                try:
+                    asr._decode_batches(model, keys, features, metas, None, None, 1, StageTimer())
+                except BaseException as exc:  # noqa: BLE001 - what the call saw
+                    errors.append(exc)
 
-        thread = threading.Thread(target=call)
-        thread.start()
-        while len(submitted) < 3:
-            threading.Event().wait(0.01)
-        submitted[0].cancel()  # the first batch fails while the call waits on it
-        thread.join(10)
-        gate.set()
+            thread = threading.Thread(target=call)
+            thread.start()
+            deadline = time.monotonic() + 10
+            while len(submitted) < 3 and not errors and time.monotonic() < deadline:
+                threading.Event().wait(0.01)
+            assert len(submitted) == 3, errors  # a call that failed early never queued them
+            submitted[0].cancel()  # the first batch fails while the call waits on it
+            thread.join(10)
+        finally:
+            gate.set()  # else leaving the pool would wait for ever on the busy stream
     assert errors and isinstance(errors[0], CancelledError)
     assert all(f.cancelled() for f in submitted)
     assert decoded == []  # no batch of the stopped call ran
