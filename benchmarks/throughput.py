@@ -6,7 +6,7 @@ there are at least 16 calls and 15 minutes of audio. Then, alternating A-B-B-A p
 
   pipeline  ``callqa run ARCHIVE --db <fresh sqlite> --json``: the whole nightly flow in a
             subprocess (Prefect, decode, ASR, roles, redaction, scoring, store), with its
-            configured decode settings (batched, beam 3, 30-s chunks: benchmarks/asr_settings.py)
+            configured decode settings (batched, beam 3, 20-s chunks: pipeline.transcribe.asr.AsrConfig)
   bare      a faster-whisper loop in a subprocess over the same channels: ``decode_audio``
             (split_stereo) then ``WhisperModel.transcribe`` per channel, one after another,
             with faster-whisper's default threads and the pipeline's ASR options

@@ -4,7 +4,6 @@ hallucination rules as a table, Chinese normalisation, and agent/customer decisi
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from pipeline.audio import AudioError, decode_audio
@@ -439,20 +439,16 @@ def _write(path: Path, text: str) -> Path:
 # --------------------------------------------------------------------------- determinism
 
 SAMPLE_ARCHIVE = Path(__file__).resolve().parents[1] / "samples" / "archive"
-# c03-forbidden.wav by tiny.en int8, batched decoding, kernels pinned (QA_CPU_ISA=pinned).
-C03_PINNED = [
-    ("agent", "Welcome to Northwind telecom. My name is Liam. How can I help?"),
-    ("customer", "Hi, I want to charge twice for my new phone. This month,"),
-    ("agent", "May I have your account number please?"),
-    ("customer", "6, 3, 3, 8, 1, 0, 4, 10, 1,"),
-    ("agent", "The second challenge came from the shop, not from us,"),
-    ("agent", "that is not my problem."),
-    ("customer", "so me, my phone, who should I talk to?"),
-    ("agent", "Go back to Northwind"),
-    ("agent", "Is there anything else I can do for you?"),
-    ("customer", "I am not happy about this."),
-    ("agent", "Thank you for calling. Have a great day."),
-]
+
+
+def _scripted_turns(call_id: str) -> dict[str, str]:
+    """The scripted words of a sample call (samples/calls.yaml), joined per party."""
+    calls = yaml.safe_load((SAMPLE_ARCHIVE.parent / "calls.yaml").read_text(encoding="utf-8"))
+    turns = next(c["turns"] for c in calls["calls"] if c["call_id"] == call_id)
+    return {
+        party: " ".join(t["text"] for t in turns if t["speaker"] == party)
+        for party in ("agent", "customer")
+    }
 
 
 def test_asr_config_records_every_decode_setting_as_json(settings):
@@ -523,10 +519,19 @@ def test_repeated_transcription_gives_the_same_words(model, settings):
     assert transcript.produced_by.asr["decoding"] == "batched"
     customer = " ".join(u.text for u in transcript.utterances if u.speaker == "customer")
     assert not re.search(r"(\b\w+\b)([ ,.-]+\1\b){5}", customer), customer  # no loop
-    if os.environ.get("QA_CPU_ISA") == "pinned":
-        # Exact words only with CTranslate2's kernels pinned (tests/conftest.py sets it):
-        # natively, AMD and Intel CPUs take different kernels and may differ in a word.
-        assert [(u.speaker, u.text) for u in transcript.utterances] == C03_PINNED
+    # Not exact words: c03's decode turns on the last bit of a float (1e-6 of noise in its
+    # features gives another reading of either channel; benchmarks/verdict_stability.py), and
+    # AMD and Intel CPUs round differently even pinned. Its WER against the script varied
+    # 0.02-0.10 (agent) and 0.45-0.53 (customer: digits as numerals) over such readings.
+    script = _scripted_turns("c03-forbidden")
+    said = {
+        party: " ".join(u.text for u in transcript.utterances if u.speaker == party)
+        for party in ("agent", "customer")
+    }
+    assert wer(script["agent"], said["agent"]) <= 0.2, said["agent"]
+    assert wer(script["customer"], said["customer"]) <= 0.7, said["customer"]
+    assert transcript.utterances[0].speaker == "agent"
+    assert said["agent"].startswith("Welcome to Northwind"), said["agent"]
 
 
 def test_a_spooled_call_gives_the_same_transcript(model, settings, synthetic_call):
