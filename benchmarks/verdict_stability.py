@@ -6,8 +6,8 @@ borderline rubric item into another verdict. Pinned mode (``QA_CPU_ISA=pinned``)
 kernels, but a golden verdict must not rest on the last bit of a float anyway. This scores
 every call of an archive as the nightly flow does (``CallProcessor.analyse``: decode, ASR,
 roles, redaction, rubric; no risk needed for verdicts), once as the machine gives it and
-then ``--runs`` times with seeded Gaussian noise of ``--noise`` (default 1e-6, the size of a
-float32 rounding difference in log-mel features around 1) added to every chunk's log-mel
+then ``--runs`` times with seeded Gaussian noise of ``--noise`` (default 1e-6: a few float32
+rounding steps of the log-mel features, which lie around 1) added to every chunk's log-mel
 features, and prints for each expected item how many runs agree with
 ``samples/expected.yaml``. A golden verdict should hold in every run.
 
@@ -23,7 +23,7 @@ import argparse
 import os
 import sys
 import tempfile
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,7 +82,6 @@ def main() -> int:
     noise = FeatureNoise(asr._features)
     asr._features = noise
     agree: dict[tuple[str, str], int] = defaultdict(int)
-    seen: dict[tuple[str, str], Counter] = defaultdict(Counter)
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(database_url=f"sqlite:///{tmp}/stability.db", **overrides)
         processor = CallProcessor(settings)
@@ -95,9 +94,7 @@ def main() -> int:
                 _transcript, result = processor.analyse(job)
                 verdicts = {item.id: item.passed for item in result.items}
                 for item_id, want in expected[job.call_id]["items"].items():
-                    got = verdicts.get(item_id)
-                    agree[job.call_id, item_id] += got == want
-                    seen[job.call_id, item_id][got] += 1
+                    agree[job.call_id, item_id] += verdicts.get(item_id) == want
             print(f"run {run} done", file=sys.stderr)
 
     total = args.runs + 1

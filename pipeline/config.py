@@ -120,7 +120,9 @@ class Settings(BaseSettings):
     # chunks per batch, and whether CTranslate2's CPU kernels are pinned for reproducibility.
     asr_decoding: Literal["batched", "sequential"] = "batched"
     asr_batch_size: int = Field(default=2, ge=1)
-    asr_chunk_seconds: int = Field(default=20, ge=1, le=30)  # speech per chunk (Whisper's window: 30)
+    asr_chunk_seconds: int = Field(
+        default=20, ge=1, le=30
+    )  # speech per chunk (Whisper's window: 30)
     cpu_isa: Literal["native", "pinned"] = "native"
     max_audio_minutes: float = Field(default=180.0, gt=0)  # longer files are refused
     # longer recordings are decoded into temporary files and read a window at a time

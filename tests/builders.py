@@ -8,10 +8,13 @@ tests/conftest.py.
 from __future__ import annotations
 
 import csv
+import functools
+import importlib.util
 import json
 import re
 import shutil
 import subprocess
+import sys
 import types
 import typing
 import wave
@@ -502,6 +505,18 @@ def assert_no_extras(value: object, where: str = "") -> int:
 
 
 # --------------------------------------------------------------------------- sample archive
+
+
+@functools.cache
+def make_samples_module() -> types.ModuleType:
+    """samples/make_samples.py, the sample archive's builder and its scripts' one loader."""
+    spec = importlib.util.spec_from_file_location(
+        "make_samples", ROOT / "samples" / "make_samples.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["make_samples"] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def expected_outcomes() -> dict:

@@ -4,28 +4,20 @@ and the real embedded ASR model hears the scripted phrases on the intended chann
 from __future__ import annotations
 
 import csv
-import importlib.util
 import struct
-import sys
 from pathlib import Path
 
 import av
 import pytest
 import yaml
 
+from tests.builders import make_samples_module
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
 
 
-def _load_module():
-    spec = importlib.util.spec_from_file_location("make_samples", SAMPLES / "make_samples.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["make_samples"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ms = _load_module()
+ms = make_samples_module()
 SCRIPT = ms.load_calls()
 ITEMS = ms.load_rubric_items(SCRIPT.rubric)
 CALL_IDS = [c.call_id for c in SCRIPT.calls]
