@@ -185,6 +185,19 @@ def test_jfk_8k_mulaw_matches_reference(model, settings, tmp_path):
     assert Transcript.model_validate_json(transcript.to_json()) == transcript
 
 
+def test_pauses_inside_a_sentence_stay_in_the_speech_clip(settings, tmp_path):
+    """The VAD cuts speech only at pauses of 2 s or more: JFK's pauses (0.3-1.2 s, after
+    "Americans" among them) cut at 160 ms glued "Americans, ask" into "American ask"."""
+    from pipeline.transcribe.asr import SAMPLE_RATE, _speech_clips, asr_config
+
+    audio = decode_audio(to_8k(needs_data("jfk.flac"), tmp_path / "jfk_8k.wav"), SAMPLE_RATE)
+    config = asr_config(settings)
+    clips = _speech_clips(audio.channels[0], config)
+    assert [(c["start"], c["end"]) for c in clips] == [(0, len(audio.channels[0]))]
+    cut_short = config.vad.model_copy(update={"min_silence_duration_ms": 160})
+    assert len(_speech_clips(audio.channels[0], config.model_copy(update={"vad": cut_short}))) > 1
+
+
 def test_english_only_model_forces_english(model, tmp_path):
     path = to_8k(needs_data("jfk.flac"), tmp_path / "jfk_8k_alaw.wav", codec="pcm_alaw")
     transcript = transcribe_call(path, settings=Settings(), language="zh")
@@ -459,7 +472,7 @@ def test_asr_config_records_every_decode_setting_as_json(settings):
     assert dumped["faster_whisper"] and dumped["ctranslate2"]
     assert dumped["threads_per_decode"] == 1 and dumped["temperature"] == 0.0
     assert dumped["fallback"]["scheme"] == "deterministic"
-    assert dumped["vad"]["min_silence_duration_ms"] == 160
+    assert dumped["vad"]["min_silence_duration_ms"] == 2000
     assert asr_config(Settings(vad=False)).vad is None
     assert asr_config(Settings(cpu_isa="pinned")).cpu_env["CT2_USE_MKL"] == "0"
 
