@@ -186,8 +186,8 @@ def test_jfk_8k_mulaw_matches_reference(model, settings, tmp_path):
 
 
 def test_pauses_inside_a_sentence_stay_in_the_speech_clip(settings, tmp_path):
-    """The VAD cuts speech only at pauses of 2 s or more: JFK's pauses (0.3-1.2 s, after
-    "Americans" among them) cut at 160 ms glued "Americans, ask" into "American ask"."""
+    """The VAD cuts speech only at pauses of 2 s or more: JFK's 11 s are one clip. Cut at
+    160 ms (five clips, glued with shortened pauses), "Americans, ask" read "American ask"."""
     from pipeline.transcribe.asr import SAMPLE_RATE, _speech_clips, asr_config
 
     audio = decode_audio(to_8k(needs_data("jfk.flac"), tmp_path / "jfk_8k.wav"), SAMPLE_RATE)

@@ -116,8 +116,9 @@ class VadConfig(BaseModel):
     # padding each side, so a longer pause inside a sentence shrank to 0.8 s and Whisper
     # joined the words around it ("my fellow Americans, ask not" read "American ask").
     # benchmarks/asr_wer.py on this project's telephone audio: WER 0.009, the bare loop's,
-    # against 0.017 at 160 ms; fewer short tails decoded again (3 vs 9 on the throughput
-    # archive: 43 batches vs 49). benchmarks/verdict_stability.py, pinned: 80/80 (1000 ms too).
+    # against 0.017 at 160 ms; fewer left-out tails decoded again (the throughput archive's 62
+    # chunks took 65 decodes in 43 batches, against 71 in 49 at 160 ms).
+    # benchmarks/verdict_stability.py, pinned: 80/80 (1000 ms too).
     # Unpinned on an Intel Xeon the synthetic samples have near-misses at any setting (160 ms
     # 79/80, 1000 ms 77/80, 2000 ms 78/80: c05's espeak "Done. So, is there anything else"
     # reads as a negation in most noisy runs).
