@@ -3,7 +3,7 @@
 Decode settings (chunk length, beam, batch size...) are chosen by measured cost and
 accuracy, not by habit. This decodes the party channels of every call of an archive of
 synthetic sample calls (default: the throughput benchmark's) with each variant of
-:class:`pipeline.transcribe.asr.AsrConfig`, the variants taking turns call by call in the
+:class:`pipeline.transcribe.decode_config.AsrConfig`, the variants taking turns call by call in the
 same process so that a noisy machine slows them alike; one CTranslate2 stream with one
 thread, CPU seconds by ``time.process_time``. WER is against the scripted turn texts of
 ``samples/calls.yaml`` (espeak voices: every setting scores 0.3 or so, so only differences
@@ -33,14 +33,10 @@ os.environ.setdefault("CALLQA_CORES", "1")  # one stream: CPU seconds, not paral
 from benchmarks.asr_wer import edit_distance, words  # noqa: E402
 from pipeline.audio import decode_audio  # noqa: E402
 from pipeline.config import load_settings  # noqa: E402
-from pipeline.transcribe.asr import (  # noqa: E402
-    SAMPLE_RATE,
-    AsrConfig,
-    asr_config,
-    get_model,
-    transcribe_parties,
-)
+from pipeline.transcribe.asr import transcribe_parties  # noqa: E402
 from pipeline.transcribe.call import _party_channels  # noqa: E402
+from pipeline.transcribe.decode_config import SAMPLE_RATE, AsrConfig, asr_config  # noqa: E402
+from pipeline.transcribe.model import get_model  # noqa: E402
 
 DEFAULT_ARCHIVE = ROOT / "var" / "bench" / "throughput-archive"
 

@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.config import load_settings  # noqa: E402
 from pipeline.transcribe import transcribe_call  # noqa: E402
-from pipeline.transcribe.asr import BASELINE_BEAM_SIZE, get_model, resolve_model  # noqa: E402
+from pipeline.transcribe.decode_config import BASELINE_BEAM_SIZE  # noqa: E402
+from pipeline.transcribe.model import get_model, resolve_model  # noqa: E402
 
 # References from ../shared/data/README.md: file -> one text per channel (one: mono).
 REFERENCES: dict[str, list[str]] = {

@@ -128,7 +128,7 @@ def role_correct(assign, hyp, reference: list[Turn]) -> bool:
 def asr_texts(mix: np.ndarray) -> list[tuple[float, float, str]]:
     from faster_whisper import WhisperModel
 
-    from pipeline.transcribe.asr import resolve_model
+    from pipeline.transcribe.model import resolve_model
 
     model = _asr_model(WhisperModel, resolve_model("tiny.en"))
     segments, _ = model.transcribe(mix, language="en", beam_size=1, vad_filter=True)

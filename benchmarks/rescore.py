@@ -23,12 +23,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import build_scoring_config, load_settings, redaction_config  # noqa: E402
+from pipeline.config import load_settings  # noqa: E402
 from pipeline.redact import redact  # noqa: E402
 from pipeline.rescore import Rescorer  # noqa: E402
 from pipeline.routing import load_routing  # noqa: E402
 from pipeline.schema import CallJob, Transcript  # noqa: E402
 from pipeline.score import score_transcript  # noqa: E402
+from pipeline.scoring_config import build_scoring_config, redaction_config  # noqa: E402
 from pipeline.scripts_check import load_rubric  # noqa: E402
 from pipeline.store import open_store  # noqa: E402
 

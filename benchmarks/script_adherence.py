@@ -745,7 +745,7 @@ def calibrate(
     """Sweep one min_similarity for every item of a kind (in-process, the same engine the
     CLI runs) on a set drawn with another seed, for each (homophone, missing) cost pair;
     print the table and the pick per kind."""
-    from pipeline.scripts_check.match import overridden
+    from pipeline.match_config import overridden
 
     for homophone, missing in costs:
         with overridden(language, homophone_cost=homophone, missing_cost=missing):

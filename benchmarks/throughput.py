@@ -6,12 +6,12 @@ there are at least 16 calls and 15 minutes of audio. Then, alternating A-B-B-A p
 
   pipeline  ``callqa run ARCHIVE --db <fresh sqlite> --json``: the whole nightly flow in a
             subprocess (Prefect, decode, ASR, roles, redaction, scoring, store), with its
-            configured decode settings (batched, beam 3, 20-s chunks: pipeline.transcribe.asr.AsrConfig)
+            configured decode settings (batched, beam 3, 20-s chunks: pipeline.transcribe.decode_config.AsrConfig)
   bare      a faster-whisper loop in a subprocess over the same channels: ``decode_audio``
             (split_stereo) then ``WhisperModel.transcribe`` per channel, one after another,
             with faster-whisper's default threads and the pipeline's ASR options
             (tiny.en int8 CPU, language en, beam 5, VAD on, word timestamps,
-            condition_on_previous_text off: ``pipeline.transcribe.asr.transcribe_options``)
+            condition_on_previous_text off: ``pipeline.transcribe.decode_config.transcribe_options``)
   batched   the same loop through faster-whisper's ``BatchedInferencePipeline`` (batch 8),
             the stronger peer
 
@@ -105,7 +105,8 @@ def bare_loop(archive: Path, batched: bool = False) -> None:
     from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio
 
     from pipeline.config import load_settings
-    from pipeline.transcribe.asr import resolve_model, transcribe_options
+    from pipeline.transcribe.decode_config import transcribe_options
+    from pipeline.transcribe.model import resolve_model
 
     settings = load_settings(language="en")
     model = WhisperModel(

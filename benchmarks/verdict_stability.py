@@ -40,7 +40,8 @@ import yaml  # noqa: E402
 from pipeline.archive import discover  # noqa: E402
 from pipeline.config import load_settings  # noqa: E402
 from pipeline.process import CallProcessor  # noqa: E402
-from pipeline.transcribe import asr  # noqa: E402
+from pipeline.transcribe import batching  # noqa: E402
+from pipeline.transcribe.decode_config import asr_config  # noqa: E402
 
 ARCHIVE = ROOT / "samples" / "archive"
 EXPECTED = ROOT / "samples" / "expected.yaml"
@@ -79,13 +80,13 @@ def main() -> int:
         if v["status"] == "scored" and (not args.call or k in args.call)
     }
     jobs = [j for j in discover(args.archive) if j.call_id in expected]
-    noise = FeatureNoise(asr._features)
-    asr._features = noise
+    noise = FeatureNoise(batching._features)
+    batching._features = noise
     agree: dict[tuple[str, str], int] = defaultdict(int)
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(database_url=f"sqlite:///{tmp}/stability.db", **overrides)
         processor = CallProcessor(settings)
-        print(f"decode: {asr.asr_config(settings).model_dump_json(include={'beam_size', 'chunk_length_s', 'batch_size'})}"
+        print(f"decode: {asr_config(settings).model_dump_json(include={'beam_size', 'chunk_length_s', 'batch_size'})}"
               f"  cpu_isa={settings.cpu_isa}  noise={args.noise:g}  runs=1+{args.runs}")  # fmt: skip
         for run in range(args.runs + 1):
             noise.scale = args.noise if run else 0.0

@@ -172,7 +172,7 @@ def local_cluster_kwargs(workers: int, cores: int | None = None) -> dict:
     One call at a time per worker (one thread, one ``asr`` slot); CTranslate2 in each worker
     uses that worker's share of the cores (``CALLQA_CORES``), so workers don't oversubscribe.
     """
-    from pipeline.transcribe.asr import CORES_ENV, available_cores
+    from pipeline.transcribe.model import CORES_ENV, available_cores
 
     share = max(1, (cores or available_cores()) // workers)
     return {

@@ -81,3 +81,18 @@ def apply_cpu_isa_from_env() -> None:
     run before anything imports numpy - building :class:`pipeline.config.Settings` may.
     """
     apply_cpu_isa(os.environ.get("QA_CPU_ISA", "native").strip().lower())
+
+
+def pin_blas_threads() -> None:
+    """One BLAS thread for the audio front end, in every process that transcribes.
+
+    Whisper's log-mel features are a matrix product; with a different number of BLAS threads
+    the float sums come out in another order and, rarely, a word of the transcript changes.
+    Pinning one thread makes a call transcribe identically in a thread of the embedded run
+    and in a Dask worker (where Dask sets its own thread variables); the product is tiny.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return
+    threadpool_limits(limits=1, user_api="blas")

@@ -23,6 +23,14 @@ from pipeline.config import Settings, resolve_rubric_path
 from pipeline.redact import redact
 from pipeline.schema import CallJob, ContractError, Result, RubricRoute, ScoringConfig, Transcript
 from pipeline.score import score_transcript
+from pipeline.scoring_config import (
+    asr_config,
+    build_scoring_config,
+    diarizer_config,
+    redaction_config,
+    risk_config_ref,
+    transcript_asr_config,
+)
 from pipeline.timing import StageTimer
 
 log = logging.getLogger(__name__)
@@ -83,7 +91,7 @@ def warm_up(settings: Settings) -> threading.Thread | None:
 
     Started before the orchestrator (Prefect's API server takes seconds to come up, and the
     flow's imports more), so the first calls begin decoding at once. Models are process-wide
-    (:func:`pipeline.transcribe.asr.get_model`): the calls find them loaded. Never raises:
+    (:func:`pipeline.transcribe.model.get_model`): the calls find them loaded. Never raises:
     the first call reports whatever went wrong."""
     if settings.device != "cpu":
         return None
@@ -92,7 +100,8 @@ def warm_up(settings: Settings) -> threading.Thread | None:
         try:
             from faster_whisper.vad import get_vad_model
 
-            from pipeline.transcribe.asr import asr_config, get_model
+            from pipeline.transcribe.decode_config import asr_config
+            from pipeline.transcribe.model import get_model
 
             get_model(settings)
             get_vad_model()
@@ -181,13 +190,11 @@ class CallProcessor:
             self._rubrics[path] = load_rubric(path)
         return self._rubrics[path]
 
-    # -- the scoring configuration (pipeline.config.build_scoring_config) -----------------
+    # -- the scoring configuration (pipeline.scoring_config.build_scoring_config) ---------
 
     @cached_property
     def _audio_sections(self) -> dict[str, Any]:
         """ASR, diarizer and redaction sections of audio calls (hashes files: once)."""
-        from pipeline.config import asr_config, diarizer_config
-
         return {
             "asr": asr_config(self.settings),
             "diarizer": diarizer_config(self.settings.diarizer),
@@ -196,22 +203,16 @@ class CallProcessor:
 
     @cached_property
     def _redaction_section(self):
-        from pipeline.config import redaction_config
-
         return redaction_config()
 
     @cached_property
     def _risk_section(self):
-        from pipeline.config import risk_config_ref
-
         return risk_config_ref()
 
     def scoring_config(
         self, job: CallJob, rubric, transcript: Transcript | None = None
     ) -> ScoringConfig:
         """The call's ScoringConfig; ``transcript``: the file of a text-transcript job."""
-        from pipeline.config import build_scoring_config, transcript_asr_config
-
         if is_transcript(job):
             sections = {
                 "asr": transcript_asr_config(transcript) if transcript is not None else None,

@@ -17,14 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.config import (
-    Settings,
-    build_scoring_config,
-    load_settings,
-    resolve_rubric_path,
-    risk_config_ref,
-)
+from pipeline.config import Settings, load_settings, resolve_rubric_path
 from pipeline.schema import ContractError, Result, RubricRoute, Transcript
+from pipeline.scoring_config import build_scoring_config, risk_config_ref
 from pipeline.store import Store, result_config
 
 Progress = Callable[["RescoreSummary"], None]

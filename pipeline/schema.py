@@ -331,7 +331,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
 class ScoringConfig(_Section):
     """Everything a Result depends on, in one object; its hash is the result's fingerprint.
 
-    Built in one place (:func:`pipeline.config.build_scoring_config`). ``asr`` and
+    Built in one place (:func:`pipeline.scoring_config.build_scoring_config`). ``asr`` and
     ``diarizer`` are None for text transcripts, ``risk`` when risk is not assessed.
     """
 

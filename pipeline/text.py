@@ -33,6 +33,8 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
+from pipeline.match_config import match_settings
+
 Language = str  # "zh" or "en"
 
 # --------------------------------------------------------------------------- script, language
@@ -177,8 +179,6 @@ def zh_sound_code(ch: str) -> str:
 
 @lru_cache(maxsize=4)
 def _filler_pattern(language: str) -> re.Pattern | None:
-    from pipeline.scripts_check.match import match_settings
-
     words = sorted(match_settings(language).fillers, key=len, reverse=True)
     if not words:
         return None

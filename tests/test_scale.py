@@ -36,7 +36,7 @@ def test_cpu_plan_gives_every_core_a_stream(monkeypatch, cores, cpu_threads, pla
     """Threads per decode are a decode setting (never clipped to the cores); streams fill the
     cores."""
     from pipeline.config import Settings
-    from pipeline.transcribe.asr import CORES_ENV, cpu_plan
+    from pipeline.transcribe.model import CORES_ENV, cpu_plan
 
     monkeypatch.setenv(CORES_ENV, cores)
     assert cpu_plan(Settings(cpu_threads=cpu_threads)) == plan
@@ -44,7 +44,7 @@ def test_cpu_plan_gives_every_core_a_stream(monkeypatch, cores, cpu_threads, pla
 
 def test_bad_core_count_is_rejected(monkeypatch):
     from pipeline.config import Settings
-    from pipeline.transcribe.asr import CORES_ENV, ModelError, cpu_plan
+    from pipeline.transcribe.model import CORES_ENV, ModelError, cpu_plan
 
     monkeypatch.setenv(CORES_ENV, "two")
     with pytest.raises(ModelError, match="CALLQA_CORES"):

@@ -269,7 +269,8 @@ FORBIDDEN_MATCH = [
 
 @pytest.mark.parametrize(("phrase", "text", "lang", "hit"), FORBIDDEN_MATCH)
 def test_forbidden_matcher(phrase: str, text: str, lang: str, hit: bool) -> None:
-    from pipeline.scripts_check.match import match_settings, phrase_match
+    from pipeline.match_config import match_settings
+    from pipeline.scripts_check.match import phrase_match
 
     threshold = match_settings(lang).forbidden
     assert (phrase_match(phrase, text, lang, threshold) is not None) is hit

@@ -27,7 +27,6 @@ from pipeline.transcribe.agent_identification import (
     decide_agent_speaker,
     load_agent_phrases,
 )
-from pipeline.transcribe.asr import AsrSegment, ModelError, get_model, resolve_model
 from pipeline.transcribe.cli import transcribe as transcribe_cmd
 from pipeline.transcribe.hallucination import (
     RulesError,
@@ -35,6 +34,8 @@ from pipeline.transcribe.hallucination import (
     filter_segments,
     load_rules,
 )
+from pipeline.transcribe.model import ModelError, get_model, resolve_model
+from pipeline.transcribe.segments import AsrSegment
 from tests.builders import make_samples_module
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "audio"
@@ -188,7 +189,8 @@ def test_jfk_8k_mulaw_matches_reference(model, settings, tmp_path):
 def test_pauses_inside_a_sentence_stay_in_the_speech_clip(settings, tmp_path):
     """The VAD cuts speech only at pauses of 2 s or more: JFK's 11 s are one clip. Cut at
     160 ms (five clips, glued with shortened pauses), "Americans, ask" read "American ask"."""
-    from pipeline.transcribe.asr import SAMPLE_RATE, _speech_clips, asr_config
+    from pipeline.transcribe.batching import _speech_clips
+    from pipeline.transcribe.decode_config import SAMPLE_RATE, asr_config
 
     audio = decode_audio(to_8k(needs_data("jfk.flac"), tmp_path / "jfk_8k.wav"), SAMPLE_RATE)
     config = asr_config(settings)
@@ -464,7 +466,7 @@ def _scripted_turns(call_id: str) -> dict[str, str]:
 
 
 def test_asr_config_records_every_decode_setting_as_json(settings):
-    from pipeline.transcribe.asr import asr_config
+    from pipeline.transcribe.decode_config import asr_config
 
     config = asr_config(settings)
     dumped = json.loads(json.dumps(config.model_dump(mode="json")))
@@ -487,27 +489,28 @@ def test_asr_config_records_every_decode_setting_as_json(settings):
     ],
 )
 def test_fallback_acceptance_rule(scores, passes):
-    from pipeline.transcribe.asr import FallbackConfig, _passes
+    from pipeline.transcribe.decode_config import FallbackConfig
+    from pipeline.transcribe.decode_config import passes as acceptance
 
-    assert _passes(*scores, FallbackConfig()) is passes
+    assert acceptance(*scores, FallbackConfig()) is passes
 
 
 def test_fallback_keeps_the_passing_or_the_more_likely_attempt():
-    from pipeline.transcribe.asr import FallbackConfig, _better
+    from pipeline.transcribe.decode_config import FallbackConfig, better
 
     fb = FallbackConfig()
     looping, fixed = (-0.4, 0.1, 4.2, "loop"), (-0.8, 0.1, 1.6, "retry")
-    assert _better(looping, fixed, fb)[3] == "retry"
+    assert better(looping, fixed, fb)[3] == "retry"
     both_unsure = (-1.2, 0.1, 1.5, "first"), (-1.5, 0.1, 1.5, "retry")
-    assert _better(*both_unsure, fb)[3] == "first"
+    assert better(*both_unsure, fb)[3] == "first"
     retry_loops = (-1.2, 0.1, 1.5, "first"), (-0.2, 0.1, 3.0, "retry")
-    assert _better(*retry_loops, fb)[3] == "first"
+    assert better(*retry_loops, fb)[3] == "first"
 
 
 def test_merged_chunks_match_faster_whisper_collect_chunks():
     from faster_whisper.vad import collect_chunks
 
-    from pipeline.transcribe.asr import _merge_clips
+    from pipeline.transcribe.batching import _merge_clips
 
     clips = [
         {"start": s * 16000, "end": e * 16000} for s, e in [(0, 8), (9, 17), (18, 26), (30, 31)]
@@ -602,7 +605,8 @@ def test_a_calls_batches_share_the_streams_and_give_the_same_words(
 
     from faster_whisper.transcribe import BatchedInferencePipeline
 
-    from pipeline.transcribe import asr
+    from pipeline.transcribe import batching
+    from pipeline.transcribe import model as model_module
 
     path, _turns = synthetic_call
     one_chunk_batches = settings.model_copy(update={"asr_batch_size": 1})
@@ -615,13 +619,13 @@ def test_a_calls_batches_share_the_streams_and_give_the_same_words(
 
     monkeypatch.setattr(BatchedInferencePipeline, "forward", recording_forward)
     pooled = transcribe_call(path, settings=one_chunk_batches)
-    streams = asr.asr_parallelism(settings)
+    streams = model_module.asr_parallelism(settings)
     assert len(threads) >= 2 and all(t.startswith("callqa-asr") for t in threads), threads
     assert len(set(threads)) == min(streams, len(threads)), threads
 
     threads.clear()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="callqa-asr-one") as one:
-        monkeypatch.setitem(asr._POOLS, id(model), one)
+        monkeypatch.setitem(batching._POOLS, id(model), one)
         one_at_a_time = transcribe_call(path, settings=one_chunk_batches)
     assert set(threads) == {"callqa-asr-one_0"}
     assert pooled.to_json() == one_at_a_time.to_json()
@@ -636,7 +640,7 @@ def test_a_stopped_calls_queued_batches_are_dropped(model, monkeypatch):
     from faster_whisper.transcribe import BatchedInferencePipeline
 
     from pipeline.timing import StageTimer
-    from pipeline.transcribe import asr
+    from pipeline.transcribe import batching
 
     decoded = []
     monkeypatch.setattr(
@@ -655,7 +659,7 @@ def test_a_stopped_calls_queued_batches_are_dropped(model, monkeypatch):
         try:
             one.submit(gate.wait)  # the only stream is busy: the call's batches queue
             submitted.clear()
-            monkeypatch.setitem(asr._POOLS, id(model), one)
+            monkeypatch.setitem(batching._POOLS, id(model), one)
             keys = [(0, k) for k in range(3)]
             features = [[np.zeros((80, 100), dtype=np.float32)] * 3]
             metas = [[{"offset": 0.0, "duration": 1.0, "segments": []}] * 3]
@@ -663,7 +667,9 @@ def test_a_stopped_calls_queued_batches_are_dropped(model, monkeypatch):
 
             def call():
                 try:
-                    asr._decode_batches(model, keys, features, metas, None, None, 1, StageTimer())
+                    batching._decode_batches(
+                        model, keys, features, metas, None, None, 1, StageTimer()
+                    )
                 except BaseException as exc:  # noqa: BLE001 - what the call saw
                     errors.append(exc)
 

@@ -9,8 +9,8 @@ from pipeline.reports.coaching import (
     CoachingManifest,
     export_coaching_pack,
 )
-from pipeline.reports.data import Period, ReportError
-from pipeline.reports.kpi import Report, build_report, write_report
+from pipeline.reports.data import Period, Report, ReportError
+from pipeline.reports.kpi import build_report, write_report
 
 __all__ = [
     "CoachFilter",

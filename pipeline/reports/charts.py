@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 if TYPE_CHECKING:
-    from pipeline.reports.kpi import Report
+    from pipeline.reports.data import Report
 
 NAVY, RED, AMBER, GREEN, GREY = "#1f3a5f", "#c0392b", "#e0a100", "#2e8b57", "#9aa3b2"
 

@@ -8,8 +8,8 @@ each call its final score, exactly as the review app computes them.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -315,3 +315,22 @@ def check_known(store: Store, item: str | None, agent: str | None, team: str | N
         raise ReportError(f"--agent: unknown agent {agent!r}; known: {listing(known['agents'])}")
     if team and team not in known["teams"]:
         raise ReportError(f"--team: unknown team {team!r}; known: {listing(known['teams'])}")
+
+
+@dataclass
+class Report:
+    """The KPI tables of one period (pandas frames) and the overall figures."""
+
+    period: Period
+    review_data: bool
+    summary: dict[str, Any]
+    agents: pd.DataFrame
+    teams: pd.DataFrame
+    items: pd.DataFrame
+    daily: pd.DataFrame
+    calls: pd.DataFrame
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def empty(self) -> bool:
+        return self.calls.empty

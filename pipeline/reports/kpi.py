@@ -13,15 +13,13 @@ calibration page counts it (n/a without review data).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
 from pipeline import __version__
-from pipeline.reports.data import Period, calls_frame, has_review_tables, items_frame
+from pipeline.reports.data import Period, Report, calls_frame, has_review_tables, items_frame
 from pipeline.reports.render import render
 from pipeline.store import Store
 
@@ -41,25 +39,6 @@ FILES = {
     "xlsx": "report.xlsx",
     "summary": "summary.json",
 }
-
-
-@dataclass
-class Report:
-    """The KPI tables of one period (pandas frames) and the overall figures."""
-
-    period: Period
-    review_data: bool
-    summary: dict[str, Any]
-    agents: pd.DataFrame
-    teams: pd.DataFrame
-    items: pd.DataFrame
-    daily: pd.DataFrame
-    calls: pd.DataFrame
-    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-
-    @property
-    def empty(self) -> bool:
-        return self.calls.empty
 
 
 # --------------------------------------------------------------------------- figures
@@ -293,7 +272,7 @@ def write_report(report: Report, out_dir: str | Path, by: By = "agent") -> dict[
         ),
         encoding="utf-8",
     )
-    from pipeline.reports.charts import draw_charts
+    from pipeline.reports.charts import draw_charts  # matplotlib: loaded only to draw
 
     charts = draw_charts(report, by, out / "charts")
     breakdown = {"agent": report.agents, "team": report.teams, "day": report.daily}[by]

@@ -41,9 +41,10 @@ class _FileScorer:
     """What scoring one file needs (settings, routing, rubrics, risk), set up once per process."""
 
     def __init__(self, rubric_name: str | None, no_risk: bool):
-        from pipeline.config import load_settings, risk_config_ref
+        from pipeline.config import load_settings
         from pipeline.routing import RoutingError, load_routing
         from pipeline.score import default_risk_fn
+        from pipeline.scoring_config import risk_config_ref
 
         settings = load_settings()
         self.rubric_name = rubric_name or settings.rubric
@@ -71,8 +72,8 @@ class _FileScorer:
 
     def score(self, path: Path):
         """The Result of one transcript file; ContractError when the file is bad."""
-        from pipeline.config import build_scoring_config, transcript_asr_config
         from pipeline.score import score_transcript
+        from pipeline.scoring_config import build_scoring_config, transcript_asr_config
 
         transcript = Transcript.load(path)
         rubric, route = self.rubric_for(transcript)
@@ -119,7 +120,7 @@ def _worker_chunk(paths: list[Path], compact: bool) -> list[tuple[str | None, st
 
 
 def _auto_workers(n_files: int) -> int:
-    from pipeline.transcribe.asr import available_cores
+    from pipeline.transcribe.model import available_cores
 
     return max(1, min(available_cores(), MAX_AUTO_WORKERS, n_files // FILES_PER_WORKER))
 

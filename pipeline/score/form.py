@@ -82,7 +82,7 @@ def score_form(
 ) -> Result:
     """Combine item verdicts (from :func:`pipeline.scripts_check.check_items`) into a Result.
 
-    ``config`` (what produced it, :func:`pipeline.config.build_scoring_config`) and ``route``
+    ``config`` (what produced it, :func:`pipeline.scoring_config.build_scoring_config`) and ``route``
     (the rule that chose the rubric) are recorded in ``produced_by``; the fingerprint is
     the config's hash.
     """

@@ -36,72 +36,19 @@ the small Python alignment runs.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import LCSseq
 
+from pipeline.match_config import LanguageMatch, match_settings
 from pipeline.text import NormText, normalise, zh_sound_code
 
 EN_SIMILAR_WORD = 70.0  # rapidfuzz ratio (0..100) from which two words count as a slip
 EN_SIMILAR_JOIN = 85.0  # stricter for split / joined words, else a dropped word hides in a join
 NEGATION_CAP = 0.5  # similarity of an alignment that flips a negation
-
-
-class LanguageMatch(BaseModel):
-    """Matching settings of one language (``defaults.yaml`` → ``match.<language>``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    required: float = Field(gt=0, le=1)  # default min_similarity of ``required``
-    forbidden: float = Field(gt=0, le=1)  # default min_similarity of ``forbidden``
-    near_miss_floor: float = Field(ge=0, le=1)  # "not said" cites a near miss from here on
-    homophone_cost: float = Field(ge=0, le=1)
-    missing_cost: float = Field(gt=0, le=2)
-    extra_open: float = Field(ge=0, le=2)
-    extra_extend: float = Field(ge=0, le=2)
-    soft_extra_cost: float = Field(ge=0, le=2)
-    fillers: tuple[str, ...] = ()
-    negations: tuple[str, ...] = ()
-    # negations also recognised by their sound when extra inside a span (部 for 不)
-    negation_sounds: tuple[str, ...] = ()
-
-
-_OVERRIDES: dict[str, LanguageMatch] = {}
-
-
-@lru_cache(maxsize=1)
-def _match_defaults() -> dict[str, LanguageMatch]:
-    from pipeline.contracts import load_model
-
-    path = Path(__file__).with_name("defaults.yaml")
-    return load_model(path, dict[str, LanguageMatch], section="match")
-
-
-def match_settings(language: str) -> LanguageMatch:
-    """The matching settings of ``language`` (zh for any zh-*, English rules otherwise)."""
-    lang = "zh" if language.startswith("zh") else "en"
-    return _OVERRIDES.get(lang) or _match_defaults()[lang]
-
-
-@contextlib.contextmanager
-def overridden(language: str, **changes):
-    """Temporarily different costs / thresholds for ``language`` (calibration sweeps)."""
-    lang = "zh" if language.startswith("zh") else "en"
-    before = _OVERRIDES.get(lang)
-    _OVERRIDES[lang] = match_settings(lang).model_copy(update=changes)
-    try:
-        yield _OVERRIDES[lang]
-    finally:
-        if before is None:
-            _OVERRIDES.pop(lang, None)
-        else:
-            _OVERRIDES[lang] = before
 
 
 @dataclass(frozen=True)

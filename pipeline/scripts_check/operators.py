@@ -34,13 +34,13 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline.match_config import match_settings
 from pipeline.schema import Evidence, Transcript, Utterance
 from pipeline.scripts_check.match import (
     Match,
     align,
     cue_said,
     match,
-    match_settings,
     upper_bound,
 )
 from pipeline.scripts_check.semantic import SemanticHit, SemanticPolicy, best_paraphrase

@@ -227,7 +227,7 @@ def rescore(
         )
 
     if workers is None:
-        from pipeline.transcribe.asr import available_cores
+        from pipeline.transcribe.model import available_cores
 
         workers = available_cores()
     try:

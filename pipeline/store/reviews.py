@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.store import models as m
 from pipeline.store.scope import NotFound, ReviewError, Scope, bounded_text, visible_call
-from pipeline.store.store import Store
+from pipeline.store.session import StoreBase
 
 ReviewStatus = Literal["auto", "reviewed", "disputed"]
 HUMAN_VERDICTS = ("override", "ruling", "confirm")  # the action kinds that set a verdict
@@ -230,7 +230,7 @@ def _record(
 class ReviewActions:
     """Final scores, the audit log, disputes, and the human actions that change them."""
 
-    store: Store
+    store: StoreBase
 
     def final_score(self, scope: Scope, call_id: str) -> FinalScore:
         with self.store.session(f"cannot read call {call_id!r}") as s:

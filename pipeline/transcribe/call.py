@@ -26,16 +26,11 @@ from pipeline.schema import Provenance, RoleDecision, Transcript, Utterance, Wor
 from pipeline.text import to_simplified
 from pipeline.timing import StageTimer
 from pipeline.transcribe.agent_identification import decide_agent_channel
-from pipeline.transcribe.asr import (
-    SAMPLE_RATE,
-    AsrSegment,
-    AsrWord,
-    asr_config,
-    get_model,
-    is_english_only,
-    transcribe_parties,
-)
+from pipeline.transcribe.asr import transcribe_parties
+from pipeline.transcribe.decode_config import SAMPLE_RATE, asr_config
 from pipeline.transcribe.hallucination import filter_segments, load_rules
+from pipeline.transcribe.model import get_model, is_english_only
+from pipeline.transcribe.segments import AsrSegment, AsrWord
 
 if TYPE_CHECKING:
     from pipeline.transcribe.diarize import Diarization

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline.contracts import ContractError, load_model
 from pipeline.text import normalise_for_match
-from pipeline.transcribe.asr import AsrSegment
+from pipeline.transcribe.segments import AsrSegment
 
 DEFAULT_RULES = Path(__file__).with_name("hallucinations.yaml")
 

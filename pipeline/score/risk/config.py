@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline.config import MODELS_DIR, PROJECT_ROOT, RUBRICS_DIR
 from pipeline.contracts import ContractError, load_model
-from pipeline.score.risk.scorers import ScorerSpec
 
 DEFAULT_CONFIG = RUBRICS_DIR / "risk" / "model.yaml"
 CALIBRATION_DIR = MODELS_DIR / "risk"
@@ -27,6 +26,18 @@ _CAL_NAME = re.compile(r"^calibration-v(\d+)\.yaml$")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ScorerSpec(BaseModel):
+    """One language's utterance scorer (:mod:`pipeline.score.risk.scorers` builds it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    backend: str
+    path: str | None = None  # model dir, relative to the project root or absolute
+    negative_index: int | list[int] | None = None  # overrides labels.yaml
+    slope: float = 3.0  # vader: P(neg) = sigmoid(-slope * compound + offset)
+    offset: float = -1.0
+    members: list[ScorerSpec] | None = None  # ensemble: the scorers whose sentiment is averaged
 
 
 class ConversationParams(_Strict):

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.config import PROJECT_ROOT
 from pipeline.contracts import ContractError, load_model
+from pipeline.score.risk.config import ScorerSpec
 
 
 class UtteranceScorer(Protocol):
@@ -51,16 +52,6 @@ class LabelMap(BaseModel):
     def negative(self) -> list[int]:
         idx = self.negative_index
         return [idx] if isinstance(idx, int) else list(idx)
-
-
-class ScorerSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    backend: str
-    path: str | None = None  # model dir, relative to the project root or absolute
-    negative_index: int | list[int] | None = None  # overrides labels.yaml
-    slope: float = 3.0  # vader: P(neg) = sigmoid(-slope * compound + offset)
-    offset: float = -1.0
-    members: list[ScorerSpec] | None = None  # ensemble: the scorers whose sentiment is averaged
 
 
 class _Memoised:
@@ -189,8 +180,8 @@ class TransformersScorer(_HFDirScorer):
 class NumpyBertScorer(_HFDirScorer):
     def __init__(self, spec: ScorerSpec):
         super().__init__(spec)
+        from pipeline.cpu_isa import pin_blas_threads
         from pipeline.score.risk.bert_numpy import NumpyBert
-        from pipeline.transcribe.asr import pin_blas_threads
 
         # one BLAS thread: the matrices are small (a few dozen tokens x hidden 128), so extra
         # threads only spin, ~2x the CPU on a loaded machine; and the sums keep one order

@@ -1,0 +1,66 @@
+"""Phrase-matching settings per language (``scripts_check/defaults.yaml`` → ``match``): the
+thresholds and costs of :mod:`pipeline.scripts_check.match`, and the filler words that
+:mod:`pipeline.text` marks as soft units.
+
+It lies below both: text normalisation reads the fillers, the matcher the costs, and neither
+needs the other to get them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline.config import PROJECT_ROOT
+from pipeline.contracts import load_model
+
+
+class LanguageMatch(BaseModel):
+    """Matching settings of one language (``defaults.yaml`` → ``match.<language>``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    required: float = Field(gt=0, le=1)  # default min_similarity of ``required``
+    forbidden: float = Field(gt=0, le=1)  # default min_similarity of ``forbidden``
+    near_miss_floor: float = Field(ge=0, le=1)  # "not said" cites a near miss from here on
+    homophone_cost: float = Field(ge=0, le=1)
+    missing_cost: float = Field(gt=0, le=2)
+    extra_open: float = Field(ge=0, le=2)
+    extra_extend: float = Field(ge=0, le=2)
+    soft_extra_cost: float = Field(ge=0, le=2)
+    fillers: tuple[str, ...] = ()
+    negations: tuple[str, ...] = ()
+    # negations also recognised by their sound when extra inside a span (部 for 不)
+    negation_sounds: tuple[str, ...] = ()
+
+
+_OVERRIDES: dict[str, LanguageMatch] = {}
+
+
+@lru_cache(maxsize=1)
+def _match_defaults() -> dict[str, LanguageMatch]:
+    path = PROJECT_ROOT / "pipeline" / "scripts_check" / "defaults.yaml"
+    return load_model(path, dict[str, LanguageMatch], section="match")
+
+
+def match_settings(language: str) -> LanguageMatch:
+    """The matching settings of ``language`` (zh for any zh-*, English rules otherwise)."""
+    lang = "zh" if language.startswith("zh") else "en"
+    return _OVERRIDES.get(lang) or _match_defaults()[lang]
+
+
+@contextlib.contextmanager
+def overridden(language: str, **changes):
+    """Temporarily different costs / thresholds for ``language`` (calibration sweeps)."""
+    lang = "zh" if language.startswith("zh") else "en"
+    before = _OVERRIDES.get(lang)
+    _OVERRIDES[lang] = match_settings(lang).model_copy(update=changes)
+    try:
+        yield _OVERRIDES[lang]
+    finally:
+        if before is None:
+            _OVERRIDES.pop(lang, None)
+        else:
+            _OVERRIDES[lang] = before

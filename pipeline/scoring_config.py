@@ -1,0 +1,148 @@
+"""The one place a :class:`~pipeline.schema.ScoringConfig` is built.
+
+It sits above the stages it describes: each section is taken from the stage's own
+configuration (the ASR stage's decode configuration, the diarizer's parameters, the
+redaction recognisers, the risk configuration), so what is recorded is what ran. Callers
+build the process-wide sections once (they hash model files) and the rubric section per call.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from pipeline.audio import file_sha256
+from pipeline.config import PROJECT_ROOT, Settings
+from pipeline.cpu_isa import PINNED_CPU_ENV
+from pipeline.redact import sets_for_language
+from pipeline.schema import (
+    AsrConfig,
+    DiarizerConfig,
+    RedactionConfig,
+    RiskConfigRef,
+    RubricConfig,
+    ScoringConfig,
+    Transcript,
+    canonical_sha256,
+)
+from pipeline.score.risk.config import load_calibration, load_risk_config
+from pipeline.transcribe.decode_config import asr_config as decoding_config
+from pipeline.transcribe.diarize import BACKENDS
+
+
+def asr_config(settings: Settings) -> AsrConfig:
+    """The ASR section: model, numerics, decode and VAD options, library versions.
+
+    Taken from :func:`pipeline.transcribe.decode_config.asr_config`, the very object the ASR
+    stage decodes with (and records in each Transcript's ``produced_by.asr``), so what is
+    recorded is what ran: ``decode`` holds its decoding fields (mode, batch size, beam,
+    temperature, chunk length, deterministic fallback, threads per decode, model sha256,
+    kernel pins).
+    """
+    decoding = decoding_config(settings).model_dump(mode="json")
+    for key in ("model", "compute_type", "device", "faster_whisper", "ctranslate2"):
+        decoding.pop(key)
+    vad = decoding.pop("vad")
+    pinned = decoding["cpu_isa"] == "pinned"
+    return AsrConfig(
+        model=settings.asr_model,
+        compute_type=settings.compute_type,
+        device=settings.device,
+        language=settings.language,
+        decode=_plain(decoding),
+        vad=_plain(vad) if vad is not None else None,
+        faster_whisper=_installed("faster-whisper"),
+        ctranslate2=_installed("ctranslate2"),
+        cpu_isa=PINNED_CPU_ENV["CT2_FORCE_CPU_ISA"] if pinned else None,
+    )
+
+
+def _installed(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def diarizer_config(backend: str) -> DiarizerConfig:
+    """The mono diarizer section: backend name and its declared hyper-parameters."""
+    if backend not in BACKENDS:
+        raise ValueError(
+            f"unknown diarizer backend {backend!r}; valid: {', '.join(sorted(BACKENDS))}"
+        )
+    module, attr = BACKENDS[backend].split(":")
+    params_cls = getattr(importlib.import_module(module), attr).Params
+    params = params_cls().model_dump(mode="json")
+    params.pop("token", None)  # never record a secret
+    return DiarizerConfig(backend=backend, params=params)
+
+
+def redaction_config() -> RedactionConfig:
+    """The redaction section: every shipped recogniser set and the sha256 of its YAML."""
+    return RedactionConfig(
+        recognizers={rs.label: rs.sha256 or "" for rs in sets_for_language(None)}
+    )
+
+
+def risk_config_ref() -> RiskConfigRef:
+    """The risk section: configuration, scorer models and signals per language, calibration."""
+    config = load_risk_config()
+    calibration = load_calibration(config.calibration)
+    scorers: dict[str, dict[str, Any]] = {}
+    for language, spec in sorted(config.scorers.items()):
+        entry: dict[str, Any] = spec.model_dump(mode="json", exclude_none=True)
+        if spec.path:
+            model_dir = Path(spec.path)
+            model_dir = model_dir if model_dir.is_absolute() else PROJECT_ROOT / model_dir
+            files = (
+                sorted(p for p in model_dir.rglob("*") if p.is_file()) if model_dir.is_dir() else []
+            )
+            entry["sha256"] = canonical_sha256(
+                {str(p.relative_to(model_dir)): file_sha256(p) for p in files}
+            )
+        if spec.backend == "vader":
+            entry["vaderSentiment"] = version("vaderSentiment")
+        scorers[language] = entry
+    return RiskConfigRef(
+        id=config.id,
+        version=config.version,
+        sha256=canonical_sha256(config),
+        scorers=scorers,
+        signals={lang: file_sha256(config.signals_path(lang)) for lang in sorted(config.signals)},
+        calibration_version=calibration.version,
+        calibration_sha256=canonical_sha256(calibration),
+    )
+
+
+def build_scoring_config(
+    rubric: Any,
+    *,
+    asr: AsrConfig | None = None,
+    diarizer: DiarizerConfig | None = None,
+    redaction: RedactionConfig | None = None,
+    risk: RiskConfigRef | None = None,
+) -> ScoringConfig:
+    """The ScoringConfig of one call: the process-wide sections plus the call's rubric."""
+    return ScoringConfig(
+        asr=asr,
+        diarizer=diarizer,
+        redaction=redaction,
+        rubric=RubricConfig(id=rubric.id, version=rubric.version, sha256=rubric.sha256),
+        risk=risk,
+    )
+
+
+def transcript_asr_config(transcript: Transcript) -> AsrConfig | None:
+    """The ASR section a text transcript file carries (its ``produced_by``), if any."""
+    made = transcript.produced_by
+    if made is None or not made.asr_model:
+        return None
+    return AsrConfig(model=made.asr_model, compute_type=made.compute_type, device=made.device)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy (tuples → lists, numbers as they are) for hashing and storing."""
+    return json.loads(json.dumps(value, default=str))

@@ -1,0 +1,375 @@
+"""Batched decoding of one call: VAD speech clips merged into chunks of up to
+``chunk_length_s``, their log-mel features made a batch at a time, ``batch_size`` chunks per
+batch on the process's batch threads, the deterministic fallback per chunk, the tails a
+decode left out decoded again, and word times put back on the call's timeline.
+
+The batches are fixed by the call alone (never by what else runs), so a call's words do not
+depend on the load of the machine.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipeline.timing import StageTimer
+from pipeline.transcribe.decode_config import SAMPLE_RATE, AsrConfig, better, passes
+from pipeline.transcribe.heap import release_heap_memory
+from pipeline.transcribe.segments import ChannelResult, asr_segment
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+
+
+# Voice activity is detected in windows of this many seconds: Silero's frame matrix, padded
+# copy and ONNX intermediates (it runs up to 10,000 frames at once) stay small on a long call;
+# at 600 s they added 257 MiB to a 60-minute call's peak. A call shorter than this is one
+# window; speech crossing a window edge becomes two adjacent clips of the same chunk.
+VAD_WINDOW_S = 120
+
+
+def _speech_clips(samples: np.ndarray, config: AsrConfig) -> list[dict]:
+    """Sample ranges of speech (VAD), or fixed windows when VAD is off."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    if config.vad is None:
+        step = config.chunk_length_s * SAMPLE_RATE
+        return [
+            {"start": i, "end": min(i + step, len(samples))} for i in range(0, len(samples), step)
+        ]
+    options = VadOptions(**config.vad.model_dump(), max_speech_duration_s=config.chunk_length_s)
+    window = VAD_WINDOW_S * SAMPLE_RATE
+    clips = []
+    for offset in range(0, len(samples), window):
+        for clip in get_speech_timestamps(samples[offset : offset + window], options):
+            clips.append({"start": clip["start"] + offset, "end": clip["end"] + offset})
+    return clips
+
+
+def _merge_clips(clips: list[dict], max_seconds: float) -> list[dict]:
+    """Clips merged into chunks of at most ``max_seconds`` of speech, with the metadata
+    faster-whisper's ``collect_chunks`` gives (offset and duration on the speech-only
+    timeline, the clips of each chunk), without building the chunks' audio."""
+    limit = max_seconds * SAMPLE_RATE
+    metas, current, length, total = [], [], 0, 0
+    for clip in clips:
+        size = clip["end"] - clip["start"]
+        if current and length + size > limit:
+            metas.append(
+                {
+                    "offset": total / SAMPLE_RATE,
+                    "duration": length / SAMPLE_RATE,
+                    "segments": current,
+                }
+            )
+            total += length
+            current, length = [], 0
+        current.append(clip)
+        length += size
+    if current:
+        metas.append(
+            {"offset": total / SAMPLE_RATE, "duration": length / SAMPLE_RATE, "segments": current}
+        )
+    return metas
+
+
+def _features(model, samples: np.ndarray, meta: dict) -> np.ndarray:
+    """Log-mel features of one chunk: its clips' audio joined (faster-whisper's front end)."""
+    audio = np.concatenate([samples[c["start"] : c["end"]] for c in meta["segments"]])
+    return model.feature_extractor(audio)[..., :-1]
+
+
+class _LazyFeatures:
+    """A party's chunk features, computed when a batch asks for them."""
+
+    def __init__(self, model, samples: np.ndarray, metas: list[dict]):
+        self._model, self._samples, self._metas = model, samples, metas
+
+    def __len__(self) -> int:
+        return len(self._metas)
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        return _features(self._model, self._samples, self._metas[k])
+
+
+def transcribe_batched(model, parties, config: AsrConfig, language, timer) -> list[ChannelResult]:
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import (
+        Segment,
+        TranscriptionOptions,
+        Word,
+        get_suppressed_tokens,
+        restore_speech_timestamps,
+    )
+
+    # Speech clips and their merged chunks per party; chunk audio and log-mel features are
+    # made a batch at a time (_decode_batches), so a long call never holds them all at once.
+    clips_by_party, metas_by_party = [], []
+    for _channel, samples in parties:
+        with timer.stage("vad"):
+            clips = _speech_clips(samples, config)
+        clips_by_party.append(clips)
+        metas_by_party.append(_merge_clips(clips, config.chunk_length_s) if clips else [])
+    samples_by_party = [samples for _channel, samples in parties]
+
+    # ASR seconds of this call: its own wall time, less the time it waited on the shared batch
+    # threads ("blocked"), plus the time those threads spent on its batches ("busy").
+    clock = StageTimer()
+    started = time.perf_counter()
+    try:
+        languages = []
+        for samples, metas in zip(samples_by_party, metas_by_party, strict=True):
+            if not model.model.is_multilingual:
+                languages.append(("en", 1.0))
+            elif language is not None:
+                languages.append((language, 1.0))
+            elif not metas:
+                languages.append(("en", 0.0))
+            else:  # faster-whisper detects from the first 30 s of speech
+                head = _features(model, samples, metas[0])
+                dummy = np.full((model.model.n_mels, 1), -1.5, dtype="float32")
+                lang, prob, _ = model.detect_language(
+                    features=np.concatenate([head, dummy], axis=1)
+                )
+                languages.append((lang, float(prob)))
+        features_by_party = [
+            _LazyFeatures(model, samples, metas)
+            for samples, metas in zip(samples_by_party, metas_by_party, strict=True)
+        ]
+
+        # Every chunk of the call, in a fixed order: (party index, chunk index).
+        order = [(p, k) for p, feats in enumerate(features_by_party) for k in range(len(feats))]
+        outputs: dict[tuple[int, int], list[dict]] = {}
+        fb = config.fallback
+        for lang in dict.fromkeys(lang for lang, _ in languages):
+            tokenizer = Tokenizer(
+                model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=lang
+            )
+            options = TranscriptionOptions(
+                beam_size=config.beam_size,
+                best_of=1,
+                patience=1,
+                length_penalty=1,
+                repetition_penalty=1,
+                no_repeat_ngram_size=0,
+                log_prob_threshold=fb.log_prob_threshold,
+                no_speech_threshold=fb.no_speech_threshold,
+                compression_ratio_threshold=fb.compression_ratio_threshold,
+                condition_on_previous_text=False,
+                prompt_reset_on_temperature=0.5,
+                temperatures=[config.temperature],
+                initial_prompt=None,
+                prefix=None,
+                suppress_blank=True,
+                suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+                # Timestamp tokens let Whisper end a segment; without them a glued
+                # chunk of digits runs into a repetition loop.
+                without_timestamps=False,
+                max_initial_timestamp=0.0,
+                word_timestamps=config.word_timestamps,
+                prepend_punctuations="\"'“¿([{-",
+                append_punctuations="\"'.。,，!！?？:：”)]}、",
+                multilingual=False,
+                max_new_tokens=None,
+                clip_timestamps="0",
+                hallucination_silence_threshold=None,
+                hotwords=None,
+            )
+            keys = [key for key in order if languages[key[0]][0] == lang]
+
+            def decode(keys, options=options, tokenizer=tokenizer):
+                return _decode_with_fallback(
+                    model, keys, features_by_party, metas_by_party, tokenizer, options, config,
+                    clock,
+                )  # fmt: skip
+
+            outputs.update(decode(keys))
+            # Whisper sometimes stops before the end of a glued chunk (the sequential
+            # decoder would seek and go on): the clips it left out are decoded again, as
+            # chunks of their own, once.
+            tails = []
+            for p, k in keys:
+                for meta in _uncovered_tail(metas_by_party[p][k], outputs[(p, k)]):
+                    metas_by_party[p].append(meta)
+                    tails.append((p, len(metas_by_party[p]) - 1))
+            if tails:
+                outputs.update(decode(tails))
+
+    finally:
+        pooled = clock.seconds.get("busy", 0.0) - clock.seconds.get("blocked", 0.0)
+        timer.add("asr", time.perf_counter() - started + pooled)
+
+    results = []
+    for p, (channel, _samples) in enumerate(parties):
+        raw = [
+            Segment(
+                id=0,
+                seek=seg["seek"],
+                start=round(seg["start"], 3),
+                end=round(seg["end"], 3),
+                text=seg["text"],
+                tokens=seg["tokens"],
+                avg_logprob=seg["avg_logprob"],
+                no_speech_prob=seg["no_speech_prob"],
+                compression_ratio=seg["compression_ratio"],
+                temperature=config.temperature,
+                words=[Word(**w) for w in seg["words"]] if config.word_timestamps else None,
+            )
+            for k in sorted(
+                range(len(metas_by_party[p])), key=lambda k: metas_by_party[p][k]["offset"]
+            )
+            for seg in outputs[(p, k)]
+        ]
+        if config.vad is not None:
+            raw = list(restore_speech_timestamps(raw, clips_by_party[p], SAMPLE_RATE))
+        results.append(
+            ChannelResult(
+                segments=[asr_segment(s, channel) for s in raw],
+                language=languages[p][0],
+                language_probability=languages[p][1],
+                speech_seconds=sum(c["end"] - c["start"] for c in clips_by_party[p]) / SAMPLE_RATE,
+            )
+        )
+    return results
+
+
+# Speech seconds a chunk's decode may leave out at its end before the rest is decoded again.
+TAIL_S = 1.0
+
+
+def _uncovered_tail(meta: dict, segments: list[dict]) -> list[dict]:
+    """The chunk's clips that start after its decoded text ends, as one chunk (or none)."""
+    end = meta["offset"] + meta["duration"]
+    covered = max((s["end"] for s in segments), default=meta["offset"])
+    if end - covered <= TAIL_S:
+        return []
+    position, left_out = meta["offset"], []
+    for clip in meta["segments"]:
+        if position >= covered - 0.2:
+            left_out.append(clip)
+        position += (clip["end"] - clip["start"]) / SAMPLE_RATE
+    if not left_out:
+        return []
+    length = sum(c["end"] - c["start"] for c in left_out) / SAMPLE_RATE
+    return [{"offset": end - length, "duration": length, "segments": left_out}]
+
+
+def _decode_with_fallback(
+    model,
+    keys,
+    features_by_party,
+    metas_by_party,
+    tokenizer,
+    options,
+    config: AsrConfig,
+    clock: StageTimer,
+) -> dict[tuple[int, int], list[dict]]:
+    """Decodes of ``keys``; those failing the thresholds decoded again deterministically."""
+    from faster_whisper.transcribe import TranscriptionOptions, get_compression_ratio
+
+    fb = config.fallback
+    first = _decode_batches(
+        model, keys, features_by_party, metas_by_party, tokenizer, options, config.batch_size,
+        clock,
+    )  # fmt: skip
+    if fb.scheme == "none":
+        return first
+    failed = [k for k in keys if not passes(*_scores(first[k], get_compression_ratio), fb)]
+    if not failed:
+        return first
+    retry_options = TranscriptionOptions(
+        **{
+            **options.__dict__,
+            "beam_size": fb.beam_size,
+            "repetition_penalty": fb.repetition_penalty,
+            "no_repeat_ngram_size": fb.no_repeat_ngram_size,
+        }
+    )
+    retried = _decode_batches(
+        model, failed, features_by_party, metas_by_party, tokenizer, retry_options,
+        config.batch_size, clock,
+    )  # fmt: skip
+    out = dict(first)
+    for k in failed:
+        a = (*_scores(first[k], get_compression_ratio), first[k])
+        b = (*_scores(retried[k], get_compression_ratio), retried[k])
+        out[k] = better(a, b, fb)[3]
+    return out
+
+
+def _scores(segments: list[dict], ratio_of) -> tuple[float, float, float]:
+    """(avg_logprob, no_speech_prob, compression ratio) of one chunk's decode."""
+    if not segments:
+        return 0.0, 1.0, 0.0
+    text = "".join(s["text"] for s in segments).strip()
+    return segments[0]["avg_logprob"], segments[0]["no_speech_prob"], ratio_of(text)
+
+
+def _decode_batches(
+    model, keys, features_by_party, metas_by_party, tokenizer, options, batch_size,
+    clock: StageTimer,
+):  # fmt: skip
+    """Chunk decodes (with words) of ``keys`` in order, ``batch_size`` chunks per batch.
+
+    The batches are fixed by the call alone. A call of several batches runs them on the
+    process's batch threads (one per CTranslate2 stream), so a call alone on the machine
+    still uses every stream and calls running together share them; a call of one batch
+    decodes it in its own thread. A batch's features are made when its decode starts.
+    """
+    batches = [keys[i : i + batch_size] for i in range(0, len(keys), batch_size)]
+    several = len(batches) > 1
+
+    def decode(batch):
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.transcribe import BatchedInferencePipeline
+
+        started = time.perf_counter()
+        features = np.stack([pad_or_trim(features_by_party[p][k]) for p, k in batch])
+        # one pipeline per batch: its word-time heuristics (last_speech_timestamp) start
+        # afresh and are never shared between threads
+        segmented = BatchedInferencePipeline(model).forward(
+            features, tokenizer, [metas_by_party[p][k] for p, k in batch], options
+        )
+        del features
+        if several:  # on the batch threads; a call of several batches keeps its heap flat
+            release_heap_memory()
+            clock.add("busy", time.perf_counter() - started)
+        return segmented
+
+    out: dict[tuple[int, int], list[dict]] = {}
+    if not several:
+        for batch in batches:
+            out.update(zip(batch, decode(batch), strict=True))
+        return out
+    futures = [_batch_pool(model).submit(decode, batch) for batch in batches]
+    try:
+        for batch, future in zip(batches, futures, strict=True):
+            with clock.stage("blocked"):
+                result = future.result()
+            out.update(zip(batch, result, strict=True))
+    except BaseException:
+        # A failed batch, or the call stopped (over its budget): its batches not yet started
+        # are dropped, not left to take the streams from the other calls.
+        for future in futures:
+            future.cancel()
+        raise
+    return out
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _batch_pool(model: WhisperModel) -> ThreadPoolExecutor:
+    """The process's batch threads for ``model``: as many as its CTranslate2 streams."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(id(model))
+        if pool is None:
+            workers = max(1, int(getattr(model.model, "num_workers", 1)))
+            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="callqa-asr")
+            _POOLS[id(model)] = pool
+    return pool

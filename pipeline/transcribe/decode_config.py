@@ -1,0 +1,175 @@
+"""ASR decode configuration: every setting that decides the words of a transcript, as one
+typed :class:`AsrConfig` (recorded in each Transcript), built from :class:`Settings`, and
+the fallback rule that decides when a chunk's decode is tried again.
+
+Decoding is deterministic: beam search at temperature 0, one intra-op thread per decode
+(parallelism comes from CTranslate2 streams and processes, never from splitting one decode),
+and a *deterministic* fallback instead of faster-whisper's sampled temperature fallback.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline.config import Settings
+from pipeline.cpu_isa import PINNED_CPU_ENV
+from pipeline.transcribe.model import model_digest, resolve_model, threads_per_decode
+
+SAMPLE_RATE = 16000  # what Whisper and the Silero VAD take
+
+
+class VadConfig(BaseModel):
+    """Silero VAD options (faster-whisper ``VadOptions``); speech chunks are merged up to
+    ``AsrConfig.chunk_length_s`` as faster-whisper's batched pipeline does."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    threshold: float = 0.5
+    min_speech_duration_ms: int = 0
+    # A pause ends a speech clip only from 2 s on (faster-whisper's own default, what its
+    # sequential loop uses), not the batched pipeline's 160 ms: clips are glued with 0.4 s of
+    # padding each side, so a longer pause inside a sentence shrank to 0.8 s and Whisper
+    # joined the words around it ("my fellow Americans, ask not" read "American ask").
+    # benchmarks/asr_wer.py on this project's telephone audio: WER 0.009, the bare loop's,
+    # against 0.017 at 160 ms; fewer left-out tails decoded again (the throughput archive's 62
+    # chunks took 65 decodes in 43 batches, against 71 in 49 at 160 ms).
+    # benchmarks/verdict_stability.py, pinned: 80/80 (1000 ms too).
+    # Unpinned on an Intel Xeon the synthetic samples have near-misses at any setting (160 ms
+    # 79/80, 1000 ms 77/80, 2000 ms 78/80: c05's espeak "Done. So, is there anything else"
+    # reads as a negation in most noisy runs).
+    min_silence_duration_ms: int = 2000
+    speech_pad_ms: int = 400
+
+
+class FallbackConfig(BaseModel):
+    """What happens when a chunk's decode fails Whisper's quality thresholds.
+
+    ``deterministic``: decode the failed chunks again, at temperature 0, with a wider beam,
+    a repetition penalty and no repeated n-grams; keep the retry if it passes, else the
+    attempt with the better average log-probability (of those under the compression
+    threshold). ``none``: keep the first decode. Never sampling: the same audio gives the
+    same words.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    scheme: Literal["deterministic", "none"] = "deterministic"
+    compression_ratio_threshold: float = 2.4
+    log_prob_threshold: float = -1.0
+    no_speech_threshold: float = 0.6
+    beam_size: int = Field(default=8, ge=1)
+    repetition_penalty: float = Field(default=1.1, ge=1.0)
+    no_repeat_ngram_size: int = Field(default=4, ge=0)
+
+
+class AsrConfig(BaseModel):
+    """Everything that decides the words of a transcript; ``model_dump()`` is JSON-ready."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str
+    model_sha256: str | None = None  # of model.bin, when the model is a local directory
+    model_bytes: int | None = None
+    device: str = "cpu"
+    compute_type: str = "int8"
+    decoding: Literal["batched", "sequential"] = "batched"
+    # Two chunks per batch: as fast as eight on a 2-core AMD box (interleaved CPU seconds over
+    # 20 calls, 91.6 vs 92.1), the same words, and a quarter of the encoder's attention
+    # buffers (8 x 6 heads x 1500^2 floats = 432 MB), which set a long call's peak memory.
+    # Word times depend on it (faster-whisper's word heuristics restart per batch).
+    batch_size: int = Field(default=2, ge=1)
+    # Beam 3, chosen by measurement against the bare loop's beam 5 (benchmarks/asr_settings.py,
+    # 20 synthetic calls, 1808 words, one stream, AMD EPYC with AVX-512 VNNI): with 30-s chunks
+    # CPU 0.76x, WER 0.325 vs 0.360; on the real telephone audio (benchmarks/asr_wer.py) WER
+    # 0.017, the bare loop 0.013. Beam 2 was cheaper still (0.71x) but turned two sample
+    # verdicts.
+    beam_size: int = Field(default=3, ge=1)
+    temperature: float = 0.0
+    # Speech is cut and merged into chunks of at most this many seconds (Whisper's window).
+    # 20 s, not 30: near the end of a full window tiny.en drops words ("Thank you for
+    # calling, have a great day" read "Have a great day!"), so with 30-s chunks 4 of the 80
+    # expected sample verdicts turned under last-bit noise in the features (a compliant call's
+    # farewell in 3 of 5 runs), with 20-s chunks none (benchmarks/verdict_stability.py).
+    # 30 s took 0.82x the CPU. A chunk that still loses its last words has them decoded again
+    # on their own (_uncovered_tail).
+    chunk_length_s: int = Field(default=20, ge=1, le=30)
+    word_timestamps: bool = True
+    condition_on_previous_text: bool = False
+    fallback: FallbackConfig = FallbackConfig()
+    vad: VadConfig | None = VadConfig()
+    threads_per_decode: int = Field(default=1, ge=1)
+    cpu_isa: Literal["native", "pinned"] = "native"
+    cpu_env: dict[str, str] = Field(default_factory=dict)  # the pins in force when pinned
+    faster_whisper: str = ""
+    ctranslate2: str = ""
+
+
+def _versions() -> tuple[str, str]:
+    out = []
+    for name in ("faster-whisper", "ctranslate2"):
+        try:
+            out.append(version(name))
+        except PackageNotFoundError:
+            out.append("")
+    return out[0], out[1]
+
+
+def asr_config(settings: Settings) -> AsrConfig:
+    """The :class:`AsrConfig` these settings decode with (model file hashed once per process)."""
+    sha, size = model_digest(resolve_model(settings.asr_model))
+    fw, ct2 = _versions()
+    return AsrConfig(
+        model=settings.asr_model,
+        model_sha256=sha,
+        model_bytes=size,
+        device=settings.device,
+        compute_type=settings.compute_type,
+        decoding=settings.asr_decoding,
+        batch_size=settings.asr_batch_size,
+        chunk_length_s=settings.asr_chunk_seconds,
+        beam_size=settings.beam_size,
+        vad=VadConfig() if settings.vad else None,
+        threads_per_decode=threads_per_decode(settings),
+        cpu_isa=settings.cpu_isa,
+        cpu_env=dict(PINNED_CPU_ENV) if settings.cpu_isa == "pinned" else {},
+        faster_whisper=fw,
+        ctranslate2=ct2,
+    )
+
+
+# The bare loop callqa is measured against decodes with faster-whisper's default beam.
+BASELINE_BEAM_SIZE = 5
+
+
+def transcribe_options(settings: Settings, language: str | None) -> dict:
+    """faster-whisper ``transcribe`` arguments of the bare sequential loop callqa is compared
+    with (the benchmarks' baseline): faster-whisper's defaults (beam 5) plus callqa's choices."""
+    return {
+        "language": language,
+        "beam_size": BASELINE_BEAM_SIZE,
+        "vad_filter": settings.vad,
+        "word_timestamps": True,
+        # A hallucinated line must not seed the next window: Whisper's repetition loops on
+        # long calls with hold music come from conditioning on previous text.
+        "condition_on_previous_text": False,
+    }
+
+
+def passes(avg_logprob: float, no_speech_prob: float, ratio: float, fb: FallbackConfig) -> bool:
+    """Whisper's acceptance rule: not too repetitive, confident enough, or plainly silence."""
+    if ratio > fb.compression_ratio_threshold:
+        return False
+    if avg_logprob < fb.log_prob_threshold:
+        return no_speech_prob > fb.no_speech_threshold
+    return True
+
+
+def better(first, retry, fb: FallbackConfig):
+    """The attempt to keep, each ``(avg_logprob, no_speech_prob, ratio, payload)``."""
+    if passes(*retry[:3], fb):
+        return retry
+    candidates = [a for a in (first, retry) if a[2] <= fb.compression_ratio_threshold]
+    return max(candidates or [first, retry], key=lambda a: a[0])
