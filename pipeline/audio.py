@@ -141,6 +141,7 @@ def decode_audio(
     silence_rms: float = SILENCE_RMS,
     max_seconds: float | None = None,
     spool_above_s: float | None = None,
+    sha256: str | None = None,
 ) -> DecodedAudio:
     """Decode ``path`` to float32 at ``sample_rate``, one row per channel, and validate it.
 
@@ -151,6 +152,7 @@ def decode_audio(
     Raises :class:`AudioError` for a missing, empty, non-audio, corrupt, truncated, too short
     or silent file, and for one longer than ``max_seconds`` (refused from its header before
     decoding, or as soon as the decoded audio passes the limit when the header says less).
+    ``sha256``: the file's, when the caller hashed it already (the file is not read again).
     """
     path = Path(path)
     if not path.exists():
@@ -225,7 +227,7 @@ def decode_audio(
         codec=codec,
         duration=round(decoded, 3),
         path=str(path),
-        sha256=file_sha256(path),
+        sha256=sha256 if sha256 is not None else file_sha256(path),
         channel_correlation=store.correlation(),
     )
 

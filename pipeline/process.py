@@ -7,39 +7,41 @@ rubrics, the store's engine); every call it processes is independent of the othe
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import av
 from pydantic import BaseModel, ConfigDict
 
 from pipeline.archive import is_transcript
+from pipeline.audio import decode_audio
 from pipeline.budget import Budget, OverBudget, call_budget, estimated_audio_bytes
-from pipeline.config import Settings, resolve_rubric_path
+from pipeline.config import Settings
+from pipeline.plan import PERMANENT_ERRORS, CallPlan, PermanentCallError, Planner
 from pipeline.redact import redact
-from pipeline.schema import CallJob, ContractError, Result, RubricRoute, ScoringConfig, Transcript
-from pipeline.score import score_transcript
-from pipeline.scoring_config import (
-    asr_config,
-    build_scoring_config,
-    diarizer_config,
-    redaction_config,
-    risk_config_ref,
-    transcript_asr_config,
-)
+from pipeline.redact.vault import vault_from_env
+from pipeline.schema import CallJob, ContractError, Result, RubricRoute, Transcript
+from pipeline.score import default_risk_fn, score_transcript
+from pipeline.scripts_check import Rubric
 from pipeline.timing import StageTimer
+from pipeline.transcribe.call import transcribe_call
+from pipeline.transcribe.decode_config import SAMPLE_RATE, asr_config
+from pipeline.transcribe.diarize import mono_diarizer
+from pipeline.transcribe.model import get_model
+
+if TYPE_CHECKING:
+    from pipeline.store import Store
 
 log = logging.getLogger(__name__)
 
 Hook = Callable[[str, Any], None]
-
-
-class PermanentCallError(Exception):
-    """This call cannot be processed as it is (bad file, bad metadata): record it, move on."""
 
 
 class StoreDown(Exception):
@@ -98,10 +100,8 @@ def warm_up(settings: Settings) -> threading.Thread | None:
 
     def load() -> None:
         try:
+            # faster_whisper (and ctranslate2) load in this thread, not with this module
             from faster_whisper.vad import get_vad_model
-
-            from pipeline.transcribe.decode_config import asr_config
-            from pipeline.transcribe.model import get_model
 
             get_model(settings)
             get_vad_model()
@@ -137,171 +137,41 @@ def processor_for(settings_json: str) -> CallProcessor:
 
 
 class CallProcessor:
-    """Processes calls of an archive into the store; build one per worker process."""
+    """Processes calls of an archive into the store; build one per worker process.
+
+    A call is planned once (:class:`pipeline.plan.CallPlan`), then goes through its stages:
+    admission (budget), transcript (read, reuse or transcribe; redact), score, save. Each
+    stage takes the plan and its input and returns its typed output.
+    """
 
     def __init__(self, settings: Settings, *, hook: Hook | None = None):
         self.settings = settings
         self.hook = hook or (lambda step, artefact: None)
-        self._rubrics: dict[Path, Any] = {}
+        self.planner = Planner(settings)
         self._diarizer = None
-        from pipeline.redact.vault import vault_from_env
-
         # QA_KEEP_UNREDACTED=1 + QA_PII_KEY: keep the unredacted transcript, encrypted; without
         # a key this refuses (VaultError) before any call is processed.
         self._vault = vault_from_env()
 
-    # -- shared, expensive things, loaded on first use ------------------------------------
-
     @cached_property
-    def store(self):
+    def store(self) -> Store:
+        # imported here: SQLAlchemy and Alembic load with the first call, not with this module
+        # (warm_up starts the models' loading before them)
         from pipeline.store import open_store
 
         return open_store(self.settings.database_url)
 
-    @cached_property
-    def routing(self):
-        from pipeline.routing import load_routing
+    def plan(self, job: CallJob, *, check_scored: bool = True) -> CallPlan:
+        """The call's plan (:meth:`pipeline.plan.Planner.plan`) against this store."""
+        return self.planner.plan(job, self.store, check_scored=check_scored)
 
-        return load_routing(self.settings.routing)
+    def rubric_for(self, job: CallJob, language: str | None) -> tuple[Rubric, RubricRoute]:
+        return self.planner.rubric_for(job, language)
 
-    def route_for(self, job: CallJob, language: str | None) -> RubricRoute | None:
-        """The rule that picks the call's rubric; None while it needs the unknown language."""
-        from pipeline.routing import RoutingError
-
-        try:
-            return self.routing.route(job, language, self.settings.rubric)
-        except RoutingError as exc:
-            raise PermanentCallError(str(exc)) from None
-
-    def rubric_for(self, job: CallJob, language: str | None):
-        """(rubric, route) a call is scored with: setting, manifest column, routing table,
-        language default (:mod:`pipeline.routing`)."""
-        route = self.route_for(job, language or "en")
-        return self.load_rubric(route.rubric), route
-
-    def load_rubric(self, name: str):
-        from pipeline.scripts_check import load_rubric
-
-        try:
-            path = resolve_rubric_path(name).resolve()
-        except FileNotFoundError as exc:
-            raise PermanentCallError(str(exc)) from None
-        if path not in self._rubrics:
-            self._rubrics[path] = load_rubric(path)
-        return self._rubrics[path]
-
-    # -- the scoring configuration (pipeline.scoring_config.build_scoring_config) ---------
-
-    @cached_property
-    def _audio_sections(self) -> dict[str, Any]:
-        """ASR, diarizer and redaction sections of audio calls (hashes files: once)."""
-        return {
-            "asr": asr_config(self.settings),
-            "diarizer": diarizer_config(self.settings.diarizer),
-            "redaction": self._redaction_section,
-        }
-
-    @cached_property
-    def _redaction_section(self):
-        return redaction_config()
-
-    @cached_property
-    def _risk_section(self):
-        return risk_config_ref()
-
-    def scoring_config(
-        self, job: CallJob, rubric, transcript: Transcript | None = None
-    ) -> ScoringConfig:
-        """The call's ScoringConfig; ``transcript``: the file of a text-transcript job."""
-        if is_transcript(job):
-            sections = {
-                "asr": transcript_asr_config(transcript) if transcript is not None else None,
-                "redaction": self._redaction_section,
-            }
-        else:
-            sections = self._audio_sections
-        return build_scoring_config(rubric, risk=self._risk_section, **sections)
+    def load_rubric(self, name: str) -> Rubric:
+        return self.planner.load_rubric(name)
 
     # -- one call -------------------------------------------------------------------------
-
-    def expected_language(self, job: CallJob) -> str | None:
-        """The call's language when it is known before transcription."""
-        if job.language:
-            return job.language
-        if self.settings.asr_model.endswith(".en"):
-            return "en"
-        return None if self.settings.language == "auto" else self.settings.language
-
-    def already_scored(self, job: CallJob) -> bool:
-        """True when the store holds this call scored with the same configuration."""
-        transcript = None
-        if is_transcript(job):
-            try:
-                transcript = Transcript.load(job.source)
-            except ContractError:
-                return False
-            language = job.language or transcript.language
-        else:
-            language = self.expected_language(job)
-        try:
-            route = self.route_for(job, language)
-            if route is None:
-                return False  # the rubric depends on the detected language: cannot tell yet
-            rubric = self.load_rubric(route.rubric)
-        except (PermanentCallError, *_permanent_errors()):
-            return False
-        fp = self.scoring_config(job, rubric, transcript).fingerprint()
-        return self.store.is_scored(job.call_id, fp)
-
-    def analyse(self, job: CallJob) -> tuple[Transcript, Result]:
-        """Transcript (redacted) and Result of one call, without touching the store."""
-        transcript, result, _ = self._analyse(job)
-        return transcript, result
-
-    def _analyse(
-        self, job: CallJob, timer: StageTimer | None = None
-    ) -> tuple[Transcript, Result, dict[str, Any]]:
-        """Transcript, Result, and the extra keywords ``save_scored`` takes (sealed copy).
-
-        ``timer`` collects each stage's seconds; they go in the Result's provenance
-        (``stage_seconds``)."""
-        timer = timer or StageTimer()
-        if job.manifest_error:
-            raise PermanentCallError(job.manifest_error)
-        if not Path(job.source).exists():
-            raise PermanentCallError(f"{job.source}: file not found")
-        sealed: dict[str, Any] = {}
-        transcript = self._stored_transcript(job)
-        if transcript is None:  # transcribe (or read the text transcript), then redact
-            transcript = self._transcript(job, timer)
-            self.hook("transcript", transcript)
-            if self._vault is not None:
-                sealed = {"unredacted": self._vault.seal(transcript), "key_id": self._vault.key_id}
-            with timer.stage("redaction"):
-                transcript = redact(transcript)
-        self.require_speech(transcript)
-        rubric, route = self.rubric_for(job, transcript.language)
-        source = transcript if is_transcript(job) else None
-        config = self.scoring_config(job, rubric, source)
-        result = timed_score(transcript, rubric, timer, config=config, route=route)
-        if result.produced_by is not None:
-            result.produced_by.stage_seconds = timer.rounded()
-        self.hook("result", result)
-        return transcript, result, sealed
-
-    def _stored_transcript(self, job: CallJob) -> Transcript | None:
-        """The call's stored (redacted) transcript when the transcript stage is unchanged:
-        same audio, same ASR, diarizer and redaction configuration. A rubric or risk change
-        then re-scores it without decoding the audio or running ASR."""
-        if is_transcript(job):
-            return None  # reading the text file is the cheap path already
-        from pipeline.audio import file_sha256
-        from pipeline.schema import RubricConfig, ScoringConfig
-
-        stage = ScoringConfig(rubric=RubricConfig(id="-", version=0), **self._audio_sections)
-        return self.store.find_transcript(
-            job.call_id, stage.stage_sha256("transcript"), file_sha256(job.source)
-        )
 
     def process(self, job: CallJob, run_id: int | None = None) -> CallOutcome:
         """Analyse one call under its budget and store it in one transaction; bad input is
@@ -316,12 +186,13 @@ class CallProcessor:
             return self._failed(job, job.manifest_error, run_id, started, None, None)
         if STOP.is_set():
             return CallOutcome(call_id=job.call_id, source=job.source, status="stopped")
-        if self.already_scored(job):
+        plan = self.plan(job)
+        if plan.work == "skip":
             return CallOutcome(call_id=job.call_id, source=job.source, status="skipped")
-        source_sha = _file_sha256(job.source)
-        config_fp = self.config_fingerprint(job)
         if not self.settings.retry_failed:
-            earlier = self.store.unchanged_failure(job.call_id, source_sha, config_fp)
+            earlier = self.store.unchanged_failure(
+                job.call_id, plan.source_sha256, plan.fingerprint
+            )
             if earlier is not None:
                 return CallOutcome(
                     call_id=job.call_id,
@@ -338,45 +209,47 @@ class CallProcessor:
                 error="being processed by another run",
             )
         try:
-            if self.already_scored(job):  # another run finished it while we were checking
+            # another run finished it while we were checking
+            if plan.config is not None and self.store.is_scored(job.call_id, plan.fingerprint):
                 return CallOutcome(call_id=job.call_id, source=job.source, status="skipped")
-            return self._process_claimed(job, run_id, started, source_sha, config_fp)
+            return self._process_claimed(plan, run_id, started)
         finally:
             try:
                 self.store.release(job.call_id, run_id)
             except Exception:  # noqa: BLE001 - the lease expires on its own
                 log.warning("call %s: lease not released", job.call_id)
 
-    def _process_claimed(
-        self,
-        job: CallJob,
-        run_id: int | None,
-        started: float,
-        source_sha: str | None,
-        config_fp: str | None,
-    ) -> CallOutcome:
-        timer = StageTimer()
+    def _process_claimed(self, plan: CallPlan, run_id: int | None, started: float) -> CallOutcome:
+        """The stages of a claimed call: admit, transcript, score, save."""
+        job, timer = plan.job, StageTimer()
         try:
-            budget = self.admit(job)
+            budget = self.admit(plan)
             self.store.claim(job.call_id, run_id, self._lease_s(budget))
             with call_budget(budget):
-                transcript, result, sealed = self._analyse(job, timer)
+                stage = self.transcript_stage(plan, timer)
+                result = self.score_stage(plan, stage.transcript, timer)
         except Exception as exc:
             if is_transient(exc):
                 raise
             reason = _one_line(exc, job.source)
             if isinstance(exc, OverBudget):
                 reason = f"{job.source}: {exc}"
-            elif not isinstance(exc, _permanent_errors()):
+            elif not isinstance(exc, PERMANENT_ERRORS):
                 # A defect or an unexpected decoder state: still one call's problem, not the batch's.
                 log.exception("call %s: unexpected error", job.call_id)
                 reason = f"{reason} (unexpected {type(exc).__name__})"
             log.warning("call %s failed: %s", job.call_id, reason)
-            outcome = self._failed(job, reason, run_id, started, source_sha, config_fp)
+            outcome = self._failed(
+                job, reason, run_id, started, plan.source_sha256, plan.fingerprint
+            )
             outcome.stage_seconds = timer.rounded()
             return outcome
         with timer.stage("store"):
-            _save(lambda: self.store.save_scored(job, transcript, result, run_id, **sealed))
+            _save(
+                lambda: self.store.save_scored(
+                    job, stage.transcript, result, run_id, **stage.sealed
+                )
+            )
         return CallOutcome(
             call_id=job.call_id,
             source=job.source,
@@ -386,10 +259,20 @@ class CallProcessor:
             auto_fail=result.auto_fail,
             needs_review=result.needs_review,
             risk_level=result.risk.level if result.risk else None,
-            audio_seconds=transcript.duration,
+            audio_seconds=stage.transcript.duration,
             seconds=time.perf_counter() - started,
             stage_seconds=timer.rounded(),
         )
+
+    def analyse(self, job: CallJob) -> tuple[Transcript, Result]:
+        """Transcript (redacted) and Result of one call, without writing to the store (a
+        stored transcript of the same stage is reused)."""
+        if job.manifest_error:
+            raise PermanentCallError(job.manifest_error)
+        plan = self.plan(job, check_scored=False)
+        timer = StageTimer()
+        stage = self.transcript_stage(plan, timer)
+        return stage.transcript, self.score_stage(plan, stage.transcript, timer)
 
     def _failed(
         self,
@@ -413,18 +296,20 @@ class CallProcessor:
             seconds=time.perf_counter() - started,
         )
 
-    # -- admission: what is checked before any decoding ------------------------------------
+    # -- stage 1, admission: what is checked before any decoding -----------------------------
 
-    def admit(self, job: CallJob) -> Budget:
+    def admit(self, plan: CallPlan) -> Budget:
         """Check a call before decoding it (file, rubric, channels, size) and return its
         budget; raises PermanentCallError with the reason."""
+        job = plan.job
         path = Path(job.source)
         if not path.is_file():
             raise PermanentCallError(f"{job.source}: file not found")
-        if job.rubric:  # an unknown manifest rubric fails now, not after transcription
-            self.rubric_for(job, self.expected_language(job))
+        if job.rubric and plan.rubric_error is not None:
+            # an unknown manifest rubric fails now, not after transcription
+            raise plan.rubric_error
         memory_mb = self.settings.call_memory_mb
-        if is_transcript(job):
+        if plan.kind == "transcript":
             size = path.stat().st_size
             if memory_mb and size / TRANSCRIPT_BYTES_PER_MB > memory_mb:
                 raise PermanentCallError(
@@ -464,6 +349,75 @@ class CallProcessor:
         budget = budget or self._budget(None)
         return (budget.seconds or 3600.0) + 120.0
 
+    # -- stage 2, transcript: read, reuse or transcribe; then redact ---------------------------
+
+    def transcript_stage(self, plan: CallPlan, timer: StageTimer) -> TranscriptStage:
+        """The call's (redacted) transcript: the stored one when the plan reuses it, else the
+        text transcript file or the audio transcribed, redacted (the unredacted one sealed
+        when the vault is on)."""
+        job = plan.job
+        if job.manifest_error:
+            raise PermanentCallError(job.manifest_error)
+        if not Path(job.source).exists():
+            raise PermanentCallError(f"{job.source}: file not found")
+        if plan.kind == "audio" and plan.source_error is not None:
+            raise plan.source_error
+        if plan.kind == "audio" and plan.work == "score" and plan.transcript is not None:
+            return TranscriptStage(transcript=plan.transcript)
+        transcript = (
+            self._read(plan) if plan.kind == "transcript" else self._transcribe(plan, timer)
+        )
+        self.hook("transcript", transcript)
+        sealed: dict[str, Any] = {}
+        if self._vault is not None:
+            sealed = {"unredacted": self._vault.seal(transcript), "key_id": self._vault.key_id}
+        with timer.stage("redaction"):
+            transcript = redact(transcript)
+        return TranscriptStage(transcript=transcript, sealed=sealed)
+
+    def _read(self, plan: CallPlan) -> Transcript:
+        """A text transcript job's file, as planned (read once), with the manifest's call id
+        and language."""
+        if plan.transcript is None:
+            raise plan.transcript_error or ContractError(plan.job.source, "not read")
+        transcript = plan.transcript.model_copy()
+        if plan.job.call_id:
+            transcript.call_id = plan.job.call_id
+        if plan.job.language:
+            transcript.language = plan.job.language
+        return transcript
+
+    def _transcribe(self, plan: CallPlan, timer: StageTimer) -> Transcript:
+        job = plan.job
+        if self._diarizer is None:
+            self._diarizer = mono_diarizer(self.settings.diarizer)
+        source, agent_channel = _mapped_parties(job, plan.source_sha256)
+        return transcribe_call(
+            source,
+            call_id=job.call_id,
+            settings=self.settings,
+            agent_channel=agent_channel,
+            language=job.language,
+            diarizer=self._diarizer,
+            agent_id=job.agent_id,
+            hook=self.hook,
+            timer=timer,
+            source_sha256=plan.source_sha256,
+        )
+
+    # -- stage 3, score -------------------------------------------------------------------
+
+    def score_stage(self, plan: CallPlan, transcript: Transcript, timer: StageTimer) -> Result:
+        """The call's Result: its rubric's checks and the risk score, with the plan's
+        configuration (decided again only when the transcript's language was not known)."""
+        self.require_speech(transcript)
+        rubric, route, config = self.planner.scoring_for(plan, transcript)
+        result = timed_score(transcript, rubric, timer, config=config, route=route)
+        if result.produced_by is not None:
+            result.produced_by.stage_seconds = timer.rounded()
+        self.hook("result", result)
+        return result
+
     def require_speech(self, transcript: Transcript) -> None:
         """No utterances, or less speech than ``min_speech_s``: not a call to score."""
         utts = transcript.utterances
@@ -475,66 +429,18 @@ class CallProcessor:
                 f"(minimum {self.settings.min_speech_s:g} s) in {transcript.duration or 0:.1f} s"
             )
 
-    def config_fingerprint(self, job: CallJob) -> str:
-        """The configuration a call is tried with: when it changes, a call that failed is
-        tried again. The call's :class:`ScoringConfig` fingerprint when its rubric is known
-        before analysis; else the configuration of the transcript stage (ASR, diarizer,
-        redaction), which is all a call that fails before the rubric is needed went through."""
-        from pipeline.schema import RubricConfig
 
-        transcript = None
-        try:
-            if is_transcript(job):
-                transcript = Transcript.load(job.source)
-                language = job.language or transcript.language
-            else:
-                language = self.expected_language(job)
-            route = self.route_for(job, language)
-            if route is not None:
-                rubric = self.load_rubric(route.rubric)
-                return self.scoring_config(job, rubric, transcript).fingerprint()
-        except Exception:  # noqa: BLE001 - unloadable file or rubric: the stage config below
-            pass
-        sections = (
-            {"redaction": self._redaction_section} if is_transcript(job) else self._audio_sections
-        )
-        stage = ScoringConfig(rubric=RubricConfig(id="-", version=0), **sections)
-        return stage.stage_sha256("transcript")
+@dataclass
+class TranscriptStage:
+    """The transcript stage's output: the redacted transcript, and the keywords
+    ``save_scored`` takes to keep the unredacted one (sealed), when the vault is on."""
 
-    # -- stages ---------------------------------------------------------------------------
-
-    def _transcript(self, job: CallJob, timer: StageTimer | None = None) -> Transcript:
-        if is_transcript(job):
-            transcript = Transcript.load(job.source)
-            if job.call_id:
-                transcript.call_id = job.call_id
-            if job.language:
-                transcript.language = job.language
-            return transcript
-        from pipeline.transcribe import transcribe_call
-
-        if self._diarizer is None:
-            from pipeline.transcribe.diarize import mono_diarizer
-
-            self._diarizer = mono_diarizer(self.settings.diarizer)
-        source, agent_channel = _mapped_parties(job)
-        return transcribe_call(
-            source,
-            call_id=job.call_id,
-            settings=self.settings,
-            agent_channel=agent_channel,
-            language=job.language,
-            diarizer=self._diarizer,
-            agent_id=job.agent_id,
-            hook=self.hook,
-            timer=timer,
-        )
+    transcript: Transcript
+    sealed: dict[str, Any] = field(default_factory=dict)
 
 
 def timed_score(transcript: Transcript, rubric, timer: StageTimer, **kwargs: Any) -> Result:
     """``score_transcript`` with its seconds split into ``risk`` and ``scoring``."""
-    from pipeline.score import default_risk_fn
-
     risk_fn = default_risk_fn()
 
     def timed_risk(transcript, metrics=None):
@@ -549,19 +455,14 @@ def timed_score(transcript: Transcript, rubric, timer: StageTimer, **kwargs: Any
     return result
 
 
-def _mapped_parties(job: CallJob):
+def _mapped_parties(job: CallJob, source_sha256: str | None = None):
     """The recording (and agent channel) to transcribe: with more than two channels, the
     two the manifest names (agent_channel, customer_channel) as a stereo pair, agent left."""
     if job.customer_channel is None or job.agent_channel is None:
         return job.source, job.agent_channel
-    from pipeline.audio import decode_audio
-    from pipeline.transcribe.call import SAMPLE_RATE
-
-    audio = decode_audio(job.source, SAMPLE_RATE)
+    audio = decode_audio(job.source, SAMPLE_RATE, sha256=source_sha256)
     if audio.n_channels <= 2:
         return audio, job.agent_channel
-    import dataclasses
-
     pair = audio.channels[[job.agent_channel, job.customer_channel]]
     return dataclasses.replace(audio, channels=pair), 0
 
@@ -570,8 +471,6 @@ def _probe(path: Path) -> tuple[int | None, float | None]:
     """(channels, declared seconds) from the container header, without decoding; Nones when
     the header cannot be read (decoding then says why)."""
     try:
-        import av
-
         with av.open(str(path)) as container:
             if not container.streams.audio:
                 return None, None
@@ -586,19 +485,10 @@ def _probe(path: Path) -> tuple[int | None, float | None]:
         return None, None
 
 
-def _file_sha256(source: str) -> str | None:
-    from pipeline.audio import file_sha256
-
-    try:
-        return file_sha256(source)
-    except OSError:
-        return None
-
-
 def _save(commit: Callable[[], Any]) -> Any:
     """Commit an analysed call, retrying in place while the store is away (the analysis is
     not redone); a store that refuses writes, or stays away, stops the run."""
-    from pipeline.store import StoreUnavailable, StoreUnwritable
+    from pipeline.store import StoreUnavailable, StoreUnwritable  # loaded with the store
 
     for delay in (*SAVE_RETRY_DELAYS_S, None):
         try:
@@ -615,23 +505,9 @@ def _save(commit: Callable[[], Any]) -> Any:
 
 def is_transient(exc: BaseException) -> bool:
     """Errors worth retrying the call for: the store went away, not the input is bad."""
-    from pipeline.store import StoreUnavailable
+    from pipeline.store import StoreUnavailable  # loaded with the store
 
     return isinstance(exc, StoreUnavailable)
-
-
-def _permanent_errors() -> tuple[type[BaseException], ...]:
-    from pipeline.audio import AudioError
-    from pipeline.scripts_check import RubricError
-
-    return (
-        PermanentCallError,
-        ContractError,
-        FileNotFoundError,
-        AudioError,
-        RubricError,
-        OverBudget,
-    )
 
 
 def _one_line(exc: BaseException, source: str) -> str:

@@ -193,8 +193,10 @@ def test_six_channels_need_a_manifest_mapping(tmp_path):
     jobs = {j.call_id: j for j in discover(archive)}
     for call_id in ("unmapped", "bad_map"):
         with pytest.raises(Exception, match="6 audio channels.*agent_channel and customer_channel"):
-            processor.admit(jobs[call_id])
-    budget = processor.admit(jobs["mapped"])  # admitted: the two named channels are the call
+            processor.admit(processor.plan(jobs[call_id]))
+    budget = processor.admit(
+        processor.plan(jobs["mapped"])
+    )  # admitted: the two named channels are the call
     assert budget.seconds == pytest.approx(120 + 4.0 * 2, abs=0.1)
     from pipeline.process import _mapped_parties
 

@@ -130,3 +130,77 @@ def test_prefect_flow_wires_the_same_processing(text_archive, tmp_path):
     assert (second.scored, second.failed, second.skipped) == (0, 4, 5)
     assert {f["call_id"] for f in first.failures} == set(FAILURES)
     assert first.mean_score_pct is not None and 0 < first.mean_score_pct <= 100
+
+
+# --------------------------------------------------------------------------- one plan per call
+
+
+@pytest.fixture()
+def reads(monkeypatch) -> dict[str, list[str]]:
+    """Every ``Transcript.load`` and every file hash of the run, by path."""
+    from pipeline import audio, plan
+    from pipeline.schema import Transcript
+
+    seen: dict[str, list[str]] = {"load": [], "sha256": []}
+    load, sha256 = Transcript.load.__func__, audio.file_sha256
+
+    def counted_load(cls, path):
+        seen["load"].append(str(path))
+        return load(cls, path)
+
+    def counted_sha256(path):
+        seen["sha256"].append(str(path))
+        return sha256(path)
+
+    monkeypatch.setattr(Transcript, "load", classmethod(counted_load))
+    monkeypatch.setattr(audio, "file_sha256", counted_sha256)
+    monkeypatch.setattr(plan, "file_sha256", counted_sha256)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("call_id", "first", "again"),
+    [
+        # call -> (status, loads, hashes) of the first run, then of a run with nothing changed
+        ("bank_001_compliant", ("scored", 1, 1), ("skipped", 1, 0)),
+        ("garbled", ("failed", 1, 1), ("failed", 1, 1)),  # not retried: unchanged
+        ("no_rubric", ("failed", 1, 1), ("failed", 1, 1)),
+        ("gone", ("failed", 1, 1), ("failed", 1, 1)),  # tried: neither finds the file
+    ],
+)
+def test_a_text_call_is_read_and_hashed_once(text_archive, tmp_path, reads, call_id, first, again):
+    job = next(j for j in discover(text_archive) if j.call_id == call_id)
+    processor = CallProcessor(load_settings(database_url=f"sqlite:///{tmp_path / 'qa.db'}"))
+    for status, loads, hashes in (first, again):
+        reads["load"].clear(), reads["sha256"].clear()
+        outcome = processor.process(job)
+        assert outcome.status == status, outcome
+        assert reads["load"] == [job.source] * loads
+        assert reads["sha256"] == [job.source] * hashes
+
+
+def test_an_audio_call_is_hashed_once(tmp_path, reads):
+    """The plan's hash is the one the decoder records (``source_sha256``): not hashed again."""
+    import wave
+
+    import numpy as np
+
+    from pipeline.audio import file_sha256
+    from pipeline.schema import CallJob
+
+    path = tmp_path / "hiss.wav"
+    noise = np.random.default_rng(0).normal(0, 3000, (32000, 2)).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2), out.setsampwidth(2), out.setframerate(16000)
+        out.writeframes(noise.tobytes())
+    steps: list[str] = []
+    processor = CallProcessor(
+        load_settings(database_url=f"sqlite:///{tmp_path / 'qa.db'}"),
+        hook=lambda step, artefact: steps.append(step),
+    )
+    outcome = processor.process(CallJob(call_id="hiss", source=str(path), language="en"))
+    assert "decode" in steps and reads["load"] == []
+    assert reads["sha256"] == [str(path)]
+    assert outcome.status == "failed" and "no speech" in outcome.error, outcome
+    fingerprint = processor.plan(CallJob(call_id="hiss", source=str(path))).fingerprint
+    assert processor.store.unchanged_failure("hiss", file_sha256(path), fingerprint)

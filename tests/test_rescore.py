@@ -376,8 +376,8 @@ def test_processor_records_one_config_and_skips_by_it(tmp_path, archive) -> None
     assert isinstance(config, ScoringConfig) and config.asr is None  # a text transcript
     assert config.rubric.id == "zh_bank_hotline" and config.redaction.recognizers
     assert config.risk is not None and len(config.risk.calibration_sha256) == 64
-    assert processor.scoring_config(job, processor.load_rubric("zh_bank_hotline"), None)
-    assert processor.already_scored(job)
+    plan = processor.plan(job)
+    assert plan.work == "skip" and plan.config.fingerprint() == config.fingerprint()
     # a new calibration is a new configuration: the call is scored again
     with_other_risk = config.model_copy(
         update={"risk": config.risk.model_copy(update={"calibration_sha256": "0" * 64})}
@@ -421,8 +421,8 @@ def test_a_form_change_rescores_audio_from_the_stored_transcript(tmp_path) -> No
 
     # another decode option is another transcript stage: nothing stored to reuse
     wider = CallProcessor(load_settings(database_url=url, beam_size=2))
-    assert wider._stored_transcript(job) is None
-    assert second._stored_transcript(job) is not None
+    assert wider.plan(job).work == "transcribe"
+    assert second.plan(job, check_scored=False).work == "score"
     dispose_engines()
 
 

@@ -61,6 +61,7 @@ def transcribe_call(
     agent_channel_from: Literal["manifest", "option"] = "manifest",
     agent_id: str | None = None,
     timer: StageTimer | None = None,
+    source_sha256: str | None = None,
 ) -> Transcript:
     """Transcribe one recording into a :class:`~pipeline.schema.Transcript`.
 
@@ -71,7 +72,8 @@ def transcribe_call(
     ``decode``, ``asr`` (per channel), ``filter``, ``diarization`` (mono with a diarizer),
     ``roles``, ``transcript``. ``agent_id`` (the manifest's) selects the enrolled voiceprint
     that diarized mono calls are compared with. ``timer`` collects seconds per stage
-    (``decode``, ``vad``, ``asr``, ``diarization``).
+    (``decode``, ``vad``, ``asr``, ``diarization``). ``source_sha256``: the file's, when the
+    caller hashed it already.
     """
     settings = settings or load_settings()
     hook = hook or _no_hook
@@ -85,6 +87,7 @@ def transcribe_call(
                 SAMPLE_RATE,
                 max_seconds=settings.max_audio_minutes * 60,
                 spool_above_s=settings.spool_audio_minutes * 60,
+                sha256=source_sha256,
             )
     if audio.sample_rate != SAMPLE_RATE:
         raise AudioError(audio.path, f"decoded at {audio.sample_rate} Hz, ASR needs {SAMPLE_RATE}")
