@@ -130,22 +130,28 @@ def match_request(
     return None if best is None else (best[1], best[2], best[3])
 
 
-def content(text: str, rset: RecognizerSet) -> str:
-    """``text`` without fillers and punctuation ('' for "mm-hm", "嗯，好的")."""
-    c = compiled(rset)
-    rest = c.fillers.sub(" ", text) if c.fillers else text
+def content(text: str, *rsets: RecognizerSet) -> str:
+    """``text`` without the fillers of any of ``rsets`` and punctuation ('' for "mm-hm",
+    "嗯，好的"; several sets: an answer in another language than the request)."""
+    rest = text
+    for rset in rsets:
+        c = compiled(rset)
+        rest = c.fillers.sub(" ", rest) if c.fillers else rest
     return _PUNCT.sub("", rest)
 
 
-def answer_span(text: str, rset: RecognizerSet) -> tuple[int, int] | None:
-    """Character span of the content of an answer turn (leading fillers, trailing
-    punctuation off); None when there is none or the turn is a question back."""
-    if not content(text, rset) or _QUESTION.search(text):
+def answer_span(text: str, *rsets: RecognizerSet) -> tuple[int, int] | None:
+    """Character span of the content of an answer turn (leading fillers of any of
+    ``rsets``, trailing punctuation off); None when there is none or the turn is a
+    question back."""
+    if not content(text, *rsets) or _QUESTION.search(text):
         return None
-    fillers = compiled(rset).fillers
+    fillers = [f for f in (compiled(r).fillers for r in rsets) if f is not None]
     start, end = 0, len(text)
     while True:
-        m = _PUNCT.match(text, start) or (fillers.match(text, start) if fillers else None)
+        m = _PUNCT.match(text, start) or next(
+            (hit for f in fillers if (hit := f.match(text, start)) and hit.end() > start), None
+        )
         if m is None or m.end() == start:
             break
         start = m.end()
@@ -154,24 +160,33 @@ def answer_span(text: str, rset: RecognizerSet) -> tuple[int, int] | None:
     return (start, end) if end > start else None
 
 
-def is_kept_number(text: str, start: int, end: int, rset: RecognizerSet) -> bool:
-    """A numeral that is an amount, count or time (``$5``, ``3 times``, ``两件``)."""
-    c = compiled(rset)
-    if c.keep_before and c.keep_before.search(text[max(0, start - 8) : start]):
-        return True
-    return bool(c.keep_after and c.keep_after.match(text[end : end + 16]))
+def is_kept_number(text: str, start: int, end: int, *rsets: RecognizerSet) -> bool:
+    """A numeral that is an amount, count or time (``$5``, ``3 times``, ``两件``) by the
+    words of any of ``rsets``."""
+    for rset in rsets:
+        c = compiled(rset)
+        if c.keep_before and c.keep_before.search(text[max(0, start - 8) : start]):
+            return True
+        if c.keep_after and c.keep_after.match(text[end : end + 16]):
+            return True
+    return False
 
 
 def _digits(text: str) -> str:
     return "".join(g.digits for run in normalize(text).runs for g in run)
 
 
-def answer_contexts(transcript: Transcript, sets: list[RecognizerSet]) -> dict[int, AnswerContext]:
-    """Utterance index → the request its numerals answer (or read back)."""
+def answer_contexts(
+    transcript: Transcript, sets: list[list[RecognizerSet]]
+) -> dict[int, AnswerContext]:
+    """Utterance index → the request its numerals answer (or read back).
+
+    ``sets[i]`` are the sets that read utterance ``i`` (its own language): a request is
+    found by those, and stays open across a switch of language."""
     out: dict[int, AnswerContext] = {}
     open_: Request | None = None
     for i, utt in enumerate(transcript.utterances):
-        if utt.speaker != "customer" and (hit := match_request(utt.text, sets)):
+        if utt.speaker != "customer" and (hit := match_request(utt.text, sets[i])):
             rule, term, rset = hit
             open_ = Request(i, utt.speaker, utt.end, term, rule, rset)
             continue
@@ -182,8 +197,9 @@ def answer_contexts(transcript: Transcript, sets: list[RecognizerSet]) -> dict[i
         if utt.start - open_.end > dlg.max_seconds:
             open_ = None
             continue
+        readers = [open_.rset, *(s for s in sets[i] if s.dialogue and s is not open_.rset)]
         if _same_side(utt, open_):
-            if not content(utt.text, open_.rset):
+            if not content(utt.text, *readers):
                 continue  # the agent's "mm-hm": the answer goes on
             said = _digits(utt.text)
             if len(said) >= 3 and open_.digits and (said in open_.digits or open_.digits in said):
@@ -194,7 +210,7 @@ def answer_contexts(transcript: Transcript, sets: list[RecognizerSet]) -> dict[i
             open_ = None  # the agent moved on (or asked something else)
             continue
         said = _digits(utt.text)
-        if not said and open_.digits and content(utt.text, open_.rset):
+        if not said and open_.digits and content(utt.text, *readers):
             open_ = None  # the customer has moved on
             continue
         out[i] = AnswerContext(open_)

@@ -20,8 +20,9 @@ from pipeline.redact.dialogue import (
     is_kept_number,
 )
 from pipeline.redact.digits import Normalized, normalize
+from pipeline.redact.language import call_sets, utterance_sets
 from pipeline.redact.models import PiiFinding
-from pipeline.redact.recognizers import RecognizerSet, RecognizerSpec, sets_for_language
+from pipeline.redact.recognizers import RecognizerSet, RecognizerSpec, shipped_sets
 from pipeline.redact.timing import span_times
 from pipeline.redact.validators import VALIDATORS
 from pipeline.schema import Transcript
@@ -49,14 +50,18 @@ def detect(
 ) -> list[PiiFinding]:
     """Personal data in every utterance, best non-overlapping findings, in text order.
 
-    ``language`` (default: the transcript's) picks the shipped recogniser sets;
-    ``recognizer_sets`` replaces them (e.g. a site's own YAML).
+    Each utterance is read by the sets of its own script (:mod:`pipeline.redact.language`);
+    ``language`` (default: the transcript's) picks the sets of utterances that have none
+    (digits only). ``recognizer_sets`` replaces the shipped sets (e.g. a site's own YAML).
     """
-    sets = recognizer_sets or sets_for_language(language or transcript.language)
-    contexts = answer_contexts(transcript, sets)
+    available = recognizer_sets or shipped_sets()
+    default = call_sets(available, language or transcript.language)
+    per_utt = [utterance_sets(u.text, available, default) for u in transcript.utterances]
+    contexts = answer_contexts(transcript, per_utt)
     findings: list[PiiFinding] = []
     previous = ""
     for index, utt in enumerate(transcript.utterances):
+        sets = per_utt[index]
         norm = normalize(utt.text)
         context = contexts.get(index)
         candidates: list[_Candidate] = []
@@ -66,7 +71,7 @@ def detect(
                 found = [c for c in found if not _test_number(c, norm.original, previous)]
             candidates += found + _text_candidates(rset, norm, previous)
         kept = _best(candidates)
-        answer = _answer_candidates(norm, context) if context is not None else []
+        answer = _answer_candidates(norm, context, sets) if context is not None else []
         answer += _declared_candidates(norm, sets, answer, previous)
         if answer:
             kept = _with_answer(answer, kept)
@@ -92,10 +97,15 @@ def detect(
     return findings
 
 
-def _answer_candidates(norm: Normalized, context: AnswerContext) -> list[_Candidate]:
-    """The answer's numerals (or its content, for ``scope: answer``) as candidates."""
+def _answer_candidates(
+    norm: Normalized, context: AnswerContext, sets: list[RecognizerSet]
+) -> list[_Candidate]:
+    """The answer's numerals (or its content, for ``scope: answer``) as candidates.
+
+    ``sets`` read the answer itself: its language may not be the request's."""
     req = context.request
     rset, rule = req.rset, req.rule
+    readers = [rset, *(s for s in sets if s is not rset and s.dialogue is not None)]
     assert rset.dialogue is not None
     text = norm.original
 
@@ -112,15 +122,15 @@ def _answer_candidates(norm: Normalized, context: AnswerContext) -> list[_Candid
         )
 
     if rule.scope == "answer" and not context.readback:
-        span = answer_span(text, rset)
+        span = answer_span(text, *readers)
         return [cand(*span, "content")] if span else []
     out = []
-    keep_words = {w.lower() for w in rset.dialogue.keep_words}
+    keep_words = {w.lower() for r in readers for w in r.dialogue.keep_words}  # type: ignore[union-attr]
     for run in norm.runs:
         start, end = _widen(text, run[0].start, run[-1].end)
         if len(run) == 1 and text[start:end].lower() in keep_words:
             continue  # "the new one"
-        if is_kept_number(text, start, end, rset):
+        if is_kept_number(text, start, end, *readers):
             continue
         out.append(cand(start, end, "numerals"))
     return out

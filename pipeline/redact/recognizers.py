@@ -263,6 +263,11 @@ def default_set(language: str) -> RecognizerSet:
     return load_recognizers(path)
 
 
+def shipped_sets() -> list[RecognizerSet]:
+    """Every shipped recogniser set, in file-name order."""
+    return [default_set(p.stem) for p in sorted(RECOGNIZERS_DIR.glob("*.yaml"))]
+
+
 def recognizer_sha256(sets: list[RecognizerSet] | None = None) -> str:
     """One sha256 of the recogniser configuration: ``sets`` (default: every shipped set).
 
@@ -270,16 +275,6 @@ def recognizer_sha256(sets: list[RecognizerSet] | None = None) -> str:
     YAML byte changes (the scoring config records it).
     """
     if sets is None:
-        sets = [default_set(p.stem) for p in sorted(RECOGNIZERS_DIR.glob("*.yaml"))]
+        sets = shipped_sets()
     lines = sorted(f"{s.label}={s.sha256 or ''}" for s in sets)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
-
-
-def sets_for_language(language: str | None) -> list[RecognizerSet]:
-    """Shipped sets for a transcript language: zh*/cmn → zh, en* → en, anything else → all."""
-    lang = (language or "").lower()
-    if lang.startswith(("zh", "cmn", "yue")):
-        return [default_set("zh")]
-    if lang.startswith("en"):
-        return [default_set("en")]
-    return [default_set(p.stem) for p in sorted(RECOGNIZERS_DIR.glob("*.yaml"))]
