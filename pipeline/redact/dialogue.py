@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pipeline.redact.digits import normalize
 from pipeline.redact.recognizers import Dialogue, RecognizerSet, RequestRule
 from pipeline.schema import Transcript, Utterance
+from pipeline.scripts_check.match import Match, match
+from pipeline.text import NormText, normalise
 
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
 # what ends the clause the words are in; a question mark does not: on mono calls the
@@ -69,6 +71,7 @@ class _Compiled:
     cues: list[re.Pattern[str]]
     not_request: list[re.Pattern[str]]
     requests: list[tuple[RequestRule, list[re.Pattern[str]]]]
+    phrases: list[tuple[RequestRule, str, NormText]]
     fillers: re.Pattern[str] | None
     keep_before: re.Pattern[str] | None
     keep_after: re.Pattern[str] | None
@@ -98,6 +101,7 @@ def compiled(rset: RecognizerSet) -> _Compiled:
         cues=rx(dialogue.request_cues),
         not_request=rx(dialogue.not_request),
         requests=[(r, rx(r.patterns)) for r in dialogue.requests],
+        phrases=[(r, p, normalise(p, rset.language)) for r in dialogue.requests for p in r.phrases],
         fillers=re.compile(alts, re.I) if fillers else None,
         keep_before=re.compile(dialogue.keep_before, re.I) if dialogue.keep_before else None,
         keep_after=re.compile(dialogue.keep_after, re.I) if dialogue.keep_after else None,
@@ -106,12 +110,94 @@ def compiled(rset: RecognizerSet) -> _Compiled:
     return hit
 
 
+@dataclass(frozen=True)
+class Hit:
+    """Where a request's words are in a turn: a pattern's match or a phrase said through
+    ASR noise (``similarity`` < 1 then, and ``how`` says what differs)."""
+
+    rule: RequestRule
+    start: int
+    end: int
+    term: str
+    similarity: float = 1.0
+    how: str = ""
+
+    @property
+    def label(self) -> str:
+        """The words as said, and the phrase they were taken for when not exact."""
+        if self.similarity >= 1.0:
+            return self.term
+        return f"{self.term} ~ {self.how} {self.similarity:.2f}"
+
+
+def _phrase_ok(m: Match, units: int, dialogue: Dialogue) -> bool:
+    """The tolerance of ``phrase_min_similarity`` (see :class:`Dialogue`)."""
+    if any(op == "negation" for op, _, _ in m.ops):
+        return False
+    for op, p, said in m.ops:
+        # a join is a join ("zipcode", "numb her"), not a word that ends like the phrase
+        # ("number" is no "id number")
+        if op in ("merged", "split") and abs(len(p) - len(said)) > 2:
+            return False
+    lost = [p for op, p, _ in m.ops if op in ("changed", "missing")]
+    loose = {w.lower() for w in dialogue.phrase_loose_words}
+    if len(lost) > 1 or any(p not in loose for p in lost):
+        return False
+    return m.similarity + len(lost) / units >= dialogue.phrase_min_similarity
+
+
+_HITS: dict[tuple[int, str], list[Hit]] = {}
+_HITS_MAX = 4096
+
+
+def request_hits(text: str, rset: RecognizerSet) -> list[Hit]:
+    """Every request's words in ``text`` by the set's patterns, and, in a turn that asks
+    something (a cue, no warning), the phrases of rules none of whose patterns matched,
+    through ASR noise; in text order (cached per text: a
+    turn is asked both whether it is a request and what follows the words)."""
+    c = compiled(rset)
+    key = (id(c), text)
+    if (cached := _HITS.get(key)) is not None:
+        return cached
+    if len(_HITS) >= _HITS_MAX:
+        _HITS.clear()
+    _HITS[key] = hits = _request_hits(text, rset, c)
+    return hits
+
+
+def _request_hits(text: str, rset: RecognizerSet, c: _Compiled) -> list[Hit]:
+    hits = [
+        Hit(rule, m.start(), m.end(), m.group())
+        for rule, patterns in c.requests
+        for p in patterns
+        for m in p.finditer(text)
+    ]
+    if not any(p.search(text) for p in c.cues) or any(p.search(text) for p in c.not_request):
+        return hits  # phrases through noise only where the turn asks something
+    found = {h.rule.name for h in hits}
+    said: NormText | None = None
+    for rule, phrase, norm in c.phrases:
+        if rule.name in found or not norm.units:
+            continue
+        said = said or normalise(text, rset.language)
+        floor = c.dialogue.phrase_min_similarity - 1 / len(norm.units)
+        m = match(norm, said, rset.language, floor)
+        if m is None or m.start >= m.end or not _phrase_ok(m, len(norm.units), c.dialogue):
+            continue
+        start, end = said.original_span(m.start, m.end)
+        if any(h.start < end and start < h.end for h in hits):
+            continue  # the words another request's pattern matched ("password" ~ "passcode")
+        hits.append(Hit(rule, start, end, text[start:end], m.similarity, phrase))
+        found.add(rule.name)
+    return sorted(hits, key=lambda h: h.start)
+
+
 def match_request(
     text: str, sets: list[RecognizerSet]
 ) -> tuple[RequestRule, str, RecognizerSet] | None:
     """The request made in ``text`` (rule, matched words, set), or None.
 
-    Several patterns may match ("your name and ID number"): the last one in the text wins.
+    Several requests may be made ("your name and ID number"): the last one in the text wins.
     """
     best: tuple[int, RequestRule, str, RecognizerSet] | None = None
     for rset in sets:
@@ -122,11 +208,9 @@ def match_request(
             continue
         if any(p.search(text) for p in c.not_request):
             continue
-        for rule, patterns in c.requests:
-            for p in patterns:
-                for m in p.finditer(text):
-                    if best is None or m.start() >= best[0]:
-                        best = (m.start(), rule, m.group(), rset)
+        for h in request_hits(text, rset):
+            if best is None or h.start >= best[0]:
+                best = (h.start, h.rule, h.label, rset)
     return None if best is None else (best[1], best[2], best[3])
 
 
@@ -251,47 +335,48 @@ def declared_numbers(text: str, runs: list, sets: list[RecognizerSet]) -> list[D
     false``. Runs that follow closely are taken too; amounts and counts are skipped.
     """
     out: list[Declared] = []
+    if not runs:
+        return out
     for rset in sets:
         if rset.dialogue is None:
             continue
         window = rset.dialogue.declared_window
         keep_words = {w.lower() for w in rset.dialogue.keep_words}
-        for rule, patterns in compiled(rset).requests:
-            for p in patterns:
-                for m in p.finditer(text):
-                    found: list[Declared] = []
-                    for run in runs:
-                        start, end = run[0].start, run[-1].end
-                        if start < m.end():
-                            continue  # before the words, or in them
-                        if is_kept_number(text, start, end, rset) or (
-                            len(run) == 1 and text[start:end].lower() in keep_words
-                        ):
-                            continue  # "后四位", "3 times"
-                        gap = text[found[-1].end if found else m.end() : start]
-                        asked = None if found else _asked(text, m, gap, rset)
-                        after = gap[asked:] if asked is not None else gap
-                        if not (found or asked is not None or rule.declared):
-                            break
-                        if len(content(after, rset)) > (6 if found else window):
-                            break  # too far: "6338 and 1047" is close, a new topic is not
-                        if asked is None and content(gap, rset) and _CLAUSE_END.search(gap):
-                            break  # another clause: "信用卡中心，工号一零八六"
-                        found.append(Declared(start, end, rule, m.group(), rset))
-                    if found and rule.scope == "answer":  # "March 3rd, 1985": one span
-                        found = [Declared(found[0].start, found[-1].end, rule, m.group(), rset)]
-                    out += found
+        for h in request_hits(text, rset):
+            rule = h.rule
+            found: list[Declared] = []
+            for run in runs:
+                start, end = run[0].start, run[-1].end
+                if start < h.end:
+                    continue  # before the words, or in them
+                if is_kept_number(text, start, end, rset) or (
+                    len(run) == 1 and text[start:end].lower() in keep_words
+                ):
+                    continue  # "后四位", "3 times"
+                gap = text[found[-1].end if found else h.end : start]
+                asked = None if found else _asked(text, h, gap, rset)
+                after = gap[asked:] if asked is not None else gap
+                if not (found or asked is not None or rule.declared):
+                    break
+                if len(content(after, rset)) > (6 if found else window):
+                    break  # too far: "6338 and 1047" is close, a new topic is not
+                if asked is None and content(gap, rset) and _CLAUSE_END.search(gap):
+                    break  # another clause: "信用卡中心，工号一零八六"
+                found.append(Declared(start, end, rule, h.label, rset))
+            if found and rule.scope == "answer":  # "March 3rd, 1985": one span
+                found = [Declared(found[0].start, found[-1].end, rule, h.label, rset)]
+            out += found
     return out
 
 
-def _asked(text: str, m: re.Match[str], gap: str, rset: RecognizerSet) -> int | None:
-    """Offset in ``gap`` just past the end of the sentence holding match ``m`` when that
+def _asked(text: str, h: Hit, gap: str, rset: RecognizerSet) -> int | None:
+    """Offset in ``gap`` just past the end of the sentence holding hit ``h`` when that
     sentence is a request (a cue and no warning); None otherwise."""
     end = _SENTENCE_END.search(gap)
     if end is None:
         return None
-    before = [e.end() for e in _SENTENCE_END.finditer(text, 0, m.start())]
-    sentence = text[before[-1] if before else 0 : m.end() + end.end()]
+    before = [e.end() for e in _SENTENCE_END.finditer(text, 0, h.start)]
+    sentence = text[before[-1] if before else 0 : h.end + end.end()]
     c = compiled(rset)
     if not any(p.search(sentence) for p in c.cues) or any(
         p.search(sentence) for p in c.not_request

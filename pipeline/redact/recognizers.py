@@ -113,6 +113,9 @@ class RequestRule(_Strict):
     name: str
     entity: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
     patterns: list[str] = Field(min_length=1)  # regexes searched in the agent's turn
+    # plain phrases found through ASR noise by the rubric's tolerant matcher
+    # (pipeline.scripts_check.match): "date on birth", 身份正号码, "count number"
+    phrases: list[str] = Field(default_factory=list)
     # numbers: mask the numerals of the answer; answer: mask the whole answer (addresses,
     # dates of birth, passwords are not only numerals)
     scope: Literal["numbers", "answer"] = "numbers"
@@ -138,6 +141,12 @@ class Dialogue(_Strict):
     keep_after: str | None = None  # ... nor one right before this (dollars, 块, times)
     declared_window: int = Field(default=12, ge=0)  # non-filler chars from words to numerals
     keep_words: list[str] = Field(default_factory=list)  # a numeral word alone: "the new one"
+    # a request's ``phrases`` count at this similarity or above, where only homophones,
+    # spelling slips, split/joined words and extra words differ, plus at most one of
+    # ``phrase_loose_words`` changed or dropped ("date on birth"); a content word changed
+    # or dropped is never a request ("date of purchase")
+    phrase_min_similarity: float = Field(default=0.8, gt=0, le=1)
+    phrase_loose_words: list[str] = Field(default_factory=list)
     requests: list[RequestRule] = Field(min_length=1)
 
     @field_validator("request_cues", "not_request")
@@ -264,8 +273,13 @@ def default_set(language: str) -> RecognizerSet:
 
 
 def shipped_sets() -> list[RecognizerSet]:
-    """Every shipped recogniser set, in file-name order."""
-    return [default_set(p.stem) for p in sorted(RECOGNIZERS_DIR.glob("*.yaml"))]
+    """Every shipped recogniser set, in file-name order (loaded once per process)."""
+    return list(_shipped())
+
+
+@lru_cache(maxsize=1)
+def _shipped() -> tuple[RecognizerSet, ...]:
+    return tuple(default_set(p.stem) for p in sorted(RECOGNIZERS_DIR.glob("*.yaml")))
 
 
 def recognizer_sha256(sets: list[RecognizerSet] | None = None) -> str:
