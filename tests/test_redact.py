@@ -466,7 +466,7 @@ def _broken_en(tmp_path: Path, mutate) -> Path:
     [
         (lambda d: _set(d, ["dialogue", "requests", 0, "patterns", 0], "(acct"), "dialogue.requests[0].patterns", "invalid regex"),
         (lambda d: _set(d, ["dialogue", "requests", 0, "entity"], "BOAT_NUMBER"), "(top level)", "no mask for entity types: BOAT_NUMBER"),
-        (lambda d: _set(d, ["dialogue", "requests", 0, "scope"], "everything"), "dialogue.requests[0].scope", "'numbers' or 'answer'"),
+        (lambda d: _set(d, ["dialogue", "requests", 0, "scope"], "everything"), "dialogue.requests[0].scope", "'numbers', 'answer' or 'name'"),
         (lambda d: _set(d, ["dialogue", "requests", 1, "name"], "account_number"), "(top level)", "duplicate dialogue request names: account_number"),
         (lambda d: _set(d, ["dialogue", "fillers"], [True]), "dialogue.fillers[0]", "valid string"),
         (lambda d: _set(d, ["dialogue", "keep_after"], "[0-"), "dialogue.keep_after", "invalid regex"),

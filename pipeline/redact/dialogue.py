@@ -72,6 +72,7 @@ class _Compiled:
     not_request: list[re.Pattern[str]]
     requests: list[tuple[RequestRule, list[re.Pattern[str]]]]
     phrases: list[tuple[RequestRule, str, NormText]]
+    names: list[re.Pattern[str]]
     fillers: re.Pattern[str] | None
     keep_before: re.Pattern[str] | None
     keep_after: re.Pattern[str] | None
@@ -102,6 +103,7 @@ def compiled(rset: RecognizerSet) -> _Compiled:
         not_request=rx(dialogue.not_request),
         requests=[(r, rx(r.patterns)) for r in dialogue.requests],
         phrases=[(r, p, normalise(p, rset.language)) for r in dialogue.requests for p in r.phrases],
+        names=[re.compile(p) for p in dialogue.name_patterns],  # case matters: "Lee", not "lee"
         fillers=re.compile(alts, re.I) if fillers else None,
         keep_before=re.compile(dialogue.keep_before, re.I) if dialogue.keep_before else None,
         keep_after=re.compile(dialogue.keep_after, re.I) if dialogue.keep_after else None,
@@ -244,6 +246,32 @@ def answer_span(text: str, *rsets: RecognizerSet) -> tuple[int, int] | None:
     return (start, end) if end > start else None
 
 
+_HAN = re.compile(r"[\u3400-\u9fff]")
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+
+
+def answer_names(text: str, *rsets: RecognizerSet) -> list[tuple[int, int]]:
+    """Character spans of the names in an answer to a request for a name: what the sets'
+    ``name_patterns`` find in its content, else the whole content when it is short (at
+    most ``name_answer_max`` Han characters and Latin words: "robert smith", "张伟")."""
+    span = answer_span(text, *rsets)
+    if span is None:
+        return []
+    body = text[span[0] : span[1]]
+    found: list[tuple[int, int]] = []
+    for rset in rsets:
+        for p in compiled(rset).names:
+            for m in p.finditer(body):
+                s, e = m.span("pii") if "pii" in p.groupindex else m.span()
+                if e > s and not any(s < b and a < e for a, b in found):
+                    found.append((s, e))
+    if found:
+        return sorted((span[0] + s, span[0] + e) for s, e in found)
+    units = len(_HAN.findall(body)) + len(_WORD.findall(body))
+    limit = max(r.dialogue.name_answer_max for r in rsets if r.dialogue is not None)
+    return [span] if units <= limit else []
+
+
 def is_kept_number(text: str, start: int, end: int, *rsets: RecognizerSet) -> bool:
     """A numeral that is an amount, count or time (``$5``, ``3 times``, ``两件``) by the
     words of any of ``rsets``."""
@@ -300,8 +328,10 @@ def answer_contexts(
         out[i] = AnswerContext(open_)
         open_.digits += said
         open_.answers += 1
-        if open_.answers >= dlg.max_answers:
-            open_ = None
+        if open_.answers >= dlg.max_answers or (
+            open_.rule.scope == "name" and content(utt.text, *readers)
+        ):
+            open_ = None  # a name is given in one turn: the next one is about something else
     return out
 
 

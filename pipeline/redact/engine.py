@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pipeline.redact.dialogue import (
     AnswerContext,
     answer_contexts,
+    answer_names,
     answer_span,
     declared_numbers,
     is_kept_number,
@@ -41,6 +42,7 @@ class _Candidate:
     digits: str = ""
     entity: str = ""
     mask: str = ""
+    self_introduction: bool = False  # a pattern of a speaker giving their own name
 
 
 def detect(
@@ -70,6 +72,10 @@ def detect(
             if context is None:
                 found = [c for c in found if not _test_number(c, norm.original, previous)]
             candidates += found + _text_candidates(rset, norm, previous)
+        if utt.speaker == "agent":  # the agent's own name: the set's decision
+            candidates = [
+                c for c in candidates if not (c.self_introduction and c.rset.agent_name == "keep")
+            ]
         kept = _best(candidates)
         answer = _answer_candidates(norm, context, sets) if context is not None else []
         answer += _declared_candidates(norm, sets, answer, previous)
@@ -121,6 +127,8 @@ def _answer_candidates(
             mask=rset.masks[rule.entity],
         )
 
+    if rule.scope == "name":
+        return [] if context.readback else [cand(*n, "name") for n in answer_names(text, *readers)]
     if rule.scope == "answer" and not context.readback:
         span = answer_span(text, *readers)
         return [cand(*span, "content")] if span else []
@@ -332,5 +340,6 @@ def _text_candidates(rset: RecognizerSet, norm: Normalized, previous: str) -> li
                     spec, rset, pat.score, pat.name, digits, norm.original, start, end, previous
                 )
                 if c is not None:
+                    c.self_introduction = pat.self_introduction
                     out.append(c)
     return out

@@ -36,6 +36,7 @@ from pipeline.contracts import ContractError, read_yaml, validate
 from pipeline.redact.validators import VALIDATORS
 
 RECOGNIZERS_DIR = Path(__file__).resolve().parent / "recognizers"
+WORD_LISTS_DIR = Path(__file__).resolve().parent / "data"  # shipped name lists
 _MACRO = re.compile(r"\{\{(\w+)\}\}")
 
 
@@ -52,6 +53,9 @@ class PatternSpec(_Strict):
     regex: str
     score: float = Field(ge=0, le=1)
     groups: list[int] | None = None  # number kind: required lengths of the numeral groups
+    # a speaker giving their own name (我叫…, "my name is…"): on the agent's side, the
+    # set's ``agent_name`` decides (the name in the greeting is often required evidence)
+    self_introduction: bool = False
 
     @field_validator("regex")
     @classmethod
@@ -118,7 +122,8 @@ class RequestRule(_Strict):
     phrases: list[str] = Field(default_factory=list)
     # numbers: mask the numerals of the answer; answer: mask the whole answer (addresses,
     # dates of birth, passwords are not only numerals)
-    scope: Literal["numbers", "answer"] = "numbers"
+    # name: mask the names in the answer (``name_patterns``), or the whole of a short one
+    scope: Literal["numbers", "answer", "name"] = "numbers"
     # numerals right after the words in the same turn ("my account number is 6338") too
     declared: bool = True
 
@@ -147,9 +152,14 @@ class Dialogue(_Strict):
     # or dropped is never a request ("date of purchase")
     phrase_min_similarity: float = Field(default=0.8, gt=0, le=1)
     phrase_loose_words: list[str] = Field(default_factory=list)
+    # the answer to a ``scope: name`` request: these regexes (group ``pii``: the name) find
+    # the names in it; an answer with none and at most ``name_answer_max`` units (zh
+    # characters, en words) is taken whole ("robert smith", "张伟")
+    name_patterns: list[str] = Field(default_factory=list)
+    name_answer_max: int = Field(default=4, ge=0)
     requests: list[RequestRule] = Field(min_length=1)
 
-    @field_validator("request_cues", "not_request")
+    @field_validator("request_cues", "not_request", "name_patterns")
     @classmethod
     def _valid_regexes(cls, value: list[str]) -> list[str]:
         return _check_regexes(value)
@@ -183,6 +193,13 @@ class RecognizerSet(_Strict):
     version: str
     language: str
     min_score: float = Field(default=0.5, ge=0, le=1)
+    # keep: a self-introduction on the agent's side stays (工号 and name in the greeting
+    # are script evidence); mask: it is masked like the customer's
+    agent_name: Literal["keep", "mask"] = "keep"
+    # macro name -> word-list file (one entry a line, # comments), relative to the YAML
+    # file or else a shipped list (pipeline/redact/data): the macro becomes an
+    # alternation of the entries, longest first
+    word_lists: dict[str, str] = Field(default_factory=dict)
     context_window: ContextWindow = Field(default_factory=ContextWindow)
     masks: dict[str, str]
     macros: dict[str, str] = Field(default_factory=dict)
@@ -204,6 +221,11 @@ class RecognizerSet(_Strict):
             for pat in (rec.get("patterns") or []) if isinstance(rec, dict) else []:
                 if isinstance(pat, dict) and isinstance(pat.get("regex"), str):
                     pat["regex"] = _expand(pat["regex"], macros)
+        dialogue = data.get("dialogue")
+        if isinstance(dialogue, dict) and isinstance(dialogue.get("name_patterns"), list):
+            dialogue["name_patterns"] = [
+                _expand(v, macros) if isinstance(v, str) else v for v in dialogue["name_patterns"]
+            ]
         return data
 
     @model_validator(mode="after")
@@ -252,10 +274,52 @@ def _compile(regex: str) -> re.Pattern[str]:
     return re.compile(regex)
 
 
+def _word_list_macros(path: Path, data: dict[str, Any]) -> bytes:
+    """Turn ``word_lists`` into macros of ``data`` (in place); the lists' bytes, for the hash."""
+    lists = data.get("word_lists") or {}
+    if not isinstance(lists, dict):
+        return b""  # the model's validation names the problem
+    macros = data.setdefault("macros", {})
+    if not isinstance(macros, dict):
+        return b""
+    raw = b""
+    for name, rel in lists.items():
+        where = f"word_lists.{name}"
+        if not isinstance(rel, str):
+            raise RecognizerError(path, where, "must be a file name")
+        if name in macros:
+            raise RecognizerError(path, where, f"macro {name!r} is also defined in macros")
+        file = (path.parent / rel).resolve()
+        if not file.is_file() and (WORD_LISTS_DIR / rel).is_file():
+            file = WORD_LISTS_DIR / rel  # a shipped list, from a set copied elsewhere
+        if not file.is_file():
+            raise RecognizerError(
+                path,
+                where,
+                f"word list {rel!r} is neither in {path.parent} nor in {WORD_LISTS_DIR}",
+            )
+        body = file.read_bytes()
+        try:
+            lines = body.decode("utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise RecognizerError(path, where, f"word list {file} is not UTF-8") from None
+        words = sorted(
+            {w.strip() for w in lines if w.strip() and not w.lstrip().startswith("#")},
+            key=lambda w: (-len(w), w),
+        )
+        if not words:
+            raise RecognizerError(path, where, f"word list {file} has no entries")
+        macros[name] = "(?:" + "|".join(re.escape(w) for w in words) + ")"
+        raw += f"{name}={rel}\n".encode() + body
+    return raw
+
+
 def load_recognizers(path: str | Path) -> RecognizerSet:
-    """Read and validate one recogniser YAML; :class:`RecognizerError` when it is wrong."""
+    """Read and validate one recogniser YAML (and its word lists); :class:`RecognizerError`
+    naming the file, the place and the reason when it is wrong."""
     path = Path(path)
     data, raw = read_yaml(path, error=RecognizerError)
+    raw += _word_list_macros(path, data)
     rs = validate(data, RecognizerSet, path, error=RecognizerError)
     return rs.model_copy(update={"source": str(path), "sha256": hashlib.sha256(raw).hexdigest()})
 
