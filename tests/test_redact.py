@@ -425,18 +425,43 @@ def test_sample_c03_account_number_is_masked():
 
 
 @pytest.mark.parametrize(
-    ("text", "masked"),
+    ("speaker", "text", "masked"),
     [
-        ("The training script uses 212-555-0147 as the example.", False),
-        ("The form shows the sample SSN 123-45-6789.", False),
-        ("My number is 212-555-0147.", True),
-        ("my social is 123-45-6789", True),
-        ("Call 212-867-5309 for the demo", True),  # not a test number
+        ("agent", "The training script uses 212-555-0147 as the example.", False),
+        ("agent", "The form shows the sample SSN 123-45-6789.", False),
+        ("agent", "In our training script we use 212-555-0147 as the example.", False),
+        ("agent", "My number is 212-555-0147.", True),
+        ("agent", "I'll call you back on 212-555-0147.", True),
+        ("agent", "my social is 123-45-6789", True),
+        ("agent", "Call 212-867-5309 for the demo", True),  # not a test number
+        # a caller's (or an unknown speaker's) number is never exempt (issue 28)
+        ("customer", "The training script uses 212-555-0147 as the example.", True),
+        ("unknown", "The form shows the sample SSN 123-45-6789.", True),
+        ("customer", "my social security number is 123-45-6789", True),
+        ("customer", "you can reach me on 415 555 0132 after six", True),
+        ("customer", "SSN 123456789", True),
+        ("customer", "we're at 555 0188 at home", True),
     ],
 )
-def test_test_numbers_are_kept_only_without_personal_context(text, masked):
-    t = Transcript(language="en", utterances=[Utterance(start=0, end=3, text=text)])
+def test_test_numbers_are_kept_only_on_the_agents_side_without_personal_context(
+    speaker, text, masked
+):
+    t = Transcript(
+        language="en", utterances=[Utterance(speaker=speaker, start=0, end=3, text=text)]
+    )
     assert (redact(t).utterances[0].text != text) is masked
+
+
+def test_test_numbers_in_a_request_context_are_masked_on_the_agents_side_too():
+    t = _dialogue(
+        "en",
+        [["agent", "What's the best number to reach you?"], ["customer", "212-555-0147"]],
+    )
+    t.utterances.append(
+        Utterance(speaker="agent", start=6, end=8, text="So that's 212-555-0147, right?")
+    )
+    out = redact(t)
+    assert [u.text for u in out.utterances[1:]] == ["[PHONE]", "So that's [PHONE], right?"]
 
 
 def test_test_number_exemption_can_be_switched_off(tmp_path):
@@ -445,7 +470,9 @@ def test_test_number_exemption_can_be_switched_off(tmp_path):
     path = tmp_path / "en.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
     text = "The training script uses 212-555-0147 as the example."
-    t = Transcript(language="en", utterances=[Utterance(start=0, end=3, text=text)])
+    t = Transcript(
+        language="en", utterances=[Utterance(speaker="agent", start=0, end=3, text=text)]
+    )
     out = redact(t, recognizer_sets=[load_recognizers(path)])
     assert out.utterances[0].text == "The training script uses [PHONE] as the example."
 

@@ -69,7 +69,7 @@ def detect(
         candidates: list[_Candidate] = []
         for rset in sets:
             found = _number_candidates(rset, norm, previous)
-            if context is None:
+            if context is None and _exempt_side(rset, utt.speaker):
                 found = [c for c in found if not _test_number(c, norm.original, previous)]
             candidates += found + _text_candidates(rset, norm, previous)
         if utt.speaker == "agent":  # the agent's own name: the set's decision
@@ -78,7 +78,7 @@ def detect(
             ]
         kept = _best(candidates)
         answer = _answer_candidates(norm, context, sets) if context is not None else []
-        answer += _declared_candidates(norm, sets, answer, previous)
+        answer += _declared_candidates(norm, sets, answer, previous, utt.speaker)
         if answer:
             kept = _with_answer(answer, kept)
         for c in kept:
@@ -145,7 +145,11 @@ def _answer_candidates(
 
 
 def _declared_candidates(
-    norm: Normalized, sets: list[RecognizerSet], answer: list[_Candidate], previous: str
+    norm: Normalized,
+    sets: list[RecognizerSet],
+    answer: list[_Candidate],
+    previous: str,
+    speaker: str,
 ) -> list[_Candidate]:
     """Numerals right after a request's words in this turn (not already in ``answer``)."""
     out: list[_Candidate] = []
@@ -160,7 +164,9 @@ def _declared_candidates(
         if text[start:end].lower() in keep_words or is_kept_number(text, start, end, d.rset):
             continue
         digits = "".join(g.digits for run in norm.runs for g in run if start <= g.start < end)
-        if is_test_number(d.rset, digits, text, start, end, previous):
+        if _exempt_side(d.rset, speaker) and is_test_number(
+            d.rset, digits, text, start, end, previous
+        ):
             continue  # "the sample SSN 123-45-6789": nothing says it is someone's
         out.append(
             _Candidate(
@@ -196,6 +202,13 @@ def _with_answer(answer: list[_Candidate], found: list[_Candidate]) -> list[_Can
         else:
             merged.append(a)
     return sorted(merged + rest, key=lambda c: c.start)
+
+
+def _exempt_side(rset: RecognizerSet, speaker: str) -> bool:
+    """Whether test numbers said by ``speaker`` may be exempt at all (``test_numbers.
+    speakers``: the agent's side only, by default; a caller says what they say)."""
+    tn = rset.test_numbers
+    return tn is not None and speaker in tn.speakers
 
 
 def _test_number(c: _Candidate, text: str, previous: str) -> bool:

@@ -176,6 +176,10 @@ class TestNumbers(_Strict):
     enabled: bool = True
     numbers: list[str] = Field(min_length=1)  # regexes, full match on the digit string
     personal_context: list[str] = Field(default_factory=list)  # my, 我的...: not exempt
+    # whose numbers may be exempt at all: a customer's (or an unknown speaker's) never are
+    speakers: list[Literal["agent", "customer", "unknown"]] = Field(
+        default_factory=lambda: ["agent"]
+    )
 
     @field_validator("numbers")
     @classmethod
