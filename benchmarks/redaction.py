@@ -14,6 +14,13 @@ dates, times, order numbers) and a fresh held-out set written independently befo
 dialogue rules existed (benchmarks/data/redaction_dialogue_heldout.yaml). Recall: personal
 items of which nothing survives `redact`; precision: findings that overlap a personal
 item; kept: non-personal phrases that survive unchanged. Goals: recall >= 0.99, kept >= 0.98.
+
+Issue 28: one held-out set per criterion (benchmarks/data/issue28/: names, requests garbled
+by ASR and spoken dates of birth, two languages in one call, context beats checksums, test
+numbers in personal context; 24-31 dialogues each), written and committed before the rules,
+and a generated set of every request as ASR garbled it and asked in a call of the other
+language. First runs, before the rules: recall 0.333 / 0.478 / 0.316 / 1.000 / 0.900, kept
+0.909 / 1.000 / 1.000 / 1.000 / 0.800; generated 0.261.
 """
 
 from __future__ import annotations
