@@ -434,6 +434,8 @@ def test_sample_c03_account_number_is_masked():
         ("agent", "I'll call you back on 212-555-0147.", True),
         ("agent", "my social is 123-45-6789", True),
         ("agent", "Call 212-867-5309 for the demo", True),  # not a test number
+        ("agent", "The sample card in the guide is 4111 1111 1111 1111.", False),
+        ("customer", "the card I use is 4111 1111 1111 1111", True),
         # a caller's (or an unknown speaker's) number is never exempt (issue 28)
         ("customer", "The training script uses 212-555-0147 as the example.", True),
         ("unknown", "The form shows the sample SSN 123-45-6789.", True),

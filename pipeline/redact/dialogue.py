@@ -266,6 +266,12 @@ def answer_names(text: str, *rsets: RecognizerSet) -> list[tuple[int, int]]:
                 if e > s and not any(s < b and a < e for a, b in found):
                     found.append((s, e))
     if found:
+        # a name is spelt by saying it again (刘，刘德华的刘; "Lee, L-E-E... Lee"): every
+        # other place the name found is said in the answer goes too
+        for name in {body[s:e] for s, e in found}:
+            for m in re.finditer(re.escape(name), body):
+                if not any(m.start() < b and a < m.end() for a, b in found):
+                    found.append(m.span())
         return sorted((span[0] + s, span[0] + e) for s, e in found)
     units = len(_HAN.findall(body)) + len(_WORD.findall(body))
     limit = max(r.dialogue.name_answer_max for r in rsets if r.dialogue is not None)
