@@ -71,6 +71,7 @@ class _Compiled:
     cues: list[re.Pattern[str]]
     not_request: list[re.Pattern[str]]
     requests: list[tuple[RequestRule, list[re.Pattern[str]]]]
+    values: dict[str, list[re.Pattern[str]]]  # rule name -> its value_patterns
     phrases: list[tuple[RequestRule, str, NormText]]
     names: list[re.Pattern[str]]
     fillers: re.Pattern[str] | None
@@ -102,6 +103,7 @@ def compiled(rset: RecognizerSet) -> _Compiled:
         cues=rx(dialogue.request_cues),
         not_request=rx(dialogue.not_request),
         requests=[(r, rx(r.patterns)) for r in dialogue.requests],
+        values={r.name: rx(r.value_patterns) for r in dialogue.requests},
         phrases=[(r, p, normalise(p, rset.language)) for r in dialogue.requests for p in r.phrases],
         names=[re.compile(p) for p in dialogue.name_patterns],  # case matters: "Lee", not "lee"
         fillers=re.compile(alts, re.I) if fillers else None,
@@ -360,7 +362,9 @@ class Declared:
         return f"numerals right after '{self.term}' ({self.rule.name})"
 
 
-def declared_numbers(text: str, runs: list, sets: list[RecognizerSet]) -> list[Declared]:
+def declared_numbers(
+    text: str, runs: list, sets: list[RecognizerSet], speaker: str = "unknown"
+) -> list[Declared]:
     """Numeral runs (``normalize(text).runs``) said right after a request's words.
 
     "Right after": within ``declared_window`` characters that are not fillers or
@@ -368,7 +372,10 @@ def declared_numbers(text: str, runs: list, sets: list[RecognizerSet]) -> list[D
     request (a cue, no warning) and ends before the numerals ("...account number please?
     6, 3, 3, 8", "请提供一下您的身份证后四位。九九八七": a mono call's question and answer in
     one utterance), the numerals after it count, also for requests with ``declared:
-    false``. Runs that follow closely are taken too; amounts and counts are skipped.
+    false``; not in a customer's turn: their own question asks for nothing of theirs
+    (生日礼包什么时候到？我三月十二号下的单). Runs that follow closely are taken too; amounts
+    and counts are skipped. A rule's ``value_patterns`` (a spoken date of birth) follow
+    its words the same way.
     """
     out: list[Declared] = []
     if not runs:
@@ -390,7 +397,7 @@ def declared_numbers(text: str, runs: list, sets: list[RecognizerSet]) -> list[D
                 ):
                     continue  # "后四位", "3 times"
                 gap = text[found[-1].end if found else h.end : start]
-                asked = None if found else _asked(text, h, gap, rset)
+                asked = None if found or speaker == "customer" else _asked(text, h, gap, rset)
                 after = gap[asked:] if asked is not None else gap
                 if not (found or asked is not None or rule.declared):
                     break
@@ -399,9 +406,36 @@ def declared_numbers(text: str, runs: list, sets: list[RecognizerSet]) -> list[D
                 if asked is None and content(gap, rset) and _CLAUSE_END.search(gap):
                     break  # another clause: "信用卡中心，工号一零八六"
                 found.append(Declared(start, end, rule, h.label, rset))
+            found += _declared_values(text, h, rset, found, window, speaker)
             if found and rule.scope == "answer":  # "March 3rd, 1985": one span
+                found.sort(key=lambda d: d.start)
                 found = [Declared(found[0].start, found[-1].end, rule, h.label, rset)]
             out += found
+    return out
+
+
+def _declared_values(
+    text: str, h: Hit, rset: RecognizerSet, found: list[Declared], window: int, speaker: str
+) -> list[Declared]:
+    """The first match of the rule's ``value_patterns`` right after the words (as close
+    as numerals must be, or after the request's own sentence), not inside ``found``."""
+    out: list[Declared] = []
+    for p in compiled(rset).values.get(h.rule.name, []):
+        m = p.search(text, h.end)
+        if m is None or m.end() <= m.start():
+            continue
+        if any(d.start <= m.start() and m.end() <= d.end for d in found + out):
+            continue
+        gap = text[h.end : m.start()]
+        asked = None if speaker == "customer" else _asked(text, h, gap, rset)
+        if asked is None and not h.rule.declared:
+            continue
+        after = gap[asked:] if asked is not None else gap
+        if len(content(after, rset)) > window:
+            continue
+        if asked is None and content(gap, rset) and _CLAUSE_END.search(gap):
+            continue
+        out.append(Declared(m.start(), m.end(), h.rule, h.label, rset))
     return out
 
 

@@ -154,7 +154,7 @@ def _declared_candidates(
     """Numerals right after a request's words in this turn (not already in ``answer``)."""
     out: list[_Candidate] = []
     text = norm.original
-    for d in declared_numbers(text, norm.runs, sets):
+    for d in declared_numbers(text, norm.runs, sets, speaker):
         start, end = _widen(text, d.start, d.end)
         if any(start < c.end and end > c.start for c in answer + out):
             continue

@@ -126,8 +126,12 @@ class RequestRule(_Strict):
     scope: Literal["numbers", "answer", "name"] = "numbers"
     # numerals right after the words in the same turn ("my account number is 6338") too
     declared: bool = True
+    # what else counts as the value when said right after the words in the same turn
+    # (numerals always do): a spoken date for a date of birth ("my date of birth is the
+    # fourth of July 1980", 我的出生日期是一九八五年三月十二号); macros expand
+    value_patterns: list[str] = Field(default_factory=list)
 
-    @field_validator("patterns")
+    @field_validator("patterns", "value_patterns")
     @classmethod
     def _valid_regexes(cls, value: list[str]) -> list[str]:
         return _check_regexes(value)
@@ -226,10 +230,14 @@ class RecognizerSet(_Strict):
                 if isinstance(pat, dict) and isinstance(pat.get("regex"), str):
                     pat["regex"] = _expand(pat["regex"], macros)
         dialogue = data.get("dialogue")
-        if isinstance(dialogue, dict) and isinstance(dialogue.get("name_patterns"), list):
-            dialogue["name_patterns"] = [
-                _expand(v, macros) if isinstance(v, str) else v for v in dialogue["name_patterns"]
-            ]
+        if not isinstance(dialogue, dict):
+            return data
+        holders = [dialogue, *(r for r in dialogue.get("requests") or [] if isinstance(r, dict))]
+        for holder, key in [(dialogue, "name_patterns")] + [
+            (r, "value_patterns") for r in holders[1:]
+        ]:
+            if isinstance(holder.get(key), list):
+                holder[key] = [_expand(v, macros) if isinstance(v, str) else v for v in holder[key]]
         return data
 
     @model_validator(mode="after")
