@@ -512,6 +512,8 @@ def _broken_en(tmp_path: Path, mutate) -> Path:
         (lambda d: _set(d, ["word_lists", "EN_GIVEN"], "no_such_names.txt"), "word_lists.EN_GIVEN", "word list 'no_such_names.txt' is neither in"),
         (lambda d: _set(d, ["word_lists", "STREET_TYPE"], "en_surnames.txt"), "word_lists.STREET_TYPE", "macro 'STREET_TYPE' is also defined in macros"),
         (lambda d: _set(d, ["word_lists", "EN_GIVEN"], 7), "word_lists.EN_GIVEN", "must be a file name"),
+        (lambda d: _set(d, ["dialogue", "requests", 0, "value_patterns"], ["(?:"]), "dialogue.requests[0].value_patterns", "invalid regex"),
+        (lambda d: _set(d, ["dialogue", "requests", 0, "value_patterns"], ["{{NO_SUCH}}"]), "(top level)", "unknown macro {{NO_SUCH}}"),
     ],
 )  # fmt: skip
 def test_broken_dialogue_yaml_is_rejected(tmp_path, mutate, where, reason):
