@@ -14,6 +14,17 @@ dates, times, order numbers) and a fresh held-out set written independently befo
 dialogue rules existed (benchmarks/data/redaction_dialogue_heldout.yaml). Recall: personal
 items of which nothing survives `redact`; precision: findings that overlap a personal
 item; kept: non-personal phrases that survive unchanged. Goals: recall >= 0.99, kept >= 0.98.
+
+Issue 28: one held-out set per criterion (benchmarks/data/issue28/: names, requests garbled
+by ASR and spoken dates of birth, two languages in one call, context beats checksums, test
+numbers in personal context; 24-31 dialogues each), written and committed before the rules,
+and a generated set of every request as ASR garbled it and asked in a call of the other
+language. First runs, before the rules: recall 0.333 / 0.478 / 0.316 / 1.000 / 0.900, kept
+0.909 / 1.000 / 1.000 / 1.000 / 0.800; generated 0.261. A second set written after the rules
+(data/issue28/fresh.yaml, 28 dialogues), first untuned run: recall 0.952 (20/21: a surname
+spelt again, 刘德华的刘), kept 0.857 (6/7: an agent's documentation card number); both
+then fixed (a name found in an answer is masked wherever it is said again in it; the card
+networks' documentation numbers are test numbers on the agent's side).
 """
 
 from __future__ import annotations
@@ -35,6 +46,15 @@ DIALOGUE_HELD_OUT = Path(__file__).resolve().parent / "data" / "redaction_dialog
 # written after the rules; its one untuned run gave recall 0.941 (16/17), kept 0.900 (9/10);
 # "the code from the text message" was then added to the en requests (see the report)
 DIALOGUE_HELD_OUT_2 = DIALOGUE_HELD_OUT.with_name("redaction_dialogue_heldout2.yaml")
+# issue 28: one held-out set per criterion, written before its rules and never tuned on
+ISSUE28 = Path(__file__).resolve().parent / "data" / "issue28"
+ISSUE28_SETS = [
+    ("1 names", "names.yaml"),
+    ("2 requests garbled by ASR, spoken dates of birth", "requests_garbled.yaml"),
+    ("3 two languages in one call", "codeswitch.yaml"),
+    ("4 context beats checksums", "context_numbers.yaml"),
+    ("5 no test-number exemption in personal context", "test_numbers.yaml"),
+]
 
 # (language, previous utterance or "", utterance, [(type, text), ...]); [] = negative.
 HELD_OUT: list[tuple[str, str, str, list[tuple[str, str]]]] = [
@@ -441,6 +461,34 @@ _ZH_REQUESTS = [
     ("code", "请您念一下收到的验证码。", 6),
     ("address", "请问您那边的邮编是多少？", 6),
 ]
+# each request as an ASR model garbled it (homophones, a dropped or changed word), issue 28
+_EN_GARBLED = {
+    "May I have your account number please?": "May I have your count number please?",
+    "Could you read me your customer ID?": "Could you read me your customer I.D.?",
+    "Can I get the card number?": "Can I get the car number?",
+    "What are the digits on your debit card?": "What are the digits on your debit guard?",
+    "Can you verify your social security number?": "Can you verify your social secure tea number?",
+    "What are the last four of your ID?": "What are the last for of your ID?",
+    "What's the best number to reach you?": "What's the best numb her to reach you?",
+    "Can I get a callback number?": "Can I get a call back numbers?",
+    "Please say your PIN.": "Please say your pin number.",
+    "Can you confirm your passcode?": "Can you confirm your pass code?",
+    "Could you read me the verification code?": "Could you read me the verification coat?",
+    "What's the code we just texted you?": "What's the code we just text you?",
+    "What's your zip code?": "What's your zipcode?",
+}
+_ZH_GARBLED = {
+    "请问您的账号是多少？": "请问您的账好是多少？",
+    "麻烦您报一下银行卡号。": "麻烦您报一下银行咖号。",
+    "请说一下您卡号的后四位。": "请说一下您咖号的后四位。",
+    "请提供一下您的身份证后四位。": "请提供一下您的身份正后四位。",
+    "请报一下您的身份证号码。": "请报一下您的身分证号码。",
+    "请问您的手机号码是多少？": "请问您的手鸡号码是多少？",
+    "麻烦留一下您的联系电话。": "麻烦留一下您的联系电化。",
+    "请您输入一下查询密码。": "请您输入一下查询蜜码。",
+    "请您念一下收到的验证码。": "请您念一下收到的验正码。",
+    "请问您那边的邮编是多少？": "请问您那边的油编是多少？",
+}
 _EN_WRAP = ["{x}", "It's {x}.", "Um, it's uh, {x}.", "Sure, {x}", "Yeah. {x}, I think."]
 _ZH_WRAP = ["{x}", "{x}。", "嗯，是{x}。", "呃，那个，{x}。", "好的，{x}，对。"]
 
@@ -538,6 +586,29 @@ def dialogue_set(seed: int = 17) -> list[Dialogue]:
     return out
 
 
+def garbled_set(seed: int = 28) -> list[Dialogue]:
+    """Every request as ASR garbled it, answered in every spoken form; and every request
+    (as written) in a call of the other language (code-switching): issue 28."""
+    rng = random.Random(seed)
+    out: list[Dialogue] = []
+    for lang, other, requests, garbled, forms_of, wraps in (
+        ("en", "zh", _EN_REQUESTS, _EN_GARBLED, _en_forms, _EN_WRAP),
+        ("zh", "en", _ZH_REQUESTS, _ZH_GARBLED, _zh_forms, _ZH_WRAP),
+    ):
+        for entity, question, length in requests:
+            digits = str(rng.randint(1, 9)) + "".join(
+                str(rng.randint(0, 9)) for _ in range(length - 1)
+            )
+            for form, x in forms_of(digits, rng).items():
+                answer = rng.choice(wraps).format(x=x)
+                turns = [("agent", garbled[question]), ("customer", answer)]
+                out.append(Dialogue(lang, turns, personal=[(1, x)], kind=f"{entity}/{form}/asr"))
+                turns = [("agent", question), ("customer", answer)]
+                kind = f"{entity}/{form}/in a {other} call"
+                out.append(Dialogue(other, turns, personal=[(1, x)], kind=kind))
+    return out
+
+
 def held_out_dialogues(path: Path = DIALOGUE_HELD_OUT) -> list[Dialogue]:
     data = yaml.safe_load(path.read_text("utf-8"))
     return [
@@ -628,6 +699,14 @@ def main() -> None:
         "dialogue context, fresh held-out, never tuned on (data/redaction_dialogue_heldout.yaml)",
         held_out_dialogues(),
     )
+    report_dialogues(
+        "ASR-garbled requests and requests in a call of the other language, generated",
+        garbled_set(),
+    )
+    for name, file in [*ISSUE28_SETS, ("fresh, written after the rules, untuned", "fresh.yaml")]:
+        report_dialogues(
+            f"issue 28 held-out {name} (data/issue28/{file})", held_out_dialogues(ISSUE28 / file)
+        )
     report_dialogues(
         "dialogue context, second held-out (data/redaction_dialogue_heldout2.yaml; "
         "first run: recall 0.941, kept 0.900)",

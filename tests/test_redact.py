@@ -425,18 +425,45 @@ def test_sample_c03_account_number_is_masked():
 
 
 @pytest.mark.parametrize(
-    ("text", "masked"),
+    ("speaker", "text", "masked"),
     [
-        ("The training script uses 212-555-0147 as the example.", False),
-        ("The form shows the sample SSN 123-45-6789.", False),
-        ("My number is 212-555-0147.", True),
-        ("my social is 123-45-6789", True),
-        ("Call 212-867-5309 for the demo", True),  # not a test number
+        ("agent", "The training script uses 212-555-0147 as the example.", False),
+        ("agent", "The form shows the sample SSN 123-45-6789.", False),
+        ("agent", "In our training script we use 212-555-0147 as the example.", False),
+        ("agent", "My number is 212-555-0147.", True),
+        ("agent", "I'll call you back on 212-555-0147.", True),
+        ("agent", "my social is 123-45-6789", True),
+        ("agent", "Call 212-867-5309 for the demo", True),  # not a test number
+        ("agent", "The sample card in the guide is 4111 1111 1111 1111.", False),
+        ("customer", "the card I use is 4111 1111 1111 1111", True),
+        # a caller's (or an unknown speaker's) number is never exempt (issue 28)
+        ("customer", "The training script uses 212-555-0147 as the example.", True),
+        ("unknown", "The form shows the sample SSN 123-45-6789.", True),
+        ("customer", "my social security number is 123-45-6789", True),
+        ("customer", "you can reach me on 415 555 0132 after six", True),
+        ("customer", "SSN 123456789", True),
+        ("customer", "we're at 555 0188 at home", True),
     ],
 )
-def test_test_numbers_are_kept_only_without_personal_context(text, masked):
-    t = Transcript(language="en", utterances=[Utterance(start=0, end=3, text=text)])
+def test_test_numbers_are_kept_only_on_the_agents_side_without_personal_context(
+    speaker, text, masked
+):
+    t = Transcript(
+        language="en", utterances=[Utterance(speaker=speaker, start=0, end=3, text=text)]
+    )
     assert (redact(t).utterances[0].text != text) is masked
+
+
+def test_test_numbers_in_a_request_context_are_masked_on_the_agents_side_too():
+    t = _dialogue(
+        "en",
+        [["agent", "What's the best number to reach you?"], ["customer", "212-555-0147"]],
+    )
+    t.utterances.append(
+        Utterance(speaker="agent", start=6, end=8, text="So that's 212-555-0147, right?")
+    )
+    out = redact(t)
+    assert [u.text for u in out.utterances[1:]] == ["[PHONE]", "So that's [PHONE], right?"]
 
 
 def test_test_number_exemption_can_be_switched_off(tmp_path):
@@ -445,7 +472,9 @@ def test_test_number_exemption_can_be_switched_off(tmp_path):
     path = tmp_path / "en.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
     text = "The training script uses 212-555-0147 as the example."
-    t = Transcript(language="en", utterances=[Utterance(start=0, end=3, text=text)])
+    t = Transcript(
+        language="en", utterances=[Utterance(speaker="agent", start=0, end=3, text=text)]
+    )
     out = redact(t, recognizer_sets=[load_recognizers(path)])
     assert out.utterances[0].text == "The training script uses [PHONE] as the example."
 
@@ -466,13 +495,25 @@ def _broken_en(tmp_path: Path, mutate) -> Path:
     [
         (lambda d: _set(d, ["dialogue", "requests", 0, "patterns", 0], "(acct"), "dialogue.requests[0].patterns", "invalid regex"),
         (lambda d: _set(d, ["dialogue", "requests", 0, "entity"], "BOAT_NUMBER"), "(top level)", "no mask for entity types: BOAT_NUMBER"),
-        (lambda d: _set(d, ["dialogue", "requests", 0, "scope"], "everything"), "dialogue.requests[0].scope", "'numbers' or 'answer'"),
+        (lambda d: _set(d, ["dialogue", "requests", 0, "scope"], "everything"), "dialogue.requests[0].scope", "'numbers', 'answer' or 'name'"),
         (lambda d: _set(d, ["dialogue", "requests", 1, "name"], "account_number"), "(top level)", "duplicate dialogue request names: account_number"),
         (lambda d: _set(d, ["dialogue", "fillers"], [True]), "dialogue.fillers[0]", "valid string"),
         (lambda d: _set(d, ["dialogue", "keep_after"], "[0-"), "dialogue.keep_after", "invalid regex"),
         (lambda d: _set(d, ["dialogue", "request_cues"], []), "dialogue.request_cues", "at least 1"),
         (lambda d: _set(d, ["test_numbers", "numbers", 0], "(555"), "test_numbers.numbers", "invalid regex"),
         (lambda d: _set(d, ["test_numbers", "enabled"], "sometimes"), "test_numbers.enabled", "valid boolean"),
+        (lambda d: _set(d, ["test_numbers", "speakers"], ["caller"]), "test_numbers.speakers[0]", "'agent', 'customer' or 'unknown'"),
+        (lambda d: _set(d, ["agent_name"], "hide"), "agent_name", "'keep' or 'mask'"),
+        (lambda d: _set(d, ["dialogue", "phrase_min_similarity"], 1.5), "dialogue.phrase_min_similarity", "less than or equal to 1"),
+        (lambda d: _set(d, ["dialogue", "requests", 0, "phrases"], "account number"), "dialogue.requests[0].phrases", "valid list"),
+        (lambda d: _set(d, ["dialogue", "name_patterns", 0], "(?P<pii>[A-Z"), "dialogue.name_patterns", "invalid regex"),
+        (lambda d: _set(d, ["dialogue", "name_answer_max"], -1), "dialogue.name_answer_max", "greater than or equal to 0"),
+        (lambda d: _set(d, ["recognizers", 0, "patterns", 0, "self_introduction"], "yes please"), "recognizers[0].patterns[0].self_introduction", "valid boolean"),
+        (lambda d: _set(d, ["word_lists", "EN_GIVEN"], "no_such_names.txt"), "word_lists.EN_GIVEN", "word list 'no_such_names.txt' is neither in"),
+        (lambda d: _set(d, ["word_lists", "STREET_TYPE"], "en_surnames.txt"), "word_lists.STREET_TYPE", "macro 'STREET_TYPE' is also defined in macros"),
+        (lambda d: _set(d, ["word_lists", "EN_GIVEN"], 7), "word_lists.EN_GIVEN", "must be a file name"),
+        (lambda d: _set(d, ["dialogue", "requests", 0, "value_patterns"], ["(?:"]), "dialogue.requests[0].value_patterns", "invalid regex"),
+        (lambda d: _set(d, ["dialogue", "requests", 0, "value_patterns"], ["{{NO_SUCH}}"]), "(top level)", "unknown macro {{NO_SUCH}}"),
     ],
 )  # fmt: skip
 def test_broken_dialogue_yaml_is_rejected(tmp_path, mutate, where, reason):
@@ -481,6 +522,77 @@ def test_broken_dialogue_yaml_is_rejected(tmp_path, mutate, where, reason):
         load_recognizers(broken)
     msg = str(exc.value)
     assert str(broken) in msg and where in msg and reason in msg
+
+
+def test_empty_word_list_is_rejected_with_file_and_reason(tmp_path):
+    (tmp_path / "names.txt").write_text("# nothing but a comment\n\n", "utf-8")
+    broken = _broken_en(tmp_path, lambda d: _set(d, ["word_lists", "EN_GIVEN"], "names.txt"))
+    with pytest.raises(RecognizerError) as exc:
+        load_recognizers(broken)
+    msg = str(exc.value)
+    assert str(broken) in msg and "word_lists.EN_GIVEN" in msg and "has no entries" in msg
+
+
+def test_word_list_is_part_of_the_set_and_its_hash(tmp_path):
+    """A site's own list next to its YAML replaces the shipped one, and changes the hash."""
+    (tmp_path / "en_given_names.txt").write_text("zebulon\n", "utf-8")
+    path = _broken_en(tmp_path, lambda d: None)  # same YAML, copied next to the list
+    own = load_recognizers(path)
+    shipped = load_recognizers(RECOGNIZERS_DIR / "en.yaml")
+    assert own.sha256 != shipped.sha256
+    t = Transcript(
+        language="en",
+        utterances=[Utterance(speaker="customer", start=0, end=2, text="hi this is zebulon")],
+    )
+    assert redact(t, recognizer_sets=[own]).utterances[0].text == "hi this is [NAME]"
+    assert redact(t, recognizer_sets=[shipped]).utterances[0].text == "hi this is zebulon"
+
+
+@pytest.mark.parametrize(
+    ("agent_name", "expect"),
+    [
+        ("keep", "您好，我是王芳，工号一零八六，很高兴为您服务。"),
+        ("mask", "您好，我是[姓名]，工号一零八六，很高兴为您服务。"),
+    ],
+)
+def test_agents_own_name_is_the_sets_decision(tmp_path, agent_name, expect):
+    data = yaml.safe_load((RECOGNIZERS_DIR / "zh.yaml").read_text("utf-8"))
+    data["agent_name"] = agent_name
+    path = tmp_path / "zh.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+    greeting = "您好，我是王芳，工号一零八六，很高兴为您服务。"
+    turns = [["agent", greeting], ["customer", "你好，我是陈志强。"]]
+    out = redact(_dialogue("zh", turns), recognizer_sets=[load_recognizers(path)])
+    # the customer's own name is masked either way
+    assert [u.text for u in out.utterances] == [expect, "你好，我是[姓名]。"]
+
+
+def test_garbled_request_finding_says_what_was_heard():
+    t = _dialogue(
+        "en",
+        [["agent", "Could you confirm your date on birth, please?"], ["customer", "June 2nd 1990"]],
+    )
+    (f,) = detect(t)
+    assert (f.entity_type, f.text) == ("DATE_OF_BIRTH", "June 2nd 1990")
+    assert "date on birth ~ date of birth" in f.reason and "date_of_birth" in f.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "sets"),
+    [
+        ("May I have your account number please?", ["en@1.1"]),
+        ("请问您的手机号码是多少？", ["zh@1.1"]),
+        ("OK, 请提供一下卡号。", ["zh@1.1"]),  # one Latin word in Chinese: Chinese
+        ("my name is David Chen, 我想查一下账单", ["en@1.1", "zh@1.1"]),
+        ("4, 0, 9, 5, 4, 6, 1, 1.", ["zh@1.1"]),  # digits only: the call's language (zh)
+    ],
+)
+def test_each_utterance_is_read_by_the_sets_of_its_own_script(text, sets):
+    from pipeline.redact.language import call_sets, shipped_sets, utterance_sets
+
+    available = shipped_sets()
+    chosen = utterance_sets(text, available, call_sets(available, "zh"))
+    assert sorted(s.label for s in chosen) == sets
 
 
 def test_recognizer_sha256_follows_the_yaml(tmp_path):
@@ -526,6 +638,61 @@ def test_mask_speech_widens_into_the_speech_the_word_times_miss():
     y = mask_speech(x, sr, [(1.5, 2.0)], mode="silence")
     assert not y[int(0.95 * sr) : int(2.05 * sr)].any()
     assert np.array_equal(y[int(3 * sr) :], x[int(3 * sr) :])  # the later speech stays
+
+
+def _speech_call(turns: list[tuple[str, float, float, list[tuple[str, float, float]]]]):
+    """A worded transcript and a one-channel signal with noise-speech under every word."""
+    sr = 8000
+    rng = np.random.default_rng(28)
+    end = max(t[2] for t in turns) + 1.0
+    x = rng.normal(0, 0.002, int(end * sr))
+    utts = []
+    for speaker, start, stop, words in turns:
+        for _, a, b in words:
+            x[round(a * sr) : round(b * sr)] += rng.normal(0, 0.1, round(b * sr) - round(a * sr))
+        text = "".join(w for w, _, _ in words)
+        utts.append(
+            Utterance(
+                speaker=speaker,
+                start=start,
+                end=stop,
+                text=text,
+                words=[Word(word=w, start=a, end=b) for w, a, b in words],
+            )
+        )
+    return Transcript(call_id="issue28", language="zh", utterances=utts), x, sr
+
+
+def test_every_new_span_kind_is_toned_in_the_audio():
+    """Names, dates of birth and an English answer in a Chinese call: every span masked in
+    the text is a redaction with the words' times, and the served audio holds the tone there
+    and nowhere in the speech that stays."""
+    from pipeline.redact.audio_mask import mask_speech, redaction_intervals
+
+    turns = [
+        ("agent", 0.0, 1.6, [("请问", 0.1, 0.5), ("怎么称呼", 0.6, 1.5), ("？", 1.5, 1.6)]),
+        ("customer", 2.0, 3.6, [("我叫", 2.1, 2.4), ("王小明", 2.8, 3.5), ("。", 3.5, 3.6)]),
+        ("agent", 4.0, 5.6, [("请问您的", 4.1, 4.6), ("出身日期", 4.7, 5.4), ("？", 5.4, 5.6)]),
+        ("customer", 6.0, 8.0, [("八五年", 6.2, 6.9), ("三月十二", 7.1, 7.9)]),
+        ("agent", 8.6, 10.4, [(" May I have your", 8.7, 9.4), (" account number?", 9.5, 10.3)]),
+        ("customer", 10.8, 12.4, [(" 4, 0, 9, 5,", 11.0, 11.6), (" 4, 6, 1, 1.", 11.7, 12.3)]),
+        ("customer", 13.0, 14.4, [("好的", 13.1, 13.5), ("谢谢", 13.7, 14.3)]),
+    ]
+    t, x, sr = _speech_call(turns)
+    clean = redact(t)
+    assert [u.text for u in clean.utterances[1::2]] == ["我叫[姓名]。", "[出生日期]", " [ACCOUNT]."]
+    kinds = {(r.utterance, r.type, r.start, r.end) for r in clean.redactions}
+    assert kinds == {
+        (1, "PERSON", 2.8, 3.5),
+        (3, "DATE_OF_BIRTH", 6.2, 7.9),
+        (5, "ACCOUNT", 11.0, 12.3),
+    }
+    y = mask_speech(x, sr, redaction_intervals(clean))
+    for a, b in [(2.8, 3.5), (6.2, 6.9), (7.1, 7.9), (11.0, 11.6), (11.7, 12.3)]:
+        span = y[round(a * sr) : round(b * sr)]
+        assert _tone_fraction(span, sr) > 0.95, (a, b)
+    for a, b in [(0.1, 0.5), (2.1, 2.4), (4.1, 4.6), (8.7, 9.4), (13.1, 13.5), (13.7, 14.3)]:
+        assert np.array_equal(y[round(a * sr) : round(b * sr)], x[round(a * sr) : round(b * sr)])
 
 
 def _tone_fraction(x: np.ndarray, sr: int) -> float:

@@ -14,6 +14,7 @@ is the hash of the recogniser configuration in use (recorded with scores).
 from pipeline.redact import audio_mask
 from pipeline.redact.action import redact
 from pipeline.redact.engine import detect
+from pipeline.redact.language import sets_for_language
 from pipeline.redact.models import PiiFinding, Redaction, RedactionProvenance
 from pipeline.redact.recognizers import (
     RECOGNIZERS_DIR,
@@ -22,7 +23,6 @@ from pipeline.redact.recognizers import (
     default_set,
     load_recognizers,
     recognizer_sha256,
-    sets_for_language,
 )
 
 __all__ = [

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pipeline import __version__
+from pipeline.redact.language import call_sets
 from pipeline.redact.models import PiiFinding, Redaction, RedactionProvenance
-from pipeline.redact.recognizers import RecognizerSet, sets_for_language
+from pipeline.redact.recognizers import RecognizerSet, shipped_sets
 from pipeline.redact.timing import span_times, word_char_spans
 from pipeline.schema import Transcript, Utterance, Word
 
@@ -24,11 +25,14 @@ def redact(
     """
     from pipeline.redact.engine import detect
 
-    sets = recognizer_sets or sets_for_language(language or transcript.language)
+    available = recognizer_sets or shipped_sets()
+    sets = call_sets(available, language or transcript.language)
     if findings is None:
-        findings = detect(transcript, language, recognizer_sets=sets)
+        findings = detect(transcript, language, recognizer_sets=available)
     masks: dict[str, str] = {}
-    for rset in reversed(sets):
+    for rset in reversed(available):
+        masks.update(rset.masks)
+    for rset in reversed(sets):  # the call language's masks win
         masks.update(rset.masks)
 
     out = transcript.model_copy(deep=True)
@@ -45,9 +49,9 @@ def redact(
         spans = _merge(group, utt)
         records += _apply(index, utt, spans, masks)
 
-    used = sorted(
-        {f.recognizer_set for f in findings if f.recognizer_set} | {s.label for s in sets}
-    )
+    labels = {f.recognizer_set for f in findings if f.recognizer_set} | {s.label for s in sets}
+    used = sorted(labels)
+    sets = [s for s in available if s.label in labels]
     out.redactions = sorted(records, key=lambda r: (r.utterance, r.char_start))
     out.redacted_by = RedactionProvenance(
         pipeline_version=__version__,

@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from pipeline.redact.dialogue import (
     AnswerContext,
     answer_contexts,
+    answer_names,
     answer_span,
     declared_numbers,
     is_kept_number,
 )
 from pipeline.redact.digits import Normalized, normalize
+from pipeline.redact.language import call_sets, utterance_sets
 from pipeline.redact.models import PiiFinding
-from pipeline.redact.recognizers import RecognizerSet, RecognizerSpec, sets_for_language
+from pipeline.redact.recognizers import RecognizerSet, RecognizerSpec, shipped_sets
 from pipeline.redact.timing import span_times
 from pipeline.redact.validators import VALIDATORS
 from pipeline.schema import Transcript
@@ -40,6 +42,7 @@ class _Candidate:
     digits: str = ""
     entity: str = ""
     mask: str = ""
+    self_introduction: bool = False  # a pattern of a speaker giving their own name
 
 
 def detect(
@@ -49,25 +52,33 @@ def detect(
 ) -> list[PiiFinding]:
     """Personal data in every utterance, best non-overlapping findings, in text order.
 
-    ``language`` (default: the transcript's) picks the shipped recogniser sets;
-    ``recognizer_sets`` replaces them (e.g. a site's own YAML).
+    Each utterance is read by the sets of its own script (:mod:`pipeline.redact.language`);
+    ``language`` (default: the transcript's) picks the sets of utterances that have none
+    (digits only). ``recognizer_sets`` replaces the shipped sets (e.g. a site's own YAML).
     """
-    sets = recognizer_sets or sets_for_language(language or transcript.language)
-    contexts = answer_contexts(transcript, sets)
+    available = recognizer_sets or shipped_sets()
+    default = call_sets(available, language or transcript.language)
+    per_utt = [utterance_sets(u.text, available, default) for u in transcript.utterances]
+    contexts = answer_contexts(transcript, per_utt)
     findings: list[PiiFinding] = []
     previous = ""
     for index, utt in enumerate(transcript.utterances):
+        sets = per_utt[index]
         norm = normalize(utt.text)
         context = contexts.get(index)
         candidates: list[_Candidate] = []
         for rset in sets:
             found = _number_candidates(rset, norm, previous)
-            if context is None:
+            if context is None and _exempt_side(rset, utt.speaker):
                 found = [c for c in found if not _test_number(c, norm.original, previous)]
             candidates += found + _text_candidates(rset, norm, previous)
+        if utt.speaker == "agent":  # the agent's own name: the set's decision
+            candidates = [
+                c for c in candidates if not (c.self_introduction and c.rset.agent_name == "keep")
+            ]
         kept = _best(candidates)
-        answer = _answer_candidates(norm, context) if context is not None else []
-        answer += _declared_candidates(norm, sets, answer, previous)
+        answer = _answer_candidates(norm, context, sets) if context is not None else []
+        answer += _declared_candidates(norm, sets, answer, previous, utt.speaker)
         if answer:
             kept = _with_answer(answer, kept)
         for c in kept:
@@ -92,10 +103,15 @@ def detect(
     return findings
 
 
-def _answer_candidates(norm: Normalized, context: AnswerContext) -> list[_Candidate]:
-    """The answer's numerals (or its content, for ``scope: answer``) as candidates."""
+def _answer_candidates(
+    norm: Normalized, context: AnswerContext, sets: list[RecognizerSet]
+) -> list[_Candidate]:
+    """The answer's numerals (or its content, for ``scope: answer``) as candidates.
+
+    ``sets`` read the answer itself: its language may not be the request's."""
     req = context.request
     rset, rule = req.rset, req.rule
+    readers = [rset, *(s for s in sets if s is not rset and s.dialogue is not None)]
     assert rset.dialogue is not None
     text = norm.original
 
@@ -111,28 +127,34 @@ def _answer_candidates(norm: Normalized, context: AnswerContext) -> list[_Candid
             mask=rset.masks[rule.entity],
         )
 
+    if rule.scope == "name":
+        return [] if context.readback else [cand(*n, "name") for n in answer_names(text, *readers)]
     if rule.scope == "answer" and not context.readback:
-        span = answer_span(text, rset)
+        span = answer_span(text, *readers)
         return [cand(*span, "content")] if span else []
     out = []
-    keep_words = {w.lower() for w in rset.dialogue.keep_words}
+    keep_words = {w.lower() for r in readers for w in r.dialogue.keep_words}  # type: ignore[union-attr]
     for run in norm.runs:
         start, end = _widen(text, run[0].start, run[-1].end)
         if len(run) == 1 and text[start:end].lower() in keep_words:
             continue  # "the new one"
-        if is_kept_number(text, start, end, rset):
+        if is_kept_number(text, start, end, *readers):
             continue
         out.append(cand(start, end, "numerals"))
     return out
 
 
 def _declared_candidates(
-    norm: Normalized, sets: list[RecognizerSet], answer: list[_Candidate], previous: str
+    norm: Normalized,
+    sets: list[RecognizerSet],
+    answer: list[_Candidate],
+    previous: str,
+    speaker: str,
 ) -> list[_Candidate]:
     """Numerals right after a request's words in this turn (not already in ``answer``)."""
     out: list[_Candidate] = []
     text = norm.original
-    for d in declared_numbers(text, norm.runs, sets):
+    for d in declared_numbers(text, norm.runs, sets, speaker):
         start, end = _widen(text, d.start, d.end)
         if any(start < c.end and end > c.start for c in answer + out):
             continue
@@ -142,7 +164,9 @@ def _declared_candidates(
         if text[start:end].lower() in keep_words or is_kept_number(text, start, end, d.rset):
             continue
         digits = "".join(g.digits for run in norm.runs for g in run if start <= g.start < end)
-        if is_test_number(d.rset, digits, text, start, end, previous):
+        if _exempt_side(d.rset, speaker) and is_test_number(
+            d.rset, digits, text, start, end, previous
+        ):
             continue  # "the sample SSN 123-45-6789": nothing says it is someone's
         out.append(
             _Candidate(
@@ -178,6 +202,13 @@ def _with_answer(answer: list[_Candidate], found: list[_Candidate]) -> list[_Can
         else:
             merged.append(a)
     return sorted(merged + rest, key=lambda c: c.start)
+
+
+def _exempt_side(rset: RecognizerSet, speaker: str) -> bool:
+    """Whether test numbers said by ``speaker`` may be exempt at all (``test_numbers.
+    speakers``: the agent's side only, by default; a caller says what they say)."""
+    tn = rset.test_numbers
+    return tn is not None and speaker in tn.speakers
 
 
 def _test_number(c: _Candidate, text: str, previous: str) -> bool:
@@ -322,5 +353,6 @@ def _text_candidates(rset: RecognizerSet, norm: Normalized, previous: str) -> li
                     spec, rset, pat.score, pat.name, digits, norm.original, start, end, previous
                 )
                 if c is not None:
+                    c.self_introduction = pat.self_introduction
                     out.append(c)
     return out

@@ -36,6 +36,7 @@ from pipeline.contracts import ContractError, read_yaml, validate
 from pipeline.redact.validators import VALIDATORS
 
 RECOGNIZERS_DIR = Path(__file__).resolve().parent / "recognizers"
+WORD_LISTS_DIR = Path(__file__).resolve().parent / "data"  # shipped name lists
 _MACRO = re.compile(r"\{\{(\w+)\}\}")
 
 
@@ -52,6 +53,9 @@ class PatternSpec(_Strict):
     regex: str
     score: float = Field(ge=0, le=1)
     groups: list[int] | None = None  # number kind: required lengths of the numeral groups
+    # a speaker giving their own name (我叫…, "my name is…"): on the agent's side, the
+    # set's ``agent_name`` decides (the name in the greeting is often required evidence)
+    self_introduction: bool = False
 
     @field_validator("regex")
     @classmethod
@@ -113,13 +117,21 @@ class RequestRule(_Strict):
     name: str
     entity: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$")
     patterns: list[str] = Field(min_length=1)  # regexes searched in the agent's turn
+    # plain phrases found through ASR noise by the rubric's tolerant matcher
+    # (pipeline.scripts_check.match): "date on birth", 身份正号码, "count number"
+    phrases: list[str] = Field(default_factory=list)
     # numbers: mask the numerals of the answer; answer: mask the whole answer (addresses,
     # dates of birth, passwords are not only numerals)
-    scope: Literal["numbers", "answer"] = "numbers"
+    # name: mask the names in the answer (``name_patterns``), or the whole of a short one
+    scope: Literal["numbers", "answer", "name"] = "numbers"
     # numerals right after the words in the same turn ("my account number is 6338") too
     declared: bool = True
+    # what else counts as the value when said right after the words in the same turn
+    # (numerals always do): a spoken date for a date of birth ("my date of birth is the
+    # fourth of July 1980", 我的出生日期是一九八五年三月十二号); macros expand
+    value_patterns: list[str] = Field(default_factory=list)
 
-    @field_validator("patterns")
+    @field_validator("patterns", "value_patterns")
     @classmethod
     def _valid_regexes(cls, value: list[str]) -> list[str]:
         return _check_regexes(value)
@@ -138,9 +150,20 @@ class Dialogue(_Strict):
     keep_after: str | None = None  # ... nor one right before this (dollars, 块, times)
     declared_window: int = Field(default=12, ge=0)  # non-filler chars from words to numerals
     keep_words: list[str] = Field(default_factory=list)  # a numeral word alone: "the new one"
+    # a request's ``phrases`` count at this similarity or above, where only homophones,
+    # spelling slips, split/joined words and extra words differ, plus at most one of
+    # ``phrase_loose_words`` changed or dropped ("date on birth"); a content word changed
+    # or dropped is never a request ("date of purchase")
+    phrase_min_similarity: float = Field(default=0.8, gt=0, le=1)
+    phrase_loose_words: list[str] = Field(default_factory=list)
+    # the answer to a ``scope: name`` request: these regexes (group ``pii``: the name) find
+    # the names in it; an answer with none and at most ``name_answer_max`` units (zh
+    # characters, en words) is taken whole ("robert smith", "张伟")
+    name_patterns: list[str] = Field(default_factory=list)
+    name_answer_max: int = Field(default=4, ge=0)
     requests: list[RequestRule] = Field(min_length=1)
 
-    @field_validator("request_cues", "not_request")
+    @field_validator("request_cues", "not_request", "name_patterns")
     @classmethod
     def _valid_regexes(cls, value: list[str]) -> list[str]:
         return _check_regexes(value)
@@ -157,6 +180,10 @@ class TestNumbers(_Strict):
     enabled: bool = True
     numbers: list[str] = Field(min_length=1)  # regexes, full match on the digit string
     personal_context: list[str] = Field(default_factory=list)  # my, 我的...: not exempt
+    # whose numbers may be exempt at all: a customer's (or an unknown speaker's) never are
+    speakers: list[Literal["agent", "customer", "unknown"]] = Field(
+        default_factory=lambda: ["agent"]
+    )
 
     @field_validator("numbers")
     @classmethod
@@ -174,6 +201,13 @@ class RecognizerSet(_Strict):
     version: str
     language: str
     min_score: float = Field(default=0.5, ge=0, le=1)
+    # keep: a self-introduction on the agent's side stays (工号 and name in the greeting
+    # are script evidence); mask: it is masked like the customer's
+    agent_name: Literal["keep", "mask"] = "keep"
+    # macro name -> word-list file (one entry a line, # comments), relative to the YAML
+    # file or else a shipped list (pipeline/redact/data): the macro becomes an
+    # alternation of the entries, longest first
+    word_lists: dict[str, str] = Field(default_factory=dict)
     context_window: ContextWindow = Field(default_factory=ContextWindow)
     masks: dict[str, str]
     macros: dict[str, str] = Field(default_factory=dict)
@@ -195,6 +229,15 @@ class RecognizerSet(_Strict):
             for pat in (rec.get("patterns") or []) if isinstance(rec, dict) else []:
                 if isinstance(pat, dict) and isinstance(pat.get("regex"), str):
                     pat["regex"] = _expand(pat["regex"], macros)
+        dialogue = data.get("dialogue")
+        if not isinstance(dialogue, dict):
+            return data
+        holders = [dialogue, *(r for r in dialogue.get("requests") or [] if isinstance(r, dict))]
+        for holder, key in [(dialogue, "name_patterns")] + [
+            (r, "value_patterns") for r in holders[1:]
+        ]:
+            if isinstance(holder.get(key), list):
+                holder[key] = [_expand(v, macros) if isinstance(v, str) else v for v in holder[key]]
         return data
 
     @model_validator(mode="after")
@@ -243,10 +286,52 @@ def _compile(regex: str) -> re.Pattern[str]:
     return re.compile(regex)
 
 
+def _word_list_macros(path: Path, data: dict[str, Any]) -> bytes:
+    """Turn ``word_lists`` into macros of ``data`` (in place); the lists' bytes, for the hash."""
+    lists = data.get("word_lists") or {}
+    if not isinstance(lists, dict):
+        return b""  # the model's validation names the problem
+    macros = data.setdefault("macros", {})
+    if not isinstance(macros, dict):
+        return b""
+    raw = b""
+    for name, rel in lists.items():
+        where = f"word_lists.{name}"
+        if not isinstance(rel, str):
+            raise RecognizerError(path, where, "must be a file name")
+        if name in macros:
+            raise RecognizerError(path, where, f"macro {name!r} is also defined in macros")
+        file = (path.parent / rel).resolve()
+        if not file.is_file() and (WORD_LISTS_DIR / rel).is_file():
+            file = WORD_LISTS_DIR / rel  # a shipped list, from a set copied elsewhere
+        if not file.is_file():
+            raise RecognizerError(
+                path,
+                where,
+                f"word list {rel!r} is neither in {path.parent} nor in {WORD_LISTS_DIR}",
+            )
+        body = file.read_bytes()
+        try:
+            lines = body.decode("utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise RecognizerError(path, where, f"word list {file} is not UTF-8") from None
+        words = sorted(
+            {w.strip() for w in lines if w.strip() and not w.lstrip().startswith("#")},
+            key=lambda w: (-len(w), w),
+        )
+        if not words:
+            raise RecognizerError(path, where, f"word list {file} has no entries")
+        macros[name] = "(?:" + "|".join(re.escape(w) for w in words) + ")"
+        raw += f"{name}={rel}\n".encode() + body
+    return raw
+
+
 def load_recognizers(path: str | Path) -> RecognizerSet:
-    """Read and validate one recogniser YAML; :class:`RecognizerError` when it is wrong."""
+    """Read and validate one recogniser YAML (and its word lists); :class:`RecognizerError`
+    naming the file, the place and the reason when it is wrong."""
     path = Path(path)
     data, raw = read_yaml(path, error=RecognizerError)
+    raw += _word_list_macros(path, data)
     rs = validate(data, RecognizerSet, path, error=RecognizerError)
     return rs.model_copy(update={"source": str(path), "sha256": hashlib.sha256(raw).hexdigest()})
 
@@ -263,6 +348,16 @@ def default_set(language: str) -> RecognizerSet:
     return load_recognizers(path)
 
 
+def shipped_sets() -> list[RecognizerSet]:
+    """Every shipped recogniser set, in file-name order (loaded once per process)."""
+    return list(_shipped())
+
+
+@lru_cache(maxsize=1)
+def _shipped() -> tuple[RecognizerSet, ...]:
+    return tuple(default_set(p.stem) for p in sorted(RECOGNIZERS_DIR.glob("*.yaml")))
+
+
 def recognizer_sha256(sets: list[RecognizerSet] | None = None) -> str:
     """One sha256 of the recogniser configuration: ``sets`` (default: every shipped set).
 
@@ -270,16 +365,6 @@ def recognizer_sha256(sets: list[RecognizerSet] | None = None) -> str:
     YAML byte changes (the scoring config records it).
     """
     if sets is None:
-        sets = [default_set(p.stem) for p in sorted(RECOGNIZERS_DIR.glob("*.yaml"))]
+        sets = shipped_sets()
     lines = sorted(f"{s.label}={s.sha256 or ''}" for s in sets)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
-
-
-def sets_for_language(language: str | None) -> list[RecognizerSet]:
-    """Shipped sets for a transcript language: zh*/cmn → zh, en* → en, anything else → all."""
-    lang = (language or "").lower()
-    if lang.startswith(("zh", "cmn", "yue")):
-        return [default_set("zh")]
-    if lang.startswith("en"):
-        return [default_set("en")]
-    return [default_set(p.stem) for p in sorted(RECOGNIZERS_DIR.glob("*.yaml"))]
