@@ -123,7 +123,7 @@ def call_view(
 
     here = "?" + urlencode({"q": context, "pos": position or 0})
     utterances = transcript.utterances if transcript else []
-    draft = reviews.take_draft(request.session.pop("draft", None))  # typed before sign-in
+    draft = reviews.take_draft(request.session.pop("draft", None), user.id)  # typed before sign-in
     if draft and not _same_call_path(draft.get("path", ""), call_id):
         draft = None
     return render(

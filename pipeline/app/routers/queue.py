@@ -88,7 +88,7 @@ async def bulk_confirm(
 ) -> Response:
     """Confirm the machine verdicts of the ticked calls (items without a human verdict)."""
     form = await request.form()
-    call_ids = [str(v) for v in form.getlist("call_id")][:MAX_PAGE_SIZE]
+    call_ids = list(dict.fromkeys(str(v) for v in form.getlist("call_id")))[:MAX_PAGE_SIZE]
     done = 0
     for call_id in call_ids:
         try:
