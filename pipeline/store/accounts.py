@@ -260,25 +260,31 @@ class Accounts:
 
     def login_failures(self, username: str, ip: str, window: timedelta) -> LoginFailures:
         """Failed logins in the last ``window``, each list oldest first: for this account
-        (from any address) and for this account from this address, both since the
-        account's last success; from this address under any name."""
+        from any address (since its last success anywhere), for this account from this
+        address (since its last success from there), from this address under any name."""
         A = m.LoginAttempt  # noqa: N806
         since = m.utcnow() - window
-        name = normal_name(username)
+        name, ip = normal_name(username), ip[:64]
+
+        def after(last: datetime | None) -> datetime:
+            return max(since, m.aware(last)) if last else since
+
         with self.store.session("cannot read login attempts") as s:
-            last_ok = s.scalar(select(func.max(A.created_at)).where(A.username == name, A.ok))
-            user_since = max(since, m.aware(last_ok)) if last_ok else since
+            ok_at = select(func.max(A.created_at)).where(A.username == name, A.ok)
+            user_since = after(s.scalar(ok_at))
+            pair_since = after(s.scalar(ok_at.where(A.ip == ip)))
             by_user = s.execute(
-                select(A.created_at, A.ip).where(A.username == name, ~A.ok, A.created_at > user_since)
+                select(A.created_at, A.ip).where(A.username == name, ~A.ok, A.created_at > min(user_since, pair_since))
                 .order_by(A.created_at)
             ).all()  # fmt: skip
             by_ip = s.scalars(
-                select(A.created_at).where(A.ip == ip[:64], ~A.ok, A.created_at > since)
+                select(A.created_at).where(A.ip == ip, ~A.ok, A.created_at > since)
                 .order_by(A.created_at)
             ).all()  # fmt: skip
+        times = [(m.aware(t), at) for t, at in by_user]
         return LoginFailures(
-            account=[m.aware(t) for t, _ in by_user],
-            pair=[m.aware(t) for t, at in by_user if at == ip[:64]],
+            account=[t for t, _ in times if t > user_since],
+            pair=[t for t, at in times if at == ip and t > pair_since],
             address=[m.aware(t) for t in by_ip],
         )
 
