@@ -119,7 +119,8 @@ class Sender:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self.lease = timedelta(seconds=hook.timeout * 2 + 30)
+        # long enough for a whole batch against a receiver that times out every time
+        self.lease = timedelta(seconds=self.BATCH * (hook.timeout + 1) + 30)
 
     def start(self) -> None:
         with self._lock:

@@ -1,5 +1,6 @@
-"""The webhook outbox: events written to the store with the change that caused them and
-delivered at least once by one sender per app process (:mod:`pipeline.app.webhook`).
+"""The webhook outbox: events written to the store once the change that caused them is
+committed, and delivered at least once by one sender per app process
+(:mod:`pipeline.app.webhook`).
 
 An event repeats nothing: one whose payload is the same as the last one queued for its
 subject (a call) is not queued again. Each row carries a ``delivery_id``, the idempotency
