@@ -31,11 +31,20 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from pipeline.app import create_app
+from pipeline.app.permissions import scope_of
 from pipeline.app.webhook import Sender, Webhook
 from pipeline.store import dispose_engines, open_store
 from pipeline.store.outbox import Outbox
 from pipeline.store.review import ReviewStore
-from tests.builders import FAST_HASHER, OWN, PASSWORD, build_store, free_port, live_server
+from tests.builders import (
+    FAST_HASHER,
+    OWN,
+    PASSWORD,
+    build_store,
+    free_port,
+    fresh_store,
+    live_server,
+)
 
 CALL_PAGE = f"/calls/{OWN}"
 SPRAYED = [f"staff{n}" for n in range(12)]  # at most 4 failures each: no account slow-down
@@ -298,9 +307,10 @@ def test_the_outbox_keeps_events_while_the_receiver_is_down(store) -> None:
     Receiver.received.clear()
     outbox = Outbox(store)
     sender = Sender(Webhook(f"http://127.0.0.1:{down.server_address[1]}/hook", "k", backoff=0.05, timeout=2), outbox)  # fmt: skip
-    first = sender.notify("final_score", "c1", {"call_id": "c1", "total": 10})
+    first = outbox.enqueue("final_score", "c1", {"call_id": "c1", "total": 10})
     assert first is not None
-    assert sender.notify("final_score", "c1", {"total": 10, "call_id": "c1"}) is None
+    assert outbox.enqueue("final_score", "c1", {"total": 10, "call_id": "c1"}) is None
+    sender.wake()
     wait_for(lambda: outbox.events("c1")[0]["attempts"] >= 2)
     assert outbox.events("c1")[0]["delivered_at"] is None and Receiver.received == []
     down.server_activate()
@@ -309,7 +319,8 @@ def test_the_outbox_keeps_events_while_the_receiver_is_down(store) -> None:
         wait_for(lambda: outbox.events("c1")[0]["delivered_at"] is not None)
         assert [(h["Idempotency-Key"], b["total"]) for h, b in Receiver.received] == [(first, 10)]
         for total in (20, 10):  # a change, then back: both are news
-            assert sender.notify("final_score", "c1", {"call_id": "c1", "total": total})
+            assert outbox.enqueue("final_score", "c1", {"call_id": "c1", "total": total})
+        sender.wake()
         wait_for(lambda: len(Receiver.received) == 3)
         assert [b["total"] for _, b in Receiver.received] == [10, 20, 10]
     finally:
@@ -319,6 +330,19 @@ def test_the_outbox_keeps_events_while_the_receiver_is_down(store) -> None:
     outbox.enqueue("final_score", "c2", {"call_id": "c2"})
     held = outbox.claim(10, timedelta(minutes=1))
     assert [e.subject for e in held] == ["c2"] and other.claim(10, timedelta(minutes=1)) == []
+
+
+def test_a_review_action_writes_its_event_with_itself(template: Path, tmp_path: Path) -> None:
+    """No sender running (a process that dies right after the change): the event is in the
+    store already, waiting; a repeat of the action writes none."""
+    reviews = ReviewStore(open_store(fresh_store(template, tmp_path)), FAST_HASHER)
+    reviews.events = Outbox(reviews.store)
+    admin = scope_of(reviews.authenticate("admin", PASSWORD))
+    final = reviews.confirm(admin, OWN)
+    reviews.confirm(admin, OWN)
+    rows = reviews.events.events(OWN)
+    assert [(r["event"], r["delivered_at"], r["payload"]["total"]) for r in rows] == [("final_score", None, final.total)]  # fmt: skip
+    dispose_engines()
 
 
 # --------------------------------------------------------------------------- bounded work

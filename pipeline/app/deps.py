@@ -20,7 +20,7 @@ from pipeline import __version__
 from pipeline.app import i18n, security
 from pipeline.app.permissions import capabilities, permit
 from pipeline.app.webhook import Sender
-from pipeline.store.review import MAX_TEXT, FinalScore, QueueFilter, ReviewStore, UserInfo
+from pipeline.store.review import MAX_TEXT, QueueFilter, ReviewStore, UserInfo
 
 HERE = FsPath(__file__).resolve().parent
 QUEUE_FIELDS = frozenset(QueueFilter.model_fields)
@@ -185,12 +185,11 @@ def _fmt(value: float | None) -> str:
 # --------------------------------------------------------------------------- after an action
 
 
-def notify(request: Request, final: FinalScore) -> None:
-    """Queue the new final score for the webhook, when one is configured (nothing when it
-    says what the call's last event said)."""
+def notify(request: Request) -> None:
+    """Wake the webhook's sender after a change (the store queued its event, if any)."""
     sender: Sender | None = request.app.state.sender
     if sender is not None:
-        sender.notify("final_score", final.call_id, final.model_dump(mode="json"))
+        sender.wake()
 
 
 def back_to_call(call_id: str, anchor: str = "") -> RedirectResponse:

@@ -94,7 +94,8 @@ def create_app(
     app.state.webhook = webhook if webhook is not None else webhook_from_env()
     app.state.sender = None
     if app.state.webhook is not None:  # one sender thread for the outbox, started now
-        app.state.sender = Sender(app.state.webhook, Outbox(app.state.reviews.store))
+        app.state.reviews.events = Outbox(app.state.reviews.store)
+        app.state.sender = Sender(app.state.webhook, app.state.reviews.events)
         app.state.sender.start()  # sends what an earlier process left undelivered
     app.state.limiter = login_limiter or security.LoginLimiter()
     app.state.templates = templates()

@@ -4,9 +4,9 @@ The body is JSON; ``X-Callqa-Signature: sha256=<hex>`` is HMAC-SHA256 of the raw
 the shared secret (``QA_WEBHOOK_SECRET``). ``X-Callqa-Delivery`` (also sent as
 ``Idempotency-Key``) is the same on every retry of one event: receivers dedupe on it.
 
-Requests never send: they write the event to the store's outbox
-(:class:`pipeline.store.outbox.Outbox`) and wake the app's one :class:`Sender` thread, which
-delivers due events one at a time. Connection errors, 429 and 5xx are retried with
+Requests never send: the store writes the event to its outbox
+(:class:`pipeline.store.outbox.Outbox`) in the transaction of the change, and the request
+wakes the app's one :class:`Sender` thread, which delivers due events one at a time. Connection errors, 429 and 5xx are retried with
 exponential backoff (capped) for as long as it takes; other 4xx answers are final.
 """
 
@@ -106,7 +106,7 @@ class Webhook:
 class Sender:
     """The one thread that delivers the outbox of an app process to its webhook.
 
-    :meth:`notify` (called by requests) only wakes it. It claims due events in small
+    :meth:`wake` (called by requests) only wakes it. It claims due events in small
     batches and sends them one at a time, so a burst of changes costs no threads; events
     left by a stopped process are sent when the next one starts."""
 
@@ -135,13 +135,10 @@ class Sender:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def notify(self, event: str, subject: str, payload: dict[str, Any]) -> str | None:
-        """Queue an event (None: it repeats the subject's last one) and wake the sender."""
-        delivery_id = self.outbox.enqueue(event, subject, payload)
-        if delivery_id is not None:
-            self.start()
-            self._wake.set()
-        return delivery_id
+    def wake(self) -> None:
+        """Look at the outbox now (a request wrote an event to it)."""
+        self.start()
+        self._wake.set()
 
     def drain(self) -> int:
         """Send every event due now; how many were settled (delivered or refused)."""

@@ -431,8 +431,8 @@ class FormDraft(Base):
 
 
 class WebhookOutbox(Base):
-    """A webhook event waiting for (or past) delivery (migration 0007): written once the
-    change that caused it is committed, delivered at least once by the app's sender,
+    """A webhook event waiting for (or past) delivery (migration 0007): written in the
+    transaction of the change that caused it, delivered at least once by the app's sender,
     retried with backoff while the receiver is down. ``delivery_id`` is the idempotency
     key."""
 

@@ -1,6 +1,6 @@
-"""The webhook outbox: events written to the store once the change that caused them is
-committed, and delivered at least once by one sender per app process
-(:mod:`pipeline.app.webhook`).
+"""The webhook outbox: events written to the store in the transaction of the change that
+caused them (:class:`pipeline.store.reviews.ReviewActions` does it when ``events`` is set),
+and delivered at least once by one sender per app process (:mod:`pipeline.app.webhook`).
 
 An event repeats nothing: one whose payload is the same as the last one queued for its
 subject (a call) is not queued again. Each row carries a ``delivery_id``, the idempotency
@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
 
 from pipeline.schema import canonical_sha256
 from pipeline.store import models as m
-from pipeline.store.store import Store
+
+if TYPE_CHECKING:  # the store's modules import this one
+    from pipeline.store.store import Store
 
 KEEP_DELIVERED = timedelta(days=7)  # delivered or refused rows are kept this long
 
@@ -42,29 +45,35 @@ class Outbox:
         self.store = store
 
     def enqueue(self, event: str, subject: str, payload: dict[str, Any]) -> str | None:
-        """Queue ``payload`` for ``subject``; its delivery id, or None when it says what
-        the last event of that subject already said (nothing changed)."""
+        """:meth:`add` in a transaction of its own."""
+        with self.store.transaction("cannot queue a webhook event") as s:
+            return self.add(s, event, subject, payload)
+
+    @staticmethod
+    def add(s: Session, event: str, subject: str, payload: dict[str, Any]) -> str | None:
+        """Queue ``payload`` for ``subject`` in the transaction ``s`` (the change's own);
+        its delivery id, or None when it says what the subject's last event already said
+        (nothing changed)."""
         digest = canonical_sha256(payload)
         Box = m.WebhookOutbox  # noqa: N806
-        with self.store.transaction("cannot queue a webhook event") as s:
-            last = s.scalar(
-                select(Box.digest).where(Box.event == event, Box.subject == subject)
-                .order_by(Box.id.desc()).limit(1)
-            )  # fmt: skip
-            if last == digest:
-                return None
-            delivery_id = uuid.uuid4().hex
-            s.add(
-                Box(
-                    delivery_id=delivery_id,
-                    event=event,
-                    subject=subject[:255],
-                    digest=digest,
-                    payload=payload,
-                    attempts=0,
-                    next_attempt_at=m.utcnow(),
-                )
+        last = s.scalar(
+            select(Box.digest).where(Box.event == event, Box.subject == subject[:255])
+            .order_by(Box.id.desc()).limit(1)
+        )  # fmt: skip
+        if last == digest:
+            return None
+        delivery_id = uuid.uuid4().hex
+        s.add(
+            Box(
+                delivery_id=delivery_id,
+                event=event,
+                subject=subject[:255],
+                digest=digest,
+                payload=payload,
+                attempts=0,
+                next_attempt_at=m.utcnow(),
             )
+        )
         return delivery_id
 
     def claim(self, limit: int, lease: timedelta) -> list[OutboxEvent]:

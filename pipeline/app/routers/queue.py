@@ -92,10 +92,11 @@ async def bulk_confirm(
     done = 0
     for call_id in call_ids:
         try:
-            notify(request, reviews.confirm(scope_of(user), call_id))
+            reviews.confirm(scope_of(user), call_id)
             done += 1
         except NotFound:
             continue
+    notify(request)
     request.session["flash"] = _("Confirmed %(n)d calls.") % {"n": done}
     target = back if back.startswith("?") and len(back) < 2000 else ""
     return RedirectResponse("/" + target, status_code=303)
