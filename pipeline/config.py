@@ -73,6 +73,9 @@ class AppSettings(_Group):
     ui_language: str | None = None
     webhook_url: str | None = None  # POSTed on review events; unset: no webhook
     webhook_secret: SecretStr | None = None  # HMAC-SHA256 key of the webhook signature
+    # proxies (addresses, CIDR ranges, comma-separated) whose X-Forwarded-For names the
+    # client; unset: the connecting address is the client (no proxy headers believed)
+    trusted_proxies: str | None = None
 
 
 class VaultSettings(_Group):

@@ -7,14 +7,18 @@ tests/conftest.py.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import importlib.util
 import json
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
 import types
 import typing
 import wave
@@ -194,6 +198,34 @@ def build_store(root: Path, alaw_call: str | None = "c-a2-2") -> str:
     for name, (role, agent_id) in USERS.items():
         reviews.add_user(name, PASSWORD, role, agent_id)
     return url
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def live_server(app, **config: typing.Any) -> typing.Iterator[str]:
+    """``app`` served by uvicorn (``config``: more ``uvicorn.Config`` options) on a free
+    loopback port in a thread of this process; its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config))  # fmt: skip
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the app server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def fresh_store(template: Path, dest: Path) -> str:

@@ -9,10 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import socket
 import tempfile
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,37 +136,19 @@ def app(template: Path, tmp_path: Path, monkeypatch):
 # --------------------------------------------------------------------------- live app, browser
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live_app(tmp_path_factory) -> Iterator[str]:
     """The review app over a fresh :func:`tests.builders.build_store`, served by uvicorn on a
     free loopback port; its base URL. One per test module (a module may throttle 127.0.0.1)."""
-    import uvicorn
-
     from pipeline.app import create_app
     from pipeline.store import dispose_engines
-    from tests.builders import build_store
+    from tests.builders import build_store, live_server
 
     root = tmp_path_factory.mktemp("live")
     os.environ.pop("QA_WEBHOOK_URL", None)
     app = create_app(build_store(root), var_dir=root / "var", secret_key="test-only-key")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the app server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with live_server(app) as url:
+        yield url
     dispose_engines()
 
 

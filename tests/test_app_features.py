@@ -362,7 +362,13 @@ def test_sessions_throttling_and_search_on_postgresql(postgres_url: str) -> None
     reviews.set_password("rev", "new password 1")
     assert reviews.session_user(token) is None
     reviews.record_login("x", "10.0.0.1", ok=False)
-    assert [len(v) for v in reviews.login_failures("x", "10.0.0.1", timedelta(minutes=5))] == [1, 1]  # fmt: skip
+    seen = reviews.login_failures("x", "10.0.0.1", timedelta(minutes=5))
+    assert (len(seen.account), len(seen.pair), len(seen.address)) == (1, 1, 1)
+    assert reviews.session_owner(token) == rev.id  # ended, still known: its drafts are rev's
+    draft = reviews.save_draft(rev.id, {"comment": "typed"})
+    assert reviews.take_draft(draft, agent.id) is None and reviews.take_draft(draft, rev.id) is None  # fmt: skip
+    draft = reviews.save_draft(rev.id, {"comment": "typed"})
+    assert reviews.take_draft(draft, rev.id) == {"comment": "typed"}
     assert sorted(h.call_id for h in reviews.search(scope_of(rev), "投诉").hits) == ["p-1", "p-2"]
     assert [h.call_id for h in reviews.search(scope_of(agent), "我要投诉").hits] == ["p-1"]
     assert reviews.search(scope_of(rev), "投诉快递").hits == []

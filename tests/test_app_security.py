@@ -102,16 +102,24 @@ def test_password_spraying_from_one_address_is_throttled(app) -> None:
     assert ok.status_code == 429 and int(ok.headers["Retry-After"]) > 0
 
 
-def test_account_lock_counts_every_address(app) -> None:
-    """Failures of one account from many addresses add up (kept in the store)."""
+def test_account_failures_from_every_address_slow_it_down_but_never_refuse_it(app) -> None:
+    """Failures of one account from many addresses add up (kept in the store) to a
+    slow-down; only the pair that failed is refused. Names count in their one normal form:
+    full-width ``ｒｅｖ`` is ``rev``, ``Rev`` is another name."""
     reviews: ReviewStore = app.state.reviews
     limiter = LoginLimiter(max_failures=3, window=60, max_ip_failures=100)
     for n in range(3):
-        limiter.failed(reviews, "Rev", f"10.0.0.{n}")
-    assert limiter.retry_after(reviews, "rev", "10.9.9.9") > 0
-    assert limiter.retry_after(reviews, "trainer", "10.9.9.9") == 0
-    old = reviews.login_failures("rev", "10.0.0.1", timedelta(seconds=60))
-    assert len(old[0]) == 3 and len(old[1]) == 1
+        reviews.record_login("ｒｅｖ", f"10.0.0.{n}", ok=False)
+    reviews.record_login("rev", "10.0.0.1", ok=False)
+    reviews.record_login("rev ", "10.0.0.1", ok=False)
+    reviews.record_login("Rev", "10.0.0.7", ok=False)
+    wait, slow = limiter.check(reviews, "rev", "10.9.9.9")
+    assert wait == 0 and slow == limiter.slow_step * 4  # 5 failures: two past the limit
+    assert limiter.check(reviews, "rev", "10.0.0.1")[0] > 0  # 3 of them from there: refused
+    assert limiter.check(reviews, "trainer", "10.9.9.9") == (0, 0)
+    seen = reviews.login_failures(" rev ", "10.0.0.1", timedelta(seconds=60))
+    assert (len(seen.account), len(seen.pair), len(seen.address)) == (5, 3, 3)
+    assert len(reviews.login_failures("Rev", "10.0.0.7", timedelta(seconds=60)).account) == 1
 
 
 # --------------------------------------------------------------------------- headers

@@ -75,6 +75,7 @@ TABLES = {
     "saved_filters",
     "form_drafts",
     "search_docs",
+    "webhook_outbox",  # migration 0007
 }
 # Engine-specific search structures made by migration 0006 outside the models: SQLite's FTS5
 # table (and its shadow tables), PostgreSQL's pg_trgm index.

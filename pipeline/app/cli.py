@@ -125,14 +125,29 @@ def users_disable(name: str, db_url: str | None) -> None:
 @click.option("--var-dir", default="var", show_default=True, help="Secret key and audio cache.")
 @click.option("--https-only", is_flag=True, help="Mark the session cookie Secure (behind TLS).")
 def serve(db_url: str | None, host: str, port: int, var_dir: str, https_only: bool) -> None:
-    """Run the review web app (``/healthz`` answers 200)."""
+    """Run the review web app (``/healthz`` answers 200).
+
+    Behind a reverse proxy, ``QA_TRUSTED_PROXIES`` names the proxies whose
+    ``X-Forwarded-For`` gives the client's address (else every user would share the
+    proxy's address, and its login throttle)."""
     import uvicorn
 
     from pipeline.app.main import create_app
+    from pipeline.app.security import trusted_proxies
+    from pipeline.config import AppSettings, settings_from
     from pipeline.store import StoreError
 
     try:
+        trusted = settings_from(model=AppSettings).trusted_proxies
+        trusted = trusted_proxies(trusted) if trusted is not None else None
         app = create_app(db_url, var_dir=var_dir, https_only=https_only)
     except (StoreError, ValueError) as exc:
         raise CallqaError(str(exc)) from None
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=trusted is not None,
+        forwarded_allow_ips=trusted or "",
+    )

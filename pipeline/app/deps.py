@@ -19,8 +19,8 @@ from starlette.exceptions import HTTPException
 from pipeline import __version__
 from pipeline.app import i18n, security
 from pipeline.app.permissions import capabilities, permit
-from pipeline.app.webhook import Webhook
-from pipeline.store.review import MAX_TEXT, FinalScore, QueueFilter, ReviewStore, UserInfo
+from pipeline.app.webhook import Sender
+from pipeline.store.review import MAX_TEXT, QueueFilter, ReviewStore, UserInfo
 
 HERE = FsPath(__file__).resolve().parent
 QUEUE_FIELDS = frozenset(QueueFilter.model_fields)
@@ -36,9 +36,15 @@ class LoginRequired(Exception):
     ``return_to``/``draft``: for a form posted after the session ended, the page to come
     back to and the text typed, so signing in again loses nothing."""
 
-    def __init__(self, return_to: str | None = None, draft: dict[str, str] | None = None):
+    def __init__(
+        self,
+        return_to: str | None = None,
+        draft: dict[str, str] | None = None,
+        owner: int | None = None,
+    ):
         self.return_to = return_to
         self.draft = draft or {}
+        self.owner = owner  # the user whose session ended: the only one the draft is for
 
 
 # --------------------------------------------------------------------------- the store
@@ -56,16 +62,26 @@ Reviews = Annotated[ReviewStore, Depends(reviews_of)]
 
 async def page_user(request: Request) -> UserInfo:
     """The active user of this browser's server-side session (ended by logout, password
-    change or deactivation, whatever the cookie says)."""
+    change or deactivation, whatever the cookie says).
+
+    A form posted after the session ended is kept as a draft only when its CSRF token is
+    the session's and the session was issued to a known user, and only for that user: a
+    request from another site or from nobody is sent to sign in and writes nothing (no
+    row, no cookie)."""
     token = request.session.get("sid")
-    user = reviews_of(request).session_user(token) if isinstance(token, str) else None
+    reviews = reviews_of(request)
+    user = reviews.session_user(token) if isinstance(token, str) else None
     if user is None:
+        if request.method != "POST":
+            request.session.pop("sid", None)
+            raise LoginRequired()
+        form = await request.form()
+        owner = None
+        if isinstance(token, str) and security.csrf_ok(request.session, form.get("csrf_token")):
+            owner = reviews.session_owner(token)
         request.session.pop("sid", None)
-        if request.method == "POST":
-            form = await request.form()
-            draft = {k: str(form[k])[:MAX_TEXT] for k in DRAFT_FIELDS if form.get(k)}
-            raise LoginRequired(return_path(request), draft)
-        raise LoginRequired()
+        draft = {k: str(form[k])[:MAX_TEXT] for k in DRAFT_FIELDS if form.get(k)}
+        raise LoginRequired(return_path(request), draft if owner else None, owner)
     return user
 
 
@@ -169,11 +185,11 @@ def _fmt(value: float | None) -> str:
 # --------------------------------------------------------------------------- after an action
 
 
-def notify(request: Request, final: FinalScore) -> None:
-    """Send the new final score to the webhook, when one is configured."""
-    hook: Webhook | None = request.app.state.webhook
-    if hook is not None:
-        hook.send("final_score", final.model_dump(mode="json"))
+def notify(request: Request) -> None:
+    """Wake the webhook's sender after a change (the store queued its event, if any)."""
+    sender: Sender | None = request.app.state.sender
+    if sender is not None:
+        sender.wake()
 
 
 def back_to_call(call_id: str, anchor: str = "") -> RedirectResponse:

@@ -33,9 +33,9 @@ def _answer(request: Request, status: int, title: str, message: str) -> Response
 
 async def _login(request: Request, exc: LoginRequired) -> RedirectResponse:
     if exc.return_to is not None:
-        if exc.draft:
+        if exc.draft and exc.owner is not None:
             draft = {"path": exc.return_to, "form": request.url.path, **exc.draft}
-            request.session["draft"] = reviews_of(request).save_draft(draft)
+            request.session["draft"] = reviews_of(request).save_draft(exc.owner, draft)
         target = exc.return_to
     else:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")

@@ -9,6 +9,8 @@ module per resource; :func:`create_app` only assembles them.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -34,9 +36,10 @@ from pipeline.app.routers import (
     system,
     users,
 )
-from pipeline.app.webhook import Webhook, webhook_from_env
+from pipeline.app.webhook import Sender, Webhook, webhook_from_env
 from pipeline.config import enforce_offline
 from pipeline.store import open_store
+from pipeline.store.outbox import Outbox
 from pipeline.store.review import ReviewStore
 
 SESSION_MAX_AGE = 12 * 3600  # one working day (the server-side session expires with it)
@@ -53,6 +56,13 @@ async def _headers(request: Request, call_next):
     return response
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    if app.state.sender is not None:
+        app.state.sender.stop()
+
+
 def create_app(
     db_url: str | None = None,
     *,
@@ -65,7 +75,8 @@ def create_app(
     """The review app on the store at ``db_url`` (default: the configured database).
 
     ``var_dir`` holds the generated cookie key (unless ``QA_SECRET_KEY``/``secret_key``) and
-    the audio cache. ``webhook`` defaults to ``QA_WEBHOOK_URL``/``QA_WEBHOOK_SECRET``.
+    the audio cache. ``webhook`` defaults to ``QA_WEBHOOK_URL``/``QA_WEBHOOK_SECRET``; its
+    events go through the store's outbox and one sender thread (:mod:`.webhook`).
     """
     enforce_offline()
     var_dir = Path(var_dir)
@@ -75,11 +86,17 @@ def create_app(
         description="Auto-scored calls, final scores with human rulings, reviews, disputes.",
         docs_url=None,  # /api/docs: pipeline.app.routers.docs (assets from a package)
         redoc_url=None,
+        lifespan=_lifespan,
     )
     app.state.reviews = ReviewStore(open_store(db_url))
     app.state.var_dir = var_dir
     app.state.audio_cache = var_dir / "audio_cache"
     app.state.webhook = webhook if webhook is not None else webhook_from_env()
+    app.state.sender = None
+    if app.state.webhook is not None:  # one sender thread for the outbox, started now
+        app.state.reviews.events = Outbox(app.state.reviews.store)
+        app.state.sender = Sender(app.state.webhook, app.state.reviews.events)
+        app.state.sender.start()  # sends what an earlier process left undelivered
     app.state.limiter = login_limiter or security.LoginLimiter()
     app.state.templates = templates()
     app.add_middleware(
@@ -90,6 +107,7 @@ def create_app(
         same_site="lax",
         https_only=https_only,
     )
+    app.add_middleware(security.BodyLimit)  # 413 before anything reads an oversized body
     app.middleware("http")(_headers)
     app.add_middleware(security.PathIds)  # outermost: routes see ids with their own "/"
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import ipaddress
 import os
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote
 
+from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
+from starlette.responses import JSONResponse, PlainTextResponse
 
 SECRET_ENV = "QA_SECRET_KEY"
 SECRET_FILE = "secret_key"
@@ -49,35 +54,58 @@ def csrf_ok(session: dict, submitted: str | None) -> bool:
 
 
 class LoginLimiter:
-    """Login throttling kept in the store (so it holds across workers and restarts).
+    """Password checks throttled in the store (so it holds across workers and restarts):
+    every route that checks a password goes through :meth:`verify`.
 
-    An account is locked after ``max_failures`` failed logins in ``window`` seconds (from
-    any address, since its last success); an address is throttled after
-    ``max_ip_failures`` failed logins in the window under any names (password spraying).
+    - An account *from one address* is refused after ``max_failures`` failed checks in
+      ``window`` seconds (since the account's last success).
+    - An address is refused after ``max_ip_failures`` failed checks in the window under
+      any names (password spraying).
+    - An account is never refused from another address, whatever its failures elsewhere
+      (else anyone could lock anyone out): from ``max_failures`` failures on, each of its
+      checks waits ``slow_step * 2**k`` s (at most ``max_slow``), ``k`` the failures past
+      the limit.
     """
 
-    def __init__(self, max_failures: int = 5, window: float = 300.0, max_ip_failures: int = 20):
+    def __init__(
+        self,
+        max_failures: int = 5,
+        window: float = 300.0,
+        max_ip_failures: int = 20,
+        slow_step: float = 0.5,
+        max_slow: float = 4.0,
+    ):
         self.max_failures = max_failures
         self.window = window
         self.max_ip_failures = max_ip_failures
+        self.slow_step, self.max_slow = slow_step, max_slow
 
-    def retry_after(self, reviews, username: str, ip: str) -> float:
-        """Seconds until a login may be tried again (0: allowed now)."""
+    def check(self, reviews, username: str, ip: str) -> tuple[float, float]:
+        """(seconds until this address may try this account again, 0: now; seconds the
+        check is slowed down by)."""
         window = timedelta(seconds=self.window)
-        by_user, by_ip = reviews.login_failures(username, ip, window)
+        seen = reviews.login_failures(username, ip, window)
         now = datetime.now(UTC)
         waits = [0.0]
-        if len(by_user) >= self.max_failures:
-            waits.append((by_user[-self.max_failures] + window - now).total_seconds())
-        if len(by_ip) >= self.max_ip_failures:
-            waits.append((by_ip[-self.max_ip_failures] + window - now).total_seconds())
-        return max(waits)
+        if len(seen.pair) >= self.max_failures:
+            waits.append((seen.pair[-self.max_failures] + window - now).total_seconds())
+        if len(seen.address) >= self.max_ip_failures:
+            waits.append((seen.address[-self.max_ip_failures] + window - now).total_seconds())
+        past = len(seen.account) - self.max_failures
+        slow = 0.0 if past < 0 else min(self.max_slow, self.slow_step * 2 ** min(past, 16))
+        return max(waits), slow
 
-    def failed(self, reviews, username: str, ip: str) -> None:
-        reviews.record_login(username, ip, ok=False)
-
-    def succeeded(self, reviews, username: str, ip: str) -> None:
-        reviews.record_login(username, ip, ok=True)
+    async def verify(self, reviews, username: str, password: str, ip: str) -> tuple[Any, float]:
+        """(the user these credentials are for, else None; seconds to wait when the check
+        was refused, else 0). Failures and successes are recorded."""
+        wait, slow = self.check(reviews, username, ip)
+        if wait > 0:
+            return None, wait
+        if slow:
+            await asyncio.sleep(slow)
+        user = await run_in_threadpool(reviews.authenticate, username, password)
+        reviews.record_login(username, ip, ok=user is not None)
+        return user, 0.0
 
 
 # --------------------------------------------------------------------------- response headers
@@ -113,6 +141,74 @@ def security_headers(path: str, headers) -> None:
     if "cache-control" not in headers:
         static = path.startswith(("/static/", "/api/docs/assets/"))
         headers["Cache-Control"] = STATIC_CACHE if static else "no-store"
+
+
+def trusted_proxies(value: str) -> str:
+    """``QA_TRUSTED_PROXIES`` checked: comma-separated addresses or CIDR ranges (``*``: any,
+    only where nothing but the proxy can reach the app); ValueError names a bad entry."""
+    entries = [e.strip() for e in value.split(",") if e.strip()]
+    if not entries:
+        raise ValueError("QA_TRUSTED_PROXIES is empty; unset it when no proxy is in front")
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"QA_TRUSTED_PROXIES={value!r}: {entry!r} is not an address or CIDR range"
+            ) from None
+    return ",".join(entries)
+
+
+# --------------------------------------------------------------------------- request size
+
+MAX_BODY = 2 * 1024 * 1024  # bytes; the largest form or JSON body the app reads
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``max_bytes`` is answered 413 before any route
+    parses it (a declared Content-Length at once; a chunked body once it grows past it,
+    buffered up to the limit and replayed to the app otherwise)."""
+
+    def __init__(self, app, max_bytes: int = MAX_BODY):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > self.max_bytes:
+                return await self._too_large(scope, receive, send)
+            return await self.app(scope, receive, send)
+        if b"chunked" not in headers.get(b"transfer-encoding", b""):
+            return await self.app(scope, receive, send)
+        messages, size = [], 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                return await self._too_large(scope, receive, send)
+            if not message.get("more_body", False):
+                break
+
+        async def replay():
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope, receive, send) -> None:
+        limit = f"request body over {self.max_bytes} bytes"
+        if scope.get("path", "").startswith("/api/"):
+            response = JSONResponse({"detail": limit}, status_code=413)
+        else:
+            response = PlainTextResponse(limit, status_code=413)
+        await response(scope, receive, send)
 
 
 # --------------------------------------------------------------------------- ids in paths

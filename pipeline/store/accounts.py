@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -45,6 +46,14 @@ class UserPrefs(BaseModel):
     per_page: int | None = None
 
 
+class LoginFailures(BaseModel):
+    """Times of recent failed logins (see :meth:`Accounts.login_failures`)."""
+
+    account: list[datetime]  # this account, any address
+    pair: list[datetime]  # this account from this address
+    address: list[datetime]  # this address, any name
+
+
 class SavedFilterRow(BaseModel):
     id: int
     name: str
@@ -53,6 +62,12 @@ class SavedFilterRow(BaseModel):
 
 def token_sha256(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def normal_name(username: str) -> str:
+    """The one form a user name is stored, signed in, throttled and looked up under
+    (NFKC, outer spaces dropped, at most 255 characters; case kept: ``Rev`` is not ``rev``)."""
+    return unicodedata.normalize("NFKC", username).strip()[:255]
 
 
 def _user_info(u: m.User) -> UserInfo:
@@ -71,7 +86,7 @@ class Accounts:
         self, username: str, password: str, role: str, agent_id: str | None = None
     ) -> UserInfo:
         """Create an account (argon2 password hash). Agents need an ``agent_id``."""
-        username = username.strip()
+        username = normal_name(username)
         if not username:
             raise ReviewError("username must not be empty")
         if role not in m.ROLES:
@@ -97,7 +112,7 @@ class Accounts:
     def authenticate(self, username: str, password: str) -> UserInfo | None:
         """The active user with these credentials, else None (constant-ish time)."""
         with self.store.session("cannot read users") as s:
-            user = s.scalar(select(m.User).where(m.User.username == username.strip()))
+            user = s.scalar(select(m.User).where(m.User.username == normal_name(username)))
             try:
                 self._hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
             except (VerificationError, InvalidHashError):
@@ -118,7 +133,7 @@ class Accounts:
     def set_active(self, username: str, active: bool) -> None:
         """(De)activate an account; deactivation ends its sessions at once."""
         with self.store.transaction(f"cannot update user {username!r}") as s:
-            user = s.scalar(select(m.User).where(m.User.username == username))
+            user = s.scalar(select(m.User).where(m.User.username == normal_name(username)))
             if user is None:
                 raise NotFound(f"no user {username!r}")
             user.active = active
@@ -130,7 +145,7 @@ class Accounts:
         if len(password) < 8:
             raise ReviewError("password must be at least 8 characters")
         with self.store.transaction(f"cannot update user {username!r}") as s:
-            user = s.scalar(select(m.User).where(m.User.username == username))
+            user = s.scalar(select(m.User).where(m.User.username == normal_name(username)))
             if user is None:
                 raise NotFound(f"no user {username!r}")
             user.password_hash = self._hasher.hash(password)
@@ -179,6 +194,18 @@ class Accounts:
                 s.get(m.WebSession, sess_id).last_seen = now
         return info
 
+    def session_owner(self, token: str | None) -> int | None:
+        """The active user a session token was issued to, live, expired or ended (for text
+        typed after the session lapsed); None for a token the store never issued."""
+        if not token or len(token) > 200:
+            return None
+        W = m.WebSession  # noqa: N806
+        with self.store.session("cannot read sessions") as s:
+            return s.scalar(
+                select(m.User.id).join(W, W.user_id == m.User.id)
+                .where(W.token_sha256 == token_sha256(token), m.User.active)
+            )  # fmt: skip
+
     def revoke_session(self, token: str | None) -> None:
         if not token:
             return
@@ -197,17 +224,18 @@ class Accounts:
 
     # ------------------------------------------------------------------ form drafts
 
-    def save_draft(self, data: dict[str, str]) -> str:
-        """Keep form text typed after the session ended; returns the token for the browser."""
+    def save_draft(self, user_id: int, data: dict[str, str]) -> str:
+        """Keep form text ``user_id`` typed after their session ended; returns the token for
+        the browser. Only that user gets it back (:meth:`take_draft`)."""
         token = secrets.token_urlsafe(24)
         clean = {str(k)[:40]: str(v)[:MAX_TEXT] for k, v in list(data.items())[:10]}
         with self.store.transaction("cannot keep the form text") as s:
             s.execute(delete(m.FormDraft).where(m.FormDraft.created_at < m.utcnow() - DRAFT_TTL))
-            s.add(m.FormDraft(token_sha256=token_sha256(token), data=clean))
+            s.add(m.FormDraft(token_sha256=token_sha256(token), user_id=user_id, data=clean))
         return token
 
-    def take_draft(self, token: str | None) -> dict[str, str] | None:
-        """The kept form text (once: it is deleted), or None."""
+    def take_draft(self, token: str | None, user_id: int) -> dict[str, str] | None:
+        """The kept form text if ``user_id`` typed it (once: it is deleted), or None."""
         if not token or len(token) > 200:
             return None
         with self.store.transaction("cannot read the form text") as s:
@@ -217,39 +245,48 @@ class Accounts:
             data = dict(row.data)
             fresh = m.utcnow() - m.aware(row.created_at) < DRAFT_TTL
             s.delete(row)
-            return data if fresh else None
+            return data if fresh and row.user_id == user_id else None
 
     # ------------------------------------------------------------------ login throttling
 
     def record_login(self, username: str, ip: str, ok: bool) -> None:
         """Record an attempt; a success also drops attempts and sessions long past use."""
         with self.store.transaction("cannot record a login") as s:
-            s.add(m.LoginAttempt(username=username.strip().lower()[:255], ip=ip[:64], ok=ok))
+            s.add(m.LoginAttempt(username=normal_name(username), ip=ip[:64], ok=ok))
             if ok:
                 now = m.utcnow()
                 s.execute(delete(m.LoginAttempt).where(m.LoginAttempt.created_at < now - KEEP_ATTEMPTS))  # fmt: skip
                 s.execute(delete(m.WebSession).where(m.WebSession.expires_at < now - KEEP_ATTEMPTS))  # fmt: skip
 
-    def login_failures(
-        self, username: str, ip: str, window: timedelta
-    ) -> tuple[list[datetime], list[datetime]]:
-        """Failed logins in the last ``window``: (for this account since its last success,
-        from this address under any name), each oldest first."""
+    def login_failures(self, username: str, ip: str, window: timedelta) -> LoginFailures:
+        """Failed logins in the last ``window``, each list oldest first: for this account
+        from any address (since its last success anywhere), for this account from this
+        address (since its last success from there), from this address under any name."""
         A = m.LoginAttempt  # noqa: N806
         since = m.utcnow() - window
-        name = username.strip().lower()[:255]
+        name, ip = normal_name(username), ip[:64]
+
+        def after(last: datetime | None) -> datetime:
+            return max(since, m.aware(last)) if last else since
+
         with self.store.session("cannot read login attempts") as s:
-            last_ok = s.scalar(select(func.max(A.created_at)).where(A.username == name, A.ok))
-            user_since = max(since, m.aware(last_ok)) if last_ok else since
-            by_user = s.scalars(
-                select(A.created_at).where(A.username == name, ~A.ok, A.created_at > user_since)
+            ok_at = select(func.max(A.created_at)).where(A.username == name, A.ok)
+            user_since = after(s.scalar(ok_at))
+            pair_since = after(s.scalar(ok_at.where(A.ip == ip)))
+            by_user = s.execute(
+                select(A.created_at, A.ip).where(A.username == name, ~A.ok, A.created_at > min(user_since, pair_since))
                 .order_by(A.created_at)
             ).all()  # fmt: skip
             by_ip = s.scalars(
-                select(A.created_at).where(A.ip == ip[:64], ~A.ok, A.created_at > since)
+                select(A.created_at).where(A.ip == ip, ~A.ok, A.created_at > since)
                 .order_by(A.created_at)
             ).all()  # fmt: skip
-        return [m.aware(t) for t in by_user], [m.aware(t) for t in by_ip]
+        times = [(m.aware(t), at) for t, at in by_user]
+        return LoginFailures(
+            account=[t for t, _ in times if t > user_since],
+            pair=[t for t, at in times if at == ip and t > pair_since],
+            address=[m.aware(t) for t in by_ip],
+        )
 
     # ------------------------------------------------------------------ preferences, filters
 
@@ -312,7 +349,7 @@ class Accounts:
         """A new API token for the user (only its SHA-256 is stored; the old one stops)."""
         token = "cqa_" + secrets.token_urlsafe(32)
         with self.store.transaction(f"cannot issue a token for {username!r}") as s:
-            user = s.scalar(select(m.User).where(m.User.username == username))
+            user = s.scalar(select(m.User).where(m.User.username == normal_name(username)))
             if user is None:
                 raise NotFound(f"no user {username!r}")
             user.api_token_sha256 = token_sha256(token)

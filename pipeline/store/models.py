@@ -424,8 +424,36 @@ class FormDraft(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    # who typed it: only they get it back (migration 0007; older rows have none)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     data: Mapped[dict[str, Any]] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookOutbox(Base):
+    """A webhook event waiting for (or past) delivery (migration 0007): written in the
+    transaction of the change that caused it, delivered at least once by the app's sender,
+    retried with backoff while the receiver is down. ``delivery_id`` is the idempotency
+    key."""
+
+    __tablename__ = "webhook_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(String(32), unique=True)
+    event: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(255))  # the call id
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of the payload
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    refused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # a final 4xx
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+Index("ix_webhook_outbox_subject", WebhookOutbox.event, WebhookOutbox.subject, WebhookOutbox.id)
+Index("ix_webhook_outbox_due", WebhookOutbox.delivered_at, WebhookOutbox.next_attempt_at)
 
 
 class SearchDoc(Base):

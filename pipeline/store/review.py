@@ -49,6 +49,7 @@ class ReviewStore(Accounts, ReviewActions, QueueQueries):
         self.store = store
         self._hasher = hasher or HASHER  # cheaper parameters only in tests
         self._search = None
+        self.events = None  # an Outbox: changed final scores become webhook events
 
 
 __all__ = [

@@ -17,6 +17,7 @@ from sqlalchemy import Subquery, func, select
 from sqlalchemy.orm import Session
 
 from pipeline.store import models as m
+from pipeline.store.outbox import Outbox
 from pipeline.store.scope import NotFound, ReviewError, Scope, bounded_text, visible_call
 from pipeline.store.session import StoreBase
 
@@ -231,6 +232,16 @@ class ReviewActions:
     """Final scores, the audit log, disputes, and the human actions that change them."""
 
     store: StoreBase
+    # where a changed final score is also written as a webhook event, in the same
+    # transaction (None: no webhook)
+    events: Outbox | None
+
+    def _changed(self, s: Session, call: m.Call) -> FinalScore:
+        """:func:`refresh_review`, and the new score queued for the webhook."""
+        final = refresh_review(s, call)
+        if self.events is not None:
+            self.events.add(s, "final_score", final.call_id, final.model_dump(mode="json"))
+        return final
 
     def final_score(self, scope: Scope, call_id: str) -> FinalScore:
         with self.store.session(f"cannot read call {call_id!r}") as s:
@@ -322,7 +333,7 @@ class ReviewActions:
                 passed,
                 comment,
             )
-            return refresh_review(s, call)
+            return self._changed(s, call)
 
     def confirm(self, scope: Scope, call_id: str, comment: str | None = None) -> FinalScore:
         """Confirm every item without a human verdict as the machine scored it."""
@@ -335,7 +346,7 @@ class ReviewActions:
             ):
                 if item.id not in human:
                     _record(s, call, item, scope, "confirm", item.passed, item.passed, comment)
-            return refresh_review(s, call)
+            return self._changed(s, call)
 
     def dispute(self, scope: Scope, call_id: str, item_result_id: int, reason: str) -> int:
         """An agent contests an item of their own call; returns the dispute id."""
@@ -393,7 +404,7 @@ class ReviewActions:
                 d.ruling_comment,
                 d.id,
             )
-            return refresh_review(s, call)
+            return self._changed(s, call)
 
     def call_id_of_dispute(self, dispute_id: int) -> str:
         with self.store.session("cannot read disputes") as s:

@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from pipeline.app.deps import User, check_csrf, render, reviews_of, safe_next
+from pipeline.app.deps import User, check_csrf, client_ip, render, reviews_of, safe_next
 from pipeline.app.i18n import LANGUAGES
 from pipeline.app.i18n import gettext as _
+from pipeline.app.security import LoginLimiter
 from pipeline.store.review import PAGE_SIZES, ReviewError, UserInfo
 
 router = APIRouter(include_in_schema=False, tags=["account"])
@@ -64,7 +65,14 @@ async def change_password(
 ) -> Response:
     """A new password ends every session of the account (this one too: sign in again)."""
     reviews = reviews_of(request)
-    if reviews.authenticate(user.username, current) is None:
+    limiter: LoginLimiter = request.app.state.limiter
+    checked, wait = await limiter.verify(reviews, user.username, current, client_ip(request))
+    if wait > 0:
+        page = _page(request, user, _("Too many failed attempts; try again in %(n)d s.") % {"n": int(wait) + 1})  # fmt: skip
+        page.status_code = 429
+        page.headers["Retry-After"] = str(int(wait) + 1)
+        return page
+    if checked is None:
         return _page(request, user, _("The current password is wrong."))
     try:
         reviews.set_password(user.username, new)

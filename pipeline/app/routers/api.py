@@ -123,7 +123,7 @@ def override(
 ) -> FinalScore:
     """Set an item's verdict (audit-logged; idempotent); returns the new final score."""
     final = reviews.override(scope_of(user), call_id, item_result_id, body.passed, body.comment)
-    notify(request, final)
+    notify(request)
     return final
 
 
@@ -141,7 +141,7 @@ def ruling(
     request: Request, dispute_id: DbId, body: RulingIn, user: Ruler, reviews: Reviews
 ) -> FinalScore:
     final = reviews.rule(scope_of(user), dispute_id, body.upheld, body.comment)
-    notify(request, final)
+    notify(request)
     return final
 
 

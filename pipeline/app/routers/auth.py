@@ -30,8 +30,7 @@ async def login(
 ) -> Response:
     limiter: security.LoginLimiter = request.app.state.limiter
     ip = client_ip(request)
-    username = username[:255]
-    wait = limiter.retry_after(reviews, username, ip)
+    user, wait = await limiter.verify(reviews, username, password, ip)
     if wait > 0:
         resp = render(
             request,
@@ -43,15 +42,12 @@ async def login(
         resp.status_code = 429
         resp.headers["Retry-After"] = str(int(wait) + 1)
         return resp
-    user = reviews.authenticate(username, password)
     if user is None:
-        limiter.failed(reviews, username, ip)
         resp = render(
             request, "login.html", None, next=safe_next(next), error=_("Wrong name or password.")
         )
         resp.status_code = 401
         return resp
-    limiter.succeeded(reviews, username, ip)
     draft = request.session.get("draft")
     request.session.clear()  # a new session: no fixation
     request.session["sid"] = reviews.create_session(user.id, ip)

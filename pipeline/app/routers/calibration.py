@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from pipeline.app.deps import Reviews, gate, render
 from pipeline.app.permissions import CAN_CALIBRATE
@@ -25,13 +26,23 @@ def calibration_page(request: Request, user: Calibrator, reviews: Reviews) -> HT
 @router.get("/calibration.csv")
 def calibration_csv(user: Calibrator, reviews: Reviews) -> Response:
     rows = reviews.calibration()
-    buf = io.StringIO()
     fields = list(rows[0].model_dump()) if rows else ["rubric_id", "item_id"]
-    writer = csv.DictWriter(buf, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(r.model_dump() for r in rows)
-    return Response(
-        buf.getvalue(),
+    return StreamingResponse(
+        _csv_lines(fields, (r.model_dump() for r in rows)),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="calibration.csv"'},
     )
+
+
+def _csv_lines(fields: list[str], rows: Iterable[dict]) -> Iterator[str]:
+    """The CSV a line at a time (the response streams; no whole file in memory)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+        if buf.tell() > 64 * 1024:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()

@@ -64,8 +64,8 @@ async def override(
 ) -> Response:
     if verdict not in ("pass", "fail"):
         raise HTTPException(400, _("an override sets a verdict: pass or fail"))
-    final = reviews.override(scope_of(user), call_id, item_result_id, verdict == "pass", comment)
-    notify(request, final)
+    reviews.override(scope_of(user), call_id, item_result_id, verdict == "pass", comment)
+    notify(request)
     return back_to_call(call_id, keep_query(next) + f"#item-{item_result_id}")
 
 
@@ -79,8 +79,8 @@ async def confirm(
     next: Annotated[str, Form()] = "",
     _csrf: None = Depends(check_csrf),
 ) -> Response:
-    final = reviews.confirm(scope_of(user), call_id, comment)
-    notify(request, final)
+    reviews.confirm(scope_of(user), call_id, comment)
+    notify(request)
     if next.startswith("/calls/"):  # "confirm all and next"
         return RedirectResponse(safe_next(next), status_code=303)
     return back_to_call(call_id, keep_query(next))
@@ -123,7 +123,7 @@ def call_view(
 
     here = "?" + urlencode({"q": context, "pos": position or 0})
     utterances = transcript.utterances if transcript else []
-    draft = reviews.take_draft(request.session.pop("draft", None))  # typed before sign-in
+    draft = reviews.take_draft(request.session.pop("draft", None), user.id)  # typed before sign-in
     if draft and not _same_call_path(draft.get("path", ""), call_id):
         draft = None
     return render(

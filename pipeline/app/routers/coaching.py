@@ -29,16 +29,21 @@ from pipeline.store.review import UserInfo
 router = APIRouter(include_in_schema=False, tags=["coaching"])
 Coach = Annotated[UserInfo, gate(CAN_COACH, "build coaching packs")]
 FILTER_FIELDS = ("item", "agent", "team", "since", "until", "limit")
+MAX_PACK = 200  # examples in one pack built by a request (the CLI has no such cap)
 
 
 def _filters(request: Request) -> tuple[dict[str, Any], CoachFilter]:
+    """The pack's filters (400 on bad values); at most :data:`MAX_PACK` examples."""
     params = {k: v for k, v in request.query_params.items() if k in FILTER_FIELDS and v != ""}
     try:
-        return params, CoachFilter.model_validate(params)
+        f = CoachFilter.model_validate(params)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "filter"
         raise HTTPException(400, f"bad filter {where}: {err['msg']}") from None
+    if f.limit is not None and f.limit > MAX_PACK:
+        raise HTTPException(400, f"bad filter limit: at most {MAX_PACK} examples in one pack")
+    return params, f.model_copy(update={"limit": f.limit or MAX_PACK})
 
 
 def _page(request: Request, user, f: CoachFilter, error: str | None, status: int) -> Response:
@@ -47,6 +52,7 @@ def _page(request: Request, user, f: CoachFilter, error: str | None, status: int
         "coaching.html",
         user,
         f=f,
+        max_pack=MAX_PACK,
         facets=reviews_of(request).facets(scope_of(user)),
         error=error,
     )

@@ -51,11 +51,11 @@ async def ruling(
         raise HTTPException(400, _("decision must be uphold or reject"))
     call_id = reviews.call_id_of_dispute(dispute_id)
     try:
-        final = reviews.rule(scope_of(user), dispute_id, decision == "uphold", comment)
+        reviews.rule(scope_of(user), dispute_id, decision == "uphold", comment)
     except NotFound:
         raise
     except ReviewError as exc:
         request.session["flash"] = str(exc)
         return back_to_call(call_id, "#disputes")
-    notify(request, final)
+    notify(request)
     return back_to_call(call_id, "#disputes")

@@ -88,14 +88,15 @@ async def bulk_confirm(
 ) -> Response:
     """Confirm the machine verdicts of the ticked calls (items without a human verdict)."""
     form = await request.form()
-    call_ids = [str(v) for v in form.getlist("call_id")][:MAX_PAGE_SIZE]
+    call_ids = list(dict.fromkeys(str(v) for v in form.getlist("call_id")))[:MAX_PAGE_SIZE]
     done = 0
     for call_id in call_ids:
         try:
-            notify(request, reviews.confirm(scope_of(user), call_id))
+            reviews.confirm(scope_of(user), call_id)
             done += 1
         except NotFound:
             continue
+    notify(request)
     request.session["flash"] = _("Confirmed %(n)d calls.") % {"n": done}
     target = back if back.startswith("?") and len(back) < 2000 else ""
     return RedirectResponse("/" + target, status_code=303)

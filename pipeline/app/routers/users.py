@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pipeline.app.deps import Reviews, check_csrf, gate, render
 from pipeline.app.i18n import gettext as _
 from pipeline.app.permissions import CAN_MANAGE_USERS
+from pipeline.store.accounts import normal_name
 from pipeline.store.review import ReviewError, UserInfo
 
 router = APIRouter(include_in_schema=False, tags=["users"])
@@ -50,7 +51,7 @@ async def set_active(
     active: Annotated[str, Form()] = "0",
     _csrf: None = Depends(check_csrf),
 ) -> Response:
-    if username == user.username:
+    if normal_name(username) == user.username:
         request.session["flash"] = _("You cannot deactivate yourself.")
     else:
         reviews.set_active(username, active == "1")
