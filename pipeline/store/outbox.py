@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from pipeline.schema import canonical_sha256
 from pipeline.store import models as m
 
-if TYPE_CHECKING:  # the store's modules import this one
-    from pipeline.store.store import Store
+if TYPE_CHECKING:
+    from pipeline.store.session import StoreBase
 
 KEEP_DELIVERED = timedelta(days=7)  # delivered or refused rows are kept this long
 
@@ -41,7 +41,7 @@ class OutboxEvent(BaseModel):
 class Outbox:
     """Queue, claim and settle webhook events in ``store``."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: StoreBase):
         self.store = store
 
     def enqueue(self, event: str, subject: str, payload: dict[str, Any]) -> str | None:
