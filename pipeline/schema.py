@@ -258,6 +258,8 @@ class Risk(_Model):
     level: RiskLevel
     evidence: list[RiskEvidence] = Field(default_factory=list)
     model: str | None = None
+    # predicted mean customer satisfaction on the 5-point scale -2 (very dissatisfied) .. 2
+    satisfaction: float | None = Field(default=None, ge=-2, le=2)
 
 
 class RubricRef(_Model):
@@ -317,6 +319,8 @@ class RiskConfigRef(_Section):
     signals: dict[str, str] = Field(default_factory=dict)  # language → sha256 of the file
     calibration_version: int
     calibration_sha256: str
+    # the conversation-level model: path and sha256 of its files (None: not configured)
+    dialogue: dict[str, str] | None = None
 
 
 Stage = Literal["transcript", "score"]

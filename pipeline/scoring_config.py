@@ -106,6 +106,17 @@ def risk_config_ref() -> RiskConfigRef:
         if spec.backend == "vader":
             entry["vaderSentiment"] = version("vaderSentiment")
         scorers[language] = entry
+    dialogue = None
+    if config.dialogue_path() is not None:
+        files = sorted(
+            p for p in config.dialogue_path().rglob("*") if p.is_file() and p.suffix != ".md"
+        )  # the model card is not the model
+        dialogue = {
+            "path": config.dialogue,
+            "sha256": canonical_sha256(
+                {str(p.relative_to(config.dialogue_path())): file_sha256(p) for p in files}
+            ),
+        }
     return RiskConfigRef(
         id=config.id,
         version=config.version,
@@ -114,6 +125,7 @@ def risk_config_ref() -> RiskConfigRef:
         signals={lang: file_sha256(config.signals_path(lang)) for lang in sorted(config.signals)},
         calibration_version=calibration.version,
         calibration_sha256=canonical_sha256(calibration),
+        dialogue=dialogue,
     )
 
 

@@ -69,6 +69,8 @@ CALLS = {
     "c-a2-1": ("A2", "T2", True, True, "medium"),
     "c-a2-2": ("A2", "T2", False, False, "low"),
 }
+# call_id -> predicted mean customer satisfaction (-2..2): the queue's "least satisfied" order
+SATISFACTION = {"c-a1-1": -1.4, "c-a1-2": 1.1, "c-a2-1": 0.3, "c-a2-2": -0.2}
 USERS = {  # name -> (role, agent_id)
     "admin": ("admin", None),
     "rev": ("reviewer", None),
@@ -175,6 +177,7 @@ def make_result(call_id: str, needs_review: bool, auto_fail: bool, level: str) -
             score={"high": 0.9, "medium": 0.5, "low": 0.1}[level],
             level=level,
             evidence=[RiskEvidence(utterance=3, text="我要投诉", reason="explicit complaint")],
+            satisfaction=SATISFACTION.get(call_id),
         ),
     )
 

@@ -210,6 +210,7 @@ def test_queue_puts_what_needs_a_human_first(env) -> None:
         ("?date_from=2026-11-02&date_to=2026-11-03", ["c-a1-2", "c-a2-1"]),
         ("?review_status=reviewed", []),
         ("?review_status=auto&sort=newest", ["c-a2-2", "c-a2-1", "c-a1-2", "c-a1-1"]),
+        ("?sort=satisfaction", ["c-a1-1", "c-a2-2", "c-a2-1", "c-a1-2"]),  # least satisfied first
     ],
 )
 def test_queue_filters(env, query: str, expected: list[str]) -> None:

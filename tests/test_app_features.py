@@ -106,6 +106,26 @@ def test_pages_follow_the_browser_then_the_users_choice(app) -> None:
     assert "标准开场白" in call  # the rubric's own title, as written
 
 
+@pytest.mark.parametrize(
+    ("accept", "label", "sort_option"),
+    [
+        ("zh-CN,zh;q=0.9", "预测客户满意度", "满意度最低"),
+        ("en", "Predicted customer satisfaction", "least satisfied"),
+    ],
+)
+def test_call_page_and_queue_show_the_predicted_satisfaction(
+    app, accept, label, sort_option
+) -> None:
+    client = login(app, "rev")
+    call = client.get("/calls/c-a1-1", headers={"Accept-Language": accept}).text
+    shown = re.search(r'data-testid="satisfaction">([^<]+)<strong>([^<]+)</strong>', call)
+    assert shown and shown.group(1).strip() == label and shown.group(2) == "-1.40"
+    queue = client.get("/?sort=satisfaction", headers={"Accept-Language": accept}).text
+    assert f'<option value="satisfaction" selected>{sort_option}</option>' in queue
+    cells = re.findall(r'data-testid="satisfaction"[^>]*>[^<]*?([+-]\d\.\d)</span>', queue)
+    assert cells == ["-1.4", "-0.2", "+0.3", "+1.1"]  # least satisfied first
+
+
 def test_dates_durations_numbers_follow_the_locale(app) -> None:
     client = login(app, "rev")
     zh = client.get(f"/calls/{OWN}", headers={"Accept-Language": "zh-CN"}).text

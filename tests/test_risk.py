@@ -174,17 +174,18 @@ def one_turn_chat(text: str) -> Transcript:
 
 KNOWN_MISS = pytest.mark.xfail(
     strict=True,
-    reason="v3 known miss (MODEL_CARD.md): the ensemble reads polite requests (能不能帮我改…) at "
-    "P(neg) ~0.35, above a one-turn rhetorical question whose fitted signal weight is < 1",
+    reason="v4 known miss (models/risk_dialogue/MODEL_CARD.md): a one-line chat whose complaint "
+    "is a plain fact with no angry word (a third call, a parcel a week late) reads to the "
+    "dialogue model, trained on English Weibo chats, like a service question",
 )
+MISSED_ONE_LINERS = {"第三次打电话了还没解决", "我的快递一个星期了还没到"}
 
 
 @pytest.mark.parametrize(
     "text",
-    ANGRY_TURNS_ZH
-    + [
-        pytest.param(t, marks=KNOWN_MISS) if t == "你们到底有没有人管" else t
-        for t in ANGRY_SHORT_ZH
+    [
+        pytest.param(t, marks=KNOWN_MISS) if t in MISSED_ONE_LINERS else t
+        for t in ANGRY_TURNS_ZH + ANGRY_SHORT_ZH
     ],
 )
 def test_angry_turn_call_ranks_above_every_neutral_question_call(text: str) -> None:
@@ -440,6 +441,7 @@ def test_train_risk_writes_a_new_calibration_version(tmp_path: Path) -> None:
     cal = load_calibration("v2", out)
     assert cal.version == 2 and cal.n == 8 and "labels.csv" in cal.fitted_on
     assert cal.weights is not None and cal.scorers and "zh" in cal.scorers
+    assert cal.dialogue == "risk_dialogue-v1" and "dialogue" in cal.weights
     # angry calls were labelled 1: with the fitted weights they must score above calm ones
     from pipeline.score.risk.engine import assess
 

@@ -184,6 +184,7 @@ class Result(Base):
     risk_level: Mapped[str | None] = mapped_column(String(16))
     risk_evidence: Mapped[list[Any] | None] = mapped_column()
     risk_model: Mapped[str | None] = mapped_column(Text)
+    risk_satisfaction: Mapped[float | None] = mapped_column(Float)  # -2..2, predicted
     document: Mapped[dict[str, Any]] = mapped_column()
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -323,6 +324,7 @@ Index(
     Result.risk_score,
     Result.id,
 )
+Index("ix_results_risk_satisfaction", Result.risk_satisfaction, Result.id)
 Index("ix_item_results_item_id_passed", ItemResult.item_id, ItemResult.passed, ItemResult.result_id)
 
 

@@ -30,7 +30,7 @@ class QueueFilter(BaseModel):
     item_failed: str | None = None  # rubric item id the machine (or a human) failed
     risk_level: Literal["low", "medium", "high"] | None = None
     review_status: ReviewStatus | None = None
-    sort: Literal["priority", "newest", "oldest", "score"] = "priority"
+    sort: Literal["priority", "newest", "oldest", "score", "satisfaction"] = "priority"
     page: int = Field(default=1, ge=1, le=MAX_PAGE)
     per_page: int = Field(default=50, ge=1, le=MAX_PAGE_SIZE)
 
@@ -50,6 +50,7 @@ class QueueRow(BaseModel):
     needs_review: bool
     risk: float | None
     risk_level: str | None
+    satisfaction: float | None = None  # predicted mean customer satisfaction, -2..2
     review_status: ReviewStatus
 
 
@@ -216,6 +217,8 @@ class QueueQueries:
             "newest": (C.started_at.desc(), C.id.desc()),
             "oldest": (C.started_at.asc(), C.id.asc()),
             "score": (R.total.asc(), R.id.asc()),
+            # least satisfied first; results without a prediction last
+            "satisfaction": (R.risk_satisfaction.asc().nulls_last(), R.id.asc()),
         }[f.sort]
         start = offset if offset is not None else (f.page - 1) * f.per_page
         q = q.order_by(*order).limit(f.per_page + 1).offset(start)
@@ -238,6 +241,7 @@ class QueueQueries:
                 needs_review=r.needs_review,
                 risk=r.risk_score,
                 risk_level=r.risk_level,
+                satisfaction=r.risk_satisfaction,
                 review_status=cr.status if cr else "auto",
             )
             for c, r, cr in found[: f.per_page]

@@ -297,6 +297,7 @@ class Saves(StoreBase):
             risk_level=risk.level if risk else None,
             risk_evidence=[e.model_dump(mode="json") for e in risk.evidence] if risk else None,
             risk_model=risk.model if risk else None,
+            risk_satisfaction=risk.satisfaction if risk else None,
             document=result.model_dump(mode="json"),
             run_id=run_id,
         )

@@ -18,6 +18,7 @@ from pipeline.score.risk.config import (
     load_risk_config,
     write_calibration,
 )
+from pipeline.score.risk.dialogue import load_dialogue_model
 from pipeline.score.risk.engine import FEATURES, calibrated, compute_features
 
 
@@ -190,6 +191,11 @@ def recalibrate(
         "weights": {n: round(float(v), 6) for n, v in zip(names, w, strict=True)},
         "scorers": scorers,
         **report,
+        "dialogue": (
+            load_dialogue_model(_config(config_path).dialogue_path()).name
+            if _config(config_path).dialogue
+            else None
+        ),
     }
     path = write_calibration(body, directory)
     return path, report

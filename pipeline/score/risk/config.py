@@ -69,6 +69,8 @@ class Weights(_Strict):
     neg_last: float = 0.0
     pos_end: float = 0.0
     rejected_answers: float = 0.0
+    # the dialogue model's risk logit (v4; models/risk_dialogue)
+    dialogue: float = 0.0
 
 
 class Levels(_Strict):
@@ -96,6 +98,14 @@ class RiskConfig(_Strict):
     feature_caps: dict[str, float] = Field(default_factory=dict)  # counts per feature
     levels: Levels
     calibration: str = "latest"  # or "v3", or a path
+    # conversation-level model trained on real helpdesk dialogues (pipeline/score/risk/dialogue.py)
+    dialogue: str | None = None
+
+    def dialogue_path(self) -> Path | None:
+        if self.dialogue is None:
+            return None
+        p = Path(self.dialogue)
+        return p if p.is_absolute() else PROJECT_ROOT / p
 
     @model_validator(mode="after")
     def _languages(self) -> RiskConfig:
@@ -142,6 +152,7 @@ class Calibration(BaseModel):
     bias: float = 0.0
     weights: dict[str, float] | None = None
     scorers: dict[str, str] | None = None  # language -> utterance scorer the fit used
+    dialogue: str | None = None  # the dialogue model (id-vN) whose logit the fit read
     source: str | None = Field(default=None, exclude=True)  # the file it was read from
 
 

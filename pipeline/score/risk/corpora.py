@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import PROJECT_ROOT
+from pipeline.schema import Transcript, Utterance
 from pipeline.text import has_cjk
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -66,6 +68,7 @@ _CHATTERBOT_FILES = [
     "trivia",
     "botprofile",
 ]
+STC3_JSONL = SHARED_DATA / "text" / "stc3_helpdesk_en.jsonl"
 DEFAULT_CACHE = Path.home() / ".cache" / "callqa"
 TEST_BUCKETS = 10  # 1 in 10 reviews is held out
 
@@ -258,3 +261,53 @@ def load_english(cache: Path = DEFAULT_CACHE) -> list[Review]:
         if label is not None and len(text) >= 3:
             items.append(Review(text, label, "crowdflower_en"))
     return deduplicate(items)
+
+
+@dataclass(frozen=True)
+class HelpdeskDialogue:
+    """One STC-3 dialogue: turns as (``customer`` / ``agent``, text), 19 annotators' mean
+    satisfaction (-2..2) and its distribution."""
+
+    id: str
+    split: str  # train / dev
+    turns: tuple[tuple[str, str], ...]
+    satisfaction: float
+    satisfaction_dist: tuple[float, ...]
+
+    def transcript(self) -> Transcript:
+        """The dialogue as a text-only transcript (one second a turn)."""
+        return Transcript(
+            call_id=f"stc3-{self.id}",
+            language="en",
+            utterances=[
+                Utterance(speaker=s, start=float(k), end=float(k) + 1.0, text=t)
+                for k, (s, t) in enumerate(self.turns)
+            ],
+        )
+
+
+def load_helpdesk_dialogues(path: Path = STC3_JSONL) -> list[HelpdeskDialogue]:
+    """The STC-3 train and dev dialogues (``../shared/data/text/stc3_helpdesk_en.jsonl``).
+
+    Only the train and dev splits may be read: a line of any other split is refused (the test
+    split is held out for acceptance)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found (see ../shared/data/README.md)")
+    out = []
+    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        row = json.loads(line)
+        if row.get("split") not in ("train", "dev"):
+            raise ValueError(f"{path}:{n}: split {row.get('split')!r}; only train/dev may be used")
+        turns = tuple(
+            ("customer" if t["sender"] == "customer" else "agent", t["text"]) for t in row["turns"]
+        )
+        out.append(
+            HelpdeskDialogue(
+                id=str(row["id"]),
+                split=row["split"],
+                turns=turns,
+                satisfaction=float(row["satisfaction_mean"]),
+                satisfaction_dist=tuple(row["satisfaction_dist"]),
+            )
+        )
+    return out

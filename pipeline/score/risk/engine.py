@@ -2,7 +2,10 @@
 
 Features (:data:`FEATURES`): customer negativity (mean, max, start, end, last turn, trend),
 positive ending, agent answers the customer rejected, repeated asks, unanswered questions,
-who speaks last, metrics, and per signal kind the capped sum of counted signal weights.
+who speaks last, metrics, per signal kind the capped sum of counted signal weights, and the
+risk logit of the conversation-level model trained on real helpdesk dialogues
+(:mod:`pipeline.score.risk.dialogue`, configured by ``dialogue``), which also predicts the
+customer's mean satisfaction.
 
 With a fitted calibration (``weights`` in ``models/risk/calibration-v<N>.yaml``, written by
 ``callqa train risk`` / ``models/calibrate_risk.py``): z = bias + Σ wᵢ·xᵢ over those features.
@@ -26,6 +29,7 @@ from pipeline.score.risk.config import (
     load_calibration,
     load_risk_config,
 )
+from pipeline.score.risk.dialogue import load_dialogue_model
 from pipeline.score.risk.scorers import get_scorer
 from pipeline.score.risk.signals import SignalHit, match_transcript
 from pipeline.text import detect_language
@@ -130,7 +134,10 @@ FEATURES = (
     "customer_turns",
     "long_silence",
     "interruption",
+    "dialogue",
 )
+# a customer block whose removal moves the dialogue model's risk logit less than this is not cited
+DIALOGUE_EVIDENCE_LOGIT = 0.05
 
 
 @dataclass
@@ -145,6 +152,8 @@ class RiskFeatures:
     hits: list[SignalHit] = field(default_factory=list)
     evidence: list[RiskEvidence] = field(default_factory=list)
     scorer_id: str = ""
+    dialogue_id: str = ""
+    satisfaction: float | None = None  # the dialogue model's mean satisfaction, -2..2
     z: float = 0.0
 
     def vector(self, caps: dict[str, float]) -> dict[str, float]:
@@ -309,8 +318,35 @@ def compute_features(
             idx = idx if isinstance(idx, int) and 0 <= idx < len(utts) else None
             ev(idx, f"{name} ({count} in the call, from metrics)", weight)
 
+    if config.dialogue is not None:
+        dialogue_features(f, transcript, roles, config, wt, ev)
     f.z = logit(f, config, calibration)
     return f
+
+
+def dialogue_features(
+    f: RiskFeatures, transcript: Transcript, roles: set[str], config: RiskConfig, wt, ev
+) -> None:
+    """The dialogue model's risk logit and satisfaction; the customer turns whose removal
+    moves that logit most are evidence (weight: the change times the feature's weight)."""
+    model = load_dialogue_model(config.dialogue_path())
+    utts = transcript.utterances
+    turns = [("customer" if u.speaker in roles else "agent", u.text) for u in utts]
+    d = model.score(turns)
+    f.values["dialogue"] = d.z
+    f.satisfaction = d.satisfaction
+    f.dialogue_id = model.id
+    for b, delta in d.moved:
+        if abs(delta) < DIALOGUE_EVIDENCE_LOGIT:
+            continue
+        members = d.blocks[b][1]
+        i = max(members, key=lambda k: len(utts[k].text))  # the block's longest turn
+        verb = "raises" if delta > 0 else "lowers"
+        ev(
+            i,
+            f"customer turn {verb} the dialogue risk ({delta:+.2f} logit, {model.id})",
+            wt("dialogue") * delta,
+        )
 
 
 _PUSHBACK = {"rejection", "rhetorical", "unresolved"}
@@ -345,6 +381,13 @@ def check_calibration(cal: Calibration, config: RiskConfig, language: str, score
     ]
     if unknown:
         raise ContractError(where, f"weights for unknown features {unknown}")
+    dialogue_id = load_dialogue_model(config.dialogue_path()).name if config.dialogue else None
+    if "dialogue" in cal.weights and cal.dialogue != dialogue_id:
+        raise ContractError(
+            where,
+            f"fitted on the dialogue model {cal.dialogue}, the configuration uses "
+            f"{dialogue_id}: refit it (models/train_risk_dialogue.py --calibrate)",
+        )
     fitted_with = (cal.scorers or {}).get(language)
     if fitted_with and fitted_with != scorer_id:
         raise ContractError(
@@ -402,9 +445,11 @@ def assess(
             ]
         else:
             evidence = [RiskEvidence(reason="no customer speech in the call", weight=0.0)]
+    model = f"{config.id}-v{config.version}+cal-v{cal.version}+{f.scorer_id}"
     return Risk(
         score=score,
         level=config.levels.level(score),
         evidence=evidence,
-        model=f"{config.id}-v{config.version}+cal-v{cal.version}+{f.scorer_id}",
+        model=model + (f"+{f.dialogue_id}" if f.dialogue_id else ""),
+        satisfaction=round(f.satisfaction, 3) if f.satisfaction is not None else None,
     )
