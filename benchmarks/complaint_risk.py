@@ -259,8 +259,8 @@ def main() -> None:
                 f"{row['predicted']:.3f}     {row['observed']:.3f}"
             )
     print(
-        "\nNot measured: real helpdesk dialogues (none may be used here; STC-3/JDDC are held "
-        "out for acceptance), English calls (no labelled English dialogue installs)."
+        "\nReal helpdesk dialogues (STC-3 dev) and the Chinese set: --part dialogues. Not "
+        "measured: the STC-3 test split and JDDC (held out for acceptance)."
     )
 
 
@@ -321,7 +321,8 @@ def dialogue_figures() -> None:
         rho = spearmanr(sat, truth)[0]
         mae = float(np.mean(np.abs(np.asarray(sat) - np.asarray(truth))))
         print(f"\n[{label}] n={len(items)}, dissatisfied (mean satisfaction < -0.5): {sum(y)}")
-        print(_figures_line(f"shipped risk ({r.model})"[:34], shipped, y, truth))
+        shipped_name = f"shipped risk (config v{config.version}, cal v{cal.version})"
+        print(_figures_line(shipped_name, shipped, y, truth))
         print(
             f"  {'shipped satisfaction':34s} AUC {auc([-s for s in sat], y):.4f}  "
             f"Spearman {rho:.4f}  MAE {mae:.3f}  ({ms:.0f} ms/dialogue)"
