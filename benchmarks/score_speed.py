@@ -70,6 +70,7 @@ def stage_rates(files: list[Path], rubric_path: Path) -> None:
     from pipeline.schema import Transcript
     from pipeline.score.form import score_form
     from pipeline.score.risk.config import DEFAULT_CONFIG, load_risk_config
+    from pipeline.score.risk.dialogue import blocks_of, load_dialogue_model
     from pipeline.score.risk.engine import assess, call_language, customer_roles
     from pipeline.score.risk.scorers import get_scorer
     from pipeline.scripts_check import check_items, conversation_metrics, load_rubric
@@ -109,8 +110,27 @@ def stage_rates(files: list[Path], rubric_path: Path) -> None:
             len(distinct),
             partial(m.sentiment, distinct),
         )
+    if config.dialogue is not None:  # the blocks the dialogue model embeds, once each
+        model = load_dialogue_model(config.dialogue_path())
+        model.embed(["预热"])
+        texts = []
+        for t in transcripts:
+            roles = customer_roles(t)
+            blocks = blocks_of(
+                [("customer" if u.speaker in roles else "agent", u.text) for u in t.utterances]
+            )
+            last_agent = max((b for b, blk in enumerate(blocks) if blk[0] == "agent"), default=-1)
+            texts += [
+                blk[2] for b, blk in enumerate(blocks) if blk[0] == "customer" or b == last_agent
+            ]
+        distinct_blocks = list(dict.fromkeys(texts))
+        timed(
+            f"dialogue model {model.id} (distinct embedded blocks)",
+            len(distinct_blocks),
+            partial(model.embed, distinct_blocks),
+        )
     risks = timed(
-        "risk features + signals (sentiment memoised)",
+        "risk features + signals (sentiment, embeddings memoised)",
         n_utts,
         lambda: [assess(t, conversation_metrics(t, rubric.language)) for t in transcripts],
     )
