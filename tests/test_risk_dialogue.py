@@ -119,6 +119,9 @@ def test_risk_reports_satisfaction_and_cites_the_turns_that_moved_it() -> None:
     assert moved and all(e.utterance in (0, 2, 4) and e.text for e in moved)  # customer turns
     top = max(moved, key=lambda e: e.weight)
     assert top.weight > 0 and "raises" in top.reason
+    # only what moved the score: per-turn sentiment has no weight in calibration v4
+    assert all(e.weight for e in risk.evidence)
+    assert not any("customer dissatisfaction" in e.reason for e in risk.evidence)
 
 
 def test_shipped_calibration_names_the_dialogue_model_it_read() -> None:

@@ -425,9 +425,10 @@ def assess(
     check_calibration(cal, config, f.language, f.scorer_id)
     annotate(transcript, f)
     score = round(calibrated(f.z, cal), 4)
-    evidence = sorted(f.evidence, key=lambda e: -abs(e.weight or 0))[
-        : config.conversation.max_evidence
-    ]
+    # what moved the score: a finding whose feature has no weight (v4 gives the per-turn
+    # sentiment none) is not evidence of this score
+    moved = [e for e in f.evidence if e.weight]
+    evidence = sorted(moved, key=lambda e: -abs(e.weight or 0))[: config.conversation.max_evidence]
     if not evidence:
         cust = sorted(f.negativity.items(), key=lambda kv: -kv[1])
         if cust:
