@@ -239,7 +239,7 @@ def main() -> None:
             variant = config.model_copy(update={"scorers": {**config.scorers, "zh": spec}})
             call_figures(variant, calib, calls, chats, name)
         feats = [compute_features(t, None, config, cal) for t, _ in calls]
-        p = [calibrated(f.z, cal) for f in feats]
+        p = [calibrated(f.z, cal, f.language) for f in feats]
         print(
             f"  shipped (calibration v{cal.version})  calls AUC {auc(p, y):.4f}  "
             f"F1@high {f1_at(p, y, config.levels.high):.4f}  Brier {brier(p, y):.4f}"

@@ -14,7 +14,7 @@ import argparse
 import json
 
 from pipeline.config import PROJECT_ROOT
-from pipeline.score.risk.calibrate import recalibrate
+from pipeline.score.risk.calibrate import recalibrate, recalibrate_language
 from pipeline.score.risk.config import load_risk_config
 from pipeline.score.risk.scorers import get_scorer, memo_on_disk
 from pipeline.score.risk.synth import calibration_calls
@@ -25,9 +25,24 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--l2", type=float, default=20.0)
+    ap.add_argument(
+        "--language",
+        help="keep the latest weights and fit only this language's own Platt (a, b) on the "
+        "synthetic calls (zh): calibration v5 on top of v4's weights fitted on real dialogues",
+    )
     args = ap.parse_args()
     calls = calibration_calls(args.n, seed=args.seed)
     scorer = get_scorer(load_risk_config().scorers["zh"])
+    fitted_on = (
+        f"synthetic calls and chats from held-out reviews (calib half), n={args.n}, "
+        f"seed={args.seed}"
+    )
+    if args.language:
+        with memo_on_disk(scorer, PROJECT_ROOT / "var" / "risk"):
+            path, report = recalibrate_language(calls, args.language, fitted_on)
+        print(path)
+        print(json.dumps(report, ensure_ascii=False, indent=1))
+        return
     with memo_on_disk(scorer, PROJECT_ROOT / "var" / "risk"):
         path, report = recalibrate(
             calls,

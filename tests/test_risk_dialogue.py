@@ -15,7 +15,8 @@ import yaml
 from pipeline.contracts import ContractError
 from pipeline.schema import Transcript, Utterance
 from pipeline.score.risk import assess_risk
-from pipeline.score.risk.config import load_calibration, load_risk_config
+from pipeline.score.risk.calibrate import recalibrate_language
+from pipeline.score.risk.config import CALIBRATION_DIR, load_calibration, load_risk_config
 from pipeline.score.risk.corpora import STC3_JSONL, load_helpdesk_dialogues
 from pipeline.score.risk.dialogue import (
     DEFAULT_MODEL,
@@ -26,7 +27,7 @@ from pipeline.score.risk.dialogue import (
     feature_names,
     load_dialogue_model,
 )
-from pipeline.score.risk.engine import check_calibration
+from pipeline.score.risk.engine import check_calibration, compute_features
 
 
 def call(turns: list[tuple[str, str]], language: str = "zh") -> Transcript:
@@ -201,3 +202,31 @@ def test_stc3_train_and_dev_load() -> None:
     assert sum(d.split == "train" for d in rows) == 1337
     assert sum(d.split == "dev" for d in rows) == 335
     assert sum(d.satisfaction < -0.5 for d in rows) == 504
+
+
+def test_chinese_calls_use_their_own_platt_and_english_the_fitted_one() -> None:
+    config = load_risk_config()
+    cal = load_calibration(config.calibration)
+    assert cal.languages and "zh" in cal.languages and "en" not in cal.languages
+    assert cal.platt("zh") == (cal.languages["zh"].a, cal.languages["zh"].b)
+    assert cal.platt("en") == (cal.a, cal.b) == (1.0, 0.0)  # v4's weights are P on STC-3
+    for language, turns in (("zh", UNRESOLVED), ("en", [(s, "It still does not work.") for s, _ in UNRESOLVED])):  # fmt: skip
+        t = call(turns, language)
+        z = compute_features(t, None, config, cal).z
+        a, b = cal.platt(language)
+        assert assess_risk(t).score == round(1 / (1 + np.exp(-(a * z + b))), 4)
+
+
+def test_language_platt_refuses_calls_of_another_language(tmp_path: Path) -> None:
+    shutil.copy(
+        sorted(CALIBRATION_DIR.glob("calibration-v*.yaml"))[-1], tmp_path / "calibration-v1.yaml"
+    )
+    calls = [(call(RESOLVED, "en"), 0), (call([(s, "It still does not work.") for s, _ in UNRESOLVED], "en"), 1)]  # fmt: skip
+    with pytest.raises(ValueError, match=r"calls in \['en'\], not 'zh'"):
+        recalibrate_language(calls, "zh", "test", directory=tmp_path)
+    path, report = recalibrate_language(
+        [(call(RESOLVED), 0), (call(UNRESOLVED), 1)], "zh", "two calls", directory=tmp_path
+    )
+    assert path.name == "calibration-v2.yaml" and report["n"] == 2
+    written = load_calibration("v2", tmp_path)
+    assert written.languages["zh"].fitted_on == "two calls" and written.weights

@@ -15,6 +15,7 @@ from pipeline.score.risk.config import (
     DEFAULT_CONFIG,
     Calibration,
     RiskConfig,
+    load_calibration,
     load_risk_config,
     write_calibration,
 )
@@ -199,3 +200,41 @@ def recalibrate(
     }
     path = write_calibration(body, directory)
     return path, report
+
+
+def recalibrate_language(
+    calls: Sequence[tuple[Transcript, int]],
+    language: str,
+    fitted_on: str,
+    config_path: RiskConfig | str | Path = DEFAULT_CONFIG,
+    directory: Path = CALIBRATION_DIR,
+) -> tuple[Path, dict]:
+    """Keep the latest calibration's weights and fit, for calls in ``language``, their own
+    Platt (a, b) on labelled calls of that language; write it as the next version."""
+    config = _config(config_path)
+    current = load_calibration(config.calibration, directory)
+    y = [label for _, label in calls]
+    if len(set(y)) < 2:
+        raise ValueError("labels need both classes (some 1 and some 0) to calibrate")
+    feats = [compute_features(t, None, config, current) for t, _ in calls]
+    wrong = sorted({f.language for f in feats} - {language})
+    if wrong:
+        raise ValueError(
+            f"calls in {wrong}, not {language!r}: a Platt per language needs its calls"
+        )
+    z = np.asarray([f.z for f in feats], float)
+    b, w = fit_logistic(z[:, None], y, l2=1e-6)
+    p_new = 1 / (1 + np.exp(-(w[0] * z + b)))
+    p_old = 1 / (1 + np.exp(-(current.a * z + current.b)))
+    report = {
+        "a": round(float(w[0]), 6),
+        "b": round(float(b), 6),
+        "fitted_on": fitted_on,
+        "n": len(y),
+        "positives": int(sum(y)),
+        "brier": round(brier(p_new, y), 4),
+        "brier_before": round(brier(p_old, y), 4),
+    }
+    body = current.model_dump(exclude={"version", "created", "source"})
+    body["languages"] = {**(body.get("languages") or {}), language: report}
+    return write_calibration(body, directory), report

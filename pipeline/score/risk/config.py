@@ -131,6 +131,20 @@ class ReliabilityBin(BaseModel):
     observed: float  # observed complaint rate
 
 
+class LanguagePlatt(BaseModel):
+    """A per-language Platt (a, b) on top of the fitted weights: where a language's logits sit
+    elsewhere than those of the language the weights were fitted on."""
+
+    model_config = ConfigDict(extra="forbid")
+    a: float
+    b: float
+    fitted_on: str
+    n: int
+    positives: int
+    brier: float
+    brier_before: float  # with the calibration's own (a, b), on the same calls
+
+
 class Calibration(BaseModel):
     """A Platt calibration written by ``callqa train`` (closed: what it writes is declared)."""
 
@@ -153,6 +167,13 @@ class Calibration(BaseModel):
     weights: dict[str, float] | None = None
     scorers: dict[str, str] | None = None  # language -> utterance scorer the fit used
     dialogue: str | None = None  # the dialogue model (id-vN) whose logit the fit read
+    languages: dict[str, LanguagePlatt] | None = None  # language -> its own (a, b)
+
+    def platt(self, language: str | None) -> tuple[float, float]:
+        """(a, b) for a call in ``language``: its own where fitted, else the calibration's."""
+        own = (self.languages or {}).get(language or "")
+        return (own.a, own.b) if own else (self.a, self.b)
+
     source: str | None = Field(default=None, exclude=True)  # the file it was read from
 
 

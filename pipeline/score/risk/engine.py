@@ -409,8 +409,9 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
-def calibrated(z: float, cal: Calibration) -> float:
-    return _sigmoid(cal.a * z + cal.b)
+def calibrated(z: float, cal: Calibration, language: str | None = None) -> float:
+    a, b = cal.platt(language)
+    return _sigmoid(a * z + b)
 
 
 def assess(
@@ -424,7 +425,7 @@ def assess(
     f = compute_features(transcript, metrics, config, cal)
     check_calibration(cal, config, f.language, f.scorer_id)
     annotate(transcript, f)
-    score = round(calibrated(f.z, cal), 4)
+    score = round(calibrated(f.z, cal, f.language), 4)
     # what moved the score: a finding whose feature has no weight (v4 gives the per-turn
     # sentiment none) is not evidence of this score
     moved = [e for e in f.evidence if e.weight]
