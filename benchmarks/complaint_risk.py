@@ -288,9 +288,12 @@ def _zh_labelled() -> list[tuple[str, Transcript, float, int]]:
     return out
 
 
-def _figures_line(name: str, risk: list[float], y: list[int], sat_true: list[float]) -> str:
+def _figures_line(
+    name: str, risk: list[float], y: list[int], sat_true: list[float], probability: bool = True
+) -> str:
     rho = spearmanr([-r for r in risk], sat_true)[0]
-    return f"  {name:34s} AUC {auc(risk, y):.4f}  Spearman {rho:.4f}"
+    line = f"  {name:34s} AUC {auc(risk, y):.4f}  Spearman {rho:.4f}"
+    return line + (f"  Brier {brier(risk, y):.4f}" if probability else "")
 
 
 def dialogue_figures() -> None:
@@ -328,7 +331,7 @@ def dialogue_figures() -> None:
             f"Spearman {rho:.4f}  MAE {mae:.3f}  ({ms:.0f} ms/dialogue)"
         )
         print(_figures_line(f"before (config v3, cal {PREVIOUS})", before, y, truth))
-        print(_figures_line("keywords (sum of signal weights)", keyword, y, truth))
+        print(_figures_line("keywords (sum of signal weights)", keyword, y, truth, False))
         return list(zip(shipped, sat, before, strict=True))
 
     print(f"shipped: configuration v{config.version}, calibration v{cal.version} ({cal.fitted_on})")

@@ -16,7 +16,8 @@ file and is never read.
    ``models/risk/calibration-v<N>.yaml``): logistic regression of P(dissatisfied) on the
    dialogue model's out-of-fold risk logits (5 folds) and the explicit signals (English
    lists) of the train split; so a score of 0.6 means about 6 in 10 such customers rated
-   below -0.5 (reliability on dev in the file).
+   below -0.5 (reliability on dev in the file). The Chinese Platt on top of it comes from
+   ``models/calibrate_risk.py --language zh`` (the next version).
 
 Block embeddings are cached under ``var/risk`` (a cache, not a model). Seeded: a rerun gives
 the same weights.
