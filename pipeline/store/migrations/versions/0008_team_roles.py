@@ -1,0 +1,45 @@
+"""Review app roles for the dashboard: ``team_lead`` (sees the calls of their teams, listed
+in ``user_teams``) and ``manager`` (sees every call, reviews nothing).
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-05
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+OLD_ROLES = "role IN ('admin', 'reviewer', 'trainer', 'agent')"
+NEW_ROLES = "role IN ('admin', 'reviewer', 'trainer', 'agent', 'team_lead', 'manager')"
+
+
+def _roles(check: str) -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.drop_constraint(op.f("ck_users_role"), type_="check")
+        batch.create_check_constraint(op.f("ck_users_role"), check)
+
+
+def upgrade() -> None:
+    _roles(NEW_ROLES)
+    op.create_table(
+        "user_teams",
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("team", sa.String(length=255), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_user_teams_user_id_users")
+        ),
+        sa.PrimaryKeyConstraint("user_id", "team", name=op.f("pk_user_teams")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("user_teams")
+    op.execute("DELETE FROM users WHERE role IN ('team_lead', 'manager')")
+    _roles(OLD_ROLES)
