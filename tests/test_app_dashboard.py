@@ -239,6 +239,6 @@ def test_export_cells_cannot_start_a_formula(dash) -> None:
 def test_dashboard_in_chinese(dash) -> None:
     client = login(dash, "lead1")
     zh = client.get("/dashboard", headers={"Accept-Language": "zh-CN,zh;q=0.9"}).text
-    assert "仪表盘" in zh and "平均分" in zh and "自动不合格率" in zh
+    assert "仪表盘" in zh and "平均分" in zh and "一票否决率" in zh and "班组" in zh
     en = client.get("/dashboard", headers={"Accept-Language": "en"}).text
     assert "Dashboard" in en and "Mean score" in en
