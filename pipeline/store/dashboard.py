@@ -132,23 +132,36 @@ class DashboardQueries:
 
     def dashboard(self, scope: Scope, f: QueueFilter, grain: Grain = "day") -> Dashboard:
         """Every figure of the dashboard for ``scope`` under ``f`` (its dashboard fields);
-        without dates, the :data:`DEFAULT_DAYS` up to the newest call in scope."""
+        without dates, the :data:`DEFAULT_DAYS` up to the newest call in scope.
+
+        Three passes over the calls: by day over this period and the one before (KPIs of
+        both, and the trend), by agent and team (rankings), by rubric item."""
         f = dashboard_filter(f.model_dump(exclude_none=True, include=set(DASHBOARD_FIELDS)))
         with self.store.session("cannot compute the dashboard") as s:
             if not f.date_from and not f.date_to:
                 f = f.model_copy(update=self._default_period(s, scope))
             previous = _previous(f)
-            kpis = self._kpis(s, scope, f)
+            span = f.model_copy(update={"date_from": previous.date_from}) if previous else f
+            now, before, trend = Sums(), Sums(), {}
+            for day, sums in self._by_day(s, scope, span):
+                if previous and day is not None and day < (f.date_from or ""):
+                    before.add(sums)
+                    continue
+                now.add(sums)
+                if day is not None:
+                    trend.setdefault(_bucket(day, grain, f), Sums()).add(sums)
+            kpis = self._kpis(s, scope, f, now)
+            agents, teams = self._rankings(s, scope, f) if now.calls else ([], [])
             return Dashboard(
                 filters=f,
                 previous=previous,
                 grain=grain,
                 kpis=kpis,
-                previous_kpis=self._kpis(s, scope, previous) if previous else None,
-                trend=self._trend(s, scope, f, grain) if kpis.calls else [],
-                items=self._items(s, scope, f) if kpis.calls else [],
-                agents=self._ranking(s, scope, f, m.Call.agent_id) if kpis.calls else [],
-                teams=self._ranking(s, scope, f, m.Call.team) if kpis.calls else [],
+                previous_kpis=self._kpis(s, scope, previous, before) if previous else None,
+                trend=[t.point(start, end) for (start, end), t in sorted(trend.items())],
+                items=self._items(s, scope, f) if now.calls else [],
+                agents=agents,
+                teams=teams,
             )
 
     # ------------------------------------------------------------------ parts
@@ -181,25 +194,15 @@ class DashboardQueries:
         first = last - timedelta(days=DEFAULT_DAYS - 1)
         return {"date_from": first.isoformat(), "date_to": last.isoformat()}
 
-    def _kpis(self, s: Any, scope: Scope, f: QueueFilter) -> Kpis:
-        R, CR = m.Result, m.CallReview  # noqa: N806
-        pct = case((R.max > 0, 100.0 * R.total / R.max))
-        row = s.execute(
-            self._scored(
-                scope,
-                f,
-                func.count(),
-                func.avg(pct),
-                _count_if(R.auto_fail.is_(True)),
-                _count_if(R.risk_level == "high"),
-                _count_if(CR.status == "reviewed"),
-                _count_if(CR.status == "disputed"),
-            )
-        ).one()
-        calls, mean, auto_fail, high, reviewed, disputed = row
+    def _by_day(self, s: Any, scope: Scope, f: QueueFilter) -> list[tuple[str | None, Sums]]:
+        day = func.substr(m.Call.started_at, 1, 10)
+        q = self._scored(scope, f, day, *Sums.columns()).group_by(day)
+        return [(row[0], Sums.of(row[1:])) for row in s.execute(q)]
+
+    def _kpis(self, s: Any, scope: Scope, f: QueueFilter, sums: Sums) -> Kpis:
         reviewed_items = overturned = 0
-        if reviewed:
-            IR = m.ItemResult  # noqa: N806
+        if sums.reviewed:
+            R, IR, CR = m.Result, m.ItemResult, m.CallReview  # noqa: N806
             last = latest_verdicts()
             q = (
                 self._scored(scope, f, func.count(), _count_if(verdict_changed(last)))
@@ -208,53 +211,21 @@ class DashboardQueries:
                 .where(CR.status == "reviewed")
             )
             reviewed_items, overturned = s.execute(q).one()
+        n = sums.calls
         return Kpis(
-            calls=calls,
-            mean_score_pct=float(mean) if mean is not None else None,
-            auto_fail=auto_fail,
-            auto_fail_rate=_rate(auto_fail, calls),
-            high_risk=high,
-            high_risk_rate=_rate(high, calls),
-            reviewed=reviewed,
-            reviewed_share=_rate(reviewed, calls),
+            calls=n,
+            mean_score_pct=sums.mean(),
+            auto_fail=sums.auto_fail,
+            auto_fail_rate=_rate(sums.auto_fail, n),
+            high_risk=sums.high_risk,
+            high_risk_rate=_rate(sums.high_risk, n),
+            reviewed=sums.reviewed,
+            reviewed_share=_rate(sums.reviewed, n),
             reviewed_items=reviewed_items,
             overturned_items=overturned,
             overturn_rate=_rate(overturned, reviewed_items),
-            disputed=disputed,
+            disputed=sums.disputed,
         )
-
-    def _trend(self, s: Any, scope: Scope, f: QueueFilter, grain: Grain) -> list[TrendPoint]:
-        C, R = m.Call, m.Result  # noqa: N806
-        day = func.substr(C.started_at, 1, 10)
-        pct = case((R.max > 0, 100.0 * R.total / R.max))
-        q = self._scored(
-            scope,
-            f,
-            day,
-            func.count(),
-            func.sum(pct),
-            func.count(pct),
-            _count_if(R.risk_level == "high"),
-            _count_if(R.auto_fail.is_(True)),
-        ).where(C.started_at.is_not(None)).group_by(day).order_by(day)  # fmt: skip
-        buckets: dict[tuple[str, str], list[float]] = {}
-        for d, n, score_sum, scored, high, fails in s.execute(q):
-            start, end = _bucket(d, grain, f)
-            acc = buckets.setdefault((start, end), [0, 0.0, 0, 0, 0])
-            for i, v in enumerate((n, score_sum or 0.0, scored, high, fails)):
-                acc[i] += v
-        return [
-            TrendPoint(
-                start=start,
-                end=end,
-                calls=int(n),
-                mean_score_pct=total / scored if scored else None,
-                high_risk=int(high),
-                high_risk_rate=_rate(int(high), int(n)),
-                auto_fail=int(fails),
-            )
-            for (start, end), (n, total, scored, high, fails) in buckets.items()
-        ]
 
     def _items(self, s: Any, scope: Scope, f: QueueFilter) -> list[ItemRow]:
         R, IR = m.Result, m.ItemResult  # noqa: N806
@@ -264,58 +235,111 @@ class DashboardQueries:
                 f,
                 R.rubric_id,
                 IR.item_id,
-                func.max(IR.title),
-                func.max(case((IR.critical.is_(True), 1), else_=0)),
                 _count_if(IR.passed.is_(True)),
                 _count_if(IR.passed.is_(False)),
             )
             .join(IR, IR.result_id == R.id)
             .group_by(R.rubric_id, IR.item_id)
         )
-        rows = [
-            ItemRow(
-                rubric_id=rubric,
-                item_id=item,
-                title=title,
-                critical=bool(critical),
-                passed=passed,
-                failed=failed,
-                pass_rate=_rate(passed, passed + failed),
+        rows = []
+        for rubric, item, passed, failed in s.execute(q).all():
+            # title and red-line flag of one stored verdict of the item (few items: indexed)
+            one = select(IR.title, IR.critical).join(R, IR.result_id == R.id).where(IR.item_id == item, R.rubric_id == rubric).limit(1)  # fmt: skip
+            title, critical = s.execute(one).one()
+            rows.append(
+                ItemRow(
+                    rubric_id=rubric,
+                    item_id=item,
+                    title=title,
+                    critical=bool(critical),
+                    passed=passed,
+                    failed=failed,
+                    pass_rate=_rate(passed, passed + failed),
+                )
             )
-            for rubric, item, title, critical, passed, failed in s.execute(q)
-        ]
         return sorted(rows, key=lambda r: (r.pass_rate is None, r.pass_rate or 0.0, r.rubric_id, r.item_id))  # fmt: skip
 
-    def _ranking(self, s: Any, scope: Scope, f: QueueFilter, key: Any) -> list[GroupRow]:
-        C, R = m.Call, m.Result  # noqa: N806
+    def _rankings(
+        self, s: Any, scope: Scope, f: QueueFilter
+    ) -> tuple[list[GroupRow], list[GroupRow]]:
+        """(agents, teams), weakest mean score first, from one pass by agent and team."""
+        C = m.Call  # noqa: N806
+        q = self._scored(scope, f, C.agent_id, C.team, func.max(C.agent_name), *Sums.columns())
+        agents: dict[str | None, Sums] = {}
+        teams: dict[str | None, Sums] = {}
+        names: dict[str | None, str | None] = {}
+        for agent, team, name, *figures in s.execute(q.group_by(C.agent_id, C.team)):
+            sums = Sums.of(figures)
+            agents.setdefault(agent, Sums()).add(sums)
+            teams.setdefault(team, Sums()).add(sums)
+            names[agent] = max(filter(None, (names.get(agent), name)), default=None)
+        return _ranked(agents, names), _ranked(teams, {})
+
+
+class Sums:
+    """Additive figures of a group of calls (a day, an agent in a team), summed up into
+    periods, weeks, agents and teams."""
+
+    FIELDS = ("calls", "score_sum", "scored", "auto_fail", "high_risk", "reviewed", "disputed")
+
+    def __init__(self) -> None:
+        for name in self.FIELDS:
+            setattr(self, name, 0)
+
+    @staticmethod
+    def columns() -> list[Any]:
+        R, CR = m.Result, m.CallReview  # noqa: N806
         pct = case((R.max > 0, 100.0 * R.total / R.max))
-        mean = func.avg(pct)
-        q = (
-            self._scored(
-                scope,
-                f,
-                key,
-                func.max(C.agent_name),
-                func.count(),
-                mean,
-                _count_if(R.auto_fail.is_(True)),
-                _count_if(R.risk_level == "high"),
-            )
-            .group_by(key)
-            .order_by(mean.asc(), key)
-            .limit(MAX_RANKED)
-        )
         return [
-            GroupRow(
-                key=k,
-                name=name if key is C.agent_id else None,
-                calls=n,
-                mean_score_pct=float(avg) if avg is not None else None,
-                auto_fail=fails,
-                high_risk=high,
-            )
-            for k, name, n, avg, fails, high in s.execute(q)
+            func.count(),
+            func.coalesce(func.sum(pct), 0.0),
+            func.count(pct),
+            _count_if(R.auto_fail.is_(True)),
+            _count_if(R.risk_level == "high"),
+            _count_if(CR.status == "reviewed"),
+            _count_if(CR.status == "disputed"),
         ]
+
+    @classmethod
+    def of(cls, row: Any) -> Sums:
+        sums = cls()
+        for name, value in zip(cls.FIELDS, row, strict=True):
+            setattr(sums, name, value or 0)
+        return sums
+
+    def add(self, other: Sums) -> None:
+        for name in self.FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def mean(self) -> float | None:
+        return float(self.score_sum) / self.scored if self.scored else None
+
+    def point(self, start: str, end: str) -> TrendPoint:
+        return TrendPoint(
+            start=start,
+            end=end,
+            calls=self.calls,
+            mean_score_pct=self.mean(),
+            high_risk=self.high_risk,
+            high_risk_rate=_rate(self.high_risk, self.calls),
+            auto_fail=self.auto_fail,
+        )
+
+
+def _ranked(groups: dict[str | None, Sums], names: dict[str | None, str | None]) -> list[GroupRow]:  # fmt: skip
+    rows = [
+        GroupRow(
+            key=key,
+            name=names.get(key),
+            calls=g.calls,
+            mean_score_pct=g.mean(),
+            auto_fail=g.auto_fail,
+            high_risk=g.high_risk,
+        )
+        for key, g in groups.items()
+    ]
+    rows.sort(key=lambda r: (r.mean_score_pct is None, r.mean_score_pct or 0.0, r.key or ""))
+    return rows[:MAX_RANKED]
 
 
 def _previous(f: QueueFilter) -> QueueFilter | None:

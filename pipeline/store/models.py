@@ -333,6 +333,19 @@ Index(
     Result.id,
 )
 Index("ix_item_results_item_id_passed", ItemResult.item_id, ItemResult.passed, ItemResult.result_id)
+# The dashboard's passes (migration 0008): a period's calls read from the index alone (no call
+# rows), and the verdicts of a result's items likewise.
+Index(
+    "ix_calls_dashboard",
+    Call.started_at,
+    Call.current_result_id,
+    Call.agent_id,
+    Call.team,
+    Call.agent_name,
+    Call.language,
+    Call.queue,
+)
+Index("ix_item_results_result_id_item_id_passed", ItemResult.result_id, ItemResult.item_id, ItemResult.passed)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- personal data

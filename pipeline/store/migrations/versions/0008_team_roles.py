@@ -1,5 +1,6 @@
 """Review app roles for the dashboard: ``team_lead`` (sees the calls of their teams, listed
-in ``user_teams``) and ``manager`` (sees every call, reviews nothing).
+in ``user_teams``) and ``manager`` (sees every call, reviews nothing); covering indexes for
+the dashboard's passes over a period's calls and their item verdicts.
 
 Revision ID: 0008
 Revises: 0007
@@ -26,8 +27,14 @@ def _roles(check: str) -> None:
         batch.create_check_constraint(op.f("ck_users_role"), check)
 
 
+DASHBOARD_CALLS = ["started_at", "current_result_id", "agent_id", "team", "agent_name", "language", "queue"]  # fmt: skip
+ITEM_VERDICTS = ["result_id", "item_id", "passed"]
+
+
 def upgrade() -> None:
     _roles(NEW_ROLES)
+    op.create_index("ix_calls_dashboard", "calls", DASHBOARD_CALLS)
+    op.create_index("ix_item_results_result_id_item_id_passed", "item_results", ITEM_VERDICTS)
     op.create_table(
         "user_teams",
         sa.Column("user_id", sa.Integer(), nullable=False),
@@ -40,6 +47,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_item_results_result_id_item_id_passed", table_name="item_results")
+    op.drop_index("ix_calls_dashboard", table_name="calls")
     op.drop_table("user_teams")
     op.execute("DELETE FROM users WHERE role IN ('team_lead', 'manager')")
     _roles(OLD_ROLES)
