@@ -52,8 +52,9 @@ def chart(points: list[Point], y_max: float, unit: str, test_id: str, bars: bool
             )
         if p.value is None:
             continue
+        bar_w = min(step * 0.7, 36.0)
         mark = (
-            f'<rect x="{x - step * 0.35:.1f}" y="{y(p.value):.1f}" width="{step * 0.7:.1f}" '
+            f'<rect x="{x - bar_w / 2:.1f}" y="{y(p.value):.1f}" width="{bar_w:.1f}" '
             f'height="{PAD_T + inner_h - y(p.value):.1f}"/>'
             if bars
             else f'<circle cx="{x:.1f}" cy="{y(p.value):.1f}" r="4"/>'

@@ -12,7 +12,8 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
-from pipeline.app.deps import Reviews, gate, render
+from pipeline.app import i18n
+from pipeline.app.deps import Reviews, gate, language_of, render
 from pipeline.app.i18n import gettext as _
 from pipeline.app.permissions import CAN_SEE_DASHBOARD, scope_of
 from pipeline.app.svg import Point, chart
@@ -162,6 +163,7 @@ def dashboard_page(
     request: Request, user: Viewer, reviews: Reviews, grain: GrainParam = "day"
 ) -> HTMLResponse:
     d = _load(request, user, reviews, grain)
+    i18n.activate(language_of(request, user))  # the tiles' and charts' words, as render's
     query = urlencode({**drill_down(d.filters), "grain": grain})
     return render(
         request,
