@@ -247,3 +247,30 @@ def test_dashboard_in_chinese(dash) -> None:
     reviews.set_prefs(reviews.authenticate("lead1", PASSWORD).id, language="en")
     saved = client.get("/dashboard", headers={"Accept-Language": "zh-CN"}).text
     assert "Mean score" in saved and "平均分" not in saved
+
+
+def test_cli_adds_team_leads_and_managers(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+    from pipeline.store import dispose_engines, open_store
+
+    url = f"sqlite:///{tmp_path / 'qa.db'}"
+    runner = CliRunner()
+
+    def add(*args: str):
+        return runner.invoke(cli, ["users", "add", *args, "--password-stdin", "--db", url], input="longpassword\n")  # fmt: skip
+
+    ok = add("zhang", "--role", "team_lead", "--team", "T1", "--team", "华东二组")
+    assert ok.exit_code == 0 and "team_lead, T1, 华东二组" in ok.output, ok.output
+    assert add("wang", "--role", "manager").exit_code == 0
+    no_team = add("li", "--role", "team_lead")
+    assert no_team.exit_code != 0 and "needs --team" in no_team.output
+    stray = add("zhao", "--role", "manager", "--team", "T1")
+    assert stray.exit_code != 0 and "only a team_lead has teams" in stray.output
+    reviews = ReviewStore(open_store(url))
+    assert reviews.authenticate("zhang", "longpassword").teams == ("T1", "华东二组")
+    assert reviews.set_teams("zhang", ["T2"]).teams == ("T2",)
+    listed = runner.invoke(cli, ["users", "list", "--db", url]).output
+    assert "zhang\tteam_lead\tT2" in listed and "wang\tmanager" in listed
+    dispose_engines()
