@@ -122,6 +122,8 @@ def test_each_role_reaches_only_its_calls(dash, who: str) -> None:
         assert client.get(f"/calls/{call}").status_code == 404
     for call in mine:
         assert client.get(f"/calls/{call}").status_code == 200
+    found = client.get("/search?q=投诉").text  # every transcript of the store says it
+    assert set(re.findall(r'data-testid="call-row" data-call-id="([^"]+)"', found)) == set(mine)
 
     # exports: the same scope
     agents_csv = list(csv.DictReader(io.StringIO(client.get("/dashboard/export.csv?table=agents&" + WHOLE[1:]).text.lstrip("\ufeff"))))  # fmt: skip
