@@ -276,3 +276,28 @@ def test_cli_adds_team_leads_and_managers(tmp_path) -> None:
     listed = runner.invoke(cli, ["users", "list", "--db", url]).output
     assert "zhang\tteam_lead\tT2" in listed and "wang\tmanager" in listed
     dispose_engines()
+
+
+def test_migration_0008_down_and_up(store_url) -> None:
+    """Down: team leads and managers become inactive agents who reach nothing (their teams
+    go with the table); up again: the roles are accepted once more. Both backends."""
+    from alembic import command
+    from sqlalchemy import select
+
+    from pipeline.store import models as m
+    from pipeline.store import open_store
+    from pipeline.store.db import WRITE_OPTION, alembic_config
+
+    store = open_store(store_url)
+    reviews = ReviewStore(store)
+    reviews.add_user("lead", "longpassword", "team_lead", teams=["T1"])
+    reviews.add_user("mgr", "longpassword", "manager")
+    reviews.add_user("rev", "longpassword", "reviewer")
+    with store.engine.execution_options(**{WRITE_OPTION: True}).connect() as conn:
+        command.downgrade(alembic_config(conn), "0006")
+        conn.commit()
+        rows = conn.execute(select(m.User.username, m.User.role, m.User.active, m.User.agent_id)).all()  # fmt: skip
+        assert sorted(rows) == [("lead", "agent", False, None), ("mgr", "agent", False, None), ("rev", "reviewer", True, None)]  # fmt: skip
+        command.upgrade(alembic_config(conn), "head")
+        conn.commit()
+    assert reviews.add_user("lead2", "longpassword", "team_lead", teams=["T2"]).teams == ("T2",)

@@ -50,5 +50,6 @@ def downgrade() -> None:
     op.drop_index("ix_item_results_result_id_item_id_passed", table_name="item_results")
     op.drop_index("ix_calls_dashboard", table_name="calls")
     op.drop_table("user_teams")
-    op.execute("DELETE FROM users WHERE role IN ('team_lead', 'manager')")
+    # accounts of the new roles become inactive agents without an agent id: they reach nothing
+    op.execute("UPDATE users SET role = 'agent', agent_id = NULL, active = false WHERE role IN ('team_lead', 'manager')")  # fmt: skip
     _roles(OLD_ROLES)
