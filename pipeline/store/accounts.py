@@ -174,7 +174,7 @@ class Accounts:
     def set_teams(self, username: str, teams: list[str] | tuple[str, ...]) -> UserInfo:
         """Replace a team lead's teams (what they see changes with their next request)."""
         with self.store.transaction(f"cannot update user {username!r}") as s:
-            user = s.scalar(select(m.User).where(m.User.username == username))
+            user = s.scalar(select(m.User).where(m.User.username == normal_name(username)))
             if user is None:
                 raise NotFound(f"no user {username!r}")
             names = _clean_teams(user.role, teams)
