@@ -8,7 +8,7 @@ import click
 
 from pipeline.cli import CallqaError
 
-ROLE_CHOICE = click.Choice(["admin", "reviewer", "trainer", "agent"])
+ROLE_CHOICE = click.Choice(["admin", "reviewer", "trainer", "agent", "team_lead", "manager"])
 db_option = click.option("--db", "db_url", default=None, help="Database URL (default: QA_DATABASE_URL or sqlite:///var/callqa.db).")  # fmt: skip
 
 
@@ -24,17 +24,23 @@ def _reviews(db_url: str | None):
 
 @click.group()
 def users() -> None:
-    """Accounts of the review app (roles: admin, reviewer, trainer, agent)."""
+    """Accounts of the review app (roles: admin, reviewer, trainer, agent, team_lead, manager)."""
 
 
 @users.command("add")
 @click.argument("name")
 @click.option("--role", type=ROLE_CHOICE, required=True)
 @click.option("--agent-id", default=None, help="For agents: the agent_id of their calls.")
+@click.option("--team", "teams", multiple=True, help="For team leads: a team they lead (repeat).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @db_option
 def users_add(
-    name: str, role: str, agent_id: str | None, password_stdin: bool, db_url: str | None
+    name: str,
+    role: str,
+    agent_id: str | None,
+    teams: tuple[str, ...],
+    password_stdin: bool,
+    db_url: str | None,
 ) -> None:
     """Add an account NAME with a password (argon2-hashed)."""
     from pipeline.store.review import ReviewError
@@ -46,12 +52,11 @@ def users_add(
     else:
         raise CallqaError("give the password with --password-stdin")
     try:
-        user = _reviews(db_url).add_user(name, password, role, agent_id)
+        user = _reviews(db_url).add_user(name, password, role, agent_id, teams)
     except ReviewError as exc:
         raise CallqaError(str(exc)) from None
-    click.echo(
-        f"added {user.username} ({user.role}{', ' + user.agent_id if user.agent_id else ''})"
-    )
+    who = ", ".join([user.role, *([user.agent_id] if user.agent_id else []), *user.teams])
+    click.echo(f"added {user.username} ({who})")
 
 
 @users.command("list")
@@ -67,7 +72,7 @@ def users_list(as_json: bool, db_url: str | None) -> None:
         return
     for u in rows:
         state = "" if u.active else " (inactive)"
-        click.echo(f"{u.username}\t{u.role}\t{u.agent_id or ''}{state}")
+        click.echo(f"{u.username}\t{u.role}\t{u.agent_id or ','.join(u.teams)}{state}")
 
 
 @users.command("token")

@@ -27,6 +27,7 @@ from pipeline.app.routers import (
     calibration,
     calls,
     coaching,
+    dashboard,
     disputes,
     docs,
     failed,
@@ -44,7 +45,7 @@ from pipeline.store.review import ReviewStore
 
 SESSION_MAX_AGE = 12 * 3600  # one working day (the server-side session expires with it)
 ROUTERS = (
-    system, auth, queue, calls, disputes, calibration, users, api, privacy, coaching,
+    system, auth, queue, dashboard, calls, disputes, calibration, users, api, privacy, coaching,
     account, search, failed, docs,
 )  # fmt: skip
 

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from pipeline.store.review import Scope, UserInfo
 
-CAN_SEE_ALL: frozenset[str] = frozenset({"admin", "reviewer", "trainer"})  # others: own calls
+CAN_SEE_ALL: frozenset[str] = frozenset({"admin", "reviewer", "trainer", "manager"})
+# team leads: their teams' calls (user_teams); agents: their own calls
 CAN_REVIEW: frozenset[str] = frozenset({"admin", "reviewer"})
 CAN_DISPUTE: frozenset[str] = frozenset({"agent"})
 CAN_CALIBRATE: frozenset[str] = frozenset({"admin", "reviewer", "trainer"})
 CAN_MANAGE_USERS: frozenset[str] = frozenset({"admin"})
 CAN_COACH: frozenset[str] = CAN_CALIBRATE  # coaching packs: trainers, reviewers, admins
+CAN_SEE_DASHBOARD: frozenset[str] = frozenset(
+    {"admin", "reviewer", "trainer", "manager", "team_lead", "agent"}
+)  # each within their scope (scope_of)
 CAN_SEE_PERSONAL_DATA: frozenset[str] = frozenset({"admin", "reviewer"})  # unredacted text
 
 
@@ -35,10 +39,15 @@ def capabilities(user: UserInfo | None) -> dict[str, bool]:
         "calibrate": role in CAN_CALIBRATE,
         "users": role in CAN_MANAGE_USERS,
         "coach": role in CAN_COACH,
+        "dashboard": role in CAN_SEE_DASHBOARD,
     }
 
 
 def scope_of(user: UserInfo) -> Scope:
-    """The calls ``user`` reaches: every call for the roles in :data:`CAN_SEE_ALL`, else only
-    those of their own ``agent_id`` (agent isolation)."""
-    return Scope(user_id=user.id, agent_id=user.agent_id, all_calls=user.role in CAN_SEE_ALL)
+    """The calls ``user`` reaches: every call for the roles in :data:`CAN_SEE_ALL`, a team
+    lead's teams, else only those of their own ``agent_id`` (agent isolation)."""
+    if user.role in CAN_SEE_ALL:
+        return Scope(user_id=user.id, all_calls=True)
+    if user.role == "team_lead":
+        return Scope(user_id=user.id, teams=user.teams or ("\x00no-team",))
+    return Scope(user_id=user.id, agent_id=user.agent_id)

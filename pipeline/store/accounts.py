@@ -14,13 +14,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from pipeline.store import models as m
 from pipeline.store.scope import MAX_TEXT, NotFound, ReviewError
 from pipeline.store.store import Store
 
-Role = Literal["admin", "reviewer", "trainer", "agent"]
+Role = Literal["admin", "reviewer", "trainer", "agent", "team_lead", "manager"]
 PAGE_SIZES = (20, 50, 100, 200)  # queue page sizes a user may save
 SESSION_TTL = timedelta(hours=12)  # one working day
 SESSION_TOUCH = timedelta(minutes=5)  # last_seen is written at most this often
@@ -39,6 +39,7 @@ class UserInfo(BaseModel):
     role: Role
     agent_id: str | None = None
     active: bool = True
+    teams: tuple[str, ...] = ()  # a team lead's teams (the calls' ``team``)
 
 
 class UserPrefs(BaseModel):
@@ -71,7 +72,28 @@ def normal_name(username: str) -> str:
 
 
 def _user_info(u: m.User) -> UserInfo:
-    return UserInfo(id=u.id, username=u.username, role=u.role, agent_id=u.agent_id, active=u.active)
+    s = object_session(u)
+    teams = s.scalars(select(m.UserTeam.team).where(m.UserTeam.user_id == u.id)) if s else []
+    return UserInfo(
+        id=u.id,
+        username=u.username,
+        role=u.role,
+        agent_id=u.agent_id,
+        active=u.active,
+        teams=tuple(sorted(teams)),
+    )
+
+
+def _clean_teams(role: str, teams: list[str] | tuple[str, ...] | None) -> list[str]:
+    """The distinct non-empty team names; a team lead needs at least one, others none."""
+    names = sorted({t.strip() for t in teams or () if t and t.strip()})
+    if role == "team_lead" and not names:
+        raise ReviewError("a team_lead account needs --team (the calls' team), at least one")
+    if role != "team_lead" and names:
+        raise ReviewError(f"only a team_lead has teams, not a {role}")
+    if any(len(t) > 255 for t in names):
+        raise ReviewError("a team name is at most 255 characters")
+    return names
 
 
 class Accounts:
@@ -83,9 +105,15 @@ class Accounts:
     # ------------------------------------------------------------------ accounts
 
     def add_user(
-        self, username: str, password: str, role: str, agent_id: str | None = None
+        self,
+        username: str,
+        password: str,
+        role: str,
+        agent_id: str | None = None,
+        teams: list[str] | tuple[str, ...] | None = None,
     ) -> UserInfo:
-        """Create an account (argon2 password hash). Agents need an ``agent_id``."""
+        """Create an account (argon2 password hash). Agents need an ``agent_id``, team leads
+        their ``teams``."""
         username = normal_name(username)
         if not username:
             raise ReviewError("username must not be empty")
@@ -93,6 +121,7 @@ class Accounts:
             raise ReviewError(f"unknown role {role!r}; valid: {', '.join(m.ROLES)}")
         if role == "agent" and not agent_id:
             raise ReviewError("an agent account needs --agent-id (the calls' agent_id)")
+        team_names = _clean_teams(role, teams)
         if len(password) < 8:
             raise ReviewError("password must be at least 8 characters")
         with self.store.transaction(f"cannot add user {username!r}") as s:
@@ -106,6 +135,8 @@ class Accounts:
                 active=True,
             )
             s.add(user)
+            s.flush()
+            s.add_all(m.UserTeam(user_id=user.id, team=t) for t in team_names)
             s.flush()
             return _user_info(user)
 
@@ -139,6 +170,18 @@ class Accounts:
             user.active = active
             if not active:
                 self._revoke_all(s, user.id)
+
+    def set_teams(self, username: str, teams: list[str] | tuple[str, ...]) -> UserInfo:
+        """Replace a team lead's teams (what they see changes with their next request)."""
+        with self.store.transaction(f"cannot update user {username!r}") as s:
+            user = s.scalar(select(m.User).where(m.User.username == normal_name(username)))
+            if user is None:
+                raise NotFound(f"no user {username!r}")
+            names = _clean_teams(user.role, teams)
+            s.execute(delete(m.UserTeam).where(m.UserTeam.user_id == user.id))
+            s.add_all(m.UserTeam(user_id=user.id, team=t) for t in names)
+            s.flush()
+            return _user_info(user)
 
     def set_password(self, username: str, password: str) -> None:
         """A new password for ``username``; every session of the account ends."""

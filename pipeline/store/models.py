@@ -234,7 +234,7 @@ class Failure(Base):
 # Human actions never touch the machine rows above: they are append-only audit rows that
 # reference item_results by id; ``call_reviews`` only caches the derived state for the queue.
 
-ROLES = ("admin", "reviewer", "trainer", "agent")
+ROLES = ("admin", "reviewer", "trainer", "agent", "team_lead", "manager")
 REVIEW_STATUSES = ("auto", "reviewed", "disputed")
 DISPUTE_STATUSES = ("open", "upheld", "rejected")
 AUDIT_KINDS = ("override", "dispute", "ruling", "confirm")
@@ -244,7 +244,7 @@ class User(Base):
     """An account of the review app; ``agent_id`` ties an agent to the calls they may see."""
 
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint("role IN ('admin', 'reviewer', 'trainer', 'agent')", name="role"),)  # fmt: skip
+    __table_args__ = (CheckConstraint("role IN ('admin', 'reviewer', 'trainer', 'agent', 'team_lead', 'manager')", name="role"),)  # fmt: skip
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(255), unique=True)
@@ -254,6 +254,15 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     api_token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class UserTeam(Base):
+    """A team (the calls' ``team``) whose calls a team lead sees (migration 0009)."""
+
+    __tablename__ = "user_teams"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    team: Mapped[str] = mapped_column(String(255), primary_key=True)
 
 
 class Dispute(Base):
@@ -326,6 +335,19 @@ Index(
 )
 Index("ix_results_risk_satisfaction", Result.risk_satisfaction, Result.id)
 Index("ix_item_results_item_id_passed", ItemResult.item_id, ItemResult.passed, ItemResult.result_id)
+# The dashboard's passes (migration 0009): a period's calls read from the index alone (no call
+# rows), and the verdicts of a result's items likewise.
+Index(
+    "ix_calls_dashboard",
+    Call.started_at,
+    Call.current_result_id,
+    Call.agent_id,
+    Call.team,
+    Call.agent_name,
+    Call.language,
+    Call.queue,
+)
+Index("ix_item_results_result_id_item_id_passed", ItemResult.result_id, ItemResult.item_id, ItemResult.passed)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- personal data

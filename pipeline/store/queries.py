@@ -27,8 +27,13 @@ class QueueFilter(BaseModel):
     date_to: str | None = None  # YYYY-MM-DD, inclusive
     team: str | None = None
     agent_id: str | None = None
-    item_failed: str | None = None  # rubric item id the machine (or a human) failed
+    rubric_id: str | None = None  # of the current result
+    rubric_version: str | None = None
+    queue: str | None = None  # the manifest's routing queue
+    language: str | None = None  # the call's language
+    item_failed: str | None = None  # rubric item id the machine failed
     risk_level: Literal["low", "medium", "high"] | None = None
+    auto_fail: bool | None = None  # the machine's auto-fail (red line)
     review_status: ReviewStatus | None = None
     sort: Literal["priority", "newest", "oldest", "score", "satisfaction"] = "priority"
     page: int = Field(default=1, ge=1, le=MAX_PAGE)
@@ -96,6 +101,60 @@ class CalibrationRow(BaseModel):
     overturned: int  # reviewed items whose final verdict differs from the machine's
     fail_precision: float | None  # confirmed_fails / reviewed_fails
     overturn_rate: float | None  # overturned / reviewed
+
+
+def call_conditions(scope: Scope, f: QueueFilter) -> tuple[list[Any], list[Any], list[Any]]:
+    """The SQL conditions of ``scope`` and the filters of ``f``: (on calls, on the current
+    result, on the review state). The queue, its count and the dashboard's figures all use
+    these, so a number on the dashboard is the count of the queue it links to. The
+    ``item_failed`` condition, when set, is the last of the result's."""
+    C, R, CR, IR = m.Call, m.Result, m.CallReview, m.ItemResult  # noqa: N806
+    on_call: list[Any] = []
+    on_result: list[Any] = []
+    on_review: list[Any] = []
+    if (mine := scope.calls()) is not None:
+        on_call.append(mine)
+    for value, column in (
+        (f.agent_id, C.agent_id),
+        (f.team, C.team),
+        (f.queue, C.queue),
+        (f.language, C.language),
+    ):
+        if value:
+            on_call.append(column == value)
+    if f.date_from:
+        on_call.append(C.started_at >= f.date_from)
+    if f.date_to:
+        on_call.append(C.started_at <= f.date_to + "T99")  # inclusive whole day, ISO text
+    if f.rubric_id:
+        on_result.append(R.rubric_id == f.rubric_id)
+    if f.rubric_version:
+        on_result.append(R.rubric_version == f.rubric_version)
+    if f.risk_level:
+        on_result.append(R.risk_level == f.risk_level)
+    if f.auto_fail is not None:
+        on_result.append(R.auto_fail.is_(f.auto_fail))
+    if f.review_status == "auto":
+        on_review.append(or_(CR.status.is_(None), CR.status == "auto"))
+    elif f.review_status:
+        on_review.append(CR.status == f.review_status)
+    if f.item_failed:
+        failed = exists().where(IR.result_id == R.id, IR.item_id == f.item_failed, IR.passed.is_(False))  # fmt: skip
+        on_result.append(failed)
+    return on_call, on_result, on_review
+
+
+def verdict_changed(last: Any) -> Any:
+    """SQL: the item's final verdict (the latest human one of ``last``, a
+    :func:`~pipeline.store.reviews.latest_verdicts` subquery, else the machine's) differs
+    from the machine's (None counts as a verdict of its own)."""
+    IR = m.ItemResult  # noqa: N806
+    final = func.coalesce(last.c.after, IR.passed)
+    return or_(
+        and_(final.is_(None), IR.passed.is_not(None)),
+        and_(final.is_not(None), IR.passed.is_(None)),
+        final != IR.passed,
+    )
 
 
 class QueueQueries:
@@ -167,30 +226,8 @@ class QueueQueries:
         (needs_review, auto-fail, complaint risk). Uses ``ix_results_queue``; ``with_total``:
         also count the matching calls (joining only what the filters need)."""
         f = f or QueueFilter()
-        C, R, CR = m.Call, m.Result, m.CallReview
-        on_call: list[Any] = []  # conditions on calls only
-        on_result: list[Any] = []  # ... that need the current result
-        on_review: list[Any] = []  # ... that need the review state
-        if (mine := scope.calls(C.agent_id)) is not None:
-            on_call.append(mine)
-        if f.agent_id:
-            on_call.append(C.agent_id == f.agent_id)
-        if f.team:
-            on_call.append(C.team == f.team)
-        if f.date_from:
-            on_call.append(C.started_at >= f.date_from)
-        if f.date_to:
-            on_call.append(C.started_at <= f.date_to + "T99")  # inclusive whole day, ISO text
-        if f.risk_level:
-            on_result.append(R.risk_level == f.risk_level)
-        if f.review_status == "auto":
-            on_review.append(or_(CR.status.is_(None), CR.status == "auto"))
-        elif f.review_status:
-            on_review.append(CR.status == f.review_status)
-        IR = m.ItemResult  # noqa: N806
-        item_failed = (IR.item_id == f.item_failed, IR.passed.is_(False))
-        if f.item_failed:
-            on_result.append(exists().where(IR.result_id == R.id, *item_failed))
+        C, R, CR = m.Call, m.Result, m.CallReview  # noqa: N806
+        on_call, on_result, on_review = call_conditions(scope, f)
         review_join = and_(CR.call_pk == C.id, CR.result_id == R.id)
         q = (
             select(C, R, CR)
@@ -201,7 +238,10 @@ class QueueQueries:
         # the total joins only what its filters need (a scored call has its current result)
         counted = select(func.count()).select_from(C).where(C.current_result_id.is_not(None), *on_call)  # fmt: skip
         if f.item_failed:  # walk the failed items (ix_item_results_item_id_passed), not results
-            counted = counted.join(IR, IR.result_id == C.current_result_id).where(*item_failed)
+            IR = m.ItemResult  # noqa: N806
+            counted = counted.join(IR, IR.result_id == C.current_result_id).where(
+                IR.item_id == f.item_failed, IR.passed.is_(False)
+            )
             on_result = on_result[:-1]
         if on_result or on_review:
             counted = counted.join(R, C.current_result_id == R.id).where(*on_result)
@@ -280,11 +320,12 @@ class QueueQueries:
         with self.store.session("cannot read the review queue") as s:
             teams = s.scalars(select(m.Call.team).where(m.Call.team.is_not(None)).distinct())
             agents_q = select(m.Call.agent_id).where(m.Call.agent_id.is_not(None)).distinct()
-            if not scope.all_calls:
-                agents_q = agents_q.where(m.Call.agent_id == scope.agent_id)
+            if (mine := scope.calls()) is not None:
+                agents_q = agents_q.where(mine)
             items = s.scalars(select(m.ItemResult.item_id).distinct())
+            shown_teams = sorted(teams) if scope.all_calls else sorted(scope.teams)
             return {
-                "teams": sorted(teams) if scope.all_calls else [],
+                "teams": shown_teams,
                 "agents": sorted(s.scalars(agents_q)),
                 "item_ids": sorted(items),
             }
@@ -302,11 +343,7 @@ class QueueQueries:
         last = latest_verdicts()
         reviewed = CR.status == "reviewed"
         final = func.coalesce(last.c.after, IR.passed)
-        differs = or_(
-            and_(final.is_(None), IR.passed.is_not(None)),
-            and_(final.is_not(None), IR.passed.is_(None)),
-            final != IR.passed,
-        )
+        differs = verdict_changed(last)
 
         def count_if(cond) -> Any:
             return func.sum(case((cond, 1), else_=0))

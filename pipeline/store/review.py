@@ -2,7 +2,8 @@
 
 - :mod:`pipeline.store.accounts`: users, password hashes, API tokens, sessions, preferences;
 - :mod:`pipeline.store.reviews`: final scores, overrides, confirmations, disputes, rulings;
-- :mod:`pipeline.store.queries`: the queue, its menus, failed calls, search, calibration.
+- :mod:`pipeline.store.queries`: the queue, its menus, failed calls, search, calibration;
+- :mod:`pipeline.store.dashboard`: the dashboard's KPIs, trends, items and rankings.
 
 Calls are reached through a :class:`Scope` (the app derives it from the user's role, see
 :mod:`pipeline.app.permissions`); the store checks data, not roles.
@@ -27,6 +28,7 @@ from pipeline.store.accounts import (
     UserPrefs,
     token_sha256,
 )
+from pipeline.store.dashboard import DashboardQueries
 from pipeline.store.queries import (
     MAX_PAGE_SIZE,
     CalibrationRow,
@@ -42,7 +44,7 @@ from pipeline.store.scope import MAX_TEXT, NotFound, ReviewError, Scope
 from pipeline.store.store import Store
 
 
-class ReviewStore(Accounts, ReviewActions, QueueQueries):
+class ReviewStore(Accounts, ReviewActions, QueueQueries, DashboardQueries):
     """Review data access behind a :class:`~pipeline.store.Store` (same engine)."""
 
     def __init__(self, store: Store, hasher: PasswordHasher | None = None):

@@ -7,6 +7,8 @@ The store enforces data integrity; who may do what is the app's business
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,26 +30,39 @@ class NotFound(ReviewError):
 
 class Scope(BaseModel):
     """Who acts (``user_id``, recorded on review actions) and which calls they reach: every
-    call (``all_calls``) or only those whose ``agent_id`` is theirs."""
+    call (``all_calls``), the calls of their ``teams`` (a team lead), or only those whose
+    ``agent_id`` is theirs."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     user_id: int
     agent_id: str | None = None
+    teams: tuple[str, ...] = ()
     all_calls: bool = False
 
-    def calls(self, agent_column):
-        """The condition on ``agent_column`` for calls in this scope (None: no condition)."""
-        return None if self.all_calls else agent_column == (self.agent_id or NO_AGENT)
+    def calls(self) -> Any:
+        """The condition on :class:`~pipeline.store.models.Call` rows in this scope (None:
+        no condition). Every query that returns calls or figures of calls applies it."""
+        if self.all_calls:
+            return None
+        if self.teams:
+            return m.Call.team.in_(self.teams)
+        return m.Call.agent_id == (self.agent_id or NO_AGENT)
+
+    def reaches(self, call: m.Call) -> bool:
+        """True when the loaded ``call`` is in this scope (the same rule as :meth:`calls`)."""
+        if self.all_calls:
+            return True
+        if self.teams:
+            return call.team in self.teams
+        return bool(self.agent_id) and call.agent_id == self.agent_id
 
 
 def visible_call(s: Session, scope: Scope, call_id: str) -> m.Call:
     """The scored call ``call_id`` when it is in ``scope``, else :class:`NotFound` (the same
     answer either way: no existence leak)."""
     call = s.scalar(select(m.Call).where(m.Call.call_id == call_id))
-    if call is None or call.current_result_id is None:
-        raise NotFound(f"no scored call {call_id!r}")
-    if not scope.all_calls and (not scope.agent_id or call.agent_id != scope.agent_id):
+    if call is None or call.current_result_id is None or not scope.reaches(call):
         raise NotFound(f"no scored call {call_id!r}")
     return call
 

@@ -190,7 +190,7 @@ class SearchIndex:
     def _few_calls(self, scope: Scope) -> bool:
         """True when an agent's own calls are few enough to match their text directly, which
         beats walking the whole index's hits for the few that are theirs."""
-        mine = select(m.Call.id).where(scope.calls(m.Call.agent_id))
+        mine = select(m.Call.id).where(scope.calls())
         with self.store.session("cannot count calls") as s:
             n = s.scalar(select(func.count()).select_from(mine.limit(SCAN_LIMIT + 1).subquery()))
         return n <= SCAN_LIMIT
@@ -226,7 +226,7 @@ class SearchIndex:
                 q = q.where(D.text.ilike(f"%{tok.group()}%"))  # tokens: letters/digits only
             params = {}
         q = q.where(C.current_result_id.is_not(None), C.status == "scored")
-        if (mine := scope.calls(C.agent_id)) is not None:
+        if (mine := scope.calls()) is not None:
             q = q.where(mine)
         q = q.limit(per_page + 1).offset(offset)
         with self.store.session("cannot search calls") as s:

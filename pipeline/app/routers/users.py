@@ -32,10 +32,12 @@ async def add_user(
     password: Annotated[str, Form()] = "",
     role: Annotated[str, Form()] = "",
     agent_id: Annotated[str, Form()] = "",
+    teams: Annotated[str, Form()] = "",
     _csrf: None = Depends(check_csrf),
 ) -> Response:
     try:
-        added = reviews.add_user(username, password, role, agent_id or None)
+        team_names = [t for t in teams.replace("，", ",").split(",") if t.strip()]
+        added = reviews.add_user(username, password, role, agent_id or None, team_names)
         request.session["flash"] = _("Added %(name)s (%(role)s).") % {"name": added.username, "role": added.role}  # fmt: skip
     except ReviewError as exc:
         request.session["flash"] = str(exc)

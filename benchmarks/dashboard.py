@@ -1,0 +1,123 @@
+"""How fast the dashboard answers with 100,000 scored calls (SQLite, or PostgreSQL).
+
+Fills a fresh store with N calls, their current results and three item results each (the
+review-queue benchmark's bulk fill), signs in over HTTP as a manager, a team lead and an
+agent, and times whole page requests (server time: queries and rendering, through the ASGI
+app in-process; the browser's own paint is not included): the first paint (the default
+four weeks, every call) and filter changes (a team, an agent, a risk level, a week view).
+
+    .venv/bin/python benchmarks/dashboard.py [--calls 100000] [--repeat 5]
+        [--db postgresql+psycopg://127.0.0.1:5432/test]   (a scratch database: emptied)
+
+Targets (issue 32): first paint under 500 ms, a filter change under 300 ms. Measured on the
+shared 2-core box (load average 8-12), median of 3, 2026-12-05: not met for the whole store.
+
+    page                               SQLite     PostgreSQL 15
+    first paint (100,000 calls)       2288 ms       840 ms
+    filter: team=T3 (5,000 calls)      200 ms       631 ms
+    filter: agent=A007                  48 ms       461 ms
+    filter: risk=high                 1164 ms       645 ms
+    one week, by week                  746 ms       741 ms
+    team lead (2 teams, 10,000 calls)  384 ms       699 ms
+    agent (own calls)                   46 ms       293 ms
+
+Each page makes three passes over the period's calls (by day, by agent x team, by item);
+what would meet the targets is a materialised per-day aggregate kept up to date as calls are
+stored, re-scored and reviewed (not built yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import tempfile
+import time
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from benchmarks.review_queue import fill, timed
+from pipeline.app import create_app
+from pipeline.store import dispose_engines, open_store
+from pipeline.store import models as m
+from pipeline.store.review import ReviewStore
+
+PASSWORD = "benchmark-pw"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def login(app, name: str) -> TestClient:
+    client = TestClient(app, follow_redirects=False)
+    token = CSRF.search(client.get("/login").text).group(1)
+    r = client.post("/login", data={"username": name, "password": PASSWORD, "csrf_token": token})  # fmt: skip
+    assert r.status_code == 303, r.text
+    return client
+
+
+def empty_postgres(url: str) -> None:
+    store = open_store(url)
+    with store.engine.begin() as conn:
+        tables = ", ".join(t.name for t in reversed(m.Base.metadata.sorted_tables))
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    dispose_engines()
+
+
+def run(url: str, calls: int, repeat: int, var: Path) -> None:
+    store = open_store(url)
+    t0 = time.perf_counter()
+    fill(store, calls)
+    if store.engine.dialect.name == "postgresql":
+        with store.engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+    print(f"{store.engine.dialect.name}: filled {calls} calls (+{3 * calls} item results) in {time.perf_counter() - t0:.1f} s")  # fmt: skip
+    cheap = ReviewStore(store, PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    cheap.add_user("mgr", PASSWORD, "manager")
+    cheap.add_user("lead", PASSWORD, "team_lead", teams=["T3", "T4"])
+    cheap.add_user("agent", PASSWORD, "agent", "A007")
+    app = create_app(url, var_dir=var, secret_key="benchmark-only")
+    nov = "/dashboard?date_from=2026-11-01&date_to=2026-11-28"
+    cases = [
+        ("mgr", "first paint (4 weeks, all calls)", "/dashboard"),
+        ("mgr", "filter: team=T3", f"{nov}&team=T3"),
+        ("mgr", "filter: agent=A007", f"{nov}&agent_id=A007"),
+        ("mgr", "filter: risk=high", f"{nov}&risk_level=high"),
+        (
+            "mgr",
+            "filter: one week, by week",
+            "/dashboard?date_from=2026-11-08&date_to=2026-11-14&grain=week",
+        ),  # fmt: skip
+        ("lead", "team lead first paint (2 teams)", "/dashboard"),
+        ("agent", "agent first paint (own calls)", "/dashboard"),
+        ("mgr", "CSV export (items)", "/dashboard/export.csv?table=items"),
+    ]
+    clients = {who: login(app, who) for who in ("mgr", "lead", "agent")}
+    print(f"dashboard page requests, median/max of {repeat} (after one warm-up):")
+    for who, name, path in cases:
+        client = clients[who]
+        assert client.get(path).status_code == 200, path
+        med, worst = timed(lambda c=client, p=path: c.get(p), repeat)
+        print(f"  {name:40s} {med:8.1f} ms  (max {worst:.1f} ms)")
+    dispose_engines()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--db", default=None, help="a scratch PostgreSQL URL (emptied first)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.db:
+            empty_postgres(args.db)
+            run(args.db, args.calls, args.repeat, Path(tmp) / "var")
+        else:
+            run(f"sqlite:///{Path(tmp) / 'bench.db'}", args.calls, args.repeat, Path(tmp) / "var")
+
+
+if __name__ == "__main__":
+    from pipeline.config import enforce_offline
+
+    enforce_offline()  # no Hugging Face hub at run time
+    main()
