@@ -677,6 +677,20 @@ def cli_verdicts(labelled, out: Path) -> list[dict[str, bool | None]]:
     return [{i["id"]: i["passed"] for i in r["items"]} for r in res]
 
 
+def print_rates(rate: float, pairs: dict[str, list[tuple[bool, bool]]]) -> None:
+    """Pooled required items: false fails (said, failed) over the lines said, false passes
+    (not said, passed) over those not said."""
+    pooled = [x for k, v in pairs.items() if ITEMS[k][2] == "required" for x in v]
+    said = [d for t, d in pooled if t]
+    not_said = [d for t, d in pooled if not t]
+    ff = sum(1 for d in said if not d) / len(said) if said else 0.0
+    fp = sum(1 for d in not_said if d) / len(not_said) if not_said else 0.0
+    print(
+        f"{rate:>5.0%}  required: false-fail rate {ff:.1%} of {len(said)} said, "
+        f"false-pass rate {fp:.1%} of {len(not_said)} not said"
+    )
+
+
 def print_figures(rate: float, rows: dict[str, tuple[str, tuple]]) -> None:
     for kind in KINDS:
         for name, (k, (p, r, f)) in rows.items():
@@ -729,6 +743,113 @@ def print_noise_ceiling(rate: float, clean, data, out: Path, language: str) -> N
         f"negatives whose negation/context word noise removed; precision without those "
         f"{rest:.3f}"
     )
+
+
+# --------------------------------------------------------------------------- agent lines
+# Compliant lines in the agent's own words and near misses, against the shipped rubric's
+# required items (benchmarks/data/en_script_lines_{dev,heldout}.yaml). Each line is scored
+# as it was written (clean, or as tiny.en mis-heard it: "asr: ...") and, unless written as
+# mis-heard, once more with one or two ASR slips in its words (a sound-alike or misspelt
+# word; never a negation, which would turn a near miss into the phrase).
+
+LINES = {
+    "en": ("en_telecom", ROOT / "benchmarks" / "data" / "en_script_lines_{split}.yaml"),
+}
+MAX_FALSE_RATE = 0.02
+
+
+def load_lines(language: str, split: str) -> list[tuple[str, str, bool, bool]]:
+    """(item id, line, compliant, written as mis-heard) of one split."""
+    import yaml
+
+    path = Path(str(LINES[language][1]).format(split=split))
+    rows = []
+    for entry in yaml.safe_load(path.read_text(encoding="utf-8")):
+        for key, compliant in (("said", True), ("not_said", False)):
+            for line in entry[key]:
+                asr = line.startswith("asr:")
+                rows.append((entry["item"], line[4:].strip() if asr else line, compliant, asr))
+    return rows
+
+
+def slip_line(text: str, rng: random.Random, negations: frozenset[str]) -> str:
+    """``text`` with one or two words mis-heard (sound-alike or misspelt), no deletions."""
+    words = text.split()
+    idx = [
+        k
+        for k, w in enumerate(words)
+        if len(w.strip(",.?!")) >= 3 and w.strip(",.?!").lower() not in negations and "'" not in w
+    ]
+    for k in rng.sample(idx, min(len(idx), 1 if rng.random() < 0.7 else 2)):
+        core = words[k].rstrip(",.?!")
+        words[k] = _misspell(core.lower(), rng) + words[k][len(core) :]
+    return " ".join(words)
+
+
+def line_set(language: str, split: str, seed: int) -> list[tuple[str, str, bool, str]]:
+    """(item id, text, compliant, variant: clean / asr / slipped) of one split."""
+    rng = random.Random(seed)
+    negations = frozenset(["not", "never", "nothing", "don't", "can't", "isn't", "no"])
+    out = []
+    for item, line, compliant, asr in load_lines(language, split):
+        out.append((item, line, compliant, "asr" if asr else "clean"))
+        if not asr:
+            out.append((item, slip_line(line, rng, negations), compliant, "slipped"))
+    return out
+
+
+def line_verdicts(rows, rubric) -> list[bool | None]:
+    """The rubric item's verdict on each line said by the agent (one agent turn, then the
+    customer's), the engine as ``callqa score`` runs it."""
+    from pipeline.schema import Transcript
+    from pipeline.scripts_check import check_items
+
+    out = []
+    for k, (item, text, _, _) in enumerate(rows):
+        t = Transcript.model_validate(
+            {
+                "call_id": f"line{k}",
+                "language": rubric.language,
+                "utterances": [
+                    {"speaker": "agent", "start": 0.0, "end": 3.0, "text": text},
+                    {"speaker": "customer", "start": 3.5, "end": 4.5, "text": "okay."},
+                ],
+            }
+        )
+        by_id = {r.id: r.passed for r in check_items(t, rubric)}
+        out.append(by_id[item])
+    return out
+
+
+def print_line_rates(language: str, splits: list[str], seed: int, show: bool) -> None:
+    """False-fail rate on compliant lines, false-pass rate on near misses, per split."""
+    from pipeline.scripts_check import load_rubric
+
+    rubric = load_rubric(LINES[language][0])
+    print(f"agent lines vs {rubric.id} (sha256 {rubric.sha256[:12]}), seed {seed}")
+    print(
+        f"{'split':<8} {'variant':<8} {'compliant':>9} {'false fail':>10} "
+        f"{'near miss':>9} {'false pass':>10}"
+    )
+    for split in splits:
+        rows = line_set(language, split, seed)
+        verdicts = line_verdicts(rows, rubric)
+        for variant in ("clean", "asr", "slipped", "all"):
+            sel = [
+                (r, v)
+                for r, v in zip(rows, verdicts, strict=True)
+                if variant == "all" or r[3] == variant
+            ]
+            pos = [v for r, v in sel if r[2]]
+            neg = [v for r, v in sel if not r[2]]
+            ff = sum(1 for v in pos if v is not True) / len(pos) if pos else 0.0
+            fp = sum(1 for v in neg if v is True) / len(neg) if neg else 0.0
+            print(f"{split:<8} {variant:<8} {len(pos):>9} {ff:>10.1%} {len(neg):>9} {fp:>10.1%}")
+        if show:
+            for (item, text, compliant, variant), v in zip(rows, verdicts, strict=True):
+                if (v is True) != compliant:
+                    what = "FALSE FAIL" if compliant else "FALSE PASS"
+                    print(f"  {what:<10} {item:<15} {variant:<7} {text}")
 
 
 # --------------------------------------------------------------------------- calibration
@@ -819,7 +940,20 @@ def main() -> None:
     ap.add_argument(
         "--grid", type=float, nargs="*", default=[0.65, 0.7, 0.725, 0.75, 0.775, 0.8, 0.85, 0.9]
     )
+    ap.add_argument(
+        "--lines",
+        nargs="*",
+        default=["dev", "heldout"],
+        help="en: splits of the agent-line sets to score (benchmarks/data/en_script_lines_*)",
+    )
+    ap.add_argument("--lines-seed", type=int, default=5)
+    ap.add_argument("--lines-only", action="store_true", help="en: only the agent-line sets")
+    ap.add_argument("--show", action="store_true", help="list every wrong line verdict")
     args = ap.parse_args()
+    if args.language in LINES and args.lines and not args.calibrate:
+        print_line_rates(args.language, args.lines, args.lines_seed, args.show)
+        if args.lines_only:
+            return
     if args.calibrate:
         costs = [tuple(float(x) for x in c.split(":")) for c in args.costs]
         calibrate(args.n, args.cal_seed, args.noise, args.grid, costs, args.language)
@@ -842,7 +976,9 @@ def main() -> None:
         for t, _ in data:
             (folder / f"{t['call_id']}.json").write_text(json.dumps(t, ensure_ascii=False), "utf-8")
         wall, cpu = score_folder(folder, rubric, out, risk=False)
-        print_figures(rate, figures(pairs_by_item(data, cli_verdicts(data, out))))
+        pairs = pairs_by_item(data, cli_verdicts(data, out))
+        print_figures(rate, figures(pairs))
+        print_rates(rate, pairs)
         print_noise_ceiling(rate, clean, data, out, args.language)
         print(
             f"{rate:>5.0%}  scored {len(data)} transcripts in {wall:.1f} s end to end "
