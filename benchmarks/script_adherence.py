@@ -821,6 +821,26 @@ def line_verdicts(rows, rubric) -> list[bool | None]:
     return out
 
 
+def sweep_line_semantic(language: str, seed: int, grid: list[float]) -> None:
+    """False-fail / false-pass rates on the DEV lines for each semantic threshold (the
+    rubric's ``semantic.min_similarity``): how the English default was picked."""
+    from pipeline.config import resolve_rubric_path
+    from pipeline.contracts import read_yaml
+    from pipeline.scripts_check import parse_rubric
+
+    data = read_yaml(resolve_rubric_path(LINES[language][0]))[0]
+    rows = line_set(language, "dev", seed)
+    print(f"{'semantic':>8} {'false fail':>10} {'false pass':>10}  (dev lines, seed {seed})")
+    for th in grid:
+        rubric = parse_rubric({**data, "semantic": {"min_similarity": th}}, path="sweep")
+        verdicts = line_verdicts(rows, rubric)
+        pos = [v for r, v in zip(rows, verdicts, strict=True) if r[2]]
+        neg = [v for r, v in zip(rows, verdicts, strict=True) if not r[2]]
+        ff = sum(1 for v in pos if v is not True) / len(pos)
+        fp = sum(1 for v in neg if v is True) / len(neg)
+        print(f"{th:>8.3f} {ff:>10.1%} {fp:>10.1%}")
+
+
 def print_line_rates(language: str, splits: list[str], seed: int, show: bool) -> None:
     """False-fail rate on compliant lines, false-pass rate on near misses, per split."""
     from pipeline.scripts_check import load_rubric
@@ -949,7 +969,17 @@ def main() -> None:
     ap.add_argument("--lines-seed", type=int, default=5)
     ap.add_argument("--lines-only", action="store_true", help="en: only the agent-line sets")
     ap.add_argument("--show", action="store_true", help="list every wrong line verdict")
+    ap.add_argument(
+        "--semantic-grid",
+        type=float,
+        nargs="*",
+        default=None,
+        help="en: sweep the paraphrase threshold on the dev lines instead",
+    )
     args = ap.parse_args()
+    if args.semantic_grid:
+        sweep_line_semantic(args.language, args.lines_seed, args.semantic_grid)
+        return
     if args.language in LINES and args.lines and not args.calibrate:
         print_line_rates(args.language, args.lines, args.lines_seed, args.show)
         if args.lines_only:
