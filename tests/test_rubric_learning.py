@@ -146,3 +146,27 @@ def test_accepting_is_refused_when_the_file_changed_or_golden_cases_break(archiv
     rubric_path.write_text(rubric_path.read_text() + "\n# edited by hand\n")
     with pytest.raises(LearnError, match="changed since the proposal was made"):
         accept(best)
+
+
+def test_propose_and_accept_from_the_command_line(archive, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    store, rubric_path = archive
+    url = str(store.engine.url)
+    out = CliRunner().invoke(
+        cli, ["rubric", "propose", str(rubric_path), "--db", url, "--out", str(tmp_path / "p")]
+    )
+    assert out.exit_code == 0, out.output
+    assert "en_telecom.greeting: add 'good morning [northwind] telecom here'" in out.output
+    assert (
+        "agreed 1/4 -> 4/4" in out.output and "own_1: False -> True (reviewer: pass)" in out.output
+    )
+    first = sorted((tmp_path / "p").glob("en_telecom.greeting.*.json"))[0]
+    new = tmp_path / "en_telecom_v3.yaml"
+    ok = CliRunner().invoke(cli, ["rubric", "accept", str(first), "--out", str(new)])
+    assert ok.exit_code == 0, ok.output
+    assert "+version: 3" in ok.output and f"callqa rescore --rubric {new}" in ok.output
+    assert load_rubric(new).version == 3
+    assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
