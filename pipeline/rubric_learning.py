@@ -455,3 +455,72 @@ def _plain(node: Any) -> Any:
     if isinstance(node, list):
         return [_plain(v) for v in node]
     return node
+
+
+# --------------------------------------------------------------------------- the page
+
+
+class ProposalView(BaseModel):
+    """A proposal with the YAML diff its acceptance would write."""
+
+    model_config = ConfigDict(extra="forbid")
+    proposal: Proposal
+    diff: str
+    file: str  # the PROPOSAL.json name `callqa rubric propose --out` writes
+
+
+class ItemReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    item_id: str
+    title: str
+    reviewer_passed: list[Disagreement] = Field(default_factory=list)  # the rule failed
+    reviewer_failed: list[Disagreement] = Field(default_factory=list)  # the rule passed
+    proposals: list[ProposalView] = Field(default_factory=list)
+
+
+class RubricReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rubric_id: str
+    version: int | str
+    path: str
+    sha256: str
+    items: list[ItemReport] = Field(default_factory=list)
+
+
+def report(store, rubric_ref: str | Path) -> RubricReport:
+    """Everything the calibration page shows for one rubric: per item the overturned
+    utterances both ways and the measured proposals with their diffs."""
+    from pipeline.config import resolve_rubric_path
+
+    path = resolve_rubric_path(str(rubric_ref))
+    data, content = read_yaml(path)
+    rubric = parse_rubric(data, path, content)
+    calls = stored_calls(store, rubric.id)
+    found = disagreements(store, rubric, calls, reviewer_labels(store, rubric.id))
+    proposals = propose(store, path) if found else []
+    out = RubricReport(
+        rubric_id=rubric.id, version=rubric.version, path=str(path), sha256=rubric.sha256
+    )
+    for _, item in rubric.items():
+        rows = found.get(item.id, [])
+        mine = [p for p in proposals if p.item_id == item.id]
+        if not rows and not mine:
+            continue
+        out.items.append(
+            ItemReport(
+                item_id=item.id,
+                title=item.title,
+                reviewer_passed=[d for d in rows if d.reviewer],
+                reviewer_failed=[d for d in rows if not d.reviewer],
+                proposals=[
+                    ProposalView(
+                        proposal=p,
+                        diff=proposed_text(p)[1],
+                        file=f"{p.rubric_id}.{p.item_id}.{k}.json",
+                    )
+                    for k, p in enumerate(proposals, 1)
+                    if p.item_id == item.id
+                ],
+            )
+        )
+    return out

@@ -170,3 +170,30 @@ def test_propose_and_accept_from_the_command_line(archive, tmp_path) -> None:
     assert "+version: 3" in ok.output and f"callqa rescore --rubric {new}" in ok.output
     assert load_rubric(new).version == 3
     assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
+
+
+def test_calibration_page_shows_overturns_and_the_proposal(archive, tmp_path) -> None:
+    """The page (a reviewer with calibration rights): both directions of disagreement, the
+    proposal's effect and diff; nothing is written; a path is not a rubric id."""
+    from pipeline.app import create_app
+    from tests.builders import PASSWORD, login
+
+    store, rubric_path = archive
+    reviews = ReviewStore(store)
+    reviews.add_user("tom", PASSWORD, role="trainer")
+    app = create_app(str(store.engine.url), var_dir=tmp_path / "var")
+    client = login(app, "tom")
+    page = client.get("/calibration")
+    assert page.status_code == 200 and 'href="/calibration/en_telecom"' in page.text
+    page = client.get("/calibration/en_telecom")
+    assert page.status_code == 200, page.text
+    html = page.text
+    assert 'data-item-id="greeting"' in html
+    assert "Reviewers passed, the rule failed (3)" in html
+    assert "Good morning, Northwind Telecom here, Sam speaking." in html
+    assert "<code>good morning [northwind] telecom here</code>" in html
+    assert "1/4 → <strong>4/4</strong>" in html
+    assert "+version: 3" in html
+    assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
+    assert client.get("/calibration/..%2Fetc").status_code == 404
+    assert client.get("/calibration/no_such_rubric").status_code == 404
