@@ -189,7 +189,7 @@ def test_calibration_page_shows_overturns_and_the_proposal(archive, tmp_path) ->
     assert page.status_code == 200, page.text
     html = page.text
     assert 'data-item-id="greeting"' in html
-    assert "Reviewers passed, the rule failed (3)" in html
+    assert "质检员判通过、规则判不通过 (3)" in html  # the zh-CN catalogue (the default)
     assert "Good morning, Northwind Telecom here, Sam speaking." in html
     assert "<code>good morning [northwind] telecom here</code>" in html
     assert "1/4 → <strong>4/4</strong>" in html

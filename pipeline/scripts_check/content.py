@@ -92,6 +92,11 @@ def key_terms(phrase: str, language: str) -> tuple[tuple[str, ...], ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=8)
+def _light(cfg: ContentSettings) -> frozenset[str]:
+    return frozenset(cfg.light_words)
+
+
 def _skeleton(word: str) -> str:
     """Consonants, doubled letters once: calling → clng, colin → cln, birth → brth."""
     out = _VOWELS.sub("", word)
@@ -117,8 +122,14 @@ def word_heard(word: str, spoken: str, min_ratio: float, cfg: ContentSettings) -
 def _positions(
     word: str, units: tuple[str, ...], min_ratio: float, cfg: ContentSettings
 ) -> list[int]:
-    """Unit positions where ``word`` is heard (alone, or split over two units)."""
-    out = [k for k, u in enumerate(units) if word_heard(word, u, min_ratio, cfg)]
+    """Unit positions where ``word`` is heard (alone, or split over two units). A light
+    word said is never a content word misheard ("there" is not "other")."""
+    light = _light(cfg)
+    out = [
+        k
+        for k, u in enumerate(units)
+        if u == word or (u not in light and word_heard(word, u, min_ratio, cfg))
+    ]
     out += [
         k
         for k in range(len(units) - 1)

@@ -91,6 +91,10 @@ class Context:
     # whether it applies to checks that do not say (the rubric has a ``semantic:`` block)
     semantic: SemanticPolicy | None = None
     semantic_default: bool = False
+    # on only as the language's default (no ``semantic:`` block): phrases with [key words]
+    # only, since a cosine alone reads "there is something i can do" as "is there anything
+    # else i can do for you" (benchmarks/script_adherence.py --language en)
+    semantic_keyed_only: bool = False
 
     def norm(self, text: str) -> NormText:
         return normalise(text, self.language)
@@ -394,6 +398,8 @@ class Required(_PhraseCheck):
         best = None
         for phrase in self.phrases:
             keys = key_terms(phrase, ctx.language)
+            if not keys and self.semantic is None and ctx.semantic_keyed_only:
+                continue
             ok = [
                 (i, u)
                 for i, u in pairs
