@@ -872,6 +872,124 @@ def print_line_rates(language: str, splits: list[str], seed: int, show: bool) ->
                     print(f"  {what:<10} {item:<15} {variant:<7} {text}")
 
 
+# --------------------------------------------------------------------------- learning
+
+
+def _scored(transcripts, rubric):
+    """(call id, Transcript, Result) as the store would hold them."""
+    from pipeline.schema import Transcript
+    from pipeline.score import score_transcript
+
+    out = []
+    for t in transcripts:
+        tr = Transcript.model_validate(t)
+        out.append((tr.call_id, tr, score_transcript(tr, rubric, risk_fn=lambda _t: None)))
+    return out
+
+
+def _learnt(data: dict, rubric, calls, labels):
+    """The rubric with, per item, the best proposal that agrees with more labels and breaks
+    no golden case applied (what a rubric owner would accept); the proposals taken."""
+    from pipeline.rubric_learning import changed_data, propose_from
+    from pipeline.scripts_check import parse_rubric
+
+    taken, new = [], data
+    for p in propose_from(data, rubric, calls, labels):
+        if p.item_id in {t.item_id for t in taken}:
+            continue
+        if p.agree_after > p.agree_before and not p.broken_cases:
+            taken.append(p)
+            new = {**changed_data(new, p), "version": data["version"]}
+    return parse_rubric(new, path=rubric.path), taken
+
+
+def _line_transcripts(rows) -> list[dict]:
+    return [
+        {
+            "call_id": f"line{k}",
+            "language": "en",
+            "utterances": [
+                {"speaker": "agent", "start": 0.0, "end": 3.0, "text": text},
+                {"speaker": "customer", "start": 3.5, "end": 4.5, "text": "okay."},
+            ],
+        }
+        for k, (_, text, _, _) in enumerate(rows)
+    ]
+
+
+def _rates(rows, verdicts) -> tuple[float, float]:
+    pos = [v for r, v in zip(rows, verdicts, strict=True) if r[2]]
+    neg = [v for r, v in zip(rows, verdicts, strict=True) if not r[2]]
+    return (
+        sum(1 for v in pos if v is not True) / len(pos),
+        sum(1 for v in neg if v is True) / len(neg),
+    )
+
+
+def learn_benchmark(language: str, seed: int, n: int) -> None:
+    """Reviewers' verdicts on a DEV set become proposals (pipeline.rubric_learning); the
+    accepted ones must not raise false passes on a HELD-OUT set. en: the agent-line sets
+    against en_telecom; zh: the dialogue set at 20 % noise (labels on --cal-seed dialogues,
+    figures on --seed ones)."""
+    from pipeline.config import resolve_rubric_path
+    from pipeline.contracts import read_yaml
+    from pipeline.schema import Transcript
+    from pipeline.scripts_check import check_items, parse_rubric
+
+    if language == "en":
+        path = resolve_rubric_path(LINES["en"][0])
+        data, content = read_yaml(path)
+        rubric = parse_rubric(data, path, content)
+        dev, held = line_set("en", "dev", seed), line_set("en", "heldout", seed)
+        calls = _scored(_line_transcripts(dev), rubric)
+        labels = {(f"line{k}", r[0]): r[2] for k, r in enumerate(dev)}
+        new, taken = _learnt(data, rubric, calls, labels)
+        for name, rows in (("dev", dev), ("heldout", held)):
+            before = _rates(rows, line_verdicts(rows, rubric))
+            after = _rates(rows, line_verdicts(rows, new))
+            print(
+                f"en {name:<8} false fail {before[0]:.1%} -> {after[0]:.1%}, "
+                f"false pass {before[1]:.1%} -> {after[1]:.1%}"
+            )
+    else:
+        import yaml
+
+        data = yaml.safe_load(RUBRIC_YAML)
+        rubric = parse_rubric(data, path=str(ROOT / "benchmarks" / "bench_cs.yaml"))
+        rng = random.Random(seed)
+        dev = [(noisy(t, 0.2, rng), lab) for t, lab in build_set(n, seed, "zh")]
+        calls = _scored([t for t, _ in dev], rubric)
+        labels = {
+            (t["call_id"], item): (lab[name] if det else not lab[name])
+            for t, lab in dev
+            for name, (item, det, _) in ITEMS.items()
+        }
+        new, taken = _learnt(data, rubric, calls, labels)
+        rng = random.Random(7 * 1000 + 20)
+        held = [(noisy(t, 0.2, rng), lab) for t, lab in build_set(n, 7, "zh")]
+        for name, r in (("before", rubric), ("after", new)):
+            verdicts = [
+                {x.id: x.passed for x in check_items(Transcript.model_validate(t), r)}
+                for t, _ in held
+            ]
+            pairs = pairs_by_item(held, verdicts)
+            print(f"zh held-out (seed 7, 20 % noise) {name}:")
+            print_rates(0.2, pairs)
+            rows = figures(pairs)
+            worst = min(
+                f for k, (kind, (_, _, f)) in rows.items() if kind == "required" and k in ITEMS
+            )
+            print(f"  worst required item F1 {worst:.3f}")
+    for p in taken:
+        change = p.add_phrases or f"min_similarity {p.min_similarity}"
+        print(
+            f"  accepted {p.item_id}: {change}; labels agreed {p.agree_before}/{p.labelled} -> "
+            f"{p.agree_after}/{p.labelled}; {len(p.flips)} flips"
+        )
+    if not taken:
+        print("  no proposal agreed with more reviewer labels")
+
+
 # --------------------------------------------------------------------------- calibration
 
 
@@ -976,7 +1094,19 @@ def main() -> None:
         default=None,
         help="en: sweep the paraphrase threshold on the dev lines instead",
     )
+    ap.add_argument(
+        "--learn",
+        action="store_true",
+        help="reviewer labels on a dev set -> accepted proposals -> rates on a held-out set",
+    )
     args = ap.parse_args()
+    if args.learn:
+        learn_benchmark(
+            args.language,
+            args.lines_seed if args.language == "en" else args.cal_seed,
+            min(args.n, 300),
+        )
+        return
     if args.semantic_grid:
         sweep_line_semantic(args.language, args.lines_seed, args.semantic_grid)
         return

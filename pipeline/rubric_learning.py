@@ -38,7 +38,7 @@ from pipeline.contracts import read_yaml
 from pipeline.schema import Result, Transcript
 from pipeline.scripts_check import Rubric, check_items, parse_rubric
 from pipeline.scripts_check.cases import load_cases, run_cases
-from pipeline.scripts_check.content import key_terms, keys_heard
+from pipeline.scripts_check.content import content_settings, key_terms, keys_heard
 from pipeline.scripts_check.operators import select as in_window
 from pipeline.store import models as m
 from pipeline.store.reviews import HUMAN_VERDICTS
@@ -226,19 +226,30 @@ def phrase_from(d: Disagreement, rubric: Rubric, item_phrases: list[str]) -> str
             if c
             and any(keys_heard((k,), normalise(c, rubric.language), rubric.language) for k in keys)
         ] or [c for *_, c in clauses if c]
-    said = " ".join(chosen).strip().lower()
-    if not said or not len(normalise(said, rubric.language)):
+    joiner = "" if rubric.language.startswith("zh") else " "
+    said = joiner.join(chosen).strip().lower()
+    norm = normalise(said, rubric.language)
+    if not said or not len(norm):
         return None
-    keys = [k for p in item_phrases for k in key_terms(p, rubric.language)]
-    if keys:  # learn only from lines that say some phrase's key words; mark them
-        norm = normalise(said, rubric.language)
-        usable = list(dict.fromkeys(k for k in keys if keys_heard((k,), norm, rubric.language)))
-        if not usable:
-            return None
-        for k in usable:
-            for w in k:
-                said = re.sub(rf"(?<!\[)\b{re.escape(w)}\b(?!\])", f"[{w}]", said, count=1)
-    return said
+    # the key words every phrase of the item shares (the company's name) must be said
+    shared = set.intersection(
+        *[set(key_terms(p, rubric.language)) for p in item_phrases] or [set()]
+    )
+    if any(not keys_heard((k,), norm, rubric.language) for k in shared):
+        return None
+    cfg = content_settings(rubric.language)
+    if cfg is None:  # characters: the clause as said
+        return said
+    # conservative: what the reviewer accepted, every content word of it a key word, so
+    # that the phrase passes this wording (any order, ASR slips) and not a part of it
+    light = set(cfg.light_words)
+    words = []
+    for token in said.split():
+        core = token.strip(",.?!;:")
+        units = normalise(core, rubric.language).units
+        content = bool(units) and any(u not in light for u in units) and "'" not in core
+        words.append(f"[{core}]" if content else core)
+    return " ".join(words)
 
 
 def _judged(d: Disagreement, item, transcript: Transcript) -> Disagreement:
@@ -312,8 +323,16 @@ def propose(store, rubric_ref: str | Path) -> list[Proposal]:
     data, content = read_yaml(path)
     rubric = parse_rubric(data, path, content)
     calls = stored_calls(store, rubric.id)
-    labels = reviewer_labels(store, rubric.id)
-    found = disagreements(store, rubric, calls, labels)
+    return propose_from(data, rubric, calls, reviewer_labels(store, rubric.id))
+
+
+def propose_from(
+    data: dict, rubric: Rubric, calls: list[tuple[str, Transcript, Result]], labels: dict
+) -> list[Proposal]:
+    """:func:`propose` on given calls (call id, transcript, current result) and reviewer
+    labels ((call id, item id) → verdict): what the store gives, or a benchmark's set."""
+    path = rubric.path or "<rubric>"
+    found = disagreements(None, rubric, calls, labels)
     out: list[Proposal] = []
     for item_id, rows in found.items():
         try:
@@ -324,7 +343,7 @@ def propose(store, rubric_ref: str | Path) -> list[Proposal]:
         base = {
             "rubric_id": rubric.id,
             "rubric_path": str(path),
-            "rubric_sha256": rubric.sha256,
+            "rubric_sha256": rubric.sha256 or "",
             "item_id": item_id,
             "labelled": 0,
             "agree_before": 0,

@@ -106,8 +106,8 @@ def test_overturns_become_a_proposal_that_rescoring_applies(archive, tmp_path) -
     best = greeting[0]
     assert best.kind == "phrases"
     assert best.add_phrases == [
-        "good morning [northwind] telecom here",
-        "hi [northwind] telecom here",
+        "[good] [morning] [northwind] [telecom] here",
+        "[hi] [northwind] [telecom] here",
     ]
     assert (best.labelled, best.agree_before, best.agree_after) == (4, 1, 4)
     assert {f.call_id for f in best.flips} == {"own_1", "own_2", "own_3"}
@@ -118,7 +118,11 @@ def test_overturns_become_a_proposal_that_rescoring_applies(archive, tmp_path) -
 
     written, diff = accept(Proposal.model_validate(json.loads(best.model_dump_json())))
     assert written == rubric_path
-    assert "+  - good morning [northwind] telecom here" in diff.replace("            ", "")
+    added = [line for line in diff.splitlines() if line.startswith("+ ")]
+    assert added == [
+        "+              - '[good] [morning] [northwind] [telecom] here'",
+        "+              - '[hi] [northwind] [telecom] here'",
+    ]  # quoted: a plain YAML scalar cannot start with "["
     assert "-version: 2" in diff and "+version: 3" in diff
     new = yaml.safe_load(rubric_path.read_text())
     assert new["version"] == 3
@@ -130,7 +134,7 @@ def test_overturns_become_a_proposal_that_rescoring_applies(archive, tmp_path) -
     assert overturn_rate(store, rubric_path, "greeting") == 0.0
     for call_id in ("own_1", "own_2", "own_3"):
         item = next(i for i in store.get_result(call_id).items if i.id == "greeting")
-        assert item.passed is True and "northwind] telecom here" in item.evidence[0].matched
+        assert item.passed is True and "[northwind] [telecom] here" in item.evidence[0].matched
     acme = next(i for i in store.get_result("acme").items if i.id == "greeting")
     assert acme.passed is False
 
@@ -159,7 +163,7 @@ def test_propose_and_accept_from_the_command_line(archive, tmp_path) -> None:
         cli, ["rubric", "propose", str(rubric_path), "--db", url, "--out", str(tmp_path / "p")]
     )
     assert out.exit_code == 0, out.output
-    assert "en_telecom.greeting: add 'good morning [northwind] telecom here'" in out.output
+    assert "en_telecom.greeting: add '[good] [morning] [northwind] [telecom] here'" in out.output
     assert (
         "agreed 1/4 -> 4/4" in out.output and "own_1: False -> True (reviewer: pass)" in out.output
     )
@@ -191,7 +195,7 @@ def test_calibration_page_shows_overturns_and_the_proposal(archive, tmp_path) ->
     assert 'data-item-id="greeting"' in html
     assert "质检员判通过、规则判不通过 (3)" in html  # the zh-CN catalogue (the default)
     assert "Good morning, Northwind Telecom here, Sam speaking." in html
-    assert "<code>good morning [northwind] telecom here</code>" in html
+    assert "<code>[good] [morning] [northwind] [telecom] here</code>" in html
     assert "1/4 → <strong>4/4</strong>" in html
     assert "+version: 3" in html
     assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
