@@ -115,3 +115,18 @@ def test_keys_negations_and_no_route_for_chinese() -> None:
     # zh: bracketed key words must be said as written
     assert keys_heard((("华信",),), normalise("欢迎致电华信银行", "zh"), "zh")
     assert not keys_heard((("华信",),), normalise("欢迎致电招商银行", "zh"), "zh")
+
+
+def test_the_default_paraphrase_policy_is_part_of_an_items_check_hash(telecom) -> None:
+    """An English rubric runs with the default paraphrase policy: it decides verdicts, so
+    it is hashed with each item (a changed default voids carried overrides); ``semantic:
+    false`` and Chinese rubrics without a block hash as before (None)."""
+    from pipeline.score.form import _semantic_part, item_check_sha256
+    from pipeline.scripts_check import load_rubric
+
+    default = load_rubric("en_telecom")
+    assert _semantic_part(default) == {"default": {"model": "fast-use", "min_similarity": 0.8}}
+    assert _semantic_part(telecom) is None  # semantic: false
+    assert _semantic_part(load_rubric("zh_ecommerce")) is None
+    item = next(i for _, i in default.items() if i.id == "greeting")
+    assert item_check_sha256(default, item) != item_check_sha256(telecom, item)
