@@ -130,3 +130,14 @@ def test_the_default_paraphrase_policy_is_part_of_an_items_check_hash(telecom) -
     assert _semantic_part(load_rubric("zh_ecommerce")) is None
     item = next(i for _, i in default.items() if i.id == "greeting")
     assert item_check_sha256(default, item) != item_check_sha256(telecom, item)
+
+
+def test_an_aligned_phrase_may_lose_half_of_a_multi_word_key_never_a_name(telecom) -> None:
+    """tiny.en dropped "number" from the sample call c04 ("May I have your account,
+    please."): the whole phrase aligns at 0.86 and one word of [account number] is heard.
+    A one-word key (the company's name) may never be lost."""
+    assert verdict(telecom, "identity_check", "May I have your account, please.")[0] is True
+    assert verdict(telecom, "greeting", "Thank you for calling telecom.")[0] is False
+    utt = normalise("may i have your account please", "en")
+    assert keys_heard((("account", "number"),), utt, "en", aligned=True)
+    assert not keys_heard((("account", "number"),), utt, "en")

@@ -138,19 +138,26 @@ def _positions(
     return sorted(set(out))
 
 
-def keys_heard(keys: tuple[tuple[str, ...], ...], utt: NormText, language: str) -> bool:
-    """Every key word (every content word of every bracket) is heard in ``utt``."""
+def keys_heard(
+    keys: tuple[tuple[str, ...], ...], utt: NormText, language: str, *, aligned: bool = False
+) -> bool:
+    """Every key word (every content word of every bracket) is heard in ``utt``. With
+    ``aligned`` (the whole phrase already aligned closely), a bracket of several content
+    words may lose half of them to ASR ("may i have your account, please"); a one-word
+    bracket (a company's name) never: mark a name as its own bracket."""
     cfg = content_settings(language)
     if not keys:
         return True
     if cfg is None:  # characters: the key must be said as written (after normalising)
         text = "".join(utt.units)
         return all("".join(k) in text for k in keys)
-    return all(
-        any(_positions(a, utt.units, cfg.key_min_ratio, cfg) for a in _alternatives(w, cfg))
-        for k in keys
-        for w in k
-    )
+
+    def heard(w: str) -> bool:
+        return any(_positions(a, utt.units, cfg.key_min_ratio, cfg) for a in _alternatives(w, cfg))
+
+    if aligned:
+        return all(2 * sum(map(heard, k)) >= len(k) for k in keys)
+    return all(heard(w) for k in keys for w in k)
 
 
 @dataclass(frozen=True)

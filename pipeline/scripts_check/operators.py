@@ -211,7 +211,7 @@ class _PhraseCheck(Operator):
                     m is not None
                     and m.similarity >= threshold
                     and (best is None or m.similarity > best[0])
-                    and keys_heard(keys, ctx.norm(u.text), ctx.language)
+                    and keys_heard(keys, ctx.norm(u.text), ctx.language, aligned=True)
                 ):
                     best = (m.similarity, i, u, phrase, m)
         return best
@@ -241,7 +241,7 @@ class _PhraseCheck(Operator):
                 bound = sum(len(c) * upper_bound(c, un, ctx.language) for c in clauses) / total
                 if bound < threshold:
                     continue
-                if not keys_heard(key_terms(phrase, ctx.language), un, ctx.language):
+                if not keys_heard(key_terms(phrase, ctx.language), un, ctx.language, aligned=True):
                     continue
                 ms = [align(c, un, ctx.language) for c in clauses]
                 if any(op == "negation" for m in ms for op, _, _ in m.ops):
