@@ -23,6 +23,7 @@ Nothing here changes a rubric by itself: a proposal is data until someone accept
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import io
@@ -31,9 +32,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from ruamel.yaml import YAML
 from sqlalchemy import func, select
 
-from pipeline.config import RUBRICS_DIR
+from pipeline.config import RUBRICS_DIR, resolve_rubric_path
 from pipeline.contracts import read_yaml
 from pipeline.schema import Result, Transcript
 from pipeline.scripts_check import Rubric, check_items, parse_rubric
@@ -186,8 +188,6 @@ def _required_body(data: dict, item_id: str) -> dict:
 
 def changed_data(data: dict, proposal: Proposal) -> dict:
     """The rubric mapping with ``proposal`` applied (version + 1)."""
-    import copy
-
     new = copy.deepcopy(data)
     body = _required_body(new, proposal.item_id)
     if proposal.add_phrases:
@@ -317,8 +317,6 @@ def measure(
 def propose(store, rubric_ref: str | Path) -> list[Proposal]:
     """Measured proposals for every ``required`` item reviewers overturned, best first per
     item (most reviewer labels agreed with, then fewest flips, then no broken cases)."""
-    from pipeline.config import resolve_rubric_path
-
     path = resolve_rubric_path(str(rubric_ref))
     data, content = read_yaml(path)
     rubric = parse_rubric(data, path, content)
@@ -407,9 +405,7 @@ def propose_from(
 # --------------------------------------------------------------------------- accepting
 
 
-def _yaml():
-    from ruamel.yaml import YAML
-
+def _yaml() -> YAML:
     y = YAML()  # round trip: comments, order and quoting kept
     y.preserve_quotes = True
     y.width = 100
@@ -509,8 +505,6 @@ class RubricReport(BaseModel):
 def report(store, rubric_ref: str | Path) -> RubricReport:
     """Everything the calibration page shows for one rubric: per item the overturned
     utterances both ways and the measured proposals with their diffs."""
-    from pipeline.config import resolve_rubric_path
-
     path = resolve_rubric_path(str(rubric_ref))
     data, content = read_yaml(path)
     rubric = parse_rubric(data, path, content)

@@ -39,6 +39,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz
 
+from pipeline.contracts import load_model
 from pipeline.text import NormText, normalise
 
 _BRACKET = re.compile(r"\[([^\[\]]+)\]")
@@ -63,8 +64,6 @@ class ContentSettings(BaseModel):
 
 @lru_cache(maxsize=1)
 def _all_settings() -> dict[str, ContentSettings]:
-    from pipeline.contracts import load_model
-
     path = Path(__file__).with_name("defaults.yaml")
     return load_model(path, dict[str, ContentSettings], section="content")
 
