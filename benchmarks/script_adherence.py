@@ -677,6 +677,20 @@ def cli_verdicts(labelled, out: Path) -> list[dict[str, bool | None]]:
     return [{i["id"]: i["passed"] for i in r["items"]} for r in res]
 
 
+def print_rates(rate: float, pairs: dict[str, list[tuple[bool, bool]]]) -> None:
+    """Pooled required items: false fails (said, failed) over the lines said, false passes
+    (not said, passed) over those not said."""
+    pooled = [x for k, v in pairs.items() if ITEMS[k][2] == "required" for x in v]
+    said = [d for t, d in pooled if t]
+    not_said = [d for t, d in pooled if not t]
+    ff = sum(1 for d in said if not d) / len(said) if said else 0.0
+    fp = sum(1 for d in not_said if d) / len(not_said) if not_said else 0.0
+    print(
+        f"{rate:>5.0%}  required: false-fail rate {ff:.1%} of {len(said)} said, "
+        f"false-pass rate {fp:.1%} of {len(not_said)} not said"
+    )
+
+
 def print_figures(rate: float, rows: dict[str, tuple[str, tuple]]) -> None:
     for kind in KINDS:
         for name, (k, (p, r, f)) in rows.items():
@@ -729,6 +743,251 @@ def print_noise_ceiling(rate: float, clean, data, out: Path, language: str) -> N
         f"negatives whose negation/context word noise removed; precision without those "
         f"{rest:.3f}"
     )
+
+
+# --------------------------------------------------------------------------- agent lines
+# Compliant lines in the agent's own words and near misses, against the shipped rubric's
+# required items (benchmarks/data/en_script_lines_{dev,heldout}.yaml). Each line is scored
+# as it was written (clean, or as tiny.en mis-heard it: "asr: ...") and, unless written as
+# mis-heard, once more with one or two ASR slips in its words (a sound-alike or misspelt
+# word; never a negation, which would turn a near miss into the phrase).
+
+LINES = {
+    "en": ("en_telecom", ROOT / "benchmarks" / "data" / "en_script_lines_{split}.yaml"),
+}
+MAX_FALSE_RATE = 0.02
+
+
+def load_lines(language: str, split: str) -> list[tuple[str, str, bool, bool]]:
+    """(item id, line, compliant, written as mis-heard) of one split."""
+    import yaml
+
+    path = Path(str(LINES[language][1]).format(split=split))
+    rows = []
+    for entry in yaml.safe_load(path.read_text(encoding="utf-8")):
+        for key, compliant in (("said", True), ("not_said", False)):
+            for line in entry[key]:
+                asr = line.startswith("asr:")
+                rows.append((entry["item"], line[4:].strip() if asr else line, compliant, asr))
+    return rows
+
+
+def slip_line(text: str, rng: random.Random, negations: frozenset[str]) -> str:
+    """``text`` with one or two words mis-heard (sound-alike or misspelt), no deletions."""
+    words = text.split()
+    idx = [
+        k
+        for k, w in enumerate(words)
+        if len(w.strip(",.?!")) >= 3 and w.strip(",.?!").lower() not in negations and "'" not in w
+    ]
+    for k in rng.sample(idx, min(len(idx), 1 if rng.random() < 0.7 else 2)):
+        core = words[k].rstrip(",.?!")
+        words[k] = _misspell(core.lower(), rng) + words[k][len(core) :]
+    return " ".join(words)
+
+
+def line_set(language: str, split: str, seed: int) -> list[tuple[str, str, bool, str]]:
+    """(item id, text, compliant, variant: clean / asr / slipped) of one split."""
+    rng = random.Random(seed)
+    negations = frozenset(["not", "never", "nothing", "don't", "can't", "isn't", "no"])
+    out = []
+    for item, line, compliant, asr in load_lines(language, split):
+        out.append((item, line, compliant, "asr" if asr else "clean"))
+        if not asr:
+            out.append((item, slip_line(line, rng, negations), compliant, "slipped"))
+    return out
+
+
+def line_verdicts(rows, rubric) -> list[bool | None]:
+    """The rubric item's verdict on each line said by the agent (one agent turn, then the
+    customer's), the engine as ``callqa score`` runs it."""
+    from pipeline.schema import Transcript
+    from pipeline.scripts_check import check_items
+
+    out = []
+    for k, (item, text, _, _) in enumerate(rows):
+        t = Transcript.model_validate(
+            {
+                "call_id": f"line{k}",
+                "language": rubric.language,
+                "utterances": [
+                    {"speaker": "agent", "start": 0.0, "end": 3.0, "text": text},
+                    {"speaker": "customer", "start": 3.5, "end": 4.5, "text": "okay."},
+                ],
+            }
+        )
+        by_id = {r.id: r.passed for r in check_items(t, rubric)}
+        out.append(by_id[item])
+    return out
+
+
+def sweep_line_semantic(language: str, seed: int, grid: list[float]) -> None:
+    """False-fail / false-pass rates on the DEV lines for each semantic threshold (the
+    rubric's ``semantic.min_similarity``): how the English default was picked."""
+    from pipeline.config import resolve_rubric_path
+    from pipeline.contracts import read_yaml
+    from pipeline.scripts_check import parse_rubric
+
+    data = read_yaml(resolve_rubric_path(LINES[language][0]))[0]
+    rows = line_set(language, "dev", seed)
+    print(f"{'semantic':>8} {'false fail':>10} {'false pass':>10}  (dev lines, seed {seed})")
+    for th in grid:
+        rubric = parse_rubric({**data, "semantic": {"min_similarity": th}}, path="sweep")
+        verdicts = line_verdicts(rows, rubric)
+        pos = [v for r, v in zip(rows, verdicts, strict=True) if r[2]]
+        neg = [v for r, v in zip(rows, verdicts, strict=True) if not r[2]]
+        ff = sum(1 for v in pos if v is not True) / len(pos)
+        fp = sum(1 for v in neg if v is True) / len(neg)
+        print(f"{th:>8.3f} {ff:>10.1%} {fp:>10.1%}")
+
+
+def print_line_rates(language: str, splits: list[str], seed: int, show: bool) -> None:
+    """False-fail rate on compliant lines, false-pass rate on near misses, per split."""
+    from pipeline.scripts_check import load_rubric
+
+    rubric = load_rubric(LINES[language][0])
+    print(f"agent lines vs {rubric.id} (sha256 {rubric.sha256[:12]}), seed {seed}")
+    print(
+        f"{'split':<8} {'variant':<8} {'compliant':>9} {'false fail':>10} "
+        f"{'near miss':>9} {'false pass':>10}"
+    )
+    for split in splits:
+        rows = line_set(language, split, seed)
+        verdicts = line_verdicts(rows, rubric)
+        for variant in ("clean", "asr", "slipped", "all"):
+            sel = [
+                (r, v)
+                for r, v in zip(rows, verdicts, strict=True)
+                if variant == "all" or r[3] == variant
+            ]
+            pos = [v for r, v in sel if r[2]]
+            neg = [v for r, v in sel if not r[2]]
+            ff = sum(1 for v in pos if v is not True) / len(pos) if pos else 0.0
+            fp = sum(1 for v in neg if v is True) / len(neg) if neg else 0.0
+            print(f"{split:<8} {variant:<8} {len(pos):>9} {ff:>10.1%} {len(neg):>9} {fp:>10.1%}")
+        if show:
+            for (item, text, compliant, variant), v in zip(rows, verdicts, strict=True):
+                if (v is True) != compliant:
+                    what = "FALSE FAIL" if compliant else "FALSE PASS"
+                    print(f"  {what:<10} {item:<15} {variant:<7} {text}")
+
+
+# --------------------------------------------------------------------------- learning
+
+
+def _scored(transcripts, rubric):
+    """(call id, Transcript, Result) as the store would hold them."""
+    from pipeline.schema import Transcript
+    from pipeline.score import score_transcript
+
+    out = []
+    for t in transcripts:
+        tr = Transcript.model_validate(t)
+        out.append((tr.call_id, tr, score_transcript(tr, rubric, risk_fn=lambda _t: None)))
+    return out
+
+
+def _learnt(data: dict, rubric, calls, labels):
+    """The rubric with, per item, the best proposal that agrees with more labels and breaks
+    no golden case applied (what a rubric owner would accept); the proposals taken."""
+    from pipeline.rubric_learning import changed_data, propose_from
+    from pipeline.scripts_check import parse_rubric
+
+    taken, new = [], data
+    for p in propose_from(data, rubric, calls, labels):
+        if p.item_id in {t.item_id for t in taken}:
+            continue
+        if p.agree_after > p.agree_before and not p.broken_cases:
+            taken.append(p)
+            new = {**changed_data(new, p), "version": data["version"]}
+    return parse_rubric(new, path=rubric.path), taken
+
+
+def _line_transcripts(rows) -> list[dict]:
+    return [
+        {
+            "call_id": f"line{k}",
+            "language": "en",
+            "utterances": [
+                {"speaker": "agent", "start": 0.0, "end": 3.0, "text": text},
+                {"speaker": "customer", "start": 3.5, "end": 4.5, "text": "okay."},
+            ],
+        }
+        for k, (_, text, _, _) in enumerate(rows)
+    ]
+
+
+def _rates(rows, verdicts) -> tuple[float, float]:
+    pos = [v for r, v in zip(rows, verdicts, strict=True) if r[2]]
+    neg = [v for r, v in zip(rows, verdicts, strict=True) if not r[2]]
+    return (
+        sum(1 for v in pos if v is not True) / len(pos),
+        sum(1 for v in neg if v is True) / len(neg),
+    )
+
+
+def learn_benchmark(language: str, seed: int, n: int) -> None:
+    """Reviewers' verdicts on a DEV set become proposals (pipeline.rubric_learning); the
+    accepted ones must not raise false passes on a HELD-OUT set. en: the agent-line sets
+    against en_telecom; zh: the dialogue set at 20 % noise (labels on --cal-seed dialogues,
+    figures on --seed ones)."""
+    from pipeline.config import resolve_rubric_path
+    from pipeline.contracts import read_yaml
+    from pipeline.schema import Transcript
+    from pipeline.scripts_check import check_items, parse_rubric
+
+    if language == "en":
+        path = resolve_rubric_path(LINES["en"][0])
+        data, content = read_yaml(path)
+        rubric = parse_rubric(data, path, content)
+        dev, held = line_set("en", "dev", seed), line_set("en", "heldout", seed)
+        calls = _scored(_line_transcripts(dev), rubric)
+        labels = {(f"line{k}", r[0]): r[2] for k, r in enumerate(dev)}
+        new, taken = _learnt(data, rubric, calls, labels)
+        for name, rows in (("dev", dev), ("heldout", held)):
+            before = _rates(rows, line_verdicts(rows, rubric))
+            after = _rates(rows, line_verdicts(rows, new))
+            print(
+                f"en {name:<8} false fail {before[0]:.1%} -> {after[0]:.1%}, "
+                f"false pass {before[1]:.1%} -> {after[1]:.1%}"
+            )
+    else:
+        import yaml
+
+        data = yaml.safe_load(RUBRIC_YAML)
+        rubric = parse_rubric(data, path=str(ROOT / "benchmarks" / "bench_cs.yaml"))
+        rng = random.Random(seed)
+        dev = [(noisy(t, 0.2, rng), lab) for t, lab in build_set(n, seed, "zh")]
+        calls = _scored([t for t, _ in dev], rubric)
+        labels = {
+            (t["call_id"], item): (lab[name] if det else not lab[name])
+            for t, lab in dev
+            for name, (item, det, _) in ITEMS.items()
+        }
+        new, taken = _learnt(data, rubric, calls, labels)
+        rng = random.Random(7 * 1000 + 20)
+        held = [(noisy(t, 0.2, rng), lab) for t, lab in build_set(n, 7, "zh")]
+        for name, r in (("before", rubric), ("after", new)):
+            verdicts = [
+                {x.id: x.passed for x in check_items(Transcript.model_validate(t), r)}
+                for t, _ in held
+            ]
+            pairs = pairs_by_item(held, verdicts)
+            print(f"zh held-out (seed 7, 20 % noise) {name}:")
+            print_rates(0.2, pairs)
+            rows = figures(pairs)
+            worst = min(
+                f for k, (kind, (_, _, f)) in rows.items() if kind == "required" and k in ITEMS
+            )
+            print(f"  worst required item F1 {worst:.3f}")
+    for p in taken:
+        change = p.add_phrases or f"min_similarity {p.min_similarity}"
+        print(
+            f"  accepted {p.item_id}: {change}; labels agreed {p.agree_before}/{p.labelled} -> "
+            f"{p.agree_after}/{p.labelled}; {len(p.flips)} flips"
+        )
+    if not taken:
+        print("  no proposal agreed with more reviewer labels")
 
 
 # --------------------------------------------------------------------------- calibration
@@ -819,7 +1078,42 @@ def main() -> None:
     ap.add_argument(
         "--grid", type=float, nargs="*", default=[0.65, 0.7, 0.725, 0.75, 0.775, 0.8, 0.85, 0.9]
     )
+    ap.add_argument(
+        "--lines",
+        nargs="*",
+        default=["dev", "heldout", "heldout2"],
+        help="en: splits of the agent-line sets to score (benchmarks/data/en_script_lines_*)",
+    )
+    ap.add_argument("--lines-seed", type=int, default=5)
+    ap.add_argument("--lines-only", action="store_true", help="en: only the agent-line sets")
+    ap.add_argument("--show", action="store_true", help="list every wrong line verdict")
+    ap.add_argument(
+        "--semantic-grid",
+        type=float,
+        nargs="*",
+        default=None,
+        help="en: sweep the paraphrase threshold on the dev lines instead",
+    )
+    ap.add_argument(
+        "--learn",
+        action="store_true",
+        help="reviewer labels on a dev set -> accepted proposals -> rates on a held-out set",
+    )
     args = ap.parse_args()
+    if args.learn:
+        learn_benchmark(
+            args.language,
+            args.lines_seed if args.language == "en" else args.cal_seed,
+            min(args.n, 300),
+        )
+        return
+    if args.semantic_grid:
+        sweep_line_semantic(args.language, args.lines_seed, args.semantic_grid)
+        return
+    if args.language in LINES and args.lines and not args.calibrate:
+        print_line_rates(args.language, args.lines, args.lines_seed, args.show)
+        if args.lines_only:
+            return
     if args.calibrate:
         costs = [tuple(float(x) for x in c.split(":")) for c in args.costs]
         calibrate(args.n, args.cal_seed, args.noise, args.grid, costs, args.language)
@@ -842,7 +1136,9 @@ def main() -> None:
         for t, _ in data:
             (folder / f"{t['call_id']}.json").write_text(json.dumps(t, ensure_ascii=False), "utf-8")
         wall, cpu = score_folder(folder, rubric, out, risk=False)
-        print_figures(rate, figures(pairs_by_item(data, cli_verdicts(data, out))))
+        pairs = pairs_by_item(data, cli_verdicts(data, out))
+        print_figures(rate, figures(pairs))
+        print_rates(rate, pairs)
         print_noise_ceiling(rate, clean, data, out, args.language)
         print(
             f"{rate:>5.0%}  scored {len(data)} transcripts in {wall:.1f} s end to end "

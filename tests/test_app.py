@@ -148,6 +148,7 @@ MATRIX = [
     ),  # fmt: skip
     ("GET", "/calibration", None, [200, 200, 200, 403, 403], 303),
     ("GET", "/calibration.csv", None, [200, 200, 200, 403, 403], 303),
+    ("GET", "/calibration/zh_ecommerce", None, [200, 200, 200, 403, 403], 303),
     ("GET", "/users", None, [200, 403, 403, 403, 403], 303),
     (
         "POST",

@@ -36,9 +36,23 @@ def item_check_sha256(rubric: Rubric, item) -> str:
             "when": item.when.model_dump(mode="json") if item.when else None,
             "critical": item.critical,
             "confidence": rubric.confidence.model_dump(mode="json"),
-            "semantic": rubric.semantic.model_dump(mode="json") if rubric.semantic else None,
+            "semantic": _semantic_part(rubric),
         }
     )
+
+
+def _semantic_part(rubric: Rubric) -> dict | None:
+    """The paraphrase policy that decides verdicts: the rubric's block as written (None when
+    absent or ``false``, as before English had it on by default), or the language default
+    it runs with when on without a block (en), so that a changed default voids overrides."""
+    policy, on = rubric.semantic_settings()
+    if rubric.semantic is not None:
+        if not rubric.semantic.enabled:
+            return None
+        return rubric.semantic.model_dump(mode="json", exclude={"enabled"})
+    if not on:
+        return None
+    return {"default": policy.model_dump(mode="json", exclude={"enabled"})}
 
 
 _CHECKS: dict[tuple[str, str, str], dict[str, str]] = {}

@@ -93,6 +93,7 @@ def check_items(transcript: Transcript, rubric: Rubric) -> list[ItemResult]:
         language=rubric.language,
         semantic=semantic,
         semantic_default=semantic_default,
+        semantic_keyed_only=rubric.semantic is None,
     )
     results: list[ItemResult] = []
     for section, item in rubric.items():

@@ -36,6 +36,13 @@ from pydantic import (
 
 from pipeline.match_config import match_settings
 from pipeline.schema import Evidence, Transcript, Utterance
+from pipeline.scripts_check.content import (
+    adds_negation,
+    content_match,
+    key_terms,
+    keys_heard,
+    plain,
+)
 from pipeline.scripts_check.match import (
     Match,
     align,
@@ -43,7 +50,12 @@ from pipeline.scripts_check.match import (
     match,
     upper_bound,
 )
-from pipeline.scripts_check.semantic import SemanticHit, SemanticPolicy, best_paraphrase
+from pipeline.scripts_check.semantic import (
+    SemanticHit,
+    SemanticPolicy,
+    best_paraphrase,
+    semantic_near_miss_floor,
+)
 from pipeline.text import NormText, normalise
 
 CheckRole = Literal["agent", "customer", "unknown", "any"]
@@ -79,6 +91,10 @@ class Context:
     # whether it applies to checks that do not say (the rubric has a ``semantic:`` block)
     semantic: SemanticPolicy | None = None
     semantic_default: bool = False
+    # on only as the language's default (no ``semantic:`` block): phrases with [key words]
+    # only, since a cosine alone reads "there is something i can do" as "is there anything
+    # else i can do for you" (benchmarks/script_adherence.py --language en)
+    semantic_keyed_only: bool = False
 
     def norm(self, text: str) -> NormText:
         return normalise(text, self.language)
@@ -183,16 +199,19 @@ class _PhraseCheck(Operator):
     def _best(
         self, ctx: Context, pairs: list[tuple[int, Utterance]], threshold: float
     ) -> tuple[float, int, Utterance, str, Match] | None:
-        """Best (similarity, index, utterance, phrase, match) with similarity >= threshold."""
+        """Best (similarity, index, utterance, phrase, match) with similarity >= threshold
+        whose utterance says the phrase's key words (``[bracketed]``, :mod:`.content`)."""
         best = None
         for phrase in self.phrases:
             p = ctx.norm(phrase)
+            keys = key_terms(phrase, ctx.language)
             for i, u in pairs:
                 m = match(p, ctx.norm(u.text), ctx.language, threshold)
                 if (
                     m is not None
                     and m.similarity >= threshold
                     and (best is None or m.similarity > best[0])
+                    and keys_heard(keys, ctx.norm(u.text), ctx.language, aligned=True)
                 ):
                     best = (m.similarity, i, u, phrase, m)
         return best
@@ -221,6 +240,8 @@ class _PhraseCheck(Operator):
                 un = ctx.norm(u.text)
                 bound = sum(len(c) * upper_bound(c, un, ctx.language) for c in clauses) / total
                 if bound < threshold:
+                    continue
+                if not keys_heard(key_terms(phrase, ctx.language), un, ctx.language, aligned=True):
                     continue
                 ms = [align(c, un, ctx.language) for c in clauses]
                 if any(op == "negation" for m in ms for op, _, _ in m.ops):
@@ -317,6 +338,9 @@ class Required(_PhraseCheck):
             sim, i, u, phrase, m = hit
             ev = evidence(ctx, i, u, phrase, m, f"said at utterance {i} ({sim:.2f} >= {limit:g})")
             return Outcome(True, ev.reason, [ev], support=[ev])
+        said = self._content(ctx, pairs)
+        if said is not None:
+            return Outcome(True, said.reason, [said], support=[said])
         para = self._paraphrase(ctx, pairs)
         if para is not None and para.similarity >= ctx.semantic.min_similarity:
             ev = semantic_evidence(ctx, para)
@@ -324,19 +348,68 @@ class Required(_PhraseCheck):
                 True, f"said at utterance {para.index} ({ev.reason})", [ev], support=[ev]
             )
         out = self._failure(ctx, pairs)
-        if para is not None:
+        if para is not None and para.similarity < semantic_near_miss_floor():
+            # honest evidence, as for the lexical near miss: a far "closest meaning" would
+            # point at an unrelated utterance (and a coaching clip at the wrong place)
+            out.reason += (
+                f"; no paraphrase came close (cosine {para.similarity:.2f} < "
+                f"{semantic_near_miss_floor():g} with model {ctx.semantic.model})"
+            )
+        elif para is not None:
             ev = semantic_evidence(ctx, para)
             ev.reason = f"semantic near miss: {ev.reason}"
             out.reason += f"; {ev.reason}"
             out.evidence = [e for e in out.evidence if e.utterance is not None] + [ev]
         return out
 
+    def _content(self, ctx: Context, pairs: list[tuple[int, Utterance]]) -> Evidence | None:
+        """Evidence of the best content-word match (word languages, :mod:`.content`)."""
+        best = None
+        for i, u in pairs:
+            hit = content_match(self.phrases, ctx.norm(u.text), ctx.language)
+            if hit is not None and (best is None or hit.share > best[0].share):
+                best = (hit, i, u)
+        if best is None:
+            return None
+        hit, i, u = best
+        a, b = ctx.norm(u.text).original_span(hit.start, hit.end)
+        why = f"content words of {hit.phrase!r} said ({hit.share:.2f} of its act words"
+        why += f"; not heard: {' '.join(hit.missing)})" if hit.missing else ")"
+        return Evidence(
+            utterance=i,
+            start=u.start,
+            end=u.end,
+            text=u.text,
+            matched=hit.phrase,
+            similarity=hit.share,
+            reason=f"said at utterance {i} ({why})",
+            speaker=u.speaker,
+            span=u.text[a:b],
+            span_chars=[a, b],
+            method="content",
+        )
+
     def _paraphrase(self, ctx: Context, pairs: list[tuple[int, Utterance]]) -> SemanticHit | None:
-        """Best paraphrase when this check uses the semantic fallback, else None."""
+        """Best paraphrase when this check uses the semantic fallback, else None. Only
+        utterances that say the phrase's key words and add no negation are compared."""
         on = self.semantic if self.semantic is not None else ctx.semantic_default
         if not on or ctx.semantic is None:
             return None
-        return best_paraphrase(ctx.semantic, self.phrases, pairs, ctx.cache)
+        best = None
+        for phrase in self.phrases:
+            keys = key_terms(phrase, ctx.language)
+            if not keys and self.semantic is None and ctx.semantic_keyed_only:
+                continue
+            ok = [
+                (i, u)
+                for i, u in pairs
+                if keys_heard(keys, ctx.norm(u.text), ctx.language)
+                and not adds_negation(phrase, ctx.norm(u.text), ctx.language)
+            ]
+            hit = best_paraphrase(ctx.semantic, [plain(phrase)], ok, ctx.cache)
+            if hit is not None and (best is None or hit.similarity > best.similarity):
+                best = hit
+        return best
 
     def _failure(self, ctx: Context, pairs: list[tuple[int, Utterance]]) -> Outcome:
         t = ctx.transcript

@@ -27,6 +27,7 @@ from pipeline.scripts_check.semantic import (
     SemanticPolicy,
     default_model,
     model_languages,
+    on_by_default,
     resolve_model,
 )
 from pipeline.text import normalise
@@ -95,7 +96,8 @@ class Rubric(_Strict):
     title: str = Field(min_length=1)
     description: str | None = None
     confidence: ConfidencePolicy = Field(default_factory=default_confidence)
-    # paraphrase fallback of every ``required`` check (:mod:`.semantic`); off when absent
+    # paraphrase fallback of every ``required`` check (:mod:`.semantic`); absent: the
+    # language's default (defaults.yaml semantic.on_by_default); false: off
     semantic: SemanticPolicy | None = None
     sections: list[Section] = Field(min_length=1)
 
@@ -103,7 +105,7 @@ class Rubric(_Strict):
     @classmethod
     def _semantic_flag(cls, v: Any) -> Any:
         # ``semantic: true`` = the defaults; ``semantic: false`` = off
-        return {} if v is True else (None if v is False else v)
+        return {} if v is True else ({"enabled": False} if v is False else v)
 
     _sha256: str | None = PrivateAttr(default=None)
     _path: str | None = PrivateAttr(default=None)
@@ -126,7 +128,9 @@ class Rubric(_Strict):
         """(model + threshold, whether checks that do not say use it): the rubric's
         ``semantic:`` block, else the defaults for checks that ask with ``semantic: true``."""
         policy = (self.semantic or SemanticPolicy()).resolved(self.language)
-        return (policy, self.semantic is not None)
+        if self.semantic is None:
+            return (policy, on_by_default(self.language))
+        return (policy, self.semantic.enabled)
 
     def items(self) -> list[tuple[Section, Item]]:
         return [(s, i) for s in self.sections for i in s.items]
@@ -186,7 +190,13 @@ def _semantic_problems(rubric: Rubric) -> list[tuple[str, str]]:
 
 def _semantic_model_problems(rubric: Rubric) -> list[tuple[str, str]]:
     """The semantic model must be installed and understand the rubric's language."""
-    if rubric.semantic is not None:
+    if rubric.semantic is None and on_by_default(rubric.language):
+        where, model = "semantic", default_model(rubric.language)
+        try:
+            resolve_model(model)
+        except ValueError as exc:
+            return [(where, f"{exc} (the {rubric.language} default; `semantic: false` opts out)")]
+    elif rubric.semantic is not None and rubric.semantic.enabled:
         where = "semantic.model"
         model = rubric.semantic.model or default_model(rubric.language)
         if rubric.semantic.model is None:

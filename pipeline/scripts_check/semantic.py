@@ -1,6 +1,8 @@
 """Optional semantic matching: a required phrase said in other words (a paraphrase).
 
-Off unless a rubric asks for it. A rubric's top-level ``semantic:`` block names a local
+On by default for the languages in ``defaults.yaml`` → ``semantic.on_by_default`` (en,
+gated by key words and negations: :mod:`.content`), otherwise off unless a rubric asks for
+it; ``semantic: false`` turns it off. A rubric's top-level ``semantic:`` block names a local
 sentence-embedding model and a cosine threshold, and turns the fallback on for every
 ``required`` check (``semantic: false`` on a check opts it out); a single check may ask
 with ``semantic: true`` (then the engine defaults are used)::
@@ -69,10 +71,24 @@ def default_model(language: str) -> str:
     return models.get(language[:2], models["en"])
 
 
-def default_min_similarity(model: str) -> float:
-    """The calibrated cosine threshold of ``model`` (a local directory: a generic one)."""
+def default_min_similarity(model: str, language: str | None = None) -> float:
+    """The calibrated cosine threshold of ``model`` for ``language`` (a threshold measured
+    for that language first, then the model's own; a local directory: a generic one)."""
     d = semantic_defaults()
+    by_lang = d.get("min_similarity_by_language", {}).get((language or "")[:2], {})
+    if model in by_lang:
+        return float(by_lang[model])
     return float(d["min_similarity"].get(model, d["local_model_min_similarity"]))
+
+
+def semantic_near_miss_floor() -> float:
+    """A failed check cites its closest paraphrase only from this cosine on."""
+    return float(semantic_defaults().get("near_miss_floor", 0.0))
+
+
+def on_by_default(language: str) -> bool:
+    """Whether a rubric of ``language`` without a ``semantic:`` block uses the fallback."""
+    return language[:2] in semantic_defaults().get("on_by_default", [])
 
 
 class SemanticPolicy(BaseModel):
@@ -83,6 +99,7 @@ class SemanticPolicy(BaseModel):
 
     model: str | None = None
     min_similarity: float | None = Field(default=None, gt=0, le=1)
+    enabled: bool = True  # ``semantic: false`` in a rubric (off where on by default)
 
     @field_validator("model")
     @classmethod
@@ -94,8 +111,8 @@ class SemanticPolicy(BaseModel):
     def resolved(self, language: str) -> SemanticPolicy:
         """This policy with the language's default model and the model's threshold filled."""
         model = self.model or default_model(language)
-        sim = self.min_similarity or default_min_similarity(model)
-        return SemanticPolicy.model_construct(model=model, min_similarity=sim)
+        sim = self.min_similarity or default_min_similarity(model, language)
+        return SemanticPolicy.model_construct(model=model, min_similarity=sim, enabled=self.enabled)
 
 
 class PhraseEncoder:

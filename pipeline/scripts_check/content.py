@@ -1,0 +1,259 @@
+"""Key words and the content-word route of ``required`` phrases in word languages (English).
+
+Character / word similarity over a whole phrase does not know which words carry the
+requirement: "thank you for calling at me telecom" is 0.81 like "thank you for calling
+northwind telecom", while "could you confirm your date on birth please" is only 0.62 like
+"can you please confirm your date of birth". Two rules fix both directions:
+
+**Key words.** A rubric phrase marks the words that carry the requirement in brackets:
+``thank you for calling [northwind] telecom``, ``can you confirm your [date of birth]``.
+Whatever route passes the phrase (the aligner, the content words below, or a paraphrase),
+each key word must be heard in that utterance: the same word, or an ASR variant of it (a
+spelling ratio of at least ``key_min_ratio``, the same consonant skeleton, or split /
+joined: "north wind"). Another company's name is not a variant of the rubric's one.
+Function words inside a bracket (the "of" of "date of birth") are not required: ASR
+swaps them ("date on birth", "date a birth").
+
+**Content words.** An utterance also says a phrase when it says the phrase's content words,
+in any order, within a window (politeness words, pronouns and modals ignored, contractions
+expanded by the normaliser): all key words, and at least ``min_share`` of the others; a
+phrase without marked key words needs all its content words. The
+other content words of every phrase of the check count too (a rubric that lists "can you
+confirm your [date of birth]" and "may i have your [account number]" accepts "may i have
+your date of birth"), and so do the synonym groups in ``defaults.yaml`` → ``content``.
+An utterance with a negation (not, never, nothing...) the phrase does not have is never
+a content-word match ("there isn't anything else i can do for you").
+
+Settings per language: ``defaults.yaml`` → ``content.<language>``; a language without an
+entry (zh: characters, the pinyin aligner handles it) has neither route, but bracket marks
+are still stripped and key words still required.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+from rapidfuzz import fuzz
+
+from pipeline.contracts import load_model
+from pipeline.text import NormText, normalise
+
+_BRACKET = re.compile(r"\[([^\[\]]+)\]")
+_VOWELS = re.compile(r"(?<=.)[aeiouy]")
+
+
+class ContentSettings(BaseModel):
+    """``defaults.yaml`` → ``content.<language>``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True  # the content-word route (key words are always required)
+    min_ratio: float = Field(ge=0, le=100)  # spelling ratio: a misheard content word
+    key_min_ratio: float = Field(ge=0, le=100)  # the same for a key word
+    skeleton_ratio: float = Field(ge=0, le=100)  # consonant skeletons (birth / bath)
+    min_share: float = Field(ge=0, le=1)  # of a phrase's non-key content words
+    window_extra: int = Field(ge=0)  # words beyond the phrase's length in one window
+    light_words: tuple[str, ...] = ()
+    synonyms: tuple[tuple[str, ...], ...] = ()
+    negations: tuple[str, ...] = ()
+
+
+@lru_cache(maxsize=1)
+def _all_settings() -> dict[str, ContentSettings]:
+    path = Path(__file__).with_name("defaults.yaml")
+    return load_model(path, dict[str, ContentSettings], section="content")
+
+
+def content_settings(language: str) -> ContentSettings | None:
+    """The content-word settings of ``language`` (None: characters, no such route)."""
+    return _all_settings().get(language[:2])
+
+
+def plain(phrase: str) -> str:
+    """The phrase as said: bracket marks removed (``[northwind]`` → ``northwind``)."""
+    return _BRACKET.sub(r"\1", phrase)
+
+
+def key_terms(phrase: str, language: str) -> tuple[tuple[str, ...], ...]:
+    """The bracketed key words of ``phrase``, each as its normalised content words."""
+    cfg = content_settings(language)
+    light = set(cfg.light_words) if cfg else set()
+    out = []
+    for m in _BRACKET.finditer(phrase):
+        units = normalise(m.group(1), language).units
+        content = tuple(u for u in units if u not in light) or tuple(units)
+        if content:
+            out.append(content)
+    return tuple(out)
+
+
+@lru_cache(maxsize=8)
+def _light(cfg: ContentSettings) -> frozenset[str]:
+    return frozenset(cfg.light_words)
+
+
+def _skeleton(word: str) -> str:
+    """Consonants, doubled letters once: calling → clng, colin → cln, birth → brth."""
+    out = _VOWELS.sub("", word)
+    return "".join(c for k, c in enumerate(out) if k == 0 or c != out[k - 1])
+
+
+def word_heard(word: str, spoken: str, min_ratio: float, cfg: ContentSettings) -> bool:
+    """Whether ``spoken`` is ``word`` or an ASR variant of it."""
+    if word == spoken:
+        return True
+    if len(word) < 3 or len(spoken) < 2:
+        return False  # short words: exact only ("a" is not "i")
+    if abs(len(word) - len(spoken)) > max(2, len(word) // 3):
+        return False  # a slip keeps the length: "read" is not inside "already"
+    if fuzz.ratio(word, spoken) >= min_ratio:
+        return True
+    a, b = _skeleton(word), _skeleton(spoken)
+    if a[0] != b[:1]:
+        return False
+    return (a == b and len(word) >= 4) or (len(a) >= 3 and fuzz.ratio(a, b) >= cfg.skeleton_ratio)
+
+
+def _positions(
+    word: str, units: tuple[str, ...], min_ratio: float, cfg: ContentSettings
+) -> list[int]:
+    """Unit positions where ``word`` is heard (alone, or split over two units). A light
+    word said is never a content word misheard ("there" is not "other")."""
+    light = _light(cfg)
+    out = [
+        k
+        for k, u in enumerate(units)
+        if u == word or (u not in light and word_heard(word, u, min_ratio, cfg))
+    ]
+    out += [
+        k
+        for k in range(len(units) - 1)
+        if len(word) >= 5 and fuzz.ratio(word, units[k] + units[k + 1]) >= cfg.key_min_ratio
+    ]
+    return sorted(set(out))
+
+
+def keys_heard(
+    keys: tuple[tuple[str, ...], ...], utt: NormText, language: str, *, aligned: bool = False
+) -> bool:
+    """Every key word (every content word of every bracket) is heard in ``utt``. With
+    ``aligned`` (the whole phrase already aligned closely), a bracket of several content
+    words may lose half of them to ASR ("may i have your account, please"); a one-word
+    bracket (a company's name) never: mark a name as its own bracket."""
+    cfg = content_settings(language)
+    if not keys:
+        return True
+    if cfg is None:  # characters: the key must be said as written (after normalising)
+        text = "".join(utt.units)
+        return all("".join(k) in text for k in keys)
+
+    def heard(w: str) -> bool:
+        return any(_positions(a, utt.units, cfg.key_min_ratio, cfg) for a in _alternatives(w, cfg))
+
+    if aligned:
+        return all(2 * sum(map(heard, k)) >= len(k) for k in keys)
+    return all(heard(w) for k in keys for w in k)
+
+
+@dataclass(frozen=True)
+class ContentHit:
+    """A phrase said in other words: its content words found in one window."""
+
+    phrase: str
+    share: float  # of the non-key content words heard
+    start: int  # unit span in the utterance
+    end: int
+    heard: tuple[str, ...]  # the phrase words heard
+    missing: tuple[str, ...]
+
+
+def _content_words(phrase: str, language: str, cfg: ContentSettings) -> list[str]:
+    light = set(cfg.light_words)
+    return [u for u in normalise(plain(phrase), language).units if u not in light]
+
+
+def _alternatives(word: str, cfg: ContentSettings) -> tuple[str, ...]:
+    for group in cfg.synonyms:
+        if word in group:
+            return group
+    return (word,)
+
+
+def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHit | None:
+    """The phrase of ``phrases`` whose content words ``utt`` says best (all key words, and
+    at least ``min_share`` of the others, in one window, no negation added), or None."""
+    cfg = content_settings(language)
+    if cfg is None or not cfg.enabled or not len(utt):
+        return None
+    negs = set(cfg.negations)
+    pool = {  # the act words of every phrase of the check (key words excluded)
+        w
+        for p in phrases
+        for w in _content_words(p, language, cfg)
+        if w not in {x for k in key_terms(p, language) for x in k}
+    }
+    best: ContentHit | None = None
+    for phrase in phrases:
+        keys = {w for k in key_terms(phrase, language) for w in k}
+        words = _content_words(phrase, language, cfg)
+        if not words or negs & set(words):
+            continue
+        others = [w for w in words if w not in keys]
+        width = len(normalise(plain(phrase), language)) + cfg.window_extra
+        found: dict[str, list[int]] = {}
+        for w in dict.fromkeys(words):
+            ratio = cfg.key_min_ratio if w in keys else cfg.min_ratio
+            alts = _alternatives(w, cfg)
+            found[w] = sorted({p for a in alts for p in _positions(a, utt.units, ratio, cfg)})
+        if any(not found[w] for w in keys):
+            continue
+        # other phrases' act words stand in for this one's (the phrase set's own variants)
+        extra = [w for w in pool - set(words) if _positions(w, utt.units, cfg.min_ratio, cfg)]
+        for start in range(max(1, len(utt) - width + 1)):
+            end = min(len(utt), start + width)
+            inside = {w for w, ps in found.items() if any(start <= p < end for p in ps)}
+            if not keys <= inside:
+                continue
+            if any(u in negs for u in utt.units[start:end]):
+                continue
+            heard_others = [w for w in others if w in inside]
+            n_others = len(others)
+            hits = len(heard_others)
+            if keys and hits < n_others:  # a listed variant's act word fills a gap
+                hits += min(
+                    n_others - hits,
+                    sum(
+                        1
+                        for w in extra
+                        if any(
+                            start <= p < end for p in _positions(w, utt.units, cfg.min_ratio, cfg)
+                        )
+                    ),
+                )
+            share = hits / n_others if n_others else 1.0
+            # a phrase without key words: every content word ("found from the phrase")
+            if share < (cfg.min_share if keys else 1.0):
+                continue
+            if best is None or share > best.share:
+                best = ContentHit(
+                    phrase,
+                    round(share, 4),
+                    start,
+                    end,
+                    tuple(sorted(inside)),
+                    tuple(w for w in words if w not in inside),
+                )
+    return best
+
+
+def adds_negation(phrase: str, utt: NormText, language: str) -> bool:
+    """``utt`` says a negation (not, never, nothing...) that ``phrase`` does not."""
+    cfg = content_settings(language)
+    if cfg is None:
+        return False
+    negs = set(cfg.negations)
+    return bool(negs & set(utt.units)) and not negs & set(normalise(plain(phrase), language).units)

@@ -1,0 +1,203 @@
+"""Rubrics that learn from reviewers (pipeline/rubric_learning.py), on a real SQLite store:
+English calls scored by ``callqa run``'s processor with a copy of en_telecom, reviewers
+overturn the greeting where the agent said "Northwind Telecom here", the proposal adds that
+phrase (measured on the stored calls and the golden cases), acceptance writes a new rubric
+version with its diff, and ``rescore`` lowers the overturn rate on those calls to zero."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.archive import discover
+from pipeline.config import RUBRICS_DIR, load_settings
+from pipeline.process import CallProcessor
+from pipeline.rescore import Rescorer
+from pipeline.rubric_learning import (
+    LearnError,
+    Proposal,
+    accept,
+    disagreements,
+    propose,
+    reviewer_labels,
+    stored_calls,
+)
+from pipeline.scripts_check import load_rubric
+from pipeline.store import open_store
+from pipeline.store.review import ReviewStore, Scope
+
+OWN_WORDS = "Good morning, Northwind Telecom here, Sam speaking."
+CALLS = {
+    # the agent's own greeting: the rule fails it, reviewers pass it
+    "own_1": OWN_WORDS,
+    "own_2": "Good morning, Northwind Telecom here, Ana speaking.",
+    "own_3": "Hi, Northwind Telecom here, this is Jo.",
+    # another company: the rule fails it and a reviewer agrees
+    "acme": "Thank you for calling Acme Telecom, this is Kim.",
+    # the script: the rule passes it
+    "script": "Thank you for calling Northwind Telecom, this is Sofia.",
+}
+
+
+def transcript(call_id: str, greeting: str) -> dict:
+    turns = [
+        ("agent", greeting),
+        ("customer", "my bill is wrong"),
+        ("agent", "can you please confirm your date of birth"),
+        ("customer", "fifth of june"),
+        ("agent", "done, is there anything else i can help you with"),
+        ("customer", "no thanks"),
+        ("agent", "thank you for calling, have a great day"),
+    ]
+    utts, t = [], 0.0
+    for speaker, text in turns:
+        d = max(1.0, len(text.split()) / 2.5)
+        utts.append({"speaker": speaker, "start": t, "end": t + d, "text": text})
+        t += d + 0.5
+    return {"call_id": call_id, "language": "en", "utterances": utts}
+
+
+@pytest.fixture()
+def archive(tmp_path):
+    rubric = tmp_path / "rubrics" / "en_telecom.yaml"
+    rubric.parent.mkdir()
+    shutil.copy(RUBRICS_DIR / "en_telecom.yaml", rubric)
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    for call_id, greeting in CALLS.items():
+        (folder / f"{call_id}.json").write_text(json.dumps(transcript(call_id, greeting)))
+    url = f"sqlite:///{tmp_path / 'qa.db'}"
+    processor = CallProcessor(load_settings(database_url=url, rubric=str(rubric)))
+    for job in discover(folder):
+        assert processor.process(job).status == "scored", job.call_id
+    store = open_store(url)
+    reviews = ReviewStore(store)
+    reviews.add_user("rita", "secret-pass-1", role="reviewer")
+    rita = Scope(user_id=reviews.authenticate("rita", "secret-pass-1").id, all_calls=True)
+    for call_id in CALLS:
+        items = {i.id: i for i in reviews.final_score(rita, call_id).items}
+        g = items["greeting"]
+        if call_id.startswith("own"):
+            assert g.machine_passed is False, call_id
+            reviews.override(rita, call_id, g.item_result_id, True, "greeting said")
+        elif call_id == "acme":
+            assert g.machine_passed is False
+            reviews.confirm(rita, call_id, "right, wrong company")
+    return store, rubric
+
+
+def overturn_rate(store, rubric_path: Path, item: str) -> float:
+    rubric = load_rubric(rubric_path)
+    labels = {k: v for k, v in reviewer_labels(store, rubric.id).items() if k[1] == item}
+    wrong = disagreements(store, rubric, stored_calls(store, rubric.id), labels).get(item, [])
+    return len(wrong) / len(labels)
+
+
+def test_overturns_become_a_proposal_that_rescoring_applies(archive, tmp_path) -> None:
+    store, rubric_path = archive
+    assert overturn_rate(store, rubric_path, "greeting") == pytest.approx(3 / 4)
+    proposals = propose(store, rubric_path)
+    greeting = [p for p in proposals if p.item_id == "greeting"]
+    assert greeting, proposals
+    best = greeting[0]
+    assert best.kind == "phrases"
+    assert best.add_phrases == [
+        "[good] [morning] [northwind] [telecom] here",
+        "[hi] [northwind] [telecom] here",
+    ]
+    assert (best.labelled, best.agree_before, best.agree_after) == (4, 1, 4)
+    assert {f.call_id for f in best.flips} == {"own_1", "own_2", "own_3"}
+    assert all(f.before is False and f.after is True and f.reviewer for f in best.flips)
+    assert best.broken_cases == []
+    # a proposal is data until accepted: the rubric file is untouched
+    assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
+
+    written, diff = accept(Proposal.model_validate(json.loads(best.model_dump_json())))
+    assert written == rubric_path
+    added = [line for line in diff.splitlines() if line.startswith("+ ")]
+    assert added == [
+        "+              - '[good] [morning] [northwind] [telecom] here'",
+        "+              - '[hi] [northwind] [telecom] here'",
+    ]  # quoted: a plain YAML scalar cannot start with "["
+    assert "-version: 2" in diff and "+version: 3" in diff
+    new = yaml.safe_load(rubric_path.read_text())
+    assert new["version"] == 3
+    text = rubric_path.read_text()
+    assert "# [bracketed]: the words that carry the requirement" in text  # comments kept
+
+    summary = Rescorer(store, rubric=str(rubric_path), risk=False).rescore()
+    assert summary.rescored == len(CALLS)
+    assert overturn_rate(store, rubric_path, "greeting") == 0.0
+    for call_id in ("own_1", "own_2", "own_3"):
+        item = next(i for i in store.get_result(call_id).items if i.id == "greeting")
+        assert item.passed is True and "[northwind] [telecom] here" in item.evidence[0].matched
+    acme = next(i for i in store.get_result("acme").items if i.id == "greeting")
+    assert acme.passed is False
+
+
+def test_accepting_is_refused_when_the_file_changed_or_golden_cases_break(archive) -> None:
+    store, rubric_path = archive
+    (best, *_) = [p for p in propose(store, rubric_path) if p.item_id == "greeting"]
+    # a rule that passes "Hello, what do you want?" breaks the golden case that fails it
+    bad = best.model_copy(update={"add_phrases": ["hello"]})
+    with pytest.raises(LearnError, match="forbidden_and_no_greeting: greeting"):
+        accept(bad)
+    assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
+    rubric_path.write_text(rubric_path.read_text() + "\n# edited by hand\n")
+    with pytest.raises(LearnError, match="changed since the proposal was made"):
+        accept(best)
+
+
+def test_propose_and_accept_from_the_command_line(archive, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    store, rubric_path = archive
+    url = str(store.engine.url)
+    out = CliRunner().invoke(
+        cli, ["rubric", "propose", str(rubric_path), "--db", url, "--out", str(tmp_path / "p")]
+    )
+    assert out.exit_code == 0, out.output
+    assert "en_telecom.greeting: add '[good] [morning] [northwind] [telecom] here'" in out.output
+    assert (
+        "agreed 1/4 -> 4/4" in out.output and "own_1: False -> True (reviewer: pass)" in out.output
+    )
+    first = sorted((tmp_path / "p").glob("en_telecom.greeting.*.json"))[0]
+    new = tmp_path / "en_telecom_v3.yaml"
+    ok = CliRunner().invoke(cli, ["rubric", "accept", str(first), "--out", str(new)])
+    assert ok.exit_code == 0, ok.output
+    assert "+version: 3" in ok.output and f"callqa rescore --rubric {new}" in ok.output
+    assert load_rubric(new).version == 3
+    assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
+
+
+def test_calibration_page_shows_overturns_and_the_proposal(archive, tmp_path) -> None:
+    """The page (a reviewer with calibration rights): both directions of disagreement, the
+    proposal's effect and diff; nothing is written; a path is not a rubric id."""
+    from pipeline.app import create_app
+    from tests.builders import PASSWORD, login
+
+    store, rubric_path = archive
+    reviews = ReviewStore(store)
+    reviews.add_user("tom", PASSWORD, role="trainer")
+    app = create_app(str(store.engine.url), var_dir=tmp_path / "var")
+    client = login(app, "tom")
+    page = client.get("/calibration")
+    assert page.status_code == 200 and 'href="/calibration/en_telecom"' in page.text
+    page = client.get("/calibration/en_telecom")
+    assert page.status_code == 200, page.text
+    html = page.text
+    assert 'data-item-id="greeting"' in html
+    assert "质检员判通过、规则判不通过 (3)" in html  # the zh-CN catalogue (the default)
+    assert "Good morning, Northwind Telecom here, Sam speaking." in html
+    assert "<code>[good] [morning] [northwind] [telecom] here</code>" in html
+    assert "1/4 → <strong>4/4</strong>" in html
+    assert "+version: 3" in html
+    assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
+    assert client.get("/calibration/..%2Fetc").status_code == 404
+    assert client.get("/calibration/no_such_rubric").status_code == 404
