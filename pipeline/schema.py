@@ -121,6 +121,23 @@ class DroppedSegment(_Model):
     reason: str
 
 
+class LanguageDecision(_Model):
+    """The language a call was decoded in, who decided it, and the model that decoded it.
+
+    ``method``: ``detected`` (the multilingual model's language identification over the
+    parties' first speech), ``manifest`` (the manifest's ``language`` column), ``option``
+    (``--language``), ``setting`` (``QA_LANGUAGE``), ``routing`` (the language of the form a
+    routing rule chose before transcription), ``english_only`` (the model knows only English).
+    """
+
+    language: str
+    probability: float | None = Field(default=None, ge=0, le=1)
+    method: Literal["detected", "manifest", "option", "setting", "routing", "english_only"]
+    detected: dict[str, float] | None = None  # party (channel or "mono") → seconds listened to
+    model: str  # the model that decoded the call
+    model_sha256: str | None = None
+
+
 class Provenance(_Model):
     """What produced a stage's output, so any stored score can be reproduced."""
 
@@ -140,6 +157,7 @@ class Provenance(_Model):
     codec: str | None = None
     source_sample_rate: int | None = None
     dropped: list[DroppedSegment] | None = None  # ASR segments dropped as hallucinations
+    language_decision: LanguageDecision | None = None  # which language and model decoded it
 
 
 class Redaction(_Model):
@@ -283,6 +301,11 @@ class AsrConfig(_Section):
     compute_type: str | None = None
     device: str | None = None
     language: str | None = None  # the setting (zh, en, auto), not the detected language
+    languages: list[str] | None = None  # languages detection chooses among
+    english_model: str | None = None  # decodes calls in English; None: ``model`` does
+    models: dict[str, str | None] | None = None  # each model → sha256 of its model.bin
+    zh_text: dict[str, Any] | None = None  # Chinese text stage options (zh_text.yaml), sha256
+    lexicon: dict[str, Any] | None = None  # custom vocabulary file: sha256, use
     decode: dict[str, Any] = Field(default_factory=dict)  # faster-whisper transcribe() options
     vad: dict[str, Any] | None = None  # VAD filter parameters; None: VAD off
     faster_whisper: str | None = None

@@ -31,6 +31,8 @@ from pipeline.schema import (
 from pipeline.score.risk.config import load_calibration, load_risk_config
 from pipeline.transcribe.decode_config import asr_config as decoding_config
 from pipeline.transcribe.diarize import BACKENDS
+from pipeline.transcribe.vocabulary import lexicon_ref
+from pipeline.transcribe.zh_text import load_options
 
 
 def asr_config(settings: Settings) -> AsrConfig:
@@ -45,6 +47,7 @@ def asr_config(settings: Settings) -> AsrConfig:
     decoding = decoding_config(settings).model_dump(mode="json")
     for key in ("model", "compute_type", "device", "faster_whisper", "ctranslate2"):
         decoding.pop(key)
+    languages, english, models = (decoding.pop(k) for k in ("languages", "english_model", "models"))
     vad = decoding.pop("vad")
     pinned = decoding["cpu_isa"] == "pinned"
     return AsrConfig(
@@ -52,6 +55,11 @@ def asr_config(settings: Settings) -> AsrConfig:
         compute_type=settings.compute_type,
         device=settings.device,
         language=settings.language,
+        languages=languages,
+        english_model=english,
+        models=models,
+        zh_text=load_options().model_dump(mode="json"),
+        lexicon=lexicon_ref(settings.asr_lexicon),
         decode=_plain(decoding),
         vad=_plain(vad) if vad is not None else None,
         faster_whisper=_installed("faster-whisper"),

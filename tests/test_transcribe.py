@@ -39,6 +39,7 @@ from pipeline.transcribe.segments import AsrSegment
 from tests.builders import make_samples_module
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "audio"
+BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 JFK = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
 LEFT = "He began a confused complaint against the wizard, who had vanished behind the curtain on the left."
 RIGHT = "The horizon seems extremely distant."
@@ -89,12 +90,14 @@ def to_8k(src: Path, dst: Path, codec: str = "pcm_mulaw") -> Path:
 
 @pytest.fixture(scope="module")
 def settings() -> Settings:
-    return Settings()  # the embedded tiny.en, int8 on CPU, VAD on
+    return Settings()  # the embedded base (language) and tiny.en (English), int8, VAD on
 
 
 @pytest.fixture(scope="module")
 def model(settings):
-    return get_model(settings)  # loaded once for the module; transcribe_call reuses it
+    """The model that decodes these English calls (tiny.en), loaded once for the module;
+    transcribe_call reuses it after the multilingual model has detected the language."""
+    return get_model(settings.model_copy(update={"asr_model": settings.asr_english_model}))
 
 
 def _speak(text: str, path: Path) -> np.ndarray:
@@ -152,8 +155,10 @@ def test_resolve_model():
 
 
 def test_model_is_loaded_once(model, settings):
-    assert get_model(settings) is model
-    assert get_model(Settings(language="zh")) is model  # language does not change the model
+    english = settings.model_copy(update={"asr_model": "tiny.en"})
+    assert get_model(english) is model
+    assert get_model(Settings(asr_model="tiny.en", language="zh")) is model  # same model
+    assert get_model(settings) is get_model(Settings())  # the multilingual one, once too
 
 
 def test_uncached_model_name_fails_clearly():
@@ -202,8 +207,10 @@ def test_pauses_inside_a_sentence_stay_in_the_speech_clip(settings, tmp_path):
 
 def test_english_only_model_forces_english(model, tmp_path):
     path = to_8k(needs_data("jfk.flac"), tmp_path / "jfk_8k_alaw.wav", codec="pcm_alaw")
-    transcript = transcribe_call(path, settings=Settings(), language="zh")
+    transcript = transcribe_call(path, settings=Settings(asr_model="tiny.en"), language="zh")
     assert transcript.language == "en" and transcript.produced_by.language_setting == "zh"
+    decision = transcript.produced_by.language_decision
+    assert (decision.method, decision.model) == ("english_only", "tiny.en")
     assert wer(JFK, " ".join(u.text for u in transcript.utterances)) <= 0.1
 
 
@@ -333,6 +340,14 @@ HALLUCINATIONS = [
     (seg("Hold on please."), ["hold on please"], None),
     (seg("您好，工号一二三四为您服务"), [], None),
     (seg(" ... "), [], "empty"),
+    # Whisper's Chinese inventions over hold music and silence
+    (seg("字幕由Amara.org社区提供", nsp=0.0, lp=-0.1), [], "phrase"),
+    (seg("優優獨播劇場——YoYo Television Series Exclusive"), [], "phrase"),
+    (seg("谢谢收看"), [], "phrase"),
+    (seg("明镜需要您的支持 欢迎订阅明镜"), [], "phrase"),
+    (seg("我们下期再见", nsp=0.4), [], "unsure_phrase"),
+    (seg("拜拜"), [], None),  # a confident goodbye at the end of a call stays
+    (seg("谢谢您的耐心等待"), [], None),
 ]
 
 
@@ -470,7 +485,9 @@ def test_asr_config_records_every_decode_setting_as_json(settings):
 
     config = asr_config(settings)
     dumped = json.loads(json.dumps(config.model_dump(mode="json")))
-    assert dumped["model"] == "tiny.en" and len(dumped["model_sha256"]) == 64
+    assert dumped["model"] == "base" and len(dumped["model_sha256"]) == 64
+    assert dumped["english_model"] == "tiny.en" and dumped["languages"] == ["zh", "en"]
+    assert dumped["models"]["base"] == BASE_SHA256 and len(dumped["models"]["tiny.en"]) == 64
     assert dumped["faster_whisper"] and dumped["ctranslate2"]
     assert dumped["threads_per_decode"] == 1 and dumped["temperature"] == 0.0
     assert dumped["fallback"]["scheme"] == "deterministic"

@@ -99,6 +99,9 @@ class Rubric(_Strict):
     # paraphrase fallback of every ``required`` check (:mod:`.semantic`); absent: the
     # language's default (defaults.yaml semantic.on_by_default); false: off
     semantic: SemanticPolicy | None = None
+    # brand, product and script terms ASR should write as the business does (热词): decode
+    # hints for calls routed to this form before transcription (pipeline.transcribe.vocabulary)
+    vocabulary: list[str] = Field(default_factory=list)
     sections: list[Section] = Field(min_length=1)
 
     @field_validator("semantic", mode="before")

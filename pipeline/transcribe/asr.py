@@ -101,6 +101,8 @@ def transcribe_channel(
         ),
         word_timestamps=config.word_timestamps,
         condition_on_previous_text=config.condition_on_previous_text,
+        hotwords=config.hotwords,
+        initial_prompt=config.initial_prompt,
     )
     out = [asr_segment(s, channel) for s in segments]  # the generator runs the decoding
     return ChannelResult(

@@ -162,7 +162,7 @@ def transcribe_batched(model, parties, config: AsrConfig, language, timer) -> li
                 condition_on_previous_text=False,
                 prompt_reset_on_temperature=0.5,
                 temperatures=[config.temperature],
-                initial_prompt=None,
+                initial_prompt=config.initial_prompt,
                 prefix=None,
                 suppress_blank=True,
                 suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
@@ -177,7 +177,7 @@ def transcribe_batched(model, parties, config: AsrConfig, language, timer) -> li
                 max_new_tokens=None,
                 clip_timestamps="0",
                 hallucination_silence_threshold=None,
-                hotwords=None,
+                hotwords=config.hotwords,
             )
             keys = [key for key in order if languages[key[0]][0] == lang]
 

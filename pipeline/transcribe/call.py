@@ -23,14 +23,16 @@ import numpy as np
 from pipeline.audio import AudioError, DecodedAudio, decode_audio
 from pipeline.config import Settings, load_settings
 from pipeline.schema import Provenance, RoleDecision, Transcript, Utterance, Word
-from pipeline.text import to_simplified
 from pipeline.timing import StageTimer
 from pipeline.transcribe.agent_identification import decide_agent_channel
 from pipeline.transcribe.asr import transcribe_parties
 from pipeline.transcribe.decode_config import SAMPLE_RATE, asr_config
 from pipeline.transcribe.hallucination import filter_segments, load_rules
-from pipeline.transcribe.model import get_model, is_english_only
+from pipeline.transcribe.language import LanguageSource, decide_language
+from pipeline.transcribe.model import get_model
 from pipeline.transcribe.segments import AsrSegment, AsrWord
+from pipeline.transcribe.vocabulary import decode_hints, load_lexicon
+from pipeline.transcribe.zh_text import load_options, normalise_segment
 
 if TYPE_CHECKING:
     from pipeline.transcribe.diarize import Diarization
@@ -59,6 +61,8 @@ def transcribe_call(
     diarizer: Diarizer | None = None,
     hook: Hook | None = None,
     agent_channel_from: Literal["manifest", "option"] = "manifest",
+    language_from: LanguageSource = "manifest",
+    vocabulary: list[str] | None = None,
     agent_id: str | None = None,
     timer: StageTimer | None = None,
     source_sha256: str | None = None,
@@ -67,7 +71,10 @@ def transcribe_call(
 
     ``agent_channel`` (0 = left) overrides the content decision; ``agent_channel_from``
     says where it came from (recorded as the RoleDecision method). ``language`` overrides
-    ``settings.language`` (``zh``, ``en`` or ``auto``). ``role_phrases`` are extra agent
+    ``settings.language`` (``zh``, ``en`` or ``auto``); ``language_from`` says where it came
+    from (``manifest``, ``option``, ``routing``), recorded in the transcript's
+    ``language_decision`` with the model that decoded the call. ``vocabulary``: a form's
+    terms, decode hints beside the deployment lexicon's (``QA_ASR_LEXICON``). ``role_phrases`` are extra agent
     phrases (e.g. a rubric's greeting). ``hook(step, artefact)`` reports progress: steps
     ``decode``, ``asr`` (per channel), ``filter``, ``diarization`` (mono with a diarizer),
     ``roles``, ``transcript``. ``agent_id`` (the manifest's) selects the enrolled voiceprint
@@ -99,67 +106,67 @@ def transcribe_call(
             f"(the file has {audio.n_channels} channels, numbered from 0)",
         )
 
-    model = get_model(settings)
     config = asr_config(settings)
     language_setting = language or settings.language
-    forced = _whisper_language(language_setting, english_only=is_english_only(model))
-
     parties = _party_channels(audio)
+    decision = decide_language(settings, parties, config, language, language_from, timer)
+    forced = decision.language
+    model = get_model(settings.model_copy(update={"asr_model": decision.model}))
+    hints = decode_hints(load_lexicon(settings.asr_lexicon), forced, vocabulary or ())
+    config = config.model_copy(update=hints)
+
     segments: list[AsrSegment] = []
     dropped: list[dict] = []
-    speech_by_language: dict[str, float] = {}
     for result in transcribe_parties(model, parties, config, forced, timer):
         hook("asr", result)
-        speech_by_language[result.language] = (
-            speech_by_language.get(result.language, 0.0) + result.speech_seconds
-        )
         kept, gone = filter_segments(result.segments, load_rules())
         dropped.extend(d.as_record() for d in gone)
         if result.language == "zh":
-            kept = [_simplified(s) for s in kept]
+            kept = [normalise_segment(s, load_options()) for s in kept]
         segments.extend(piece for s in kept for piece in split_at_pauses(s))
     hook("filter", dropped)
-    call_language = forced or max(speech_by_language, key=speech_by_language.get)
 
     segments.sort(key=lambda s: (s.start, s.channel or 0))
     if len(parties) > 1:
-        decision = _channel_roles(audio, segments, agent_channel, agent_channel_from, role_phrases)
+        roles = _channel_roles(audio, segments, agent_channel, agent_channel_from, role_phrases)
         utterances = [
-            _utterance(s, "agent" if s.channel == decision.agent_channel else "customer")
+            _utterance(s, "agent" if s.channel == roles.agent_channel else "customer")
             for s in segments
         ]
     elif diarizer is not None:
         with timer.stage("diarization"):
-            utterances, decision = _diarized(audio, segments, diarizer, agent_id, hook)
+            utterances, roles = _diarized(audio, segments, diarizer, agent_id, hook)
     else:
         utterances = [_utterance(s, "unknown") for s in segments]
         why = "single-channel audio" if audio.n_channels == 1 else "both channels carry one signal"
-        decision = RoleDecision(
+        roles = RoleDecision(
             method="none", confidence=0.0, detail=f"{why} and no diarizer: speakers unknown"
         )
-    hook("roles", decision)
+    hook("roles", roles)
 
     transcript = Transcript(
         call_id=call_id if call_id is not None else Path(audio.path).stem,
-        language=call_language,
+        language=decision.language,
         duration=audio.duration,
         utterances=utterances,
         produced_by=Provenance(
-            asr_model=settings.asr_model,
+            asr_model=decision.model,
             compute_type=settings.compute_type,
             device=settings.device,
             vad=settings.vad,
             language_setting=language_setting,
-            roles=decision,
+            roles=roles,
             source=audio.path,
             source_sha256=audio.sha256,
             asr_engine=f"faster-whisper {config.faster_whisper}",
-            asr=config.model_dump(mode="json"),
+            asr=config.model_dump(mode="json")
+            | {"zh_text": load_options().model_dump(mode="json")},
             confidence_measure=CONFIDENCE_MEASURE,
             channels=audio.n_channels,
             codec=audio.codec,
             source_sample_rate=audio.source_sample_rate,
             dropped=dropped,
+            language_decision=decision,
         ),
     )
     hook("transcript", transcript)
@@ -167,20 +174,6 @@ def transcribe_call(
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _whisper_language(setting: str, english_only: bool) -> str | None:
-    """The language to force on Whisper: None lets it detect; an ``.en`` model forces en."""
-    if english_only:
-        return "en"
-    setting = setting.strip().lower()
-    if setting in ("", "auto"):
-        return None
-    from faster_whisper.tokenizer import _LANGUAGE_CODES
-
-    if setting not in _LANGUAGE_CODES:
-        raise ValueError(f"unknown language {setting!r}: use auto, zh, en or a Whisper code")
-    return setting
 
 
 def _party_channels(audio: DecodedAudio) -> list[tuple[int | None, np.ndarray]]:
@@ -222,13 +215,6 @@ def split_at_pauses(segment: AsrSegment, max_pause: float = TURN_PAUSE_S) -> lis
         )
         for group in groups
     ]
-
-
-def _simplified(segment: AsrSegment) -> AsrSegment:
-    segment.text = to_simplified(segment.text)
-    for word in segment.words:
-        word.word = to_simplified(word.word)
-    return segment
 
 
 def _utterance(

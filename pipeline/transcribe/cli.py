@@ -45,7 +45,8 @@ def transcribe(
     from pipeline.transcribe.call import transcribe_call
 
     try:
-        settings = load_settings(asr_model=model, language=language, diarizer=diarizer)
+        # --language is given to the call (recorded as "option"); QA_LANGUAGE stays the setting
+        settings = load_settings(asr_model=model, diarizer=diarizer)
         mono = None
         if settings.diarizer != "none":
             from pipeline.transcribe.diarize import mono_diarizer
@@ -57,6 +58,8 @@ def transcribe(
             settings=settings,
             agent_channel=agent_channel,
             agent_channel_from="option",
+            language=language,
+            language_from="option",
             diarizer=mono,
         )
     except ValueError as exc:  # AudioError, ModelError, RulesError, bad settings

@@ -71,6 +71,12 @@ class AsrConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str
+    # Calls in English are decoded by this model (None: by ``model``); ``languages``: what
+    # language detection chooses among (pipeline.transcribe.language). ``models``: every
+    # model → the sha256 of its model.bin.
+    english_model: str | None = None
+    languages: list[str] = Field(default_factory=list)
+    models: dict[str, str | None] = Field(default_factory=dict)
     model_sha256: str | None = None  # of model.bin, when the model is a local directory
     model_bytes: int | None = None
     device: str = "cpu"
@@ -98,6 +104,10 @@ class AsrConfig(BaseModel):
     chunk_length_s: int = Field(default=20, ge=1, le=30)
     word_timestamps: bool = True
     condition_on_previous_text: bool = False
+    # custom vocabulary of the call (pipeline.transcribe.vocabulary): faster-whisper's hot
+    # words and Whisper's initial prompt
+    hotwords: str | None = None
+    initial_prompt: str | None = None
     fallback: FallbackConfig = FallbackConfig()
     vad: VadConfig | None = VadConfig()
     threads_per_decode: int = Field(default=1, ge=1)
@@ -118,11 +128,20 @@ def _versions() -> tuple[str, str]:
 
 
 def asr_config(settings: Settings) -> AsrConfig:
-    """The :class:`AsrConfig` these settings decode with (model file hashed once per process)."""
+    """The :class:`AsrConfig` these settings decode with (model files hashed once per process)."""
     sha, size = model_digest(resolve_model(settings.asr_model))
+    english = settings.asr_english_model or None
+    if english == settings.asr_model:
+        english = None
+    models = {settings.asr_model: sha}
+    if english:
+        models[english] = model_digest(resolve_model(english))[0]
     fw, ct2 = _versions()
     return AsrConfig(
         model=settings.asr_model,
+        english_model=english,
+        languages=settings.asr_languages.split(",") if settings.asr_languages else [],
+        models=models,
         model_sha256=sha,
         model_bytes=size,
         device=settings.device,

