@@ -402,7 +402,9 @@ def test_a_form_change_rescores_audio_from_the_stored_transcript(tmp_path) -> No
     assert {"decode", "asr", "transcript"} <= set(steps)
     before = first.store.get_result(job.call_id)
     config = before.produced_by.config
-    assert config.asr.model == "tiny.en" and config.asr.faster_whisper and config.asr.ctranslate2
+    assert config.asr.model == "base" and config.asr.english_model == "tiny.en"  # decoded en
+    assert before.produced_by.asr_model == "tiny.en"
+    assert config.asr.faster_whisper and config.asr.ctranslate2
     assert config.asr.decode["beam_size"] == 3 and config.asr.vad  # VAD options recorded
     assert config.diarizer.backend == "embedded" and config.diarizer.params
 
