@@ -582,3 +582,18 @@ def archive_with_broken_files(tmp_path: Path, n_good: int = 4) -> tuple[Path, li
         for name in ("empty.wav", "notaudio.mp3", "truncated" + source.suffix):
             writer.writerow({**dict.fromkeys(fields, ""), "file": name, "call_id": Path(name).stem})
     return archive, good, ["empty", "notaudio", "truncated"]
+
+
+def open_zh(browser, base: str, name: str, width: int = 1400, height: int = 1000):
+    """A Chinese browser (zh-CN locale and Accept-Language) signed in as ``name``, with CSP
+    violations recorded in ``page.csp_errors``."""
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN", accept_downloads=True)  # fmt: skip
+    page = context.new_page()
+    page.csp_errors = []
+    page.on("console", lambda msg: "Content Security Policy" in msg.text and page.csp_errors.append(msg.text))  # fmt: skip
+    page.goto(f"{base}/login")
+    page.fill('input[name="username"]', name)
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('button[type="submit"]')
+    page.wait_for_url(f"{base}/")
+    return page

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.builders import OWN, PASSWORD, UTT_STARTS
+from tests.builders import OWN, PASSWORD, UTT_STARTS, open_zh
 
 SCREENSHOT_DIR = os.environ.get("CALLQA_SCREENSHOTS")  # set to keep a screenshot of the page
 # A real browser: seconds per test, and playback-timing assertions that a loaded machine upsets.
@@ -110,22 +110,8 @@ def test_agent_sees_only_their_calls(live_app: str, browser) -> None:
 # --------------------------------------------------------------------------- zh-CN reviewer
 
 
-def login_zh(browser, base: str, name: str):
-    """A Chinese browser (zh-CN locale and Accept-Language), CSP violations recorded."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
-    page = context.new_page()
-    page.csp_errors = []
-    page.on("console", lambda msg: "Content Security Policy" in msg.text and page.csp_errors.append(msg.text))  # fmt: skip
-    page.goto(f"{base}/login")
-    page.fill('input[name="username"]', name)
-    page.fill('input[name="password"]', PASSWORD)
-    page.click('button[type="submit"]')
-    page.wait_for_url(f"{base}/")
-    return page
-
-
 def test_chinese_interface(live_app: str, browser) -> None:
-    page = login_zh(browser, live_app, "rev")
+    page = open_zh(browser, live_app, "rev")
     assert page.evaluate("document.documentElement.lang").startswith("zh")
     nav = page.get_by_test_id("nav").inner_text()
     assert "质检队列" in nav and "搜索" in nav and "校准" in nav
@@ -138,7 +124,7 @@ def test_chinese_interface(live_app: str, browser) -> None:
 
 
 def test_timeline_markers_seek_and_the_playhead_follows(live_app: str, browser) -> None:
-    page = login_zh(browser, live_app, "rev")
+    page = open_zh(browser, live_app, "rev")
     page.goto(f"{live_app}/calls/c-a2-1")
     markers = page.get_by_test_id("timeline-marker")
     assert markers.count() >= 1
@@ -156,7 +142,7 @@ def test_timeline_markers_seek_and_the_playhead_follows(live_app: str, browser) 
 
 
 def test_keyboard_review(live_app: str, browser) -> None:
-    page = login_zh(browser, live_app, "rev")
+    page = open_zh(browser, live_app, "rev")
     first = page.get_by_test_id("call-row").first.get_attribute("data-call-id")
     page.get_by_test_id("call-row").first.locator("a").click()
     page.wait_for_selector("#player")
@@ -187,7 +173,7 @@ def test_keyboard_review(live_app: str, browser) -> None:
 
 
 def test_search_across_and_within_calls(live_app: str, browser) -> None:
-    page = login_zh(browser, live_app, "agent1")
+    page = open_zh(browser, live_app, "agent1")
     page.goto(f"{live_app}/search?q=" + quote("投诉"))
     rows = page.get_by_test_id("call-row")
     assert sorted(rows.nth(i).get_attribute("data-call-id") for i in range(rows.count())) == ["c-a1-1", "c-a1-2"]  # fmt: skip
@@ -203,7 +189,7 @@ def test_search_across_and_within_calls(live_app: str, browser) -> None:
 
 
 def test_logout_kills_a_copied_cookie(live_app: str, browser) -> None:
-    page = login_zh(browser, live_app, "rev")
+    page = open_zh(browser, live_app, "rev")
     saved = page.context.cookies()
     page.get_by_test_id("logout").click()
     page.wait_for_url(f"{live_app}/login")
@@ -232,7 +218,7 @@ def test_api_docs_render_offline(live_app: str, browser) -> None:
 
 
 def test_text_typed_after_the_session_ended_survives_signing_in(live_app: str, browser) -> None:
-    page = login_zh(browser, live_app, "rev")
+    page = open_zh(browser, live_app, "rev")
     page.goto(f"{live_app}/calls/c-a2-2")
     other = browser.new_context()  # the same session ended elsewhere (logout in another tab)
     other.add_cookies(page.context.cookies())

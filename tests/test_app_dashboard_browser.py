@@ -14,26 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import PASSWORD
+from tests.builders import PASSWORD, open_zh
 
 SCREENSHOT_DIR = os.environ.get("CALLQA_SCREENSHOTS")  # set to keep screenshots of the page
 pytestmark = pytest.mark.slow  # a real browser: seconds per test
 LEAD_CALLS = {"c-a1-1", "c-a1-2"}  # team T1
-
-
-def open_zh(browser, base: str, name: str, width: int = 1366, height: int = 768):
-    """A Chinese browser (zh-CN locale and Accept-Language) signed in as ``name``, with CSP
-    violations recorded."""
-    context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN", accept_downloads=True)  # fmt: skip
-    page = context.new_page()
-    page.csp_errors = []
-    page.on("console", lambda msg: "Content Security Policy" in msg.text and page.csp_errors.append(msg.text))  # fmt: skip
-    page.goto(f"{base}/login")
-    page.fill('input[name="username"]', name)
-    page.fill('input[name="password"]', PASSWORD)
-    page.click('button[type="submit"]')
-    page.wait_for_url(f"{base}/")
-    return page
 
 
 def queue_total(page) -> int:
@@ -45,7 +30,7 @@ def no_sideways_scroll(page) -> bool:
 
 
 def test_team_lead_dashboard_in_chinese(live_app: str, browser) -> None:
-    admin = open_zh(browser, live_app, "admin")
+    admin = open_zh(browser, live_app, "admin", 1366, 768)
     admin.goto(f"{live_app}/users")
     form = admin.locator('form[action="/users"]')
     form.locator('input[name="username"]').fill("lead1")
@@ -57,7 +42,7 @@ def test_team_lead_dashboard_in_chinese(live_app: str, browser) -> None:
     assert "lead1" in admin.get_by_test_id("user-row").all_inner_texts().__str__()
     admin.context.close()
 
-    page = open_zh(browser, live_app, "lead1")
+    page = open_zh(browser, live_app, "lead1", 1366, 768)
     page.get_by_test_id("nav-dashboard").click()
     page.wait_for_url(f"{live_app}/dashboard")
     assert page.evaluate("document.documentElement.lang").startswith("zh")
