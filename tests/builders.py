@@ -554,9 +554,33 @@ def make_samples_module() -> types.ModuleType:
     return module
 
 
-def expected_outcomes() -> dict:
-    """samples/expected.yaml: what each sample call of samples/archive must come out as."""
-    return yaml.safe_load(SAMPLES_EXPECTED.read_text(encoding="utf-8"))["calls"]
+def expected_outcomes(language: str | None = None) -> dict:
+    """samples/expected.yaml: what each sample call of samples/archive must come out as
+    (only the calls in ``language``, if given)."""
+    calls = yaml.safe_load(SAMPLES_EXPECTED.read_text(encoding="utf-8"))["calls"]
+    return {k: v for k, v in calls.items() if language in (None, v["language"])}
+
+
+def sample_subset(archive: Path, call_ids: list[str] | set[str]) -> list[dict[str, str]]:
+    """Copy these sample calls and their manifest rows into ``archive`` (created); the rows."""
+    archive.mkdir(parents=True)
+    with (SAMPLES_ARCHIVE / "manifest.csv").open(encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["call_id"] in call_ids]
+    for r in rows:
+        shutil.copy(SAMPLES_ARCHIVE / r["file"], archive / r["file"])
+    with (archive / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+def multilingual_asr(settings) -> bool:
+    """Whether the configured ASR model (``QA_ASR_MODEL``) can transcribe other languages
+    than English (loads it, once per process, as the pipeline does)."""
+    from pipeline.transcribe.asr import get_model, is_english_only
+
+    return not is_english_only(get_model(settings))
 
 
 def archive_with_broken_files(tmp_path: Path, n_good: int = 4) -> tuple[Path, list[str], list[str]]:
@@ -564,11 +588,7 @@ def archive_with_broken_files(tmp_path: Path, n_good: int = 4) -> tuple[Path, li
     expected = expected_outcomes()
     good = [c for c, e in expected.items() if e["status"] == "scored"][:n_good]
     archive = tmp_path / "archive"
-    archive.mkdir()
-    with (SAMPLES_ARCHIVE / "manifest.csv").open(encoding="utf-8") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["call_id"] in good]
-    for r in rows:
-        shutil.copy(SAMPLES_ARCHIVE / r["file"], archive / r["file"])
+    rows = sample_subset(archive, good)
     (archive / "empty.wav").write_bytes(b"")
     (archive / "notaudio.mp3").write_text("<html>404 not found</html>", encoding="utf-8")
     source = SAMPLES_ARCHIVE / rows[0]["file"]
