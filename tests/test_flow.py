@@ -24,7 +24,7 @@ import pytest
 from tests.builders import (
     archive_with_broken_files,
     expected_outcomes,
-    multilingual_asr,
+    multilingual_asr_missing,
     sample_subset,
 )
 
@@ -52,11 +52,8 @@ def sample_run(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"samples-{language}")
     db_url = f"sqlite:///{tmp / 'callqa.db'}"
     settings = load_settings(database_url=db_url)
-    if language != "en" and not multilingual_asr(settings):
-        pytest.skip(
-            f"the {language} sample calls need a multilingual ASR model; "
-            f"{settings.asr_model!r} is English-only (set QA_ASR_MODEL)"
-        )
+    if language != "en" and (missing := multilingual_asr_missing(settings)):
+        pytest.skip(f"the {language} sample calls need a multilingual ASR model: {missing}")
     expected = expected_outcomes(language)
     sample_subset(tmp / "archive", set(expected))
     with prefect_test_harness(server_startup_timeout=180):
