@@ -170,3 +170,97 @@ def test_cells_escape_formulas_the_owasp_way(value, cell):
     got = safe_cell(value)
     assert got == cell or (got is None and cell is None), (value, got)
 
+
+
+# --------------------------------------------------------------------------- 9. transcripts
+
+
+def _bank_doc() -> dict:
+    import json
+
+    return json.loads((ZH / "bank_001_compliant.json").read_text("utf-8"))
+
+
+def _with_end(value: str) -> str:
+    """The sample transcript's JSON text with the first utterance ending at ``value``."""
+    import json
+
+    doc = _bank_doc()
+    doc["utterances"][0]["end"] = 123456789.0
+    return json.dumps(doc, ensure_ascii=False).replace("123456789.0", value, 1)
+
+
+def _long_text() -> str:
+    import json
+
+    doc = _bank_doc()
+    doc["utterances"][0]["text"] = "很" * 200_000
+    return json.dumps(doc, ensure_ascii=False)
+
+
+HOSTILE_TRANSCRIPTS = {
+    "infinity": (lambda: _with_end("Infinity"), "not strict JSON: Infinity"),
+    "minus_infinity": (lambda: _with_end("-Infinity"), "not strict JSON: -Infinity"),
+    "nan": (lambda: _with_end("NaN"), "not strict JSON: NaN"),
+    "huge": (lambda: _with_end("1e308"), "less than or equal to 604800"),
+    "overflow": (lambda: _with_end("1e999"), "finite number"),
+    "deep": (lambda: '{"utterances": ' + "[" * 200_000 + "]" * 200_000 + "}", "nested too deep"),
+    "long_text": (_long_text, "at most 100000 characters"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_TRANSCRIPTS))
+def test_hostile_transcript_is_refused_at_the_contract_naming_file_and_reason(tmp_path, name):
+    from pipeline.schema import ContractError, Transcript
+
+    make, reason = HOSTILE_TRANSCRIPTS[name]
+    path = tmp_path / f"{name}.json"
+    path.write_text(make(), "utf-8")
+    with pytest.raises(ContractError) as err:
+        Transcript.load(path)
+    assert str(path) in str(err.value) and reason in str(err.value), str(err.value)[:500]
+
+
+def test_hostile_transcripts_are_stored_as_failed_calls_and_the_good_one_scored(tmp_path):
+    """Through the processor: each hostile transcript becomes a stored failure with its
+    reason (a 200,000-deep one raised RecursionError and was never stored)."""
+    from pipeline.archive import discover
+    from pipeline.config import load_settings
+    from pipeline.process import CallProcessor
+
+    archive = tmp_path / "a"
+    archive.mkdir()
+    shutil.copy(ZH / "bank_001_compliant.json", archive / "good.json")
+    for name, (make, _) in HOSTILE_TRANSCRIPTS.items():
+        (archive / f"{name}.json").write_text(make(), "utf-8")
+    processor = CallProcessor(load_settings(database_url=f"sqlite:///{tmp_path / 'qa.db'}"))
+    outcomes = {job.call_id: processor.process(job) for job in discover(archive)}
+    assert outcomes.pop("good").status == "scored"
+    stored = {r["call_id"]: r for r in processor.store.list_calls()}
+    for name, (_, reason) in HOSTILE_TRANSCRIPTS.items():
+        assert outcomes[name].status == "failed" and reason in outcomes[name].error, outcomes[name]
+        assert stored[name]["status"] == "failed" and reason in stored[name]["error"]
+
+
+def test_calls_json_is_strict_json_whatever_is_stored(tmp_path):
+    """A stored infinity (written before transcripts were checked) prints as null."""
+    import json
+
+    from click.testing import CliRunner
+    from sqlalchemy import text
+
+    from pipeline.cli import cli
+    from tests.builders import build_archive
+
+    archive = build_archive(tmp_path)
+    with archive.store.engine.begin() as db:
+        db.execute(text("UPDATE calls SET duration = :inf"), {"inf": float("inf")})
+    res = CliRunner().invoke(cli, ["calls", "--db", archive.url, "--json"])
+    assert res.exit_code == 0, res.output
+
+    def refuse(constant):
+        raise AssertionError(f"non-strict JSON constant {constant} printed")
+
+    rows = json.loads(res.output, parse_constant=refuse)
+    assert rows and all(r.get("duration") is None for r in rows if "duration" in r)
+    assert any("duration" in r for r in rows)
