@@ -23,6 +23,15 @@ SILENCE_PEAK = 10 ** (-50 / 20)  # -50 dBFS: a channel whose peak stays below is
 SILENCE_RMS = 10 ** (-60 / 20)  # -60 dBFS: ... or whose RMS stays below
 TRUNCATED_RATIO = 0.9  # decoded duration below this share of the header's: truncated
 MAX_BAD_PACKETS = 0.05  # share of packets the decoder may reject before a file is corrupt
+# What a call recording's header may declare (anything else is refused before decoding).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8_000, 48_000
+MAX_CHANNELS = 16  # beyond stereo, the manifest names the two parties' channels
+SAMPLE_FORMATS = frozenset(
+    {"u8", "s16", "s32", "flt", "dbl", "u8p", "s16p", "s32p", "fltp", "dblp"}
+)
+# No codec recorders use stores speech in under 100 bytes a second (AMR-NB at its lowest
+# rate needs ~600): a header declaring more seconds than size / 100 is lying.
+MIN_BYTES_PER_SECOND = 100
 
 
 class AudioError(ValueError):
@@ -132,6 +141,29 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def header_problem(
+    rate: int, channels: int, sample_format: str | None, declared_s: float | None, size: int
+) -> str | None:
+    """Why a recording's header is not one of a call (checked before decoding), or None:
+    sample rate outside 8-48 kHz, more channels than :data:`MAX_CHANNELS`, a sample format
+    PCM decoders do not give, or more seconds declared than the file's size can hold."""
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        return (
+            f"sample rate {rate} Hz is outside {MIN_SAMPLE_RATE // 1000}-"
+            f"{MAX_SAMPLE_RATE // 1000} kHz; not a call recording"
+        )
+    if not 1 <= channels <= MAX_CHANNELS:
+        return f"{channels} audio channels; at most {MAX_CHANNELS} are supported"
+    if sample_format is not None and sample_format not in SAMPLE_FORMATS:
+        return f"sample format {sample_format!r} is not supported"
+    if declared_s is not None and declared_s > max(size, 1) / MIN_BYTES_PER_SECOND:
+        return (
+            f"the header declares {declared_s:.0f} s of audio in {size} bytes; "
+            "not possible, the header is damaged"
+        )
+    return None
+
+
 def decode_audio(
     path: str | Path,
     sample_rate: int = 16000,
@@ -183,6 +215,12 @@ def decode_audio(
         if source_rate <= 0 or n_channels <= 0:
             raise AudioError(path, f"audio stream has no usable format ({codec})")
         declared = _declared_duration(container, stream)
+        problem = header_problem(
+            source_rate, n_channels, stream.format.name if stream.format else None,
+            declared, path.stat().st_size,
+        )  # fmt: skip
+        if problem:
+            raise AudioError(path, problem)
         if max_seconds is not None and declared and declared > max_seconds:
             raise AudioError(path, _too_long(declared, max_seconds))
         store, bad, total = _decode_stream(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -171,7 +172,6 @@ def test_cells_escape_formulas_the_owasp_way(value, cell):
     assert got == cell or (got is None and cell is None), (value, got)
 
 
-
 # --------------------------------------------------------------------------- 9. transcripts
 
 
@@ -264,3 +264,205 @@ def test_calls_json_is_strict_json_whatever_is_stored(tmp_path):
     rows = json.loads(res.output, parse_constant=refuse)
     assert rows and all(r.get("duration") is None for r in rows if "duration" in r)
     assert any("duration" in r for r in rows)
+
+
+# --------------------------------------------------------------------------- 5/6/9. manifests
+
+
+def _manifest(folder: Path, rows: list[dict], columns: list[str] | None = None) -> Path:
+    import csv
+
+    columns = columns or list(dict.fromkeys(k for row in rows for k in row))
+    with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder / "manifest.csv"
+
+
+def test_long_call_ids_stay_unique_after_truncation(tmp_path):
+    """Ids of 300 characters that share their first 255: each keeps an id of its own (a hash
+    suffix within 255), and a true duplicate is refused under an id that is not the first's."""
+    from pipeline.archive import MAX_CALL_ID, discover
+
+    stem = "X" * 280
+    for name in "abc":
+        shutil.copy(ZH / "bank_001_compliant.json", tmp_path / f"{name}.json")
+    _manifest(
+        tmp_path,
+        [
+            {"file": "a.json", "call_id": stem + "-a", "agent_id": "A1"},
+            {"file": "b.json", "call_id": stem + "-b", "agent_id": "B2"},
+            {"file": "c.json", "call_id": stem + "-a", "agent_id": "C3"},  # duplicate of a
+        ],
+    )
+    a, b, c = discover(tmp_path)
+    assert all(len(j.call_id) <= MAX_CALL_ID for j in (a, b, c))
+    assert len({a.call_id, b.call_id, c.call_id}) == 3, (a.call_id, b.call_id, c.call_id)
+    assert a.manifest_error is None and b.manifest_error is None
+    assert c.manifest_error and "already used" in c.manifest_error
+    assert a.call_id.startswith("X" * 200) and b.call_id.startswith("X" * 200)
+
+
+def test_a_rejected_duplicate_never_relabels_the_scored_call(tmp_path):
+    """The duplicate row is stored as a failure of its own; the scored call keeps its agent."""
+    from pipeline.archive import discover
+    from pipeline.config import load_settings
+    from pipeline.process import CallProcessor
+
+    stem = "Y" * 300
+    for name in "abc":
+        shutil.copy(ZH / "bank_001_compliant.json", tmp_path / f"{name}.json")
+    _manifest(
+        tmp_path,
+        [
+            {"file": "a.json", "call_id": stem, "agent_id": "GOOD"},
+            {"file": "b.json", "call_id": stem, "agent_id": "EVIL"},
+            {"file": "c.json", "call_id": stem, "agent_id": "EVIL"},
+        ],
+    )
+    processor = CallProcessor(load_settings(database_url=f"sqlite:///{tmp_path / 'qa.db'}"))
+    outcomes = [processor.process(job) for job in discover(tmp_path)]
+    assert [o.status for o in outcomes] == ["scored", "failed", "failed"]
+    rows = {r["call_id"]: r for r in processor.store.list_calls()}
+    assert len(rows) == 3
+    scored = [r for r in rows.values() if r["status"] == "scored"]
+    assert [r["agent_id"] for r in scored] == ["GOOD"]
+
+    # The next night a row reuses the scored call's id with another agent, and is refused
+    # (its file is missing): the failure is recorded, the scored call keeps its agent.
+    (tmp_path / "a.json").unlink()
+    (tmp_path / "b.json").unlink()
+    (tmp_path / "c.json").unlink()
+    scored_id = scored[0]["call_id"]
+    _manifest(tmp_path, [{"file": "a.json", "call_id": scored_id, "agent_id": "EVIL"}])
+    [job] = discover(tmp_path)
+    assert job.call_id == scored_id and "file not found" in job.manifest_error
+    assert processor.process(job).status == "failed"
+    [row] = processor.store.list_calls(call_id=scored_id)
+    assert (row["status"], row["agent_id"]) == ("scored", "GOOD")
+    assert processor.store.failures(scored_id)  # the refusal is on record
+
+
+@pytest.mark.parametrize(
+    "column, value, reason",
+    [
+        ("agent_name", "Bob\x00Stone", "control character U+0000 at position 4"),
+        ("agent_name", "Eve\x1b[31m", "control character U+001B"),
+        ("team", "blue\u202eeulb", "control character U+202E"),
+        ("agent_id", "A\r\nB", "control character U+000D"),
+        ("agent_name", "N" * 256, "256 characters, over the limit of 255"),
+        ("started_at", "2026-11-27" + " " * 100, "over the limit of 64"),
+        ("agent_name", "Z" * 200_000, "200000 characters, over the limit of 255"),
+        ("file", "a\x00.json", "control character U+0000"),
+        ("call_id", "c" * 5000, "5000 characters, over the limit of 4096"),
+    ],
+)
+def test_a_hostile_manifest_cell_fails_its_row_not_the_night(tmp_path, column, value, reason):
+    from pipeline.archive import discover
+
+    for name in ("a", "b"):
+        shutil.copy(ZH / "bank_001_compliant.json", tmp_path / f"{name}.json")
+    bad = {"file": "a.json", "call_id": "bad", "agent_name": "ok"}
+    bad[column] = value
+    _manifest(tmp_path, [bad, {"file": "b.json", "call_id": "good", "agent_name": "=1+1"}])
+    first, good, *_ = discover(tmp_path)  # (and a.json as not listed, for the bad 'file')
+    assert first.manifest_error and reason in first.manifest_error, first.manifest_error
+    assert "manifest.csv:2" in first.manifest_error
+    assert len(first.manifest_error) < 1000  # the reason names the cell, it does not repeat it
+    assert (good.call_id, good.manifest_error, good.agent_name) == ("good", None, "=1+1")
+
+
+def test_manifest_row_and_byte_limits_refuse_the_archive_with_the_reason(tmp_path):
+    from pipeline.archive import ArchiveError, discover
+
+    _manifest(tmp_path, [{"file": f"{i}.json", "call_id": str(i)} for i in range(11)])
+    assert len(discover(tmp_path, max_manifest_rows=11)) == 11
+    with pytest.raises(ArchiveError, match="more than 10 rows.*split the archive"):
+        discover(tmp_path, max_manifest_rows=10)
+    with pytest.raises(ArchiveError, match="over the limit of 0 MiB.*split the archive"):
+        discover(tmp_path, max_manifest_bytes=100)
+
+
+def test_fifo_socket_and_device_are_refused_at_discovery(tmp_path):
+    """Named by the manifest or found in the folder, never opened (a FIFO blocks a reader)."""
+    import socket
+
+    from pipeline.archive import discover
+
+    os.mkfifo(tmp_path / "fifo.wav")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / "sock.wav"))
+        kinds = {"fifo": "a FIFO", "sock": "a socket"}
+        try:
+            os.mknod(tmp_path / "dev.wav", 0o600 | stat.S_IFCHR, os.makedev(1, 5))
+            kinds["dev"] = "a character device"
+        except PermissionError:
+            pass  # not root: the FIFO and the socket still show the check
+        jobs = {j.call_id: j for j in discover(tmp_path)}
+        _manifest(tmp_path, [{"file": f"{k}.wav", "call_id": k} for k in kinds])
+        listed = {j.call_id: j for j in discover(tmp_path)}
+    for name, kind in kinds.items():
+        for found in (jobs[name], listed[name]):
+            assert found.manifest_error and f"not a regular file ({kind})" in found.manifest_error
+
+
+# --------------------------------------------------------------------------- 8. audio headers
+
+
+def _pcm_wav(path: Path, rate: int, channels: int, frames: int) -> Path:
+    import wave
+
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    samples = (rng.standard_normal((frames, channels)) * 3000).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())
+    return path
+
+
+@pytest.mark.parametrize(
+    "rate, channels, frames, reason",
+    [
+        (1, 1, 1000, "sample rate 1 Hz is outside 8-48 kHz"),
+        (4_000, 1, 8_000, "sample rate 4000 Hz is outside 8-48 kHz"),
+        (96_000, 2, 96_000, "sample rate 96000 Hz is outside 8-48 kHz"),
+        (8_000, 17, 8_000, "17 audio channels; at most 16"),
+    ],
+)
+def test_absurd_audio_headers_are_refused_before_decoding(tmp_path, rate, channels, frames, reason):
+    import time
+
+    from pipeline.audio import AudioError, decode_audio
+
+    path = _pcm_wav(tmp_path / "x.wav", rate, channels, frames)
+    started = time.perf_counter()
+    with pytest.raises(AudioError) as err:
+        decode_audio(path, 16_000, spool_above_s=60)
+    assert str(path) in str(err.value) and reason in str(err.value), str(err.value)
+    assert time.perf_counter() - started < 2
+
+
+@pytest.mark.parametrize(
+    "header, problem",
+    [
+        ((8_000, 1, "s16", 10.0, 160_000), None),
+        ((48_000, 2, "fltp", 60.0, 500_000), None),
+        ((16_000, 6, "s16p", 1.0, 200_000), None),
+        ((7_999, 1, "s16", 1.0, 16_000), "outside 8-48 kHz"),
+        ((48_001, 1, "s16", 1.0, 96_000), "outside 8-48 kHz"),
+        ((8_000, 0, "s16", 1.0, 16_000), "0 audio channels"),
+        ((8_000, 1, "s64", 1.0, 64_000), "sample format 's64' is not supported"),
+        ((8_000, 1, "s16", 10_000.0, 20_000), "declares 10000 s of audio in 20000 bytes"),
+        ((8_000, 1, "s16", 200.0, 20_000), None),  # 100 bytes a second: still possible
+    ],
+)
+def test_header_problem_table(header, problem):
+    from pipeline.audio import header_problem
+
+    got = header_problem(*header)
+    assert (got is None and problem is None) or (problem and problem in got), got

@@ -346,8 +346,8 @@ class Saves(StoreBase):
         error = str(error).strip() or "unknown error"
         with self.transaction(f"cannot record the failure of call {job.call_id!r}") as s:
             call = self._lock_call(s, job, "failed")
-            self._update_metadata(call, job, run_id)
-            if call.status == "failed":
+            if call.status == "failed":  # a scored call keeps the metadata it was scored with
+                self._update_metadata(call, job, run_id)
                 call.error = error
             same = s.scalar(
                 select(m.Failure)
