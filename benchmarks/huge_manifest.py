@@ -13,6 +13,7 @@ job. Prints the figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
 import resource
@@ -87,10 +88,8 @@ def sigterm(archive: Path, after_s: float, folder: Path) -> None:
     except subprocess.TimeoutExpired:
         took = "not within 120 s"
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait()
     print(f"sigterm after {after_s:g} s: exited in {took}")
 
@@ -111,7 +110,9 @@ def main() -> None:
         discovery(archive)
         for after in filter(None, args.sigterm.split(",")):
             sigterm(archive, float(after), folder)
-    print(f"this process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(
+        f"this process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":
