@@ -23,7 +23,7 @@ from prefect import flow, get_run_logger, task, unmapped  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
-from pipeline.archive import archive_for_day, discover  # noqa: E402
+from pipeline.archive import ArchiveError, archive_for_day, discover  # noqa: E402
 from pipeline.config import Settings, load_settings  # noqa: E402
 from pipeline.process import (  # noqa: E402
     CallOutcome,
@@ -100,7 +100,12 @@ def nightly(
     run_id = processor.store.start_run(str(archive), settings.model_dump(mode="json"))
     alive = processor.store.keep_alive(run_id)
 
-    jobs = discover_calls(str(archive), settings.rubric_roots)
+    stopped: str | None = None
+    try:
+        jobs = discover_calls(str(archive), settings.rubric_roots)
+    except ArchiveError as exc:  # unreadable since the preflight: a stopped run, exit 1
+        jobs, stopped = [], f"the archive cannot be read: {exc}"
+        logger.error(stopped)
     logger.info("archive %s: %d calls", archive, len(jobs))
     order = longest_first(jobs)  # started longest first; reported in discovery order
     with _call_limit():
@@ -112,7 +117,6 @@ def nightly(
     futures = [future for _, future in sorted(zip(order, started, strict=True))]
 
     outcomes: list[CallOutcome] = []
-    stopped: str | None = None
     for job, future in zip(jobs, futures, strict=True):
         try:
             outcomes.append(future.result())

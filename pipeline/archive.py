@@ -115,6 +115,8 @@ def display(path: str | Path) -> str:
     """A path (or any text) as printable UTF-8: undecodable bytes as ``\\xNN``, control
     characters escaped."""
     text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    if text.isprintable():  # the common case, checked in C
+        return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
@@ -122,7 +124,10 @@ def clean_call_id(raw: str) -> str:
     """A call id without control or unprintable characters (each becomes ``_``)."""
     text = os.fsencode(raw).decode("utf-8", "replace") if _has_surrogates(raw) else raw
     text = unicodedata.normalize("NFC", text)
-    cleaned = "".join(c if c.isprintable() and c not in "\t" else "_" for c in text).strip()
+    if text.isprintable():  # the common case, checked in C
+        cleaned = text.strip()
+    else:
+        cleaned = "".join(c if c.isprintable() else "_" for c in text).strip()
     return fit_call_id(cleaned or "_")
 
 
@@ -152,13 +157,7 @@ def discover(
     A manifest ``rubric`` that is a path must lie in the archive, the shipped rubrics or one
     of ``rubric_roots``; it is resolved against the archive root. A manifest over
     ``max_manifest_bytes`` or ``max_manifest_rows`` refuses the archive (ArchiveError)."""
-    root = Path(archive)
-    if not root.exists():
-        raise ArchiveError(f"{display(root)}: archive not found")
-    if not root.is_dir():
-        raise ArchiveError(f"{display(root)}: archive must be a folder")
-    if not os.access(root, os.R_OK | os.X_OK):
-        raise ArchiveError(f"{display(root)}: archive folder is not readable")
+    root = _readable_root(archive)
     real_root = root.resolve()
     manifest = root / MANIFEST_NAME
     try:
@@ -172,6 +171,45 @@ def discover(
     else:
         jobs = _from_folder(root, entries)
     return _unique_ids(jobs)
+
+
+def check_archive(
+    archive: str | Path,
+    *,
+    max_manifest_bytes: int = MAX_MANIFEST_BYTES,
+    max_manifest_rows: int = MAX_MANIFEST_ROWS,
+) -> int | None:
+    """What refuses a whole archive, found without discovering its calls (``callqa run``'s
+    preflight; the flow then discovers once): the root is a readable folder and its manifest,
+    if any, is UTF-8 CSV within the limits. Returns the manifest's row count (None without
+    one); raises :class:`ArchiveError`. A million-row manifest takes seconds here."""
+    root = _readable_root(archive)
+    manifest = root / MANIFEST_NAME
+    if not (manifest.exists() or manifest.is_symlink()):
+        return None
+    where = display(manifest)
+    limits = (max_manifest_bytes, max_manifest_rows)
+    try:
+        return sum(1 for _ in _manifest_rows(manifest, root.resolve(), limits))
+    except (OutsideArchive, FileNotFoundError) as exc:
+        raise ArchiveError(str(exc)) from None
+    except OSError as exc:
+        raise ArchiveError(f"{where}: cannot read the manifest ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ArchiveError(f"{where}: not UTF-8 text ({exc.reason})") from None
+    except csv.Error as exc:
+        raise ArchiveError(f"{where}: malformed CSV: {exc}") from None
+
+
+def _readable_root(archive: str | Path) -> Path:
+    root = Path(archive)
+    if not root.exists():
+        raise ArchiveError(f"{display(root)}: archive not found")
+    if not root.is_dir():
+        raise ArchiveError(f"{display(root)}: archive must be a folder")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise ArchiveError(f"{display(root)}: archive folder is not readable")
+    return root
 
 
 def is_transcript(job: CallJob) -> bool:
@@ -328,14 +366,14 @@ def _bad_cell(header: list[str], cells: list[str]) -> str | None:
     """Why a row's cells cannot be taken as data (too long, a control character), or None."""
     for column, value in zip(header, cells, strict=False):
         limit = FIELD_LIMITS.get(column, OTHER_FIELD_LIMIT)
-        name = display(column[:64])
         if len(value) > limit:
+            name = display(column[:64])
             return f"column '{name}': {len(value)} characters, over the limit of {limit}"
         bad = _FORBIDDEN.search(value)
         if bad:
             return (
-                f"column '{name}': control character U+{ord(bad.group()):04X} at position "
-                f"{bad.start() + 1}; remove it"
+                f"column '{display(column[:64])}': control character U+{ord(bad.group()):04X} "
+                f"at position {bad.start() + 1}; remove it"
             )
     return None
 

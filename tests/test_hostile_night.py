@@ -466,3 +466,23 @@ def test_header_problem_table(header, problem):
 
     got = header_problem(*header)
     assert (got is None and problem is None) or (problem and problem in got), got
+
+
+def test_preflight_checks_the_archive_without_discovering_its_calls(tmp_path):
+    """What refuses the whole archive is found by reading the manifest once as CSV; the
+    calls are discovered once, by the flow (a row pointing outside is the flow's refusal)."""
+    from pipeline.archive import ArchiveError, check_archive
+
+    rows = [{"file": f"{i}.json", "call_id": str(i)} for i in range(30)]
+    rows.append({"file": "../../etc/passwd", "call_id": "out"})
+    _manifest(tmp_path, rows)
+    assert check_archive(tmp_path) == 31
+    with pytest.raises(ArchiveError, match="more than 30 rows"):
+        check_archive(tmp_path, max_manifest_rows=30)
+    (tmp_path / "manifest.csv").write_bytes(b"file,call_id\n\xff\xfe.wav,1\n")
+    with pytest.raises(ArchiveError, match="not UTF-8"):
+        check_archive(tmp_path)
+    (tmp_path / "manifest.csv").unlink()
+    assert check_archive(tmp_path) is None
+    with pytest.raises(ArchiveError, match="archive not found"):
+        check_archive(tmp_path / "nope")
