@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from pipeline.config import RUBRICS_DIR
 from pipeline.schema import CallJob
+from pipeline.source import kind_of
 
 AUDIO_SUFFIXES = frozenset(
     {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".mp4", ".aac", ".wma", ".amr", ".gsm"}
@@ -260,7 +261,7 @@ def _usable(path: Path, real_root: Path, resolve: _Resolver | None = None) -> st
     if stat.S_ISDIR(mode):
         return f"{display(path)}: is a folder, not a recording"
     if not stat.S_ISREG(mode):
-        return f"{display(path)}: not a regular file ({_kind(mode)})"
+        return f"{display(path)}: not a regular file ({kind_of(mode)})"
     if not os.access(real, os.R_OK):
         return f"{display(path)}: file is not readable (permission denied)"
     return None
@@ -429,7 +430,7 @@ def _manifest_row(
         if stat.S_ISDIR(mode):
             reason = f"{at}: {display(path)} is a folder, not a recording"
         elif not stat.S_ISREG(mode):
-            reason = f"{at}: {display(path)}: not a regular file ({_kind(mode)})"
+            reason = f"{at}: {display(path)}: not a regular file ({kind_of(mode)})"
     try:
         return CallJob(source=str(path), manifest_error=reason, **fields), real
     except ValidationError as exc:
@@ -438,19 +439,6 @@ def _manifest_row(
         column = ".".join(str(p) for p in err["loc"])
         reason = f"{at}: column '{column}': {err['msg']}"
         return _job(call_id, path, reason), real
-
-
-def _kind(mode: int) -> str:
-    """What a file that is not a regular file is, in words."""
-    for test, name in (
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return name
-    return "not a file"
 
 
 class _Resolver:

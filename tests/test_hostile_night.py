@@ -486,3 +486,78 @@ def test_preflight_checks_the_archive_without_discovering_its_calls(tmp_path):
     assert check_archive(tmp_path) is None
     with pytest.raises(ArchiveError, match="archive not found"):
         check_archive(tmp_path / "nope")
+
+
+# --------------------------------------------------------------------------- 2. files that change
+
+
+def _swap(path: Path, make) -> None:
+    path.unlink()
+    make(path)
+
+
+SWAPS = {
+    "fifo": (os.mkfifo, "not a regular file (a FIFO); not opened"),
+    "chardev": (
+        lambda p: os.mknod(p, 0o600 | stat.S_IFCHR, os.makedev(1, 5)),  # /dev/zero
+        "not a regular file (a character device); not opened",
+    ),
+    "folder": (os.mkdir, "not a regular file (a folder); not opened"),
+    "missing": (lambda p: None, "file not found"),
+}
+
+
+@pytest.mark.parametrize("swap", sorted(SWAPS))
+def test_open_source_refuses_what_replaced_the_recording_without_blocking(tmp_path, swap):
+    from pipeline.source import SourceError, open_source
+
+    make, reason = SWAPS[swap]
+    path = tmp_path / "call.wav"
+    path.write_bytes(b"RIFF")
+    try:
+        _swap(path, make)
+    except PermissionError:
+        pytest.skip("mknod needs root")
+    with pytest.raises(SourceError) as err:
+        open_source(path)
+    assert str(err.value) == f"{path}: {reason}"
+
+
+def test_open_source_hashes_the_open_file_and_sees_changes(tmp_path):
+    import hashlib
+
+    from pipeline.source import SourceError, open_source
+
+    path = tmp_path / "call.wav"
+    path.write_bytes(b"first content" * 1000)
+    with open_source(path) as src:
+        assert src.sha256() == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert Path(src.fd_path).read_bytes() == path.read_bytes()
+        src.check_unchanged()
+        old = path.with_suffix(".old")
+        path.rename(old)  # replaced by another file: the open one is still the first
+        path.write_bytes(b"second")
+        assert Path(src.fd_path).read_bytes() == old.read_bytes()
+        with pytest.raises(SourceError, match="replaced during the call"):
+            src.check_unchanged()
+    with open_source(path) as src:
+        with path.open("ab") as fh:
+            fh.write(b" and more")
+        with pytest.raises(SourceError, match="changed during the call"):
+            src.check_unchanged()
+    with open_source(path) as src:
+        path.unlink()
+        os.mkfifo(path)
+        with pytest.raises(SourceError, match=r"replaced during the call \(by a FIFO\)"):
+            src.check_unchanged()
+
+
+def test_open_source_follows_an_archive_link_once(tmp_path):
+    from pipeline.source import open_source
+
+    real = tmp_path / "real.wav"
+    real.write_bytes(b"audio")
+    link = tmp_path / "link.wav"
+    link.symlink_to("real.wav")
+    with open_source(link) as src:  # a link discovery confined: resolved once
+        assert src.sha256() and src.size == 5
