@@ -130,10 +130,11 @@ def nightly(
                 )
             )
         except Exception as exc:  # retries exhausted: the store stayed away for this call
-            reason = f"{type(exc).__name__}: {exc}"
+            # Not the call's own failure and not stored: the run did not do its job (exit 1).
+            reason = f"not stored: {type(exc).__name__}: {exc}"
             logger.error("call %s not stored: %s", job.call_id, reason)
             outcomes.append(
-                CallOutcome(call_id=job.call_id, source=job.source, status="failed", error=reason)
+                CallOutcome(call_id=job.call_id, source=job.source, status="stopped", error=reason)
             )
 
     summary = summarise(

@@ -561,3 +561,31 @@ def test_open_source_follows_an_archive_link_once(tmp_path):
     link.symlink_to("real.wav")
     with open_source(link) as src:  # a link discovery confined: resolved once
         assert src.sha256() and src.size == 5
+
+
+@pytest.mark.parametrize(
+    "statuses, stopped, code",
+    [
+        (["scored", "failed", "skipped", "busy"], None, 0),
+        (["scored", "stopped"], "the store refused a commit: database or disk is full", 1),
+        (["scored", "stopped"], None, 1),  # the store stayed away for one call: not stored
+        ([], "the archive cannot be read", 1),
+    ],
+)
+def test_run_exit_code_is_0_only_when_every_call_was_dealt_with(statuses, stopped, code):
+    from pipeline.process import CallOutcome
+    from pipeline.summary import summarise
+
+    outcomes = [
+        CallOutcome(
+            call_id=f"c{i}",
+            source=f"c{i}.json",
+            status=s,
+            error="not stored: StoreUnavailable: gone" if s == "stopped" else None,
+        )
+        for i, s in enumerate(statuses)
+    ]
+    summary = summarise(outcomes, run_id=1, archive="a", database_url="sqlite://", stopped=stopped)
+    assert summary.exit_code == code
+    if "stopped" in statuses:
+        assert any("not stored" in f["error"] for f in summary.failures)  # listed with why
