@@ -35,6 +35,7 @@ from pipeline.process import (  # noqa: E402
     processor_for,
     stop_new_calls,
 )
+from pipeline.refusals import record_refusals  # noqa: E402
 from pipeline.schema import CallJob  # noqa: E402
 from pipeline.store import StoreUnwritable  # noqa: E402
 from pipeline.summary import RunSummary, summarise  # noqa: E402
@@ -107,17 +108,29 @@ def nightly(
         jobs, stopped = [], f"the archive cannot be read: {exc}"
         logger.error(stopped)
     logger.info("archive %s: %d calls", archive, len(jobs))
-    order = longest_first(jobs)  # started longest first; reported in discovery order
+    recorded, stopped = record_refusals(processor, jobs, run_id) if jobs else ({}, stopped)
+    if stopped:
+        stop_new_calls()
+    todo = [] if stopped else [i for i in range(len(jobs)) if i not in recorded]
+    # started longest first; reported in discovery order
+    order = [todo[k] for k in longest_first([jobs[i] for i in todo])]
     with _call_limit():
         started = process_call.map(
             [jobs[i] for i in order],
             settings_json=unmapped(settings.model_dump_json()),
             run_id=unmapped(run_id),
         )
-    futures = [future for _, future in sorted(zip(order, started, strict=True))]
+    futures = dict(zip(order, started, strict=True))
 
     outcomes: list[CallOutcome] = []
-    for job, future in zip(jobs, futures, strict=True):
+    for i, job in enumerate(jobs):
+        if i in recorded or i not in futures:
+            outcomes.append(
+                recorded.get(i)
+                or CallOutcome(call_id=job.call_id, source=job.source, status="stopped")
+            )
+            continue
+        future = futures[i]
         try:
             outcomes.append(future.result())
         except (StoreDown, StoreUnwritable) as exc:  # no call is started after this one
