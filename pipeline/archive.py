@@ -416,7 +416,12 @@ def _manifest_row(
     try:
         real = resolve.confined(path, real_root)
         if _is_path(fields.get("rubric", "")):
-            fields["rubric"] = str(confined(root / fields["rubric"], rubric_roots, "rubric"))
+            rubric = confined(root / fields["rubric"], rubric_roots, "rubric")
+            mode = os.stat(rubric).st_mode if rubric.exists() else stat.S_IFREG
+            if not stat.S_ISREG(mode):  # a FIFO would block the rubric loader for ever
+                reason = f"{at}: rubric {display(rubric)} is not a regular file ({kind_of(mode)})"
+                return _job(call_id, path, reason), None
+            fields["rubric"] = str(rubric)
     except (OutsideArchive, FileNotFoundError) as exc:
         return _job(call_id, path, f"{at}: {exc}"), None
     reason = None

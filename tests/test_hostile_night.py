@@ -206,6 +206,7 @@ HOSTILE_TRANSCRIPTS = {
     "overflow": (lambda: _with_end("1e999"), "finite number"),
     "deep": (lambda: '{"utterances": ' + "[" * 200_000 + "]" * 200_000 + "}", "nested too deep"),
     "long_text": (_long_text, "at most 100000 characters"),
+    "bigint": (lambda: _with_end("9" * 5000), "Exceeds the limit (4300 digits)"),
 }
 
 
@@ -405,6 +406,16 @@ def test_fifo_socket_and_device_are_refused_at_discovery(tmp_path):
     for name, kind in kinds.items():
         for found in (jobs[name], listed[name]):
             assert found.manifest_error and f"not a regular file ({kind})" in found.manifest_error
+
+
+def test_a_manifest_rubric_that_is_a_fifo_is_refused_not_read(tmp_path):
+    from pipeline.archive import discover
+
+    shutil.copy(ZH / "bank_001_compliant.json", tmp_path / "x.json")
+    os.mkfifo(tmp_path / "rubric.yaml")  # reading it would block the run for ever
+    _manifest(tmp_path, [{"file": "x.json", "call_id": "x", "rubric": "rubric.yaml"}])
+    [job] = discover(tmp_path)
+    assert job.manifest_error and "is not a regular file (a FIFO)" in job.manifest_error
 
 
 # --------------------------------------------------------------------------- 8. audio headers
