@@ -174,6 +174,7 @@ def decode_audio(
     max_seconds: float | None = None,
     spool_above_s: float | None = None,
     sha256: str | None = None,
+    read_from: str | Path | None = None,
 ) -> DecodedAudio:
     """Decode ``path`` to float32 at ``sample_rate``, one row per channel, and validate it.
 
@@ -185,21 +186,25 @@ def decode_audio(
     or silent file, and for one longer than ``max_seconds`` (refused from its header before
     decoding, or as soon as the decoded audio passes the limit when the header says less).
     ``sha256``: the file's, when the caller hashed it already (the file is not read again).
+    ``read_from``: where to read the file from when that is not ``path`` (the call's open
+    descriptor, :attr:`pipeline.source.Source.fd_path`); ``path`` still names it.
     """
     path = Path(path)
-    if not path.exists():
+    src = Path(read_from) if read_from is not None else path
+    if not src.exists():
         raise AudioError(path, "file not found")
-    if not path.is_file():
+    if not src.is_file():
         raise AudioError(path, "not a regular file")
-    if path.stat().st_size == 0:
+    size = src.stat().st_size
+    if size == 0:
         raise AudioError(path, "file is empty (0 bytes)")
 
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = av.open(str(src), metadata_errors="ignore")
     except av.error.EOFError:
         raise AudioError(path, "truncated: the file ends inside its header") from None
     except av.error.FFmpegError as exc:
-        if _looks_like_text(path):
+        if _looks_like_text(src):
             raise AudioError(path, "not audio: the file is text") from None
         raise AudioError(
             path, f"not audio, or its header is damaged: the decoder says {_why(exc)!r}"
@@ -217,7 +222,7 @@ def decode_audio(
         declared = _declared_duration(container, stream)
         problem = header_problem(
             source_rate, n_channels, stream.format.name if stream.format else None,
-            declared, path.stat().st_size,
+            declared, size,
         )  # fmt: skip
         if problem:
             raise AudioError(path, problem)
@@ -229,7 +234,7 @@ def decode_audio(
 
     samples = store.array()
     decoded = store.size / sample_rate
-    if wav_declared := _wav_declared_duration(path, source_rate, n_channels, codec):
+    if wav_declared := _wav_declared_duration(src, source_rate, n_channels, codec):
         declared = max(declared or 0.0, wav_declared)
     if declared and decoded < TRUNCATED_RATIO * declared:
         # A cut file loses its tail: at most the last, partial packet fails. More failures,
@@ -265,7 +270,7 @@ def decode_audio(
         codec=codec,
         duration=round(decoded, 3),
         path=str(path),
-        sha256=sha256 if sha256 is not None else file_sha256(path),
+        sha256=sha256 if sha256 is not None else file_sha256(src),
         channel_correlation=store.correlation(),
     )
 

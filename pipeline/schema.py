@@ -203,9 +203,10 @@ class Transcript(_Input):
         return self.model_dump_json(indent=2, exclude_none=True, **kwargs)
 
     @classmethod
-    def load(cls, path: str | Path) -> Transcript:
-        """Read Transcript JSON; derive a missing ``call_id`` from the file name."""
-        return _load_json(cls, path, default_call_id=Path(path).stem)
+    def load(cls, path: str | Path, *, text: str | None = None) -> Transcript:
+        """Read Transcript JSON; derive a missing ``call_id`` from the file name. ``text``:
+        the file's content, already read (from the call's open file)."""
+        return _load_json(cls, path, default_call_id=Path(path).stem, raw=text)
 
 
 # --------------------------------------------------------------------------- result
@@ -452,10 +453,15 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _load_json(cls: type[_Model], path: str | Path, default_call_id: str | None = None):
+def _load_json(
+    cls: type[_Model],
+    path: str | Path,
+    default_call_id: str | None = None,
+    raw: str | None = None,
+):
     path = Path(path)
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = path.read_text(encoding="utf-8") if raw is None else raw
     except FileNotFoundError:
         raise ContractError(path, "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:

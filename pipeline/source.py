@@ -70,15 +70,31 @@ class Source:
         proc = f"/proc/self/fd/{self.fd}"
         return proc if os.path.exists(proc) else self.path
 
+    def _blocks(self):
+        """The file's bytes as opened, from the descriptor: the size it had then, never more
+        (a file appended to without end cannot keep a reader going)."""
+        offset = 0
+        while offset < self.size:
+            block = os.pread(self.fd, min(_BLOCK, self.size - offset), offset)
+            if not block:
+                raise SourceError(self.path, "the file shrank during the call")
+            offset += len(block)
+            yield block
+
     def sha256(self) -> str:
         """SHA-256 of the file's content, read from the open descriptor (once)."""
         if self._sha256 is None:
-            digest, offset = hashlib.sha256(), 0
-            while block := os.pread(self.fd, _BLOCK, offset):
+            digest = hashlib.sha256()
+            for block in self._blocks():
                 digest.update(block)
-                offset += len(block)
             self._sha256 = digest.hexdigest()
         return self._sha256
+
+    def read_text(self) -> str:
+        """The whole file as UTF-8 text (a text transcript), hashed as it is read."""
+        data = b"".join(self._blocks())
+        self._sha256 = hashlib.sha256(data).hexdigest()
+        return data.decode("utf-8")
 
     def check_unchanged(self) -> None:
         """Raise :class:`SourceError` when the file changed, or the path names another file,
@@ -102,6 +118,9 @@ class Source:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+    def __del__(self) -> None:  # a plan dropped without closing its file
+        self.close()
 
     def __enter__(self) -> Source:
         return self

@@ -600,3 +600,133 @@ def test_run_exit_code_is_0_only_when_every_call_was_dealt_with(statuses, stoppe
     assert summary.exit_code == code
     if "stopped" in statuses:
         assert any("not stored" in f["error"] for f in summary.failures)  # listed with why
+
+
+# --------------------------------------------------------------------------- 2/3/4/10. the call
+
+
+def _processor(tmp_path: Path, **settings):
+    from pipeline.config import load_settings
+    from pipeline.process import CallProcessor
+
+    return CallProcessor(load_settings(database_url=f"sqlite:///{tmp_path / 'qa.db'}", **settings))
+
+
+def _within(seconds: float, work):
+    """``work()``'s value, or a failure when it does not return within ``seconds`` (a read
+    that blocks on a FIFO never returns)."""
+    import threading
+
+    box: dict = {}
+
+    def run():
+        try:
+            box["value"] = work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s (blocked?)"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+@pytest.mark.parametrize("swap", ["fifo", "chardev"])
+def test_a_file_swapped_after_discovery_fails_its_call_and_never_blocks(tmp_path, swap):
+    """The recording becomes a FIFO or /dev/zero between discovery and the call: the call
+    fails with the reason and is stored; the run does not hang or spin."""
+    from pipeline.archive import discover
+    from pipeline.process import longest_first
+
+    archive = tmp_path / "a"
+    archive.mkdir()
+    for name in ("x", "y"):
+        shutil.copy(ZH / "bank_001_compliant.json", archive / f"{name}.json")
+    jobs = {j.call_id: j for j in discover(archive)}
+    make, reason = SWAPS[swap]
+    try:
+        _swap(archive / "x.json", make)
+    except PermissionError:
+        pytest.skip("mknod needs root")
+    processor = _processor(tmp_path)
+    order = _within(20, lambda: longest_first(list(jobs.values())))
+    assert sorted(order) == [0, 1]
+    outcome = _within(60, lambda: processor.process(jobs["x"]))
+    assert outcome.status == "failed" and reason in outcome.error, outcome
+    assert _within(60, lambda: processor.process(jobs["y"])).status == "scored"
+    [row] = processor.store.list_calls(call_id="x")
+    assert row["status"] == "failed" and reason in row["error"]
+
+
+def test_a_file_changed_during_its_call_fails_it(tmp_path):
+    from pipeline.archive import discover
+
+    archive = tmp_path / "a"
+    archive.mkdir()
+    shutil.copy(ZH / "bank_001_compliant.json", archive / "x.json")
+    [job] = discover(archive)
+    processor = _processor(tmp_path)
+
+    def append(step, _artefact):
+        if step == "transcript":  # read already: the file grows while the call runs
+            with (archive / "x.json").open("a") as fh:
+                fh.write("\n")
+
+    processor.hook = append
+    outcome = processor.process(job)
+    assert outcome.status == "failed" and "changed during the call" in outcome.error, outcome
+    processor.hook = lambda step, artefact: None
+    assert processor.process(job).status == "scored"  # the next run finds it unchanged
+
+
+def test_one_decode_path_whatever_the_manifest_names(tmp_path):
+    """With agent_channel and customer_channel in the manifest the recording used to be
+    decoded without QA_MAX_AUDIO_MINUTES: a file over the limit is refused either way."""
+    from pipeline.archive import discover
+
+    archive = tmp_path / "a"
+    archive.mkdir()
+    for name in ("named", "plain"):
+        _pcm_wav(archive / f"{name}.wav", 16_000, 2, 16_000 * 3)
+    _manifest(
+        archive,
+        [
+            {"file": "named.wav", "call_id": "named", "agent_channel": "0",
+             "customer_channel": "1", "language": "en"},
+            {"file": "plain.wav", "call_id": "plain", "language": "en"},
+        ],
+    )  # fmt: skip
+    processor = _processor(tmp_path, max_audio_minutes=0.02)  # 1.2 s
+    for job in discover(archive):
+        outcome = processor.process(job)
+        assert outcome.status == "failed" and "too long" in outcome.error, outcome
+        assert "QA_MAX_AUDIO_MINUTES" in outcome.error
+
+
+def test_a_full_temporary_folder_is_transient_and_the_call_is_tried_next_run(tmp_path):
+    """Spooling a long recording into a full TMPDIR: not the call's fault. Nothing is stored
+    as failed (the flow retries the call, and the next run does), unlike a bad file."""
+    import errno
+    import tempfile
+
+    from pipeline.archive import discover
+    from pipeline.process import is_transient
+
+    archive = tmp_path / "a"
+    archive.mkdir()
+    _pcm_wav(archive / "long.wav", 16_000, 2, 16_000 * 4)
+    [job] = discover(archive)
+    processor = _processor(tmp_path, spool_audio_minutes=0.01)  # spooled after 0.6 s
+    with _small_filesystem(tmp_path / "tmp", size="64k") as tmp:
+        _fill(tmp, leave=0)
+        old, tempfile.tempdir = tempfile.tempdir, str(tmp)
+        try:
+            with pytest.raises(OSError) as err:
+                processor.process(job)
+        finally:
+            tempfile.tempdir = old
+    assert err.value.errno == errno.ENOSPC and is_transient(err.value)
+    assert processor.store.list_calls() == []  # not recorded as the call's failure
