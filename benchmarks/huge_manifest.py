@@ -65,6 +65,28 @@ def discovery(archive: Path) -> None:
     subprocess.run([sys.executable, "-c", code, str(archive)], check=True)
 
 
+def refusals(archive: Path, folder: Path, limit: int) -> None:
+    """The flow's recording of refused jobs (pipeline.refusals), in a fresh process against
+    a fresh SQLite store: seconds per refused row."""
+    code = (
+        "import sys, time\n"
+        "from pipeline.archive import discover\n"
+        "from pipeline.config import load_settings\n"
+        "from pipeline.process import CallProcessor\n"
+        "from pipeline.refusals import record_refusals\n"
+        "jobs = [j for j in discover(sys.argv[1]) if j.manifest_error][: int(sys.argv[3])]\n"
+        "p = CallProcessor(load_settings(database_url=sys.argv[2]))\n"
+        "run_id = p.store.start_run('bench', {})\n"
+        "t = time.perf_counter()\n"
+        "out, stopped = record_refusals(p, jobs, run_id)\n"
+        "s = time.perf_counter() - t\n"
+        "print(f'refusals: {len(out)} recorded in {s:.1f} s ({1000 * s / max(len(out), 1):.2f} "
+        "ms each), stopped={stopped}')\n"
+    )
+    db = f"sqlite:///{folder / 'refusals.db'}"
+    subprocess.run([sys.executable, "-c", code, str(archive), db, str(limit)], check=True)
+
+
 def sigterm(archive: Path, after_s: float, folder: Path) -> None:
     """``callqa run`` over the archive, SIGTERM after ``after_s``: seconds until it exits."""
     env = {**os.environ, "PREFECT_HOME": str(folder / "prefect"), "QA_MAX_CONCURRENCY": "1"}
@@ -99,6 +121,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--real", type=int, default=1000, help="one real file every N rows")
     parser.add_argument("--sigterm", default="", help="comma-separated seconds, e.g. 5,20")
+    parser.add_argument(
+        "--refusals", type=int, default=5000, help="refused rows to record (0: skip)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="callqa-huge-") as tmp:
         folder = Path(tmp)
@@ -108,6 +133,8 @@ def main() -> None:
         print(f"manifest: {args.rows} rows, {size:.1f} MiB (built in "
               f"{time.perf_counter() - started:.1f} s)")  # fmt: skip
         discovery(archive)
+        if args.refusals:
+            refusals(archive, folder, args.refusals)
         for after in filter(None, args.sigterm.split(",")):
             sigterm(archive, float(after), folder)
     print(

@@ -730,3 +730,38 @@ def test_a_full_temporary_folder_is_transient_and_the_call_is_tried_next_run(tmp
             tempfile.tempdir = old
     assert err.value.errno == errno.ENOSPC and is_transient(err.value)
     assert processor.store.list_calls() == []  # not recorded as the call's failure
+
+
+def test_refused_rows_are_recorded_a_batch_per_commit_and_never_relabel(tmp_path):
+    """1,200 refused manifest rows: three commits, not 1,200; every one stored failed with its
+    reason, and a refused row reusing a scored call's id leaves that call as it was."""
+    from sqlalchemy import event
+
+    from pipeline.archive import discover
+    from pipeline.refusals import REFUSALS_PER_COMMIT, record_refusals
+
+    archive = tmp_path / "a"
+    archive.mkdir()
+    shutil.copy(ZH / "bank_001_compliant.json", archive / "good.json")
+    rows = [{"file": "good.json", "call_id": "good", "agent_id": "GOOD"}]
+    rows += [{"file": f"gone-{i}.json", "call_id": f"gone-{i}"} for i in range(1200)]
+    _manifest(archive, rows)
+    processor = _processor(tmp_path)
+    jobs = discover(archive)
+    assert processor.process(jobs[0]).status == "scored"
+    # the next night's manifest names the scored call again, with a file that is gone
+    _manifest(archive, [{"file": "gone.json", "call_id": "good", "agent_id": "EVIL"}, *rows[1:]])
+    jobs = discover(archive)
+    commits: list[int] = []
+    event.listen(processor.store.engine, "commit", lambda conn: commits.append(1))
+    outcomes, stopped = record_refusals(processor, jobs, None)
+    # 1,201 rows and good.json, which no row names now
+    assert stopped is None and len(outcomes) == 1202 and REFUSALS_PER_COMMIT >= 500
+    assert 1 <= len(commits) <= 3, len(commits)
+    assert {o.status for o in outcomes.values()} == {"failed"}
+    assert sum("file not found" in o.error for o in outcomes.values()) == 1201
+    stored = {r["call_id"]: r for r in processor.store.list_calls()}
+    assert len(stored) == 1202
+    assert (stored["good"]["status"], stored["good"]["agent_id"]) == ("scored", "GOOD")
+    assert all(stored[f"gone-{i}"]["status"] == "failed" for i in range(1200))
+    assert processor.store.failures("good")  # the refusal is on record
