@@ -23,7 +23,7 @@ from prefect import flow, get_run_logger, task, unmapped  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
-from pipeline.archive import archive_for_day, discover  # noqa: E402
+from pipeline.archive import ArchiveError, archive_for_day, discover  # noqa: E402
 from pipeline.config import Settings, load_settings  # noqa: E402
 from pipeline.process import (  # noqa: E402
     CallOutcome,
@@ -35,6 +35,7 @@ from pipeline.process import (  # noqa: E402
     processor_for,
     stop_new_calls,
 )
+from pipeline.refusals import record_refusals  # noqa: E402
 from pipeline.schema import CallJob  # noqa: E402
 from pipeline.store import StoreUnwritable  # noqa: E402
 from pipeline.summary import RunSummary, summarise  # noqa: E402
@@ -100,20 +101,36 @@ def nightly(
     run_id = processor.store.start_run(str(archive), settings.model_dump(mode="json"))
     alive = processor.store.keep_alive(run_id)
 
-    jobs = discover_calls(str(archive), settings.rubric_roots)
+    stopped: str | None = None
+    try:
+        jobs = discover_calls(str(archive), settings.rubric_roots)
+    except ArchiveError as exc:  # unreadable since the preflight: a stopped run, exit 1
+        jobs, stopped = [], f"the archive cannot be read: {exc}"
+        logger.error(stopped)
     logger.info("archive %s: %d calls", archive, len(jobs))
-    order = longest_first(jobs)  # started longest first; reported in discovery order
+    recorded, stopped = record_refusals(processor, jobs, run_id) if jobs else ({}, stopped)
+    if stopped:
+        stop_new_calls()
+    todo = [] if stopped else [i for i in range(len(jobs)) if i not in recorded]
+    # started longest first; reported in discovery order
+    order = [todo[k] for k in longest_first([jobs[i] for i in todo])]
     with _call_limit():
         started = process_call.map(
             [jobs[i] for i in order],
             settings_json=unmapped(settings.model_dump_json()),
             run_id=unmapped(run_id),
         )
-    futures = [future for _, future in sorted(zip(order, started, strict=True))]
+    futures = dict(zip(order, started, strict=True))
 
     outcomes: list[CallOutcome] = []
-    stopped: str | None = None
-    for job, future in zip(jobs, futures, strict=True):
+    for i, job in enumerate(jobs):
+        if i in recorded or i not in futures:
+            outcomes.append(
+                recorded.get(i)
+                or CallOutcome(call_id=job.call_id, source=job.source, status="stopped")
+            )
+            continue
+        future = futures[i]
         try:
             outcomes.append(future.result())
         except (StoreDown, StoreUnwritable) as exc:  # no call is started after this one
@@ -126,10 +143,11 @@ def nightly(
                 )
             )
         except Exception as exc:  # retries exhausted: the store stayed away for this call
-            reason = f"{type(exc).__name__}: {exc}"
+            # Not the call's own failure and not stored: the run did not do its job (exit 1).
+            reason = f"not stored: {type(exc).__name__}: {exc}"
             logger.error("call %s not stored: %s", job.call_id, reason)
             outcomes.append(
-                CallOutcome(call_id=job.call_id, source=job.source, status="failed", error=reason)
+                CallOutcome(call_id=job.call_id, source=job.source, status="stopped", error=reason)
             )
 
     summary = summarise(

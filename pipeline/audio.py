@@ -23,6 +23,15 @@ SILENCE_PEAK = 10 ** (-50 / 20)  # -50 dBFS: a channel whose peak stays below is
 SILENCE_RMS = 10 ** (-60 / 20)  # -60 dBFS: ... or whose RMS stays below
 TRUNCATED_RATIO = 0.9  # decoded duration below this share of the header's: truncated
 MAX_BAD_PACKETS = 0.05  # share of packets the decoder may reject before a file is corrupt
+# What a call recording's header may declare (anything else is refused before decoding).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8_000, 48_000
+MAX_CHANNELS = 16  # beyond stereo, the manifest names the two parties' channels
+SAMPLE_FORMATS = frozenset(
+    {"u8", "s16", "s32", "flt", "dbl", "u8p", "s16p", "s32p", "fltp", "dblp"}
+)
+# No codec recorders use stores speech in under 100 bytes a second (AMR-NB at its lowest
+# rate needs ~600): a header declaring more seconds than size / 100 is lying.
+MIN_BYTES_PER_SECOND = 100
 
 
 class AudioError(ValueError):
@@ -132,6 +141,29 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def header_problem(
+    rate: int, channels: int, sample_format: str | None, declared_s: float | None, size: int
+) -> str | None:
+    """Why a recording's header is not one of a call (checked before decoding), or None:
+    sample rate outside 8-48 kHz, more channels than :data:`MAX_CHANNELS`, a sample format
+    PCM decoders do not give, or more seconds declared than the file's size can hold."""
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        return (
+            f"sample rate {rate} Hz is outside {MIN_SAMPLE_RATE // 1000}-"
+            f"{MAX_SAMPLE_RATE // 1000} kHz; not a call recording"
+        )
+    if not 1 <= channels <= MAX_CHANNELS:
+        return f"{channels} audio channels; at most {MAX_CHANNELS} are supported"
+    if sample_format is not None and sample_format not in SAMPLE_FORMATS:
+        return f"sample format {sample_format!r} is not supported"
+    if declared_s is not None and declared_s > max(size, 1) / MIN_BYTES_PER_SECOND:
+        return (
+            f"the header declares {declared_s:.0f} s of audio in {size} bytes; "
+            "not possible, the header is damaged"
+        )
+    return None
+
+
 def decode_audio(
     path: str | Path,
     sample_rate: int = 16000,
@@ -142,6 +174,7 @@ def decode_audio(
     max_seconds: float | None = None,
     spool_above_s: float | None = None,
     sha256: str | None = None,
+    read_from: str | Path | None = None,
 ) -> DecodedAudio:
     """Decode ``path`` to float32 at ``sample_rate``, one row per channel, and validate it.
 
@@ -153,21 +186,25 @@ def decode_audio(
     or silent file, and for one longer than ``max_seconds`` (refused from its header before
     decoding, or as soon as the decoded audio passes the limit when the header says less).
     ``sha256``: the file's, when the caller hashed it already (the file is not read again).
+    ``read_from``: where to read the file from when that is not ``path`` (the call's open
+    descriptor, :attr:`pipeline.source.Source.fd_path`); ``path`` still names it.
     """
     path = Path(path)
-    if not path.exists():
+    src = Path(read_from) if read_from is not None else path
+    if not src.exists():
         raise AudioError(path, "file not found")
-    if not path.is_file():
+    if not src.is_file():
         raise AudioError(path, "not a regular file")
-    if path.stat().st_size == 0:
+    size = src.stat().st_size
+    if size == 0:
         raise AudioError(path, "file is empty (0 bytes)")
 
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = av.open(str(src), metadata_errors="ignore")
     except av.error.EOFError:
         raise AudioError(path, "truncated: the file ends inside its header") from None
     except av.error.FFmpegError as exc:
-        if _looks_like_text(path):
+        if _looks_like_text(src):
             raise AudioError(path, "not audio: the file is text") from None
         raise AudioError(
             path, f"not audio, or its header is damaged: the decoder says {_why(exc)!r}"
@@ -183,6 +220,12 @@ def decode_audio(
         if source_rate <= 0 or n_channels <= 0:
             raise AudioError(path, f"audio stream has no usable format ({codec})")
         declared = _declared_duration(container, stream)
+        problem = header_problem(
+            source_rate, n_channels, stream.format.name if stream.format else None,
+            declared, size,
+        )  # fmt: skip
+        if problem:
+            raise AudioError(path, problem)
         if max_seconds is not None and declared and declared > max_seconds:
             raise AudioError(path, _too_long(declared, max_seconds))
         store, bad, total = _decode_stream(
@@ -191,7 +234,7 @@ def decode_audio(
 
     samples = store.array()
     decoded = store.size / sample_rate
-    if wav_declared := _wav_declared_duration(path, source_rate, n_channels, codec):
+    if wav_declared := _wav_declared_duration(src, source_rate, n_channels, codec):
         declared = max(declared or 0.0, wav_declared)
     if declared and decoded < TRUNCATED_RATIO * declared:
         # A cut file loses its tail: at most the last, partial packet fails. More failures,
@@ -227,7 +270,7 @@ def decode_audio(
         codec=codec,
         duration=round(decoded, 3),
         path=str(path),
-        sha256=sha256 if sha256 is not None else file_sha256(path),
+        sha256=sha256 if sha256 is not None else file_sha256(src),
         channel_correlation=store.correlation(),
     )
 

@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     enforce_offline()
     try:
-        cli.main(args=argv, prog_name="callqa", standalone_mode=False)
+        # Without standalone mode click *returns* the code of an ``Exit`` raised inside a
+        # command (``callqa run`` stopped: 1) instead of raising it; dropping it exited 0.
+        code = cli.main(args=argv, prog_name="callqa", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.Abort:
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    return 0
+    return code if type(code) is int else 0
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline.archive import is_transcript
-from pipeline.audio import AudioError, file_sha256
+from pipeline.audio import AudioError
 from pipeline.budget import OverBudget
 from pipeline.config import Settings, resolve_rubric_path
 from pipeline.routing import RoutingError, RoutingTable, load_routing
@@ -46,6 +46,7 @@ from pipeline.scoring_config import (
     transcript_asr_config,
 )
 from pipeline.scripts_check import Rubric, RubricError, load_rubric
+from pipeline.source import Source, SourceError, open_source
 
 if TYPE_CHECKING:
     from pipeline.store import Store
@@ -63,6 +64,7 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     AudioError,
     RubricError,
     OverBudget,
+    SourceError,
 )
 
 Work = Literal["skip", "score", "transcribe"]
@@ -83,8 +85,11 @@ class CallPlan:
     source_sha256: str | None = None  # None: not hashed (skip) or unreadable (source_error)
     # text transcript job: its file; audio with work "score": the stored transcript to reuse
     transcript: Transcript | None = None
+    # the call's file, open (pipeline.source): hashed, read and decoded from it; the call
+    # closes it (None: not opened, for a skip or an unreadable file)
+    source: Source | None = None
     # kept to be raised by the stage that needs what failed
-    source_error: OSError | None = None
+    source_error: OSError | SourceError | None = None
     transcript_error: ContractError | None = None
     rubric_error: BaseException | None = None
 
@@ -182,10 +187,37 @@ class Planner:
         """The call's plan. ``check_scored``: a call the store holds scored with this
         configuration is planned as ``skip`` (its file is not hashed)."""
         kind: Literal["audio", "transcript"] = "transcript" if is_transcript(job) else "audio"
+        try:  # opened once, never a FIFO or a device (pipeline.source)
+            source = open_source(job.source)
+        except SourceError as exc:
+            fingerprint = self.stage_sha256(kind)
+            return CallPlan(
+                job=job, kind=kind, work="score", language=None, route=None, rubric=None,
+                config=None, fingerprint=fingerprint, source_error=exc,
+            )  # fmt: skip
+        try:
+            plan = self._plan(job, store, kind, source, check_scored)
+        except BaseException:
+            source.close()
+            raise
+        if plan.source is None:
+            source.close()
+        return plan
+
+    def _plan(
+        self,
+        job: CallJob,
+        store: Store,
+        kind: Literal["audio", "transcript"],
+        source: Source,
+        check_scored: bool,
+    ) -> CallPlan:
         transcript = transcript_error = None
         if kind == "transcript":
             try:
-                transcript = Transcript.load(job.source)
+                transcript = Transcript.load(job.source, text=source.read_text())
+            except UnicodeDecodeError as exc:
+                transcript_error = ContractError(job.source, f"cannot read: {exc}")
             except ContractError as exc:
                 transcript_error = exc
             language = job.language or (transcript.language if transcript else None)
@@ -212,10 +244,10 @@ class Planner:
 
         source_sha = source_error = None
         try:
-            source_sha = file_sha256(job.source)
+            source_sha = source.sha256()
         except OSError as exc:
             source_error = exc
-        planned.update(source_sha256=source_sha, source_error=source_error)
+        planned.update(source=source, source_sha256=source_sha, source_error=source_error)
         if kind == "transcript":
             return CallPlan(work="score", **planned)
         stored = None

@@ -18,10 +18,10 @@ class PreflightFailed(RuntimeError):
 
 def preflight(archive: str, settings: Settings) -> None:
     """Raise :class:`PreflightFailed` for the first thing that would make the run useless."""
-    from pipeline.archive import ArchiveError, archive_for_day, discover
+    from pipeline.archive import ArchiveError, archive_for_day, check_archive
 
-    try:
-        discover(archive_for_day(archive), rubric_roots=settings.rubric_roots)
+    try:  # the flow discovers the calls, once; here only what refuses the whole archive
+        check_archive(archive_for_day(archive))
     except ArchiveError as exc:
         raise PreflightFailed(str(exc)) from None
     check_rubrics(settings)

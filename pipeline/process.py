@@ -8,7 +8,10 @@ rubrics, the store's engine); every call it processes is independent of the othe
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +24,7 @@ import av
 from pydantic import BaseModel, ConfigDict
 
 from pipeline.archive import is_transcript
-from pipeline.audio import decode_audio
+from pipeline.audio import AudioError, DecodedAudio, SpooledChannels, header_problem
 from pipeline.budget import Budget, OverBudget, call_budget, estimated_audio_bytes
 from pipeline.config import Settings
 from pipeline.plan import PERMANENT_ERRORS, CallPlan, PermanentCallError, Planner
@@ -30,9 +33,10 @@ from pipeline.redact.vault import vault_from_env
 from pipeline.schema import CallJob, ContractError, Result, RubricRoute, Transcript
 from pipeline.score import default_risk_fn, score_transcript
 from pipeline.scripts_check import Rubric
+from pipeline.source import Source, SourceError, open_source
 from pipeline.timing import StageTimer
-from pipeline.transcribe.call import transcribe_call
-from pipeline.transcribe.decode_config import SAMPLE_RATE, asr_config
+from pipeline.transcribe.call import decode_for_asr, transcribe_call
+from pipeline.transcribe.decode_config import asr_config
 from pipeline.transcribe.diarize import mono_diarizer
 from pipeline.transcribe.model import get_model
 
@@ -120,11 +124,14 @@ def longest_first(jobs: list[CallJob]) -> list[int]:
     on one long call while the other cores idle. Ties keep discovery order."""
 
     def weight(job: CallJob) -> float:
-        path = Path(job.source)
-        if job.manifest_error or is_transcript(job) or not path.is_file():
+        if job.manifest_error or is_transcript(job):
             return 0.0
-        seconds = _probe(path)[1]
-        return seconds if seconds is not None else path.stat().st_size / 16000
+        try:  # never a FIFO or a device swapped in (the call then says why)
+            with open_source(job.source) as source:
+                seconds = _probe(source)[1]
+                return seconds if seconds is not None else source.size / 16000
+        except SourceError:
+            return 0.0
 
     weights = [weight(job) for job in jobs]
     return sorted(range(len(jobs)), key=lambda i: -weights[i])
@@ -186,7 +193,21 @@ class CallProcessor:
             return self._failed(job, job.manifest_error, run_id, started, None, None)
         if STOP.is_set():
             return CallOutcome(call_id=job.call_id, source=job.source, status="stopped")
-        plan = self.plan(job)
+        try:  # planning opens and reads the file: inside a budget, and any error is the call's
+            with call_budget(self._budget(None)):
+                plan = self.plan(job)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            return self._failed(job, _failure_reason(exc, job), run_id, started, None, None)
+        try:
+            return self._process_planned(plan, run_id, started)
+        finally:
+            if plan.source is not None:
+                plan.source.close()
+
+    def _process_planned(self, plan: CallPlan, run_id: int | None, started: float) -> CallOutcome:
+        job = plan.job
         if plan.work == "skip":
             return CallOutcome(call_id=job.call_id, source=job.source, status="skipped")
         if not self.settings.retry_failed:
@@ -228,17 +249,12 @@ class CallProcessor:
             with call_budget(budget):
                 stage = self.transcript_stage(plan, timer)
                 result = self.score_stage(plan, stage.transcript, timer)
+                if plan.source is not None:  # what was read is what the file still is
+                    plan.source.check_unchanged()
         except Exception as exc:
             if is_transient(exc):
                 raise
-            reason = _one_line(exc, job.source)
-            if isinstance(exc, OverBudget):
-                reason = f"{job.source}: {exc}"
-            elif not isinstance(exc, PERMANENT_ERRORS):
-                # A defect or an unexpected decoder state: still one call's problem, not the batch's.
-                log.exception("call %s: unexpected error", job.call_id)
-                reason = f"{reason} (unexpected {type(exc).__name__})"
-            log.warning("call %s failed: %s", job.call_id, reason)
+            reason = _failure_reason(exc, job)
             outcome = self._failed(
                 job, reason, run_id, started, plan.source_sha256, plan.fingerprint
             )
@@ -271,8 +287,12 @@ class CallProcessor:
             raise PermanentCallError(job.manifest_error)
         plan = self.plan(job, check_scored=False)
         timer = StageTimer()
-        stage = self.transcript_stage(plan, timer)
-        return stage.transcript, self.score_stage(plan, stage.transcript, timer)
+        try:
+            stage = self.transcript_stage(plan, timer)
+            return stage.transcript, self.score_stage(plan, stage.transcript, timer)
+        finally:
+            if plan.source is not None:
+                plan.source.close()
 
     def _failed(
         self,
@@ -302,22 +322,25 @@ class CallProcessor:
         """Check a call before decoding it (file, rubric, channels, size) and return its
         budget; raises PermanentCallError with the reason."""
         job = plan.job
-        path = Path(job.source)
-        if not path.is_file():
+        if plan.source_error is not None:  # a FIFO, a device, a swapped or unreadable file
+            raise plan.source_error
+        if plan.source is None:
             raise PermanentCallError(f"{job.source}: file not found")
         if job.rubric and plan.rubric_error is not None:
             # an unknown manifest rubric fails now, not after transcription
             raise plan.rubric_error
         memory_mb = self.settings.call_memory_mb
         if plan.kind == "transcript":
-            size = path.stat().st_size
+            size = plan.source.size
             if memory_mb and size / TRANSCRIPT_BYTES_PER_MB > memory_mb:
                 raise PermanentCallError(
                     f"{job.source}: transcript of {size / 2**20:.0f} MiB would need more than "
                     f"the memory budget of {memory_mb:.0f} MiB"
                 )
             return self._budget(None)
-        channels, declared = _probe(path)
+        channels, declared, problem = _probe(plan.source)
+        if problem:  # an absurd header: refused before it sizes the budget
+            raise AudioError(job.source, problem)
         if channels is not None and channels not in (1, 2):
             pair = (job.agent_channel, job.customer_channel)
             if None in pair or pair[0] == pair[1] or max(pair) >= channels:
@@ -358,10 +381,10 @@ class CallProcessor:
         job = plan.job
         if job.manifest_error:
             raise PermanentCallError(job.manifest_error)
-        if not Path(job.source).exists():
-            raise PermanentCallError(f"{job.source}: file not found")
-        if plan.kind == "audio" and plan.source_error is not None:
+        if plan.source_error is not None:
             raise plan.source_error
+        if plan.source is None and plan.transcript is None:
+            raise PermanentCallError(f"{job.source}: file not found")
         if plan.kind == "audio" and plan.work == "score" and plan.transcript is not None:
             return TranscriptStage(transcript=plan.transcript)
         transcript = (
@@ -391,7 +414,14 @@ class CallProcessor:
         job = plan.job
         if self._diarizer is None:
             self._diarizer = mono_diarizer(self.settings.diarizer)
-        source, agent_channel = _mapped_parties(job, plan.source_sha256)
+        with timer.stage("decode"):  # one decode path, with the same limits for every call
+            audio = decode_for_asr(
+                job.source,
+                self.settings,
+                sha256=plan.source_sha256,
+                read_from=plan.source.fd_path if plan.source is not None else None,
+            )
+        source, agent_channel = _mapped_parties(job, audio)
         # The manifest's language, else the language of the form a rule routed the call to
         # before transcription, overrides language detection (pipeline.transcribe.language).
         language, language_from, vocabulary = job.language, "manifest", None
@@ -464,34 +494,52 @@ def timed_score(transcript: Transcript, rubric, timer: StageTimer, **kwargs: Any
     return result
 
 
-def _mapped_parties(job: CallJob, source_sha256: str | None = None):
-    """The recording (and agent channel) to transcribe: with more than two channels, the
-    two the manifest names (agent_channel, customer_channel) as a stereo pair, agent left."""
-    if job.customer_channel is None or job.agent_channel is None:
-        return job.source, job.agent_channel
-    audio = decode_audio(job.source, SAMPLE_RATE, sha256=source_sha256)
-    if audio.n_channels <= 2:
+def _mapped_parties(job: CallJob, audio: DecodedAudio) -> tuple[DecodedAudio, int | None]:
+    """The decoded recording (and agent channel) to transcribe: with more than two channels,
+    the two the manifest names (agent_channel, customer_channel) as a stereo pair, agent
+    left."""
+    if job.customer_channel is None or job.agent_channel is None or audio.n_channels <= 2:
         return audio, job.agent_channel
-    pair = audio.channels[[job.agent_channel, job.customer_channel]]
+    for channel in (job.agent_channel, job.customer_channel):
+        if not 0 <= channel < audio.n_channels:
+            raise AudioError(
+                job.source,
+                f"channel {channel} does not exist (the file has {audio.n_channels} channels, "
+                "numbered from 0)",
+            )
+    if isinstance(audio.channels, SpooledChannels):  # a long call stays on disk
+        pair = SpooledChannels(
+            [audio.channels[job.agent_channel], audio.channels[job.customer_channel]]
+        )
+    else:
+        pair = audio.channels[[job.agent_channel, job.customer_channel]]
     return dataclasses.replace(audio, channels=pair), 0
 
 
-def _probe(path: Path) -> tuple[int | None, float | None]:
-    """(channels, declared seconds) from the container header, without decoding; Nones when
-    the header cannot be read (decoding then says why)."""
+def _probe(source: Source | None) -> tuple[int | None, float | None, str | None]:
+    """(channels, declared seconds, what is absurd about the header) from the container
+    header of the call's open file, without decoding; Nones when the header cannot be read
+    (decoding then says why)."""
+    if source is None:
+        return None, None, None
     try:
-        with av.open(str(path)) as container:
+        with av.open(source.fd_path) as container:
             if not container.streams.audio:
-                return None, None
+                return None, None, None
             stream = container.streams.audio[0]
             declared = None
             if stream.duration is not None and stream.time_base is not None:
                 declared = float(stream.duration * stream.time_base)
             elif container.duration is not None:
                 declared = container.duration / av.time_base
-            return int(stream.channels or 0) or None, declared
+            channels = int(stream.channels or 0) or None
+            problem = header_problem(
+                int(stream.rate or 0), channels or 0,
+                stream.format.name if stream.format else None, declared, source.size,
+            )  # fmt: skip
+            return channels, declared, problem
     except Exception:  # noqa: BLE001 - any unreadable header: the decoder reports it
-        return None, None
+        return None, None, None
 
 
 def _save(commit: Callable[[], Any]) -> Any:
@@ -513,10 +561,51 @@ def _save(commit: Callable[[], Any]) -> Any:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Errors worth retrying the call for: the store went away, not the input is bad."""
+    """Errors worth retrying the call for: the store went away, the disk filled up or the
+    temporary folder became unwritable; not the input is bad. A transient error is never
+    stored as the call's failure: the next run tries the call again."""
     from pipeline.store import StoreUnavailable  # loaded with the store
 
-    return isinstance(exc, StoreUnavailable)
+    return isinstance(exc, StoreUnavailable) or machine_fault(exc)
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+_UNWRITABLE_TMP = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def machine_fault(exc: BaseException) -> bool:
+    """The machine's fault, not the call's: a disk full anywhere, or the temporary folder
+    unwritable (looked for under the exception's causes too)."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # an AudioError raised from an OSError, and so on
+        if seen is None:
+            return False
+        if isinstance(seen, OSError):
+            if seen.errno in _FULL:
+                return True
+            if "No usable temporary directory" in str(seen):
+                return True
+            name = seen.filename if isinstance(seen.filename, str) else ""
+            ours = os.path.join(tempfile.gettempdir(), "callqa-")  # the spooled audio's files
+            if seen.errno in _UNWRITABLE_TMP and name.startswith(ours):
+                return True
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    return False
+
+
+def _failure_reason(exc: BaseException, job: CallJob) -> str:
+    """The one line a call's failure is stored with."""
+    reason = _one_line(exc, job.source)
+    if isinstance(exc, OverBudget):
+        reason = f"{job.source}: {exc}"
+    elif isinstance(exc, RecursionError):
+        reason = f"{job.source}: nested too deeply to process (RecursionError)"
+    elif not isinstance(exc, PERMANENT_ERRORS):
+        # A defect or an unexpected decoder state: still one call's problem, not the batch's.
+        log.exception("call %s: unexpected error", job.call_id)
+        reason = f"{reason} (unexpected {type(exc).__name__})"
+    log.warning("call %s failed: %s", job.call_id, reason)
+    return reason
 
 
 def _one_line(exc: BaseException, source: str) -> str:

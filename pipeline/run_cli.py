@@ -51,8 +51,10 @@ def run(
 ):
     """Transcribe, check and score every call of ARCHIVE into the inspection store.
 
-    Exit status 2, with one line, when the configuration or store is unusable (checked
-    before anything starts); 1 when the run stopped early (its summary says why)."""
+    Exit status 0 when every call was scored, or failed for a reason of its own (stored
+    with it); 2, with one line, when the configuration or store is unusable (checked before
+    anything starts); 1 when the run stopped early or left calls unprocessed (its summary
+    says why)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
@@ -105,8 +107,8 @@ def run(
             click.echo(summary.model_dump_json(indent=2) if as_json else summary.render())
     except PrefectApiError as exc:
         raise CallqaError(str(exc)) from None
-    if summary.stopped:
-        raise click.exceptions.Exit(1)
+    if summary.exit_code:
+        raise click.exceptions.Exit(summary.exit_code)
 
 
 class PreflightError(CallqaError):

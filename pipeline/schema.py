@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -27,6 +27,20 @@ class _Model(BaseModel):
     """A public contract: closed (an unknown field is an error, not silently kept)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class _Input(_Model):
+    """A contract read from files others wrote (transcripts): numbers must be finite."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
+# A time in a call (seconds): finite, and under a week, so sums and spans stay finite too
+# (1e308 is a float; 1e308 + 1e308 is not).
+MAX_CALL_SECONDS = 7 * 24 * 3600.0
+Seconds = Annotated[float, Field(ge=0, le=MAX_CALL_SECONDS)]
+# One utterance's text: a turn is a few hundred characters; 100,000 is ~10 hours of speech.
+MAX_UTTERANCE_CHARS = 100_000
 
 
 # --------------------------------------------------------------------------- hashing
@@ -60,14 +74,14 @@ def canonical_sha256(value: BaseModel | dict[str, Any] | list[Any]) -> str:
 # --------------------------------------------------------------------------- transcript
 
 
-class Word(_Model):
+class Word(_Input):
     word: str
-    start: float
-    end: float
+    start: float = Field(le=MAX_CALL_SECONDS)
+    end: float = Field(le=MAX_CALL_SECONDS)
     probability: float | None = None
 
 
-class UtteranceSentiment(_Model):
+class UtteranceSentiment(_Input):
     """Per-utterance sentiment (complaint risk fills it in for scored turns; the review app's
     timeline draws it). Probabilities sum to 1; ``model`` names the scorer and its version."""
 
@@ -82,11 +96,11 @@ class UtteranceSentiment(_Model):
         return max(trio, key=trio.__getitem__)
 
 
-class Utterance(_Model):
+class Utterance(_Input):
     speaker: Role = "unknown"
-    start: float = Field(ge=0)
-    end: float = Field(ge=0)
-    text: str
+    start: Seconds
+    end: Seconds
+    text: str = Field(max_length=MAX_UTTERANCE_CHARS)
     confidence: float | None = None
     words: list[Word] | None = None
     channel: int | None = None
@@ -100,7 +114,7 @@ class Utterance(_Model):
         return self
 
 
-class RoleDecision(_Model):
+class RoleDecision(_Input):
     """How agent and customer were told apart, and how sure the decision is."""
 
     method: Literal["manifest", "option", "content", "default", "diarization", "text", "none"]
@@ -110,7 +124,7 @@ class RoleDecision(_Model):
     agent_speaker: str | None = None  # the channel or diarizer label chosen as the agent
 
 
-class DroppedSegment(_Model):
+class DroppedSegment(_Input):
     """An ASR segment the hallucination filter dropped, and why."""
 
     start: float
@@ -121,7 +135,7 @@ class DroppedSegment(_Model):
     reason: str
 
 
-class LanguageDecision(_Model):
+class LanguageDecision(_Input):
     """The language a call was decoded in, who decided it, and the model that decoded it.
 
     ``method``: ``detected`` (the multilingual model's language identification over the
@@ -138,7 +152,7 @@ class LanguageDecision(_Model):
     model_sha256: str | None = None
 
 
-class Provenance(_Model):
+class Provenance(_Input):
     """What produced a stage's output, so any stored score can be reproduced."""
 
     pipeline_version: str = __version__
@@ -160,7 +174,7 @@ class Provenance(_Model):
     language_decision: LanguageDecision | None = None  # which language and model decoded it
 
 
-class Redaction(_Model):
+class Redaction(_Input):
     """What ``redact`` recorded on the transcript: where a mask is and the audio to beep.
 
     Never holds the personal data itself.
@@ -177,17 +191,17 @@ class Redaction(_Model):
     score: float | None = None
 
 
-class RedactionProvenance(_Model):
+class RedactionProvenance(_Input):
     engine: str = "pipeline.redact"
     pipeline_version: str
     recognizer_sets: list[str]
     recognizer_sha256: dict[str, str] = Field(default_factory=dict)
 
 
-class Transcript(_Model):
+class Transcript(_Input):
     call_id: str = ""
     language: str = "zh"
-    duration: float | None = None
+    duration: Seconds | None = None
     utterances: list[Utterance] = Field(default_factory=list)
     produced_by: Provenance | None = None
     redactions: list[Redaction] | None = None  # set by pipeline.redact
@@ -207,9 +221,10 @@ class Transcript(_Model):
         return self.model_dump_json(indent=2, exclude_none=True, **kwargs)
 
     @classmethod
-    def load(cls, path: str | Path) -> Transcript:
-        """Read Transcript JSON; derive a missing ``call_id`` from the file name."""
-        return _load_json(cls, path, default_call_id=Path(path).stem)
+    def load(cls, path: str | Path, *, text: str | None = None) -> Transcript:
+        """Read Transcript JSON; derive a missing ``call_id`` from the file name. ``text``:
+        the file's content, already read (from the call's open file)."""
+        return _load_json(cls, path, default_call_id=Path(path).stem, raw=text)
 
 
 # --------------------------------------------------------------------------- result
@@ -457,10 +472,19 @@ class Result(_Model):
         return _load_json(cls, path)
 
 
-def _load_json(cls: type[_Model], path: str | Path, default_call_id: str | None = None):
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _load_json(
+    cls: type[_Model],
+    path: str | Path,
+    default_call_id: str | None = None,
+    raw: str | None = None,
+):
     path = Path(path)
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = path.read_text(encoding="utf-8") if raw is None else raw
     except FileNotFoundError:
         raise ContractError(path, "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -468,9 +492,13 @@ def _load_json(cls: type[_Model], path: str | Path, default_call_id: str | None 
     if not raw.strip():
         raise ContractError(path, "file is empty")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise ContractError(path, f"not valid JSON: {exc}") from None
+    except ValueError as exc:  # NaN, Infinity: not JSON
+        raise ContractError(path, f"not strict JSON: {exc}") from None
+    except RecursionError:
+        raise ContractError(path, "not a transcript: JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise ContractError(path, f"expected a JSON object, got {type(data).__name__}")
     if default_call_id and not data.get("call_id"):
@@ -480,6 +508,8 @@ def _load_json(cls: type[_Model], path: str | Path, default_call_id: str | None 
     except ValidationError as exc:
         found = validation_problems(exc)
         raise ContractError(path, *found[0], problems=found) from None
+    except RecursionError:
+        raise ContractError(path, "nested too deeply") from None
 
 
 # --------------------------------------------------------------------------- archive

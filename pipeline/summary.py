@@ -32,8 +32,17 @@ class RunSummary(BaseModel):
     failures: list[dict[str, str]] = Field(default_factory=list)
     not_retried: int = Field(0, description="failed before, unchanged since: not tried again")
     busy: int = Field(0, description="held by another run at the same time")
-    not_processed: int = Field(0, description="not started because the run stopped")
+    not_processed: int = Field(
+        0, description="not processed: the run stopped, or the store stayed away for the call"
+    )
     stopped: str | None = Field(None, description="why the run stopped early")
+
+    @property
+    def exit_code(self) -> int:
+        """``callqa run``'s exit status: 0 when every call was scored (now or before), failed
+        for a reason of its own, or was held by another run; 1 when the run stopped or left
+        a call unprocessed (the store stayed away)."""
+        return 1 if self.stopped or self.not_processed else 0
 
     def one_line(self) -> str:
         mean = f"{self.mean_score_pct:.1f}%" if self.mean_score_pct is not None else "n/a"
@@ -42,7 +51,7 @@ class RunSummary(BaseModel):
             for n, what in (
                 (self.not_retried, "failed before and unchanged (not retried)"),
                 (self.busy, "held by another run"),
-                (self.not_processed, "not processed (run stopped)"),
+                (self.not_processed, "not processed (run stopped or store away)"),
             )
             if n
         )
@@ -104,7 +113,7 @@ def summarise(
         failures=[
             {"call_id": display(o.call_id), "error": display(o.error or "unknown")}
             for o in outcomes
-            if o.status == "failed"
+            if o.status == "failed" or (o.status == "stopped" and o.error)
         ],
         not_retried=sum(1 for o in outcomes if o.status == "failed" and o.retried is False),
         busy=status["busy"],

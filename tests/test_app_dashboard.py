@@ -238,6 +238,25 @@ def test_export_cells_cannot_start_a_formula(dash) -> None:
     assert "'=HYPERLINK(1)" in text and "\n=HYPERLINK" not in text
 
 
+def test_exports_take_control_characters_and_a_cr_formula(dash) -> None:
+    """A NUL in an agent id made the workbook refuse to save (500); a team starting with a CR
+    then '=' became a formula row in the CSV. Both are text now (pipeline.cells)."""
+    reviews: ReviewStore = dash.state.reviews
+    job = CallJob(call_id="c-y", source="/dev/null", agent_id="A\x00B", team="\r=1+1", started_at="2026-11-05T09:00:00")  # fmt: skip
+    reviews.store.save_scored(job, make_transcript("c-y"), make_result("c-y", False, False, "low"))
+    client = login(dash, "admin")
+    text = client.get("/dashboard/export.csv?table=teams&" + WHOLE[1:]).text.lstrip("\ufeff")
+    cells = [c for row in csv.reader(io.StringIO(text, newline="")) for c in row]
+    assert "'\r=1+1" in cells
+    assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    book = client.get("/dashboard/export.xlsx" + WHOLE)
+    assert book.status_code == 200
+    for sheet in load_workbook(io.BytesIO(book.content)).worksheets:
+        for row in sheet.iter_rows():
+            assert all(c.data_type != "f" for c in row)
+    assert any(c.value == "A\\x00B" for s in load_workbook(io.BytesIO(book.content)).worksheets for row in s.iter_rows() for c in row)  # fmt: skip
+
+
 def test_dashboard_in_chinese(dash) -> None:
     client = login(dash, "lead1")
     zh = client.get("/dashboard", headers={"Accept-Language": "zh-CN,zh;q=0.9"}).text

@@ -46,6 +46,7 @@ def test_manifest_metadata_and_order(tmp_path):
 
 
 def test_bad_manifest_row_becomes_a_failed_job_not_a_failed_batch(tmp_path):
+    _touch(tmp_path / "b.wav")  # a row naming a missing file is refused at discovery
     (tmp_path / "manifest.csv").write_text(
         "file,agent_channel\na.wav,three\nb.wav,1\n", encoding="utf-8"
     )

@@ -198,10 +198,22 @@ def test_six_channels_need_a_manifest_mapping(tmp_path):
         processor.plan(jobs["mapped"])
     )  # admitted: the two named channels are the call
     assert budget.seconds == pytest.approx(120 + 4.0 * 2, abs=0.1)
-    from pipeline.process import _mapped_parties
+    import numpy as np
 
-    audio, agent = _mapped_parties(jobs["mapped"])
+    from pipeline.process import _mapped_parties
+    from pipeline.transcribe.call import decode_for_asr
+
+    decoded = decode_for_asr(jobs["mapped"].source, processor.settings)
+    audio, agent = _mapped_parties(jobs["mapped"], decoded)
     assert audio.n_channels == 2 and agent == 0
+    assert np.array_equal(np.asarray(audio.channels), np.asarray(decoded.channels)[[4, 1]])
+    # spooled (a long call decoded to disk): the same pair, read from disk
+    spooled = decode_for_asr(
+        jobs["mapped"].source, processor.settings.model_copy(update={"spool_audio_minutes": 0.01})
+    )
+    audio, agent = _mapped_parties(jobs["mapped"], spooled)
+    assert audio.spooled and agent == 0
+    assert np.array_equal(np.asarray(audio.channels), np.asarray(decoded.channels)[[4, 1]])
 
 
 @pytest.mark.slow

@@ -137,24 +137,30 @@ def test_prefect_flow_wires_the_same_processing(text_archive, tmp_path):
 
 @pytest.fixture()
 def reads(monkeypatch) -> dict[str, list[str]]:
-    """Every ``Transcript.load`` and every file hash of the run, by path."""
-    from pipeline import audio, plan
+    """Every ``Transcript.load`` and every read of a file's content to hash it, by path
+    (the call's open file, :class:`pipeline.source.Source`, or ``file_sha256``)."""
+    from pipeline import audio
     from pipeline.schema import Transcript
+    from pipeline.source import Source
 
     seen: dict[str, list[str]] = {"load": [], "sha256": []}
-    load, sha256 = Transcript.load.__func__, audio.file_sha256
+    load, sha256, blocks = Transcript.load.__func__, audio.file_sha256, Source._blocks
 
-    def counted_load(cls, path):
+    def counted_load(cls, path, **kwargs):
         seen["load"].append(str(path))
-        return load(cls, path)
+        return load(cls, path, **kwargs)
 
     def counted_sha256(path):
         seen["sha256"].append(str(path))
         return sha256(path)
 
+    def counted_blocks(self):
+        seen["sha256"].append(self.path)
+        return blocks(self)
+
     monkeypatch.setattr(Transcript, "load", classmethod(counted_load))
     monkeypatch.setattr(audio, "file_sha256", counted_sha256)
-    monkeypatch.setattr(plan, "file_sha256", counted_sha256)
+    monkeypatch.setattr(Source, "_blocks", counted_blocks)
     return seen
 
 
@@ -162,10 +168,11 @@ def reads(monkeypatch) -> dict[str, list[str]]:
     ("call_id", "first", "again"),
     [
         # call -> (status, loads, hashes) of the first run, then of a run with nothing changed
-        ("bank_001_compliant", ("scored", 1, 1), ("skipped", 1, 0)),
+        # (the text is read once from the open file and hashed as it is read)
+        ("bank_001_compliant", ("scored", 1, 1), ("skipped", 1, 1)),
         ("garbled", ("failed", 1, 1), ("failed", 1, 1)),  # not retried: unchanged
         ("no_rubric", ("failed", 1, 1), ("failed", 1, 1)),
-        ("gone", ("failed", 1, 1), ("failed", 1, 1)),  # tried: neither finds the file
+        ("gone", ("failed", 0, 0), ("failed", 0, 0)),  # tried: neither opens the file
     ],
 )
 def test_a_text_call_is_read_and_hashed_once(text_archive, tmp_path, reads, call_id, first, again):

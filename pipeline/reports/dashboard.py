@@ -4,22 +4,13 @@ Excel files: the downloads of the dashboard, with the numbers it shows."""
 from __future__ import annotations
 
 import io
-from typing import Any
 
 import pandas as pd
 
+from pipeline.cells import safe_frame
 from pipeline.store.dashboard import Dashboard
 
 TABLES = ("kpis", "trend", "items", "agents", "teams")
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: Any) -> Any:
-    """A cell a spreadsheet shows as text: strings that would start a formula get a leading
-    apostrophe (CSV injection). The one place cells are made safe here."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
 
 
 def tables(d: Dashboard) -> dict[str, pd.DataFrame]:
@@ -43,12 +34,14 @@ def tables(d: Dashboard) -> dict[str, pd.DataFrame]:
         ),  # fmt: skip
         "teams": pd.DataFrame([r.model_dump() for r in d.teams]).rename(columns={"key": "team"}),
     }
-    return {k: v.map(safe_cell) if not v.empty else v for k, v in out.items()}
+    # never a formula, never a cell a writer refuses (pipeline.cells, as every export)
+    return {k: safe_frame(v) if not v.empty else v for k, v in out.items()}
 
 
 def to_csv(d: Dashboard, table: str) -> str:
     """``table`` (one of :data:`TABLES`) as CSV text (UTF-8 with BOM for Excel's sake)."""
-    return "\ufeff" + tables(d)[table].to_csv(index=False)
+    # CRLF rows (RFC 4180): a lone CR inside a cell is then quoted, not a new row
+    return "\ufeff" + tables(d)[table].to_csv(index=False, lineterminator="\r\n")
 
 
 def to_xlsx(d: Dashboard) -> bytes:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from pipeline import __version__
+from pipeline.cells import safe_frame, strict_json_value, write_csv
 from pipeline.reports.data import Period, Report, calls_frame, has_review_tables, items_frame
 from pipeline.reports.render import render
 from pipeline.store import Store
@@ -254,21 +255,25 @@ def write_report(report: Report, out_dir: str | Path, by: By = "agent") -> dict[
         "final_auto_fail",
         "overturned_items",
     ]
+    # Cells from manifests and transcripts: never a live formula, never unwritable.
     tables = {
-        "agents": report.agents,
-        "teams": report.teams,
-        "items": report.items,
-        "daily": report.daily,
-        "calls": report.calls[calls_cols],
+        "agents": safe_frame(report.agents),
+        "teams": safe_frame(report.teams),
+        "items": safe_frame(report.items),
+        "daily": safe_frame(report.daily),
+        "calls": safe_frame(report.calls[calls_cols]),
     }
     for name, table in tables.items():
-        table.to_csv(paths[name], index=False)
+        write_csv(table, paths[name])
     _write_xlsx(report, tables, paths["xlsx"])
     paths["summary"].write_text(
         json.dumps(
-            {**report.summary, "created_at": report.created_at, "produced_by": _produced_by()},
+            strict_json_value(
+                {**report.summary, "created_at": report.created_at, "produced_by": _produced_by()}
+            ),
             ensure_ascii=False,
             indent=2,
+            allow_nan=False,
         ),
         encoding="utf-8",
     )
@@ -300,6 +305,7 @@ def _write_xlsx(report: Report, tables: dict[str, pd.DataFrame], path: Path) -> 
         [(k, ", ".join(v) if isinstance(v, list) else v) for k, v in report.summary.items()],
         columns=["figure", "value"],
     )
+    summary = safe_frame(summary)
     with pd.ExcelWriter(path, engine="openpyxl") as xl:
         summary.to_excel(xl, sheet_name="Summary", index=False)
         for name, table in tables.items():

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from pipeline.cells import strict_json_value
 from pipeline.cli import CallqaError
 
 # (header, key, width) of the readable table
@@ -70,7 +71,8 @@ def calls(ctx: click.Context, db_url: str | None, as_json: bool, status: str | N
     except StoreError as exc:
         raise CallqaError(str(exc)) from None
     if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        rows = strict_json_value(rows)  # a stored infinity prints null, not Infinity
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2, allow_nan=False, default=str))
     elif rows:
         click.echo(format_table(rows))
         scored = sum(r["status"] == "scored" for r in rows)
@@ -174,7 +176,8 @@ def show(ctx: click.Context, call_id: str, db_url: str | None, as_json: bool) ->
     if history is None:
         raise CallqaError(f"no call {call_id!r} in the store")
     if as_json:
-        click.echo(json.dumps(history, ensure_ascii=False, indent=2))
+        history = strict_json_value(history)
+        click.echo(json.dumps(history, ensure_ascii=False, indent=2, allow_nan=False, default=str))
     else:
         click.echo(format_history(history))
 

@@ -50,6 +50,26 @@ def _no_hook(step: str, artefact: Any) -> None:
     pass
 
 
+def decode_for_asr(
+    path: str | Path,
+    settings: Settings,
+    *,
+    sha256: str | None = None,
+    read_from: str | Path | None = None,
+) -> DecodedAudio:
+    """The one way a call's recording is decoded for ASR, whatever the manifest says: at
+    the ASR's rate, refused over ``max_audio_minutes``, spooled to disk over
+    ``spool_audio_minutes`` (:func:`pipeline.audio.decode_audio`)."""
+    return decode_audio(
+        path,
+        SAMPLE_RATE,
+        max_seconds=settings.max_audio_minutes * 60,
+        spool_above_s=settings.spool_audio_minutes * 60,
+        sha256=sha256,
+        read_from=read_from,
+    )
+
+
 def transcribe_call(
     source: str | Path | DecodedAudio,
     *,
@@ -89,13 +109,7 @@ def transcribe_call(
         audio = source
     else:
         with timer.stage("decode"):
-            audio = decode_audio(
-                source,
-                SAMPLE_RATE,
-                max_seconds=settings.max_audio_minutes * 60,
-                spool_above_s=settings.spool_audio_minutes * 60,
-                sha256=source_sha256,
-            )
+            audio = decode_for_asr(source, settings, sha256=source_sha256)
     if audio.sample_rate != SAMPLE_RATE:
         raise AudioError(audio.path, f"decoded at {audio.sample_rate} Hz, ASR needs {SAMPLE_RATE}")
     hook("decode", audio)

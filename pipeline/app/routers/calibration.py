@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from pipeline.app.deps import Reviews, gate, render
 from pipeline.app.permissions import CAN_CALIBRATE
+from pipeline.cells import safe_row
 from pipeline.contracts import ContractError
 from pipeline.rubric_learning import LearnError, report
 from pipeline.store.review import UserInfo
@@ -33,7 +34,7 @@ def calibration_csv(user: Calibrator, reviews: Reviews) -> Response:
     rows = reviews.calibration()
     fields = list(rows[0].model_dump()) if rows else ["rubric_id", "item_id"]
     return StreamingResponse(
-        _csv_lines(fields, (r.model_dump() for r in rows)),
+        _csv_lines(fields, (safe_row(r.model_dump()) for r in rows)),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="calibration.csv"'},
     )
