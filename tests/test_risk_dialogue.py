@@ -23,6 +23,7 @@ from pipeline.score.risk.dialogue import (
     SHAPE_FEATURES,
     TURN_FEATURES,
     DialogueModel,
+    Repeats,
     blocks_of,
     feature_names,
     load_dialogue_model,
@@ -230,3 +231,20 @@ def test_language_platt_refuses_calls_of_another_language(tmp_path: Path) -> Non
     assert path.name == "calibration-v2.yaml" and report["n"] == 2
     written = load_calibration("v2", tmp_path)
     assert written.languages["zh"].fitted_on == "two calls" and written.weights
+
+
+@pytest.mark.parametrize("n, seed", [(2, 0), (3, 1), (7, 2), (40, 3), (1100, 4)])
+def test_repeats_left_out_match_a_fresh_computation(n: int, seed: int) -> None:
+    """Leaving a customer block out reuses the call's products: the same repeat figures as
+    computing them again without that block (also across the product's row chunks)."""
+    rng = np.random.default_rng(seed)
+    ce = rng.normal(size=(n, 16)).astype(np.float32)
+    ce /= np.linalg.norm(ce, axis=1, keepdims=True)
+    ce[n // 2] = ce[0]  # an exact repeat: its best is 1.0, from block 0
+    repeats = Repeats.of(ce)
+    full = ce @ ce.T
+    assert repeats.best() == pytest.approx([float(full[k, :k].max()) for k in range(1, n)])
+    for without in sorted({0, 1, n // 2, n - 1}):
+        rest = np.delete(ce, without, axis=0)
+        fresh = Repeats.of(rest).best()
+        assert sorted(repeats.best(without)) == pytest.approx(sorted(fresh))

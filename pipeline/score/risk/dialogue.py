@@ -22,6 +22,7 @@ the scoring path imports neither torch nor sklearn.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -72,6 +73,9 @@ class DialogueCard(BaseModel):
     max_chars: int = Field(gt=0)  # a block is embedded clipped to this many characters
     repeat_similarity: float = Field(gt=0, le=1)  # cosine at which a block repeats an earlier
     risk_threshold: float = -0.5  # risk: P(mean satisfaction below this)
+    # evidence: the customer blocks tried left out are the lowest per-turn read-outs, at most
+    # this many (every block of an ordinary call; bounded so a 20,000-turn call stays linear)
+    evidence_candidates: int = Field(default=32, gt=0)
     trained_on: str
     seed: int
     metrics: dict[str, float] = Field(default_factory=dict)
@@ -179,21 +183,31 @@ class DialogueModel:
         return dict(zip(wanted, vecs, strict=True))
 
     def score(self, turns: Sequence[tuple[str, str]]) -> DialogueScore:
-        """Satisfaction, risk logit and, per customer block, how much the risk logit falls
-        when that block is left out (what moved the score)."""
+        """Satisfaction, risk logit and, per customer block tried, how much the risk logit
+        falls when that block is left out (what moved the score)."""
         blocks = blocks_of(turns)
         emb = self._block_embeddings(blocks)
-        x = self._standard(dialogue_features(blocks, emb, self.turn_w, self.turn_b, self.card))
+        cust = [b for b, blk in enumerate(blocks) if blk[0] == CUSTOMER]
+        ce = np.stack([emb[b] for b in cust]) if cust else np.zeros((0, self.card.dim))
+        repeats = Repeats.of(ce)
+        features = dialogue_features(
+            blocks, emb, self.turn_w, self.turn_b, self.card, best=repeats.best()
+        )
+        x = self._standard(features)
         z = float(x @ self.risk_w + self.risk_b)
         sat = float(np.clip(x @ self.sat_w + self.sat_b, -2.0, 2.0))
         moved = []
-        cust = [b for b, blk in enumerate(blocks) if blk[0] == CUSTOMER]
         if len(cust) > 1:
-            for b in cust:
+            readout = ce @ self.turn_w + self.turn_b
+            tried = sorted(np.argsort(readout, kind="stable")[: self.card.evidence_candidates])
+            for i in tried:
+                b = cust[i]
                 rest = [blk for k, blk in enumerate(blocks) if k != b]
                 sub = {(k if k < b else k - 1): v for k, v in emb.items() if k != b}
                 xs = self._standard(
-                    dialogue_features(rest, sub, self.turn_w, self.turn_b, self.card)
+                    dialogue_features(
+                        rest, sub, self.turn_w, self.turn_b, self.card, best=repeats.best(int(i))
+                    )
                 )
                 moved.append((b, z - float(xs @ self.risk_w + self.risk_b)))
         elif cust:
@@ -202,6 +216,50 @@ class DialogueModel:
 
     def _standard(self, x: np.ndarray) -> np.ndarray:
         return (x - self.mean) / self.scale
+
+
+@dataclass
+class Repeats:
+    """For each customer block, its two highest cosines with an earlier customer block (and
+    which block gave the highest), so that leaving any block out needs no new products."""
+
+    top1: np.ndarray  # (n,), -inf where there is no earlier block
+    arg1: np.ndarray  # (n,), the earlier block of top1 (-1: none)
+    top2: np.ndarray  # (n,), -inf where there is no second earlier block
+
+    ROWS = 512  # products computed this many rows at a time: memory linear in the call
+
+    @classmethod
+    def of(cls, ce: np.ndarray) -> Repeats:
+        n = len(ce)
+        top1 = np.full(n, -np.inf)
+        top2 = np.full(n, -np.inf)
+        arg1 = np.full(n, -1)
+        for start in range(0, n, cls.ROWS):  # n <= ROWS: the one product ce @ ce.T
+            stop = min(n, start + cls.ROWS)
+            sims = (ce[start:stop] @ ce[:stop].T).astype(np.float64)
+            rows = np.arange(start, stop)[:, None]
+            sims[np.arange(stop)[None, :] >= rows] = -np.inf  # earlier blocks only
+            order = np.argsort(-sims, axis=1, kind="stable")[:, :2]
+            picked = np.take_along_axis(sims, order, axis=1)
+            top1[start:stop], arg1[start:stop] = picked[:, 0], order[:, 0]
+            if picked.shape[1] > 1:
+                top2[start:stop] = picked[:, 1]
+        return cls(top1=top1, arg1=arg1, top2=top2)
+
+    def best(self, without: int | None = None) -> list[float]:
+        """Each block's highest cosine with an earlier block, in order, for the dialogue
+        without customer block ``without`` (its first remaining block has none)."""
+        if without is None:
+            return [float(v) for v in self.top1[1:]]
+        out = []
+        for k in range(1, len(self.top1)):
+            if k == without:
+                continue
+            v = self.top2[k] if self.arg1[k] == without else self.top1[k]
+            if np.isfinite(v):
+                out.append(float(v))
+        return out
 
 
 def feature_width(dim: int) -> int:
@@ -221,9 +279,11 @@ def dialogue_features(
     turn_w: np.ndarray,
     turn_b: float,
     card: DialogueCard,
+    best: list[float] | None = None,
 ) -> np.ndarray:
     """The feature vector (:func:`feature_names`) of one dialogue from its blocks and the
-    embeddings of its customer blocks and last agent block."""
+    embeddings of its customer blocks and last agent block. ``best``: each customer block's
+    highest cosine with an earlier one (:class:`Repeats`), computed here when not given."""
     dim = card.dim
     zero = np.zeros(dim, np.float32)
     cust = [b for b, blk in enumerate(blocks) if blk[0] == CUSTOMER]
@@ -239,16 +299,16 @@ def dialogue_features(
     s = ce @ turn_w + turn_b if cust else np.zeros(0)
     # how the customer moved after each agent answer: the change between the customer blocks
     # before and after it
-    moved = [
+    moved = [  # agents is sorted: an answer between two customer blocks, by bisection
         s[k] - s[k - 1]
         for k in range(1, len(cust))
-        if any(cust[k - 1] < a < cust[k] for a in agents)
+        if bisect_right(agents, cust[k - 1]) < bisect_left(agents, cust[k])
     ]
     turn = ([s[0], s[-1], s.min(), s.max(), s.mean(), s[-1] - s[0]] if cust else [0.0] * 6) + (
         [float(np.mean(moved)), float(min(moved))] if moved else [0.0, 0.0]
     )
-    sims = ce @ ce.T if len(cust) > 1 else np.zeros((0, 0))
-    best = [float(sims[k, :k].max()) for k in range(1, len(cust))]
+    if best is None:
+        best = Repeats.of(ce).best()
     shape = [
         np.log1p(len(cust)),
         np.log1p(len(agents)),
