@@ -24,6 +24,8 @@ import os
 import re
 import stat
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -188,18 +190,9 @@ def check_archive(
     manifest = root / MANIFEST_NAME
     if not (manifest.exists() or manifest.is_symlink()):
         return None
-    where = display(manifest)
     limits = (max_manifest_bytes, max_manifest_rows)
-    try:
+    with _manifest_errors(manifest):
         return sum(1 for _ in _manifest_rows(manifest, root.resolve(), limits))
-    except (OutsideArchive, FileNotFoundError) as exc:
-        raise ArchiveError(str(exc)) from None
-    except OSError as exc:
-        raise ArchiveError(f"{where}: cannot read the manifest ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise ArchiveError(f"{where}: not UTF-8 text ({exc.reason})") from None
-    except csv.Error as exc:
-        raise ArchiveError(f"{where}: malformed CSV: {exc}") from None
 
 
 def _readable_root(archive: str | Path) -> Path:
@@ -291,6 +284,22 @@ def _job(call_id: str, path: Path, reason: str | None, **fields) -> CallJob:
 # --------------------------------------------------------------------------- manifest
 
 
+@contextmanager
+def _manifest_errors(manifest: Path) -> Iterator[None]:
+    """Reading the manifest: what goes wrong becomes an :class:`ArchiveError` naming it."""
+    where = display(manifest)
+    try:
+        yield
+    except (OutsideArchive, FileNotFoundError) as exc:
+        raise ArchiveError(str(exc)) from None
+    except OSError as exc:
+        raise ArchiveError(f"{where}: cannot read the manifest ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ArchiveError(f"{where}: not UTF-8 text ({exc.reason})") from None
+    except csv.Error as exc:
+        raise ArchiveError(f"{where}: malformed CSV: {exc}") from None
+
+
 def _from_manifest(
     root: Path,
     real_root: Path,
@@ -303,7 +312,7 @@ def _from_manifest(
     jobs = []
     listed: set[str] = set()
     resolve = _Resolver()
-    try:
+    with _manifest_errors(manifest):
         for line, header, cells in _manifest_rows(manifest, real_root, limits):
             job, path = _manifest_row(
                 root, real_root, where, header, line, cells, rubric_roots, resolve
@@ -315,14 +324,6 @@ def _from_manifest(
                 if named and "\x00" not in named:
                     listed.add(os.path.normpath(root / named))
             jobs.append(job)
-    except (OutsideArchive, FileNotFoundError) as exc:
-        raise ArchiveError(str(exc)) from None
-    except OSError as exc:
-        raise ArchiveError(f"{where}: cannot read the manifest ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise ArchiveError(f"{where}: not UTF-8 text ({exc.reason})") from None
-    except csv.Error as exc:
-        raise ArchiveError(f"{where}: malformed CSV: {exc}") from None
     # Recordings in the folder that no row names are not skipped silently.
     for path, reason in entries:
         if resolve(str(path)) in listed or os.path.normpath(path) in listed:

@@ -611,10 +611,13 @@ def archive_with_broken_files(tmp_path: Path, n_good: int = 4) -> tuple[Path, li
     return archive, good, ["empty", "notaudio", "truncated"]
 
 
-def open_zh(browser, base: str, name: str, width: int = 1400, height: int = 1000):
-    """A Chinese browser (zh-CN locale and Accept-Language) signed in as ``name``, with CSP
-    violations recorded in ``page.csp_errors``."""
-    context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN", accept_downloads=True)  # fmt: skip
+def signed_in_page(
+    browser, base: str, name: str, locale: str | None = None, width: int = 1400, height: int = 1000
+):
+    """A browser page signed in as ``name`` (``locale``: its language and Accept-Language),
+    with CSP violations recorded in ``page.csp_errors``."""
+    options = {"locale": locale} if locale else {}
+    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True, **options)  # fmt: skip
     page = context.new_page()
     page.csp_errors = []
     page.on("console", lambda msg: "Content Security Policy" in msg.text and page.csp_errors.append(msg.text))  # fmt: skip
@@ -624,3 +627,20 @@ def open_zh(browser, base: str, name: str, width: int = 1400, height: int = 1000
     page.click('button[type="submit"]')
     page.wait_for_url(f"{base}/")
     return page
+
+
+def open_zh(browser, base: str, name: str, width: int = 1400, height: int = 1000):
+    """A Chinese browser (zh-CN locale and Accept-Language) signed in as ``name``."""
+    return signed_in_page(browser, base, name, "zh-CN", width, height)
+
+
+def noise_wav(path: Path, channels: int, frames: int, rate: int = 16_000, seed: int = 0) -> Path:
+    """A 16-bit PCM WAV of white noise (no speech), ``frames`` samples per channel."""
+    rng = np.random.default_rng(seed)
+    samples = (rng.standard_normal((frames, channels)) * 3000).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())
+    return path

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.builders import OWN, PASSWORD, UTT_STARTS, open_zh
+from tests.builders import OWN, PASSWORD, UTT_STARTS, open_zh, signed_in_page
 
 SCREENSHOT_DIR = os.environ.get("CALLQA_SCREENSHOTS")  # set to keep a screenshot of the page
 # A real browser: seconds per test, and playback-timing assertions that a loaded machine upsets.
@@ -19,14 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def login(browser, base: str, name: str):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.goto(f"{base}/login")
-    page.fill('input[name="username"]', name)
-    page.fill('input[name="password"]', PASSWORD)
-    page.click('button[type="submit"]')
-    page.wait_for_url(f"{base}/")
-    return page
+    return signed_in_page(browser, base, name)
 
 
 def total(page) -> float:

@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from benchmarks.long_transcript import long_transcript
 from pipeline.archive import discover
 from pipeline.config import load_settings
 from pipeline.process import CallProcessor, StoreDown
+from tests.builders import noise_wav
 
 ROOT = Path(__file__).resolve().parents[1]
 ZH = ROOT / "samples" / "zh_transcripts"
@@ -35,14 +35,7 @@ GOOD = ["bank_001_compliant", "bank_003_forbidden", "ecom_002_missing_closing"]
 
 
 def _wav(path: Path, channels: int, seconds: float = 1.0, rate: int = 16_000) -> Path:
-    rng = np.random.default_rng(0)
-    samples = (rng.standard_normal((int(seconds * rate), channels)) * 3000).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(samples.tobytes())
-    return path
+    return noise_wav(path, channels, int(seconds * rate), rate)
 
 
 def hostile_archive(base: Path) -> tuple[Path, Path]:
@@ -198,7 +191,6 @@ def test_six_channels_need_a_manifest_mapping(tmp_path):
         processor.plan(jobs["mapped"])
     )  # admitted: the two named channels are the call
     assert budget.seconds == pytest.approx(120 + 4.0 * 2, abs=0.1)
-    import numpy as np
 
     from pipeline.process import _mapped_parties
     from pipeline.transcribe.call import decode_for_asr

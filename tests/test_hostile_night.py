@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import noise_wav
+
 ROOT = Path(__file__).resolve().parents[1]
 ZH = ROOT / "samples" / "zh_transcripts"
 CALLQA = [sys.executable, "-m", "pipeline.cli"]
@@ -422,18 +424,7 @@ def test_a_manifest_rubric_that_is_a_fifo_is_refused_not_read(tmp_path):
 
 
 def _pcm_wav(path: Path, rate: int, channels: int, frames: int) -> Path:
-    import wave
-
-    import numpy as np
-
-    rng = np.random.default_rng(1)
-    samples = (rng.standard_normal((frames, channels)) * 3000).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(samples.tobytes())
-    return path
+    return noise_wav(path, channels, frames, rate, seed=1)
 
 
 @pytest.mark.parametrize(
