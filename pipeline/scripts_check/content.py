@@ -38,12 +38,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz
+from rapidfuzz.distance import OSA
 
 from pipeline.contracts import load_model
 from pipeline.text import NormText, normalise
 
 _BRACKET = re.compile(r"\[([^\[\]]+)\]")
 _VOWELS = re.compile(r"(?<=.)[aeiouy]")
+_WORD = re.compile(r"[A-Za-z][A-Za-z']*|\d[\d.,:]*")
 
 
 class ContentSettings(BaseModel):
@@ -60,6 +62,12 @@ class ContentSettings(BaseModel):
     light_words: tuple[str, ...] = ()
     synonyms: tuple[tuple[str, ...], ...] = ()
     negations: tuple[str, ...] = ()
+    # key words found from the phrase set itself (besides the [bracketed] ones)
+    derive_keys: bool = True
+    # a request (question, "please", "can you ...") is what a check of requests requires:
+    # when every phrase of a check says one of these, an utterance passed by its content
+    # words or as a paraphrase must say one too ("?" in the text counts)
+    request_cues: tuple[str, ...] = ()
 
 
 @lru_cache(maxsize=1)
@@ -91,6 +99,64 @@ def key_terms(phrase: str, language: str) -> tuple[tuple[str, ...], ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=1024)
+def derived_keys(phrase: str, phrases: tuple[str, ...], language: str) -> tuple[str, ...]:
+    """Key words of ``phrase`` found from its check's phrase set ``phrases``, beyond the
+    [bracketed] ones: the content words every phrase of the set says (sets of two phrases
+    or more: "northwind" of "thank you for calling northwind" and "welcome to northwind";
+    not act words said for one another, the ``synonyms`` groups: the content-word route
+    weighs those), numbers, and names (a word the rubric wrote capitalised inside the
+    phrase)."""
+    cfg = content_settings(language)
+    if cfg is None or not cfg.derive_keys:
+        return ()
+    words = _content_words(phrase, language, cfg)
+    out = []
+    if len(phrases) >= 2:
+        sets = [set(_content_words(p, language, cfg)) for p in phrases]
+        acts = {w for g in cfg.synonyms for w in g}
+        out += [w for w in words if w in set.intersection(*sets) and w not in acts]
+    raw = _WORD.findall(plain(phrase))
+    for k, tok in enumerate(raw):
+        named = k > 0 and tok[:1].isupper() and tok != "I"
+        if tok[:1].isdigit() or named:
+            out += [u for u in normalise(tok, language).units if u not in _light(cfg)]
+    return tuple(dict.fromkeys(out))
+
+
+def phrase_keys(phrase: str, phrases: list[str] | tuple[str, ...], language: str):
+    """Every key word of ``phrase``: its brackets (:func:`key_terms`), then each key word
+    found from the phrase set (:func:`derived_keys`) not already in a bracket, as its own
+    one-word key."""
+    marked = key_terms(phrase, language)
+    inside = {w for k in marked for w in k}
+    found = derived_keys(phrase, tuple(phrases), language)
+    return marked + tuple((w,) for w in found if w not in inside)
+
+
+def _is_request(original: str, units: tuple[str, ...], cfg: ContentSettings) -> bool:
+    return "?" in original or bool(set(cfg.request_cues) & set(units))
+
+
+@lru_cache(maxsize=1024)
+def _requests_only(phrases: tuple[str, ...], language: str) -> bool:
+    cfg = content_settings(language)
+    if cfg is None or not cfg.request_cues:
+        return False
+    return all(_is_request(plain(p), normalise(plain(p), language).units, cfg) for p in phrases)
+
+
+def act_mood_ok(phrases: list[str] | tuple[str, ...], utt: NormText, language: str) -> bool:
+    """False when every phrase of the check is a request and ``utt`` is none: "I've noted
+    your account number" says the words of "may i have your account number" but not the
+    act. Applies to the routes that do not follow the phrase word by word (content words,
+    paraphrase)."""
+    cfg = content_settings(language)
+    if cfg is None or not _requests_only(tuple(phrases), language):
+        return True
+    return _is_request(utt.original, utt.units, cfg)
+
+
 @lru_cache(maxsize=8)
 def _light(cfg: ContentSettings) -> frozenset[str]:
     return frozenset(cfg.light_words)
@@ -102,12 +168,37 @@ def _skeleton(word: str) -> str:
     return "".join(c for k, c in enumerate(out) if k == 0 or c != out[k - 1])
 
 
+def _stem(word: str) -> str:
+    """The word without an inflection: confirming / confirmed → confirm, verified →
+    verify, numbers → number (a word said in another form is the same content word)."""
+    for end, repl, keep in (("ies", "y", 3), ("ied", "y", 3), ("ing", "", 4), ("ed", "", 4)):
+        if word.endswith(end) and len(word) - len(end) >= keep:
+            return word[: -len(end)] + repl
+    if word.endswith("s") and not word.endswith("ss") and len(word) >= 4:
+        return word[:-1]
+    return word
+
+
+def one_slip(word: str, spoken: str) -> bool:
+    """One ASR slip in a content word: one letter changed (4-letter words: else / elue,
+    date / daie) or, from five letters on, one letter changed, dropped, added or two
+    swapped; the first letter kept either way."""
+    if len(word) < 4 or word[0] != spoken[:1]:
+        return False
+    if len(word) == 4:
+        return len(spoken) == 4 and sum(a != b for a, b in zip(word, spoken, strict=True)) == 1
+    return OSA.distance(word, spoken, score_cutoff=1) <= 1
+
+
 def word_heard(word: str, spoken: str, min_ratio: float, cfg: ContentSettings) -> bool:
-    """Whether ``spoken`` is ``word`` or an ASR variant of it."""
+    """Whether ``spoken`` is ``word`` or an ASR variant of it (another form of it, one slip,
+    a close spelling, the same consonant skeleton)."""
     if word == spoken:
         return True
     if len(word) < 3 or len(spoken) < 2:
         return False  # short words: exact only ("a" is not "i")
+    if _stem(word) == _stem(spoken) or one_slip(word, spoken):
+        return True
     if abs(len(word) - len(spoken)) > max(2, len(word) // 3):
         return False  # a slip keeps the length: "read" is not inside "already"
     if fuzz.ratio(word, spoken) >= min_ratio:
@@ -190,15 +281,17 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
     if cfg is None or not cfg.enabled or not len(utt):
         return None
     negs = set(cfg.negations)
+    if not act_mood_ok(phrases, utt, language):
+        return None
     pool = {  # the act words of every phrase of the check (key words excluded)
         w
         for p in phrases
         for w in _content_words(p, language, cfg)
-        if w not in {x for k in key_terms(p, language) for x in k}
+        if w not in {x for k in phrase_keys(p, phrases, language) for x in k}
     }
     best: ContentHit | None = None
     for phrase in phrases:
-        keys = {w for k in key_terms(phrase, language) for w in k}
+        keys = {w for k in phrase_keys(phrase, phrases, language) for w in k}
         words = _content_words(phrase, language, cfg)
         if not words or negs & set(words):
             continue
