@@ -205,6 +205,9 @@ def test_another_companys_name_fails_a_rubric_without_brackets() -> None:
     assert verdict(r, "g", "Thanks for calling north wind telecom.")[0] is True
     got, reason = verdict(r, "g", "Thank you for calling Eastwind Telecom, this is Ana.")
     assert got is False, reason
+    # the reason says why a close line failed: the key word, not a similarity below the bar
+    assert ">= 0.75" in reason and "key word(s) of" in reason, reason
+    assert reason.endswith("not heard: northwind"), reason
 
 
 def test_a_check_of_requests_needs_a_request() -> None:

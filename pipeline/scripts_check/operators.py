@@ -429,6 +429,16 @@ class Required(_PhraseCheck):
         evs: list[Evidence] = []
         sim = near[0] if near else 0.0
         reason = f"not said: best similarity {sim:.2f} < {limit:g} in {self.scope()}"
+        unheard: list[tuple[str, ...]] = []
+        if near is not None and sim >= limit:  # close enough, but a key word is not heard
+            _, _, u, phrase, _ = near
+            keys = phrase_keys(phrase, self.phrases, ctx.language)
+            unheard = [k for k in keys if not keys_heard((k,), ctx.norm(u.text), ctx.language)]
+        if near is not None and sim >= limit and unheard:
+            reason = (
+                f"not said: best similarity {sim:.2f} >= {limit:g} in {self.scope()}, but key "
+                f"word(s) of {phrase!r} not heard: {', '.join(' '.join(k) for k in unheard)}"
+            )
         support: list[Evidence] = []
         if near is not None and sim >= floor:
             _, i, u, phrase, m = near
