@@ -12,7 +12,19 @@ each key word must be heard in that utterance: the same word, or an ASR variant 
 spelling ratio of at least ``key_min_ratio``, the same consonant skeleton, or split /
 joined: "north wind"). Another company's name is not a variant of the rubric's one.
 Function words inside a bracket (the "of" of "date of birth") are not required: ASR
-swaps them ("date on birth", "date a birth").
+swaps them ("date on birth", "date a birth"). Key words are also found from the check's
+phrase set (:func:`derived_keys`): a content word every phrase says (not an act word of a
+``synonyms`` group), a number, a name the rubric wrote capitalised.
+
+**Slips.** A content word is heard in another form (confirming, verified, numbers) or with
+one ASR slip (:func:`one_slip`: else / elue, date / daie); a consonant skeleton that loses
+a consonant is a slip (birth / bath), one that changes a consonant is another word
+(northwind / northbound).
+
+**Requests.** When every phrase of a check is a request (a ``request_cues`` word, or "?"),
+the routes that do not follow the phrase word by word (content words, paraphrase) pass only
+a request: "I've noted your account number" says the words of "may i have your [account
+number]" but not the act (:func:`act_mood_ok`).
 
 **Content words.** An utterance also says a phrase when it says the phrase's content words,
 in any order, within a window (politeness words, pronouns and modals ignored, contractions
