@@ -124,9 +124,9 @@ def test_overturns_become_a_proposal_that_rescoring_applies(archive, tmp_path) -
         "+              - '[good] [morning] [northwind] [telecom] here'",
         "+              - '[hi] [northwind] [telecom] here'",
     ]  # quoted: a plain YAML scalar cannot start with "["
-    assert "-version: 2" in diff and "+version: 3" in diff
+    assert "-version: 3" in diff and "+version: 4" in diff
     new = yaml.safe_load(rubric_path.read_text())
-    assert new["version"] == 3
+    assert new["version"] == 4
     text = rubric_path.read_text()
     assert "# [bracketed]: the words that carry the requirement" in text  # comments kept
 
@@ -169,11 +169,11 @@ def test_propose_and_accept_from_the_command_line(archive, tmp_path) -> None:
         "agreed 1/4 -> 4/4" in out.output and "own_1: False -> True (reviewer: pass)" in out.output
     )
     first = sorted((tmp_path / "p").glob("en_telecom.greeting.*.json"))[0]
-    new = tmp_path / "en_telecom_v3.yaml"
+    new = tmp_path / "en_telecom_v4.yaml"
     ok = CliRunner().invoke(cli, ["rubric", "accept", str(first), "--out", str(new)])
     assert ok.exit_code == 0, ok.output
-    assert "+version: 3" in ok.output and f"callqa rescore --rubric {new}" in ok.output
-    assert load_rubric(new).version == 3
+    assert "+version: 4" in ok.output and f"callqa rescore --rubric {new}" in ok.output
+    assert load_rubric(new).version == 4
     assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
 
 
@@ -200,7 +200,7 @@ def test_calibration_page_shows_overturns_and_the_proposal(archive, tmp_path) ->
     assert "Good morning, Northwind Telecom here, Sam speaking." in html
     assert "<code>[good] [morning] [northwind] [telecom] here</code>" in html
     assert "1/4 → <strong>4/4</strong>" in html
-    assert "+version: 3" in html
+    assert "+version: 4" in html
     assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
     assert client.get("/calibration/..%2Fetc").status_code == 404
     assert client.get("/calibration/no_such_rubric").status_code == 404
@@ -210,7 +210,7 @@ def test_a_rubric_owner_accepts_a_proposal_on_the_page_and_rescore_applies_it(
     archive, tmp_path, browser
 ) -> None:
     """In a real browser (zh-CN), a trainer accepts the greeting proposal on the calibration
-    page: the YAML diff is on the page, the golden cases run, version 3 is written and
+    page: the YAML diff is on the page, the golden cases run, version 4 is written and
     logged with who accepted it; `callqa rescore` then applies it with the reviewers'
     verdicts carried over, and the overturn rate on those calls falls to zero."""
     from pipeline.app import create_app
@@ -227,7 +227,7 @@ def test_a_rubric_owner_accepts_a_proposal_on_the_page_and_rescore_applies_it(
     )
     before = overturn_rate(store, rubric_path, "greeting")
     assert before == pytest.approx(3 / 4)
-    # a verdict on an item the proposal does not change: it must carry over to version 3
+    # a verdict on an item the proposal does not change: it must carry over to version 4
     rita = Scope(user_id=reviews.authenticate("rita", "secret-pass-1").id, all_calls=True)
     fw = next(i for i in reviews.final_score(rita, "own_1").items if i.id == "farewell")
     assert fw.machine_passed is True
@@ -244,39 +244,39 @@ def test_a_rubric_owner_accepts_a_proposal_on_the_page_and_rescore_applies_it(
         page.goto(f"{base}/calibration/en_telecom")
         item = page.locator('[data-item-id="greeting"]')
         first = item.locator('[data-testid="proposal"]').first
-        assert "+version: 3" in first.locator("pre.diff").inner_text()
+        assert "+version: 4" in first.locator("pre.diff").inner_text()
         button = first.locator('[data-testid="accept-proposal"]')
-        assert button.inner_text() == "接受为第 3 版"
+        assert button.inner_text() == "接受为第 4 版"
         assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
         button.click()
         page.wait_for_url(f"{base}/calibration/en_telecom")
         flash = page.locator(".flash").inner_text()
         assert (
-            "已写入 en_telecom 第 3 版" in flash
+            "已写入 en_telecom 第 4 版" in flash
             and f"callqa rescore --rubric {rubric_path}" in flash
         )
-        assert "v3" in page.locator("h1").inner_text()
+        assert "v4" in page.locator("h1").inner_text()
         assert page.csp_errors == []
         page.context.close()
 
     new = load_rubric(rubric_path)
-    assert new.version == 3
+    assert new.version == 4
     assert "[hi] [northwind] [telecom] here" in rubric_path.read_text()
     (entry,) = [json.loads(x) for x in (var / CHANGE_LOG).read_text().splitlines()]
     assert (entry["by"], entry["item_id"], entry["version_before"], entry["version_after"]) == (
         "tom",
         "greeting",
-        2,
         3,
+        4,
     )
-    assert entry["sha256_after"] == new.sha256 and "+version: 3" in entry["diff"]
+    assert entry["sha256_after"] == new.sha256 and "+version: 4" in entry["diff"]
 
     summary = Rescorer(store, rubric=str(rubric_path), risk=False).rescore()
     assert summary.rescored == len(CALLS)
     assert overturn_rate(store, rubric_path, "greeting") == 0.0
     for call_id in ("own_1", "own_2", "own_3"):
         final = reviews.final_score(rita, call_id)
-        assert final.rubric_version == "3"
+        assert final.rubric_version == "4"
         g = next(i for i in final.items if i.id == "greeting")
         assert g.machine_passed is True and g.passed is True  # the new version passes it
     final = reviews.final_score(rita, "own_1")
@@ -315,7 +315,7 @@ def test_accepting_on_the_page_is_gated_and_refuses_a_stale_proposal(archive, tm
     assert "no longer the current one" in r.text
     assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
     r = tom.post(url, data={"csrf_token": token, "digest": digests[0]}, follow_redirects=True)
-    assert r.status_code == 200 and load_rubric(rubric_path).version == 3
-    # the page now shows version 3; the proposal it was accepted from is gone
+    assert r.status_code == 200 and load_rubric(rubric_path).version == 4
+    # the page now shows version 4; the proposal it was accepted from is gone
     r = tom.post(url, data={"csrf_token": token, "digest": digests[0]}, follow_redirects=True)
-    assert "no longer the current one" in r.text and load_rubric(rubric_path).version == 3
+    assert "no longer the current one" in r.text and load_rubric(rubric_path).version == 4
