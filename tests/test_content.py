@@ -77,6 +77,14 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("identity_check", "I've confirmed your account number.", False),
         ("identity_check", "We've verified your date of birth already.", False),
         ("identity_check", "I have your account number on screen.", False),
+        # a request that names the key words and nothing else asks for them ...
+        ("identity_check", "Your account number, please.", True),
+        ("identity_check", "And the date of birth on the account, please?", True),
+        # ... one that speaks of something more does not
+        ("identity_check", "Would you like to update your account number?", False),
+        ("identity_check", "Your date of birth is on file, isn't it?", False),
+        ("anything_else", "Is there anything else you need today?", True),
+        ("anything_else", "Is anything else broken?", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

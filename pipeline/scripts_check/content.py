@@ -147,7 +147,11 @@ def phrase_keys(phrase: str, phrases: list[str] | tuple[str, ...], language: str
 
 
 def _is_request(original: str, units: tuple[str, ...], cfg: ContentSettings) -> bool:
-    return "?" in original or bool(set(cfg.request_cues) & set(units))
+    """A "?", or a request cue said (from five letters on, misspelt too: pleease, coud)."""
+    if "?" in original or set(cfg.request_cues) & set(units):
+        return True
+    long = [c for c in cfg.request_cues if len(c) >= 5]
+    return any(fuzz.ratio(c, u) >= cfg.key_min_ratio for c in long for u in units)
 
 
 @lru_cache(maxsize=1024)
@@ -305,6 +309,11 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
         for w in _content_words(p, language, cfg)
         if w not in {x for k in phrase_keys(p, phrases, language) for x in k}
     }
+    # a request that says the key words and nothing the check does not speak of ("and your
+    # date of birth, please?") asks for them: its act verb may go unsaid
+    bare = _requests_only(tuple(phrases), language) and not _foreign_words(
+        phrases, utt, language, cfg
+    )
     best: ContentHit | None = None
     for phrase in phrases:
         keys = {w for k in phrase_keys(phrase, phrases, language) for w in k}
@@ -345,7 +354,7 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
                 )
             share = hits / n_others if n_others else 1.0
             # a phrase without key words: every content word ("found from the phrase")
-            if share < (cfg.min_share if keys else 1.0):
+            if share < (cfg.min_share if keys else 1.0) and not (keys and bare):
                 continue
             if best is None or share > best.share:
                 best = ContentHit(
@@ -357,6 +366,26 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
                     tuple(w for w in words if w not in inside),
                 )
     return best
+
+
+def _foreign_words(
+    phrases: list[str], utt: NormText, language: str, cfg: ContentSettings
+) -> list[str]:
+    """Content words of ``utt`` that are no word of the check (its phrases' words, their
+    synonym groups, the request cues) nor an ASR variant of one."""
+    vocab = {
+        a for p in phrases for w in _content_words(p, language, cfg) for a in _alternatives(w, cfg)
+    }
+    vocab |= set(cfg.request_cues)
+    light = _light(cfg)
+    return [
+        u
+        for u in utt.units
+        if len(u) >= 3  # "te", "a": what is left of a function word
+        and u not in light
+        and u not in vocab
+        and not any(word_heard(w, u, cfg.min_ratio, cfg) for w in vocab)
+    ]
 
 
 def adds_negation(phrase: str, utt: NormText, language: str) -> bool:
