@@ -82,6 +82,7 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("identity_check", "And the date of birth on the account, please?", True),
         # ... one that speaks of something more does not
         ("identity_check", "Would you like to update your account number?", False),
+        ("identity_check", "Do you want to change your date of birth?", False),
         ("identity_check", "Your date of birth is on file, isn't it?", False),
         ("anything_else", "Is there anything else you need today?", True),
         ("anything_else", "Is anything else broken?", False),
@@ -125,6 +126,7 @@ def test_key_terms(phrase: str, plain_text: str, keys) -> None:
         ("confirm", "confirming", True),  # another form of the word
         ("verify", "verified", True),
         ("northwind", "northbound", False),
+        ("date", "update", False),  # a slip keeps the first sound
     ],
 )
 def test_word_heard(word: str, spoken: str, heard: bool) -> None:
