@@ -1081,7 +1081,7 @@ def main() -> None:
     ap.add_argument(
         "--lines",
         nargs="*",
-        default=["dev", "heldout", "heldout2"],
+        default=["dev", "heldout", "heldout2", "heldout3", "heldout4"],
         help="en: splits of the agent-line sets to score (benchmarks/data/en_script_lines_*)",
     )
     ap.add_argument("--lines-seed", type=int, default=5)

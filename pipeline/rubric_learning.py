@@ -28,6 +28,7 @@ import difflib
 import hashlib
 import io
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -101,6 +102,12 @@ class Proposal(BaseModel):
     @property
     def overturn_rate_after(self) -> float | None:
         return 1 - self.agree_after / self.labelled if self.labelled else None
+
+    @property
+    def digest(self) -> str:
+        """What the rubric owner saw, as a short hash: accepting from the page names it, so
+        that a proposal re-measured since (new reviews, another version) is not accepted."""
+        return hashlib.sha256(self.model_dump_json().encode("utf-8")).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- reading
@@ -463,6 +470,66 @@ def accept(proposal: Proposal, out: str | Path | None = None) -> tuple[Path, str
     return target, diff
 
 
+class Accepted(BaseModel):
+    """One acceptance: who, which proposal, the version written and its diff (a line of
+    the rubric change log)."""
+
+    model_config = ConfigDict(extra="forbid")
+    rubric_id: str
+    item_id: str
+    path: str
+    by: str
+    at: str  # ISO 8601, UTC
+    version_before: int | str
+    version_after: int | str
+    sha256_before: str
+    sha256_after: str
+    proposal: Proposal
+    diff: str
+
+
+def accept_shown(store, rubric_path: str | Path, digest: str, by: str) -> Accepted:
+    """Accept the proposal the calibration page showed (its :attr:`Proposal.digest`),
+    re-measured now on the stored calls: :func:`accept` over the file, golden cases run.
+    Raises :class:`LearnError` when no current proposal has that digest (the reviews or the
+    rubric changed since the page was shown) or acceptance is refused."""
+    path = Path(rubric_path)
+    found = [p for p in propose(store, path) if p.digest == digest]
+    if not found:
+        raise LearnError(
+            f"{path}: the proposal shown is no longer the current one (new reviews or another "
+            "rubric version since the page was shown); reload the page"
+        )
+    proposal = found[0]
+    before = load_yaml_version(path)
+    written, diff = accept(proposal)
+    raw = written.read_bytes()
+    return Accepted(
+        rubric_id=proposal.rubric_id,
+        item_id=proposal.item_id,
+        path=str(written),
+        by=by,
+        at=datetime.now(UTC).isoformat(timespec="seconds"),
+        version_before=before,
+        version_after=load_yaml_version(written),
+        sha256_before=proposal.rubric_sha256,
+        sha256_after=hashlib.sha256(raw).hexdigest(),
+        proposal=proposal,
+        diff=diff,
+    )
+
+
+def load_yaml_version(path: Path) -> int | str:
+    return read_yaml(path)[0]["version"]
+
+
+def log_acceptance(log: Path, accepted: Accepted) -> None:
+    """Append ``accepted`` to the rubric change log (JSON lines; never rewritten)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a", encoding="utf-8") as f:
+        f.write(accepted.model_dump_json() + "\n")
+
+
 def _plain(node: Any) -> Any:
     """ruamel's commented containers as plain dicts / lists (for validation)."""
     if isinstance(node, dict):
@@ -482,6 +549,7 @@ class ProposalView(BaseModel):
     proposal: Proposal
     diff: str
     file: str  # the PROPOSAL.json name `callqa rubric propose --out` writes
+    digest: str  # Proposal.digest: what the page's accept button names
 
 
 class ItemReport(BaseModel):
@@ -530,6 +598,7 @@ def report(store, rubric_ref: str | Path) -> RubricReport:
                         proposal=p,
                         diff=proposed_text(p)[1],
                         file=f"{p.rubric_id}.{p.item_id}.{k}.json",
+                        digest=p.digest,
                     )
                     for k, p in enumerate(proposals, 1)
                     if p.item_id == item.id

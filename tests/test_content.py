@@ -12,11 +12,14 @@ from pipeline.contracts import read_yaml
 from pipeline.schema import Transcript, Utterance
 from pipeline.scripts_check import check_items, parse_rubric
 from pipeline.scripts_check.content import (
+    act_mood_ok,
     adds_negation,
     content_match,
     content_settings,
+    derived_keys,
     key_terms,
     keys_heard,
+    phrase_keys,
     plain,
     word_heard,
 )
@@ -66,6 +69,23 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("anything_else", "Anything else will have to wait until Monday.", False),
         ("farewell", "Thanks for holding.", False),
         ("farewell", "Have a great day.", False),
+        # issue 29, second session: one slip in a key word, another form of an act word
+        ("anything_else", "Is there anything elee I could help you with?", True),
+        ("anything_else", "is there anything else i can health you with today", True),
+        ("identity_check", "Would you mind confirming your date of birth?", True),
+        # ... and the act's words said as a statement: every phrase of the item is a request
+        ("identity_check", "I've confirmed your account number.", False),
+        ("identity_check", "We've verified your date of birth already.", False),
+        ("identity_check", "I have your account number on screen.", False),
+        # a request that names the key words and nothing else asks for them ...
+        ("identity_check", "Your account number, please.", True),
+        ("identity_check", "And the date of birth on the account, please?", True),
+        # ... one that speaks of something more does not
+        ("identity_check", "Would you like to update your account number?", False),
+        ("identity_check", "Do you want to change your date of birth?", False),
+        ("identity_check", "Your date of birth is on file, isn't it?", False),
+        ("anything_else", "Is there anything else you need today?", True),
+        ("anything_else", "Is anything else broken?", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:
@@ -98,6 +118,15 @@ def test_key_terms(phrase: str, plain_text: str, keys) -> None:
         ("read", "already", False),  # a slip keeps the length
         ("date", "dato", True),
         ("a", "i", False),
+        ("else", "elue", True),  # one letter changed in a 4-letter word
+        ("else", "ease", True),
+        ("else", "lese", False),  # the first letter kept
+        ("number", "numbr", True),  # 5+: one letter dropped ...
+        ("account", "acocunt", True),  # ... or two swapped
+        ("confirm", "confirming", True),  # another form of the word
+        ("verify", "verified", True),
+        ("northwind", "northbound", False),
+        ("date", "update", False),  # a slip keeps the first sound
     ],
 )
 def test_word_heard(word: str, spoken: str, heard: bool) -> None:
@@ -141,3 +170,68 @@ def test_an_aligned_phrase_may_lose_half_of_a_multi_word_key_never_a_name(teleco
     utt = normalise("may i have your account please", "en")
     assert keys_heard((("account", "number"),), utt, "en", aligned=True)
     assert not keys_heard((("account", "number"),), utt, "en")
+
+
+def test_key_words_found_from_the_phrase_set() -> None:
+    """Without brackets: the content words every phrase of the set says (not act words of
+    a synonym group), numbers, and names written capitalised are key words."""
+    greet = ("thank you for calling northwind telecom", "welcome to northwind telecom")
+    assert derived_keys(greet[0], greet, "en") == ("northwind", "telecom")
+    assert derived_keys(greet[1], greet, "en") == ("northwind", "telecom")
+    # one phrase: nothing in common to find, but a name and a number are still keys
+    one = ("Thank you for calling Acme, press 2 for billing",)
+    assert derived_keys(one[0], one, "en") == ("acme", "2")
+    # thank / thanks and calling / call are act words said for one another: the
+    # content-word route weighs them, they are not keys
+    bye = ("thank you for calling have a great day", "thanks for calling goodbye")
+    assert derived_keys(bye[0], bye, "en") == ()
+    # a bracket and a found key: each once
+    marked = ("thank you for calling [northwind]", "welcome to northwind")
+    assert phrase_keys(marked[0], marked, "en") == (("northwind",),)
+    assert phrase_keys(marked[1], marked, "en") == (("northwind",),)
+    assert derived_keys("欢迎致电", ("欢迎致电", "您好"), "zh") == ()
+
+
+def test_another_companys_name_fails_a_rubric_without_brackets() -> None:
+    phrases = ["thank you for calling northwind telecom", "welcome to northwind telecom"]
+    r = parse_rubric(
+        {
+            "id": "t",
+            "version": 1,
+            "language": "en",
+            "title": "t",
+            "sections": [
+                {
+                    "id": "s",
+                    "title": "s",
+                    "items": [{"id": "g", "title": "g", "points": 10,
+                               "check": {"required": {"phrases": phrases}}}],
+                }
+            ],
+        },
+        path="rubrics/t.yaml",
+    )  # fmt: skip
+    assert verdict(r, "g", "Thank you for calling Northwind Telecom, this is Ana.")[0] is True
+    assert verdict(r, "g", "Thanks for calling north wind telecom.")[0] is True
+    got, reason = verdict(r, "g", "Thank you for calling Eastwind Telecom, this is Ana.")
+    assert got is False, reason
+    # the reason says why a close line failed: the key word, not a similarity below the bar
+    assert ">= 0.75" in reason and "key word(s) of" in reason, reason
+    assert reason.endswith("not heard: northwind"), reason
+
+
+def test_a_check_of_requests_needs_a_request() -> None:
+    asks = ["can you confirm your [date of birth]", "may i have your [account number]"]
+    said = [
+        "What's your date of birth?",
+        "your date of birth please",
+        "can i take your account number",
+    ]
+    told = ["I've noted your account number", "your date of birth is verified"]
+    for line in said:
+        assert act_mood_ok(asks, normalise(line, "en"), "en"), line
+    for line in told:
+        assert not act_mood_ok(asks, normalise(line, "en"), "en"), line
+        assert content_match(asks, normalise(line, "en"), "en") is None, line
+    # a set with a phrase that is no request ("thank you for calling") asks nothing of a line
+    assert act_mood_ok(["thank you for calling [northwind]"], normalise("northwind", "en"), "en")

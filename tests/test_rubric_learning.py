@@ -7,6 +7,7 @@ version with its diff, and ``rescore`` lowers the overturn rate on those calls t
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -123,9 +124,9 @@ def test_overturns_become_a_proposal_that_rescoring_applies(archive, tmp_path) -
         "+              - '[good] [morning] [northwind] [telecom] here'",
         "+              - '[hi] [northwind] [telecom] here'",
     ]  # quoted: a plain YAML scalar cannot start with "["
-    assert "-version: 2" in diff and "+version: 3" in diff
+    assert "-version: 3" in diff and "+version: 4" in diff
     new = yaml.safe_load(rubric_path.read_text())
-    assert new["version"] == 3
+    assert new["version"] == 4
     text = rubric_path.read_text()
     assert "# [bracketed]: the words that carry the requirement" in text  # comments kept
 
@@ -168,11 +169,11 @@ def test_propose_and_accept_from_the_command_line(archive, tmp_path) -> None:
         "agreed 1/4 -> 4/4" in out.output and "own_1: False -> True (reviewer: pass)" in out.output
     )
     first = sorted((tmp_path / "p").glob("en_telecom.greeting.*.json"))[0]
-    new = tmp_path / "en_telecom_v3.yaml"
+    new = tmp_path / "en_telecom_v4.yaml"
     ok = CliRunner().invoke(cli, ["rubric", "accept", str(first), "--out", str(new)])
     assert ok.exit_code == 0, ok.output
-    assert "+version: 3" in ok.output and f"callqa rescore --rubric {new}" in ok.output
-    assert load_rubric(new).version == 3
+    assert "+version: 4" in ok.output and f"callqa rescore --rubric {new}" in ok.output
+    assert load_rubric(new).version == 4
     assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
 
 
@@ -185,7 +186,9 @@ def test_calibration_page_shows_overturns_and_the_proposal(archive, tmp_path) ->
     store, rubric_path = archive
     reviews = ReviewStore(store)
     reviews.add_user("tom", PASSWORD, role="trainer")
-    app = create_app(str(store.engine.url), var_dir=tmp_path / "var")
+    app = create_app(
+        str(store.engine.url), var_dir=tmp_path / "var", rubrics_dir=rubric_path.parent
+    )
     client = login(app, "tom")
     page = client.get("/calibration")
     assert page.status_code == 200 and 'href="/calibration/en_telecom"' in page.text
@@ -197,7 +200,122 @@ def test_calibration_page_shows_overturns_and_the_proposal(archive, tmp_path) ->
     assert "Good morning, Northwind Telecom here, Sam speaking." in html
     assert "<code>[good] [morning] [northwind] [telecom] here</code>" in html
     assert "1/4 → <strong>4/4</strong>" in html
-    assert "+version: 3" in html
+    assert "+version: 4" in html
     assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
     assert client.get("/calibration/..%2Fetc").status_code == 404
     assert client.get("/calibration/no_such_rubric").status_code == 404
+
+
+def test_a_rubric_owner_accepts_a_proposal_on_the_page_and_rescore_applies_it(
+    archive, tmp_path, browser
+) -> None:
+    """In a real browser (zh-CN), a trainer accepts the greeting proposal on the calibration
+    page: the YAML diff is on the page, the golden cases run, version 4 is written and
+    logged with who accepted it; `callqa rescore` then applies it with the reviewers'
+    verdicts carried over, and the overturn rate on those calls falls to zero."""
+    from pipeline.app import create_app
+    from pipeline.app.routers.calibration import CHANGE_LOG
+    from tests.builders import PASSWORD, live_server, signed_in_page
+
+    store, rubric_path = archive
+    reviews = ReviewStore(store)
+    reviews.add_user("tom", PASSWORD, role="trainer")
+    reviews.add_user("rev", PASSWORD, role="reviewer")
+    var = tmp_path / "var"
+    app = create_app(
+        str(store.engine.url), var_dir=var, secret_key="test-only", rubrics_dir=rubric_path.parent
+    )
+    before = overturn_rate(store, rubric_path, "greeting")
+    assert before == pytest.approx(3 / 4)
+    # a verdict on an item the proposal does not change: it must carry over to version 4
+    rita = Scope(user_id=reviews.authenticate("rita", "secret-pass-1").id, all_calls=True)
+    fw = next(i for i in reviews.final_score(rita, "own_1").items if i.id == "farewell")
+    assert fw.machine_passed is True
+    reviews.override(rita, "own_1", fw.item_result_id, False, "said it after hanging up")
+    with live_server(app) as base:
+        # a reviewer sees the proposal but no accept button (the route is gated too)
+        page = signed_in_page(browser, base, "rev", "zh-CN")
+        page.goto(f"{base}/calibration/en_telecom")
+        assert page.locator('[data-testid="proposal"]').count() >= 1
+        assert page.locator('[data-testid="accept-proposal"]').count() == 0
+        page.context.close()
+
+        page = signed_in_page(browser, base, "tom", "zh-CN")
+        page.goto(f"{base}/calibration/en_telecom")
+        item = page.locator('[data-item-id="greeting"]')
+        first = item.locator('[data-testid="proposal"]').first
+        assert "+version: 4" in first.locator("pre.diff").inner_text()
+        button = first.locator('[data-testid="accept-proposal"]')
+        assert button.inner_text() == "接受为第 4 版"
+        assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
+        button.click()
+        page.wait_for_url(f"{base}/calibration/en_telecom")
+        flash = page.locator(".flash").inner_text()
+        assert (
+            "已写入 en_telecom 第 4 版" in flash
+            and f"callqa rescore --rubric {rubric_path}" in flash
+        )
+        assert "v4" in page.locator("h1").inner_text()
+        assert page.csp_errors == []
+        page.context.close()
+
+    new = load_rubric(rubric_path)
+    assert new.version == 4
+    assert "[hi] [northwind] [telecom] here" in rubric_path.read_text()
+    (entry,) = [json.loads(x) for x in (var / CHANGE_LOG).read_text().splitlines()]
+    assert (entry["by"], entry["item_id"], entry["version_before"], entry["version_after"]) == (
+        "tom",
+        "greeting",
+        3,
+        4,
+    )
+    assert entry["sha256_after"] == new.sha256 and "+version: 4" in entry["diff"]
+
+    summary = Rescorer(store, rubric=str(rubric_path), risk=False).rescore()
+    assert summary.rescored == len(CALLS)
+    assert overturn_rate(store, rubric_path, "greeting") == 0.0
+    for call_id in ("own_1", "own_2", "own_3"):
+        final = reviews.final_score(rita, call_id)
+        assert final.rubric_version == "4"
+        g = next(i for i in final.items if i.id == "greeting")
+        assert g.machine_passed is True and g.passed is True  # the new version passes it
+    final = reviews.final_score(rita, "own_1")
+    fw = next(i for i in final.items if i.id == "farewell")
+    assert (fw.machine_passed, fw.passed, fw.overridden) == (True, False, True)  # carried over
+    assert any(a.carried_from for a in reviews.audit(rita, "own_1"))
+    acme = next(i for i in reviews.final_score(rita, "acme").items if i.id == "greeting")
+    assert acme.machine_passed is False
+
+
+def test_accepting_on_the_page_is_gated_and_refuses_a_stale_proposal(archive, tmp_path) -> None:
+    """The accept route: a reviewer gets 403; a digest that is no longer a current proposal
+    (or none) changes nothing and says so; the shown one writes the next version."""
+    from pipeline.app import create_app
+    from tests.builders import CSRF, PASSWORD, login
+
+    store, rubric_path = archive
+    reviews = ReviewStore(store)
+    reviews.add_user("tom", PASSWORD, role="trainer")
+    reviews.add_user("rev", PASSWORD, role="reviewer")
+    app = create_app(
+        str(store.engine.url), var_dir=tmp_path / "var", rubrics_dir=rubric_path.parent
+    )
+    url = "/calibration/en_telecom/accept"
+    rev = login(app, "rev")
+    token = CSRF.search(rev.get("/calibration/en_telecom").text).group(1)
+    assert 'data-testid="accept-proposal"' not in rev.get("/calibration/en_telecom").text
+    assert rev.post(url, data={"csrf_token": token, "digest": "x"}).status_code == 403
+    tom = login(app, "tom")
+    html = tom.get("/calibration/en_telecom").text
+    token = CSRF.search(html).group(1)
+    digests = re.findall(r'name="digest" value="([0-9a-f]{16})"', html)
+    assert digests
+    assert tom.post(url, data={"digest": digests[0]}).status_code == 403  # no form token
+    r = tom.post(url, data={"csrf_token": token, "digest": "0" * 16}, follow_redirects=True)
+    assert "no longer the current one" in r.text
+    assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
+    r = tom.post(url, data={"csrf_token": token, "digest": digests[0]}, follow_redirects=True)
+    assert r.status_code == 200 and load_rubric(rubric_path).version == 4
+    # the page now shows version 4; the proposal it was accepted from is gone
+    r = tom.post(url, data={"csrf_token": token, "digest": digests[0]}, follow_redirects=True)
+    assert "no longer the current one" in r.text and load_rubric(rubric_path).version == 4

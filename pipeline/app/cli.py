@@ -129,7 +129,21 @@ def users_disable(name: str, db_url: str | None) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--var-dir", default="var", show_default=True, help="Secret key and audio cache.")
 @click.option("--https-only", is_flag=True, help="Mark the session cookie Secure (behind TLS).")
-def serve(db_url: str | None, host: str, port: int, var_dir: str, https_only: bool) -> None:
+@click.option(
+    "--rubrics-dir",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="Rubric files the calibration page reads and a rubric owner's acceptance rewrites "
+    "(default: the shipped rubrics/).",
+)
+def serve(
+    db_url: str | None,
+    host: str,
+    port: int,
+    var_dir: str,
+    https_only: bool,
+    rubrics_dir: str | None,
+) -> None:
     """Run the review web app (``/healthz`` answers 200).
 
     Behind a reverse proxy, ``QA_TRUSTED_PROXIES`` names the proxies whose
@@ -145,7 +159,7 @@ def serve(db_url: str | None, host: str, port: int, var_dir: str, https_only: bo
     try:
         trusted = settings_from(model=AppSettings).trusted_proxies
         trusted = trusted_proxies(trusted) if trusted is not None else None
-        app = create_app(db_url, var_dir=var_dir, https_only=https_only)
+        app = create_app(db_url, var_dir=var_dir, https_only=https_only, rubrics_dir=rubrics_dir)
     except (StoreError, ValueError) as exc:
         raise CallqaError(str(exc)) from None
     uvicorn.run(

@@ -38,7 +38,7 @@ from pipeline.app.routers import (
     users,
 )
 from pipeline.app.webhook import Sender, Webhook, webhook_from_env
-from pipeline.config import enforce_offline
+from pipeline.config import RUBRICS_DIR, enforce_offline
 from pipeline.store import open_store
 from pipeline.store.outbox import Outbox
 from pipeline.store.review import ReviewStore
@@ -72,12 +72,15 @@ def create_app(
     webhook: Webhook | None = None,
     https_only: bool = False,
     login_limiter: security.LoginLimiter | None = None,
+    rubrics_dir: str | Path | None = None,
 ) -> FastAPI:
     """The review app on the store at ``db_url`` (default: the configured database).
 
     ``var_dir`` holds the generated cookie key (unless ``QA_SECRET_KEY``/``secret_key``) and
     the audio cache. ``webhook`` defaults to ``QA_WEBHOOK_URL``/``QA_WEBHOOK_SECRET``; its
     events go through the store's outbox and one sender thread (:mod:`.webhook`).
+    ``rubrics_dir``: where the calibration page finds rubric ``<id>.yaml`` files (default:
+    the shipped ``rubrics/``).
     """
     enforce_offline()
     var_dir = Path(var_dir)
@@ -92,6 +95,8 @@ def create_app(
     app.state.reviews = ReviewStore(open_store(db_url))
     app.state.var_dir = var_dir
     app.state.audio_cache = var_dir / "audio_cache"
+    # the rubric files the calibration page reads and a rubric owner's acceptance rewrites
+    app.state.rubrics_dir = Path(rubrics_dir) if rubrics_dir is not None else RUBRICS_DIR
     app.state.webhook = webhook if webhook is not None else webhook_from_env()
     app.state.sender = None
     if app.state.webhook is not None:  # one sender thread for the outbox, started now

@@ -12,6 +12,8 @@ CAN_REVIEW: frozenset[str] = frozenset({"admin", "reviewer"})
 CAN_DISPUTE: frozenset[str] = frozenset({"agent"})
 CAN_CALIBRATE: frozenset[str] = frozenset({"admin", "reviewer", "trainer"})
 CAN_MANAGE_USERS: frozenset[str] = frozenset({"admin"})
+# rubric owners: accept a learnt proposal as a new rubric version (calibration page)
+CAN_OWN_RUBRICS: frozenset[str] = frozenset({"admin", "trainer"})
 CAN_COACH: frozenset[str] = CAN_CALIBRATE  # coaching packs: trainers, reviewers, admins
 CAN_SEE_DASHBOARD: frozenset[str] = frozenset(
     {"admin", "reviewer", "trainer", "manager", "team_lead", "agent"}
@@ -38,6 +40,7 @@ def capabilities(user: UserInfo | None) -> dict[str, bool]:
         "dispute": role in CAN_DISPUTE,
         "calibrate": role in CAN_CALIBRATE,
         "users": role in CAN_MANAGE_USERS,
+        "own_rubrics": role in CAN_OWN_RUBRICS,
         "coach": role in CAN_COACH,
         "dashboard": role in CAN_SEE_DASHBOARD,
     }

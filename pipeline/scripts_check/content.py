@@ -12,7 +12,19 @@ each key word must be heard in that utterance: the same word, or an ASR variant 
 spelling ratio of at least ``key_min_ratio``, the same consonant skeleton, or split /
 joined: "north wind"). Another company's name is not a variant of the rubric's one.
 Function words inside a bracket (the "of" of "date of birth") are not required: ASR
-swaps them ("date on birth", "date a birth").
+swaps them ("date on birth", "date a birth"). Key words are also found from the check's
+phrase set (:func:`derived_keys`): a content word every phrase says (not an act word of a
+``synonyms`` group), a number, a name the rubric wrote capitalised.
+
+**Slips.** A content word is heard in another form (confirming, verified, numbers) or with
+one ASR slip (:func:`one_slip`: else / elue, date / daie); a consonant skeleton that loses
+a consonant is a slip (birth / bath), one that changes a consonant is another word
+(northwind / northbound).
+
+**Requests.** When every phrase of a check is a request (a ``request_cues`` word, or "?"),
+the routes that do not follow the phrase word by word (content words, paraphrase) pass only
+a request: "I've noted your account number" says the words of "may i have your [account
+number]" but not the act (:func:`act_mood_ok`).
 
 **Content words.** An utterance also says a phrase when it says the phrase's content words,
 in any order, within a window (politeness words, pronouns and modals ignored, contractions
@@ -38,12 +50,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz
+from rapidfuzz.distance import OSA
 
 from pipeline.contracts import load_model
 from pipeline.text import NormText, normalise
 
 _BRACKET = re.compile(r"\[([^\[\]]+)\]")
 _VOWELS = re.compile(r"(?<=.)[aeiouy]")
+_WORD = re.compile(r"[A-Za-z][A-Za-z']*|\d[\d.,:]*")
 
 
 class ContentSettings(BaseModel):
@@ -60,6 +74,12 @@ class ContentSettings(BaseModel):
     light_words: tuple[str, ...] = ()
     synonyms: tuple[tuple[str, ...], ...] = ()
     negations: tuple[str, ...] = ()
+    # key words found from the phrase set itself (besides the [bracketed] ones)
+    derive_keys: bool = True
+    # a request (question, "please", "can you ...") is what a check of requests requires:
+    # when every phrase of a check says one of these, an utterance passed by its content
+    # words or as a paraphrase must say one too ("?" in the text counts)
+    request_cues: tuple[str, ...] = ()
 
 
 @lru_cache(maxsize=1)
@@ -91,6 +111,68 @@ def key_terms(phrase: str, language: str) -> tuple[tuple[str, ...], ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=1024)
+def derived_keys(phrase: str, phrases: tuple[str, ...], language: str) -> tuple[str, ...]:
+    """Key words of ``phrase`` found from its check's phrase set ``phrases``, beyond the
+    [bracketed] ones: the content words every phrase of the set says (sets of two phrases
+    or more: "northwind" of "thank you for calling northwind" and "welcome to northwind";
+    not act words said for one another, the ``synonyms`` groups: the content-word route
+    weighs those), numbers, and names (a word the rubric wrote capitalised inside the
+    phrase)."""
+    cfg = content_settings(language)
+    if cfg is None or not cfg.derive_keys:
+        return ()
+    words = _content_words(phrase, language, cfg)
+    out = []
+    if len(phrases) >= 2:
+        sets = [set(_content_words(p, language, cfg)) for p in phrases]
+        acts = {w for g in cfg.synonyms for w in g}
+        out += [w for w in words if w in set.intersection(*sets) and w not in acts]
+    raw = _WORD.findall(plain(phrase))
+    for k, tok in enumerate(raw):
+        named = k > 0 and tok[:1].isupper() and tok != "I"
+        if tok[:1].isdigit() or named:
+            out += [u for u in normalise(tok, language).units if u not in _light(cfg)]
+    return tuple(dict.fromkeys(out))
+
+
+def phrase_keys(phrase: str, phrases: list[str] | tuple[str, ...], language: str):
+    """Every key word of ``phrase``: its brackets (:func:`key_terms`), then each key word
+    found from the phrase set (:func:`derived_keys`) not already in a bracket, as its own
+    one-word key."""
+    marked = key_terms(phrase, language)
+    inside = {w for k in marked for w in k}
+    found = derived_keys(phrase, tuple(phrases), language)
+    return marked + tuple((w,) for w in found if w not in inside)
+
+
+def _is_request(original: str, units: tuple[str, ...], cfg: ContentSettings) -> bool:
+    """A "?", or a request cue said (from five letters on, misspelt too: pleease, coud)."""
+    if "?" in original or set(cfg.request_cues) & set(units):
+        return True
+    long = [c for c in cfg.request_cues if len(c) >= 5]
+    return any(fuzz.ratio(c, u) >= cfg.key_min_ratio for c in long for u in units)
+
+
+@lru_cache(maxsize=1024)
+def _requests_only(phrases: tuple[str, ...], language: str) -> bool:
+    cfg = content_settings(language)
+    if cfg is None or not cfg.request_cues:
+        return False
+    return all(_is_request(plain(p), normalise(plain(p), language).units, cfg) for p in phrases)
+
+
+def act_mood_ok(phrases: list[str] | tuple[str, ...], utt: NormText, language: str) -> bool:
+    """False when every phrase of the check is a request and ``utt`` is none: "I've noted
+    your account number" says the words of "may i have your account number" but not the
+    act. Applies to the routes that do not follow the phrase word by word (content words,
+    paraphrase)."""
+    cfg = content_settings(language)
+    if cfg is None or not _requests_only(tuple(phrases), language):
+        return True
+    return _is_request(utt.original, utt.units, cfg)
+
+
 @lru_cache(maxsize=8)
 def _light(cfg: ContentSettings) -> frozenset[str]:
     return frozenset(cfg.light_words)
@@ -102,20 +184,49 @@ def _skeleton(word: str) -> str:
     return "".join(c for k, c in enumerate(out) if k == 0 or c != out[k - 1])
 
 
+def _stem(word: str) -> str:
+    """The word without an inflection: confirming / confirmed → confirm, verified →
+    verify, numbers → number (a word said in another form is the same content word)."""
+    for end, repl, keep in (("ies", "y", 3), ("ied", "y", 3), ("ing", "", 4), ("ed", "", 4)):
+        if word.endswith(end) and len(word) - len(end) >= keep:
+            return word[: -len(end)] + repl
+    if word.endswith("s") and not word.endswith("ss") and len(word) >= 4:
+        return word[:-1]
+    return word
+
+
+def one_slip(word: str, spoken: str) -> bool:
+    """One ASR slip in a content word: one letter changed (4-letter words: else / elue,
+    date / daie) or, from five letters on, one letter changed, dropped, added or two
+    swapped; the first letter kept either way."""
+    if len(word) < 4 or word[0] != spoken[:1]:
+        return False
+    if len(word) == 4:
+        return len(spoken) == 4 and sum(a != b for a, b in zip(word, spoken, strict=True)) == 1
+    return OSA.distance(word, spoken, score_cutoff=1) <= 1
+
+
 def word_heard(word: str, spoken: str, min_ratio: float, cfg: ContentSettings) -> bool:
-    """Whether ``spoken`` is ``word`` or an ASR variant of it."""
+    """Whether ``spoken`` is ``word`` or an ASR variant of it (another form of it, one slip,
+    a close spelling, the same consonant skeleton)."""
     if word == spoken:
         return True
     if len(word) < 3 or len(spoken) < 2:
         return False  # short words: exact only ("a" is not "i")
+    if _stem(word) == _stem(spoken) or one_slip(word, spoken):
+        return True
     if abs(len(word) - len(spoken)) > max(2, len(word) // 3):
         return False  # a slip keeps the length: "read" is not inside "already"
+    if word[0] != spoken[0]:
+        return False  # a slip keeps the first sound: "update" is not "date"
     if fuzz.ratio(word, spoken) >= min_ratio:
         return True
     a, b = _skeleton(word), _skeleton(spoken)
-    if a[0] != b[:1]:
-        return False
-    return (a == b and len(word) >= 4) or (len(a) >= 3 and fuzz.ratio(a, b) >= cfg.skeleton_ratio)
+    # a consonant unheard is a slip (birth / bath: brth / bth); one changed is another word
+    # (northwind / northbound: nrthwnd / nrthbnd)
+    return (a == b and len(word) >= 4) or (
+        len(a) >= 3 and len(a) != len(b) and fuzz.ratio(a, b) >= cfg.skeleton_ratio
+    )
 
 
 def _positions(
@@ -190,15 +301,22 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
     if cfg is None or not cfg.enabled or not len(utt):
         return None
     negs = set(cfg.negations)
+    if not act_mood_ok(phrases, utt, language):
+        return None
     pool = {  # the act words of every phrase of the check (key words excluded)
         w
         for p in phrases
         for w in _content_words(p, language, cfg)
-        if w not in {x for k in key_terms(p, language) for x in k}
+        if w not in {x for k in phrase_keys(p, phrases, language) for x in k}
     }
+    # a request that says the key words and nothing the check does not speak of ("and your
+    # date of birth, please?") asks for them: its act verb may go unsaid
+    bare = _requests_only(tuple(phrases), language) and not _foreign_words(
+        phrases, utt, language, cfg
+    )
     best: ContentHit | None = None
     for phrase in phrases:
-        keys = {w for k in key_terms(phrase, language) for w in k}
+        keys = {w for k in phrase_keys(phrase, phrases, language) for w in k}
         words = _content_words(phrase, language, cfg)
         if not words or negs & set(words):
             continue
@@ -236,7 +354,7 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
                 )
             share = hits / n_others if n_others else 1.0
             # a phrase without key words: every content word ("found from the phrase")
-            if share < (cfg.min_share if keys else 1.0):
+            if share < (cfg.min_share if keys else 1.0) and not (keys and bare):
                 continue
             if best is None or share > best.share:
                 best = ContentHit(
@@ -248,6 +366,26 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
                     tuple(w for w in words if w not in inside),
                 )
     return best
+
+
+def _foreign_words(
+    phrases: list[str], utt: NormText, language: str, cfg: ContentSettings
+) -> list[str]:
+    """Content words of ``utt`` that are no word of the check (its phrases' words, their
+    synonym groups, the request cues) nor an ASR variant of one."""
+    vocab = {
+        a for p in phrases for w in _content_words(p, language, cfg) for a in _alternatives(w, cfg)
+    }
+    vocab |= set(cfg.request_cues)
+    light = _light(cfg)
+    return [
+        u
+        for u in utt.units
+        if len(u) >= 3  # "te", "a": what is left of a function word
+        and u not in light
+        and u not in vocab
+        and not any(word_heard(w, u, cfg.min_ratio, cfg) for w in vocab)
+    ]
 
 
 def adds_negation(phrase: str, utt: NormText, language: str) -> bool:

@@ -37,10 +37,11 @@ from pydantic import (
 from pipeline.match_config import match_settings
 from pipeline.schema import Evidence, Transcript, Utterance
 from pipeline.scripts_check.content import (
+    act_mood_ok,
     adds_negation,
     content_match,
-    key_terms,
     keys_heard,
+    phrase_keys,
     plain,
 )
 from pipeline.scripts_check.match import (
@@ -204,7 +205,7 @@ class _PhraseCheck(Operator):
         best = None
         for phrase in self.phrases:
             p = ctx.norm(phrase)
-            keys = key_terms(phrase, ctx.language)
+            keys = phrase_keys(phrase, self.phrases, ctx.language)
             for i, u in pairs:
                 m = match(p, ctx.norm(u.text), ctx.language, threshold)
                 if (
@@ -241,7 +242,8 @@ class _PhraseCheck(Operator):
                 bound = sum(len(c) * upper_bound(c, un, ctx.language) for c in clauses) / total
                 if bound < threshold:
                     continue
-                if not keys_heard(key_terms(phrase, ctx.language), un, ctx.language, aligned=True):
+                keys = phrase_keys(phrase, self.phrases, ctx.language)
+                if not keys_heard(keys, un, ctx.language, aligned=True):
                     continue
                 ms = [align(c, un, ctx.language) for c in clauses]
                 if any(op == "negation" for m in ms for op, _, _ in m.ops):
@@ -347,6 +349,7 @@ class Required(_PhraseCheck):
             return Outcome(
                 True, f"said at utterance {para.index} ({ev.reason})", [ev], support=[ev]
             )
+        para = self._paraphrase(ctx, pairs, act=False) or para  # the nearest, for the record
         out = self._failure(ctx, pairs)
         if para is not None and para.similarity < semantic_near_miss_floor():
             # honest evidence, as for the lexical near miss: a far "closest meaning" would
@@ -389,15 +392,18 @@ class Required(_PhraseCheck):
             method="content",
         )
 
-    def _paraphrase(self, ctx: Context, pairs: list[tuple[int, Utterance]]) -> SemanticHit | None:
+    def _paraphrase(
+        self, ctx: Context, pairs: list[tuple[int, Utterance]], act: bool = True
+    ) -> SemanticHit | None:
         """Best paraphrase when this check uses the semantic fallback, else None. Only
-        utterances that say the phrase's key words and add no negation are compared."""
+        utterances that say the phrase's key words and add no negation are compared, and
+        (``act``) only requests when every phrase of the check is one (:func:`act_mood_ok`)."""
         on = self.semantic if self.semantic is not None else ctx.semantic_default
         if not on or ctx.semantic is None:
             return None
         best = None
         for phrase in self.phrases:
-            keys = key_terms(phrase, ctx.language)
+            keys = phrase_keys(phrase, self.phrases, ctx.language)
             if not keys and self.semantic is None and ctx.semantic_keyed_only:
                 continue
             ok = [
@@ -405,6 +411,7 @@ class Required(_PhraseCheck):
                 for i, u in pairs
                 if keys_heard(keys, ctx.norm(u.text), ctx.language)
                 and not adds_negation(phrase, ctx.norm(u.text), ctx.language)
+                and (not act or act_mood_ok(self.phrases, ctx.norm(u.text), ctx.language))
             ]
             hit = best_paraphrase(ctx.semantic, [plain(phrase)], ok, ctx.cache)
             if hit is not None and (best is None or hit.similarity > best.similarity):
@@ -422,6 +429,16 @@ class Required(_PhraseCheck):
         evs: list[Evidence] = []
         sim = near[0] if near else 0.0
         reason = f"not said: best similarity {sim:.2f} < {limit:g} in {self.scope()}"
+        unheard: list[tuple[str, ...]] = []
+        if near is not None and sim >= limit:  # close enough, but a key word is not heard
+            _, _, u, phrase, _ = near
+            keys = phrase_keys(phrase, self.phrases, ctx.language)
+            unheard = [k for k in keys if not keys_heard((k,), ctx.norm(u.text), ctx.language)]
+        if near is not None and sim >= limit and unheard:
+            reason = (
+                f"not said: best similarity {sim:.2f} >= {limit:g} in {self.scope()}, but key "
+                f"word(s) of {phrase!r} not heard: {', '.join(' '.join(k) for k in unheard)}"
+            )
         support: list[Evidence] = []
         if near is not None and sim >= floor:
             _, i, u, phrase, m = near
