@@ -42,6 +42,7 @@ from benchmarks.review_queue import fill, timed
 from pipeline.app import create_app
 from pipeline.store import dispose_engines, open_store
 from pipeline.store import models as m
+from pipeline.store.facts import rebuild_facts
 from pipeline.store.review import ReviewStore
 
 PASSWORD = "benchmark-pw"
@@ -68,6 +69,10 @@ def run(url: str, calls: int, repeat: int, var: Path) -> None:
     store = open_store(url)
     t0 = time.perf_counter()
     fill(store, calls)
+    t1 = time.perf_counter()
+    with store.transaction("cannot build the dashboard's facts") as s:
+        rebuild_facts(s)  # the bulk fill bypasses the save path (migration 0010's backfill)
+    print(f"facts of {calls} calls built in {time.perf_counter() - t1:.1f} s")
     if store.engine.dialect.name == "postgresql":
         with store.engine.begin() as conn:
             conn.execute(text("ANALYZE"))

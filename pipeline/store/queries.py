@@ -11,9 +11,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import and_, case, exists, func, or_, select
 
 from pipeline.store import models as m
-from pipeline.store.reviews import ReviewStatus, latest_verdicts
+from pipeline.store.reviews import ReviewStatus
 from pipeline.store.scope import Scope, visible_call
 from pipeline.store.store import Store
+from pipeline.store.verdicts import latest_verdicts, verdict_changed
 
 SORTS = ("priority", "newest", "oldest", "score")
 MAX_PAGE_SIZE = 200
@@ -142,19 +143,6 @@ def call_conditions(scope: Scope, f: QueueFilter) -> tuple[list[Any], list[Any],
         failed = exists().where(IR.result_id == R.id, IR.item_id == f.item_failed, IR.passed.is_(False))  # fmt: skip
         on_result.append(failed)
     return on_call, on_result, on_review
-
-
-def verdict_changed(last: Any) -> Any:
-    """SQL: the item's final verdict (the latest human one of ``last``, a
-    :func:`~pipeline.store.reviews.latest_verdicts` subquery, else the machine's) differs
-    from the machine's (None counts as a verdict of its own)."""
-    IR = m.ItemResult  # noqa: N806
-    final = func.coalesce(last.c.after, IR.passed)
-    return or_(
-        and_(final.is_(None), IR.passed.is_not(None)),
-        and_(final.is_not(None), IR.passed.is_(None)),
-        final != IR.passed,
-    )
 
 
 class QueueQueries:
