@@ -185,29 +185,41 @@ def test_every_number_opens_a_queue_of_that_many_calls(dash, who: str, query: st
         assert reviews.queue(scope, f).total == t.calls
 
 
-def test_figures_agree_with_callqa_report(dash) -> None:
-    """Calls, mean score, auto-fail, high risk, reviewed calls, overturn rate and each item's
-    pass rate: the dashboard's SQL and the report's pandas give the same numbers."""
+@pytest.mark.parametrize("since,until", [("2026-11-01", "2026-11-30"), ("2026-11-02", "2026-11-03")])  # fmt: skip
+def test_figures_agree_with_callqa_report(dash, since: str, until: str) -> None:
+    """Calls, mean score, auto-fail, high risk, reviewed calls, overturn rate, the days, the
+    agents, the teams and each item's pass rate: ``callqa report`` reads the dashboard's
+    store queries, so for the same days they are the same numbers (and the expected ones)."""
     reviews: ReviewStore = dash.state.reviews
     admin = reviews.authenticate("admin", PASSWORD)
-    d = reviews.dashboard(scope_of(admin), QueueFilter(date_from="2026-11-01", date_to="2026-11-30"))  # fmt: skip
-    report = build_report(reviews.store, Period.parse("2026-11-01", "2026-11-30"))
+    d = reviews.dashboard(scope_of(admin), QueueFilter(date_from=since, date_to=until))
+    report = build_report(reviews.store, Period.parse(since, until))
     s = report.summary
-    assert d.kpis.calls == s["calls"] == 4
+    assert d.kpis.calls == s["calls"]
     assert d.kpis.mean_score_pct == pytest.approx(s["mean_score_pct"])
-    assert d.kpis.auto_fail == s["auto_fail"] == 1
-    assert d.kpis.high_risk == s["risk_high"] == 1
-    assert d.kpis.reviewed == s["reviewed_calls"] == 1
-    assert d.kpis.overturned_items == s["overturned_items"] == 1
-    assert d.kpis.overturn_rate == pytest.approx(s["overturn_rate"]) == pytest.approx(1 / 3)
-    assert d.kpis.disputed == 1
-    by_item = {(r.rubric_id, r.item_id): r.pass_rate for r in d.items}
+    assert d.kpis.auto_fail == s["auto_fail"]
+    assert d.kpis.high_risk == s["risk_high"]
+    assert d.kpis.reviewed == s["reviewed_calls"]
+    assert d.kpis.overturned_items == s["overturned_items"]
+    assert d.kpis.reviewed_items == s["reviewed_items"]
+    assert d.kpis.overturn_rate == (pytest.approx(s["overturn_rate"]) if s["overturn_rate"] is not None else None)  # fmt: skip
+    by_item = {(r.rubric_id, r.item_id): (r.passed, r.failed, r.pass_rate) for r in d.items}
+    assert len(by_item) == len(report.items)
     for _, row in report.items.iterrows():
-        assert by_item[(row["rubric_id"], row["item_id"])] == pytest.approx(row["pass_rate"])
-    assert [r.item_id for r in d.items] == ["apology", "no_forbidden", "greeting"]  # weakest first
-    agents = {r.key: (r.calls, r.mean_score_pct) for r in d.agents}
-    for _, row in report.agents.iterrows():
-        assert agents[row["agent_id"]] == (row["calls"], pytest.approx(row["mean_score_pct"]))
+        passed, failed, rate = by_item[(row["rubric_id"], row["item_id"])]
+        assert (passed, failed) == (row["passed"], row["failed"])
+        assert rate == pytest.approx(row["pass_rate"])
+    agents = {r.key: (r.calls, pytest.approx(r.mean_score_pct), r.auto_fail, r.high_risk) for r in d.agents}  # fmt: skip
+    assert agents == {row["agent_id"]: (row["calls"], row["mean_score_pct"], row["auto_fail"], row["risk_high"]) for _, row in report.agents.iterrows()}  # fmt: skip
+    teams = {r.key: (r.calls, pytest.approx(r.mean_score_pct)) for r in d.teams}
+    assert teams == {row["team"]: (row["calls"], row["mean_score_pct"]) for _, row in report.teams.iterrows()}  # fmt: skip
+    days = {t.start: (t.calls, pytest.approx(t.mean_score_pct), t.high_risk) for t in d.trend}
+    assert days == {row["day"]: (row["calls"], row["mean_score_pct"], row["risk_high"]) for _, row in report.daily.iterrows()}  # fmt: skip
+    if since == "2026-11-01":  # the expected numbers of the store
+        assert (s["calls"], s["auto_fail"], s["risk_high"], s["reviewed_calls"], s["overturned_items"]) == (4, 1, 1, 1, 1)  # fmt: skip
+        assert s["overturn_rate"] == pytest.approx(1 / 3)
+        assert d.kpis.disputed == 1
+        assert [r.item_id for r in d.items] == ["apology", "no_forbidden", "greeting"]  # weakest first
 
 
 def test_change_against_the_previous_period(dash) -> None:
