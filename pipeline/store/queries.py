@@ -304,13 +304,16 @@ class QueueQueries:
         return [r.call_id for r in self.queue(scope, page, with_total=False, offset=offset).rows]
 
     def facets(self, scope: Scope) -> dict[str, list[str]]:
-        """Values for the queue's filter menus (teams, agents, item ids)."""
+        """Values for the queue's filter menus (teams, agents, item ids) of the scored calls,
+        read from the dashboard's sums (:mod:`pipeline.store.facts`: a few rows per day,
+        not one per call or item)."""
+        D, DI = m.DashboardDay, m.DashboardItem  # noqa: N806
         with self.store.session("cannot read the review queue") as s:
-            teams = s.scalars(select(m.Call.team).where(m.Call.team.is_not(None)).distinct())
-            agents_q = select(m.Call.agent_id).where(m.Call.agent_id.is_not(None)).distinct()
-            if (mine := scope.calls()) is not None:
+            teams = s.scalars(select(D.team).where(D.calls > 0, D.team.is_not(None)).distinct())
+            agents_q = select(D.agent_id).where(D.calls > 0, D.agent_id.is_not(None)).distinct()
+            if (mine := scope.on(D)) is not None:
                 agents_q = agents_q.where(mine)
-            items = s.scalars(select(m.ItemResult.item_id).distinct())
+            items = s.scalars(select(DI.item_id).distinct())
             shown_teams = sorted(teams) if scope.all_calls else sorted(scope.teams)
             return {
                 "teams": shown_teams,
