@@ -23,7 +23,7 @@ from pipeline.reports.kpi import build_report
 from pipeline.schema import CallJob
 from pipeline.store.dashboard import drill_down
 from pipeline.store.review import QueueFilter, ReviewError, ReviewStore
-from tests.builders import PASSWORD, item_ids, login, make_result, make_transcript
+from tests.builders import PASSWORD, item_ids, login, make_result, make_transcript, queue_ids
 
 ALL = ["c-a1-1", "c-a1-2", "c-a2-1", "c-a2-2"]
 # user -> (role, teams, the calls they must reach: no more, no fewer)
@@ -219,7 +219,34 @@ def test_figures_agree_with_callqa_report(dash, since: str, until: str) -> None:
         assert (s["calls"], s["auto_fail"], s["risk_high"], s["reviewed_calls"], s["overturned_items"]) == (4, 1, 1, 1, 1)  # fmt: skip
         assert s["overturn_rate"] == pytest.approx(1 / 3)
         assert d.kpis.disputed == 1
-        assert [r.item_id for r in d.items] == ["apology", "no_forbidden", "greeting"]  # weakest first
+        assert [r.item_id for r in d.items] == [
+            "apology",
+            "no_forbidden",
+            "greeting",
+        ]  # weakest first
+
+
+@pytest.mark.parametrize("who", ["admin", "lead1", "agent1", "lead2"])
+def test_overturn_tile_opens_the_reviewed_calls(dash, who: str) -> None:
+    """The overturn rate is of items: its tile says how many of how many, links the
+    reviewed calls (its denominator's calls) and the reviewed calls with an overturned item
+    (its numerator's), each a queue of that many calls, in the role's scope."""
+    client = login(dash, who)
+    page = client.get("/dashboard" + WHOLE).text
+    tile = re.search(r'data-testid="tile-overturn">(.*?)</div>\s*</div>\s*(<div class="tile-foot muted small".*?</div>)?', page, re.S).group(0)  # fmt: skip
+    links = dict((re.search(r'data-testid="([\w-]+)"', a).group(1), (unescape(h), int(n))) for a, h, n in re.findall(r'(<a href="(/\?[^"]*)"[^>]*data-count="(\d+)")', tile))  # fmt: skip
+    own = {"admin": 1, "lead1": 1, "agent1": 1, "lead2": 0}[who]  # c-a1-2 (T1, A1) was overturned
+    if own:
+        assert "已审核 3 项中改判 1 项" in tile  # the interface speaks zh-CN by default
+        assert set(links) == {"tile-link-overturn", "tile-link-overturn-calls"}
+        assert "review_status=reviewed" in links["tile-link-overturn"][0]
+        assert "overturned=1" in links["tile-link-overturn-calls"][0]
+        for href, shown in links.values():
+            assert queue_total(client, href) == shown == 1, href
+        ids = queue_ids(client, links["tile-link-overturn-calls"][0][1:])
+        assert ids == ["c-a1-2"]
+    else:
+        assert links == {} and "已审核 0 项中改判 0 项" in tile
 
 
 def test_change_against_the_previous_period(dash) -> None:

@@ -73,7 +73,7 @@ def assert_sums_equal_a_rebuild(store) -> None:
 def recomputed(reviews: ReviewStore, scope: Scope) -> dict:
     """The KPIs and item counts of the calls in ``scope``, in Python, from the store's
     answers about each call (its result row, its final score)."""
-    out = dict(calls=0, score=[], auto_fail=0, high=0, reviewed=0, disputed=0, items=0, overturned=0)  # fmt: skip
+    out = dict(calls=0, score=[], auto_fail=0, high=0, reviewed=0, disputed=0, items=0, overturned=0, overturned_calls=0)  # fmt: skip
     verdicts: dict[str, list[int]] = {}
     with reviews.store.session() as s:
         rows = s.execute(select(m.Call, m.Result).join(m.Result, m.Call.current_result_id == m.Result.id)).all()  # fmt: skip
@@ -89,7 +89,9 @@ def recomputed(reviews: ReviewStore, scope: Scope) -> dict:
         out["disputed"] += final.review_status == "disputed"
         if final.review_status == "reviewed":
             out["items"] += len(final.items)
-            out["overturned"] += sum(i.passed != i.machine_passed for i in final.items)
+            changed = sum(i.passed != i.machine_passed for i in final.items)
+            out["overturned"] += changed
+            out["overturned_calls"] += changed > 0
         for i in final.items:
             pf = verdicts.setdefault(i.id, [0, 0])
             pf[0] += i.machine_passed is True
@@ -104,7 +106,7 @@ def assert_figures(reviews: ReviewStore) -> None:
     for name, scope in SCOPES.items():
         want = recomputed(reviews, scope)
         k = reviews.dashboard(scope, NOVEMBER).kpis
-        got = dict(calls=k.calls, auto_fail=k.auto_fail, high=k.high_risk, reviewed=k.reviewed, disputed=k.disputed, items=k.reviewed_items, overturned=k.overturned_items)  # fmt: skip
+        got = dict(calls=k.calls, auto_fail=k.auto_fail, high=k.high_risk, reviewed=k.reviewed, disputed=k.disputed, items=k.reviewed_items, overturned=k.overturned_items, overturned_calls=k.overturned_calls)  # fmt: skip
         assert got == {k: v for k, v in want.items() if k in got}, name
         if want["mean"] is None:
             assert k.mean_score_pct is None, name
@@ -112,8 +114,12 @@ def assert_figures(reviews: ReviewStore) -> None:
             assert k.mean_score_pct == pytest.approx(want["mean"], rel=1e-12), name
         items = {r.item_id: [r.passed, r.failed] for r in reviews.item_rows(scope, NOVEMBER)}
         assert items == want["verdicts"], name
-        # the queue counts the same calls (the dashboard's drill-down)
+        # the queue counts the same calls (the dashboard's drill-downs)
         assert reviews.queue(scope, NOVEMBER).total == k.calls, name
+        over = NOVEMBER.model_copy(update={"review_status": "reviewed", "overturned": True})
+        assert reviews.queue(scope, over).total == k.overturned_calls, name
+        reviewed = NOVEMBER.model_copy(update={"review_status": "reviewed"})
+        assert reviews.queue(scope, reviewed).total == k.reviewed, name
 
 
 def test_figures_follow_every_write(store_url: str) -> None:
@@ -154,7 +160,7 @@ def test_figures_follow_every_write(store_url: str) -> None:
     assert_figures(reviews)
     k = reviews.dashboard(ALL, NOVEMBER).kpis
     assert (k.calls, k.reviewed, k.disputed) == (5, 3, 0)
-    assert k.overturned_items >= 2
+    assert k.overturned_items >= 2 and k.overturned_calls == 2
 
 
 def test_each_scope_sees_only_its_figures(store_url: str) -> None:

@@ -60,6 +60,7 @@ class Kpis(BaseModel):
     reviewed_items: int = 0
     overturned_items: int = 0
     overturn_rate: float | None = None
+    overturned_calls: int = 0  # reviewed calls with an overturned item
     disputed: int = 0  # calls with an open dispute
 
 
@@ -345,6 +346,7 @@ class Sums:
             reviewed_items=self.reviewed_items,
             overturned_items=self.overturned_items,
             overturn_rate=_rate(self.overturned_items, self.reviewed_items),
+            overturned_calls=self.overturned_calls,
             disputed=self.disputed,
         )
 

@@ -135,6 +135,7 @@ def compute_facts(s: Session, call_pks: list[int] | None = None) -> list[dict[st
             "disputed": int(status == "disputed"),
             "reviewed_items": n_items if reviewed else 0,
             "overturned_items": changed if reviewed else 0,
+            "overturned_calls": int(reviewed and changed > 0),
             "final_score_sum": final or 0.0,
             "final_scored": int(final is not None),
         }

@@ -375,6 +375,7 @@ FACT_MEASURES = (
     "disputed",  # review status disputed (an open dispute)
     "reviewed_items",  # items of reviewed calls
     "overturned_items",  # ... whose final verdict differs from the machine's
+    "overturned_calls",  # reviewed calls with such an item (the queue's ``overturned``)
     "final_score_sum",  # 100 * final total / final max (reviewers' verdicts applied) ...
     "final_scored",  # ... and their number
 )

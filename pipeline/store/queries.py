@@ -36,6 +36,7 @@ class QueueFilter(BaseModel):
     risk_level: Literal["low", "medium", "high"] | None = None
     auto_fail: bool | None = None  # the machine's auto-fail (red line)
     review_status: ReviewStatus | None = None
+    overturned: bool | None = None  # reviewed, with an item whose final verdict differs
     sort: Literal["priority", "newest", "oldest", "score", "satisfaction"] = "priority"
     page: int = Field(default=1, ge=1, le=MAX_PAGE)
     per_page: int = Field(default=50, ge=1, le=MAX_PAGE_SIZE)
@@ -123,6 +124,10 @@ def call_conditions(scope: Scope, f: QueueFilter) -> tuple[list[Any], list[Any],
     ):
         if value:
             on_call.append(column == value)
+    if f.overturned is not None:  # as the dashboard counts it: the call's facts
+        F = m.CallFact  # noqa: N806
+        overturned = exists().where(F.call_pk == C.id, F.overturned_calls > 0)
+        on_call.append(overturned if f.overturned else ~overturned)
     if f.date_from:
         on_call.append(C.started_at >= f.date_from)
     if f.date_to:

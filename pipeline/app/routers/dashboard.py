@@ -139,6 +139,11 @@ def tiles(d: Dashboard) -> list[dict[str, Any]]:
                 "change": _change(now, prev, kind) if has_before else None,
             }
         )
+    # the overturn rate is of items: say so, and open the reviewed calls that have one
+    over = out[[t["key"] for t in out].index("overturn")]
+    over["sub"] = _("%(over)s of %(items)s reviewed items overturned, in") % {"over": f"{k.overturned_items:,}", "items": f"{k.reviewed_items:,}"}  # fmt: skip
+    over["sub_count"] = k.overturned_calls
+    over["sub_href"] = queue_url(d, review_status="reviewed", overturned=True) if k.overturned_calls else None  # fmt: skip
     return out
 
 

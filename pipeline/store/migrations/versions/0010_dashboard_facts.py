@@ -33,7 +33,8 @@ FLOATS = {"score_sum", "risk_sum", "final_score_sum"}
 MEASURES = [
     "calls", "score_sum", "scored", "auto_fail", "high_risk", "medium_risk", "low_risk",
     "no_risk", "risk_sum", "risk_scored", "needs_review", "error_calls", "reviewed",
-    "disputed", "reviewed_items", "overturned_items", "final_score_sum", "final_scored",
+    "disputed", "reviewed_items", "overturned_items", "overturned_calls", "final_score_sum",
+    "final_scored",
 ]  # fmt: skip
 
 
