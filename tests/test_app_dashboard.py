@@ -180,6 +180,8 @@ def test_every_number_opens_a_queue_of_that_many_calls(dash, who: str, query: st
     params = dict(p.split("=") for p in query[1:].split("&") if p and not p.startswith("grain"))
     d = reviews.dashboard(scope, QueueFilter(**params), "week" if "week" in query else "day")
     assert d.trend and sum(t.calls for t in d.trend) == d.kpis.calls
+    # both charts' points are among the counted links checked above
+    assert page.count('data-testid="chart-score-point"') == page.count('data-testid="chart-risk-point"') == len(d.trend)  # fmt: skip
     for t in d.trend:
         f = QueueFilter(**drill_down(d.filters, date_from=t.start, date_to=t.end))
         assert reviews.queue(scope, f).total == t.calls

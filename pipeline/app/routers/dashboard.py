@@ -154,8 +154,8 @@ def charts(d: Dashboard) -> dict[str, Any]:
         href = queue_url(d, date_from=t.start, date_to=t.end)
         when = t.start if t.start == t.end else f"{t.start} – {t.end}"
         n = _("%(n)d calls") % {"n": t.calls}
-        score.append(Point(t.start, t.mean_score_pct, href, f"{when}: {_('Mean score')} {t.mean_score_pct or 0:.1f} ({n})"))  # fmt: skip
-        risk.append(Point(t.start, 100 * (t.high_risk_rate or 0), href, f"{when}: {_('High-risk rate')} {_pct(t.high_risk_rate)} ({n})"))  # fmt: skip
+        score.append(Point(t.start, t.mean_score_pct, href, f"{when}: {_('Mean score')} {t.mean_score_pct or 0:.1f} ({n})", t.calls))  # fmt: skip
+        risk.append(Point(t.start, 100 * (t.high_risk_rate or 0), href, f"{when}: {_('High-risk rate')} {_pct(t.high_risk_rate)} ({n})", t.calls))  # fmt: skip
     top_risk = max((p.value or 0 for p in risk), default=0)
     return {
         "score": chart(score, 100, "", "chart-score"),
