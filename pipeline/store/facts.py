@@ -78,8 +78,11 @@ def compute_facts(s: Session, call_pks: list[int] | None = None) -> list[dict[st
         .join(R, C.current_result_id == R.id)
         .outerjoin(CR, and_(CR.call_pk == C.id, CR.result_id == R.id))
     )
-    one = call_pks is not None and len(call_pks) == 1
-    last = latest_verdicts(s.scalar(select(C.current_result_id).where(C.id == call_pks[0])) if one else None)  # fmt: skip
+    if call_pks is not None and len(call_pks) == 1:  # one call: its own actions (indexed)
+        current = s.scalar(select(C.current_result_id).where(C.id == call_pks[0]))
+        last = latest_verdicts(current, call_pk=call_pks[0])
+    else:
+        last = latest_verdicts()
     items = (
         select(
             IR.result_id,
