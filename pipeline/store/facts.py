@@ -21,9 +21,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, insert, select
+from sqlalchemy import and_, bindparam, case, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -48,9 +49,9 @@ def _pct(total: float | None, maximum: float | None) -> float | None:
     return 100.0 * total / maximum
 
 
-def compute_facts(s: Session, call_pks: list[int] | None = None) -> list[dict[str, Any]]:
-    """The fact rows (``call_facts`` columns) of the scored calls ``call_pks`` (None: every
-    scored call), from the base tables."""
+def _fact_queries(one: bool) -> tuple[Any, Any]:
+    """(calls and their current results, item counts per result) of every scored call, or
+    (``one``) of the call ``:pk`` alone, its result ``:rid``."""
     C, R, CR, IR = m.Call, m.Result, m.CallReview, m.ItemResult  # noqa: N806
     q = (
         select(
@@ -78,11 +79,8 @@ def compute_facts(s: Session, call_pks: list[int] | None = None) -> list[dict[st
         .join(R, C.current_result_id == R.id)
         .outerjoin(CR, and_(CR.call_pk == C.id, CR.result_id == R.id))
     )
-    if call_pks is not None and len(call_pks) == 1:  # one call: its own actions (indexed)
-        current = s.scalar(select(C.current_result_id).where(C.id == call_pks[0]))
-        last = latest_verdicts(current, call_pk=call_pks[0])
-    else:
-        last = latest_verdicts()
+    # one call: the latest verdicts of its own actions (read by their call_pk index)
+    last = latest_verdicts(bindparam("rid"), call_pk=bindparam("pk")) if one else latest_verdicts()  # fmt: skip
     items = (
         select(
             IR.result_id,
@@ -97,12 +95,68 @@ def compute_facts(s: Session, call_pks: list[int] | None = None) -> list[dict[st
         .outerjoin(last, last.c.item_result_id == IR.id)
         .group_by(IR.result_id)
     )
-    if call_pks is not None:
-        q = q.where(C.id.in_(call_pks))
-        items = items.where(C.id.in_(call_pks))
-    counts = {rid: (n, changed, errors) for rid, n, changed, errors in s.execute(items)}
+    if one:
+        q = q.where(C.id == bindparam("pk"))
+        items = items.where(C.id == bindparam("pk"))
+    return q, items
+
+
+@cache
+def _statements(dialect: str) -> dict[str, Any]:
+    """The statements of :func:`refresh_facts`, built once (compiled once per dialect)."""
+    F, D, IR, DI = m.CallFact, m.DashboardDay, m.ItemResult, m.DashboardItem  # noqa: N806
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    key = bindparam("key")
+    one, items = _fact_queries(True)
+    return {
+        "facts": one,
+        "items": items,
+        "create": upsert(D)
+        .values({n: bindparam(n) for n in ("group_key", *DIMENSIONS)} | dict.fromkeys(MEASURES, 0))
+        .on_conflict_do_nothing(index_elements=["group_key"]),  # fmt: skip
+        "lock": select(D.id)
+        .where(D.group_key.in_(bindparam("keys", expanding=True)))
+        .order_by(D.group_key)
+        .with_for_update(),  # fmt: skip
+        "sums": select(*(func.coalesce(func.sum(getattr(F, n)), 0) for n in MEASURES)).where(
+            F.group_key == key
+        ),  # fmt: skip
+        "set": D.__table__.update()
+        .where(D.group_key == bindparam("gkey"))
+        .values({n: bindparam(n) for n in MEASURES}),  # fmt: skip
+        "clear": delete(DI).where(DI.group_key == key),
+        "verdicts": select(
+            IR.item_id,
+            func.sum(case((IR.passed.is_(True), 1), else_=0)),
+            func.sum(case((IR.passed.is_(False), 1), else_=0)),
+        )
+        .join(F, F.result_id == IR.result_id)
+        .where(F.group_key == key)
+        .group_by(IR.item_id),
+        "old": select(*F.__table__.columns).where(F.call_pk == bindparam("pk")),
+        "drop": delete(F).where(F.call_pk == bindparam("pk")),
+    }
+
+
+def compute_facts(s: Session, call_pks: list[int] | None = None) -> list[dict[str, Any]]:
+    """The fact rows (``call_facts`` columns) of the scored calls ``call_pks`` (None: every
+    scored call; one call: by :func:`refresh_facts`'s prepared statements), from the base
+    tables."""
+    if call_pks is not None and len(call_pks) == 1:
+        pk = call_pks[0]
+        rid = s.scalar(select(m.Call.current_result_id).where(m.Call.id == pk))
+        st = _statements(s.get_bind().dialect.name)
+        rows = s.execute(st["facts"], {"pk": pk}).all()
+        counted = s.execute(st["items"], {"pk": pk, "rid": rid}).all()
+    else:
+        q, items = _fact_queries(False)
+        if call_pks is not None:
+            q = q.where(m.Call.id.in_(call_pks))
+            items = items.where(m.Call.id.in_(call_pks))
+        rows, counted = s.execute(q).all(), s.execute(items).all()
+    counts = {rid: (n, changed, errors) for rid, n, changed, errors in counted}
     out = []
-    for row in s.execute(q):
+    for row in rows:
         (pk, rid, started, agent, name, team, queue, language, rubric, version, level,
          total, maximum, auto_fail, needs_review, risk, status, f_total, f_max) = row  # fmt: skip
         status = status or "auto"
@@ -208,58 +262,31 @@ def refresh_facts(s: Session, call: m.Call) -> None:
     """Rewrite ``call``'s fact and the sums of the groups it left and joined, in ``s``'s
     transaction (call it after the change, before the commit)."""
     s.flush()
-    old = s.get(m.CallFact, call.id)
+    st = _statements(s.get_bind().dialect.name)
+    old = s.execute(st["old"], {"pk": call.id}).mappings().one_or_none()
     new = compute_facts(s, [call.id]) if call.current_result_id is not None else []
     if old is None and not new:
         return
+    if old is not None and new and all(old[k] == v for k, v in new[0].items()):
+        return  # nothing this call adds has changed
     keys = {f["group_key"]: f for f in new}
     if old is not None:
-        keys.setdefault(old.group_key, {k: getattr(old, k) for k in ("group_key", *DIMENSIONS)})  # fmt: skip
-    if (
-        old is not None
-        and new
-        and old.result_id == new[0]["result_id"]
-        and all(getattr(old, k) == v for k, v in new[0].items())
-    ):
-        return  # nothing this call adds has changed
-    _lock_groups(s, sorted(keys.items()))
+        keys.setdefault(old["group_key"], dict(old))
+    groups = sorted(keys.items())
+    # create the groups' rows if missing, then lock them (in key order): a concurrent
+    # writer of the same group waits here and then sums the facts this one committed
+    for key, dims in groups:
+        s.execute(st["create"], {"group_key": key} | {n: dims.get(n) for n in DIMENSIONS})
+    s.execute(st["lock"], {"keys": [k for k, _ in groups]})
     if old is not None:
-        s.delete(old)
-        s.flush()
+        s.execute(st["drop"], {"pk": call.id})
     if new:
         s.execute(insert(m.CallFact), new)
-    for key, dims in sorted(keys.items()):
-        _resum(s, key, dims)
-
-
-def _lock_groups(s: Session, groups: list[tuple[str, dict[str, Any]]]) -> None:
-    """Create the groups' ``dashboard_days`` rows if missing and lock them (in key order)."""
-    dialect = s.get_bind().dialect.name
-    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    D = m.DashboardDay  # noqa: N806
     for key, dims in groups:
-        values = {k: dims.get(k) for k in DIMENSIONS} | dict.fromkeys(MEASURES, 0)
-        s.execute(upsert(D).values(group_key=key, **values).on_conflict_do_nothing(index_elements=["group_key"]))  # fmt: skip
-    s.execute(select(D.id).where(D.group_key.in_([k for k, _ in groups])).order_by(D.group_key).with_for_update())  # fmt: skip
-
-
-def _resum(s: Session, key: str, dims: dict[str, Any]) -> None:
-    """Sum the group ``key`` again from its call facts (its row is locked)."""
-    F, D, IR, DI = m.CallFact, m.DashboardDay, m.ItemResult, m.DashboardItem  # noqa: N806
-    sums = s.execute(select(*(func.coalesce(func.sum(getattr(F, n)), 0) for n in MEASURES)).where(F.group_key == key)).one()  # fmt: skip
-    s.execute(D.__table__.update().where(D.group_key == key).values(dict(zip(MEASURES, sums, strict=True))))  # fmt: skip
-    s.execute(delete(DI).where(DI.group_key == key))
-    items = (
-        select(
-            IR.item_id,
-            func.sum(case((IR.passed.is_(True), 1), else_=0)),
-            func.sum(case((IR.passed.is_(False), 1), else_=0)),
-        )
-        .join(F, F.result_id == IR.result_id)
-        .where(F.group_key == key)
-        .group_by(IR.item_id)
-    )
-    base = {k: dims.get(k) for k in ITEM_DIMENSIONS}
-    rows = [dict(base, group_key=key, item_id=i, passed=p, failed=f) for i, p, f in s.execute(items)]  # fmt: skip
-    if rows:
-        s.execute(insert(DI), rows)
+        sums = s.execute(st["sums"], {"key": key}).one()
+        s.execute(st["set"], {"gkey": key} | dict(zip(MEASURES, sums, strict=True)))
+        s.execute(st["clear"], {"key": key})
+        base = {n: dims.get(n) for n in ITEM_DIMENSIONS} | {"group_key": key}
+        rows = [base | {"item_id": i, "passed": p, "failed": f} for i, p, f in s.execute(st["verdicts"], {"key": key})]  # fmt: skip
+        if rows:
+            s.execute(insert(m.DashboardItem), rows)

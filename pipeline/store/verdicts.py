@@ -14,10 +14,10 @@ from pipeline.store import models as m
 HUMAN_VERDICTS = ("override", "ruling", "confirm")  # the action kinds that set a verdict
 
 
-def latest_verdicts(result_id: int | None = None, call_pk: int | None = None) -> Subquery:
+def latest_verdicts(result_id: Any = None, call_pk: Any = None) -> Subquery:
     """The newest human verdict on each item (of the result ``result_id``, else of all;
-    ``call_pk``: of that call's actions only, read by its index): columns
-    ``item_result_id``, ``action_id`` and ``after`` (the verdict it set)."""
+    ``call_pk``: of that call's actions only, read by its index; either may be a bound
+    parameter): columns ``item_result_id``, ``action_id`` and ``after`` (the verdict it set)."""
     A = m.ReviewAction  # noqa: N806
     newest = select(func.max(A.id)).where(A.kind.in_(HUMAN_VERDICTS)).group_by(A.item_result_id)
     if result_id is not None:
