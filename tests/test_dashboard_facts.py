@@ -213,3 +213,40 @@ def test_migration_0010_backfills_an_existing_store(store_url: str) -> None:
     assert reviews.dashboard(ALL, NOVEMBER) == before
     assert before.kpis.calls == 5 and before.kpis.overturned_items == 1
     assert_figures(reviews)
+
+
+@pytest.mark.parametrize("store_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)  # fmt: skip
+def test_concurrent_writers_of_one_group(store_url: str, monkeypatch) -> None:
+    """PostgreSQL, READ COMMITTED: while one save of a group's call has refreshed the sums
+    but not yet committed (held open half a second), another save of the same group
+    starts. It waits for the first at the group's lock and then sums both calls; without
+    the lock it would sum only its own and overwrite the first's."""
+    import threading
+    import time
+
+    import pipeline.store.saves as saves
+
+    store = open_store(store_url)
+    reviews = ReviewStore(store, FAST_HASHER)
+    real = saves.refresh_facts
+
+    def held_open(s, call) -> None:
+        real(s, call)
+        if threading.current_thread().name == "first":
+            time.sleep(0.5)  # the transaction stays open: its call is not committed yet
+
+    monkeypatch.setattr(saves, "refresh_facts", held_open)
+
+    def save(call_id: str) -> None:
+        same = CallJob(call_id=call_id, source="/dev/null", agent_id="A1", team="T1", started_at="2026-11-07T09:00:00")  # fmt: skip
+        store.save_scored(same, make_transcript(call_id), result(call_id, False, call_id == "x2", "low"))  # fmt: skip
+
+    save("x0")  # the group exists
+    first = threading.Thread(target=save, args=("x1",), name="first")
+    first.start()
+    time.sleep(0.25)
+    save("x2")
+    first.join()
+    k = reviews.dashboard(ALL, NOVEMBER).kpis
+    assert (k.calls, k.auto_fail) == (3, 1)
+    assert_sums_equal_a_rebuild(store)
