@@ -98,6 +98,13 @@ def _per_call(calls: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _row(g: GroupFigures, median: Any, lowest: Any) -> dict[str, Any]:
+    """One group's figures in :data:`FIGURES` order: the store's, with the median and the
+    lowest score of its calls."""
+    figures = g.model_dump() | {"median_score_pct": median, "min_score_pct": lowest}
+    return {f: figures[f] for f in FIGURES}
+
+
 def _by(figures: dict[str | None, GroupFigures], calls: pd.DataFrame, key: str) -> pd.DataFrame:
     """One row per group (``key``: agent_id, team, day), in key order; no key: NONE_LABEL
     (calls without a day are left out of the days, as the dashboard's trend does)."""
@@ -109,8 +116,7 @@ def _by(figures: dict[str | None, GroupFigures], calls: pd.DataFrame, key: str) 
         if k is None and key == "day":
             continue
         label = NONE_LABEL if k is None else k
-        figures_row = g.model_dump() | {"median_score_pct": median.get(label), "min_score_pct": lowest.get(label)}  # fmt: skip
-        rows.append({key: label, **{f: figures_row[f] for f in FIGURES}})
+        rows.append({key: label, **_row(g, median.get(label), lowest.get(label))})
     rows.sort(key=lambda r: str(r[key]))
     return pd.DataFrame(rows, columns=[key, *FIGURES]).infer_objects()
 
@@ -203,8 +209,8 @@ def build_report(store: Store, period: Period = Period()) -> Report:
     summary: dict[str, Any] = {"calls": 0}
     if not calls.empty:
         whole = figures.breakdown(REPORT_SCOPE, f).get(None, GroupFigures())
-        summary = _by({None: whole}, per_call.assign(all=None), "all").iloc[0].to_dict()
-        summary = {k: _plain(v) for k, v in summary.items() if k != "all"}
+        scores = per_call["score_pct"].astype(float)
+        summary = {k: _plain(v) for k, v in _row(whole, scores.median(), scores.min()).items()}
     summary.update(
         period=period.describe(),
         since=period.since.isoformat() if period.since else None,
