@@ -24,7 +24,7 @@ from collections import defaultdict
 from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, insert, select
+from sqlalchemy import String, and_, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -118,36 +118,50 @@ def _statements(dialect: str) -> dict[str, Any]:
         .where(D.group_key.in_(bindparam("keys", expanding=True)))
         .order_by(D.group_key)
         .with_for_update(),  # fmt: skip
-        "sums": select(*(func.coalesce(func.sum(getattr(F, n)), 0) for n in MEASURES)).where(
-            F.group_key == key
+        # the group's sums read again from its facts, in the UPDATE (its row is locked)
+        "set": update(D.__table__)
+        .where(D.group_key == key)
+        .values(
+            {
+                n: select(func.coalesce(func.sum(getattr(F, n)), 0))
+                .where(F.group_key == key)
+                .scalar_subquery()
+                for n in MEASURES
+            }
         ),  # fmt: skip
-        "set": D.__table__.update()
-        .where(D.group_key == bindparam("gkey"))
-        .values({n: bindparam(n) for n in MEASURES}),  # fmt: skip
         "clear": delete(DI).where(DI.group_key == key),
-        "verdicts": select(
-            IR.item_id,
-            func.sum(case((IR.passed.is_(True), 1), else_=0)),
-            func.sum(case((IR.passed.is_(False), 1), else_=0)),
-        )
-        .join(F, F.result_id == IR.result_id)
-        .where(F.group_key == key)
-        .group_by(IR.item_id),
+        "verdicts": insert(DI.__table__).from_select(
+            ["group_key", *ITEM_DIMENSIONS, "item_id", "passed", "failed"],
+            select(
+                bindparam("key", type_=String),
+                *(bindparam(f"d_{n}", type_=String) for n in ITEM_DIMENSIONS),
+                IR.item_id,
+                func.sum(case((IR.passed.is_(True), 1), else_=0)),
+                func.sum(case((IR.passed.is_(False), 1), else_=0)),
+            )
+            .join(F, F.result_id == IR.result_id)
+            .where(F.group_key == key)
+            .group_by(IR.item_id),
+        ),
+        "insert": insert(F.__table__),
         "old": select(*F.__table__.columns).where(F.call_pk == bindparam("pk")),
         "drop": delete(F).where(F.call_pk == bindparam("pk")),
     }
 
 
-def compute_facts(s: Session, call_pks: list[int] | None = None) -> list[dict[str, Any]]:
+def compute_facts(
+    s: Session, call_pks: list[int] | None = None, current: int | None = None
+) -> list[dict[str, Any]]:
     """The fact rows (``call_facts`` columns) of the scored calls ``call_pks`` (None: every
-    scored call; one call: by :func:`refresh_facts`'s prepared statements), from the base
-    tables."""
+    scored call; one call: by :func:`refresh_facts`'s prepared statements, ``current``: its
+    current result id when known), from the base tables."""
     if call_pks is not None and len(call_pks) == 1:
         pk = call_pks[0]
-        rid = s.scalar(select(m.Call.current_result_id).where(m.Call.id == pk))
+        rid = current if current is not None else s.scalar(select(m.Call.current_result_id).where(m.Call.id == pk))  # fmt: skip
         st = _statements(s.get_bind().dialect.name)
-        rows = s.execute(st["facts"], {"pk": pk}).all()
-        counted = s.execute(st["items"], {"pk": pk, "rid": rid}).all()
+        core = s.connection()  # Core, not the ORM's per-statement work: the save path
+        rows = core.execute(st["facts"], {"pk": pk}).all()
+        counted = core.execute(st["items"], {"pk": pk, "rid": rid}).all()
     else:
         q, items = _fact_queries(False)
         if call_pks is not None:
@@ -263,8 +277,10 @@ def refresh_facts(s: Session, call: m.Call) -> None:
     transaction (call it after the change, before the commit)."""
     s.flush()
     st = _statements(s.get_bind().dialect.name)
-    old = s.execute(st["old"], {"pk": call.id}).mappings().one_or_none()
-    new = compute_facts(s, [call.id]) if call.current_result_id is not None else []
+    core = s.connection()  # Core statements, prepared once: the save path's cost
+    old = core.execute(st["old"], {"pk": call.id}).mappings().one_or_none()
+    rid = call.current_result_id
+    new = compute_facts(s, [call.id], current=rid) if rid is not None else []
     if old is None and not new:
         return
     if old is not None and new and all(old[k] == v for k, v in new[0].items()):
@@ -276,17 +292,13 @@ def refresh_facts(s: Session, call: m.Call) -> None:
     # create the groups' rows if missing, then lock them (in key order): a concurrent
     # writer of the same group waits here and then sums the facts this one committed
     for key, dims in groups:
-        s.execute(st["create"], {"group_key": key} | {n: dims.get(n) for n in DIMENSIONS})
-    s.execute(st["lock"], {"keys": [k for k, _ in groups]})
+        core.execute(st["create"], {"group_key": key} | {n: dims.get(n) for n in DIMENSIONS})
+    core.execute(st["lock"], {"keys": [k for k, _ in groups]})
     if old is not None:
-        s.execute(st["drop"], {"pk": call.id})
+        core.execute(st["drop"], {"pk": call.id})
     if new:
-        s.execute(insert(m.CallFact), new)
+        core.execute(st["insert"], new)
     for key, dims in groups:
-        sums = s.execute(st["sums"], {"key": key}).one()
-        s.execute(st["set"], {"gkey": key} | dict(zip(MEASURES, sums, strict=True)))
-        s.execute(st["clear"], {"key": key})
-        base = {n: dims.get(n) for n in ITEM_DIMENSIONS} | {"group_key": key}
-        rows = [base | {"item_id": i, "passed": p, "failed": f} for i, p, f in s.execute(st["verdicts"], {"key": key})]  # fmt: skip
-        if rows:
-            s.execute(insert(m.DashboardItem), rows)
+        core.execute(st["set"], {"key": key})
+        core.execute(st["clear"], {"key": key})
+        core.execute(st["verdicts"], {"key": key} | {f"d_{n}": dims.get(n) for n in ITEM_DIMENSIONS})  # fmt: skip
