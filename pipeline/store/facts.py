@@ -113,11 +113,11 @@ def _statements(dialect: str) -> dict[str, Any]:
         "items": items,
         "create": upsert(D)
         .values({n: bindparam(n) for n in ("group_key", *DIMENSIONS)} | dict.fromkeys(MEASURES, 0))
-        .on_conflict_do_nothing(index_elements=["group_key"]),  # fmt: skip
+        .on_conflict_do_nothing(index_elements=["group_key"]),
         "lock": select(D.id)
         .where(D.group_key.in_(bindparam("keys", expanding=True)))
         .order_by(D.group_key)
-        .with_for_update(),  # fmt: skip
+        .with_for_update(),
         # the group's sums read again from its facts, in the UPDATE (its row is locked)
         "set": update(D.__table__)
         .where(D.group_key == key)
@@ -128,7 +128,7 @@ def _statements(dialect: str) -> dict[str, Any]:
                 .scalar_subquery()
                 for n in MEASURES
             }
-        ),  # fmt: skip
+        ),
         "clear": delete(DI).where(DI.group_key == key),
         "verdicts": insert(DI.__table__).from_select(
             ["group_key", *ITEM_DIMENSIONS, "item_id", "passed", "failed"],
