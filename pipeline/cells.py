@@ -15,9 +15,11 @@ JSON. Here:
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,10 +72,41 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+BOM = "\ufeff"  # Excel reads a CSV as UTF-8 only after it (else Chinese names are garbled)
+
+
+def csv_lines(fields: Iterable[str], rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """The one CSV writer of every export (KPI report, dashboard, calibration): a UTF-8 BOM,
+    the header, then each row of safe cells (:func:`safe_row`), a chunk at a time (a
+    response can stream it). Rows end in CRLF (RFC 4180): the writer then quotes a field
+    holding a lone CR, which a reader would otherwise take for a new row."""
+    buf = io.StringIO()
+    buf.write(BOM)
+    writer = csv.DictWriter(buf, fieldnames=[safe_text(str(f)) for f in fields], lineterminator="\r\n")  # fmt: skip
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(safe_row(row))
+        if buf.tell() > 64 * 1024:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
+
+
+def frame_rows(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
+    """The rows of ``frame`` as dicts of plain values (NaN as None)."""
+    for row in frame.to_dict("records"):
+        yield {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """``frame`` as CSV text (:func:`csv_lines`)."""
+    return "".join(csv_lines(frame.columns, frame_rows(frame)))
+
+
 def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
-    """``frame`` as a CSV file of safe cells. Rows end in CRLF (RFC 4180): the writer then
-    quotes a field holding a lone CR, which a reader would otherwise take for a new row."""
-    safe_frame(frame).to_csv(path, index=False, lineterminator="\r\n")
+    """``frame`` as a CSV file (:func:`csv_lines`: BOM, safe cells, CRLF rows)."""
+    Path(path).write_bytes(csv_text(frame).encode("utf-8"))
 
 
 def strict_json_value(value: Any) -> Any:

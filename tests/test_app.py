@@ -329,7 +329,8 @@ def test_calibration_counts_overturns(env) -> None:
     assert apology.fail_precision == 0.5 and apology.overturn_rate == 0.5
     assert rows["greeting"].overturn_rate == 0.0 and rows["greeting"].fail_precision is None
     csv_text = login(app, "trainer").get("/calibration.csv").text
-    assert csv_text.splitlines()[0].startswith("rubric_id,item_id") and "apology" in csv_text
+    # a UTF-8 BOM first (pipeline.cells.csv_lines, as every export), so Excel reads UTF-8
+    assert csv_text.splitlines()[0].startswith("\ufeffrubric_id,item_id") and "apology" in csv_text
 
 
 # --------------------------------------------------------------------------- audio

@@ -23,7 +23,7 @@ from pipeline.reports.kpi import build_report
 from pipeline.schema import CallJob
 from pipeline.store.dashboard import drill_down
 from pipeline.store.review import QueueFilter, ReviewError, ReviewStore
-from tests.builders import PASSWORD, item_ids, login, make_result, make_transcript
+from tests.builders import PASSWORD, item_ids, login, make_result, make_transcript, queue_ids
 
 ALL = ["c-a1-1", "c-a1-2", "c-a2-1", "c-a2-2"]
 # user -> (role, teams, the calls they must reach: no more, no fewer)
@@ -180,34 +180,75 @@ def test_every_number_opens_a_queue_of_that_many_calls(dash, who: str, query: st
     params = dict(p.split("=") for p in query[1:].split("&") if p and not p.startswith("grain"))
     d = reviews.dashboard(scope, QueueFilter(**params), "week" if "week" in query else "day")
     assert d.trend and sum(t.calls for t in d.trend) == d.kpis.calls
+    # both charts' points are among the counted links checked above
+    assert page.count('data-testid="chart-score-point"') == page.count('data-testid="chart-risk-point"') == len(d.trend)  # fmt: skip
     for t in d.trend:
         f = QueueFilter(**drill_down(d.filters, date_from=t.start, date_to=t.end))
         assert reviews.queue(scope, f).total == t.calls
 
 
-def test_figures_agree_with_callqa_report(dash) -> None:
-    """Calls, mean score, auto-fail, high risk, reviewed calls, overturn rate and each item's
-    pass rate: the dashboard's SQL and the report's pandas give the same numbers."""
+@pytest.mark.parametrize("since,until", [("2026-11-01", "2026-11-30"), ("2026-11-02", "2026-11-03")])  # fmt: skip
+def test_figures_agree_with_callqa_report(dash, since: str, until: str) -> None:
+    """Calls, mean score, auto-fail, high risk, reviewed calls, overturn rate, the days, the
+    agents, the teams and each item's pass rate: ``callqa report`` reads the dashboard's
+    store queries, so for the same days they are the same numbers (and the expected ones)."""
     reviews: ReviewStore = dash.state.reviews
     admin = reviews.authenticate("admin", PASSWORD)
-    d = reviews.dashboard(scope_of(admin), QueueFilter(date_from="2026-11-01", date_to="2026-11-30"))  # fmt: skip
-    report = build_report(reviews.store, Period.parse("2026-11-01", "2026-11-30"))
+    d = reviews.dashboard(scope_of(admin), QueueFilter(date_from=since, date_to=until))
+    report = build_report(reviews.store, Period.parse(since, until))
     s = report.summary
-    assert d.kpis.calls == s["calls"] == 4
+    assert d.kpis.calls == s["calls"]
     assert d.kpis.mean_score_pct == pytest.approx(s["mean_score_pct"])
-    assert d.kpis.auto_fail == s["auto_fail"] == 1
-    assert d.kpis.high_risk == s["risk_high"] == 1
-    assert d.kpis.reviewed == s["reviewed_calls"] == 1
-    assert d.kpis.overturned_items == s["overturned_items"] == 1
-    assert d.kpis.overturn_rate == pytest.approx(s["overturn_rate"]) == pytest.approx(1 / 3)
-    assert d.kpis.disputed == 1
-    by_item = {(r.rubric_id, r.item_id): r.pass_rate for r in d.items}
+    assert d.kpis.auto_fail == s["auto_fail"]
+    assert d.kpis.high_risk == s["risk_high"]
+    assert d.kpis.reviewed == s["reviewed_calls"]
+    assert d.kpis.overturned_items == s["overturned_items"]
+    assert d.kpis.reviewed_items == s["reviewed_items"]
+    assert d.kpis.overturn_rate == (pytest.approx(s["overturn_rate"]) if s["overturn_rate"] is not None else None)  # fmt: skip
+    by_item = {(r.rubric_id, r.item_id): (r.passed, r.failed, r.pass_rate) for r in d.items}
+    assert len(by_item) == len(report.items)
     for _, row in report.items.iterrows():
-        assert by_item[(row["rubric_id"], row["item_id"])] == pytest.approx(row["pass_rate"])
-    assert [r.item_id for r in d.items] == ["apology", "no_forbidden", "greeting"]  # weakest first
-    agents = {r.key: (r.calls, r.mean_score_pct) for r in d.agents}
-    for _, row in report.agents.iterrows():
-        assert agents[row["agent_id"]] == (row["calls"], pytest.approx(row["mean_score_pct"]))
+        passed, failed, rate = by_item[(row["rubric_id"], row["item_id"])]
+        assert (passed, failed) == (row["passed"], row["failed"])
+        assert rate == pytest.approx(row["pass_rate"])
+    agents = {r.key: (r.calls, pytest.approx(r.mean_score_pct), r.auto_fail, r.high_risk) for r in d.agents}  # fmt: skip
+    assert agents == {row["agent_id"]: (row["calls"], row["mean_score_pct"], row["auto_fail"], row["risk_high"]) for _, row in report.agents.iterrows()}  # fmt: skip
+    teams = {r.key: (r.calls, pytest.approx(r.mean_score_pct)) for r in d.teams}
+    assert teams == {row["team"]: (row["calls"], row["mean_score_pct"]) for _, row in report.teams.iterrows()}  # fmt: skip
+    days = {t.start: (t.calls, pytest.approx(t.mean_score_pct), t.high_risk) for t in d.trend}
+    assert days == {row["day"]: (row["calls"], row["mean_score_pct"], row["risk_high"]) for _, row in report.daily.iterrows()}  # fmt: skip
+    if since == "2026-11-01":  # the expected numbers of the store
+        assert (s["calls"], s["auto_fail"], s["risk_high"], s["reviewed_calls"], s["overturned_items"]) == (4, 1, 1, 1, 1)  # fmt: skip
+        assert s["overturn_rate"] == pytest.approx(1 / 3)
+        assert d.kpis.disputed == 1
+        assert [r.item_id for r in d.items] == [
+            "apology",
+            "no_forbidden",
+            "greeting",
+        ]  # weakest first
+
+
+@pytest.mark.parametrize("who", ["admin", "lead1", "agent1", "lead2"])
+def test_overturn_tile_opens_the_reviewed_calls(dash, who: str) -> None:
+    """The overturn rate is of items: its tile says how many of how many, links the
+    reviewed calls (its denominator's calls) and the reviewed calls with an overturned item
+    (its numerator's), each a queue of that many calls, in the role's scope."""
+    client = login(dash, who)
+    page = client.get("/dashboard" + WHOLE).text
+    tile = re.search(r'data-testid="tile-overturn">(.*?)</div>\s*</div>\s*(<div class="tile-foot muted small".*?</div>)?', page, re.S).group(0)  # fmt: skip
+    links = dict((re.search(r'data-testid="([\w-]+)"', a).group(1), (unescape(h), int(n))) for a, h, n in re.findall(r'(<a href="(/\?[^"]*)"[^>]*data-count="(\d+)")', tile))  # fmt: skip
+    own = {"admin": 1, "lead1": 1, "agent1": 1, "lead2": 0}[who]  # c-a1-2 (T1, A1) was overturned
+    if own:
+        assert "已审核 3 项中改判 1 项" in tile  # the interface speaks zh-CN by default
+        assert set(links) == {"tile-link-overturn", "tile-link-overturn-calls"}
+        assert "review_status=reviewed" in links["tile-link-overturn"][0]
+        assert "overturned=1" in links["tile-link-overturn-calls"][0]
+        for href, shown in links.values():
+            assert queue_total(client, href) == shown == 1, href
+        ids = queue_ids(client, links["tile-link-overturn-calls"][0][1:])
+        assert ids == ["c-a1-2"]
+    else:
+        assert links == {} and "已审核 0 项中改判 0 项" in tile
 
 
 def test_change_against_the_previous_period(dash) -> None:

@@ -100,3 +100,74 @@ def test_team_lead_dashboard_in_chinese(live_app: str, browser) -> None:
     assert [int(ranked.nth(i).get_attribute("data-count")) for i in range(ranked.count())] == [2]
     assert page.csp_errors == []
     page.context.close()
+
+
+@pytest.fixture(scope="module")
+def reviewed_app(tmp_path_factory):
+    """The live app over the builders' store with a manager, a team lead of T1, an
+    overturned item on c-a1-2 (so the overturn tile has calls) and an open dispute."""
+    from pipeline.app import create_app
+    from pipeline.app.permissions import scope_of
+    from pipeline.store import dispose_engines
+    from tests.builders import build_store, live_server
+
+    root = tmp_path_factory.mktemp("reviewed")
+    app = create_app(build_store(root), var_dir=root / "var", secret_key="test-only-key")
+    reviews = app.state.reviews
+    reviews.add_user("mgr", PASSWORD, "manager")
+    reviews.add_user("lead1", PASSWORD, "team_lead", teams=["T1"])
+    admin, agent2 = (reviews.authenticate(n, PASSWORD) for n in ("admin", "agent2"))
+
+    def item(call_id: str, item_id: str) -> int:
+        return next(i.item_result_id for i in reviews.final_score(scope_of(admin), call_id).items if i.id == item_id)  # fmt: skip
+
+    reviews.override(scope_of(admin), "c-a1-2", item("c-a1-2", "apology"), True, "said sorry")
+    reviews.dispute(scope_of(agent2), "c-a2-1", item("c-a2-1", "no_forbidden"), "misheard")
+    with live_server(app) as url:
+        yield url
+    dispose_engines()
+
+
+@pytest.mark.parametrize("who", ["mgr", "lead1"])
+def test_every_tile_and_chart_point_opens_that_many_calls(reviewed_app: str, browser, who: str) -> None:  # fmt: skip
+    """In zh-CN: every counted link of the dashboard (tiles, the overturn tile's reviewed
+    calls with an overturn, both charts' points, item fails, rankings) opens a queue whose
+    count is the number it carries; clicking the overturn tile's link and a chart point
+    lands on the same count."""
+    base = reviewed_app
+    page = open_zh(browser, base, who, 1366, 768)
+    dash = f"{base}/dashboard?date_from=2026-11-01&date_to=2026-11-30"
+    page.goto(dash)
+    links = page.locator("a[data-count]")
+    found = [
+        (
+            links.nth(i).get_attribute("data-testid") or "",
+            links.nth(i).get_attribute("href"),
+            int(links.nth(i).get_attribute("data-count")),
+        )  # fmt: skip
+        for i in range(links.count())
+    ]
+    kinds = {t for t, _h, _n in found}
+    assert {"tile-link-calls", "tile-link-overturn", "tile-link-overturn-calls", "chart-score-point", "chart-risk-point"} <= kinds  # fmt: skip
+    points = [n for t, _h, n in found if t == "chart-score-point"]
+    assert sum(points) == int(page.get_by_test_id("tile-link-calls").get_attribute("data-count"))
+    for testid, href, shown in found:
+        page.goto(base + href)
+        assert queue_total(page) == shown, (testid, href)
+
+    # real clicks: the overturned calls, then the first day of the risk chart
+    page.goto(dash)
+    page.get_by_test_id("tile-link-overturn-calls").click()
+    page.wait_for_url(re.compile(r"/\?.*overturned=1"))
+    assert queue_total(page) == 1
+    assert page.get_by_test_id("call-row").first.get_attribute("data-call-id") == "c-a1-2"
+    assert page.locator('select[name="overturned"]').input_value() == "1"  # the filter is shown
+    page.go_back()
+    page.wait_for_url(re.compile(r"/dashboard\?"))
+    point = page.get_by_test_id("chart-risk-point").first
+    shown = int(point.get_attribute("data-count"))
+    point.click()
+    page.wait_for_url(re.compile(r"/\?.*date_from=2026-11-01&date_to=2026-11-01"))
+    assert queue_total(page) == shown == 1
+    assert page.csp_errors == []
+    page.context.close()

@@ -128,7 +128,7 @@ def test_report_never_carries_a_formula_nor_dies_on_a_control_character(hostile_
     assert res.exit_code == 0, res.output + repr(res.exception)
     seen = set()
     for name in ("agents.csv", "teams.csv", "calls.csv"):
-        with (out / name).open(newline="", encoding="utf-8") as fh:
+        with (out / name).open(newline="", encoding="utf-8-sig") as fh:
             for row in csv.reader(fh):
                 for cell in row:
                     assert not _formula_like(cell), (name, cell)

@@ -51,6 +51,25 @@ def test_files_exist_and_html_references_resolve(report_dir):
         assert (report_dir / ref).is_file(), ref
 
 
+def test_csv_files_open_in_excel_as_utf8(tmp_path):
+    """Every CSV of the report starts with a UTF-8 BOM (Excel reads it as UTF-8 only then),
+    written by the one CSV writer of every export: a Chinese name survives, a formula does
+    not become one, rows end in CRLF."""
+    from pipeline.cells import csv_lines, write_csv
+
+    frame = pd.DataFrame({"team": ["华东一组", "=1+1"], "calls": [3, 4]})
+    write_csv(frame, tmp_path / "t.csv")
+    raw = (tmp_path / "t.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbfteam,calls\r\n")
+    assert raw.decode("utf-8-sig").splitlines() == ["team,calls", "华东一组,3", "'=1+1,4"]
+    assert "".join(csv_lines(["team", "calls"], [{"team": "华东一组", "calls": 3}])) == raw.decode("utf-8")[: -len("'=1+1,4\r\n")]  # fmt: skip
+
+
+def test_report_csvs_carry_the_bom(report_dir):
+    for name in ("agents.csv", "items.csv", "daily.csv", "teams.csv", "calls.csv"):
+        assert (report_dir / name).read_bytes().startswith(b"\xef\xbb\xbf"), name
+
+
 def test_agents_mean_score_is_the_mean_of_stored_scores(archive, report_dir):
     agents = pd.read_csv(report_dir / "agents.csv")
     assert list(agents.columns[:5]) == ["agent_id", "agent_name", "team", "calls", "mean_score_pct"]

@@ -60,6 +60,9 @@ TABLES = {
     "item_results",
     "failures",
     "call_leases",  # concurrent runs (migration 0005)
+    "call_facts",  # the dashboard's materialised figures (migration 0010)
+    "dashboard_days",
+    "dashboard_items",
     # review workflow (migration 0002)
     "users",
     "disputes",

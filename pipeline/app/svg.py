@@ -18,6 +18,7 @@ class Point:
     value: float | None  # None: no data (a gap, no mark)
     href: str  # the queue of the calls behind the point
     title: str  # tooltip: what the point says in words
+    count: int = 0  # the calls behind the point (the queue's count at ``href``)
 
 
 def chart(points: list[Point], y_max: float, unit: str, test_id: str, bars: bool = False) -> Markup:
@@ -59,7 +60,7 @@ def chart(points: list[Point], y_max: float, unit: str, test_id: str, bars: bool
             if bars
             else f'<circle cx="{x:.1f}" cy="{y(p.value):.1f}" r="4"/>'
         )
-        marks.append(f'<a href="{escape(p.href)}"><title>{escape(p.title)}</title>{mark}</a>')
+        marks.append(f'<a href="{escape(p.href)}" data-testid="{escape(test_id)}-point" data-count="{p.count}"><title>{escape(p.title)}</title>{mark}</a>')  # fmt: skip
         line.append(f"{x:.1f},{y(p.value):.1f}")
     if not bars and len(line) > 1:
         parts.append(f'<polyline class="line" points="{" ".join(line)}"/>')

@@ -7,7 +7,7 @@ import io
 
 import pandas as pd
 
-from pipeline.cells import safe_frame
+from pipeline.cells import csv_text, safe_frame
 from pipeline.store.dashboard import Dashboard
 
 TABLES = ("kpis", "trend", "items", "agents", "teams")
@@ -39,9 +39,9 @@ def tables(d: Dashboard) -> dict[str, pd.DataFrame]:
 
 
 def to_csv(d: Dashboard, table: str) -> str:
-    """``table`` (one of :data:`TABLES`) as CSV text (UTF-8 with BOM for Excel's sake)."""
-    # CRLF rows (RFC 4180): a lone CR inside a cell is then quoted, not a new row
-    return "\ufeff" + tables(d)[table].to_csv(index=False, lineterminator="\r\n")
+    """``table`` (one of :data:`TABLES`) as CSV text (:func:`pipeline.cells.csv_lines`:
+    UTF-8 with BOM for Excel's sake, CRLF rows)."""
+    return csv_text(tables(d)[table])
 
 
 def to_xlsx(d: Dashboard) -> bytes:

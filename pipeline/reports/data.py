@@ -17,7 +17,7 @@ from sqlalchemy import and_, inspect, select
 
 from pipeline.store import Store
 from pipeline.store import models as m
-from pipeline.store.reviews import latest_verdicts
+from pipeline.store.verdicts import latest_verdicts
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

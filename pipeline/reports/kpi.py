@@ -3,11 +3,15 @@
 >>> report = build_report(open_store(url), Period.parse("2026-11-01", "2026-11-30"))
 >>> write_report(report, "out/", by="team")
 
-Every figure is computed with pandas from the store's current results (the same rows as
-``callqa calls``): ``mean_score_pct`` is the mean over calls of ``100 * total / max``.
-``final_*`` figures apply reviewers' verdicts (``pipeline.store.review``) where there are
-any; ``overturn_rate`` is overturned / reviewed items of reviewed calls, as the review app's
-calibration page counts it (n/a without review data).
+The figures of the summary, the agent, team and day tables and the items' pass rates are
+the review app dashboard's: read with the same store queries
+(:meth:`pipeline.store.dashboard.DashboardQueries.breakdown` and ``item_rows``, over the
+materialised facts), so the two cannot disagree for the same days. ``mean_score_pct`` is
+the mean over calls of ``100 * total / max``; ``final_*`` figures apply reviewers' verdicts;
+``overturn_rate`` is overturned / reviewed items of reviewed calls, as the review app's
+calibration page counts it. Only what is not a sum is computed here from the per-call rows
+(the median and lowest score of a group; the items' review columns), and the per-call
+table itself.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from pipeline.cells import safe_frame, strict_json_value, write_csv
 from pipeline.reports.data import Period, Report, calls_frame, has_review_tables, items_frame
 from pipeline.reports.render import render
 from pipeline.store import Store
+from pipeline.store.dashboard import GroupFigures
+from pipeline.store.review import QueueFilter, ReviewStore, Scope
 
 ENGINE = "pipeline.reports.kpi"
 RISK_LEVELS = ("low", "medium", "high")
@@ -45,66 +51,79 @@ FILES = {
 # --------------------------------------------------------------------------- figures
 
 
+REPORT_SCOPE = Scope(user_id=0, all_calls=True)  # the report is of every call
+# the columns of a group's figures, in the order of the CSVs (the store's, plus two that
+# are not sums: the median and the lowest score)
+FIGURES = (
+    "calls",
+    "mean_score_pct",
+    "median_score_pct",
+    "min_score_pct",
+    "final_mean_score_pct",
+    "auto_fail",
+    "auto_fail_rate",
+    "needs_review",
+    "needs_review_rate",
+    "error_rate",
+    *(f"risk_{lvl}" for lvl in (*RISK_LEVELS, "none")),
+    "mean_risk",
+    "reviewed_calls",
+    "reviewed_items",
+    "overturned_items",
+    "overturn_rate",
+)
+
+
+def period_filter(period: Period) -> QueueFilter:
+    """The dashboard's filter of the report's days."""
+    return QueueFilter(
+        date_from=period.since.isoformat() if period.since else None,
+        date_to=period.until.isoformat() if period.until else None,
+    )
+
+
 def _per_call(calls: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
-    """Calls with the item-derived flags the group figures need."""
+    """Calls with the item-derived columns of the per-call table."""
     applicable = items[items["applicable"]]
-    failed = applicable["final_passed"].map(lambda v: v is False)
     machine_failed = applicable["machine_passed"].map(lambda v: v is False)
     by_call = pd.DataFrame(
         {
             "failed_items": machine_failed.groupby(applicable["call_id"]).sum(),
-            "final_failed_items": failed.groupby(applicable["call_id"]).sum(),
-            "reviewed_items": items["reviewed"].groupby(items["call_id"]).sum(),
             "overturned_items": items["overturned"].groupby(items["call_id"]).sum(),
         }
     )
     out = calls.merge(by_call, how="left", left_on="call_id", right_index=True)
     for col in by_call.columns:
         out[col] = out[col].fillna(0).astype(int)
-    out["has_error"] = out["failed_items"] > 0
-    out["reviewed"] = out["review_status"].eq("reviewed")
     return out
 
 
-def _group_figures(df: pd.DataFrame) -> pd.Series:
-    n = len(df)
-    risk = df["risk_level"].value_counts()
-    reviewed_items = int(df["reviewed_items"].sum())
-    overturned = int(df["overturned_items"].sum())
-    return pd.Series(
-        {
-            "calls": n,
-            "mean_score_pct": df["score_pct"].mean(),
-            "median_score_pct": df["score_pct"].median(),
-            "min_score_pct": df["score_pct"].min(),
-            "final_mean_score_pct": df["final_score_pct"].mean(),
-            "auto_fail": int(df["auto_fail"].sum()),
-            "auto_fail_rate": df["auto_fail"].mean() if n else float("nan"),
-            "needs_review": int(df["needs_review"].sum()),
-            "needs_review_rate": df["needs_review"].mean() if n else float("nan"),
-            "error_rate": df["has_error"].mean() if n else float("nan"),
-            **{f"risk_{lvl}": int(risk.get(lvl, 0)) for lvl in RISK_LEVELS},
-            "risk_none": int(df["risk_level"].isna().sum()),
-            "mean_risk": df["risk"].mean(),
-            "reviewed_calls": int(df["reviewed"].sum()),
-            "reviewed_items": reviewed_items,
-            "overturned_items": overturned,
-            "overturn_rate": overturned / reviewed_items if reviewed_items else float("nan"),
-        },
-        dtype=object,  # keeps counts int in the CSVs
-    )
+def _row(g: GroupFigures, median: Any, lowest: Any) -> dict[str, Any]:
+    """One group's figures in :data:`FIGURES` order: the store's, with the median and the
+    lowest score of its calls."""
+    figures = g.model_dump() | {"median_score_pct": median, "min_score_pct": lowest}
+    return {f: figures[f] for f in FIGURES}
 
 
-def _by(calls: pd.DataFrame, key: str) -> pd.DataFrame:
-    if calls.empty:
-        return pd.DataFrame(columns=[key, *_group_figures(calls).index])
-    grouped = calls.assign(**{key: calls[key].fillna(NONE_LABEL)}).groupby(key, sort=True)
-    return grouped[list(calls.columns)].apply(_group_figures).reset_index().infer_objects()
+def _by(figures: dict[str | None, GroupFigures], calls: pd.DataFrame, key: str) -> pd.DataFrame:
+    """One row per group (``key``: agent_id, team, day), in key order; no key: NONE_LABEL
+    (calls without a day are left out of the days, as the dashboard's trend does)."""
+    labels = calls[key].fillna(NONE_LABEL)
+    scores = calls["score_pct"].astype(float).groupby(labels)
+    median, lowest = scores.median(), scores.min()
+    rows = []
+    for k, g in figures.items():
+        if k is None and key == "day":
+            continue
+        label = NONE_LABEL if k is None else k
+        rows.append({key: label, **_row(g, median.get(label), lowest.get(label))})
+    rows.sort(key=lambda r: str(r[key]))
+    return pd.DataFrame(rows, columns=[key, *FIGURES]).infer_objects()
 
 
-def agent_table(calls: pd.DataFrame) -> pd.DataFrame:
+def agent_table(calls: pd.DataFrame, figures: dict[str | None, GroupFigures]) -> pd.DataFrame:
     """One row per agent_id; name and team as on the agent's latest call."""
-    table = _by(calls, "agent_id")
+    table = _by(figures, calls, "agent_id")
     latest = (
         calls.assign(agent_id=calls["agent_id"].fillna(NONE_LABEL))
         .sort_values(["started_at", "call_id"], na_position="first")
@@ -119,8 +138,9 @@ def agent_table(calls: pd.DataFrame) -> pd.DataFrame:
     return table[first + [c for c in table.columns if c not in first]]
 
 
-def item_table(items: pd.DataFrame) -> pd.DataFrame:
-    """Script adherence per rubric item: machine and final pass rates, review overturns."""
+def item_table(items: pd.DataFrame, verdicts: dict[tuple[str, str], tuple[int, int]]) -> pd.DataFrame:  # fmt: skip
+    """Script adherence per rubric item: machine pass rates (``verdicts``: (rubric, item) →
+    (passed, failed), the dashboard's item rows), final pass rates, review overturns."""
     cols = [
         "rubric_id",
         "item_id",
@@ -146,8 +166,7 @@ def item_table(items: pd.DataFrame) -> pd.DataFrame:
 
     def figures(df: pd.DataFrame) -> pd.Series:
         app = df[df["applicable"]]
-        passed = int(app["machine_passed"].map(lambda v: v is True).sum())
-        failed = int(app["machine_passed"].map(lambda v: v is False).sum())
+        passed, failed = verdicts.get(df.name, (0, 0))
         f_passed = int(app["final_passed"].map(lambda v: v is True).sum())
         f_failed = int(app["final_passed"].map(lambda v: v is False).sum())
         reviewed = int(df["reviewed"].sum())
@@ -186,8 +205,12 @@ def build_report(store: Store, period: Period = Period()) -> Report:
     calls = calls_frame(store, period)
     items = items_frame(store, period)
     per_call = _per_call(calls, items)
-    summary = _group_figures(per_call).to_dict() if not calls.empty else {"calls": 0}
-    summary = {k: _plain(v) for k, v in summary.items()}
+    figures, f = ReviewStore(store), period_filter(period)
+    summary: dict[str, Any] = {"calls": 0}
+    if not calls.empty:
+        whole = figures.breakdown(REPORT_SCOPE, f).get(None, GroupFigures())
+        scores = per_call["score_pct"].astype(float)
+        summary = {k: _plain(v) for k, v in _row(whole, scores.median(), scores.min()).items()}
     summary.update(
         period=period.describe(),
         since=period.since.isoformat() if period.since else None,
@@ -199,15 +222,15 @@ def build_report(store: Store, period: Period = Period()) -> Report:
         review_data=has_review_tables(store),
         rubrics=sorted(calls["rubric_id"].dropna().unique().tolist()),
     )
-    daily = _by(per_call[per_call["day"].notna()], "day")
+    verdicts = {(r.rubric_id, r.item_id): (r.passed, r.failed) for r in figures.item_rows(REPORT_SCOPE, f)}  # fmt: skip
     return Report(
         period=period,
         review_data=summary["review_data"],
         summary=summary,
-        agents=agent_table(per_call),
-        teams=_by(per_call, "team"),
-        items=item_table(items),
-        daily=daily,
+        agents=agent_table(per_call, figures.breakdown(REPORT_SCOPE, f, "agent_id")),
+        teams=_by(figures.breakdown(REPORT_SCOPE, f, "team"), per_call, "team"),
+        items=item_table(items, verdicts),
+        daily=_by(figures.breakdown(REPORT_SCOPE, f, "day"), per_call, "day"),
         calls=per_call,
     )
 

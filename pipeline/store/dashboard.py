@@ -2,25 +2,28 @@
 pass rate per rubric item, and agent and team rankings, for the calls of a
 :class:`~pipeline.store.scope.Scope` under the queue's filters.
 
-Every figure is counted with :func:`~pipeline.store.queries.call_conditions`, the queue's
-own conditions, so each count is the total of the queue that :func:`drill_down` links to.
-Scores are the machine's current results (``100 * total / max`` per call, as ``callqa
-report`` computes ``mean_score_pct``); reviews add the reviewed share, the overturn rate
+Every figure is a sum over the materialised facts of :mod:`pipeline.store.facts` (per day
+and dimension values, kept in the transaction of every save, re-score and review action),
+filtered by :func:`fact_conditions`: the queue's filters (:func:`~pipeline.store.queries.
+call_conditions`) on the facts' copies of the same columns, so each count is the total of
+the queue that :func:`drill_down` links to. Scores are the machine's current results
+(``100 * total / max`` per call); reviews add the reviewed share, the overturn rate
 (overturned / reviewed items of reviewed calls, as the calibration page counts it) and open
-disputes.
+disputes. ``callqa report`` reads the same figures (:meth:`DashboardQueries.breakdown`,
+:meth:`DashboardQueries.item_rows`).
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel
-from sqlalchemy import and_, case, func, select
+from pydantic import BaseModel, field_validator
+from sqlalchemy import func, select
 
 from pipeline.store import models as m
-from pipeline.store.queries import QueueFilter, call_conditions, verdict_changed
-from pipeline.store.reviews import latest_verdicts
+from pipeline.store.queries import QueueFilter
 from pipeline.store.scope import Scope
 from pipeline.store.store import Store
 
@@ -39,6 +42,8 @@ DASHBOARD_FIELDS = (
 DEFAULT_DAYS = 28  # without dates: the four weeks up to the newest call in scope
 MAX_RANKED = 50  # rows of the agent and team rankings (weakest first)
 Grain = Literal["day", "week"]
+GroupBy = Literal["agent_id", "team", "day"]
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class Kpis(BaseModel):
@@ -55,6 +60,7 @@ class Kpis(BaseModel):
     reviewed_items: int = 0
     overturned_items: int = 0
     overturn_rate: float | None = None
+    overturned_calls: int = 0  # reviewed calls with an overturned item
     disputed: int = 0  # calls with an open dispute
 
 
@@ -99,9 +105,62 @@ class Dashboard(BaseModel):
     teams: list[GroupRow]
 
 
+class DashboardFilter(QueueFilter):
+    """The queue's filters with dates that are days (``YYYY-MM-DD``): the facts hold the
+    day of a call, and a day compares with a date as the call's ``started_at`` does."""
+
+    @field_validator("date_from", "date_to")
+    @classmethod
+    def _a_day(cls, value: str | None) -> str | None:
+        if value is not None and not _DAY.match(value):
+            raise ValueError("expected a day, YYYY-MM-DD")
+        return value
+
+
+class GroupFigures(BaseModel):
+    """Every figure of a group of calls (a period, an agent, a team, a day): what the
+    dashboard shows and ``callqa report`` writes. Rates are fractions (None without calls)."""
+
+    calls: int = 0
+    mean_score_pct: float | None = None
+    final_mean_score_pct: float | None = None  # reviewers' verdicts applied
+    auto_fail: int = 0
+    auto_fail_rate: float | None = None
+    needs_review: int = 0
+    needs_review_rate: float | None = None
+    error_rate: float | None = None  # calls with a failed applicable item
+    risk_low: int = 0
+    risk_medium: int = 0
+    risk_high: int = 0
+    risk_none: int = 0
+    mean_risk: float | None = None
+    reviewed_calls: int = 0
+    reviewed_items: int = 0
+    overturned_items: int = 0
+    overturn_rate: float | None = None
+    disputed: int = 0
+
+
 def dashboard_filter(params: dict[str, str]) -> QueueFilter:
     """The dashboard's filters of ``params`` (other queue fields are dropped)."""
-    return QueueFilter.model_validate({k: v for k, v in params.items() if k in DASHBOARD_FIELDS})
+    return DashboardFilter.model_validate({k: v for k, v in params.items() if k in DASHBOARD_FIELDS})  # fmt: skip
+
+
+def fact_conditions(table: Any, scope: Scope, f: QueueFilter) -> list[Any]:
+    """The conditions of ``scope`` and of ``f``'s dashboard filters on a facts table
+    (``call_facts``, ``dashboard_days``, ``dashboard_items``): those of
+    :func:`~pipeline.store.queries.call_conditions` on the facts' copies of the columns."""
+    conds: list[Any] = []
+    if (mine := scope.on(table)) is not None:
+        conds.append(mine)
+    for name in ("agent_id", "team", "queue", "language", "rubric_id", "rubric_version", "risk_level"):  # fmt: skip
+        if value := getattr(f, name):
+            conds.append(getattr(table, name) == value)
+    if f.date_from:
+        conds.append(table.day >= f.date_from)
+    if f.date_to:
+        conds.append(table.day <= f.date_to)
+    return conds
 
 
 def drill_down(f: QueueFilter, **extra: Any) -> dict[str, str]:
@@ -121,10 +180,6 @@ def _rate(n: int, total: int) -> float | None:
     return n / total if total else None
 
 
-def _count_if(cond: Any) -> Any:
-    return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
-
-
 class DashboardQueries:
     """The dashboard of a scope (mixed into :class:`~pipeline.store.review.ReviewStore`)."""
 
@@ -134,8 +189,8 @@ class DashboardQueries:
         """Every figure of the dashboard for ``scope`` under ``f`` (its dashboard fields);
         without dates, the :data:`DEFAULT_DAYS` up to the newest call in scope.
 
-        Three passes over the calls: by day over this period and the one before (KPIs of
-        both, and the trend), by agent and team (rankings), by rubric item."""
+        Three reads of the materialised sums: by day over this period and the one before
+        (KPIs of both, and the trend), by agent and team (rankings), by rubric item."""
         f = dashboard_filter(f.model_dump(exclude_none=True, include=set(DASHBOARD_FIELDS)))
         with self.store.session("cannot compute the dashboard") as s:
             if not f.date_from and not f.date_to:
@@ -143,46 +198,60 @@ class DashboardQueries:
             previous = _previous(f)
             span = f.model_copy(update={"date_from": previous.date_from}) if previous else f
             now, before, trend = Sums(), Sums(), {}
-            for day, sums in self._by_day(s, scope, span):
+            for (day,), sums in self._sums(s, scope, span, m.DashboardDay.day):
                 if previous and day is not None and day < (f.date_from or ""):
                     before.add(sums)
                     continue
                 now.add(sums)
                 if day is not None:
                     trend.setdefault(_bucket(day, grain, f), Sums()).add(sums)
-            kpis = self._kpis(s, scope, f, now)
             agents, teams = self._rankings(s, scope, f) if now.calls else ([], [])
             return Dashboard(
                 filters=f,
                 previous=previous,
                 grain=grain,
-                kpis=kpis,
-                previous_kpis=self._kpis(s, scope, previous, before) if previous else None,
+                kpis=now.kpis(),
+                previous_kpis=before.kpis() if previous else None,
                 trend=[t.point(start, end) for (start, end), t in sorted(trend.items())],
                 items=self._items(s, scope, f) if now.calls else [],
                 agents=agents,
                 teams=teams,
             )
 
+    def breakdown(self, scope: Scope, f: QueueFilter, by: GroupBy | None = None) -> dict[str | None, GroupFigures]:  # fmt: skip
+        """The figures of the calls of ``scope`` under ``f`` (no default period), in all
+        (``by`` None: key None) or per agent id, team or day: ``callqa report``'s tables."""
+        D = m.DashboardDay  # noqa: N806
+        keys = (getattr(D, by),) if by else ()
+        with self.store.session("cannot compute the report's figures") as s:
+            return {(k[0] if k else None): sums.figures() for k, sums in self._sums(s, scope, f, *keys)}  # fmt: skip
+
+    def item_rows(self, scope: Scope, f: QueueFilter) -> list[ItemRow]:
+        """Pass rate per rubric item of the calls of ``scope`` under ``f``, weakest first."""
+        with self.store.session("cannot compute the item pass rates") as s:
+            return self._items(s, scope, f)
+
     # ------------------------------------------------------------------ parts
 
     @staticmethod
-    def _scored(scope: Scope, f: QueueFilter, *columns: Any) -> Any:
-        """SELECT ``columns`` over the scored calls of ``scope`` under ``f`` (call, current
-        result, review state)."""
-        C, R, CR = m.Call, m.Result, m.CallReview  # noqa: N806
-        on_call, on_result, on_review = call_conditions(scope, f)
-        return (
-            select(*columns)
-            .select_from(C)
-            .join(R, C.current_result_id == R.id)
-            .outerjoin(CR, and_(CR.call_pk == C.id, CR.result_id == R.id))
-            .where(*on_call, *on_result, *on_review)
-        )
+    def _sums(s: Any, scope: Scope, f: QueueFilter, *keys: Any) -> list[tuple[tuple[Any, ...], Sums]]:  # fmt: skip
+        """The summed facts of ``scope`` under ``f``, grouped by ``keys`` (columns of
+        ``dashboard_days``)."""
+        D = m.DashboardDay  # noqa: N806
+        q = select(*keys, *Sums.columns(D)).where(D.calls > 0, *fact_conditions(D, scope, f))
+        if keys:
+            q = q.group_by(*keys)
+        out = []
+        for row in s.execute(q):
+            sums = Sums.of(row[len(keys) :])
+            if sums.calls:
+                out.append((tuple(row[: len(keys)]), sums))
+        return out
 
     def _default_period(self, s: Any, scope: Scope) -> dict[str, str]:
-        q = select(func.max(m.Call.started_at)).where(m.Call.current_result_id.is_not(None))
-        if (mine := scope.calls()) is not None:
+        D = m.DashboardDay  # noqa: N806
+        q = select(func.max(D.day)).where(D.calls > 0)
+        if (mine := scope.on(D)) is not None:
             q = q.where(mine)
         newest = s.scalar(q)
         try:
@@ -194,55 +263,16 @@ class DashboardQueries:
         first = last - timedelta(days=DEFAULT_DAYS - 1)
         return {"date_from": first.isoformat(), "date_to": last.isoformat()}
 
-    def _by_day(self, s: Any, scope: Scope, f: QueueFilter) -> list[tuple[str | None, Sums]]:
-        day = func.substr(m.Call.started_at, 1, 10)
-        q = self._scored(scope, f, day, *Sums.columns()).group_by(day)
-        return [(row[0], Sums.of(row[1:])) for row in s.execute(q)]
-
-    def _kpis(self, s: Any, scope: Scope, f: QueueFilter, sums: Sums) -> Kpis:
-        reviewed_items = overturned = 0
-        if sums.reviewed:
-            R, IR, CR = m.Result, m.ItemResult, m.CallReview  # noqa: N806
-            last = latest_verdicts()
-            q = (
-                self._scored(scope, f, func.count(), _count_if(verdict_changed(last)))
-                .join(IR, IR.result_id == R.id)
-                .outerjoin(last, last.c.item_result_id == IR.id)
-                .where(CR.status == "reviewed")
-            )
-            reviewed_items, overturned = s.execute(q).one()
-        n = sums.calls
-        return Kpis(
-            calls=n,
-            mean_score_pct=sums.mean(),
-            auto_fail=sums.auto_fail,
-            auto_fail_rate=_rate(sums.auto_fail, n),
-            high_risk=sums.high_risk,
-            high_risk_rate=_rate(sums.high_risk, n),
-            reviewed=sums.reviewed,
-            reviewed_share=_rate(sums.reviewed, n),
-            reviewed_items=reviewed_items,
-            overturned_items=overturned,
-            overturn_rate=_rate(overturned, reviewed_items),
-            disputed=sums.disputed,
-        )
-
     def _items(self, s: Any, scope: Scope, f: QueueFilter) -> list[ItemRow]:
-        R, IR = m.Result, m.ItemResult  # noqa: N806
+        R, IR, DI = m.Result, m.ItemResult, m.DashboardItem  # noqa: N806
         q = (
-            self._scored(
-                scope,
-                f,
-                R.rubric_id,
-                IR.item_id,
-                _count_if(IR.passed.is_(True)),
-                _count_if(IR.passed.is_(False)),
-            )
-            .join(IR, IR.result_id == R.id)
-            .group_by(R.rubric_id, IR.item_id)
+            select(DI.rubric_id, DI.item_id, func.sum(DI.passed), func.sum(DI.failed))
+            .where(*fact_conditions(DI, scope, f))
+            .group_by(DI.rubric_id, DI.item_id)
         )
         rows = []
         for rubric, item, passed, failed in s.execute(q).all():
+            passed, failed = passed or 0, failed or 0  # a row: a call has the item
             # title and red-line flag of one stored verdict of the item (few items: indexed)
             one = select(IR.title, IR.critical).join(R, IR.result_id == R.id).where(IR.item_id == item, R.rubric_id == rubric).limit(1)  # fmt: skip
             title, critical = s.execute(one).one()
@@ -263,13 +293,11 @@ class DashboardQueries:
         self, s: Any, scope: Scope, f: QueueFilter
     ) -> tuple[list[GroupRow], list[GroupRow]]:
         """(agents, teams), weakest mean score first, from one pass by agent and team."""
-        C = m.Call  # noqa: N806
-        q = self._scored(scope, f, C.agent_id, C.team, func.max(C.agent_name), *Sums.columns())
+        D = m.DashboardDay  # noqa: N806
         agents: dict[str | None, Sums] = {}
         teams: dict[str | None, Sums] = {}
         names: dict[str | None, str | None] = {}
-        for agent, team, name, *figures in s.execute(q.group_by(C.agent_id, C.team)):
-            sums = Sums.of(figures)
+        for (agent, team, name), sums in self._sums(s, scope, f, D.agent_id, D.team, D.agent_name):  # fmt: skip
             agents.setdefault(agent, Sums()).add(sums)
             teams.setdefault(team, Sums()).add(sums)
             names[agent] = max(filter(None, (names.get(agent), name)), default=None)
@@ -277,28 +305,18 @@ class DashboardQueries:
 
 
 class Sums:
-    """Additive figures of a group of calls (a day, an agent in a team), summed up into
-    periods, weeks, agents and teams."""
+    """Additive figures of a group of calls (the facts' :data:`~pipeline.store.models.
+    FACT_MEASURES`), summed up into periods, weeks, agents and teams."""
 
-    FIELDS = ("calls", "score_sum", "scored", "auto_fail", "high_risk", "reviewed", "disputed")
+    FIELDS = m.FACT_MEASURES
 
     def __init__(self) -> None:
         for name in self.FIELDS:
             setattr(self, name, 0)
 
-    @staticmethod
-    def columns() -> list[Any]:
-        R, CR = m.Result, m.CallReview  # noqa: N806
-        pct = case((R.max > 0, 100.0 * R.total / R.max))
-        return [
-            func.count(),
-            func.coalesce(func.sum(pct), 0.0),
-            func.count(pct),
-            _count_if(R.auto_fail.is_(True)),
-            _count_if(R.risk_level == "high"),
-            _count_if(CR.status == "reviewed"),
-            _count_if(CR.status == "disputed"),
-        ]
+    @classmethod
+    def columns(cls, table: Any) -> list[Any]:
+        return [func.coalesce(func.sum(getattr(table, name)), 0) for name in cls.FIELDS]
 
     @classmethod
     def of(cls, row: Any) -> Sums:
@@ -313,6 +331,49 @@ class Sums:
 
     def mean(self) -> float | None:
         return float(self.score_sum) / self.scored if self.scored else None
+
+    def kpis(self) -> Kpis:
+        n = self.calls
+        return Kpis(
+            calls=n,
+            mean_score_pct=self.mean(),
+            auto_fail=self.auto_fail,
+            auto_fail_rate=_rate(self.auto_fail, n),
+            high_risk=self.high_risk,
+            high_risk_rate=_rate(self.high_risk, n),
+            reviewed=self.reviewed,
+            reviewed_share=_rate(self.reviewed, n),
+            reviewed_items=self.reviewed_items,
+            overturned_items=self.overturned_items,
+            overturn_rate=_rate(self.overturned_items, self.reviewed_items),
+            overturned_calls=self.overturned_calls,
+            disputed=self.disputed,
+        )
+
+    def figures(self) -> GroupFigures:
+        n = self.calls
+        return GroupFigures(
+            calls=n,
+            mean_score_pct=self.mean(),
+            final_mean_score_pct=float(self.final_score_sum) / self.final_scored
+            if self.final_scored
+            else None,  # fmt: skip
+            auto_fail=self.auto_fail,
+            auto_fail_rate=_rate(self.auto_fail, n),
+            needs_review=self.needs_review,
+            needs_review_rate=_rate(self.needs_review, n),
+            error_rate=_rate(self.error_calls, n),
+            risk_low=self.low_risk,
+            risk_medium=self.medium_risk,
+            risk_high=self.high_risk,
+            risk_none=self.no_risk,
+            mean_risk=float(self.risk_sum) / self.risk_scored if self.risk_scored else None,
+            reviewed_calls=self.reviewed,
+            reviewed_items=self.reviewed_items,
+            overturned_items=self.overturned_items,
+            overturn_rate=_rate(self.overturned_items, self.reviewed_items),
+            disputed=self.disputed,
+        )
 
     def point(self, start: str, end: str) -> TrendPoint:
         return TrendPoint(

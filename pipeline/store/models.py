@@ -350,6 +350,97 @@ Index(
 Index("ix_item_results_result_id_item_id_passed", ItemResult.result_id, ItemResult.item_id, ItemResult.passed)  # fmt: skip
 
 
+# --------------------------------------------------------------------------- dashboard facts
+# Materialised for the dashboard and ``callqa report`` (migration 0010, pipeline.store.facts):
+# one row per scored call with what its figures are made of, and the sums of those rows per
+# day and dimension (agent, team, queue, language, rubric and version, risk level), overall
+# and per rubric item. Written in the transaction that saves, re-scores or reviews the call.
+
+FACT_DIMENSIONS = ("day", "agent_id", "agent_name", "team", "queue", "language", "rubric_id", "rubric_version", "risk_level")  # fmt: skip
+# additive figures of a call (0/1 flags, sums and their counts); the aggregates sum them
+FACT_MEASURES = (
+    "calls",
+    "score_sum",  # 100 * total / max, summed over the calls with max > 0 ...
+    "scored",  # ... and their number
+    "auto_fail",
+    "high_risk",
+    "medium_risk",
+    "low_risk",
+    "no_risk",  # no risk level
+    "risk_sum",  # risk score, summed over the calls that have one ...
+    "risk_scored",  # ... and their number
+    "needs_review",
+    "error_calls",  # calls with a failed applicable item
+    "reviewed",  # review status reviewed
+    "disputed",  # review status disputed (an open dispute)
+    "reviewed_items",  # items of reviewed calls
+    "overturned_items",  # ... whose final verdict differs from the machine's
+    "overturned_calls",  # reviewed calls with such an item (the queue's ``overturned``)
+    "final_score_sum",  # 100 * final total / final max (reviewers' verdicts applied) ...
+    "final_scored",  # ... and their number
+)
+_FLOAT_MEASURES = {"score_sum", "risk_sum", "final_score_sum"}
+
+
+def _fact_columns(indexed: bool = False, items: bool = False) -> dict[str, Any]:
+    cols: dict[str, Any] = {"group_key": mapped_column(String(64), index=indexed)}
+    for name in FACT_DIMENSIONS:
+        if items and name == "agent_name":
+            continue
+        size = 10 if name == "day" else 64 if name == "rubric_version" else 16 if name == "risk_level" else 255  # fmt: skip
+        cols[name] = mapped_column(String(size), nullable=True)
+    return cols
+
+
+def _measure_columns() -> dict[str, Any]:
+    return {
+        name: mapped_column(
+            Float if name in _FLOAT_MEASURES else Integer, nullable=False, default=0
+        )  # fmt: skip
+        for name in FACT_MEASURES
+    }
+
+
+class CallFact(Base):
+    """What one scored call adds to the dashboard's figures (its current result, its review
+    state): the dimensions it is filtered and grouped by, and its additive figures."""
+
+    __tablename__ = "call_facts"
+    call_pk: Mapped[int] = mapped_column(ForeignKey("calls.id"), primary_key=True)
+    result_id: Mapped[int] = mapped_column(Integer)
+    locals().update(_fact_columns(indexed=True))
+    locals().update(_measure_columns())
+
+
+class DashboardDay(Base):
+    """The sums of the call facts of one day and dimension values (``group_key``)."""
+
+    __tablename__ = "dashboard_days"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    locals().update(_fact_columns())
+    locals().update(_measure_columns())
+    __table_args__ = (UniqueConstraint("group_key"),)
+
+
+class DashboardItem(Base):
+    """Machine verdicts of one rubric item in the calls of one ``group_key``."""
+
+    __tablename__ = "dashboard_items"
+    __table_args__ = (UniqueConstraint("group_key", "item_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(255))
+    passed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    locals().update(_fact_columns(items=True))
+
+
+# the dashboard's reads: a period, a team's or an agent's days
+for _table in (DashboardDay, DashboardItem):
+    Index(f"ix_{_table.__tablename__}_day", _table.day)
+    Index(f"ix_{_table.__tablename__}_team_day", _table.team, _table.day)
+    Index(f"ix_{_table.__tablename__}_agent_id_day", _table.agent_id, _table.day)
+
+
 # --------------------------------------------------------------------------- personal data
 # Kept only when QA_KEEP_UNREDACTED is on (pipeline.redact.vault): the transcript as
 # transcribed, Fernet-encrypted, next to the redacted one it was redacted into. Every time

@@ -11,9 +11,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import and_, case, exists, func, or_, select
 
 from pipeline.store import models as m
-from pipeline.store.reviews import ReviewStatus, latest_verdicts
+from pipeline.store.reviews import ReviewStatus
 from pipeline.store.scope import Scope, visible_call
 from pipeline.store.store import Store
+from pipeline.store.verdicts import latest_verdicts, verdict_changed
 
 SORTS = ("priority", "newest", "oldest", "score")
 MAX_PAGE_SIZE = 200
@@ -35,6 +36,7 @@ class QueueFilter(BaseModel):
     risk_level: Literal["low", "medium", "high"] | None = None
     auto_fail: bool | None = None  # the machine's auto-fail (red line)
     review_status: ReviewStatus | None = None
+    overturned: bool | None = None  # reviewed, with an item whose final verdict differs
     sort: Literal["priority", "newest", "oldest", "score", "satisfaction"] = "priority"
     page: int = Field(default=1, ge=1, le=MAX_PAGE)
     per_page: int = Field(default=50, ge=1, le=MAX_PAGE_SIZE)
@@ -122,6 +124,10 @@ def call_conditions(scope: Scope, f: QueueFilter) -> tuple[list[Any], list[Any],
     ):
         if value:
             on_call.append(column == value)
+    if f.overturned is not None:  # as the dashboard counts it: the call's facts
+        F = m.CallFact  # noqa: N806
+        overturned = exists().where(F.call_pk == C.id, F.overturned_calls > 0)
+        on_call.append(overturned if f.overturned else ~overturned)
     if f.date_from:
         on_call.append(C.started_at >= f.date_from)
     if f.date_to:
@@ -142,19 +148,6 @@ def call_conditions(scope: Scope, f: QueueFilter) -> tuple[list[Any], list[Any],
         failed = exists().where(IR.result_id == R.id, IR.item_id == f.item_failed, IR.passed.is_(False))  # fmt: skip
         on_result.append(failed)
     return on_call, on_result, on_review
-
-
-def verdict_changed(last: Any) -> Any:
-    """SQL: the item's final verdict (the latest human one of ``last``, a
-    :func:`~pipeline.store.reviews.latest_verdicts` subquery, else the machine's) differs
-    from the machine's (None counts as a verdict of its own)."""
-    IR = m.ItemResult  # noqa: N806
-    final = func.coalesce(last.c.after, IR.passed)
-    return or_(
-        and_(final.is_(None), IR.passed.is_not(None)),
-        and_(final.is_not(None), IR.passed.is_(None)),
-        final != IR.passed,
-    )
 
 
 class QueueQueries:
@@ -316,13 +309,16 @@ class QueueQueries:
         return [r.call_id for r in self.queue(scope, page, with_total=False, offset=offset).rows]
 
     def facets(self, scope: Scope) -> dict[str, list[str]]:
-        """Values for the queue's filter menus (teams, agents, item ids)."""
+        """Values for the queue's filter menus (teams, agents, item ids) of the scored calls,
+        read from the dashboard's sums (:mod:`pipeline.store.facts`: a few rows per day,
+        not one per call or item)."""
+        D, DI = m.DashboardDay, m.DashboardItem  # noqa: N806
         with self.store.session("cannot read the review queue") as s:
-            teams = s.scalars(select(m.Call.team).where(m.Call.team.is_not(None)).distinct())
-            agents_q = select(m.Call.agent_id).where(m.Call.agent_id.is_not(None)).distinct()
-            if (mine := scope.calls()) is not None:
+            teams = s.scalars(select(D.team).where(D.calls > 0, D.team.is_not(None)).distinct())
+            agents_q = select(D.agent_id).where(D.calls > 0, D.agent_id.is_not(None)).distinct()
+            if (mine := scope.on(D)) is not None:
                 agents_q = agents_q.where(mine)
-            items = s.scalars(select(m.ItemResult.item_id).distinct())
+            items = s.scalars(select(DI.item_id).distinct())
             shown_teams = sorted(teams) if scope.all_calls else sorted(scope.teams)
             return {
                 "teams": shown_teams,

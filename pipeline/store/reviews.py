@@ -13,16 +13,18 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy import Subquery, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pipeline.store import models as m
+from pipeline.store.facts import refresh_facts
 from pipeline.store.outbox import Outbox
 from pipeline.store.scope import NotFound, ReviewError, Scope, bounded_text, visible_call
 from pipeline.store.session import StoreBase
+from pipeline.store.verdicts import HUMAN_VERDICTS as HUMAN_VERDICTS  # re-exported
+from pipeline.store.verdicts import latest_verdicts
 
 ReviewStatus = Literal["auto", "reviewed", "disputed"]
-HUMAN_VERDICTS = ("override", "ruling", "confirm")  # the action kinds that set a verdict
 
 
 class FinalItem(BaseModel):
@@ -96,20 +98,6 @@ def _flip(verdict: bool | None) -> bool:
     return not verdict if verdict is not None else True
 
 
-def latest_verdicts(result_id: int | None = None) -> Subquery:
-    """The newest human verdict on each item (of the result ``result_id``, else of all):
-    columns ``item_result_id``, ``action_id`` and ``after`` (the verdict it set)."""
-    A = m.ReviewAction  # noqa: N806
-    newest = select(func.max(A.id)).where(A.kind.in_(HUMAN_VERDICTS)).group_by(A.item_result_id)
-    if result_id is not None:
-        newest = newest.where(A.result_id == result_id)
-    return (
-        select(A.item_result_id, A.id.label("action_id"), A.after)
-        .where(A.id.in_(newest))
-        .subquery("latest_verdict")
-    )
-
-
 def human_verdicts(s: Session, result_id: int) -> dict[int, bool | None]:
     """item_result_id → the latest human verdict (override, ruling or confirm) on it."""
     latest = latest_verdicts(result_id)
@@ -178,7 +166,7 @@ def final_score_of(s: Session, call: m.Call) -> FinalScore:
 
 def refresh_review(s: Session, call: m.Call) -> FinalScore:
     """Recompute the call's final score and cache it (with its review status) in
-    ``call_reviews`` for the queue; returns it."""
+    ``call_reviews`` for the queue, and the call's dashboard facts; returns it."""
     s.flush()
     final = final_score_of(s, call)
     row = s.get(m.CallReview, call.id)
@@ -191,6 +179,7 @@ def refresh_review(s: Session, call: m.Call) -> FinalScore:
     row.final_max = final.max
     row.final_auto_fail = final.auto_fail
     row.updated_at = m.utcnow()
+    refresh_facts(s, call)  # the dashboard's figures, in the same transaction
     return final
 
 

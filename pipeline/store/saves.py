@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from pipeline import schema
 from pipeline.store import models as m
 from pipeline.store.db import StoreError
+from pipeline.store.facts import refresh_facts
 from pipeline.store.fingerprint import result_config, result_fingerprint
 from pipeline.store.reviews import refresh_review
 from pipeline.store.session import StoreBase, is_value
@@ -107,7 +108,9 @@ class Saves(StoreBase):
             call.error = None
             call.current_result_id = existing
             if moved and reviewed:
-                refresh_review(s, call)
+                refresh_review(s, call)  # and the dashboard's facts
+            else:  # the dashboard's facts (new result or metadata), in this transaction
+                refresh_facts(s, call)
             return existing
 
     # ------------------------------------------------------------------ human verdicts

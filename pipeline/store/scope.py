@@ -43,11 +43,16 @@ class Scope(BaseModel):
     def calls(self) -> Any:
         """The condition on :class:`~pipeline.store.models.Call` rows in this scope (None:
         no condition). Every query that returns calls or figures of calls applies it."""
+        return self.on(m.Call)
+
+    def on(self, table: Any) -> Any:
+        """The same condition on any table with the call's ``team`` and ``agent_id`` columns
+        (calls, and the dashboard's facts and their sums: :mod:`pipeline.store.facts`)."""
         if self.all_calls:
             return None
         if self.teams:
-            return m.Call.team.in_(self.teams)
-        return m.Call.agent_id == (self.agent_id or NO_AGENT)
+            return table.team.in_(self.teams)
+        return table.agent_id == (self.agent_id or NO_AGENT)
 
     def reaches(self, call: m.Call) -> bool:
         """True when the loaded ``call`` is in this scope (the same rule as :meth:`calls`)."""

@@ -3,10 +3,7 @@ overturned utterances with measured proposals (:mod:`pipeline.rubric_learning`).
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-from collections.abc import Iterable, Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -15,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from pipeline.app.deps import Reviews, check_csrf, gate, render
 from pipeline.app.i18n import gettext as _
 from pipeline.app.permissions import CAN_CALIBRATE, CAN_OWN_RUBRICS
-from pipeline.cells import safe_row
+from pipeline.cells import csv_lines
 from pipeline.contracts import ContractError
 from pipeline.rubric_learning import LearnError, accept_shown, log_acceptance, report
 from pipeline.store.review import UserInfo
@@ -37,24 +34,10 @@ def calibration_csv(user: Calibrator, reviews: Reviews) -> Response:
     rows = reviews.calibration()
     fields = list(rows[0].model_dump()) if rows else ["rubric_id", "item_id"]
     return StreamingResponse(
-        _csv_lines(fields, (safe_row(r.model_dump()) for r in rows)),
+        csv_lines(fields, (r.model_dump() for r in rows)),  # BOM: Excel reads UTF-8
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="calibration.csv"'},
     )
-
-
-def _csv_lines(fields: list[str], rows: Iterable[dict]) -> Iterator[str]:
-    """The CSV a line at a time (the response streams; no whole file in memory)."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields)
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(row)
-        if buf.tell() > 64 * 1024:
-            yield buf.getvalue()
-            buf.seek(0)
-            buf.truncate()
-    yield buf.getvalue()
 
 
 @router.get("/calibration/{rubric_id}", response_class=HTMLResponse)

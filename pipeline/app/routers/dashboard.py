@@ -139,6 +139,11 @@ def tiles(d: Dashboard) -> list[dict[str, Any]]:
                 "change": _change(now, prev, kind) if has_before else None,
             }
         )
+    # the overturn rate is of items: say so, and open the reviewed calls that have one
+    over = out[[t["key"] for t in out].index("overturn")]
+    over["sub"] = _("%(over)s of %(items)s reviewed items overturned, in") % {"over": f"{k.overturned_items:,}", "items": f"{k.reviewed_items:,}"}  # fmt: skip
+    over["sub_count"] = k.overturned_calls
+    over["sub_href"] = queue_url(d, review_status="reviewed", overturned=True) if k.overturned_calls else None  # fmt: skip
     return out
 
 
@@ -149,8 +154,8 @@ def charts(d: Dashboard) -> dict[str, Any]:
         href = queue_url(d, date_from=t.start, date_to=t.end)
         when = t.start if t.start == t.end else f"{t.start} – {t.end}"
         n = _("%(n)d calls") % {"n": t.calls}
-        score.append(Point(t.start, t.mean_score_pct, href, f"{when}: {_('Mean score')} {t.mean_score_pct or 0:.1f} ({n})"))  # fmt: skip
-        risk.append(Point(t.start, 100 * (t.high_risk_rate or 0), href, f"{when}: {_('High-risk rate')} {_pct(t.high_risk_rate)} ({n})"))  # fmt: skip
+        score.append(Point(t.start, t.mean_score_pct, href, f"{when}: {_('Mean score')} {t.mean_score_pct or 0:.1f} ({n})", t.calls))  # fmt: skip
+        risk.append(Point(t.start, 100 * (t.high_risk_rate or 0), href, f"{when}: {_('High-risk rate')} {_pct(t.high_risk_rate)} ({n})", t.calls))  # fmt: skip
     top_risk = max((p.value or 0 for p in risk), default=0)
     return {
         "score": chart(score, 100, "", "chart-score"),
