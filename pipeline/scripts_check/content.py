@@ -84,9 +84,9 @@ class ContentSettings(BaseModel):
     # an offer of the speaker's own act ("is there anything else i can help you with"): when
     # every phrase of a check says one of ``offer_subjects``, an utterance passed by its
     # content words or as a paraphrase must name the speaker (``offer_speaker``) or ask what
-    # the customer needs (an ``offer_customer`` word, then an ``offer_needs`` word within two
-    # words, not an ``obligations`` word followed by "to"): "can you do anything else with
-    # the router?" asks about the customer's act, it offers nothing
+    # the customer needs (an ``offer_needs`` cue, "you" as an ``offer_customer`` word; not
+    # an ``obligations`` cue followed by "to"): "can you do anything else with the router?"
+    # asks about the customer's act, it offers nothing
     offer_subjects: tuple[str, ...] = ()
     offer_speaker: tuple[str, ...] = ()
     offer_customer: tuple[str, ...] = ()
@@ -186,30 +186,34 @@ def _offers_only(phrases: tuple[str, ...], language: str) -> bool:
 
 
 def _needs_asked(units: tuple[str, ...], cfg: ContentSettings) -> list[int]:
-    """Positions of the customer's need asked about ("anything else you need from me",
-    "you'd like"; not "you will need to visit a store", "do you like")."""
+    """Positions of the customer's need asked about: an ``offer_needs`` cue said in order,
+    a word or none between its words ("anything else you need from me", "would you like",
+    "you still need"), "you" as any ``offer_customer`` word, a misheard word heard; not an
+    ``obligations`` cue followed by "to" ("you will need to visit a store")."""
 
-    def need(j: int) -> bool:
-        for cue in cfg.offer_needs:
-            words = cue.split()
-            said = units[j : j + len(words)]
-            if len(said) == len(words) and all(
-                word_heard(w, u, cfg.min_ratio, cfg) for w, u in zip(words, said, strict=True)
-            ):
-                after = units[j + len(words) : j + len(words) + 1]
-                if not (after == ("to",) and cue in cfg.obligations):
-                    return True
-        return False
+    def said(w: str, u: str) -> bool:
+        if w == "you":
+            return u in cfg.offer_customer
+        return word_heard(w, u, cfg.min_ratio, cfg)
 
-    return sorted(
-        {
-            j
-            for k in range(len(units))
-            if units[k] in cfg.offer_customer
-            for j in range(k + 1, min(k + 3, len(units)))
-            if need(j)
-        }
-    )
+    def end_of(words: list[str], j: int) -> int | None:
+        if not said(words[0], units[j]):
+            return None
+        for w in words[1:]:
+            nxt = [k for k in (j + 1, j + 2) if k < len(units) and said(w, units[k])]
+            if not nxt:
+                return None
+            j = nxt[0]
+        return j
+
+    out = set()
+    for cue in cfg.offer_needs:
+        words = cue.split()
+        for j in range(len(units)):
+            e = end_of(words, j)
+            if e is not None and not (units[e + 1 : e + 2] == ("to",) and cue in cfg.obligations):
+                out.add(e)
+    return sorted(out)
 
 
 def _is_offer(units: tuple[str, ...], cfg: ContentSettings) -> bool:
