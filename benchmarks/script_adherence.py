@@ -851,9 +851,18 @@ def print_line_rates(language: str, splits: list[str], seed: int, show: bool) ->
         f"{'split':<8} {'variant':<8} {'compliant':>9} {'false fail':>10} "
         f"{'near miss':>9} {'false pass':>10}"
     )
-    for split in splits:
-        rows = line_set(language, split, seed)
-        verdicts = line_verdicts(rows, rubric)
+    pooled: list = []
+    for split in [*splits, "held-out"]:
+        if split == "held-out":  # every held-out split scored above, pooled
+            if sum(1 for s in splits if s.startswith("heldout")) < 2:
+                break
+            rows, verdicts = [r for r, _ in pooled], [v for _, v in pooled]
+            show = False
+        else:
+            rows = line_set(language, split, seed)
+            verdicts = line_verdicts(rows, rubric)
+            if split.startswith("heldout"):
+                pooled += zip(rows, verdicts, strict=True)
         for variant in ("clean", "asr", "slipped", "all"):
             sel = [
                 (r, v)
@@ -1081,7 +1090,7 @@ def main() -> None:
     ap.add_argument(
         "--lines",
         nargs="*",
-        default=["dev", "heldout", "heldout2", "heldout3", "heldout4"],
+        default=["dev", "heldout", "heldout2", "heldout3", "heldout4", "heldout5"],
         help="en: splits of the agent-line sets to score (benchmarks/data/en_script_lines_*)",
     )
     ap.add_argument("--lines-seed", type=int, default=5)

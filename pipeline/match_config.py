@@ -34,6 +34,16 @@ class LanguageMatch(BaseModel):
     negations: tuple[str, ...] = ()
     # negations also recognised by their sound when extra inside a span (部 for 不)
     negation_sounds: tuple[str, ...] = ()
+    # phrase units whose loss costs ``light_missing_cost`` instead of ``missing_cost``: the
+    # particles ASR drops most (的, 吗) carry no requirement
+    light_units: tuple[str, ...] = ()
+    light_missing_cost: float | None = Field(default=None, gt=0, le=2)
+
+    def missing_of(self, unit: str) -> float:
+        """What losing the phrase unit ``unit`` costs."""
+        if self.light_missing_cost is not None and unit in self.light_units:
+            return self.light_missing_cost
+        return self.missing_cost
 
 
 _OVERRIDES: dict[str, LanguageMatch] = {}

@@ -86,6 +86,17 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("identity_check", "Your date of birth is on file, isn't it?", False),
         ("anything_else", "Is there anything else you need today?", True),
         ("anything_else", "Is anything else broken?", False),
+        # issue 29, third session: sound-alike slips (the last consonant sound changed) ...
+        ("anything_else", "Can I health you with anything else?", True),
+        ("anything_else", "is there anything elf i can help you with", True),
+        ("identity_check", "may i take your date of bird", True),
+        ("greeting", "thank you for calling north when telecom", True),
+        # ... and who offers: the agent's act, or the customer's need asked about
+        ("anything_else", "Do you need help with anything else?", True),
+        ("anything_else", "Anything else you'd like help with?", True),
+        ("anything_else", "Can you do anything else with the router?", False),
+        ("anything_else", "Do you have anything else plugged into the router?", False),
+        ("anything_else", "Anything else, you'll need to visit a store.", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:
@@ -127,6 +138,13 @@ def test_key_terms(phrase: str, plain_text: str, keys) -> None:
         ("verify", "verified", True),
         ("northwind", "northbound", False),
         ("date", "update", False),  # a slip keeps the first sound
+        ("help", "health", True),  # the last consonant sound changed (hlp / hl0)
+        ("else", "elf", True),
+        ("birth", "bird", True),
+        ("calling", "coming", False),  # one changed before the last: another word
+        ("help", "hello", False),
+        ("help", "hold", False),  # another vowel: another word
+        ("thank", "thing", False),
     ],
 )
 def test_word_heard(word: str, spoken: str, heard: bool) -> None:
@@ -235,3 +253,29 @@ def test_a_check_of_requests_needs_a_request() -> None:
         assert content_match(asks, normalise(line, "en"), "en") is None, line
     # a set with a phrase that is no request ("thank you for calling") asks nothing of a line
     assert act_mood_ok(["thank you for calling [northwind]"], normalise("northwind", "en"), "en")
+
+
+def test_a_check_of_offers_needs_the_agent_to_offer() -> None:
+    """Every phrase offers the speaker's own act ("i can help"): a line passed in other
+    words must name the speaker as who acts or ask what the customer needs."""
+    offers = ["is there anything [else] i can help you with", "anything [else] i can do for you"]
+    offered = [  # (the phrases are questions too: "?" keeps these lines questions)
+        "anything else we can sort out?",
+        "is there anything else you need from me?",
+        "anything else ya needed?",
+        "anything else you would like?",
+    ]
+    not_offered = [
+        "can you do anything else with the router for me?",
+        "do you have anything else plugged in?",
+        "anything else, you will need to take it to a store?",
+        "for anything else you need to call sales?",
+    ]
+    for line in offered:
+        assert act_mood_ok(offers, normalise(line, "en"), "en"), line
+    for line in not_offered:
+        assert not act_mood_ok(offers, normalise(line, "en"), "en"), line
+        assert content_match(offers, normalise(line, "en"), "en") is None, line
+    # a set with a phrase no speaker says ("can you confirm") is not a set of offers
+    mixed = ["can you confirm your [date of birth]", "may i have your [date of birth]"]
+    assert act_mood_ok(mixed, normalise("can you give me your date of birth", "en"), "en")

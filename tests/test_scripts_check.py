@@ -76,6 +76,22 @@ def test_en_similarity(phrase: str, text: str, low: float, high: float) -> None:
     assert low <= sim(phrase, text, "en") <= high
 
 
+def test_zh_a_lost_particle_costs_less_than_a_lost_content_character() -> None:
+    """defaults.yaml match.zh.light_units: ASR drops 的 / 吗 / 请 most; losing one costs
+    light_missing_cost (0.75), losing 还 (what the item asks) the full 1.0, and the
+    bound that skips hopeless pairs stays above the similarity."""
+    from pipeline.scripts_check.match import upper_bound
+
+    phrase = "请问还有别的需要吗"  # 9 characters
+    assert sim(phrase, "请问还有别的需要", "zh") == pytest.approx(1 - 0.75 / 9, abs=1e-3)
+    assert sim(phrase, "请问有别的需要吗", "zh") == pytest.approx(1 - 1 / 9, abs=1e-3)
+    # two particles and 还 lost: the greeting "请问有什么可以帮您" stays below 0.8
+    assert sim("请问还有什么可以帮您的吗", "请问有什么可以帮您", "zh") < 0.8
+    for text in ["请问还有别的需要", "问还有别需要吗", "还有别的"]:
+        p, u = normalise(phrase, "zh"), normalise(text, "zh")
+        assert upper_bound(p, u, "zh") >= align(p, u, "zh").similarity - 1e-4  # rounded
+
+
 def test_evidence_span_quotes_original_text() -> None:
     text = "嗯，您好！工号一二三四，很高兴为您服务。"
     n = normalise(text, "zh")

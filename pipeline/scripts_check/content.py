@@ -57,6 +57,7 @@ from pipeline.text import NormText, normalise
 
 _BRACKET = re.compile(r"\[([^\[\]]+)\]")
 _VOWELS = re.compile(r"(?<=.)[aeiouy]")
+_VOWEL = re.compile(r"[aeiou]")
 _WORD = re.compile(r"[A-Za-z][A-Za-z']*|\d[\d.,:]*")
 
 
@@ -80,6 +81,19 @@ class ContentSettings(BaseModel):
     # when every phrase of a check says one of these, an utterance passed by its content
     # words or as a paraphrase must say one too ("?" in the text counts)
     request_cues: tuple[str, ...] = ()
+    # an offer of the speaker's own act ("is there anything else i can help you with"): when
+    # every phrase of a check says one of ``offer_subjects``, an utterance passed by its
+    # content words or as a paraphrase must name the speaker (``offer_speaker``) or ask what
+    # the customer needs (an ``offer_needs`` cue, "you" as an ``offer_customer`` word; not
+    # an ``obligations`` cue followed by "to"): "can you do anything else with the router?"
+    # asks about the customer's act, it offers nothing
+    offer_subjects: tuple[str, ...] = ()
+    offer_speaker: tuple[str, ...] = ()
+    offer_customer: tuple[str, ...] = ()
+    offer_needs: tuple[str, ...] = ()
+    obligations: tuple[str, ...] = ()
+    # spellings read as one sound for the sound-alike rule (:func:`sound_slip`): th -> 0
+    sound_digraphs: tuple[tuple[str, str], ...] = ()
 
 
 @lru_cache(maxsize=1)
@@ -162,15 +176,65 @@ def _requests_only(phrases: tuple[str, ...], language: str) -> bool:
     return all(_is_request(plain(p), normalise(plain(p), language).units, cfg) for p in phrases)
 
 
+@lru_cache(maxsize=1024)
+def _offers_only(phrases: tuple[str, ...], language: str) -> bool:
+    cfg = content_settings(language)
+    if cfg is None or not cfg.offer_subjects:
+        return False
+    subjects = set(cfg.offer_subjects)
+    return all(subjects & set(normalise(plain(p), language).units) for p in phrases)
+
+
+def _needs_asked(units: tuple[str, ...], cfg: ContentSettings) -> list[int]:
+    """Positions of the customer's need asked about: an ``offer_needs`` cue said in order,
+    a word or none between its words ("anything else you need from me", "would you like",
+    "you still need"), "you" as any ``offer_customer`` word, a misheard word heard; not an
+    ``obligations`` cue followed by "to" ("you will need to visit a store")."""
+
+    def said(w: str, u: str) -> bool:
+        if w == "you":
+            return u in cfg.offer_customer
+        return word_heard(w, u, cfg.min_ratio, cfg)
+
+    def end_of(words: list[str], j: int) -> int | None:
+        if not said(words[0], units[j]):
+            return None
+        for w in words[1:]:
+            nxt = [k for k in (j + 1, j + 2) if k < len(units) and said(w, units[k])]
+            if not nxt:
+                return None
+            j = nxt[0]
+        return j
+
+    out = set()
+    for cue in cfg.offer_needs:
+        words = cue.split()
+        for j in range(len(units)):
+            e = end_of(words, j)
+            if e is not None and not (units[e + 1 : e + 2] == ("to",) and cue in cfg.obligations):
+                out.add(e)
+    return sorted(out)
+
+
+def _is_offer(units: tuple[str, ...], cfg: ContentSettings) -> bool:
+    """The speaker named as who acts ("i can help", "can we do"), or the customer's need
+    asked about (:func:`_needs_asked`)."""
+    return bool(set(cfg.offer_speaker) & set(units)) or bool(_needs_asked(units, cfg))
+
+
 def act_mood_ok(phrases: list[str] | tuple[str, ...], utt: NormText, language: str) -> bool:
     """False when every phrase of the check is a request and ``utt`` is none: "I've noted
     your account number" says the words of "may i have your account number" but not the
-    act. Applies to the routes that do not follow the phrase word by word (content words,
-    paraphrase)."""
+    act; or when every phrase offers the speaker's act and ``utt`` offers nothing ("do you
+    have anything else plugged into the router?" is not "anything else i can help you
+    with"). Applies to the routes that do not follow the phrase word by word (content
+    words, paraphrase)."""
     cfg = content_settings(language)
-    if cfg is None or not _requests_only(tuple(phrases), language):
+    if cfg is None:
         return True
-    return _is_request(utt.original, utt.units, cfg)
+    if _requests_only(tuple(phrases), language) and not _is_request(utt.original, utt.units, cfg):
+        return False
+    return not _offers_only(tuple(phrases), language) or _is_offer(utt.units, cfg)
 
 
 @lru_cache(maxsize=8)
@@ -193,6 +257,30 @@ def _stem(word: str) -> str:
     if word.endswith("s") and not word.endswith("ss") and len(word) >= 4:
         return word[:-1]
     return word
+
+
+def _sounds(word: str, cfg: ContentSettings) -> str:
+    """The consonant sounds of ``word``: a silent final e dropped, digraphs as one sound
+    (``sound_digraphs``), then its skeleton: health → hl0, else → els, birth → br0."""
+    if len(word) > 3 and word.endswith("e") and word[-2] not in "aeiouy":
+        word = word[:-1]
+    for spelt, sound in cfg.sound_digraphs:
+        word = word.replace(spelt, sound)
+    return _skeleton(word)
+
+
+def sound_slip(word: str, spoken: str, cfg: ContentSettings) -> bool:
+    """A sound-alike ASR slip: the same first vowel and consonant sounds but the last one
+    changed (help / health, else / elf, birth / bird), or, in a longer word, the last one
+    unheard (northwind / "north when"). A sound changed before the last is another word
+    (northwind / northbound, calling / coming), and so is another vowel (help / hold,
+    thank / thing)."""
+    a, b = _sounds(word, cfg), _sounds(spoken, cfg)
+    if len(a) < 3 or a[0] != b[:1] or _VOWEL.findall(word)[:1] != _VOWEL.findall(spoken)[:1]:
+        return False
+    if len(a) == len(b):
+        return a[:-1] == b[:-1]
+    return len(a) >= 5 and b == a[:-1]
 
 
 def one_slip(word: str, spoken: str) -> bool:
@@ -219,7 +307,7 @@ def word_heard(word: str, spoken: str, min_ratio: float, cfg: ContentSettings) -
         return False  # a slip keeps the length: "read" is not inside "already"
     if word[0] != spoken[0]:
         return False  # a slip keeps the first sound: "update" is not "date"
-    if fuzz.ratio(word, spoken) >= min_ratio:
+    if fuzz.ratio(word, spoken) >= min_ratio or sound_slip(word, spoken, cfg):
         return True
     a, b = _skeleton(word), _skeleton(spoken)
     # a consonant unheard is a slip (birth / bath: brth / bth); one changed is another word
@@ -243,7 +331,12 @@ def _positions(
     out += [
         k
         for k in range(len(units) - 1)
-        if len(word) >= 5 and fuzz.ratio(word, units[k] + units[k + 1]) >= cfg.key_min_ratio
+        if len(word) >= 5
+        and units[k][:1] == word[:1]
+        and (
+            fuzz.ratio(word, units[k] + units[k + 1]) >= cfg.key_min_ratio
+            or sound_slip(word, units[k] + units[k + 1], cfg)
+        )
     ]
     return sorted(set(out))
 
@@ -314,6 +407,9 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
     bare = _requests_only(tuple(phrases), language) and not _foreign_words(
         phrases, utt, language, cfg
     )
+    # in a check of offers, the customer's need asked about is the offer ("anything else
+    # you'd like a hand with"): it stands for one act word of the phrase
+    asked = _needs_asked(utt.units, cfg) if _offers_only(tuple(phrases), language) else []
     best: ContentHit | None = None
     for phrase in phrases:
         keys = {w for k in phrase_keys(phrase, phrases, language) for w in k}
@@ -350,7 +446,8 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
                         if any(
                             start <= p < end for p in _positions(w, utt.units, cfg.min_ratio, cfg)
                         )
-                    ),
+                    )
+                    + any(start <= p < end for p in asked),
                 )
             share = hits / n_others if n_others else 1.0
             # a phrase without key words: every content word ("found from the phrase")

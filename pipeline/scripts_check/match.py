@@ -94,7 +94,9 @@ def upper_bound(phrase: NormText, utt: NormText, language: str) -> float:
     cfg = match_settings(language)
     if language.startswith("zh"):
         unmatched = m - LCSseq.similarity(phrase.codes, utt.codes)
-        return 1.0 - min(cfg.missing_cost, 1.0) * unmatched / m
+        # the cheapest units may be the ones lost (light particles first)
+        costs = sorted(min(cfg.missing_of(u), 1.0) for u in phrase.units)
+        return 1.0 - sum(costs[:unmatched]) / m
     missing = cfg.missing_cost
     sub, sub2, merged = _en_costs(phrase, utt, missing)
     best = sub.min(axis=1)
@@ -173,13 +175,14 @@ def align(phrase: NormText, utt: NormText, language: str) -> Match:
     B = [[0] * (n + 1) for _ in range(m + 1)]
     for i in range(1, m + 1):
         Di, Dp, Bi, si = D[i], D[i - 1], B[i], sub[i - 1]
-        Di[0], Bi[0] = i * missing, 2
+        miss_i = cfg.missing_of(phrase.units[i - 1]) if zh else missing
+        Di[0], Bi[0] = D[i - 1][0] + miss_i, 2
         s2i = sub2[i - 1] if sub2 is not None else None
         mgi = merged[i - 1] if merged is not None and i >= 2 else None
         Dpp = D[i - 2] if i >= 2 else None
         for j in range(1, n + 1):
             best, how = Dp[j - 1] + si[j - 1], 1  # substitute / match
-            c = Dp[j] + missing
+            c = Dp[j] + miss_i
             if c < best:
                 best, how = c, 2  # phrase unit missing
             c = Di[j - 1] + (soft_cost if soft[j - 1] else extending if Bi[j - 1] == 3 else opening)
