@@ -14,7 +14,7 @@ import yaml
 from pipeline.config import Settings
 from pipeline.contracts import ContractError
 from pipeline.scoring_config import asr_config as scoring_asr_config
-from pipeline.transcribe.decode_config import asr_config, decode_models
+from pipeline.transcribe.decode_config import ModelDecode, asr_config, decode_models
 from pipeline.transcribe.model import ModelError
 from pipeline.transcribe.models import (
     CACHE_ENV,
@@ -239,11 +239,16 @@ def test_each_model_decodes_with_its_own_chunk_length_and_beam():
     config = asr_config(Settings())
     table = decode_models()
     assert config.by_model == {"base": table.models["base"], "tiny.en": table.models["tiny.en"]}
-    # base pads every chunk to Whisper's 30-s window: it takes full ones; tiny.en keeps 20 s
-    assert (config.chunk_length_s, config.beam_size) == (30, table.models["base"].beam_size)
+    base, tiny = table.models["base"], table.models["tiny.en"]
+    assert (config.chunk_length_s, config.beam_size) == (base.chunk_length_s, base.beam_size)
+    # a table where the models differ: the call's model picks its row
+    config = config.model_copy(update={"by_model": {"base": base, "tiny.en": ModelDecode(
+        chunk_length_s=12, beam_size=1)}})  # fmt: skip
     english = config.for_model("tiny.en")
-    assert (english.chunk_length_s, english.beam_size) == (20, 3) and english.model == "base"
+    assert (english.chunk_length_s, english.beam_size) == (12, 1) and english.model == "base"
+    assert config.for_model("base").chunk_length_s == base.chunk_length_s
     assert config.for_model("unlisted") == config
+    assert (tiny.chunk_length_s, tiny.beam_size) == (20, 3)  # the English golden verdicts'
     given = asr_config(Settings(asr_chunk_seconds=25, beam_size=4))  # set: every model's
     assert {(r.chunk_length_s, r.beam_size) for r in given.by_model.values()} == {(25, 4)}
     assert (given.for_model("tiny.en").chunk_length_s, given.chunk_length_s) == (25, 25)
