@@ -48,7 +48,7 @@ from rapidfuzz.distance import Levenshtein  # noqa: E402
 from pipeline.config import load_settings  # noqa: E402
 from pipeline.text import normalise_for_match  # noqa: E402
 from pipeline.transcribe import transcribe_call  # noqa: E402
-from pipeline.transcribe.decode_config import transcribe_options  # noqa: E402
+from pipeline.transcribe.decode_config import asr_config, transcribe_options  # noqa: E402
 from pipeline.transcribe.model import get_model, resolve_model  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "audio" / "zh"
@@ -185,7 +185,7 @@ def main() -> int:
     rates = [int(r) for r in args.rates.split(",")]
     print(
         f"callqa: model {settings.asr_model} (English: {settings.asr_english_model}), "
-        f"beam {settings.beam_size}, {settings.asr_decoding}; bare: WhisperModel(base) "
+        f"chunk/beam per model {asr_config(settings).by_model}, {settings.asr_decoding}; bare: WhisperModel(base) "
         f"beam 5, VAD, language detected; {len(refs)} clips"
     )
     header = f"{'file':34} {'rate':>5} {'chars':>5} {'lang':>4} {'CER callqa':>10} {'CER bare':>9} {'s callqa':>8} {'s bare':>7}"
