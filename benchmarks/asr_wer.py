@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.config import load_settings  # noqa: E402
 from pipeline.transcribe import transcribe_call  # noqa: E402
-from pipeline.transcribe.decode_config import BASELINE_BEAM_SIZE  # noqa: E402
+from pipeline.transcribe.decode_config import BASELINE_BEAM_SIZE, asr_config  # noqa: E402
 from pipeline.transcribe.model import get_model, resolve_model  # noqa: E402
 
 # References from ../shared/data/README.md: file -> one text per channel (one: mono).
@@ -126,7 +126,7 @@ def main() -> int:
     language = "en"  # every reference here is English
     print(
         f"model {settings.asr_model} ({settings.compute_type}, {settings.device}), "
-        f"beam callqa {settings.beam_size}, bare {BASELINE_BEAM_SIZE}, vad {settings.vad}; "
+        f"beam callqa {asr_config(settings).by_model}, bare {BASELINE_BEAM_SIZE}, vad {settings.vad}; "
         f"callqa decoding "
         f"{settings.asr_decoding} (batch {settings.asr_batch_size}, cpu_isa {settings.cpu_isa}); "
         f"bare: WhisperModel.transcribe, sampled temperature fallback"

@@ -16,8 +16,8 @@ human reviewer's (n/a counts as a verdict: the item must come out not applicable
     .venv/bin/python benchmarks/verdict_stability.py [--runs 6] [--noise 1e-6] \\
         [--set beam_size=5 --set asr_chunk_seconds=20] [--call c01-compliant] [--language zh]
 
-The Chinese sample calls (``--language zh``) need a multilingual model:
-``QA_ASR_MODEL=/path/to/faster-whisper-base``; ``--runs 0`` gives the accuracy alone.
+The Chinese sample calls (``--language zh``) are decoded by the default multilingual model
+(``base``, installed by ``make setup``); ``--runs 0`` gives the item-verdict accuracy alone.
 
 Exits 1 when an expected verdict changed in any run.
 """

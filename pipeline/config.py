@@ -109,7 +109,8 @@ class Settings(BaseSettings):
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     cpu_threads: int = Field(default=0, ge=0)  # 0: let CTranslate2 decide
     language: str = "auto"  # zh, en or auto
-    beam_size: int = Field(default=3, ge=1)  # see AsrConfig.beam_size for how it was chosen
+    # None: each model's own (pipeline/transcribe/decode_models.yaml); set: every model's
+    beam_size: int | None = Field(default=None, ge=1)
     vad: bool = True
     diarizer: str = "embedded"  # backend for mono calls: embedded, pyannote
     database_url: str = DEFAULT_DB_URL
@@ -121,9 +122,8 @@ class Settings(BaseSettings):
     # chunks per batch, and whether CTranslate2's CPU kernels are pinned for reproducibility.
     asr_decoding: Literal["batched", "sequential"] = "batched"
     asr_batch_size: int = Field(default=2, ge=1)
-    asr_chunk_seconds: int = Field(
-        default=20, ge=1, le=30
-    )  # speech per chunk (Whisper's window: 30)
+    # speech per chunk (Whisper's window: 30); None: each model's own, as beam_size
+    asr_chunk_seconds: int | None = Field(default=None, ge=1, le=30)
     cpu_isa: Literal["native", "pinned"] = "native"
     max_audio_minutes: float = Field(default=180.0, gt=0)  # longer files are refused
     # longer recordings are decoded into temporary files and read a window at a time

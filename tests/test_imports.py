@@ -132,6 +132,7 @@ CONFIGURATION = {
     "pipeline.transcribe.models": {"pipeline.contracts"},  # the embedded models, by name
     "pipeline.transcribe.decode_config": {
         "pipeline.config",
+        "pipeline.contracts",  # the per-model decode table (decode_models.yaml)
         "pipeline.cpu_isa",
         "pipeline.transcribe.model",
     },

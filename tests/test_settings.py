@@ -121,7 +121,7 @@ def test_settings_from_a_mapping_ignore_the_process_environment(monkeypatch) -> 
     assert settings_from({}, VaultSettings).keep_unredacted is False
     assert settings_from({"QA_PII_KEY": "  "}, VaultSettings).pii_key is None  # blank: unset
     mapped = settings_from({"QA_LANGUAGE": "zh", "QA_KEEP_UNREDACTED": "yes"})
-    assert (mapped.language, mapped.beam_size, mapped.vault.keep_unredacted) == ("zh", 3, True)
+    assert (mapped.language, mapped.beam_size, mapped.vault.keep_unredacted) == ("zh", None, True)
 
 
 def _run(code: str) -> subprocess.CompletedProcess:

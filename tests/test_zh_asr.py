@@ -14,6 +14,7 @@ import yaml
 from pipeline.config import Settings
 from pipeline.contracts import ContractError
 from pipeline.scoring_config import asr_config as scoring_asr_config
+from pipeline.transcribe.decode_config import ModelDecode, asr_config, decode_models
 from pipeline.transcribe.model import ModelError
 from pipeline.transcribe.models import (
     CACHE_ENV,
@@ -149,6 +150,8 @@ def test_default_settings_hear_chinese_in_chinese_and_english_in_english(zh_clip
     assert asr["models"] == {"base": BASE_SHA256, "tiny.en": asr["models"]["tiny.en"]}
     assert asr["zh_text"]["numbers"]["min_digits"] == 3 and len(asr["zh_text"]["sha256"]) == 64
     assert asr["hotwords"] is None  # the shipped lexicon is off (it made CER worse)
+    base = decode_models().models["base"]  # base decodes with its own row of the table
+    assert (asr["chunk_length_s"], asr["beam_size"]) == (base.chunk_length_s, base.beam_size)
     # one word entry per character (character-level times), inside the utterance
     for u in zh.utterances:
         assert all(len(w.word.rstrip("，。？,.?!")) == 1 for w in u.words), u.words
@@ -158,6 +161,7 @@ def test_default_settings_hear_chinese_in_chinese_and_english_in_english(zh_clip
     d = en.produced_by.language_decision
     assert (en.language, d.method, d.model) == ("en", "detected", "tiny.en")
     assert d.probability > 0.5 and en.produced_by.asr["hotwords"] is None
+    assert (en.produced_by.asr["chunk_length_s"], en.produced_by.asr["beam_size"]) == (20, 3)
     assert "country" in " ".join(u.text for u in en.utterances).lower()
 
 
@@ -225,9 +229,46 @@ def test_the_scoring_config_records_models_languages_and_text_stage():
     assert section.zh_text["sha256"] == load_options().sha256
     assert section.lexicon["use"] == "off" and len(section.lexicon["sha256"]) == 64
     assert "models" not in section.decode and "english_model" not in section.decode
+    assert section.decode["by_model"]["tiny.en"] == {"chunk_length_s": 20, "beam_size": 3}
     changed = scoring_asr_config(Settings(asr_english_model="none"))
     assert changed.english_model is None and list(changed.models) == ["base"]
     assert Settings(asr_languages="ZH, en ,yue").asr_languages == "zh,en,yue"
+
+
+def test_each_model_decodes_with_its_own_chunk_length_and_beam():
+    config = asr_config(Settings())
+    table = decode_models()
+    assert config.by_model == {"base": table.models["base"], "tiny.en": table.models["tiny.en"]}
+    base, tiny = table.models["base"], table.models["tiny.en"]
+    assert (config.chunk_length_s, config.beam_size) == (base.chunk_length_s, base.beam_size)
+    # a table where the models differ: the call's model picks its row
+    config = config.model_copy(update={"by_model": {"base": base, "tiny.en": ModelDecode(
+        chunk_length_s=12, beam_size=1)}})  # fmt: skip
+    english = config.for_model("tiny.en")
+    assert (english.chunk_length_s, english.beam_size) == (12, 1) and english.model == "base"
+    assert config.for_model("base").chunk_length_s == base.chunk_length_s
+    assert config.for_model("unlisted") == config
+    assert (tiny.chunk_length_s, tiny.beam_size) == (20, 3)  # the English golden verdicts'
+    given = asr_config(Settings(asr_chunk_seconds=25, beam_size=4))  # set: every model's
+    assert {(r.chunk_length_s, r.beam_size) for r in given.by_model.values()} == {(25, 4)}
+    assert (given.for_model("tiny.en").chunk_length_s, given.chunk_length_s) == (25, 25)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("version: 1\ndefault: {chunk_length_s: 40, beam_size: 3}\n", "default.chunk_length_s"),
+        ("version: 1\ndefault: {chunk_length_s: 20, beam_size: 3}\nmodels: {b: {beam: 2}}\n",
+         "models.b"),
+        ("version: 1\n", "default"),
+    ],
+)  # fmt: skip
+def test_a_broken_decode_table_is_refused_with_file_and_reason(tmp_path, body, reason):
+    path = tmp_path / "decode_models.yaml"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(ContractError, match=reason) as err:
+        decode_models(path)
+    assert str(path) in str(err.value)
 
 
 # --------------------------------------------------------------------------- Chinese text stage

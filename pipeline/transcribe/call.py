@@ -127,7 +127,7 @@ def transcribe_call(
     forced = decision.language
     model = get_model(settings.model_copy(update={"asr_model": decision.model}))
     hints = decode_hints(load_lexicon(settings.asr_lexicon), forced, vocabulary or ())
-    config = config.model_copy(update=hints)
+    config = config.for_model(decision.model).model_copy(update=hints)
 
     segments: list[AsrSegment] = []
     dropped: list[dict] = []

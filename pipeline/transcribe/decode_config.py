@@ -9,16 +9,53 @@ and a *deterministic* fallback instead of faster-whisper's sampled temperature f
 
 from __future__ import annotations
 
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.config import Settings
+from pipeline.contracts import load_model
 from pipeline.cpu_isa import PINNED_CPU_ENV
 from pipeline.transcribe.model import model_digest, resolve_model, threads_per_decode
 
 SAMPLE_RATE = 16000  # what Whisper and the Silero VAD take
+DECODE_MODELS_FILE = Path(__file__).with_name("decode_models.yaml")
+
+
+class ModelDecode(BaseModel):
+    """The decode settings chosen per model (``decode_models.yaml``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    chunk_length_s: int = Field(ge=1, le=30)
+    beam_size: int = Field(ge=1)
+
+
+class DecodeModels(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int
+    default: ModelDecode
+    models: dict[str, ModelDecode] = Field(default_factory=dict)
+
+
+@cache
+def decode_models(path: Path = DECODE_MODELS_FILE) -> DecodeModels:
+    """The per-model decode table; :class:`~pipeline.contracts.ContractError` names a file
+    that is missing or does not validate, the place in it and why."""
+    return load_model(path, DecodeModels)
+
+
+def model_decode(settings: Settings, name: str) -> ModelDecode:
+    """Model ``name``'s row of the table (else its default), under ``QA_ASR_CHUNK_SECONDS``
+    and ``QA_BEAM_SIZE`` where they are set."""
+    table = decode_models()
+    row = table.models.get(name, table.default)
+    given = {"chunk_length_s": settings.asr_chunk_seconds, "beam_size": settings.beam_size}
+    return row.model_copy(update={k: v for k, v in given.items() if v is not None})
 
 
 class VadConfig(BaseModel):
@@ -87,21 +124,16 @@ class AsrConfig(BaseModel):
     # buffers (8 x 6 heads x 1500^2 floats = 432 MB), which set a long call's peak memory.
     # Word times depend on it (faster-whisper's word heuristics restart per batch).
     batch_size: int = Field(default=2, ge=1)
-    # Beam 3, chosen by measurement against the bare loop's beam 5 (benchmarks/asr_settings.py,
-    # 20 synthetic calls, 1808 words, one stream, AMD EPYC with AVX-512 VNNI): with 30-s chunks
-    # CPU 0.76x, WER 0.325 vs 0.360; on the real telephone audio (benchmarks/asr_wer.py) WER
-    # 0.017, the bare loop 0.013. Beam 2 was cheaper still (0.71x) but turned two sample
-    # verdicts.
+    # Beam and chunk length (speech merged into chunks of at most this many seconds, each
+    # decoded in Whisper's 30-s window) come per model from decode_models.yaml, where the
+    # measurements behind them are; a chunk that loses its last words has them decoded again
+    # on their own (_uncovered_tail).
     beam_size: int = Field(default=3, ge=1)
     temperature: float = 0.0
-    # Speech is cut and merged into chunks of at most this many seconds (Whisper's window).
-    # 20 s, not 30: near the end of a full window tiny.en drops words ("Thank you for
-    # calling, have a great day" read "Have a great day!"), so with 30-s chunks 4 of the 80
-    # expected sample verdicts turned under last-bit noise in the features (a compliant call's
-    # farewell in 3 of 5 runs), with 20-s chunks none (benchmarks/verdict_stability.py).
-    # 30 s took 0.82x the CPU. A chunk that still loses its last words has them decoded again
-    # on their own (_uncovered_tail).
     chunk_length_s: int = Field(default=20, ge=1, le=30)
+    # every model's own chunk length and beam (decode_models.yaml): a call decoded by one of
+    # them takes its row (:meth:`for_model`); chunk_length_s and beam_size above are ``model``'s
+    by_model: dict[str, ModelDecode] = Field(default_factory=dict)
     word_timestamps: bool = True
     condition_on_previous_text: bool = False
     # custom vocabulary of the call (pipeline.transcribe.vocabulary): faster-whisper's hot
@@ -115,6 +147,11 @@ class AsrConfig(BaseModel):
     cpu_env: dict[str, str] = Field(default_factory=dict)  # the pins in force when pinned
     faster_whisper: str = ""
     ctranslate2: str = ""
+
+    def for_model(self, name: str) -> AsrConfig:
+        """This configuration as model ``name`` decodes with it (its chunk length and beam)."""
+        row = self.by_model.get(name)
+        return self if row is None else self.model_copy(update=row.model_dump())
 
 
 def _versions() -> tuple[str, str]:
@@ -137,6 +174,8 @@ def asr_config(settings: Settings) -> AsrConfig:
     if english:
         models[english] = model_digest(resolve_model(english))[0]
     fw, ct2 = _versions()
+    by_model = {name: model_decode(settings, name) for name in models}
+    main = by_model[settings.asr_model]
     return AsrConfig(
         model=settings.asr_model,
         english_model=english,
@@ -148,8 +187,9 @@ def asr_config(settings: Settings) -> AsrConfig:
         compute_type=settings.compute_type,
         decoding=settings.asr_decoding,
         batch_size=settings.asr_batch_size,
-        chunk_length_s=settings.asr_chunk_seconds,
-        beam_size=settings.beam_size,
+        chunk_length_s=main.chunk_length_s,
+        beam_size=main.beam_size,
+        by_model=by_model,
         vad=VadConfig() if settings.vad else None,
         threads_per_decode=threads_per_decode(settings),
         cpu_isa=settings.cpu_isa,
