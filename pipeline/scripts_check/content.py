@@ -24,7 +24,13 @@ a consonant is a slip (birth / bath), one that changes a consonant is another wo
 **Requests.** When every phrase of a check is a request (a ``request_cues`` word, or "?"),
 the routes that do not follow the phrase word by word (content words, paraphrase) pass only
 a request: "I've noted your account number" says the words of "may i have your [account
-number]" but not the act (:func:`act_mood_ok`).
+number]" but not the act (:func:`act_mood_ok`). A modal after a subject states ("i can
+see your account number"); "can i ..." asks.
+
+**Act words.** The aligner (the phrase followed word by word) passes a phrase only when one
+of its act words (content words besides key words, a synonym or a slip of one) is heard:
+"thanks for calling earlier, did the reset work?" aligns 0.80 with "thanks for calling
+goodbye" on the words around the act (:func:`act_word_heard`, ``aligned_act_word``).
 
 **Content words.** An utterance also says a phrase when it says the phrase's content words,
 in any order, within a window (politeness words, pronouns and modals ignored, contractions
