@@ -41,14 +41,25 @@ from pipeline.contracts import read_yaml
 from pipeline.schema import Result, Transcript
 from pipeline.scripts_check import Rubric, check_items, parse_rubric
 from pipeline.scripts_check.cases import load_cases, run_cases
-from pipeline.scripts_check.content import content_settings, key_terms, keys_heard
+from pipeline.scripts_check.content import (
+    content_settings,
+    key_terms,
+    keys_heard,
+    plain,
+    word_heard,
+)
 from pipeline.scripts_check.operators import select as in_window
 from pipeline.store import models as m
 from pipeline.store.reviews import HUMAN_VERDICTS
 from pipeline.text import normalise
+from pipeline.transcribe.vocabulary import Lexicon, load_lexicon
 
 _CLAUSE = re.compile(r"[,;.!?，。！？；]+")
 MAX_NEW_PHRASES = 5
+# a content word no phrase of the item, no synonym of one and no lexicon term says becomes a
+# key word of a learnt phrase only when this many overturned utterances say it: one
+# utterance's word may be an ASR slip ("[ouu]" for out), which a key word would then require
+SEVERAL_OVERTURNS = 2
 
 
 class LearnError(ValueError):
@@ -209,10 +220,37 @@ def _next_version(v: Any) -> Any:
     return v + 1 if isinstance(v, int) else f"{v}+1"
 
 
-def phrase_from(d: Disagreement, rubric: Rubric, item_phrases: list[str]) -> str | None:
+def known_words(
+    rubric: Rubric, item_phrases: list[str], overturned: list[str], lexicon: Lexicon | None = None
+) -> frozenset[str]:
+    """The words a learnt phrase may bracket: the content words of the item's phrases and
+    their synonym groups, the words of the rubric's ``vocabulary`` and of the deployment
+    lexicon (``rubrics/lexicon``), and any word said in at least ``SEVERAL_OVERTURNS`` of the
+    ``overturned`` utterances (the reviewer-passed texts of this item)."""
+    cfg = content_settings(rubric.language)
+    lang = rubric.language
+    words = {u for p in item_phrases for u in normalise(plain(p), lang).units}
+    if cfg is not None:
+        words |= {w for g in cfg.synonyms if words & set(g) for w in g}
+    lexicon = lexicon or load_lexicon()
+    terms = [*rubric.vocabulary, *lexicon.terms.get(lang, [])]
+    words |= {u for t in terms for u in normalise(t, lang).units}
+    counts: dict[str, int] = {}
+    for text in dict.fromkeys(overturned):
+        for u in set(normalise(text, lang).units):
+            counts[u] = counts.get(u, 0) + 1
+    words |= {u for u, n in counts.items() if n >= SEVERAL_OVERTURNS}
+    return frozenset(words)
+
+
+def phrase_from(
+    d: Disagreement, rubric: Rubric, item_phrases: list[str], known: frozenset[str] | None = None
+) -> str | None:
     """The clause of the judged utterance around its near-miss span, as a rubric phrase (the
     item's key words bracketed where it says them), or None when there is nothing to learn
-    from (no utterance came close) or it lacks the item's key words."""
+    from (no utterance came close) or it lacks the item's key words. With ``known``
+    (:func:`known_words`), a content word is bracketed only when it is a known word or an
+    ASR variant of one (then written as the known word: "health" -> "[help]")."""
     if not d.text:
         return None
     text = d.text
@@ -255,6 +293,18 @@ def phrase_from(d: Disagreement, rubric: Rubric, item_phrases: list[str]) -> str
         core = token.strip(",.?!;:")
         units = normalise(core, rubric.language).units
         content = bool(units) and any(u not in light for u in units) and "'" not in core
+        if content and known is not None and not set(units) <= known:
+            heard_as = [
+                w
+                for w in sorted(known)
+                if w not in light
+                and len(units) == 1
+                and word_heard(w, units[0], cfg.min_ratio, cfg)
+            ]
+            if not heard_as:  # one utterance's unknown word: said, not required
+                words.append(core)
+                continue
+            core = heard_as[0]
         words.append(f"[{core}]" if content else core)
     return " ".join(words)
 
@@ -359,16 +409,13 @@ def propose_from(
         failed_by_reviewer = [d for d in rows if not d.reviewer and d.machine]
         transcripts = {c: t for c, t, _ in calls}
         item = next(i for _, i in rubric.items() if i.id == item_id)
+        judged = [_judged(d, item, transcripts[d.call_id]) for d in passed_by_reviewer]
+        known = known_words(rubric, body["phrases"], [d.text for d in judged if d.text])
         phrases = list(
             dict.fromkeys(
                 p
-                for d in passed_by_reviewer
-                if (
-                    p := phrase_from(
-                        _judged(d, item, transcripts[d.call_id]), rubric, body["phrases"]
-                    )
-                )
-                is not None
+                for d in judged
+                if (p := phrase_from(d, rubric, body["phrases"], known)) is not None
                 and p not in body["phrases"]
             )
         )[:MAX_NEW_PHRASES]

@@ -13,6 +13,7 @@ from pipeline.schema import Transcript, Utterance
 from pipeline.scripts_check import check_items, parse_rubric
 from pipeline.scripts_check.content import (
     act_mood_ok,
+    act_word_heard,
     adds_negation,
     content_match,
     content_settings,
@@ -245,7 +246,12 @@ def test_a_check_of_requests_needs_a_request() -> None:
         "your date of birth please",
         "can i take your account number",
     ]
-    told = ["I've noted your account number", "your date of birth is verified"]
+    told = [
+        "I've noted your account number",
+        "your date of birth is verified",
+        "i can see your account number on screen",  # a modal after a subject states
+        "we could update your date of birth",
+    ]
     for line in said:
         assert act_mood_ok(asks, normalise(line, "en"), "en"), line
     for line in told:
@@ -279,3 +285,27 @@ def test_a_check_of_offers_needs_the_agent_to_offer() -> None:
     # a set with a phrase no speaker says ("can you confirm") is not a set of offers
     mixed = ["can you confirm your [date of birth]", "may i have your [date of birth]"]
     assert act_mood_ok(mixed, normalise("can you give me your date of birth", "en"), "en")
+
+
+def test_the_aligned_route_needs_an_act_word_of_the_phrase(telecom) -> None:
+    """ "thanks for calling" aligns 0.80 with "thanks for calling goodbye" but says no
+    goodbye: the words around the act are not it; a synonym or "take care" is."""
+    for line in ["Thanks for calling earlier, did the reset work?", "thanks for calling lets see"]:
+        passed, why = verdict(telecom, "farewell", line)
+        assert passed is False, (line, why)
+    for line in [
+        "Thanks for calling, bye.",
+        "thanks for calling by",
+        "Thanks for calling, take care.",
+    ]:
+        passed, why = verdict(telecom, "farewell", line)
+        assert passed is True, (line, why)
+    # a phrase without act words (all key words) is aligned as before
+    assert verdict(telecom, "greeting", "thank you for calling northwind")[0] is True
+    phrases = ["[thanks] for [calling] goodbye"]
+    assert act_word_heard(phrases[0], phrases, normalise("thanks for calling bye", "en"), "en")
+    assert not act_word_heard(phrases[0], phrases, normalise("thanks for calling", "en"), "en")
+
+
+def test_an_apostrophe_lost_by_asr_still_negates(telecom) -> None:
+    assert verdict(telecom, "anything_else", "i cant do anything else for you today")[0] is False

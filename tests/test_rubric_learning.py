@@ -19,10 +19,13 @@ from pipeline.config import RUBRICS_DIR, load_settings
 from pipeline.process import CallProcessor
 from pipeline.rescore import Rescorer
 from pipeline.rubric_learning import (
+    Disagreement,
     LearnError,
     Proposal,
     accept,
     disagreements,
+    known_words,
+    phrase_from,
     propose,
     reviewer_labels,
     stored_calls,
@@ -106,9 +109,10 @@ def test_overturns_become_a_proposal_that_rescoring_applies(archive, tmp_path) -
     assert greeting, proposals
     best = greeting[0]
     assert best.kind == "phrases"
+    # "hi" is said in one overturned call and known to no phrase: said, not required
     assert best.add_phrases == [
         "[good] [morning] [northwind] [telecom] here",
-        "[hi] [northwind] [telecom] here",
+        "hi [northwind] [telecom] here",
     ]
     assert (best.labelled, best.agree_before, best.agree_after) == (4, 1, 4)
     assert {f.call_id for f in best.flips} == {"own_1", "own_2", "own_3"}
@@ -122,7 +126,7 @@ def test_overturns_become_a_proposal_that_rescoring_applies(archive, tmp_path) -
     added = [line for line in diff.splitlines() if line.startswith("+ ")]
     assert added == [
         "+              - '[good] [morning] [northwind] [telecom] here'",
-        "+              - '[hi] [northwind] [telecom] here'",
+        "+              - hi [northwind] [telecom] here",
     ]  # quoted: a plain YAML scalar cannot start with "["
     assert "-version: 3" in diff and "+version: 4" in diff
     new = yaml.safe_load(rubric_path.read_text())
@@ -261,7 +265,7 @@ def test_a_rubric_owner_accepts_a_proposal_on_the_page_and_rescore_applies_it(
 
     new = load_rubric(rubric_path)
     assert new.version == 4
-    assert "[hi] [northwind] [telecom] here" in rubric_path.read_text()
+    assert "hi [northwind] [telecom] here" in rubric_path.read_text()
     (entry,) = [json.loads(x) for x in (var / CHANGE_LOG).read_text().splitlines()]
     assert (entry["by"], entry["item_id"], entry["version_before"], entry["version_after"]) == (
         "tom",
@@ -319,3 +323,29 @@ def test_accepting_on_the_page_is_gated_and_refuses_a_stale_proposal(archive, tm
     # the page now shows version 4; the proposal it was accepted from is gone
     r = tom.post(url, data={"csrf_token": token, "digest": digests[0]}, follow_redirects=True)
     assert "no longer the current one" in r.text and load_rubric(rubric_path).version == 4
+
+
+def test_a_learnt_phrase_brackets_only_words_the_rubric_knows_or_several_overturns_say() -> None:
+    """A word one overturned utterance says and nothing knows (an ASR slip: "ouu") is kept
+    unbracketed; a slip of a phrase word is bracketed as that word; a word several
+    overturns say ("sort") is bracketed."""
+    rubric = load_rubric(RUBRICS_DIR / "en_telecom.yaml")
+    (item,) = [i for _, i in rubric.items() if i.id == "anything_else"]
+    phrases = list(item.check.phrases)
+    said = ["anything more i can sort ouu for you", "is there anything more i can sort out"]
+    known = known_words(rubric, phrases, said)
+    assert {"sort", "more", "help"} <= known and not {"ouu", "out"} & known
+
+    def learnt(text: str) -> str | None:
+        d = Disagreement(
+            call_id="c", item_id=item.id, machine=False, reviewer=True, text=text, span=text
+        )
+        return phrase_from(d, rubric, phrases, known)
+
+    assert learnt(said[0]) == "[anything] [more] i can [sort] ouu for you"
+    assert learnt("can i health you with anything else") == (
+        "can i [help] you with [anything] [else]"
+    )
+    # without ``known`` every content word is bracketed, as said (the earlier behaviour)
+    d = Disagreement(call_id="c", item_id=item.id, machine=False, reviewer=True, text=said[0])
+    assert "[ouu]" in phrase_from(d, rubric, phrases)

@@ -24,7 +24,13 @@ a consonant is a slip (birth / bath), one that changes a consonant is another wo
 **Requests.** When every phrase of a check is a request (a ``request_cues`` word, or "?"),
 the routes that do not follow the phrase word by word (content words, paraphrase) pass only
 a request: "I've noted your account number" says the words of "may i have your [account
-number]" but not the act (:func:`act_mood_ok`).
+number]" but not the act (:func:`act_mood_ok`). A modal after a subject states ("i can
+see your account number"); "can i ..." asks.
+
+**Act words.** The aligner (the phrase followed word by word) passes a phrase only when one
+of its act words (content words besides key words, a synonym or a slip of one) is heard:
+"thanks for calling earlier, did the reset work?" aligns 0.80 with "thanks for calling
+goodbye" on the words around the act (:func:`act_word_heard`, ``aligned_act_word``).
 
 **Content words.** An utterance also says a phrase when it says the phrase's content words,
 in any order, within a window (politeness words, pronouns and modals ignored, contractions
@@ -81,6 +87,14 @@ class ContentSettings(BaseModel):
     # when every phrase of a check says one of these, an utterance passed by its content
     # words or as a paraphrase must say one too ("?" in the text counts)
     request_cues: tuple[str, ...] = ()
+    # a ``request_modals`` cue right after a ``statement_subjects`` word states, it does not
+    # ask: "i can see your account number" (not "can i see ...")
+    request_modals: tuple[str, ...] = ()
+    statement_subjects: tuple[str, ...] = ()
+    # the aligned route (the phrase followed word by word) must hear one of the phrase's act
+    # words (its content words besides key words) when it has any: "thanks for calling
+    # earlier" aligns 0.80 with "thanks for calling goodbye" but says no goodbye
+    aligned_act_word: bool = False
     # an offer of the speaker's own act ("is there anything else i can help you with"): when
     # every phrase of a check says one of ``offer_subjects``, an utterance passed by its
     # content words or as a paraphrase must name the speaker (``offer_speaker``) or ask what
@@ -161,9 +175,17 @@ def phrase_keys(phrase: str, phrases: list[str] | tuple[str, ...], language: str
 
 
 def _is_request(original: str, units: tuple[str, ...], cfg: ContentSettings) -> bool:
-    """A "?", or a request cue said (from five letters on, misspelt too: pleease, coud)."""
-    if "?" in original or set(cfg.request_cues) & set(units):
+    """A "?", or a request cue said (from five letters on, misspelt too: pleease, coud); a
+    ``request_modals`` cue right after a ``statement_subjects`` word ("i can see") is none."""
+    if "?" in original:
         return True
+    modals, subjects = set(cfg.request_modals), set(cfg.statement_subjects)
+    asked = [
+        u for j, u in enumerate(units) if u not in modals or not (j and units[j - 1] in subjects)
+    ]
+    if set(cfg.request_cues) & set(asked):
+        return True
+    units = tuple(u for u in units if u not in modals)
     long = [c for c in cfg.request_cues if len(c) >= 5]
     return any(fuzz.ratio(c, u) >= cfg.key_min_ratio for c in long for u in units)
 
@@ -361,6 +383,22 @@ def keys_heard(
     if aligned:
         return all(2 * sum(map(heard, k)) >= len(k) for k in keys)
     return all(heard(w) for k in keys for w in k)
+
+
+def act_word_heard(
+    phrase: str, phrases: list[str] | tuple[str, ...], utt: NormText, language: str
+) -> bool:
+    """``utt`` says one of ``phrase``'s act words (content words besides its key words; a
+    synonym or an ASR variant counts), or ``phrase`` has none, or the rule is off
+    (``aligned_act_word``). For the aligned route: the words around the act are not it."""
+    cfg = content_settings(language)
+    if cfg is None or not cfg.aligned_act_word:
+        return True
+    keys = {w for k in phrase_keys(phrase, phrases, language) for w in k}
+    acts = [w for w in _content_words(phrase, language, cfg) if w not in keys]
+    return not acts or any(
+        _positions(a, utt.units, cfg.min_ratio, cfg) for w in acts for a in _alternatives(w, cfg)
+    )
 
 
 @dataclass(frozen=True)

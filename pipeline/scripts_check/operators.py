@@ -38,6 +38,7 @@ from pipeline.match_config import match_settings
 from pipeline.schema import Evidence, Transcript, Utterance
 from pipeline.scripts_check.content import (
     act_mood_ok,
+    act_word_heard,
     adds_negation,
     content_match,
     keys_heard,
@@ -213,6 +214,7 @@ class _PhraseCheck(Operator):
                     and m.similarity >= threshold
                     and (best is None or m.similarity > best[0])
                     and keys_heard(keys, ctx.norm(u.text), ctx.language, aligned=True)
+                    and act_word_heard(phrase, self.phrases, ctx.norm(u.text), ctx.language)
                 ):
                     best = (m.similarity, i, u, phrase, m)
         return best
