@@ -197,6 +197,7 @@ class Judge:
         self._backend = backend
         self._backend_error: str | None = None
         self._slots = threading.BoundedSemaphore(settings.llm_concurrency)
+        self._last = threading.local()
 
     @property
     def configured(self) -> bool:
@@ -225,7 +226,19 @@ class Judge:
         summary: bool = False,
     ) -> Asked:
         """The answers of ``questions`` on ``transcript`` (cached ones are not asked again),
-        and its summary when ``summary``; all that is not cached in one request."""
+        and its summary when ``summary``; all that is not cached in one request. The last
+        :class:`Asked` of this thread stays in ``self.last`` (what it cost, for reports)."""
+        out = self._ask(transcript, questions, language, summary)
+        self._last.value = out
+        return out
+
+    @property
+    def last(self) -> Asked | None:
+        return getattr(self._last, "value", None)
+
+    def _ask(
+        self, transcript: Transcript, questions: list[Question], language: str, summary: bool
+    ) -> Asked:
         summary = summary and self.configured
         out = Asked()
         if not questions and not summary:
