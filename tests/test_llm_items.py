@@ -352,6 +352,44 @@ def test_prompt_sees_the_redacted_transcript_only(endpoint):
     assert "[1] 客户: 我的手机号是[PHONE]，耳机坏了。" in prompt
 
 
+CASES = """
+rubric: llm_test
+cases:
+  - id: apology_and_refund
+    turns:
+      - agent: 您好，这里是客服中心，请问有什么可以帮您？
+      - customer: 我上周买的耳机坏了，想退货。
+      - agent: 非常抱歉给您带来不便，我马上为您办理退货。
+    expect: {apology: true, solution: true, greeting: true}
+"""
+
+
+def test_rubric_test_runs_golden_cases_for_llm_items(endpoint, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from pipeline.scripts_check.cli import rubric as rubric_cli
+
+    (tmp_path / "r.yaml").write_text(RUBRIC, encoding="utf-8")
+    (tmp_path / "cases.yaml").write_text(CASES, encoding="utf-8")
+    args = ["test", str(tmp_path / "r.yaml"), str(tmp_path / "cases.yaml")]
+    monkeypatch.delenv("QA_LLM_BACKEND", raising=False)
+    off = CliRunner().invoke(rubric_cli, args)
+    assert off.exit_code != 0
+    assert "apology: expected true, got review" in off.output
+    assert "no LLM backend configured" in off.output
+    endpoint.answer(**GOOD)
+    for name, value in {
+        "QA_LLM_BACKEND": "openai",
+        "QA_LLM_BASE_URL": endpoint.url,
+        "QA_LLM_MODEL": "canned",
+    }.items():
+        monkeypatch.setenv(name, value)
+    on = CliRunner().invoke(rubric_cli, args)
+    assert on.exit_code == 0, on.output
+    assert "1 cases, 3 checks, 0 failed" in on.output
+    assert len(endpoint.requests) == 1
+
+
 def _embedded_missing() -> str | None:
     if importlib.util.find_spec("llama_cpp") is None:
         return "llama-cpp-python is not installed (make setup-llm)"
@@ -377,3 +415,44 @@ def test_embedded_model_answers_a_chinese_call(tmp_path: Path):
     for item in ("apology", "solution"):
         assert got[item].passed is None or got[item].evidence[0].method == "llm"
     assert result.summary is not None and result.summary.outcome in ("resolved", "needs_follow_up")
+
+
+def test_summary_is_stored_shown_in_both_languages_searchable_and_in_the_api(endpoint, app):
+    from pipeline.schema import CallJob
+    from tests.builders import login
+
+    endpoint.answer(
+        **GOOD,
+        summary="客户耳机坏了要求退货，客服道歉并办理了退货。",
+        contact_reason="耳机故障退货",
+        outcome="needs_follow_up",
+    )
+    store = app.state.reviews.store
+    judge = Judge(settings(endpoint, llm_summary=True), cache=store)
+    r = rubric()
+    config = build_scoring_config(r, llm=judge.config)
+    t = transcript()
+    t.call_id = "llm-summary-1"
+    result = score_transcript(t, r, risk_fn=lambda tr: None, config=config, judge=judge)
+    job = CallJob(call_id=t.call_id, source="/archive/llm-summary-1.wav", agent_id="A1001")
+    store.save_scored(job, t, result)
+    assert store.get_result(t.call_id).summary.contact_reason == "耳机故障退货"
+
+    client = login(app, "admin")
+    page = client.get(f"/calls/{t.call_id}", headers={"Accept-Language": "zh-CN"}).text
+    assert 'data-testid="summary"' in page
+    assert "耳机故障退货" in page and "客户耳机坏了要求退货" in page
+    assert "需跟进" in page and "来电原因" in page
+    english = client.get(f"/calls/{t.call_id}", headers={"Accept-Language": "en"})
+    token = app.state.reviews.issue_token("admin")
+    api = client.get(f"/api/calls/{t.call_id}", headers={"Authorization": f"Bearer {token}"})
+    assert api.status_code == 200, api.text
+    api = api.json()
+    assert api["summary"]["outcome"] == "needs_follow_up"
+    assert api["summary"]["model"] == "openai:canned"
+    # the LLM item's quoted line is evidence on the page, seeking its utterance's audio
+    assert 'data-utt="2"' in page and 'data-start="4.0"' in page
+    # searchable: the contact reason is not said in the call, only in its summary
+    found = client.get("/search", params={"q": "耳机故障"}).text
+    assert t.call_id in found
+    assert "Call summary" in english.text and "Needs follow-up" in english.text
