@@ -115,8 +115,8 @@ class Endpoint:
         self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def answer(self, **parts):
-        self.content = json.dumps(parts, ensure_ascii=False)
+    def answer(self, parts: dict | None = None, **more):
+        self.content = json.dumps({**(parts or {}), **more}, ensure_ascii=False)
 
 
 @pytest.fixture
@@ -147,9 +147,11 @@ def items(result):
     return {i.id: i for i in result.items}
 
 
+# the answer's keys: the question's number and words (pipeline.llm.judge._key)
+K1, K2 = "Q1 客服是否向客户道歉？", "Q2 客服是否提出了解决办法？"
 GOOD = {
-    "q1": {"quotes": ["非常抱歉给您带来不便"], "justification": "客服道歉了", "choice": "是"},
-    "q2": {"quotes": ["我马上为您办理退货"], "justification": "办理退货", "choice": "是"},
+    K1: {"quotes": ["非常抱歉给您带来不便"], "justification": "客服道歉了", "choice": "是"},
+    K2: {"quotes": ["我马上为您办理退货"], "justification": "办理退货", "choice": "是"},
 }
 
 
@@ -166,15 +168,17 @@ def test_verified_quotes_pass_with_evidence_and_one_request(endpoint):
     assert got["greeting"].passed is True  # rule items are unchanged
     # the request carried the schema: one object per question, choices as an enum
     schema = endpoint.requests[0]["response_format"]["schema"]
-    assert schema["properties"]["q1"]["properties"]["choice"]["enum"] == ["是", "否"]
-    assert schema["properties"]["q2"]["properties"]["choice"]["enum"] == ["是", "部分", "否"]
+    assert schema["properties"][K1]["properties"]["choice"]["enum"] == ["是", "否"]
+    assert schema["properties"][K2]["properties"]["choice"]["enum"] == ["是", "部分", "否"]
     assert result.produced_by.config.llm.backend == "openai"
 
 
 def test_quote_tolerates_spacing_and_punctuation(endpoint):
     endpoint.answer(
-        q1={"quotes": ["非常 抱歉！给您带来不便。"], "justification": "道歉", "choice": "是"},
-        q2={"quotes": [], "justification": "没有", "choice": "否"},
+        {
+            K1: {"quotes": ["非常 抱歉！给您带来不便。"], "justification": "道歉", "choice": "是"},
+            K2: {"quotes": [], "justification": "没有", "choice": "否"},
+        }
     )
     got = items(score(rubric(), Judge(settings(endpoint))))
     assert got["apology"].passed is True
@@ -183,8 +187,10 @@ def test_quote_tolerates_spacing_and_punctuation(endpoint):
 
 def test_partial_answer_earns_its_points(endpoint):
     endpoint.answer(
-        q1=GOOD["q1"],
-        q2={"quotes": ["我马上为您办理退货"], "justification": "只说了退货", "choice": "部分"},
+        {
+            K1: GOOD[K1],
+            K2: {"quotes": ["我马上为您办理退货"], "justification": "只说了退货", "choice": "部分"},
+        }
     )
     got = items(score(rubric(), Judge(settings(endpoint))))
     assert got["solution"].passed is True and got["solution"].points == 2
@@ -192,8 +198,10 @@ def test_partial_answer_earns_its_points(endpoint):
 
 def test_invented_quote_goes_to_review_never_a_pass(endpoint):
     endpoint.answer(
-        q1={"quotes": ["我们会给您补偿五百元"], "justification": "客服道歉了", "choice": "是"},
-        q2={"quotes": [], "justification": "给了办法", "choice": "是"},
+        {
+            K1: {"quotes": ["我们会给您补偿五百元"], "justification": "客服道歉了", "choice": "是"},
+            K2: {"quotes": [], "justification": "给了办法", "choice": "是"},
+        }
     )
     result = score(rubric(), Judge(settings(endpoint)))
     got = items(result)
@@ -210,7 +218,7 @@ def test_invented_quote_goes_to_review_never_a_pass(endpoint):
     [
         (503, "", 0.0, "HTTP 503"),
         (200, "not json at all", 0.0, "not JSON"),
-        (200, json.dumps({"q1": {"choice": "也许"}}), 0.0, "none of"),
+        (200, json.dumps({K1: {"choice": "也许"}}, ensure_ascii=False), 0.0, "none of"),
         (200, "{}", 3.0, "within 1 s"),
     ],
     ids=["http-error", "not-json", "bad-choice", "timeout"],
@@ -256,11 +264,13 @@ def test_answers_are_cached_by_transcript_question_and_model(endpoint, store):
     assert score(rubric(RUBRIC.replace("是: 5, 否: 0", "是: 5, 否: 1")), judge)
     assert len(endpoint.requests) == 1
     # a new question: only it is asked
-    endpoint.answer(q1=GOOD["q2"])
+    endpoint.answer({"Q1 客服是否给出了解决方案？": GOOD[K2]})
     changed = RUBRIC.replace("客服是否提出了解决办法？", "客服是否给出了解决方案？")
     got = items(score(rubric(changed), judge))
     assert len(endpoint.requests) == 2
-    assert list(endpoint.requests[1]["response_format"]["schema"]["properties"]) == ["q1"]
+    assert list(endpoint.requests[1]["response_format"]["schema"]["properties"]) == [
+        "Q1 客服是否给出了解决方案？"
+    ]
     assert "解决方案" in endpoint.requests[1]["messages"][1]["content"]
     assert got["solution"].passed is True
     # another model: asked again
@@ -456,3 +466,37 @@ def test_summary_is_stored_shown_in_both_languages_searchable_and_in_the_api(end
     found = client.get("/search", params={"q": "耳机故障"}).text
     assert t.call_id in found
     assert "Call summary" in english.text and "Needs follow-up" in english.text
+
+
+def test_llm_items_are_calibrated_like_rule_items(endpoint, app):
+    """Reviewers' verdicts on an llm item give its overturn rate on the calibration page."""
+    from pipeline.app.permissions import scope_of
+    from pipeline.schema import CallJob
+    from tests.builders import PASSWORD, item_ids, login
+
+    endpoint.answer(
+        {
+            K1: {"quotes": [], "justification": "没有道歉", "choice": "否"},  # wrong: it did
+            K2: GOOD[K2],
+        }
+    )
+    store = app.state.reviews.store
+    judge = Judge(settings(endpoint), cache=store)
+    r = rubric()
+    for n in (1, 2):
+        t = transcript()
+        t.call_id = f"llm-cal-{n}"
+        result = score(r, judge, t)
+        store.save_scored(CallJob(call_id=t.call_id, source=f"/a/{t.call_id}.wav"), t, result)
+    assert len(endpoint.requests) == 2  # another call id: another transcript hash
+    reviews = app.state.reviews
+    rev = reviews.authenticate("rev", PASSWORD)
+    reviews.override(scope_of(rev), "llm-cal-1", item_ids(app, "llm-cal-1")["apology"], True)
+    reviews.confirm(scope_of(rev), "llm-cal-2")
+    rows = {(x.rubric_id, x.item_id): x for x in reviews.calibration()}
+    apology = rows[("llm_test", "apology")]
+    assert (apology.scored, apology.machine_fails, apology.reviewed) == (2, 2, 2)
+    assert apology.overturn_rate == 0.5
+    assert rows[("llm_test", "solution")].overturn_rate == 0.0
+    page = login(app, "trainer").get("/calibration").text
+    assert "llm_test" in page and "致歉" in page

@@ -122,6 +122,31 @@ def resolve_model_path(name: str) -> Path:
         raise LlmFailed(f"{exc} (make setup-llm)") from None
 
 
+def _load(llama_cls: Any, **kwargs: Any) -> Any:
+    """``Llama(**kwargs)`` without llama.cpp's extra weight buffers (``use_extra_bufts``).
+
+    With them, llama.cpp 0.3.36 repacks the weights for the CPU's matrix extensions, and on
+    this project's machines (Xeon with AMX) every batched decode (any prompt of more than
+    one token) ends in a segmentation fault; one token at a time works. Llama() has no
+    argument for it, so its default model parameters are swapped while it loads (under
+    the caller's lock) and put back at once.
+    """
+    import llama_cpp.llama as high
+
+    default = high.llama_cpp.llama_model_default_params
+
+    def params():
+        p = default()
+        p.use_extra_bufts = False
+        return p
+
+    high.llama_cpp.llama_model_default_params = params
+    try:
+        return llama_cls(**kwargs)
+    finally:
+        high.llama_cpp.llama_model_default_params = default
+
+
 class EmbeddedBackend:
     """llama-cpp-python in this process: the model is loaded once per process and shared."""
 
@@ -143,7 +168,8 @@ class EmbeddedBackend:
                     raise LlmFailed(
                         "the embedded backend needs llama-cpp-python (pip install '.[llm]')"
                     ) from None
-                _LLAMAS[key] = Llama(
+                _LLAMAS[key] = _load(
+                    Llama,
                     model_path=str(self.path),
                     n_ctx=settings.llm_context,
                     n_threads=settings.llm_threads,
@@ -157,44 +183,36 @@ class EmbeddedBackend:
     def complete(
         self, messages: list[dict[str, str]], schema: dict[str, Any], timeout_s: float
     ) -> Completion:
-        from llama_cpp import StoppingCriteriaList
-
         started = time.perf_counter()
         deadline = started + timeout_s
-        timed_out = False
-
-        def stop(tokens, logits) -> bool:  # checked after every generated token
-            nonlocal timed_out
-            timed_out = time.perf_counter() > deadline
-            return timed_out
-
-        prompt = sum(len(m["content"]) for m in messages)
-        if prompt > 3 * self.llama.n_ctx():  # more characters than the window could hold
-            raise LlmFailed(f"transcript too long for a {self.llama.n_ctx()}-token context")
+        parts: list[str] = []
+        finish = None
         with self._lock:
             try:
-                out = self.llama.create_chat_completion(
+                # streamed, so the time limit is checked after every generated token (the
+                # prompt is read in one go first: about 40 tokens/s on one thread)
+                for chunk in self.llama.create_chat_completion(
                     messages=messages,
                     temperature=0.0,
                     seed=self.seed,
                     max_tokens=self.max_tokens,
                     response_format={"type": "json_object", "schema": schema},
-                    stopping_criteria=StoppingCriteriaList([stop]),
-                )
+                    stream=True,
+                ):
+                    choice = chunk["choices"][0]
+                    parts.append(choice.get("delta", {}).get("content") or "")
+                    finish = choice.get("finish_reason") or finish
+                    if time.perf_counter() > deadline and finish is None:
+                        raise LlmTimeout(
+                            f"the answer was not complete within {timeout_s:g} s"
+                        )
             except ValueError as exc:  # e.g. the prompt exceeds the context window
                 raise LlmFailed(f"llama.cpp refused the request: {exc}") from None
-        if timed_out:
-            raise LlmTimeout(f"the answer was not complete within {timeout_s:g} s")
-        choice = out["choices"][0]
-        if choice.get("finish_reason") == "length":
+            generated = sum(1 for p in parts if p)
+            prompt_tokens = max(0, self.llama.n_tokens - generated)
+        if finish == "length":
             raise LlmFailed(f"the answer did not fit in {self.max_tokens} tokens")
-        usage = out.get("usage") or {}
-        return Completion(
-            choice["message"]["content"] or "",
-            int(usage.get("prompt_tokens") or 0),
-            int(usage.get("completion_tokens") or 0),
-            time.perf_counter() - started,
-        )
+        return Completion("".join(parts), prompt_tokens, generated, time.perf_counter() - started)
 
 
 def make_backend(settings: LlmSettings) -> Backend | None:

@@ -48,7 +48,7 @@ class LanguagePrompt(BaseModel):
     @field_validator("question_block")
     @classmethod
     def _question_placeholders(cls, v: str) -> str:
-        for name in ("{id}", "{question}", "{choices}"):
+        for name in ("{id}", "{choices}"):
             if name not in v:
                 raise ValueError(f"needs the placeholder {name}")
         return v

@@ -68,8 +68,10 @@ class Asked:
     error: str | None = None
 
 
-def _key(i: int) -> str:
-    return f"q{i + 1}"
+def _key(i: int, q: Question) -> str:
+    """The question's key in the answer: its number and its words, so a small model reads
+    the question again (the grammar writes the key) right before it answers."""
+    return f"Q{i + 1} {' '.join(q.question.split())[:120]}"
 
 
 def answer_schema(questions: list[Question], summary: bool) -> dict[str, Any]:
@@ -77,7 +79,7 @@ def answer_schema(questions: list[Question], summary: bool) -> dict[str, Any]:
     a choice from its answer choices), and the summary fields when asked."""
     props: dict[str, Any] = {}
     for i, q in enumerate(questions):
-        props[_key(i)] = {
+        props[_key(i, q)] = {
             "type": "object",
             "properties": {
                 "quotes": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_QUOTES},
@@ -115,7 +117,7 @@ def build_messages(
     ]
     blocks = [
         prompt.question_block.format(
-            id=_key(i),
+            id=_key(i, q),
             question=q.question,
             choices=" / ".join(c.answer for c in q.choices),
             instructions=q.instructions or "-",
@@ -143,11 +145,11 @@ def parse_answer(
         raise LlmFailed("the answer is not a JSON object")
     answers: dict[str, LlmAnswer] = {}
     for i, q in enumerate(questions):
-        part = data.get(_key(i))
+        part = data.get(_key(i, q))
         names = [c.answer for c in q.choices]
         if not isinstance(part, dict):
             answers[q.question_sha256()] = LlmAnswer(
-                error=f"the answer has no part {_key(i)}", model=model
+                error=f"the answer has no part {_key(i, q)!r}", model=model
             )
             continue
         quotes = part.get("quotes") or []
