@@ -28,6 +28,7 @@ import os
 import sys
 import time
 from collections import Counter
+from itertools import zip_longest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +66,7 @@ def _timed(call_id: str, language: str, turns: list[tuple[str, str]]) -> Transcr
 
 
 def load_cases(language: str | None, limit: int | None) -> list[tuple[dict, Transcript]]:
-    """(label row, redacted transcript) of every labelled call, in file order."""
+    """(label row, redacted transcript) of every labelled call, English and Chinese in turn."""
     stc3: dict[str, dict] = {}
     rows = [json.loads(line) for line in LABELS.read_text(encoding="utf-8").splitlines()]
     if any("stc3" in r["source"] for r in rows):
@@ -90,7 +91,10 @@ def load_cases(language: str | None, limit: int | None) -> list[tuple[dict, Tran
             t = _timed(row["id"], lang, [next(iter(turn.items())) for turn in src["turns"]])
         taken[lang] += 1
         out.append((row, redact(t, detect(t, lang), language=lang)))
-    return out
+    # alternate the languages, so a run cut short by --max-minutes still covers both
+    by_lang = [[c for c in out if c[0]["language"] == lg] for lg in ("en", "zh")]
+    mixed = [c for pair in zip_longest(*by_lang) for c in pair if c is not None]
+    return mixed
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -99,6 +103,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--language", choices=["en", "zh"])
     parser.add_argument("--threads", type=int, default=1, help="embedded: CPU threads")
     parser.add_argument("--out", type=Path, help="write every answer here (JSON lines)")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        help="start no call after this many minutes; the figures cover the calls done",
+    )
     args = parser.parse_args(argv)
 
     env = dict(os.environ)
@@ -118,7 +127,13 @@ def main(argv: list[str] | None = None) -> None:
     seconds, prompt_tokens, completion_tokens, requests = 0.0, 0, 0, 0
     cpu0 = time.process_time()
     sink = args.out.open("w", encoding="utf-8") if args.out else None
+    begun = time.perf_counter()
+    done = 0
     for row, transcript in cases:
+        if args.max_minutes and time.perf_counter() - begun > 60 * args.max_minutes:
+            print(f"time budget spent: {done} of {len(cases)} calls done")
+            break
+        done += 1
         lang = row["language"]
         rubric = rubrics[lang]
         config = build_scoring_config(rubric, llm=judge.config)
@@ -168,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
             ) / len(all_l)
             print(f"{lang:<9}{'(all questions)':<27}{len(all_h):>4}{sum(all_h) / len(all_h):>8.2f}{maj:>10.2f}")  # fmt: skip
     print()
-    n = len(cases)
+    n = done
     if requests:
         print(f"seconds per call: {seconds / requests:.1f} (wall, {requests} requests)")
         print(f"CPU seconds per call (this process): {cpu / requests:.1f}")

@@ -500,3 +500,69 @@ def test_llm_items_are_calibrated_like_rule_items(endpoint, app):
     assert rows[("llm_test", "solution")].overturn_rate == 0.0
     page = login(app, "trainer").get("/calibration").text
     assert "llm_test" in page and "致歉" in page
+
+
+def test_a_zh_question_added_to_a_rubric_rescores_stored_calls_without_transcribing(
+    endpoint, tmp_path, monkeypatch
+):
+    """The QA lead's path: stored calls, a 中文 question added to their form, `callqa
+    rescore`: one request per call, no transcript made again; the same configuration again
+    asks nothing; another model asks again."""
+    from click.testing import CliRunner
+    from sqlalchemy import func, select
+
+    from pipeline.cli import cli
+    from pipeline.config import RUBRICS_DIR
+    from pipeline.store import dispose_engines, open_store
+    from pipeline.store import models as m
+    from tests.test_rescore import BANK, run_archive, sample_archive
+
+    monkeypatch.delenv("QA_LLM_BACKEND", raising=False)
+    url = f"sqlite:///{tmp_path / 'qa.db'}"
+    run_archive(url, sample_archive(tmp_path))
+    form = yaml.safe_load((RUBRICS_DIR / "zh_bank_hotline.yaml").read_text("utf-8"))
+    form["version"] = f"{form['version']}-llm"
+    question = "客服是否耐心解答了客户的问题？"
+    form["sections"][-1]["items"].append(
+        {
+            "id": "patient",
+            "title": "耐心解答",
+            "points": 5,
+            "check": {"llm": {"question": question, "choices": {"是": 5, "否": 0}}},
+        }
+    )
+    path = tmp_path / "zh_bank_hotline_llm.yaml"
+    path.write_text(yaml.safe_dump(form, allow_unicode=True), encoding="utf-8")
+    endpoint.answer({f"Q1 {question}": {"quotes": ["是我本人"], "justification": "x", "choice": "是"}})  # fmt: skip
+    for name, value in {
+        "QA_LLM_BACKEND": "openai",
+        "QA_LLM_BASE_URL": endpoint.url,
+        "QA_LLM_MODEL": "canned",
+        "QA_LLM_SUMMARY": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    store = open_store(url)
+    with store.session() as s:
+        transcripts = s.scalar(select(func.count()).select_from(m.Transcript))
+
+    def rescore() -> str:
+        out = CliRunner().invoke(cli, ["rescore", "--db", url, "--rubric", str(path)])
+        assert out.exit_code == 0, out.output
+        return out.stdout
+
+    assert "3 re-scored" in rescore()
+    assert len(endpoint.requests) == 3  # one request per call
+    for call_id in BANK:
+        item = {i.id: i for i in store.get_result(call_id).items}["patient"]
+        # bank_001 said 是我本人: verified; the others did not: to review, saying why
+        if call_id == "bank_001_compliant":
+            assert item.passed is True and item.evidence[0].span == "是我本人"
+        else:
+            assert item.passed is None and "not found in the transcript" in item.reason
+        assert store.get_result(call_id).produced_by.config.llm.model == "canned"
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(m.Transcript)) == transcripts
+    assert "0 re-scored" in rescore() and len(endpoint.requests) == 3
+    monkeypatch.setenv("QA_LLM_MODEL", "another")
+    assert "3 re-scored" in rescore() and len(endpoint.requests) == 6
+    dispose_engines()
