@@ -367,12 +367,18 @@ class CallProcessor:
         return self._budget(declared)
 
     def _budget(self, audio_seconds: float | None) -> Budget:
-        return Budget.for_call(
+        budget = Budget.for_call(
             audio_seconds,
             floor_s=self.settings.call_time_floor_s,
             per_audio_second=self.settings.call_time_per_audio_s,
             memory_mb=self.settings.call_memory_mb,
         )
+        llm = self.settings.llm
+        if budget.seconds and llm.llm_backend is not None:
+            # the language model has its own limit per call (QA_LLM_CALL_SECONDS); a call
+            # over it goes to review, so it must not also fail the call's own budget
+            budget = dataclasses.replace(budget, seconds=budget.seconds + llm.llm_call_seconds)
+        return budget
 
     def _lease_s(self, budget: Budget | None) -> float:
         """How long a claim holds: the call's time budget and a margin for storing it."""
