@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     env = dict(os.environ)
     env.setdefault("QA_LLM_BACKEND", "embedded")
     env.setdefault("QA_LLM_THREADS", str(args.threads))
+    # quality is measured here, not the nightly limit: a loaded machine may take minutes
+    env.setdefault("QA_LLM_CALL_SECONDS", "1800")
     env["QA_LLM_SUMMARY"] = "0"
     settings: LlmSettings = settings_from(env, LlmSettings)
     judge = Judge(settings)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -265,6 +266,7 @@ class Judge:
         if not todo and not ask_summary:
             return out
         model = f"{self.config.backend}:{self.config.model}"
+        started = time.perf_counter()
         try:
             backend = self.backend
             if backend is None:
@@ -277,7 +279,7 @@ class Judge:
             out.prompt_tokens, out.completion_tokens = done.prompt_tokens, done.completion_tokens
             answers, made = parse_answer(done.text, todo, ask_summary, model)
         except LlmFailed as exc:
-            out.error = str(exc)
+            out.error, out.seconds = str(exc), time.perf_counter() - started
             log.warning("LLM items of %s go to review: %s", transcript.call_id, exc)
             for q in todo:
                 out.answers[q.question_sha256()] = LlmAnswer(error=str(exc), model=model)
