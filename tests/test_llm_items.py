@@ -413,7 +413,13 @@ def test_embedded_model_answers_a_chinese_call(tmp_path: Path):
     missing = _embedded_missing()
     if missing:
         pytest.skip(missing)
-    s = LlmSettings(_env_prefix="\0", llm_backend="embedded", llm_summary=True, llm_threads=2)
+    s = LlmSettings(
+        _env_prefix="\0",
+        llm_backend="embedded",
+        llm_summary=True,
+        llm_threads=2,
+        llm_call_seconds=500,  # a loaded CI machine: about 1-2 min; the test's limit is 600 s
+    )
     judge = Judge(s)
     r = rubric()
     config = build_scoring_config(r, llm=judge.config)
@@ -424,6 +430,7 @@ def test_embedded_model_answers_a_chinese_call(tmp_path: Path):
     assert got["apology"].passed is not False, got["apology"].reason
     for item in ("apology", "solution"):
         assert got[item].passed is None or got[item].evidence[0].method == "llm"
+    assert judge.last.error is None and judge.last.requests == 1
     assert result.summary is not None and result.summary.outcome in ("resolved", "needs_follow_up")
 
 
