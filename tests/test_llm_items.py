@@ -573,3 +573,23 @@ def test_a_zh_question_added_to_a_rubric_rescores_stored_calls_without_transcrib
     monkeypatch.setenv("QA_LLM_MODEL", "another")
     assert "3 re-scored" in rescore() and len(endpoint.requests) == 6
     dispose_engines()
+
+
+def test_quotes_must_be_the_words_of_the_role_the_question_names(endpoint):
+    with_role = RUBRIC.replace(
+        "            instructions: 客服说了",
+        "            role: agent\n            instructions: 客服说了",
+    )
+    endpoint.answer(
+        {
+            K1: {"quotes": ["我上周买的耳机坏了"], "justification": "x", "choice": "是"},
+            K2: {"quotes": ["我上周买的耳机坏了"], "justification": "x", "choice": "是"},
+        }
+    )
+    got = items(score(rubric(with_role), Judge(settings(endpoint))))
+    # the customer's words cannot show that the agent apologised
+    assert got["apology"].passed is None
+    assert "not found in the transcript (agent utterances)" in got["apology"].reason
+    # a question with no role takes anyone's words
+    assert got["solution"].passed is True and got["solution"].evidence[0].speaker == "customer"
+    assert len(endpoint.requests) == 1

@@ -203,9 +203,7 @@ class EmbeddedBackend:
                     parts.append(choice.get("delta", {}).get("content") or "")
                     finish = choice.get("finish_reason") or finish
                     if time.perf_counter() > deadline and finish is None:
-                        raise LlmTimeout(
-                            f"the answer was not complete within {timeout_s:g} s"
-                        )
+                        raise LlmTimeout(f"the answer was not complete within {timeout_s:g} s")
             except ValueError as exc:  # e.g. the prompt exceeds the context window
                 raise LlmFailed(f"llama.cpp refused the request: {exc}") from None
             generated = sum(1 for p in parts if p)

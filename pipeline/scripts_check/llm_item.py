@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pipeline.llm.answer import LlmAnswer
 from pipeline.schema import Evidence, canonical_sha256
 from pipeline.scripts_check.match import match
-from pipeline.scripts_check.operators import Context, Operator, Outcome, register
+from pipeline.scripts_check.operators import CheckRole, Context, Operator, Outcome, register
 
 # a quote counts as found when it aligns with an utterance this well (1.0: every unit);
 # below 1.0 so a model's dropped particle or changed punctuation is still the same words
@@ -48,6 +48,8 @@ class LlmCheck(Operator):
     question: str = Field(min_length=1)
     choices: list[Choice] = Field(min_length=2)
     instructions: str | None = None
+    # whose words the quotes must be (a question about what the customer said: customer)
+    role: CheckRole = "any"
     min_quote_similarity: float = Field(default=QUOTE_SIMILARITY, gt=0, le=1)
 
     @field_validator("choices", mode="before")
@@ -78,7 +80,7 @@ class LlmCheck(Operator):
                 "choices": [c.answer for c in self.choices],
                 "instructions": self.instructions,
             }
-        )
+        )  # ``role`` only decides which quotes count: the model is asked the same
 
     def phrases_used(self) -> list[str]:
         return []
@@ -103,8 +105,9 @@ class LlmCheck(Operator):
             return Outcome(None, reason, [Evidence(reason=reason, method="llm")])
         evidence, missing = self._verify(ctx, answer)
         if missing:
+            whose = "" if self.role == "any" else f" ({self.role} utterances)"
             reason = (
-                f"needs review: quote(s) not found in the transcript: "
+                f"needs review: quote(s) not found in the transcript{whose}: "
                 f"{', '.join(repr(q) for q in missing)}; {said}"
             )
             return Outcome(None, reason, evidence or [Evidence(reason=reason, method="llm")])
@@ -125,12 +128,15 @@ class LlmCheck(Operator):
         evidence: list[Evidence] = []
         missing: list[str] = []
         utts = ctx.transcript.utterances
+        said_by = None if self.role == "any" else self.role
         for quote in answer.quotes:
             q = ctx.norm(quote)
             if not len(q):
                 continue  # punctuation only: nothing to find
             best = None
             for i, u in enumerate(utts):
+                if said_by is not None and u.speaker != said_by:
+                    continue
                 text = ctx.norm(u.text)
                 m = match(q, text, ctx.language, self.min_quote_similarity)
                 if m is None or m.similarity < self.min_quote_similarity:
