@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -97,18 +98,119 @@ def load_cases(language: str | None, limit: int | None) -> list[tuple[dict, Tran
     return mixed
 
 
+def _yes(rubric, item_id: str, choice: str | None) -> bool | None:
+    """Whether the model's raw answer is the item's passing answer (None: no answer)."""
+    if choice is None:
+        return None
+    check = next(i.check for _, i in rubric.items() if i.id == item_id)
+    points = {c.answer: c.points for c in check.choices}
+    return points[choice] > 0 if choice in points else None
+
+
+_CHOICE = re.compile(r"→ '([^']*)'")
+
+
+def record_from(row: dict, result, asked, rubric) -> dict:
+    """One call's record: labels, verified verdicts, raw answers, what it cost."""
+    items = {i.id: i for i in result.items}
+    by_hash = {i.check.question_sha256(): i.id for _, i in rubric.items()}
+    raw = {by_hash[h]: a.choice for h, a in asked.answers.items() if h in by_hash}
+    return {
+        "id": row["id"],
+        "language": row["language"],
+        "labels": row["labels"],
+        "verdicts": {q: items[q].passed for q in QUESTIONS},
+        "answers": {q: _yes(rubric, q, raw.get(q)) for q in QUESTIONS},
+        "reasons": {q: items[q].reason for q in QUESTIONS},
+        "seconds": asked.seconds,
+        "prompt_tokens": asked.prompt_tokens,
+        "completion_tokens": asked.completion_tokens,
+        "requests": asked.requests,
+        "error": asked.error,
+    }
+
+
+def read_records(path: Path, rubrics: dict) -> list[dict]:
+    """Records saved by ``--out`` (older files kept items with reasons only: the raw answer
+    is read from the reason, ``… → 'yes': …``)."""
+    labels = {r["id"]: r for r in map(json.loads, LABELS.read_text(encoding="utf-8").splitlines())}
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        if "items" in rec:  # the first format
+            row = labels[rec["id"]]
+            rubric = rubrics[row["language"]]
+            answers = {}
+            for q, item in rec["items"].items():
+                m = _CHOICE.search(item.get("reason", ""))
+                answers[q] = _yes(rubric, q, m.group(1)) if m else None
+            rec = {
+                "id": rec["id"],
+                "language": row["language"],
+                "labels": row["labels"],
+                "verdicts": {q: rec["items"][q].get("passed") for q in QUESTIONS},
+                "answers": answers,
+                "error": rec.get("error"),
+            }
+        out.append(rec)
+    return out
+
+
+def report(records: list[dict]) -> None:
+    """Agreement per question and language: of the verified verdict (a review counts as a
+    disagreement) and of the model's raw answer, beside always answering the majority."""
+    print()
+    head = f"{'language':<9}{'question':<27}{'n':>4}{'verdict':>9}{'answer':>8}{'majority':>10}{'review':>8}"  # fmt: skip
+    print(head)
+    for lang in ("en", "zh", "all"):
+        mine = [r for r in records if lang in (r["language"], "all")]
+        if not mine:
+            continue
+        totals = [0, 0, 0, 0, 0]  # n, verdict hits, answer hits, majority hits, reviews
+        for q in QUESTIONS:
+            lab = [bool(r["labels"][q]) for r in mine]
+            ver = [r["verdicts"][q] for r in mine]
+            ans = [r["answers"][q] for r in mine]
+            n = len(lab)
+            v_hit = sum(v is x for v, x in zip(ver, lab, strict=True))
+            a_hit = sum(a is x for a, x in zip(ans, lab, strict=True))
+            maj = max(lab.count(True), lab.count(False))
+            rev = sum(v is None for v in ver)
+            for k, x in enumerate((n, v_hit, a_hit, maj, rev)):
+                totals[k] += x
+            print(f"{lang:<9}{q:<27}{n:>4}{v_hit / n:>9.2f}{a_hit / n:>8.2f}{maj / n:>10.2f}{rev:>8}")  # fmt: skip
+        n, v_hit, a_hit, maj, rev = totals
+        print(f"{lang:<9}{'(all questions)':<27}{n:>4}{v_hit / n:>9.2f}{a_hit / n:>8.2f}{maj / n:>10.2f}{rev:>8}")  # fmt: skip
+    timed = [r for r in records if r.get("requests")]
+    if timed:
+        seconds = sum(r["seconds"] for r in timed)
+        prompt = sum(r["prompt_tokens"] for r in timed)
+        made = sum(r["completion_tokens"] for r in timed)
+        print()
+        print(f"seconds per call: {seconds / len(timed):.1f} (wall, {len(timed)} requests)")
+        print(f"tokens per call: {prompt / len(timed):.0f} prompt, {made / len(timed):.0f} generated")  # fmt: skip
+        print(f"tokens/s: {(prompt + made) / seconds:.1f} (prompt and generated, over wall time)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, help="first N calls of each language")
     parser.add_argument("--language", choices=["en", "zh"])
     parser.add_argument("--threads", type=int, default=1, help="embedded: CPU threads")
-    parser.add_argument("--out", type=Path, help="write every answer here (JSON lines)")
+    parser.add_argument("--out", type=Path, help="write each call's record here (JSON lines)")
+    parser.add_argument("--from", dest="saved", type=Path, help="report a saved --out file")
     parser.add_argument(
         "--max-minutes",
         type=float,
         help="start no call after this many minutes; the figures cover the calls done",
     )
     args = parser.parse_args(argv)
+    rubrics = {lang: load_rubric(DATA / f"llm_items_{lang}.yaml") for lang in ("en", "zh")}
+    if args.saved:
+        records = read_records(args.saved, rubrics)
+        print(f"{len(records)} calls from {args.saved}")
+        report(records)
+        return
 
     env = dict(os.environ)
     env.setdefault("QA_LLM_BACKEND", "embedded")
@@ -118,81 +220,34 @@ def main(argv: list[str] | None = None) -> None:
     env["QA_LLM_SUMMARY"] = "0"
     settings: LlmSettings = settings_from(env, LlmSettings)
     judge = Judge(settings)
-    rubrics = {lang: load_rubric(DATA / f"llm_items_{lang}.yaml") for lang in ("en", "zh")}
     cases = load_cases(args.language, args.limit)
     print(f"backend {judge.config.backend} {judge.config.model} ({settings.llm_threads} thread(s))")
     print(f"{len(cases)} labelled calls: {dict(Counter(r['language'] for r, _ in cases))}")
-
-    hits: dict[tuple[str, str], list[int]] = {}
-    reviews: Counter[tuple[str, str]] = Counter()
-    labels: dict[tuple[str, str], list[bool]] = {}
-    seconds, prompt_tokens, completion_tokens, requests = 0.0, 0, 0, 0
-    cpu0 = time.process_time()
     sink = args.out.open("w", encoding="utf-8") if args.out else None
-    begun = time.perf_counter()
-    done = 0
+    records: list[dict] = []
+    cpu0, begun = time.process_time(), time.perf_counter()
     for row, transcript in cases:
         if args.max_minutes and time.perf_counter() - begun > 60 * args.max_minutes:
-            print(f"time budget spent: {done} of {len(cases)} calls done")
+            print(f"time budget spent: {len(records)} of {len(cases)} calls done")
             break
-        done += 1
-        lang = row["language"]
-        rubric = rubrics[lang]
+        rubric = rubrics[row["language"]]
         config = build_scoring_config(rubric, llm=judge.config)
         result = score_transcript(
             transcript, rubric, risk_fn=lambda t: None, config=config, judge=judge
         )
-        asked = judge.last
-        seconds += asked.seconds
-        prompt_tokens += asked.prompt_tokens
-        completion_tokens += asked.completion_tokens
-        requests += asked.requests
-        items = {i.id: i for i in result.items}
-        line = []
+        rec = record_from(row, result, judge.last, rubric)
+        records.append(rec)
+        marks = []
         for q in QUESTIONS:
-            label = bool(row["labels"][q])
-            got = items[q].passed
-            labels.setdefault((lang, q), []).append(label)
-            hits.setdefault((lang, q), []).append(int(got is label))
-            reviews[(lang, q)] += got is None
-            line.append(
-                f"{q[:8]}={'?' if got is None else 'YN'[not got]}{'' if got is label else '✗'}"
-            )
-        print(f"  {row['id']:<24} {asked.seconds:6.1f} s  " + " ".join(line), flush=True)
+            got, label = rec["verdicts"][q], bool(row["labels"][q])
+            marks.append(f"{q[:8]}={'?' if got is None else 'YN'[not got]}{'' if got is label else '✗'}")  # fmt: skip
+        print(f"  {row['id']:<24} {rec['seconds']:6.1f} s  " + " ".join(marks), flush=True)
         if sink:
-            sink.write(json.dumps({"id": row["id"], "error": asked.error, "items": {q: items[q].model_dump(mode="json", exclude_none=True) for q in QUESTIONS}}, ensure_ascii=False) + "\n")  # fmt: skip
-    cpu = time.process_time() - cpu0
-
-    print()
-    print(f"{'language':<9}{'question':<27}{'n':>4}{'agree':>8}{'majority':>10}{'review':>8}")
-    for lang in ("en", "zh", "all"):
-        for q in QUESTIONS:
-            keys = [(lg, q) for lg in ("en", "zh") if lang in (lg, "all")]
-            h = [x for k in keys for x in hits.get(k, [])]
-            lab = [x for k in keys for x in labels.get(k, [])]
-            if not h:
-                continue
-            majority = max(lab.count(True), lab.count(False)) / len(lab)
-            rev = sum(reviews[k] for k in keys)
-            print(f"{lang:<9}{q:<27}{len(h):>4}{sum(h) / len(h):>8.2f}{majority:>10.2f}{rev:>8}")
-        all_h = [x for (lg, _), v in hits.items() if lang in (lg, "all") for x in v]
-        all_l = [x for (lg, _), v in labels.items() if lang in (lg, "all") for x in v]
-        if all_h:
-            maj = sum(
-                max(v.count(True), v.count(False))
-                for (lg, _), v in labels.items()
-                if lang in (lg, "all")
-            ) / len(all_l)
-            print(f"{lang:<9}{'(all questions)':<27}{len(all_h):>4}{sum(all_h) / len(all_h):>8.2f}{maj:>10.2f}")  # fmt: skip
-    print()
-    n = done
-    if requests:
-        print(f"seconds per call: {seconds / requests:.1f} (wall, {requests} requests)")
-        print(f"CPU seconds per call (this process): {cpu / requests:.1f}")
-        print(f"tokens per call: {prompt_tokens / requests:.0f} prompt, {completion_tokens / requests:.0f} generated")  # fmt: skip
-        print(f"tokens/s overall: {(prompt_tokens + completion_tokens) / seconds:.1f}")
-    else:
-        print(f"{n} calls, no request answered")
+            sink.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            sink.flush()
+    report(records)
+    if records:
+        print(f"CPU seconds per call (this process): {(time.process_time() - cpu0) / len(records):.1f}")  # fmt: skip
 
 
 if __name__ == "__main__":
