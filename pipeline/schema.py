@@ -361,12 +361,26 @@ class RiskConfigRef(_Section):
     dialogue: dict[str, str] | None = None
 
 
+class LlmConfig(_Section):
+    """The language model that answers a rubric's ``llm`` items (and writes summaries): a
+    change here re-asks on ``callqa rescore``. ``backend`` "none": none was configured (the
+    items went to review). The API key is never recorded."""
+
+    backend: Literal["none", "openai", "embedded"]
+    model: str | None = None
+    model_sha256: str | None = None  # embedded: of the GGUF file; openai: not knowable
+    base_url: str | None = None
+    prompt_sha256: str  # of the prompt template file (pipeline/llm/prompt.yaml)
+    decode: dict[str, Any] = Field(default_factory=dict)  # temperature, max tokens, context
+    summary: bool = False  # a summary and contact reason were asked for too
+
+
 Stage = Literal["transcript", "score"]
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     # a change here re-transcribes (decode, ASR, roles, redaction)
     "transcript": ("asr", "diarizer", "redaction"),
     # a change here re-scores from the stored transcript
-    "score": ("rubric", "risk", "callqa_version"),
+    "score": ("rubric", "risk", "llm", "callqa_version"),
 }
 
 
@@ -383,6 +397,7 @@ class ScoringConfig(_Section):
     redaction: RedactionConfig | None = None
     rubric: RubricConfig
     risk: RiskConfigRef | None = None
+    llm: LlmConfig | None = None  # only when the rubric has llm items or a summary is asked
 
     def fingerprint(self) -> str:
         return canonical_sha256(self)
@@ -450,6 +465,18 @@ class SectionScore(_Model):
     max: int | float
 
 
+class CallSummary(_Model):
+    """A call's summary, contact reason and outcome in the call's language, written by the
+    language model of the ScoringConfig's ``llm`` section (:mod:`pipeline.llm.judge`)."""
+
+    summary: str
+    contact_reason: str
+    outcome: Literal["resolved", "needs_follow_up"]
+    language: str | None = None
+    model: str | None = None  # backend:model that wrote it
+    config_sha256: str | None = None  # of the LlmConfig that wrote it
+
+
 class Result(_Model):
     call_id: str
     rubric: RubricRef
@@ -463,6 +490,7 @@ class Result(_Model):
     sections: list[SectionScore] | None = None
     auto_fail_items: list[str] | None = None  # critical items that failed
     language: str | None = None  # of the transcript
+    summary: CallSummary | None = None  # with an LLM backend and QA_LLM_SUMMARY
 
     def to_json(self, **kwargs: Any) -> str:
         return self.model_dump_json(indent=2, exclude_none=True, **kwargs)

@@ -21,6 +21,7 @@ from pipeline.redact import sets_for_language
 from pipeline.schema import (
     AsrConfig,
     DiarizerConfig,
+    LlmConfig,
     RedactionConfig,
     RiskConfigRef,
     RubricConfig,
@@ -144,14 +145,22 @@ def build_scoring_config(
     diarizer: DiarizerConfig | None = None,
     redaction: RedactionConfig | None = None,
     risk: RiskConfigRef | None = None,
+    llm: LlmConfig | None = None,
 ) -> ScoringConfig:
-    """The ScoringConfig of one call: the process-wide sections plus the call's rubric."""
+    """The ScoringConfig of one call: the process-wide sections plus the call's rubric.
+
+    ``llm`` (:func:`pipeline.llm.config.llm_config`) is recorded when the rubric has ``llm``
+    items or a summary is asked for: a change of model, prompt or decoding then re-scores.
+    """
+    if llm is not None and not llm.summary and not rubric.llm_checks():
+        llm = None
     return ScoringConfig(
         asr=asr,
         diarizer=diarizer,
         redaction=redaction,
         rubric=RubricConfig(id=rubric.id, version=rubric.version, sha256=rubric.sha256),
         risk=risk,
+        llm=llm,
     )
 
 

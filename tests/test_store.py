@@ -80,6 +80,7 @@ TABLES = {
     "search_docs",
     "webhook_outbox",  # migration 0007
     "user_teams",  # team leads' teams (migration 0009)
+    "llm_answers",  # LLM answers cache (migration 0011)
 }
 # Engine-specific search structures made by migration 0006 outside the models: SQLite's FTS5
 # table (and its shadow tables), PostgreSQL's pg_trgm index.

@@ -108,9 +108,10 @@ def load_cases(path: str | Path) -> CaseFile:
 
 
 def run_cases(
-    rubric: Rubric, cases: CaseFile, path: str | Path = "<cases>"
+    rubric: Rubric, cases: CaseFile, path: str | Path = "<cases>", judge: Any = None
 ) -> tuple[int, list[CaseFailure]]:
-    """Score every case with ``rubric``; (number of checks made, failures)."""
+    """Score every case with ``rubric``; (number of checks made, failures). ``judge``
+    (:class:`pipeline.llm.judge.Judge`) answers its ``llm`` items; None: they go to review."""
     from pipeline.score import score_transcript
 
     ids = {i.id for _, i in rubric.items()}
@@ -124,7 +125,9 @@ def run_cases(
                 f"cases[{case.id}].expect",
                 f"unknown item(s) {', '.join(unknown)} (rubric {rubric.id})",
             )
-        result = score_transcript(case.transcript(rubric.language), rubric, risk_fn=lambda t: None)
+        result = score_transcript(
+            case.transcript(rubric.language), rubric, risk_fn=lambda t: None, judge=judge
+        )
         by_id = {i.id: i for i in result.items}
         for item_id, want in case.expect.items():
             checks += 1

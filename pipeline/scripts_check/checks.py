@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BeforeValidator, Field
 
 # imported for their @register side effect: every operator must be known before the union
-from pipeline.scripts_check import conversation, order  # noqa: F401
+from pipeline.scripts_check import conversation, llm_item, order  # noqa: F401
 from pipeline.scripts_check.operators import OPERATORS, Context, Operator, Outcome, register
 
 

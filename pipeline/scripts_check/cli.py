@@ -53,7 +53,8 @@ def check(paths: tuple[str, ...]) -> None:
 @click.argument("cases_paths", nargs=-1, required=True)
 def test(rubric_path: str, cases_paths: tuple[str, ...]) -> None:
     """Run golden cases (CASES.yaml: transcript snippet → expected verdict per item) against
-    a rubric; print every failing expectation; exit 1 when any fails."""
+    a rubric; print every failing expectation; exit 1 when any fails. ``llm`` items are asked
+    of the model QA_LLM_BACKEND names (unset: they come out as review, saying why)."""
     from pipeline.scripts_check import RubricError, load_rubric
     from pipeline.scripts_check.cases import load_cases, run_cases
 
@@ -61,11 +62,17 @@ def test(rubric_path: str, cases_paths: tuple[str, ...]) -> None:
         r = load_rubric(rubric_path)
     except RubricError as exc:
         raise CallqaError(str(exc)) from None
+    judge = None
+    if r.llm_checks():
+        from pipeline.config import LlmSettings, settings_from
+        from pipeline.llm.judge import Judge
+
+        judge = Judge(settings_from(None, LlmSettings))
     total = failed = 0
     for path in cases_paths:
         try:
             cases = load_cases(path)
-            n, failures = run_cases(r, cases, path)
+            n, failures = run_cases(r, cases, path, judge=judge)
         except RubricError as exc:
             raise CallqaError(str(exc)) from None
         for f in failures:

@@ -78,14 +78,18 @@ def evaluate_item(ctx: Context, rubric: Rubric, item: Item) -> Outcome:
     return _confidence_rule(ctx, rubric, item, out)
 
 
-def check_items(transcript: Transcript, rubric: Rubric) -> list[ItemResult]:
+def check_items(
+    transcript: Transcript, rubric: Rubric, llm_answers: dict | None = None
+) -> list[ItemResult]:
     """Evaluate every item of ``rubric`` on ``transcript``, in rubric order.
 
     Verdicts use ``speaker``, ``start``, ``end`` and ``text``; word probabilities and
     utterance confidence only move low-confidence verdicts to review, so a chat or text
     transcript scores exactly like an audio-derived one. Phrases are compared in the
     rubric's language. ``points`` is what the item earns (its full points when passed,
-    0 when failed or undecided); the form applies auto-fail.
+    0 when failed or undecided; an ``llm`` item: its answer's points); the form applies
+    auto-fail. ``llm_answers``: the answers of the rubric's ``llm`` checks by question hash
+    (:class:`pipeline.llm.judge.Judge`); None: no model was asked, those items go to review.
     """
     semantic, semantic_default = rubric.semantic_settings()
     ctx = Context(
@@ -94,6 +98,7 @@ def check_items(transcript: Transcript, rubric: Rubric) -> list[ItemResult]:
         semantic=semantic,
         semantic_default=semantic_default,
         semantic_keyed_only=rubric.semantic is None,
+        llm_answers=llm_answers,
     )
     results: list[ItemResult] = []
     for section, item in rubric.items():
@@ -105,7 +110,7 @@ def check_items(transcript: Transcript, rubric: Rubric) -> list[ItemResult]:
                 section=section.id,
                 title=item.title,
                 passed=outcome.passed,
-                points=item.points if outcome.passed else 0.0,
+                points=_awarded(item, outcome),
                 max_points=item.points,
                 critical=item.critical,
                 needs_review=outcome.passed is None and outcome.applicable,
@@ -116,6 +121,12 @@ def check_items(transcript: Transcript, rubric: Rubric) -> list[ItemResult]:
             )
         )
     return results
+
+
+def _awarded(item: Item, outcome: Outcome) -> float:
+    if not outcome.passed:
+        return 0.0
+    return item.points if outcome.points is None else min(outcome.points, item.points)
 
 
 def metrics_for(transcript: Transcript, language: str | None = None) -> dict[str, Any]:

@@ -82,6 +82,8 @@ class Outcome:
     # evidence the verdict rests on (a required hit, a forbidden hit, a near miss of a
     # failed required phrase): the engine checks the ASR confidence of these spans
     support: list[Evidence] = field(default_factory=list)
+    # what the item earns when it is not all or nothing (an ``llm`` answer's points)
+    points: float | None = None
 
 
 @dataclass
@@ -97,6 +99,9 @@ class Context:
     # only, since a cosine alone reads "there is something i can do" as "is there anything
     # else i can do for you" (benchmarks/script_adherence.py --language en)
     semantic_keyed_only: bool = False
+    # answers of the call's ``llm`` checks by question hash (pipeline.llm.judge); None: not
+    # asked (no backend), and every llm check goes to review saying so
+    llm_answers: dict | None = None
 
     def norm(self, text: str) -> NormText:
         return normalise(text, self.language)

@@ -138,6 +138,19 @@ class Rubric(_Strict):
     def items(self) -> list[tuple[Section, Item]]:
         return [(s, i) for s in self.sections for i in s.items]
 
+    def llm_checks(self) -> list[Any]:
+        """Every ``llm`` check of the rubric (in items, conditions and compositions), once
+        per question: what one request per call asks the model."""
+        seen: dict[str, Any] = {}
+        for _, item in self.items():
+            for op in (item.check, item.when):
+                if op is None:
+                    continue
+                for _, node in _walk("", op):
+                    if getattr(node, "op", None) == "llm":
+                        seen.setdefault(node.question_sha256(), node)
+        return list(seen.values())
+
     def phrases(self) -> list[str]:
         """Every phrase and keyword of the rubric (the segmentation user dictionary)."""
         if self._phrases is not None:
@@ -185,6 +198,15 @@ def _semantic_problems(rubric: Rubric) -> list[tuple[str, str]]:
                     (f"{here}.id", f"duplicate item id {item.id!r} (first at {items[item.id]})")
                 )
             items.setdefault(item.id, here)
+            check = item.check
+            if getattr(check, "op", None) == "llm" and check.max_points != item.points:
+                found.append(
+                    (
+                        f"{here}.check.llm.choices",
+                        f"the best answer earns {check.max_points:g} points, the item "
+                        f"{item.points:g}: they must be equal",
+                    )
+                )
             for key, op in (("check", item.check), ("when", item.when)):
                 if op is not None:
                     found += _phrase_problems(f"{here}.{key}", op, rubric.language)

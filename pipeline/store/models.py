@@ -594,3 +594,18 @@ def copy_call(call: Call, model: type[CallModel], **extra: Any) -> CallModel:
 
 
 CALL_COLUMN_NAMES: frozenset[str] = frozenset(Call.__table__.columns.keys())
+
+
+class LlmAnswer(Base):
+    """A language model's answer to one rubric question on one transcript (migration 0011):
+    the cache that keeps a re-score with the same configuration from asking again. ``model``
+    is the hash of the whole LLM section of the ScoringConfig (backend, model and its
+    sha256, prompt template, decode settings), so any change there misses."""
+
+    __tablename__ = "llm_answers"
+
+    transcript_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    question_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64), primary_key=True)
+    answer: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

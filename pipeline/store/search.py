@@ -34,6 +34,9 @@ MAX_QUERY = 100  # characters
 CONTEXT = 24  # characters either side of a hit
 SYNC_BATCH = 500
 SCAN_LIMIT = 20_000  # an agent with at most this many calls is searched by scanning them
+# the call's summary and contact reason (Result.summary, pipeline.llm) follow its transcript
+# in the indexed text after this line start; a hit there points at no utterance
+SUMMARY_MARK = "\n§ "
 
 
 def terms(value: str) -> list[str]:
@@ -87,6 +90,7 @@ def context_of(doc: str, query: str) -> tuple[int | None, str, str, str]:
     """(utterance index, text before, the hit, text after) of the first hit of ``query``
     (its first term when the whole query does not occur as typed)."""
     low = doc.lower()
+    summary_at = doc.find(SUMMARY_MARK)
     needles = [query.strip().lower()] + [t.group() for t in TOKEN.finditer(query.lower())]
     for needle in needles:
         at = low.find(needle) if needle else -1
@@ -97,7 +101,8 @@ def context_of(doc: str, query: str) -> tuple[int | None, str, str, str]:
             end = at + len(needle)
             before = doc[max(line_start, at - CONTEXT) : at]
             after = doc[end : min(line_end, end + CONTEXT)]
-            return doc.count("\n", 0, at), before, doc[at:end], after
+            in_summary = 0 <= summary_at < at
+            return (None if in_summary else doc.count("\n", 0, at)), before, doc[at:end], after
     return None, "", "", doc[: CONTEXT * 2]
 
 
@@ -144,17 +149,25 @@ class SearchIndex:
                 .where(U.transcript_id.in_(list(transcript_of)))
                 .order_by(U.transcript_id, U.idx)
             ).all()
+            summaries = dict(
+                s.execute(
+                    select(m.Result.id, m.Result.document["summary"]).where(
+                        m.Result.id.in_([rid for _, rid in transcript_of.values()])
+                    )
+                ).all()
+            )
         texts: dict[int, list[str]] = {t: [] for t in transcript_of}
         for tid, said in found:
             texts[tid].append(" ".join(said.split()))
-        docs = [
-            {
-                "call_pk": transcript_of[tid][0],
-                "result_id": transcript_of[tid][1],
-                "text": "\n".join(lines),
-            }  # fmt: skip
-            for tid, lines in texts.items()
-        ]
+        docs = []
+        for tid, lines in texts.items():
+            call_pk, rid = transcript_of[tid]
+            doc = "\n".join(lines)
+            summary = summaries.get(rid)
+            if isinstance(summary, dict):
+                said = " ".join(str(summary.get(k) or "") for k in ("contact_reason", "summary"))
+                doc += SUMMARY_MARK + " ".join(said.split())
+            docs.append({"call_pk": call_pk, "result_id": rid, "text": doc})
         self.write(docs)
 
     def write(self, docs: list[dict[str, Any]]) -> None:

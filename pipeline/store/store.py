@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pipeline.config import load_settings
 from pipeline.store.db import StoreError, StoreUnavailable, StoreUnwritable, get_engine, upgrade
+from pipeline.store.llm_answers import LlmAnswers
 from pipeline.store.reads import CALL_COLUMNS, Reads
 from pipeline.store.runs import Runs
 from pipeline.store.saves import Saves
@@ -34,7 +35,7 @@ def open_store(url: str | None = None) -> Store:
     return Store(engine)
 
 
-class Store(Saves, Runs, Reads, Unredacted):
+class Store(Saves, Runs, Reads, Unredacted, LlmAnswers):
     """Reads and writes the inspection database behind one engine (see :func:`open_store`)."""
 
 

@@ -36,7 +36,8 @@ class EmbeddedModel(BaseModel):
 
     packages: list[str] = Field(min_length=1)  # import names, in part order
     directory: str  # the model folder inside each package
-    parts: list[str] = Field(default_factory=list)  # model.bin pieces, one per package
+    parts: list[str] = Field(default_factory=list)  # pieces of ``file``, one per package
+    file: str = "model.bin"  # the reassembled file's name in the cache folder
     files: list[str] = Field(default_factory=list)  # other files, from the first package
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     bytes: int | None = Field(default=None, gt=0)
@@ -94,7 +95,7 @@ def model_file_sha256(path: str | Path) -> str:
 
 
 def _is_complete(target: Path, spec: EmbeddedModel) -> bool:
-    model_bin = target / "model.bin"
+    model_bin = target / spec.file
     if not model_bin.is_file() or any(not (target / f).is_file() for f in spec.files):
         return False
     if spec.bytes is not None and model_bin.stat().st_size != spec.bytes:
@@ -118,14 +119,14 @@ def _assemble(name: str, spec: EmbeddedModel) -> Path:
     work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     work.chmod(0o755)
     try:
-        with open(work / "model.bin", "wb") as out:
+        with open(work / spec.file, "wb") as out:
             for piece in pieces:
                 with open(piece, "rb") as fh:
                     shutil.copyfileobj(fh, out, 1 << 22)
-        got = model_file_sha256(work / "model.bin")
+        got = model_file_sha256(work / spec.file)
         if got != spec.sha256:
             raise ModelError(
-                f"{name}: reassembled model.bin has sha256 {got}, expected {spec.sha256} "
+                f"{name}: reassembled {spec.file} has sha256 {got}, expected {spec.sha256} "
                 f"(parts from {', '.join(str(p) for p in pieces)}); refused"
             )
         for f in spec.files:
@@ -152,17 +153,22 @@ def resolve_embedded(name: str, models_file: Path = MODELS_FILE) -> Path | None:
     return _assemble(name, spec)
 
 
-def install_embedded(names: list[str] | None = None) -> dict[str, Path]:
+def install_embedded(
+    names: list[str] | None = None, models_file: Path = MODELS_FILE
+) -> dict[str, Path]:
     """Resolve (and so reassemble and verify) every embedded model: what ``make setup`` runs."""
-    return {n: resolve_embedded(n) for n in names or list(embedded_models())}  # type: ignore[misc]
+    return {
+        n: resolve_embedded(n, models_file)  # type: ignore[misc]
+        for n in names or list(embedded_models(models_file))
+    }
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Install the embedded ASR models (make setup).")
+def main(argv: list[str] | None = None, models_file: Path = MODELS_FILE) -> None:
+    parser = argparse.ArgumentParser(description="Install embedded models (make setup).")
     parser.add_argument("names", nargs="*", help="models (default: all embedded)")
     args = parser.parse_args(argv)
     try:
-        for name, path in install_embedded(args.names).items():
+        for name, path in install_embedded(args.names, models_file).items():
             print(f"{name}: {path}")
     except ModelError as exc:
         raise SystemExit(f"error: {exc}") from None

@@ -43,6 +43,8 @@ class CallDetail(BaseModel):
     call: CallInfo
     final: FinalScore
     risk: dict[str, Any] | None
+    # summary, contact reason, resolved / needs follow-up (Result.summary; LLM backend on)
+    summary: dict[str, Any] | None = None
     audit: list[AuditRow]
     disputes: list[DisputeRow]
 
@@ -86,6 +88,7 @@ def get_call(call_id: str, user: ApiUser, reviews: Reviews) -> CallDetail:
         call=info,
         final=reviews.final_score(scope, call_id),
         risk=result.risk.model_dump(mode="json") if result and result.risk else None,
+        summary=result.summary.model_dump(mode="json") if result and result.summary else None,
         audit=reviews.audit(scope, call_id),
         disputes=reviews.disputes(scope, call_id),
     )

@@ -134,6 +134,7 @@ def call_view(
         call_url=f"/calls/{security.url_id(info.call_id)}",
         final=final,
         risk=risk,
+        summary=result.summary if result else None,
         utterances=transcript_view(unredacted or transcript, final, risk),
         timeline=timeline.build(
             utterances,
