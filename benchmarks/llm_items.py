@@ -200,6 +200,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="write each call's record here (JSON lines)")
     parser.add_argument("--from", dest="saved", type=Path, help="report a saved --out file")
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --out: keep the calls already in that file, ask only the others, report all",
+    )
+    parser.add_argument(
         "--max-minutes",
         type=float,
         help="start no call after this many minutes; the figures cover the calls done",
@@ -221,14 +226,20 @@ def main(argv: list[str] | None = None) -> None:
     settings: LlmSettings = settings_from(env, LlmSettings)
     judge = Judge(settings)
     cases = load_cases(args.language, args.limit)
+    records: list[dict] = []
+    if args.resume and args.out and args.out.exists():
+        records = read_records(args.out, rubrics)
+        done = {r["id"] for r in records}
+        cases = [(row, t) for row, t in cases if row["id"] not in done]
+        print(f"resuming: {len(records)} calls kept from {args.out}")
     print(f"backend {judge.config.backend} {judge.config.model} ({settings.llm_threads} thread(s))")
     print(f"{len(cases)} labelled calls: {dict(Counter(r['language'] for r, _ in cases))}")
-    sink = args.out.open("w", encoding="utf-8") if args.out else None
-    records: list[dict] = []
+    sink = args.out.open("a" if args.resume else "w", encoding="utf-8") if args.out else None
+    asked_before = len(records)
     cpu0, begun = time.process_time(), time.perf_counter()
     for row, transcript in cases:
         if args.max_minutes and time.perf_counter() - begun > 60 * args.max_minutes:
-            print(f"time budget spent: {len(records)} of {len(cases)} calls done")
+            print(f"time budget spent: {len(records) - asked_before} of {len(cases)} calls done")
             break
         rubric = rubrics[row["language"]]
         config = build_scoring_config(rubric, llm=judge.config)
@@ -246,8 +257,8 @@ def main(argv: list[str] | None = None) -> None:
             sink.write(json.dumps(rec, ensure_ascii=False) + "\n")
             sink.flush()
     report(records)
-    if records:
-        print(f"CPU seconds per call (this process): {(time.process_time() - cpu0) / len(records):.1f}")  # fmt: skip
+    if len(records) > asked_before:
+        print(f"CPU seconds per call (this process): {(time.process_time() - cpu0) / (len(records) - asked_before):.1f}")  # fmt: skip
 
 
 if __name__ == "__main__":
