@@ -27,8 +27,13 @@ FLOAT32_BYTES = 4
 DECODE_OVERHEAD = 3  # decoded samples plus resampling and feature buffers
 
 
-class OverBudget(Exception):
-    """The call ran past its time budget or memory budget; it is recorded as failed."""
+class OverBudget(BaseException):
+    """The call ran past its time budget or memory budget; it is recorded as failed.
+
+    A ``BaseException``, as ``KeyboardInterrupt`` is: it lands at whatever bytecode the call
+    runs next, often inside a library's or our own ``except Exception`` (a number parser that
+    treats any error as "not a number"), which would swallow it and let the call run on and
+    be stored."""
 
 
 @dataclass(frozen=True)

@@ -203,7 +203,7 @@ class CallProcessor:
         try:  # planning opens and reads the file: inside a budget, and any error is the call's
             with call_budget(self._budget(None)):
                 plan = self.plan(job)
-        except Exception as exc:
+        except (Exception, OverBudget) as exc:
             if is_transient(exc):
                 raise
             return self._failed(job, _failure_reason(exc, job), run_id, started, None, None)
@@ -258,7 +258,7 @@ class CallProcessor:
                 result = self.score_stage(plan, stage.transcript, timer)
                 if plan.source is not None:  # what was read is what the file still is
                     plan.source.check_unchanged()
-        except Exception as exc:
+        except (Exception, OverBudget) as exc:
             if is_transient(exc):
                 raise
             reason = _failure_reason(exc, job)

@@ -27,6 +27,26 @@ def test_time_budget_stops_a_runaway_loop():
     assert time.monotonic() - started < 3
 
 
+def test_a_broad_except_in_the_call_does_not_swallow_the_stop():
+    # the stop lands inside whatever the call runs; code that turns any error into "no
+    # value" (a number parser, a library) must not eat it and let the call be stored
+    def parse(text: str) -> int | None:
+        try:
+            _spin(0.05)
+            return int(text)
+        except Exception:  # noqa: BLE001 - the pattern under test
+            return None
+
+    started = time.monotonic()
+    with (
+        pytest.raises(OverBudget, match="time budget of 1 s"),
+        call_budget(Budget(seconds=0.6, memory_mb=None)),
+    ):
+        for _ in range(200):  # 10 s of parsing when nothing stops it
+            parse("x")
+    assert time.monotonic() - started < 3
+
+
 def test_memory_budget_stops_a_call_that_grows():
     hog = []
     with (

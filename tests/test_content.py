@@ -304,7 +304,14 @@ def test_the_aligned_route_needs_an_act_word_of_the_phrase(telecom) -> None:
     assert verdict(telecom, "greeting", "thank you for calling northwind")[0] is True
     phrases = ["[thanks] for [calling] goodbye"]
     assert act_word_heard(phrases[0], phrases, normalise("thanks for calling bye", "en"), "en")
-    assert not act_word_heard(phrases[0], phrases, normalise("thanks for calling", "en"), "en")
+    assert not act_word_heard(
+        phrases[0], phrases, normalise("thanks for calling lets see", "en"), "en"
+    )
+    # a line that says nothing but the phrase's own words is the phrase shortened, not words
+    # around another act: the sample calls close "Thank you for calling." (c03, c04), and
+    # reviewers pass that farewell
+    assert act_word_heard(phrases[0], phrases, normalise("thanks for calling", "en"), "en")
+    assert verdict(telecom, "farewell", "Thank you for calling.")[0] is True
 
 
 def test_an_apostrophe_lost_by_asr_still_negates(telecom) -> None:

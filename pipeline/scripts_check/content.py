@@ -389,16 +389,32 @@ def act_word_heard(
     phrase: str, phrases: list[str] | tuple[str, ...], utt: NormText, language: str
 ) -> bool:
     """``utt`` says one of ``phrase``'s act words (content words besides its key words; a
-    synonym or an ASR variant counts), or ``phrase`` has none, or the rule is off
-    (``aligned_act_word``). For the aligned route: the words around the act are not it."""
+    synonym or an ASR variant counts), or says nothing but words of the check's phrases, or
+    ``phrase`` has none, or the rule is off (``aligned_act_word``). For the aligned route:
+    the words around the act are not it."""
     cfg = content_settings(language)
     if cfg is None or not cfg.aligned_act_word:
         return True
     keys = {w for k in phrase_keys(phrase, phrases, language) for w in k}
     acts = [w for w in _content_words(phrase, language, cfg) if w not in keys]
-    return not acts or any(
+    if not acts or not _adds_content(utt, phrases, language, cfg):
+        return True
+    return any(
         _positions(a, utt.units, cfg.min_ratio, cfg) for w in acts for a in _alternatives(w, cfg)
     )
+
+
+def _adds_content(
+    utt: NormText, phrases: list[str] | tuple[str, ...], language: str, cfg: ContentSettings
+) -> bool:
+    """``utt`` says a content word no phrase of the check (or a synonym) has: it says
+    something besides a shortened phrase ("thank you for calling" at the close says only
+    the phrase's words; "thanks for calling earlier, did the reset work?" says more)."""
+    known = {
+        a for p in phrases for w in _content_words(p, language, cfg) for a in _alternatives(w, cfg)
+    }
+    light = set(cfg.light_words)
+    return any(u not in light and u not in known for u in utt.units)
 
 
 @dataclass(frozen=True)
