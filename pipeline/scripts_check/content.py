@@ -410,11 +410,16 @@ def _adds_content(
     """``utt`` says a content word no phrase of the check (or a synonym) has: it says
     something besides a shortened phrase ("thank you for calling" at the close says only
     the phrase's words; "thanks for calling earlier, did the reset work?" says more)."""
-    known = {
-        a for p in phrases for w in _content_words(p, language, cfg) for a in _alternatives(w, cfg)
-    }
-    light = set(cfg.light_words)
+    known, light = _check_words(tuple(phrases), language, cfg), _light(cfg)
     return any(u not in light and u not in known for u in utt.units)
+
+
+@lru_cache(maxsize=1024)
+def _check_words(phrases: tuple[str, ...], language: str, cfg: ContentSettings) -> frozenset[str]:
+    """The content words of a check's phrases and their synonyms."""
+    return frozenset(
+        a for p in phrases for w in _content_words(p, language, cfg) for a in _alternatives(w, cfg)
+    )
 
 
 @dataclass(frozen=True)
