@@ -5,7 +5,10 @@ active call a few times a second and, when one is over its time budget or has gr
 process's memory by more than its memory budget, raises :class:`OverBudget` *in the call's
 own thread* (``PyThreadState_SetAsyncExc``). The exception lands at the next Python bytecode
 the call runs: between ASR segments, between checks, between utterances; native code that
-never returns to Python (one CTranslate2 decode step) finishes that step first.
+never returns to Python (one CTranslate2 decode step) finishes that step first. Where it
+lands, Python may discard it (a weakref callback or ``__del__`` run by the garbage collector
+prints "Exception ignored" and goes on), so the watchdog raises it again at every check
+while the call runs on, and a call that ends after its stop fails all the same.
 
 Memory is the process's resident set: with several calls at once, a call is stopped when the
 process grew by more than its budget since it started (the memory a runaway call takes is
@@ -111,7 +114,11 @@ def _watch_loop() -> None:
     while True:
         time.sleep(WATCH_INTERVAL_S)
         with _lock:
-            watches = [w for w in _active.values() if not w.done and w.reason is None]
+            watches = [w for w in _active.values() if not w.done]
+            for w in watches:
+                if w.reason is not None:  # stopped, yet running on: the stop was discarded
+                    _raise_in(w.thread_id, OverBudget)
+            watches = [w for w in watches if w.reason is None]
         if not watches:
             continue
         rss = _rss() if any(w.budget.memory_mb for w in watches) else 0
@@ -147,7 +154,8 @@ def _ensure_watchdog() -> None:
 @contextmanager
 def call_budget(budget: Budget) -> Iterator[None]:
     """Run the block under ``budget``; raises :class:`OverBudget` with the reason when the
-    block is stopped."""
+    block is stopped, or when it ends after the watchdog stopped it (the stop discarded
+    on the way, or the block finishing just as it fired: it ran past its budget)."""
     if not budget.seconds and not budget.memory_mb:
         yield
         return
@@ -164,9 +172,20 @@ def call_budget(budget: Budget) -> Iterator[None]:
     except OverBudget:
         raise OverBudget(watch.reason or "over budget") from None
     finally:
-        with _lock:
-            watch.done = True
-            _active.pop(watch.thread_id, None)
-            if watch.reason is not None:
-                # the block finished just as the watchdog fired: its work stands
+        _retire(watch)
+    if watch.reason is not None:
+        raise OverBudget(watch.reason)
+
+
+def _retire(watch: _Watch) -> None:
+    """Take ``watch`` off the watchdog's list and cancel a stop not yet delivered; a stop
+    landing in here (the watchdog re-raises) only makes it try again."""
+    while True:
+        try:
+            with _lock:
+                watch.done = True
+                _active.pop(watch.thread_id, None)
                 _raise_in(watch.thread_id, None)
+            return
+        except OverBudget:
+            continue
