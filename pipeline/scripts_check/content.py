@@ -65,6 +65,7 @@ _BRACKET = re.compile(r"\[([^\[\]]+)\]")
 _VOWELS = re.compile(r"(?<=.)[aeiouy]")
 _VOWEL = re.compile(r"[aeiou]")
 _WORD = re.compile(r"[A-Za-z][A-Za-z']*|\d[\d.,:]*")
+_PUNCT = re.compile(r"[.,;:?!]")
 
 
 class ContentSettings(BaseModel):
@@ -106,6 +107,13 @@ class ContentSettings(BaseModel):
     offer_customer: tuple[str, ...] = ()
     offer_needs: tuple[str, ...] = ()
     obligations: tuple[str, ...] = ()
+    # a question about the topic: when no phrase of a check is a request or an offer
+    # (statements: a greeting, a farewell), a line passed by its content words or as a
+    # paraphrase whose clause asks a question (a ``question_auxiliaries`` word followed by a
+    # ``question_subjects`` word) before the check's key words is not the act: "did you get
+    # the welcome pack from northwind?" is not "welcome to northwind"
+    question_auxiliaries: tuple[str, ...] = ()
+    question_subjects: tuple[str, ...] = ()
     # spellings read as one sound for the sound-alike rule (:func:`sound_slip`): th -> 0
     sound_digraphs: tuple[tuple[str, str], ...] = ()
 
@@ -207,6 +215,56 @@ def _offers_only(phrases: tuple[str, ...], language: str) -> bool:
     return all(subjects & set(normalise(plain(p), language).units) for p in phrases)
 
 
+@lru_cache(maxsize=1024)
+def _statements_only(phrases: tuple[str, ...], language: str) -> bool:
+    """No phrase of the check is a request, a question or an offer (a greeting, a
+    farewell)."""
+    cfg = content_settings(language)
+    if cfg is None:
+        return False
+    return not any(
+        _is_request(plain(p), normalise(plain(p), language).units, cfg)
+        or set(cfg.offer_subjects) & set(normalise(plain(p), language).units)
+        for p in phrases
+    )
+
+
+def _clause_start(utt: NormText, k: int) -> int:
+    """The first unit of the clause holding unit ``k`` (after the last punctuation mark
+    before it in the original text, or the utterance's start)."""
+    while k > 0 and not _PUNCT.search(utt.original[utt.spans[k - 1][1] : utt.spans[k][0]]):
+        k -= 1
+    return k
+
+
+def asks_about_topic(
+    phrases: list[str] | tuple[str, ...], utt: NormText, language: str
+) -> bool:
+    """``utt`` asks a question in the clause that holds the first key word of the check
+    heard, before that word (a ``question_auxiliaries`` word then a ``question_subjects``
+    word: "did you get the welcome pack from northwind?", "have you called northwind
+    before?"): it speaks of the topic, it does not perform a statement's act."""
+    cfg = content_settings(language)
+    if cfg is None or not cfg.question_auxiliaries:
+        return False
+    keys = {w for p in phrases for k in phrase_keys(p, phrases, language) for w in k}
+    heard = [
+        q
+        for w in keys
+        for a in _alternatives(w, cfg)
+        for q in _positions(a, utt.units, cfg.key_min_ratio, cfg)
+    ]
+    if not heard:
+        return False
+    first = min(heard)
+    aux, subjects = set(cfg.question_auxiliaries), set(cfg.question_subjects)
+    units = utt.units
+    return any(
+        units[j] in aux and units[j + 1] in subjects
+        for j in range(_clause_start(utt, first), first - 1)
+    )
+
+
 def _needs_asked(units: tuple[str, ...], cfg: ContentSettings) -> list[int]:
     """Positions of the customer's need asked about: an ``offer_needs`` cue said in order,
     a word or none between its words ("anything else you need from me", "would you like",
@@ -249,12 +307,15 @@ def act_mood_ok(phrases: list[str] | tuple[str, ...], utt: NormText, language: s
     your account number" says the words of "may i have your account number" but not the
     act; or when every phrase offers the speaker's act and ``utt`` offers nothing ("do you
     have anything else plugged into the router?" is not "anything else i can help you
-    with"). Applies to the routes that do not follow the phrase word by word (content
-    words, paraphrase)."""
+    with"); or when no phrase is a request or an offer and ``utt`` asks about the topic
+    (:func:`asks_about_topic`). Applies to the routes that do not follow the phrase word by
+    word (content words, paraphrase)."""
     cfg = content_settings(language)
     if cfg is None:
         return True
     if _requests_only(tuple(phrases), language) and not _is_request(utt.original, utt.units, cfg):
+        return False
+    if _statements_only(tuple(phrases), language) and asks_about_topic(phrases, utt, language):
         return False
     return not _offers_only(tuple(phrases), language) or _is_offer(utt.units, cfg)
 
