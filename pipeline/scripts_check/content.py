@@ -237,9 +237,7 @@ def _clause_start(utt: NormText, k: int) -> int:
     return k
 
 
-def asks_about_topic(
-    phrases: list[str] | tuple[str, ...], utt: NormText, language: str
-) -> bool:
+def asks_about_topic(phrases: list[str] | tuple[str, ...], utt: NormText, language: str) -> bool:
     """``utt`` asks a question in the clause that holds the first key word of the check
     heard, before that word (a ``question_auxiliaries`` word then a ``question_subjects``
     word: "did you get the welcome pack from northwind?", "have you called northwind
