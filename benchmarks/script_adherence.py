@@ -1092,6 +1092,7 @@ def main() -> None:
         nargs="*",
         default=[
             "dev",
+            "dev2",
             "heldout",
             "heldout2",
             "heldout3",

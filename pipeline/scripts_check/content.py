@@ -92,6 +92,14 @@ class ContentSettings(BaseModel):
     # ask: "i can see your account number" (not "can i see ...")
     request_modals: tuple[str, ...] = ()
     statement_subjects: tuple[str, ...] = ()
+    # ... unless a ``request_conditions`` word comes before the subject: "if i could just
+    # take your date of birth" asks
+    request_conditions: tuple[str, ...] = ()
+    # words that are no act word right before "to": "we need to check" (an obligation)
+    obligation_words: tuple[str, ...] = ()
+    # (word, words allowed after it...): a word heard for a synonym only at the end of a
+    # line or before one of those ("good by", "by now"; not "fixed by noon")
+    final_only: tuple[tuple[str, ...], ...] = ()
     # the aligned route (the phrase followed word by word) must hear one of the phrase's act
     # words (its content words besides key words) when it has any: "thanks for calling
     # earlier" aligns 0.80 with "thanks for calling goodbye" but says no goodbye
@@ -188,11 +196,19 @@ def _is_request(original: str, units: tuple[str, ...], cfg: ContentSettings) -> 
     if "?" in original:
         return True
     modals, subjects = set(cfg.request_modals), set(cfg.statement_subjects)
+    conditions = set(cfg.request_conditions)
     asked = [
-        u for j, u in enumerate(units) if u not in modals or not (j and units[j - 1] in subjects)
+        u
+        for j, u in enumerate(units)
+        if u not in modals
+        or not (j and units[j - 1] in subjects)
+        or (j > 1 and units[j - 2] in conditions)  # "if i could just take your ..."
     ]
     if set(cfg.request_cues) & set(asked):
         return True
+    aux, who = set(cfg.question_auxiliaries), set(cfg.question_subjects)
+    if any(a in aux and b in who for a, b in zip(units, units[1:], strict=False)):
+        return True  # a question unpunctuated: "have you got your account number there"
     units = tuple(u for u in units if u not in modals)
     long = [c for c in cfg.request_cues if len(c) >= 5]
     return any(fuzz.ratio(c, u) >= cfg.key_min_ratio for c in long for u in units)
@@ -407,13 +423,20 @@ def _positions(
     word: str, units: tuple[str, ...], min_ratio: float, cfg: ContentSettings
 ) -> list[int]:
     """Unit positions where ``word`` is heard (alone, or split over two units). A light
-    word said is never a content word misheard ("there" is not "other")."""
+    word said is never a content word misheard ("there" is not "other"); an
+    ``obligation_words`` word before "to" is no act ("we need to check"); a ``final_only``
+    word counts only last, or before one of the words allowed after it ("good by")."""
     light = _light(cfg)
     out = [
         k
         for k, u in enumerate(units)
         if u == word or (u not in light and word_heard(word, u, min_ratio, cfg))
     ]
+    if word in cfg.obligation_words:
+        out = [k for k in out if units[k + 1 : k + 2] != ("to",)]
+    for final, *after in cfg.final_only:
+        if word == final:
+            out = [k for k in out if k == len(units) - 1 or units[k + 1] in after]
     out += [
         k
         for k in range(len(units) - 1)
