@@ -122,6 +122,8 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("identity_check", "I'll need to update the date of birth on file.", False),
         ("anything_else", "Is there anything else we need to check on the router?", False),
         ("identity_check", "Do you know where to find your account number?", False),
+        ("greeting", "You're welcome to visit any Northwind store.", False),  # an adjective
+        ("greeting", "Hi, welcome to Northwind, you're welcome to ask me anything.", True),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

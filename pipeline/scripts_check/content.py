@@ -100,6 +100,9 @@ class ContentSettings(BaseModel):
     # (word, words allowed after it...): a word heard for a synonym only at the end of a
     # line or before one of those ("good by", "by now"; not "fixed by noon")
     final_only: tuple[tuple[str, ...], ...] = ()
+    # (word, words...): a word is not itself right after one of those words: "you're
+    # welcome to visit a store" (an adjective after "be"), not "welcome to northwind"
+    not_after: tuple[tuple[str, ...], ...] = ()
     # the aligned route (the phrase followed word by word) must hear one of the phrase's act
     # words (its content words besides key words) when it has any: "thanks for calling
     # earlier" aligns 0.80 with "thanks for calling goodbye" but says no goodbye
@@ -425,18 +428,14 @@ def _positions(
     """Unit positions where ``word`` is heard (alone, or split over two units). A light
     word said is never a content word misheard ("there" is not "other"); an
     ``obligation_words`` word before "to" is no act ("we need to check"); a ``final_only``
-    word counts only last, or before one of the words allowed after it ("good by")."""
+    word counts only last, or before one of the words allowed after it ("good by"); a
+    ``not_after`` word not after the words listed with it ("you're welcome")."""
     light = _light(cfg)
     out = [
         k
         for k, u in enumerate(units)
         if u == word or (u not in light and word_heard(word, u, min_ratio, cfg))
     ]
-    if word in cfg.obligation_words:
-        out = [k for k in out if units[k + 1 : k + 2] != ("to",)]
-    for final, *after in cfg.final_only:
-        if word == final:
-            out = [k for k in out if k == len(units) - 1 or units[k + 1] in after]
     out += [
         k
         for k in range(len(units) - 1)
@@ -447,6 +446,14 @@ def _positions(
             or sound_slip(word, units[k] + units[k + 1], cfg)
         )
     ]
+    if word in cfg.obligation_words:
+        out = [k for k in out if units[k + 1 : k + 2] != ("to",)]
+    for final, *after in cfg.final_only:
+        if word == final:
+            out = [k for k in out if k == len(units) - 1 or units[k + 1] in after]
+    for other, *before in cfg.not_after:
+        if word == other:
+            out = [k for k in out if not (k and units[k - 1] in before)]
     return sorted(set(out))
 
 
