@@ -1093,6 +1093,7 @@ def main() -> None:
         default=[
             "dev",
             "dev2",
+            "dev3",
             "heldout",
             "heldout2",
             "heldout3",

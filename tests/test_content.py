@@ -124,6 +124,18 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("identity_check", "Do you know where to find your account number?", False),
         ("greeting", "You're welcome to visit any Northwind store.", False),  # an adjective
         ("greeting", "Hi, welcome to Northwind, you're welcome to ask me anything.", True),
+        # dev3: more words for the acts; an offer or request that says only the check's
+        # words is the act; "have" alone closes nothing; "as" is no slip of "ask"
+        ("greeting", "Thank you for phoning Northwind Telecom, Alan speaking.", True),
+        ("farewell", "Okay, thanks for calling today, cheerio.", True),
+        ("identity_check", "Could you share your date of birth with me, please?", True),
+        ("identity_check", "Can you state your date of birth, please?", True),
+        ("identity_check", "mind if i take your date of birth", True),
+        ("anything_else", "Anything else for you at all?", True),
+        ("anything_else", "Is there anything I can help you with besides that?", True),
+        ("anything_else", "Anything else wrong with it?", False),
+        ("farewell", "Thanks for calling back, I have your notes here.", False),
+        ("identity_check", "Your date of birth shows as the fifth of May.", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

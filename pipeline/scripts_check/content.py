@@ -97,6 +97,9 @@ class ContentSettings(BaseModel):
     request_conditions: tuple[str, ...] = ()
     # words that are no act word right before "to": "we need to check" (an obligation)
     obligation_words: tuple[str, ...] = ()
+    # act words too weak to show the act alone (the aligned route's act word; a stand-in
+    # for another phrase's act word in the content-word route)
+    weak_act_words: tuple[str, ...] = ()
     # (word, words allowed after it...): a word heard for a synonym only at the end of a
     # line or before one of those ("good by", "by now"; not "fixed by noon")
     final_only: tuple[tuple[str, ...], ...] = ()
@@ -399,8 +402,8 @@ def word_heard(word: str, spoken: str, min_ratio: float, cfg: ContentSettings) -
     a close spelling, the same consonant skeleton)."""
     if word == spoken:
         return True
-    if len(word) < 3 or len(spoken) < 2:
-        return False  # short words: exact only ("a" is not "i")
+    if len(word) < 3 or len(spoken) < 3:
+        return False  # short words: exact only ("a" is not "i", "as" is not "ask")
     if _stem(word) == _stem(spoken) or one_slip(word, spoken):
         return True
     gap = abs(len(word) - len(spoken))
@@ -493,6 +496,7 @@ def act_word_heard(
     acts = [w for w in _content_words(phrase, language, cfg) if w not in keys]
     if not acts or not _adds_content(utt, phrases, language, cfg):
         return True
+    acts = [w for w in acts if w not in cfg.weak_act_words]
     return any(
         _positions(a, utt.units, cfg.min_ratio, cfg) for w in acts for a in _alternatives(w, cfg)
     )
@@ -547,19 +551,23 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
     if cfg is None or not cfg.enabled or not len(utt):
         return None
     negs = set(cfg.negations)
-    if not act_mood_ok(phrases, utt, language):
+    # a request or an offer that says the key words and nothing the check does not speak of
+    # ("and your date of birth, please?", "anything else for you today?") is the act: its
+    # act verb may go unsaid
+    bare = (
+        _requests_only(tuple(phrases), language) or _offers_only(tuple(phrases), language)
+    ) and not _foreign_words(phrases, utt, language, cfg)
+    if not act_mood_ok(phrases, utt, language) and not (
+        bare and _offers_only(tuple(phrases), language)
+    ):
         return None
-    pool = {  # the act words of every phrase of the check (key words excluded)
+    pool = {  # the act words of every phrase of the check (key words, weak ones excluded)
         w
         for p in phrases
         for w in _content_words(p, language, cfg)
         if w not in {x for k in phrase_keys(p, phrases, language) for x in k}
+        and w not in cfg.weak_act_words
     }
-    # a request that says the key words and nothing the check does not speak of ("and your
-    # date of birth, please?") asks for them: its act verb may go unsaid
-    bare = _requests_only(tuple(phrases), language) and not _foreign_words(
-        phrases, utt, language, cfg
-    )
     # in a check of offers, the customer's need asked about is the offer ("anything else
     # you'd like a hand with"): it stands for one act word of the phrase
     asked = _needs_asked(utt.units, cfg) if _offers_only(tuple(phrases), language) else []
