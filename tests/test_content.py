@@ -136,6 +136,10 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("anything_else", "Anything else wrong with it?", False),
         ("farewell", "Thanks for calling back, I have your notes here.", False),
         ("identity_check", "Your date of birth shows as the fifth of May.", False),
+        # the farewell's "have" (a great day) is not the request verbs' have / take / get
+        ("farewell", "Thanks for calling, I'll take a good look at it now.", False),
+        ("farewell", "Thanks for calling, let me get a good look at it.", False),
+        ("farewell", "Thanks for calling, have a good one.", True),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

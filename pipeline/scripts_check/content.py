@@ -571,6 +571,7 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
     # in a check of offers, the customer's need asked about is the offer ("anything else
     # you'd like a hand with"): it stands for one act word of the phrase
     asked = _needs_asked(utt.units, cfg) if _offers_only(tuple(phrases), language) else []
+    statements = _statements_only(tuple(phrases), language)
     best: ContentHit | None = None
     for phrase in phrases:
         keys = {w for k in phrase_keys(phrase, phrases, language) for w in k}
@@ -582,7 +583,10 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
         found: dict[str, list[int]] = {}
         for w in dict.fromkeys(words):
             ratio = cfg.key_min_ratio if w in keys else cfg.min_ratio
-            alts = _alternatives(w, cfg)
+            # a weak act word of a statement is itself: the farewell's "have" (a great day)
+            # is not the request verbs' "have" (get, take, let ...)
+            weak = statements and w in cfg.weak_act_words
+            alts = (w,) if weak else _alternatives(w, cfg)
             found[w] = sorted({p for a in alts for p in _positions(a, utt.units, ratio, cfg)})
         if any(not found[w] for w in keys):
             continue
