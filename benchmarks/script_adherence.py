@@ -1101,6 +1101,7 @@ def main() -> None:
             "heldout5",
             "heldout6",
             "heldout7",
+            "heldout8",
         ],
         help="en: splits of the agent-line sets to score (benchmarks/data/en_script_lines_*)",
     )
