@@ -140,6 +140,12 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("farewell", "Thanks for calling, I'll take a good look at it now.", False),
         ("farewell", "Thanks for calling, let me get a good look at it.", False),
         ("farewell", "Thanks for calling, have a good one.", True),
+        # held-out 7 (as development data): two consonants tell no words apart (carry is no
+        # care), "what" + a subject is a relative clause, a one-word clause an interjection
+        ("farewell", "Thanks for calling me back so quickly, let's carry on.", False),
+        ("identity_check", "Thanks, that date of birth matches what we have.", False),
+        ("identity_check", "Lovely, and then the date of birth on the account, please?", True),
+        ("identity_check", "So what's your date of birth?", True),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

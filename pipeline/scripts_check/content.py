@@ -95,6 +95,9 @@ class ContentSettings(BaseModel):
     # ... unless a ``request_conditions`` word comes before the subject: "if i could just
     # take your date of birth" asks
     request_conditions: tuple[str, ...] = ()
+    # a cue followed by a ``statement_subjects`` word opens a relative clause, it asks
+    # nothing: "that date of birth matches what we have"
+    relative_cues: tuple[str, ...] = ()
     # words that are no act word right before "to": "we need to check" (an obligation)
     obligation_words: tuple[str, ...] = ()
     # act words too weak to show the act alone (the aligned route's act word; a stand-in
@@ -202,13 +205,16 @@ def _is_request(original: str, units: tuple[str, ...], cfg: ContentSettings) -> 
     if "?" in original:
         return True
     modals, subjects = set(cfg.request_modals), set(cfg.statement_subjects)
-    conditions = set(cfg.request_conditions)
+    conditions, relative = set(cfg.request_conditions), set(cfg.relative_cues)
     asked = [
         u
         for j, u in enumerate(units)
-        if u not in modals
-        or not (j and units[j - 1] in subjects)
-        or (j > 1 and units[j - 2] in conditions)  # "if i could just take your ..."
+        if (
+            u not in modals
+            or not (j and units[j - 1] in subjects)
+            or (j > 1 and units[j - 2] in conditions)
+        )  # "if i could just take your ..."
+        and not (u in relative and units[j + 1 : j + 2] and units[j + 1] in subjects)
     ]
     if set(cfg.request_cues) & set(asked):
         return True
@@ -420,7 +426,8 @@ def word_heard(word: str, spoken: str, min_ratio: float, cfg: ContentSettings) -
     a, b = _skeleton(word), _skeleton(spoken)
     # a consonant unheard is a slip (birth / bath: brth / bth); one changed is another word
     # (northwind / northbound: nrthwnd / nrthbnd)
-    return (a == b and len(word) >= 4) or (
+    # (two consonants are too few to tell words apart: care / carry)
+    return (a == b and len(word) >= 4 and len(a) >= 3) or (
         len(a) >= 3 and len(a) != len(b) and fuzz.ratio(a, b) >= cfg.skeleton_ratio
     )
 
@@ -634,16 +641,27 @@ def _foreign_words(
     phrases: list[str], utt: NormText, language: str, cfg: ContentSettings
 ) -> list[str]:
     """Content words of ``utt`` that are no word of the check (its phrases' words, their
-    synonym groups, the request cues) nor an ASR variant of one."""
+    synonym groups, the request cues) nor an ASR variant of one, nor a one-word clause (an
+    interjection: "Lovely, and the date of birth, please?")."""
     vocab = {
         a for p in phrases for w in _content_words(p, language, cfg) for a in _alternatives(w, cfg)
     }
     vocab |= set(cfg.request_cues)
     light = _light(cfg)
+
+    def alone(k: int) -> bool:
+        def pause(j: int) -> bool:  # a punctuation mark before unit j (j = 0: the start)
+            return j == 0 or bool(
+                _PUNCT.search(utt.original[utt.spans[j - 1][1] : utt.spans[j][0]])
+            )
+
+        return k + 1 < len(utt) and pause(k) and pause(k + 1)
+
     return [
         u
-        for u in utt.units
+        for k, u in enumerate(utt.units)
         if len(u) >= 3  # "te", "a": what is left of a function word
+        and not alone(k)
         and u not in light
         and u not in vocab
         and not any(word_heard(w, u, cfg.min_ratio, cfg) for w in vocab)
