@@ -1090,7 +1090,19 @@ def main() -> None:
     ap.add_argument(
         "--lines",
         nargs="*",
-        default=["dev", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6"],
+        default=[
+            "dev",
+            "dev2",
+            "dev3",
+            "heldout",
+            "heldout2",
+            "heldout3",
+            "heldout4",
+            "heldout5",
+            "heldout6",
+            "heldout7",
+            "heldout8",
+        ],
         help="en: splits of the agent-line sets to score (benchmarks/data/en_script_lines_*)",
     )
     ap.add_argument("--lines-seed", type=int, default=5)

@@ -290,6 +290,48 @@ _CONTRACTIONS = {
     "ok": "okay",
     "thanks": "thank you",
 }
+# ASR (tiny.en) often drops the apostrophe ("whats the account number youre calling
+# about"): those spellings are read as the contraction, except where the spelling is another
+# English word (ill, were, its, lets, well, id, hell, shell, wed, hes)
+_BARE = {
+    w.replace("'", ""): w
+    for w in [
+        "what's",
+        "that's",
+        "there's",
+        "here's",
+        "how's",
+        "where's",
+        "who's",
+        "i'm",
+        "i've",
+        "you're",
+        "you've",
+        "you'll",
+        "you'd",
+        "we've",
+        "they're",
+        "they've",
+        "they'll",
+        "she's",
+        "it'll",
+        "don't",
+        "doesn't",
+        "didn't",
+        "isn't",
+        "aren't",
+        "wasn't",
+        "weren't",
+        "can't",
+        "couldn't",
+        "wouldn't",
+        "shouldn't",
+        "haven't",
+        "hasn't",
+        "hadn't",
+        "won't",
+    ]
+}
 _SUFFIXES = (("n't", " not"), ("'re", " are"), ("'ve", " have"), ("'ll", " will"), ("'d", " would"))
 _IS_WORDS = frozenset(
     [
@@ -349,6 +391,7 @@ _WORD = re.compile(r"[0-9a-z'’]+", re.IGNORECASE)
 
 def _expand(token: str) -> list[str]:
     t = token.lower().replace("’", "'")
+    t = _BARE.get(t, t)
     if t in _CONTRACTIONS:
         return _CONTRACTIONS[t].split()
     for suffix, repl in _SUFFIXES:

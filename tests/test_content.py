@@ -98,6 +98,54 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("anything_else", "Can you do anything else with the router?", False),
         ("anything_else", "Do you have anything else plugged into the router?", False),
         ("anything_else", "Anything else, you'll need to visit a store.", False),
+        # issue 29, fifth session: an apostrophe ASR dropped, request forms ("if I could",
+        # an unpunctuated question), more words said for the act ...
+        ("identity_check", "whats the account number your calling about", True),
+        ("identity_check", "Could I grab your account number first?", True),
+        ("identity_check", "Okay, if I could just get your date of birth.", True),
+        ("identity_check", "have you got your account number there for me", True),
+        ("identity_check", "Could you quote your account number, please?", True),
+        ("anything_else", "Anything more I can sort out for you?", True),
+        ("anything_else", "Will there be anything else today?", True),
+        ("anything_else", "Any other questions I can help with?", True),
+        ("greeting", "Thank you for contacting Northwind Telecom, my name's Raj.", True),
+        ("farewell", "Thanks for getting in touch, goodbye.", True),
+        ("farewell", "thanks for calling all the best good by", True),  # "by" at the end
+        # ... and the words of the act in another function: a short word that lost two
+        # letters ("get" is not "great"), "by" inside a sentence, a question about the
+        # topic, "need to" (an obligation, not the act)
+        ("farewell", "Thanks for calling, let's get this sorted.", False),
+        ("farewell", "Thanks for calling, the outage should be fixed by noon.", False),
+        ("farewell", "Thanks for calling, stand by while I check.", False),
+        ("greeting", "Did you get the welcome pack from Northwind?", False),
+        ("greeting", "Have you ever called Northwind about this?", False),
+        ("identity_check", "I'll need to update the date of birth on file.", False),
+        ("anything_else", "Is there anything else we need to check on the router?", False),
+        ("identity_check", "Do you know where to find your account number?", False),
+        ("greeting", "You're welcome to visit any Northwind store.", False),  # an adjective
+        ("greeting", "Hi, welcome to Northwind, you're welcome to ask me anything.", True),
+        # dev3: more words for the acts; an offer or request that says only the check's
+        # words is the act; "have" alone closes nothing; "as" is no slip of "ask"
+        ("greeting", "Thank you for phoning Northwind Telecom, Alan speaking.", True),
+        ("farewell", "Okay, thanks for calling today, cheerio.", True),
+        ("identity_check", "Could you share your date of birth with me, please?", True),
+        ("identity_check", "Can you state your date of birth, please?", True),
+        ("identity_check", "mind if i take your date of birth", True),
+        ("anything_else", "Anything else for you at all?", True),
+        ("anything_else", "Is there anything I can help you with besides that?", True),
+        ("anything_else", "Anything else wrong with it?", False),
+        ("farewell", "Thanks for calling back, I have your notes here.", False),
+        ("identity_check", "Your date of birth shows as the fifth of May.", False),
+        # the farewell's "have" (a great day) is not the request verbs' have / take / get
+        ("farewell", "Thanks for calling, I'll take a good look at it now.", False),
+        ("farewell", "Thanks for calling, let me get a good look at it.", False),
+        ("farewell", "Thanks for calling, have a good one.", True),
+        # held-out 7 (as development data): two consonants tell no words apart (carry is no
+        # care), "what" + a subject is a relative clause, a one-word clause an interjection
+        ("farewell", "Thanks for calling me back so quickly, let's carry on.", False),
+        ("identity_check", "Thanks, that date of birth matches what we have.", False),
+        ("identity_check", "Lovely, and then the date of birth on the account, please?", True),
+        ("identity_check", "So what's your date of birth?", True),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:
@@ -146,6 +194,9 @@ def test_key_terms(phrase: str, plain_text: str, keys) -> None:
         ("help", "hello", False),
         ("help", "hold", False),  # another vowel: another word
         ("thank", "thing", False),
+        ("great", "get", False),  # a short word that loses two letters is another word
+        ("great", "grate", True),
+        ("help", "hel", True),
     ],
 )
 def test_word_heard(word: str, spoken: str, heard: bool) -> None:

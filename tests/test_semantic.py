@@ -52,9 +52,10 @@ MIN = 0.45  # MiniLM: 0.69 for PARAPHRASE (0.60 inside the long turn), < 0.2 for
 ON = {"semantic": {"model": MODEL, "min_similarity": MIN}}
 OFF = {"semantic": False}
 
-# (not "is there anything else you need from me?": need is an offer word of the content-word
-# route now, which passes that line without a model)
-PARAPHRASE = "Is there anything further I can sort out for you?"
+# (not "is there anything else you need from me?" nor "... I can sort out for you?": need and
+# sort are offer words of the content-word route now, which passes those lines without a
+# model)
+PARAPHRASE = "Is there anything further I can take care of for you?"
 # (agent line, semantic on?, expected verdict)
 CASES = [
     (PARAPHRASE, True, True),
@@ -62,7 +63,7 @@ CASES = [
     # the scripted sentence inside a long turn (a sliding sub-span carries it)
     (
         "okay so the refund has been issued to your card and it should arrive within five "
-        "working days, is there anything further i can sort out for you",
+        "working days, is there anything further i can take care of for you",
         True,
         True,
     ),

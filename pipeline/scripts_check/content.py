@@ -65,6 +65,7 @@ _BRACKET = re.compile(r"\[([^\[\]]+)\]")
 _VOWELS = re.compile(r"(?<=.)[aeiouy]")
 _VOWEL = re.compile(r"[aeiou]")
 _WORD = re.compile(r"[A-Za-z][A-Za-z']*|\d[\d.,:]*")
+_PUNCT = re.compile(r"[.,;:?!]")
 
 
 class ContentSettings(BaseModel):
@@ -91,6 +92,23 @@ class ContentSettings(BaseModel):
     # ask: "i can see your account number" (not "can i see ...")
     request_modals: tuple[str, ...] = ()
     statement_subjects: tuple[str, ...] = ()
+    # ... unless a ``request_conditions`` word comes before the subject: "if i could just
+    # take your date of birth" asks
+    request_conditions: tuple[str, ...] = ()
+    # a cue followed by a ``statement_subjects`` word opens a relative clause, it asks
+    # nothing: "that date of birth matches what we have"
+    relative_cues: tuple[str, ...] = ()
+    # words that are no act word right before "to": "we need to check" (an obligation)
+    obligation_words: tuple[str, ...] = ()
+    # act words too weak to show the act alone (the aligned route's act word; a stand-in
+    # for another phrase's act word in the content-word route)
+    weak_act_words: tuple[str, ...] = ()
+    # (word, words allowed after it...): a word heard for a synonym only at the end of a
+    # line or before one of those ("good by", "by now"; not "fixed by noon")
+    final_only: tuple[tuple[str, ...], ...] = ()
+    # (word, words...): a word is not itself right after one of those words: "you're
+    # welcome to visit a store" (an adjective after "be"), not "welcome to northwind"
+    not_after: tuple[tuple[str, ...], ...] = ()
     # the aligned route (the phrase followed word by word) must hear one of the phrase's act
     # words (its content words besides key words) when it has any: "thanks for calling
     # earlier" aligns 0.80 with "thanks for calling goodbye" but says no goodbye
@@ -106,6 +124,13 @@ class ContentSettings(BaseModel):
     offer_customer: tuple[str, ...] = ()
     offer_needs: tuple[str, ...] = ()
     obligations: tuple[str, ...] = ()
+    # a question about the topic: when no phrase of a check is a request or an offer
+    # (statements: a greeting, a farewell), a line passed by its content words or as a
+    # paraphrase whose clause asks a question (a ``question_auxiliaries`` word followed by a
+    # ``question_subjects`` word) before the check's key words is not the act: "did you get
+    # the welcome pack from northwind?" is not "welcome to northwind"
+    question_auxiliaries: tuple[str, ...] = ()
+    question_subjects: tuple[str, ...] = ()
     # spellings read as one sound for the sound-alike rule (:func:`sound_slip`): th -> 0
     sound_digraphs: tuple[tuple[str, str], ...] = ()
 
@@ -180,11 +205,22 @@ def _is_request(original: str, units: tuple[str, ...], cfg: ContentSettings) -> 
     if "?" in original:
         return True
     modals, subjects = set(cfg.request_modals), set(cfg.statement_subjects)
+    conditions, relative = set(cfg.request_conditions), set(cfg.relative_cues)
     asked = [
-        u for j, u in enumerate(units) if u not in modals or not (j and units[j - 1] in subjects)
+        u
+        for j, u in enumerate(units)
+        if (
+            u not in modals
+            or not (j and units[j - 1] in subjects)
+            or (j > 1 and units[j - 2] in conditions)
+        )  # "if i could just take your ..."
+        and not (u in relative and units[j + 1 : j + 2] and units[j + 1] in subjects)
     ]
     if set(cfg.request_cues) & set(asked):
         return True
+    aux, who = set(cfg.question_auxiliaries), set(cfg.question_subjects)
+    if any(a in aux and b in who for a, b in zip(units, units[1:], strict=False)):
+        return True  # a question unpunctuated: "have you got your account number there"
     units = tuple(u for u in units if u not in modals)
     long = [c for c in cfg.request_cues if len(c) >= 5]
     return any(fuzz.ratio(c, u) >= cfg.key_min_ratio for c in long for u in units)
@@ -205,6 +241,54 @@ def _offers_only(phrases: tuple[str, ...], language: str) -> bool:
         return False
     subjects = set(cfg.offer_subjects)
     return all(subjects & set(normalise(plain(p), language).units) for p in phrases)
+
+
+@lru_cache(maxsize=1024)
+def _statements_only(phrases: tuple[str, ...], language: str) -> bool:
+    """No phrase of the check is a request, a question or an offer (a greeting, a
+    farewell)."""
+    cfg = content_settings(language)
+    if cfg is None:
+        return False
+    return not any(
+        _is_request(plain(p), normalise(plain(p), language).units, cfg)
+        or set(cfg.offer_subjects) & set(normalise(plain(p), language).units)
+        for p in phrases
+    )
+
+
+def _clause_start(utt: NormText, k: int) -> int:
+    """The first unit of the clause holding unit ``k`` (after the last punctuation mark
+    before it in the original text, or the utterance's start)."""
+    while k > 0 and not _PUNCT.search(utt.original[utt.spans[k - 1][1] : utt.spans[k][0]]):
+        k -= 1
+    return k
+
+
+def asks_about_topic(phrases: list[str] | tuple[str, ...], utt: NormText, language: str) -> bool:
+    """``utt`` asks a question in the clause that holds the first key word of the check
+    heard, before that word (a ``question_auxiliaries`` word then a ``question_subjects``
+    word: "did you get the welcome pack from northwind?", "have you called northwind
+    before?"): it speaks of the topic, it does not perform a statement's act."""
+    cfg = content_settings(language)
+    if cfg is None or not cfg.question_auxiliaries:
+        return False
+    keys = {w for p in phrases for k in phrase_keys(p, phrases, language) for w in k}
+    heard = [
+        q
+        for w in keys
+        for a in _alternatives(w, cfg)
+        for q in _positions(a, utt.units, cfg.key_min_ratio, cfg)
+    ]
+    if not heard:
+        return False
+    first = min(heard)
+    aux, subjects = set(cfg.question_auxiliaries), set(cfg.question_subjects)
+    units = utt.units
+    return any(
+        units[j] in aux and units[j + 1] in subjects
+        for j in range(_clause_start(utt, first), first - 1)
+    )
 
 
 def _needs_asked(units: tuple[str, ...], cfg: ContentSettings) -> list[int]:
@@ -249,12 +333,15 @@ def act_mood_ok(phrases: list[str] | tuple[str, ...], utt: NormText, language: s
     your account number" says the words of "may i have your account number" but not the
     act; or when every phrase offers the speaker's act and ``utt`` offers nothing ("do you
     have anything else plugged into the router?" is not "anything else i can help you
-    with"). Applies to the routes that do not follow the phrase word by word (content
-    words, paraphrase)."""
+    with"); or when no phrase is a request or an offer and ``utt`` asks about the topic
+    (:func:`asks_about_topic`). Applies to the routes that do not follow the phrase word by
+    word (content words, paraphrase)."""
     cfg = content_settings(language)
     if cfg is None:
         return True
     if _requests_only(tuple(phrases), language) and not _is_request(utt.original, utt.units, cfg):
+        return False
+    if _statements_only(tuple(phrases), language) and asks_about_topic(phrases, utt, language):
         return False
     return not _offers_only(tuple(phrases), language) or _is_offer(utt.units, cfg)
 
@@ -321,20 +408,26 @@ def word_heard(word: str, spoken: str, min_ratio: float, cfg: ContentSettings) -
     a close spelling, the same consonant skeleton)."""
     if word == spoken:
         return True
-    if len(word) < 3 or len(spoken) < 2:
-        return False  # short words: exact only ("a" is not "i")
+    if len(word) < 3 or len(spoken) < 3:
+        return False  # short words: exact only ("a" is not "i", "as" is not "ask")
     if _stem(word) == _stem(spoken) or one_slip(word, spoken):
         return True
-    if abs(len(word) - len(spoken)) > max(2, len(word) // 3):
+    gap = abs(len(word) - len(spoken))
+    if gap > max(2, len(word) // 3):
         return False  # a slip keeps the length: "read" is not inside "already"
     if word[0] != spoken[0]:
         return False  # a slip keeps the first sound: "update" is not "date"
-    if fuzz.ratio(word, spoken) >= min_ratio or sound_slip(word, spoken, cfg):
+    if sound_slip(word, spoken, cfg):
+        return True
+    # a spelling close enough, but a short word that loses two letters is another word
+    # ("get" is not "great")
+    if fuzz.ratio(word, spoken) >= min_ratio and (gap <= 1 or len(word) > 5):
         return True
     a, b = _skeleton(word), _skeleton(spoken)
     # a consonant unheard is a slip (birth / bath: brth / bth); one changed is another word
     # (northwind / northbound: nrthwnd / nrthbnd)
-    return (a == b and len(word) >= 4) or (
+    # (two consonants are too few to tell words apart: care / carry)
+    return (a == b and len(word) >= 4 and len(a) >= 3) or (
         len(a) >= 3 and len(a) != len(b) and fuzz.ratio(a, b) >= cfg.skeleton_ratio
     )
 
@@ -343,7 +436,10 @@ def _positions(
     word: str, units: tuple[str, ...], min_ratio: float, cfg: ContentSettings
 ) -> list[int]:
     """Unit positions where ``word`` is heard (alone, or split over two units). A light
-    word said is never a content word misheard ("there" is not "other")."""
+    word said is never a content word misheard ("there" is not "other"); an
+    ``obligation_words`` word before "to" is no act ("we need to check"); a ``final_only``
+    word counts only last, or before one of the words allowed after it ("good by"); a
+    ``not_after`` word not after the words listed with it ("you're welcome")."""
     light = _light(cfg)
     out = [
         k
@@ -360,6 +456,14 @@ def _positions(
             or sound_slip(word, units[k] + units[k + 1], cfg)
         )
     ]
+    if word in cfg.obligation_words:
+        out = [k for k in out if units[k + 1 : k + 2] != ("to",)]
+    for final, *after in cfg.final_only:
+        if word == final:
+            out = [k for k in out if k == len(units) - 1 or units[k + 1] in after]
+    for other, *before in cfg.not_after:
+        if word == other:
+            out = [k for k in out if not (k and units[k - 1] in before)]
     return sorted(set(out))
 
 
@@ -399,6 +503,7 @@ def act_word_heard(
     acts = [w for w in _content_words(phrase, language, cfg) if w not in keys]
     if not acts or not _adds_content(utt, phrases, language, cfg):
         return True
+    acts = [w for w in acts if w not in cfg.weak_act_words]
     return any(
         _positions(a, utt.units, cfg.min_ratio, cfg) for w in acts for a in _alternatives(w, cfg)
     )
@@ -453,22 +558,27 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
     if cfg is None or not cfg.enabled or not len(utt):
         return None
     negs = set(cfg.negations)
-    if not act_mood_ok(phrases, utt, language):
+    # a request or an offer that says the key words and nothing the check does not speak of
+    # ("and your date of birth, please?", "anything else for you today?") is the act: its
+    # act verb may go unsaid
+    bare = (
+        _requests_only(tuple(phrases), language) or _offers_only(tuple(phrases), language)
+    ) and not _foreign_words(phrases, utt, language, cfg)
+    if not act_mood_ok(phrases, utt, language) and not (
+        bare and _offers_only(tuple(phrases), language)
+    ):
         return None
-    pool = {  # the act words of every phrase of the check (key words excluded)
+    pool = {  # the act words of every phrase of the check (key words, weak ones excluded)
         w
         for p in phrases
         for w in _content_words(p, language, cfg)
         if w not in {x for k in phrase_keys(p, phrases, language) for x in k}
+        and w not in cfg.weak_act_words
     }
-    # a request that says the key words and nothing the check does not speak of ("and your
-    # date of birth, please?") asks for them: its act verb may go unsaid
-    bare = _requests_only(tuple(phrases), language) and not _foreign_words(
-        phrases, utt, language, cfg
-    )
     # in a check of offers, the customer's need asked about is the offer ("anything else
     # you'd like a hand with"): it stands for one act word of the phrase
     asked = _needs_asked(utt.units, cfg) if _offers_only(tuple(phrases), language) else []
+    statements = _statements_only(tuple(phrases), language)
     best: ContentHit | None = None
     for phrase in phrases:
         keys = {w for k in phrase_keys(phrase, phrases, language) for w in k}
@@ -480,7 +590,10 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
         found: dict[str, list[int]] = {}
         for w in dict.fromkeys(words):
             ratio = cfg.key_min_ratio if w in keys else cfg.min_ratio
-            alts = _alternatives(w, cfg)
+            # a weak act word of a statement is itself: the farewell's "have" (a great day)
+            # is not the request verbs' "have" (get, take, let ...)
+            weak = statements and w in cfg.weak_act_words
+            alts = (w,) if weak else _alternatives(w, cfg)
             found[w] = sorted({p for a in alts for p in _positions(a, utt.units, ratio, cfg)})
         if any(not found[w] for w in keys):
             continue
@@ -528,16 +641,27 @@ def _foreign_words(
     phrases: list[str], utt: NormText, language: str, cfg: ContentSettings
 ) -> list[str]:
     """Content words of ``utt`` that are no word of the check (its phrases' words, their
-    synonym groups, the request cues) nor an ASR variant of one."""
+    synonym groups, the request cues) nor an ASR variant of one, nor a one-word clause (an
+    interjection: "Lovely, and the date of birth, please?")."""
     vocab = {
         a for p in phrases for w in _content_words(p, language, cfg) for a in _alternatives(w, cfg)
     }
     vocab |= set(cfg.request_cues)
     light = _light(cfg)
+
+    def alone(k: int) -> bool:
+        def pause(j: int) -> bool:  # a punctuation mark before unit j (j = 0: the start)
+            return j == 0 or bool(
+                _PUNCT.search(utt.original[utt.spans[j - 1][1] : utt.spans[j][0]])
+            )
+
+        return k + 1 < len(utt) and pause(k) and pause(k + 1)
+
     return [
         u
-        for u in utt.units
+        for k, u in enumerate(utt.units)
         if len(u) >= 3  # "te", "a": what is left of a function word
+        and not alone(k)
         and u not in light
         and u not in vocab
         and not any(word_heard(w, u, cfg.min_ratio, cfg) for w in vocab)
