@@ -48,11 +48,14 @@ class LanguageMatch(BaseModel):
 
 _OVERRIDES: dict[str, LanguageMatch] = {}
 
+# The check engine's settings: match thresholds, content-word rules and synonym groups,
+# paraphrase models and thresholds, confidence. Its sha256 is recorded with every result.
+CHECKS_DEFAULTS = PROJECT_ROOT / "pipeline" / "scripts_check" / "defaults.yaml"
+
 
 @lru_cache(maxsize=1)
 def _match_defaults() -> dict[str, LanguageMatch]:
-    path = PROJECT_ROOT / "pipeline" / "scripts_check" / "defaults.yaml"
-    return load_model(path, dict[str, LanguageMatch], section="match")
+    return load_model(CHECKS_DEFAULTS, dict[str, LanguageMatch], section="match")
 
 
 def match_settings(language: str) -> LanguageMatch:

@@ -342,9 +342,17 @@ class RedactionConfig(_Section):
 
 
 class RubricConfig(_Section):
+    """The rubric, and the check engine's settings its verdicts came from: the thresholds,
+    word lists and synonym groups of ``pipeline/scripts_check/defaults.yaml`` (their
+    sha256) and the paraphrase model with its threshold (None when the fallback is off), so
+    a change of either re-scores and a stored verdict can be reproduced."""
+
     id: str
     version: int | str
     sha256: str | None = None
+    engine: str | None = None
+    checks_sha256: str | None = None
+    semantic: dict[str, Any] | None = None
 
 
 class RiskConfigRef(_Section):

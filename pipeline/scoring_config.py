@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,36 @@ def risk_config_ref() -> RiskConfigRef:
     )
 
 
+def rubric_config(rubric: Any) -> RubricConfig:
+    """The rubric section: the rubric's file, the check engine's version and settings, and
+    the paraphrase model and threshold its required checks fall back on."""
+    from pipeline.match_config import CHECKS_DEFAULTS
+    from pipeline.scripts_check.engine import ENGINE, ENGINE_VERSION
+    from pipeline.scripts_check.semantic import resolve_model
+
+    policy, on_by_default = rubric.semantic_settings()
+    package = resolve_model(policy.model).package
+    return RubricConfig(
+        id=rubric.id,
+        version=rubric.version,
+        sha256=rubric.sha256,
+        engine=f"{ENGINE} {ENGINE_VERSION}",
+        checks_sha256=_defaults_sha256(CHECKS_DEFAULTS),
+        semantic={
+            "model": policy.model,
+            "min_similarity": policy.min_similarity,
+            "on_by_default": on_by_default,
+            "package": package,
+            "package_version": _installed(package),
+        },
+    )
+
+
+@lru_cache(maxsize=4)
+def _defaults_sha256(path: Path) -> str:
+    return file_sha256(path)
+
+
 def build_scoring_config(
     rubric: Any,
     *,
@@ -158,7 +189,7 @@ def build_scoring_config(
         asr=asr,
         diarizer=diarizer,
         redaction=redaction,
-        rubric=RubricConfig(id=rubric.id, version=rubric.version, sha256=rubric.sha256),
+        rubric=rubric_config(rubric),
         risk=risk,
         llm=llm,
     )

@@ -387,6 +387,29 @@ def test_processor_records_one_config_and_skips_by_it(tmp_path, archive) -> None
     dispose_engines()
 
 
+def test_a_change_of_the_check_engines_settings_rescores(tmp_path, archive, monkeypatch) -> None:
+    # the thresholds, word lists and synonym groups of defaults.yaml decide verdicts as the
+    # rubric does: a stored result records them, and a change of them re-scores the call
+    from pipeline.audio import file_sha256
+    from pipeline.match_config import CHECKS_DEFAULTS
+    from pipeline.scripts_check import ENGINE_VERSION
+
+    processor = run_archive(f"sqlite:///{tmp_path / 'qa.db'}", archive)
+    job = next(j for j in discover(archive) if j.call_id == "bank_001_compliant")
+    config = processor.store.get_result(job.call_id).produced_by.config
+    assert config.rubric.checks_sha256 == file_sha256(CHECKS_DEFAULTS)
+    assert config.rubric.engine.endswith(f" {ENGINE_VERSION}")
+    assert config.rubric.semantic["model"] and 0 < config.rubric.semantic["min_similarity"] < 1
+    assert processor.plan(job).work == "skip"
+
+    edited = tmp_path / "defaults.yaml"
+    edited.write_text(CHECKS_DEFAULTS.read_text(encoding="utf-8") + "\n# edited\n", "utf-8")
+    monkeypatch.setattr("pipeline.match_config.CHECKS_DEFAULTS", edited)
+    plan = processor.plan(job)
+    assert plan.work == "score" and plan.config.stages_changed(config) == ["score"]
+    dispose_engines()
+
+
 # --------------------------------------------------------------------------- stages (audio)
 
 

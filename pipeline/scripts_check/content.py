@@ -52,13 +52,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
 
 from pipeline.contracts import load_model
+from pipeline.match_config import CHECKS_DEFAULTS
 from pipeline.text import NormText, normalise
 
 _BRACKET = re.compile(r"\[([^\[\]]+)\]")
@@ -137,8 +137,7 @@ class ContentSettings(BaseModel):
 
 @lru_cache(maxsize=1)
 def _all_settings() -> dict[str, ContentSettings]:
-    path = Path(__file__).with_name("defaults.yaml")
-    return load_model(path, dict[str, ContentSettings], section="content")
+    return load_model(CHECKS_DEFAULTS, dict[str, ContentSettings], section="content")
 
 
 def content_settings(language: str) -> ContentSettings | None:

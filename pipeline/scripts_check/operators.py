@@ -21,7 +21,6 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import (
@@ -558,8 +557,9 @@ class Forbidden(_PhraseCheck):
 def context_rules() -> dict:
     """Engine defaults (``defaults.yaml``): negation / polite contexts of forbidden phrases."""
     from pipeline.contracts import read_yaml
+    from pipeline.match_config import CHECKS_DEFAULTS
 
-    return read_yaml(Path(__file__).with_name("defaults.yaml"))[0]
+    return read_yaml(CHECKS_DEFAULTS)[0]
 
 
 def _polite_context(ctx: Context, utt: Utterance, phrase: str, hit: Match) -> str | None:

@@ -30,7 +30,6 @@ import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -60,9 +59,9 @@ def model_languages(name: str) -> tuple[str, ...] | None:
 def semantic_defaults() -> dict:
     """``defaults.yaml`` → ``semantic``: default model per language, threshold per model."""
     from pipeline.contracts import load_model
+    from pipeline.match_config import CHECKS_DEFAULTS
 
-    path = Path(__file__).with_name("defaults.yaml")
-    return load_model(path, dict, section="semantic")
+    return load_model(CHECKS_DEFAULTS, dict, section="semantic")
 
 
 def default_model(language: str) -> str:
