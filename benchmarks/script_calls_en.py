@@ -32,10 +32,12 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -230,27 +232,39 @@ def write_manifest(script: ms.CallsFile, out: Path) -> None:
         writer.writerows(rows)
 
 
-def build_archive(split: str, out: Path, rebuild: bool = False) -> list[Planned]:
-    """Render the calls into ``out`` (skipped when the cached spec matches) and the manifest."""
+def render(call: ms.Call, script: ms.CallsFile, out: Path) -> None:
+    """One call spoken, on the telephone band, in its recorder format."""
+    pcm = ms.render_call(call, script)
+    ms.encode(pcm, call.format, out / call.file)
+    print(f"  rendered {call.file} ({len(pcm) / ms.SAMPLE_RATE:.1f} s)", flush=True)
+
+
+def build_archive(
+    split: str,
+    out: Path,
+    rebuild: bool = False,
+    render_call: Callable[[ms.Call, ms.CallsFile, Path], None] = render,
+) -> list[Planned]:
+    """Render the calls into ``out`` (skipped when the cached spec matches) and the manifest;
+    a folder rendered again is emptied first, so it holds only this split's calls."""
     script, planned = build_calls(split)
     spec = json.dumps(
         [c.model_dump(mode="json") for c in script.calls]
         + [script.model_dump(mode="json", include={"voices", "lexicon", "gap"})],
         sort_keys=True,
     )
-    spec_file = out / "calls.json"
+    spec_file = out.with_name(f"{out.name}.calls.json")  # beside: a .json in it is a call
     cached = (
         not rebuild
         and spec_file.is_file()
         and spec_file.read_text(encoding="utf-8") == spec
         and all((out / c.file).is_file() for c in script.calls)
     )
-    out.mkdir(parents=True, exist_ok=True)
     if not cached:
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
         for call in script.calls:
-            pcm = ms.render_call(call, script)
-            ms.encode(pcm, call.format, out / call.file)
-            print(f"  rendered {call.file} ({len(pcm) / ms.SAMPLE_RATE:.1f} s)", flush=True)
+            render_call(call, script, out)
         spec_file.write_text(spec, encoding="utf-8")
     write_manifest(script, out)
     return planned

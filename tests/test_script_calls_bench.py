@@ -58,12 +58,17 @@ def test_heldout8_is_spoken_exactly_once() -> None:
     assert len(planned) == 12 + 24
 
 
-def test_manifest_is_read_by_the_archive_reader(tmp_path: Path) -> None:
-    script, planned = bench.build_calls("heldout8")
-    for p in planned:  # discovery only lists files; rendering them is the benchmark's job
-        (tmp_path / p.call.file).write_bytes(b"")
-    bench.write_manifest(script, tmp_path)
-    jobs = discover(tmp_path)
+def _touch(call, script, out: Path) -> None:
+    # discovery only lists the recordings; speaking them is the benchmark run's job
+    (out / call.file).write_bytes(b"")
+
+
+def test_archive_is_read_by_the_archive_reader(tmp_path: Path) -> None:
+    archive = tmp_path / "heldout8"
+    archive.mkdir()
+    (archive / "stale.wav").write_bytes(b"")  # a call of an earlier build: cleared
+    planned = bench.build_archive("heldout8", archive, render_call=_touch)
+    jobs = discover(archive)
     assert [j.call_id for j in jobs] == [p.call.call_id for p in planned]
     for job, p in zip(jobs, planned, strict=True):
         assert job.manifest_error is None
@@ -72,3 +77,8 @@ def test_manifest_is_read_by_the_archive_reader(tmp_path: Path) -> None:
             "en",
             "en_telecom",
         )
+    assert bench.build_archive("heldout8", archive, render_call=_fail) == planned  # cached
+
+
+def _fail(call, script, out: Path) -> None:
+    raise AssertionError(f"{call.call_id} rendered again")
