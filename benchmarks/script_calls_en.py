@@ -31,6 +31,7 @@ import csv
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import subprocess
@@ -287,12 +288,19 @@ def run_pipeline(archive: Path, db: Path) -> tuple[dict, float, float]:
     return json.loads(proc.stdout), wall, cpu
 
 
+NOT_HEARD = "(no agent utterance close to it: the turn was not heard)"
+HEARD_MIN_RATIO = 50.0  # below: the closest utterance is another turn
+
+
 def heard_for(line: str, agent_texts: list[str]) -> str:
-    """The agent text (one utterance or two in a row) closest to the written line."""
+    """The agent text (one utterance or two in a row) closest to the written line, or
+    NOT_HEARD when none comes near."""
     from rapidfuzz import fuzz
 
     spans = agent_texts + [f"{a} {b}" for a, b in pairwise(agent_texts)]
-    return max(spans, key=lambda s: fuzz.ratio(ms.normalise(line), ms.normalise(s)), default="")
+    scored = [(fuzz.ratio(ms.normalise(line), ms.normalise(s)), s) for s in spans]
+    ratio, best = max(scored, default=(0.0, ""))
+    return best if ratio >= HEARD_MIN_RATIO else NOT_HEARD
 
 
 @dataclass
@@ -300,10 +308,12 @@ class Verdict:
     call_id: str
     kind: str
     item: str
+    voice: str
     line: str
     expected: bool
     passed: bool | None
     heard: str
+    agent_heard: str  # every agent utterance of the call
     evidence: str
 
     @property
@@ -322,6 +332,7 @@ def read_verdicts(db: Path, planned: list[Planned]) -> list[Verdict]:
         if result is None or transcript is None:
             raise SystemExit(f"{p.call.call_id}: no result in the store")
         agent = [u.text for _, u in transcript.role_utterances("agent")]
+        voice = AGENT_VOICES[p.call.agent_id][0]
         by_id = {r.id: r for r in result.items}
         for item in ITEMS:
             line, expected = p.lines[item]
@@ -332,8 +343,9 @@ def read_verdicts(db: Path, planned: list[Planned]) -> list[Verdict]:
             )
             out.append(
                 Verdict(
-                    p.call.call_id, p.kind, item, line, expected, r.passed,
-                    heard_for(line, agent), ev or (r.reason or ""),
+                    p.call.call_id, p.kind, item, voice, line, expected, r.passed,
+                    heard_for(line, agent), " | ".join(agent),
+                    ev or (r.reason or ""),
                 )
             )  # fmt: skip
     return out
@@ -354,26 +366,62 @@ def report(verdicts: list[Verdict], show: bool) -> None:
     for kind in ("compliant", "near-miss"):
         pos = [v for v in verdicts if v.expected and v.kind == kind]
         print(f"compliant items of {kind} calls: {share(pos).strip()} pass")
+    for voice in sorted({v.voice for v in verdicts}):
+        pos = [v for v in verdicts if v.expected and v.voice == voice]
+        neg = [v for v in verdicts if not v.expected and v.voice == voice]
+        print(f"agent voice {voice:<14} {share(pos):>20} {share(neg):>20}")
     wrong = [v for v in verdicts if not v.right]
-    if not wrong:
-        return
-    from pipeline.scripts_check import load_rubric
-
-    written = line_verdicts(
-        [(v.item, v.line, v.expected, "clean") for v in wrong], load_rubric(RUBRIC)
-    )
-    causes = ["asr" if w is v.expected else "matcher" for v, w in zip(wrong, written, strict=True)]
-    print(
-        f"wrong verdicts: {len(wrong)}; written line judged right (asr): {causes.count('asr')}, "
-        f"written line judged wrong too (matcher): {causes.count('matcher')}"
-    )
+    causes = causes_of(wrong)
+    print(f"wrong verdicts: {len(wrong)}")
+    for cause in sorted(set(causes)):
+        print(f"  {causes.count(cause):3d}  {cause}")
     if show:
         for v, cause in zip(wrong, causes, strict=True):
             what = "FALSE FAIL" if v.expected else "FALSE PASS"
-            print(f"{what} [{cause}] {v.call_id} {v.item}")
-            print(f"    written: {v.line}")
-            print(f"    heard:   {v.heard}")
+            print(f"{what} {v.call_id} {v.item}: {cause}")
+            print(f"    written:  {v.line}")
+            print(f"    heard:    {v.heard}")
             print(f"    evidence: {v.evidence}")
+            print(f"    agent:    {v.agent_heard}")
+
+
+def key_terms() -> dict[str, list[list[str]]]:
+    """item -> the [bracketed] words of each of its phrases (the words that carry it)."""
+    return {
+        item.id: [re.findall(r"\[([^\]]+)\]", p) for p in item.phrases]
+        for item in ms.load_rubric_items(RUBRIC)
+        if item.id in ITEMS
+    }
+
+
+def causes_of(wrong: list[Verdict]) -> list[str]:
+    """Why each wrong verdict went wrong, told apart by the engine's verdict on the line as
+    written and on the heard text alone, and whether the heard text holds the key words."""
+    from pipeline.scripts_check import load_rubric
+
+    rubric = load_rubric(RUBRIC)
+    written = line_verdicts([(v.item, v.line, v.expected, "") for v in wrong], rubric)
+    heard = line_verdicts([(v.item, v.heard, v.expected, "") for v in wrong], rubric)
+    terms = key_terms()
+    out = []
+    for v, w, h in zip(wrong, written, heard, strict=True):
+        text = ms.normalise(v.heard)
+        has_keys = any(
+            all(re.search(rf"\b{re.escape(t)}", text) for t in phrase) for phrase in terms[v.item]
+        )
+        if v.heard == NOT_HEARD:
+            out.append("asr: the turn was not heard (dropped)")
+        elif w is not v.expected:
+            out.append("matcher: judges the written line wrong too")
+        elif h is v.expected:
+            out.append("call: the heard line alone is judged right (window or turn split)")
+        elif not v.expected:
+            out.append("read it: a near miss heard otherwise, judged a pass")
+        elif has_keys:
+            out.append("read it: the bracketed words heard, the heard text judged wrong")
+        else:
+            out.append("asr: tiny.en mis-heard the key words")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -382,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--archive", type=Path, help="where the calls go (default: var/bench/...)")
     ap.add_argument("--rebuild", action="store_true", help="render the calls again")
     ap.add_argument("--show", action="store_true", help="print every wrong verdict")
+    ap.add_argument(
+        "--db", type=Path, help="SQLite file: kept; one that exists is read, not run again"
+    )
     args = ap.parse_args(argv)
     archive = args.archive or BENCH_DIR / args.split
     t0 = time.perf_counter()
@@ -394,11 +445,14 @@ def main(argv: list[str] | None = None) -> int:
         f"in {archive} ({built:.1f} s to build)"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "store.db"
-        summary, wall, cpu = run_pipeline(archive, db)
+        db = args.db or Path(tmp) / "store.db"
+        if db.exists():
+            print(f"verdicts read from {db} (not run again)")
+        else:
+            summary, wall, cpu = run_pipeline(archive, db)
+            counts = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
+            print(f"callqa run: {wall:.1f} s wall, {cpu:.1f} s CPU; summary {counts}")
         verdicts = read_verdicts(db, planned)
-    counts = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
-    print(f"callqa run: {wall:.1f} s wall, {cpu:.1f} s CPU; summary {counts}")
     report(verdicts, args.show)
     pos = [v for v in verdicts if v.expected]
     neg = [v for v in verdicts if not v.expected]
