@@ -22,6 +22,7 @@ right there means the ASR changed the outcome ("asr"), wrong there means the mat
 even the written words wrongly ("matcher").
 
     .venv/bin/python benchmarks/script_calls_en.py [--split heldout8] [--show] [--rebuild]
+        [--db FILE]   # keep the store; an existing FILE is read again without the run
 """
 
 from __future__ import annotations
