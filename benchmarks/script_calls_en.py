@@ -16,10 +16,11 @@ between:
 Then runs ``callqa run ARCHIVE --db <fresh sqlite> --json`` (tiny.en, default settings) and
 reads each call's item verdicts from the store. Prints, per required item and overall, the
 share of compliant verdicts that pass and of near-miss verdicts that fail (targets: 98 %),
-the calls, and the seconds. ``--show`` prints every wrong verdict with the line as written,
-the agent text tiny.en heard for it, and the engine's verdict on the written line itself:
-right there means the ASR changed the outcome ("asr"), wrong there means the matcher judges
-even the written words wrongly ("matcher").
+by call kind and agent voice, the calls, and the seconds. ``--show`` prints every wrong
+verdict with the line as written, the agent text tiny.en heard for it, the evidence, and a
+first triage of its cause: the turn not heard; the engine wrong on the written line too
+(matcher); the key ([bracketed]) words not heard (asr); otherwise "read it": whether a
+reviewer reading the heard text would agree with the verdict is a person's call.
 
     .venv/bin/python benchmarks/script_calls_en.py [--split heldout8] [--show] [--rebuild]
         [--db FILE]   # keep the store; an existing FILE is read again without the run
