@@ -9,6 +9,7 @@ depend on the load of the machine.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -83,6 +84,45 @@ def _features(model, samples: np.ndarray, meta: dict) -> np.ndarray:
     return model.feature_extractor(audio)[..., :-1]
 
 
+class CallSpeech:
+    """One call's speech, found once for language detection and the decode: each party's VAD
+    clips and merged chunks (per VAD setting and chunk length), and the encoder outputs
+    detection computed, which the decode takes instead of encoding those chunks again."""
+
+    def __init__(self, parties: list[tuple[int | None, np.ndarray]]):
+        self.channels = [channel for channel, _x in parties]
+        self.samples = [np.asarray(x) for _channel, x in parties]
+        self._clips: dict[tuple, list[list[dict]]] = {}
+        self._metas: dict[tuple, list[list[dict]]] = {}
+        # (id(model), chunking key, party, chunk) -> one chunk's encoder output (CPU)
+        self.encoded: dict[tuple, np.ndarray] = {}
+
+    @staticmethod
+    def key(config: AsrConfig) -> tuple:
+        vad = config.vad.model_dump_json() if config.vad is not None else None
+        return vad, config.chunk_length_s
+
+    def clips(self, config: AsrConfig, timer: StageTimer | None = None) -> list[list[dict]]:
+        """Each party's speech clips (VAD runs once per party and setting)."""
+        key = self.key(config)
+        if key not in self._clips:
+            clips = []
+            for samples in self.samples:
+                with (timer or StageTimer()).stage("vad"):
+                    clips.append(_speech_clips(samples, config))
+            self._clips[key] = clips
+            self._metas[key] = [_merge_clips(c, config.chunk_length_s) if c else [] for c in clips]
+        return self._clips[key]
+
+    def chunks(self, config: AsrConfig, timer: StageTimer | None = None) -> list[list[dict]]:
+        """Each party's chunks (new lists: the decode appends the tails it decodes again)."""
+        self.clips(config, timer)
+        return [list(metas) for metas in self._metas[self.key(config)]]
+
+    def features(self, model, party: int, meta: dict) -> np.ndarray:
+        return _features(model, self.samples[party], meta)
+
+
 class _LazyFeatures:
     """A party's chunk features, computed when a batch asks for them."""
 
@@ -96,7 +136,9 @@ class _LazyFeatures:
         return _features(self._model, self._samples, self._metas[k])
 
 
-def transcribe_batched(model, parties, config: AsrConfig, language, timer) -> list[ChannelResult]:
+def transcribe_batched(
+    model, parties, config: AsrConfig, language, timer, speech: CallSpeech | None = None
+) -> list[ChannelResult]:
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import (
         Segment,
@@ -106,15 +148,16 @@ def transcribe_batched(model, parties, config: AsrConfig, language, timer) -> li
         restore_speech_timestamps,
     )
 
-    # Speech clips and their merged chunks per party; chunk audio and log-mel features are
-    # made a batch at a time (_decode_batches), so a long call never holds them all at once.
-    clips_by_party, metas_by_party = [], []
-    for _channel, samples in parties:
-        with timer.stage("vad"):
-            clips = _speech_clips(samples, config)
-        clips_by_party.append(clips)
-        metas_by_party.append(_merge_clips(clips, config.chunk_length_s) if clips else [])
-    samples_by_party = [samples for _channel, samples in parties]
+    # Speech clips and their merged chunks per party (found once per call: language
+    # detection used them too); chunk audio and log-mel features are made a batch at a time
+    # (_decode_batches), so a long call never holds them all at once.
+    speech = speech or CallSpeech(parties)
+    clips_by_party = speech.clips(config, timer)
+    metas_by_party = speech.chunks(config, timer)
+    samples_by_party = speech.samples
+    # chunks whose encoder output language detection computed with this model
+    prefix = (id(model), speech.key(config))
+    encoded = {key[2:]: out for key, out in speech.encoded.items() if key[:2] == prefix}
 
     # ASR seconds of this call: its own wall time, less the time it waited on the shared batch
     # threads ("blocked"), plus the time those threads spent on its batches ("busy").
@@ -184,7 +227,7 @@ def transcribe_batched(model, parties, config: AsrConfig, language, timer) -> li
             def decode(keys, options=options, tokenizer=tokenizer):
                 return _decode_with_fallback(
                     model, keys, features_by_party, metas_by_party, tokenizer, options, config,
-                    clock,
+                    clock, encoded,
                 )  # fmt: skip
 
             outputs.update(decode(keys))
@@ -267,18 +310,26 @@ def _decode_with_fallback(
     options,
     config: AsrConfig,
     clock: StageTimer,
+    encoded: dict | None = None,
 ) -> dict[tuple[int, int], list[dict]]:
-    """Decodes of ``keys``; those failing the thresholds decoded again deterministically."""
+    """Decodes of ``keys``; those failing the thresholds decoded again deterministically,
+    from the encoder outputs of the first decode (``encoded``: encoder outputs by key, taken
+    instead of encoding; those of failed chunks are kept there for the retry)."""
     from faster_whisper.transcribe import TranscriptionOptions, get_compression_ratio
 
     fb = config.fallback
+    encoded = {} if encoded is None else encoded
+
+    def fails(segments: list[dict]) -> bool:
+        return fb.scheme != "none" and not passes(*_scores(segments, get_compression_ratio), fb)
+
     first = _decode_batches(
         model, keys, features_by_party, metas_by_party, tokenizer, options, config.batch_size,
-        clock,
+        clock, encoded, fails,
     )  # fmt: skip
     if fb.scheme == "none":
         return first
-    failed = [k for k in keys if not passes(*_scores(first[k], get_compression_ratio), fb)]
+    failed = [k for k in keys if fails(first[k])]
     if not failed:
         return first
     retry_options = TranscriptionOptions(
@@ -291,7 +342,7 @@ def _decode_with_fallback(
     )
     retried = _decode_batches(
         model, failed, features_by_party, metas_by_party, tokenizer, retry_options,
-        config.batch_size, clock,
+        config.batch_size, clock, encoded,
     )  # fmt: skip
     out = dict(first)
     for k in failed:
@@ -309,11 +360,18 @@ def _scores(segments: list[dict], ratio_of) -> tuple[float, float, float]:
     return segments[0]["avg_logprob"], segments[0]["no_speech_prob"], ratio_of(text)
 
 
+# Encoder outputs of failed chunks held for their retry, at most (a base window is 3 MB).
+RETRY_ENCODED_MAX = 16
+
+
 def _decode_batches(
     model, keys, features_by_party, metas_by_party, tokenizer, options, batch_size,
-    clock: StageTimer,
+    clock: StageTimer, encoded: dict | None = None, keep=None,
 ):  # fmt: skip
     """Chunk decodes (with words) of ``keys`` in order, ``batch_size`` chunks per batch.
+
+    A chunk's encoder output is taken (and removed) from ``encoded`` where it is there;
+    ``keep(segments)`` true: the chunk's encoder output is put there for a later decode.
 
     The batches are fixed by the call alone. A call of several batches runs them on the
     process's batch threads (one per CTranslate2 stream), so a call alone on the machine
@@ -323,18 +381,26 @@ def _decode_batches(
     batches = [keys[i : i + batch_size] for i in range(0, len(keys), batch_size)]
     several = len(batches) > 1
 
-    def decode(batch):
-        from faster_whisper.audio import pad_or_trim
-        from faster_whisper.transcribe import BatchedInferencePipeline
+    encoded = {} if encoded is None else encoded
+    lock = threading.Lock()
 
+    def decode(batch):
         started = time.perf_counter()
-        features = np.stack([pad_or_trim(features_by_party[p][k]) for p, k in batch])
+        with lock:
+            given = {key: encoded.pop(key) for key in batch if key in encoded}
+        encoder_output = _encode(model, batch, given, features_by_party)
         # one pipeline per batch: its word-time heuristics (last_speech_timestamp) start
         # afresh and are never shared between threads
-        segmented = BatchedInferencePipeline(model).forward(
-            features, tokenizer, [metas_by_party[p][k] for p, k in batch], options
+        segmented = _encoded_pipeline(model, encoder_output).forward(
+            np.empty((len(batch), 0)), tokenizer, [metas_by_party[p][k] for p, k in batch], options
         )
-        del features
+        kept = [i for i, s in enumerate(segmented) if keep is not None and keep(s)]
+        if kept and encoder_output.device == "cpu":  # for the retry: no second encoder pass
+            rows = np.asarray(encoder_output)
+            with lock:
+                for i in kept[: max(0, RETRY_ENCODED_MAX - len(encoded))]:
+                    encoded[batch[i]] = rows[i].copy()
+        del encoder_output
         if several:  # on the batch threads; a call of several batches keeps its heap flat
             release_heap_memory()
             clock.add("busy", time.perf_counter() - started)
@@ -358,6 +424,33 @@ def _decode_batches(
             future.cancel()
         raise
     return out
+
+
+def _encode(model, batch, given: dict, features_by_party):
+    """The batch's encoder output: the rows in ``given`` as they are, the others encoded."""
+    import ctranslate2
+    from faster_whisper.audio import pad_or_trim
+
+    todo = [key for key in batch if key not in given]
+    fresh = None
+    if todo:
+        features = np.stack([pad_or_trim(features_by_party[p][k]) for p, k in todo])
+        fresh = model.encode(features)
+        if not given:
+            return fresh
+        fresh = dict(zip(todo, np.asarray(fresh), strict=True))
+    rows = np.stack([given[key] if key in given else fresh[key] for key in batch])
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(rows))
+
+
+def _encoded_pipeline(model, encoder_output):
+    """faster-whisper's batched pipeline decoding a batch already encoded."""
+    from faster_whisper.transcribe import BatchedInferencePipeline
+
+    pipeline = BatchedInferencePipeline(model)
+    pipeline.model = copy.copy(model)
+    pipeline.model.encode = lambda _features: encoder_output
+    return pipeline
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
