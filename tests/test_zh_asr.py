@@ -229,7 +229,12 @@ def test_the_scoring_config_records_models_languages_and_text_stage():
     assert section.zh_text["sha256"] == load_options().sha256
     assert section.lexicon["use"] == "off" and len(section.lexicon["sha256"]) == 64
     assert "models" not in section.decode and "english_model" not in section.decode
-    assert section.decode["by_model"]["tiny.en"] == {"chunk_length_s": 20, "beam_size": 3}
+    assert section.decode["by_model"]["tiny.en"] == {
+        "chunk_length_s": 20,
+        "beam_size": 3,
+        "shared_windows": False,
+    }
+    assert section.decode["by_model"]["base"]["shared_windows"] is True
     changed = scoring_asr_config(Settings(asr_english_model="none"))
     assert changed.english_model is None and list(changed.models) == ["base"]
     assert Settings(asr_languages="ZH, en ,yue").asr_languages == "zh,en,yue"
@@ -482,7 +487,7 @@ def test_cli_language_option_is_recorded_as_option(zh_clip):
 
 
 @pytest.mark.slow
-def test_a_stereo_call_is_detected_once_from_the_party_with_most_speech(tmp_path):
+def test_a_stereo_call_is_detected_once_and_decoded_in_one_shared_window(tmp_path):
     import shutil
     import subprocess
 
@@ -505,11 +510,16 @@ def test_a_stereo_call_is_detected_once_from_the_party_with_most_speech(tmp_path
     t = transcribe_call(call, settings=Settings())
     d = t.produced_by.language_decision
     assert (t.language, d.method, d.model) == ("zh", "detected", "base")
-    # the customer's first chunk holds more speech than the agent's 5.5 s: it is listened to
-    assert set(d.detected) == {"1"} and 5.6 < d.detected["1"] <= 20.01
+    # both parties' first speech shares the first window: listened to together
+    assert set(d.detected) == {"0", "1"} and 8 < sum(d.detected.values()) <= 20.01
     assert {u.channel for u in t.utterances} == {0, 1}
+    # words of the shared window land on their own channel: the agent speaks 0-5.5 s, the
+    # customer from 6 s on
+    for u in t.utterances:
+        assert (u.end <= 6.2) if u.channel == 0 else (u.start >= 5.8), u
+        assert all(u.start - 0.01 <= w.start <= w.end <= u.end + 0.01 for w in u.words)
 
-    # that chunk's encoder pass is decoded too: as many encoder rows as with the language given
+    # the window's encoder pass is decoded too: one encoder row, as with the language given
     import faster_whisper.transcribe as fwt
 
     rows = []
@@ -527,5 +537,5 @@ def test_a_stereo_call_is_detected_once_from_the_party_with_most_speech(tmp_path
         given = transcribe_call(call, settings=Settings(), language="zh")
     finally:
         fwt.WhisperModel.encode = encode
-    assert n_detected == sum(rows) > 0
+    assert n_detected == sum(rows) == 1  # one window for both parties, not one each
     assert [u.text for u in detected.utterances] == [u.text for u in given.utterances]

@@ -9,6 +9,7 @@ depend on the load of the machine.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import threading
 import time
@@ -94,46 +95,155 @@ class CallSpeech:
         self.samples = [np.asarray(x) for _channel, x in parties]
         self._clips: dict[tuple, list[list[dict]]] = {}
         self._metas: dict[tuple, list[list[dict]]] = {}
-        # (id(model), chunking key, party, chunk) -> one chunk's encoder output (CPU)
+        self._windows: dict[tuple, list[Window]] = {}
+        # (id(model), chunking key, window) -> one window's encoder output (CPU)
         self.encoded: dict[tuple, np.ndarray] = {}
 
     @staticmethod
     def key(config: AsrConfig) -> tuple:
         vad = config.vad.model_dump_json() if config.vad is not None else None
-        return vad, config.chunk_length_s
+        return vad, config.chunk_length_s, config.shared_windows
 
     def clips(self, config: AsrConfig, timer: StageTimer | None = None) -> list[list[dict]]:
         """Each party's speech clips (VAD runs once per party and setting)."""
-        key = self.key(config)
-        if key not in self._clips:
+        vad_key = self.key(config)[:2]  # VAD cuts clips at the chunk length
+        if vad_key not in self._clips:
             clips = []
             for samples in self.samples:
                 with (timer or StageTimer()).stage("vad"):
                     clips.append(_speech_clips(samples, config))
-            self._clips[key] = clips
-            self._metas[key] = [_merge_clips(c, config.chunk_length_s) if c else [] for c in clips]
-        return self._clips[key]
+            self._clips[vad_key] = clips
+        clips = self._clips[vad_key]
+        key = self.key(config)
+        if key not in self._metas:
+            if config.shared_windows:
+                self._metas[key], self._windows[key] = _shared_windows(clips, config.chunk_length_s)
+            else:
+                self._metas[key] = [
+                    _merge_clips(c, config.chunk_length_s) if c else [] for c in clips
+                ]
+                self._windows[key] = [
+                    ((p, k),) for p, metas in enumerate(self._metas[key]) for k in range(len(metas))
+                ]
+        return clips
 
     def chunks(self, config: AsrConfig, timer: StageTimer | None = None) -> list[list[dict]]:
         """Each party's chunks (new lists: the decode appends the tails it decodes again)."""
         self.clips(config, timer)
         return [list(metas) for metas in self._metas[self.key(config)]]
 
-    def features(self, model, party: int, meta: dict) -> np.ndarray:
-        return _features(model, self.samples[party], meta)
+    def windows(self, config: AsrConfig, timer: StageTimer | None = None) -> list[Window]:
+        """The call's decode windows, in decode order."""
+        self.clips(config, timer)
+        return self._windows[self.key(config)]
 
 
-class _LazyFeatures:
-    """A party's chunk features, computed when a batch asks for them."""
+# A decode window: the chunks (party, chunk index) decoded as one Whisper window, in order.
+Window = tuple[tuple[int, int], ...]
 
-    def __init__(self, model, samples: np.ndarray, metas: list[dict]):
-        self._model, self._samples, self._metas = model, samples, metas
 
-    def __len__(self) -> int:
-        return len(self._metas)
+def _shared_windows(
+    clips_by_party: list[list[dict]], limit: float
+) -> tuple[list[list[dict]], list[Window]]:
+    """Each party's chunks (:func:`_merge_clips`) packed into windows of at most ``limit`` s
+    of speech, first fit by decreasing length: every window is padded to Whisper's 30 s, so
+    a party's short chunk shares one with the other party's instead of taking its own. A
+    window's chunks in the order spoken; windows in the order of their first chunk."""
+    metas = [_merge_clips(c, limit) if c else [] for c in clips_by_party]
+    chunks = [(m["duration"], p, k) for p, ms in enumerate(metas) for k, m in enumerate(ms)]
+    bins: list[list[tuple[int, int]]] = []
+    used: list[float] = []
+    for duration, p, k in sorted(chunks, key=lambda c: (-c[0], c[1], c[2])):
+        for i in range(len(bins)):
+            if used[i] + duration <= limit + 1e-6:
+                bins[i].append((p, k))
+                used[i] += duration
+                break
+        else:
+            bins.append([(p, k)])
+            used.append(duration)
 
-    def __getitem__(self, k: int) -> np.ndarray:
-        return _features(self._model, self._samples, self._metas[k])
+    def spoken(pk: tuple[int, int]) -> tuple:
+        return metas[pk[0]][pk[1]]["segments"][0]["start"], pk
+
+    windows = sorted((tuple(sorted(b, key=spoken)) for b in bins), key=lambda w: spoken(w[0]))
+    return metas, windows
+
+
+class _Windows:
+    """Features, metadata and output split of a call's windows (chunks of ``metas_by_party``)."""
+
+    def __init__(self, model, samples_by_party: list[np.ndarray], metas_by_party: list[list[dict]]):
+        self._model, self._samples, self._metas = model, samples_by_party, metas_by_party
+
+    def meta(self, window: Window) -> dict:
+        """faster-whisper's chunk metadata of the window (a lone chunk's own)."""
+        pieces = [self._metas[p][k] for p, k in window]
+        if len(pieces) == 1:
+            return pieces[0]
+        return {
+            "offset": pieces[0]["offset"],
+            "duration": sum(m["duration"] for m in pieces),
+            "segments": [c for m in pieces for c in m["segments"]],
+        }
+
+    def features(self, window: Window) -> np.ndarray:
+        """Log-mel features of the window: its chunks' audio joined."""
+        audio = np.concatenate(
+            [
+                self._samples[p][c["start"] : c["end"]]
+                for p, k in window
+                for c in self._metas[p][k]["segments"]
+            ]
+        )
+        return self._model.feature_extractor(audio)[..., :-1]
+
+    def split(self, window: Window, segments: list[dict]) -> dict[tuple[int, int], list[dict]]:
+        """The window's decoded segments per chunk, on each chunk's party timeline: a word
+        belongs to the chunk its middle falls in; a segment spanning two chunks is cut."""
+        if len(window) == 1:
+            return {window[0]: segments}
+        offset = self.meta(window)["offset"]
+        starts, position = [], 0.0
+        for p, k in window:
+            starts.append(position)
+            position += self._metas[p][k]["duration"]
+        shifts = [
+            self._metas[p][k]["offset"] - offset - s
+            for (p, k), s in zip(window, starts, strict=True)
+        ]
+
+        def piece(t: float) -> int:
+            return min(max(bisect.bisect_right(starts, t - offset) - 1, 0), len(window) - 1)
+
+        out: dict[tuple[int, int], list[dict]] = {pk: [] for pk in window}
+        for seg in segments:
+            words = seg.get("words") or []
+            if not words:
+                i = piece((seg["start"] + seg["end"]) / 2)
+                d = shifts[i]
+                out[window[i]].append({**seg, "start": seg["start"] + d, "end": seg["end"] + d})
+                continue
+            runs: list[tuple[int, list[dict]]] = []
+            for w in words:
+                i = piece((w["start"] + w["end"]) / 2)
+                if not runs or runs[-1][0] != i:
+                    runs.append((i, []))
+                runs[-1][1].append(
+                    {**w, "start": w["start"] + shifts[i], "end": w["end"] + shifts[i]}
+                )
+            for i, run in runs:
+                text = seg["text"] if len(runs) == 1 else "".join(w["word"] for w in run)
+                out[window[i]].append(
+                    {
+                        **seg,
+                        "words": run,
+                        "start": run[0]["start"],
+                        "end": run[-1]["end"],
+                        "text": text,
+                    }
+                )
+        return out
 
 
 def transcribe_batched(
@@ -152,12 +262,14 @@ def transcribe_batched(
     # detection used them too); chunk audio and log-mel features are made a batch at a time
     # (_decode_batches), so a long call never holds them all at once.
     speech = speech or CallSpeech(parties)
+    if language is None and model.model.is_multilingual:  # a language per party: no sharing
+        config = config.model_copy(update={"shared_windows": False})
     clips_by_party = speech.clips(config, timer)
     metas_by_party = speech.chunks(config, timer)
     samples_by_party = speech.samples
-    # chunks whose encoder output language detection computed with this model
+    # windows whose encoder output language detection computed with this model
     prefix = (id(model), speech.key(config))
-    encoded = {key[2:]: out for key, out in speech.encoded.items() if key[:2] == prefix}
+    encoded = {key[2]: out for key, out in speech.encoded.items() if key[:2] == prefix}
 
     # ASR seconds of this call: its own wall time, less the time it waited on the shared batch
     # threads ("blocked"), plus the time those threads spent on its batches ("busy").
@@ -179,13 +291,8 @@ def transcribe_batched(
                     features=np.concatenate([head, dummy], axis=1)
                 )
                 languages.append((lang, float(prob)))
-        features_by_party = [
-            _LazyFeatures(model, samples, metas)
-            for samples, metas in zip(samples_by_party, metas_by_party, strict=True)
-        ]
-
-        # Every chunk of the call, in a fixed order: (party index, chunk index).
-        order = [(p, k) for p, feats in enumerate(features_by_party) for k in range(len(feats))]
+        windows = _Windows(model, samples_by_party, metas_by_party)
+        order = speech.windows(config, timer)  # the call's windows, in a fixed order
         outputs: dict[tuple[int, int], list[dict]] = {}
         fb = config.fallback
         for lang in dict.fromkeys(lang for lang, _ in languages):
@@ -222,25 +329,26 @@ def transcribe_batched(
                 hallucination_silence_threshold=None,
                 hotwords=config.hotwords,
             )
-            keys = [key for key in order if languages[key[0]][0] == lang]
+            keys = [w for w in order if languages[w[0][0]][0] == lang]
 
             def decode(keys, options=options, tokenizer=tokenizer):
-                return _decode_with_fallback(
-                    model, keys, features_by_party, metas_by_party, tokenizer, options, config,
-                    clock, encoded,
-                )  # fmt: skip
+                decoded = _decode_with_fallback(
+                    model, keys, windows, tokenizer, options, config, clock, encoded
+                )
+                for w in keys:
+                    outputs.update(windows.split(w, decoded[w]))
 
-            outputs.update(decode(keys))
+            decode(keys)
             # Whisper sometimes stops before the end of a glued chunk (the sequential
             # decoder would seek and go on): the clips it left out are decoded again, as
             # chunks of their own, once.
             tails = []
-            for p, k in keys:
+            for p, k in (pk for w in keys for pk in w):
                 for meta in _uncovered_tail(metas_by_party[p][k], outputs[(p, k)]):
                     metas_by_party[p].append(meta)
-                    tails.append((p, len(metas_by_party[p]) - 1))
+                    tails.append(((p, len(metas_by_party[p]) - 1),))
             if tails:
-                outputs.update(decode(tails))
+                decode(tails)
 
     finally:
         pooled = clock.seconds.get("busy", 0.0) - clock.seconds.get("blocked", 0.0)
@@ -304,8 +412,7 @@ def _uncovered_tail(meta: dict, segments: list[dict]) -> list[dict]:
 def _decode_with_fallback(
     model,
     keys,
-    features_by_party,
-    metas_by_party,
+    windows: _Windows,
     tokenizer,
     options,
     config: AsrConfig,
@@ -324,9 +431,8 @@ def _decode_with_fallback(
         return fb.scheme != "none" and not passes(*_scores(segments, get_compression_ratio), fb)
 
     first = _decode_batches(
-        model, keys, features_by_party, metas_by_party, tokenizer, options, config.batch_size,
-        clock, encoded, fails,
-    )  # fmt: skip
+        model, keys, windows, tokenizer, options, config.batch_size, clock, encoded, fails
+    )
     if fb.scheme == "none":
         return first
     failed = [k for k in keys if fails(first[k])]
@@ -341,9 +447,8 @@ def _decode_with_fallback(
         }
     )
     retried = _decode_batches(
-        model, failed, features_by_party, metas_by_party, tokenizer, retry_options,
-        config.batch_size, clock, encoded,
-    )  # fmt: skip
+        model, failed, windows, tokenizer, retry_options, config.batch_size, clock, encoded
+    )
     out = dict(first)
     for k in failed:
         a = (*_scores(first[k], get_compression_ratio), first[k])
@@ -365,13 +470,13 @@ RETRY_ENCODED_MAX = 16
 
 
 def _decode_batches(
-    model, keys, features_by_party, metas_by_party, tokenizer, options, batch_size,
-    clock: StageTimer, encoded: dict | None = None, keep=None,
+    model, keys, windows: _Windows, tokenizer, options, batch_size, clock: StageTimer,
+    encoded: dict | None = None, keep=None,
 ):  # fmt: skip
-    """Chunk decodes (with words) of ``keys`` in order, ``batch_size`` chunks per batch.
+    """Window decodes (with words) of ``keys`` in order, ``batch_size`` windows per batch.
 
-    A chunk's encoder output is taken (and removed) from ``encoded`` where it is there;
-    ``keep(segments)`` true: the chunk's encoder output is put there for a later decode.
+    A window's encoder output is taken (and removed) from ``encoded`` where it is there;
+    ``keep(segments)`` true: the window's encoder output is put there for a later decode.
 
     The batches are fixed by the call alone. A call of several batches runs them on the
     process's batch threads (one per CTranslate2 stream), so a call alone on the machine
@@ -388,11 +493,11 @@ def _decode_batches(
         started = time.perf_counter()
         with lock:
             given = {key: encoded.pop(key) for key in batch if key in encoded}
-        encoder_output = _encode(model, batch, given, features_by_party)
+        encoder_output = _encode(model, batch, given, windows)
         # one pipeline per batch: its word-time heuristics (last_speech_timestamp) start
         # afresh and are never shared between threads
         segmented = _encoded_pipeline(model, encoder_output).forward(
-            np.empty((len(batch), 0)), tokenizer, [metas_by_party[p][k] for p, k in batch], options
+            np.empty((len(batch), 0)), tokenizer, [windows.meta(w) for w in batch], options
         )
         kept = [i for i, s in enumerate(segmented) if keep is not None and keep(s)]
         if kept and encoder_output.device == "cpu":  # for the retry: no second encoder pass
@@ -426,7 +531,7 @@ def _decode_batches(
     return out
 
 
-def _encode(model, batch, given: dict, features_by_party):
+def _encode(model, batch, given: dict, windows: _Windows):
     """The batch's encoder output: the rows in ``given`` as they are, the others encoded."""
     import ctranslate2
     from faster_whisper.audio import pad_or_trim
@@ -434,7 +539,7 @@ def _encode(model, batch, given: dict, features_by_party):
     todo = [key for key in batch if key not in given]
     fresh = None
     if todo:
-        features = np.stack([pad_or_trim(features_by_party[p][k]) for p, k in todo])
+        features = np.stack([pad_or_trim(windows.features(w)) for w in todo])
         fresh = model.encode(features)
         if not given:
             return fresh

@@ -4,9 +4,9 @@ Decided in this order, first that decides wins: an English-only model (``english
 a language given for the call (the manifest's ``language`` column, ``--language``, or the
 language of the form a routing rule chose before transcription); ``QA_LANGUAGE``
 (``setting``); else detection (``detected``). Detection runs the multilingual model's
-language identification once per call, on the decode's first chunk of the party with the
-most speech in it (its encoder output is then decoded, not encoded again), among the
-deployment's languages (``QA_ASR_LANGUAGES``): one language per call, so the two sides of a
+language identification once per call, on one of the decode's windows: of those holding a
+party's first chunk, the one with the most speech (its encoder output is then decoded, not
+encoded again), among the deployment's languages (``QA_ASR_LANGUAGES``): one language per call, so the two sides of a
 call are decoded alike and a customer's one-word "hello?" cannot turn a Mandarin call
 English. English words spoken inside Mandarin are written as
 Whisper hears them (no translation): the task is always ``transcribe``.
@@ -22,7 +22,7 @@ import numpy as np
 from pipeline.config import Settings
 from pipeline.schema import LanguageDecision
 from pipeline.timing import StageTimer
-from pipeline.transcribe.batching import CallSpeech
+from pipeline.transcribe.batching import CallSpeech, _Windows
 from pipeline.transcribe.decode_config import AsrConfig
 from pipeline.transcribe.model import get_model, is_english_only
 from pipeline.transcribe.models import embedded_models
@@ -61,35 +61,42 @@ def _english_only(name: str, settings: Settings) -> bool:
 def detect_call_language(
     model, speech: CallSpeech, config: AsrConfig, candidates: list[str]
 ) -> tuple[str, float | None, dict[str, float]]:
-    """(language, probability, seconds of the party's speech listened to).
+    """(language, probability, seconds of each party's speech listened to).
 
-    Whisper's language identification over one decode chunk: the first chunk of the party
-    whose first chunk holds the most speech, so a party's one-word "hello?" cannot decide
-    the call. Its encoder output is kept in ``speech`` for the decode, which then does not
-    encode that chunk again. Probabilities are restricted to ``candidates`` when given.
-    Without speech: the first candidate (or ``en``), None.
+    Whisper's language identification over one decode window: of those holding a party's
+    first chunk, the one with the most speech (with shared windows, both parties' first
+    speech), so a party's one-word "hello?" cannot decide the call. Its encoder output is
+    kept in ``speech`` for the decode, which then does not encode that window again.
+    Probabilities are restricted to ``candidates`` when given. Without speech: the first
+    candidate (or ``en``), None.
     """
-    firsts = [
-        (metas[0]["duration"], -p, p, metas[0])
-        for p, metas in enumerate(speech.chunks(config))
-        if metas and metas[0]["duration"] >= MIN_SPEECH_S
-    ]
-    if not firsts:
+    metas = speech.chunks(config)
+
+    def seconds(window) -> float:
+        return sum(metas[p][k]["duration"] for p, k in window)
+
+    # the windows holding a party's first chunk; the one with the most speech is listened to
+    firsts = [w for w in speech.windows(config) if any(k == 0 for _p, k in w)]
+    if not firsts or seconds(max(firsts, key=seconds)) < MIN_SPEECH_S:
         return (candidates[0] if candidates else "en"), None, {}
-    _duration, _, party, meta = max(firsts)
+    window = max(firsts, key=seconds)
     from faster_whisper.audio import pad_or_trim
 
-    encoder_output = model.encode(pad_or_trim(speech.features(model, party, meta)))
+    features = _Windows(model, speech.samples, metas).features(window)
+    encoder_output = model.encode(pad_or_trim(features))
     ranked = model.model.detect_language(encoder_output)[0]
     if encoder_output.device == "cpu":
-        key = (id(model), speech.key(config), party, 0)
+        key = (id(model), speech.key(config), window)
         speech.encoded[key] = np.asarray(encoder_output)[0].copy()
     probs = {token[2:-2]: float(p) for token, p in ranked}
     if candidates:
         probs = {lang: probs.get(lang, 0.0) for lang in candidates}
     best = max(probs, key=probs.get)
-    name = "mono" if speech.channels[party] is None else str(speech.channels[party])
-    return best, round(probs[best], 4), {name: round(meta["duration"], 2)}
+    listened: dict[str, float] = {}
+    for p, k in window:
+        name = "mono" if speech.channels[p] is None else str(speech.channels[p])
+        listened[name] = round(listened.get(name, 0.0) + metas[p][k]["duration"], 2)
+    return best, round(probs[best], 4), listened
 
 
 def decide_language(
