@@ -79,9 +79,9 @@ def _merge_clips(clips: list[dict], max_seconds: float) -> list[dict]:
     return metas
 
 
-def _features(model, samples: np.ndarray, meta: dict) -> np.ndarray:
-    """Log-mel features of one chunk: its clips' audio joined (faster-whisper's front end)."""
-    audio = np.concatenate([samples[c["start"] : c["end"]] for c in meta["segments"]])
+def _features(model, audio: np.ndarray) -> np.ndarray:
+    """Log-mel features of speech audio (faster-whisper's front end); every decode window's
+    and language detection's features are made here."""
     return model.feature_extractor(audio)[..., :-1]
 
 
@@ -196,7 +196,7 @@ class _Windows:
                 for c in self._metas[p][k]["segments"]
             ]
         )
-        return self._model.feature_extractor(audio)[..., :-1]
+        return _features(self._model, audio)
 
     def split(self, window: Window, segments: list[dict]) -> dict[tuple[int, int], list[dict]]:
         """The window's decoded segments per chunk, on each chunk's party timeline: a word
@@ -276,8 +276,9 @@ def transcribe_batched(
     clock = StageTimer()
     started = time.perf_counter()
     try:
+        windows = _Windows(model, samples_by_party, metas_by_party)
         languages = []
-        for samples, metas in zip(samples_by_party, metas_by_party, strict=True):
+        for p, metas in enumerate(metas_by_party):
             if not model.model.is_multilingual:
                 languages.append(("en", 1.0))
             elif language is not None:
@@ -285,13 +286,12 @@ def transcribe_batched(
             elif not metas:
                 languages.append(("en", 0.0))
             else:  # faster-whisper detects from the first 30 s of speech
-                head = _features(model, samples, metas[0])
+                head = windows.features(((p, 0),))
                 dummy = np.full((model.model.n_mels, 1), -1.5, dtype="float32")
                 lang, prob, _ = model.detect_language(
                     features=np.concatenate([head, dummy], axis=1)
                 )
                 languages.append((lang, float(prob)))
-        windows = _Windows(model, samples_by_party, metas_by_party)
         order = speech.windows(config, timer)  # the call's windows, in a fixed order
         outputs: dict[tuple[int, int], list[dict]] = {}
         fb = config.fallback
