@@ -736,3 +736,42 @@ def test_a_stopped_calls_queued_batches_are_dropped(model, monkeypatch):
     assert errors and isinstance(errors[0], CancelledError)
     assert all(f.cancelled() for f in submitted)
     assert decoded == []  # no batch of the stopped call ran
+
+
+def test_a_retried_window_is_not_encoded_again(model, settings):
+    """The deterministic fallback decodes a failed window again from the encoder output of
+    its first decode: as many encoder rows with every window retried as with none."""
+    import faster_whisper.transcribe as fwt
+
+    from pipeline.audio import decode_audio
+    from pipeline.transcribe.asr import transcribe_parties
+    from pipeline.transcribe.call import _party_channels
+    from pipeline.transcribe.decode_config import FallbackConfig, asr_config
+
+    audio = decode_audio(SAMPLE_ARCHIVE / "c01-compliant.wav", 16000)
+    parties = _party_channels(audio)
+    base = asr_config(settings).for_model("tiny.en")
+    rows: list[int] = []
+    encode = fwt.WhisperModel.encode
+
+    def counted(self, features):
+        rows.append(1 if features.ndim == 2 else features.shape[0])
+        return encode(self, features)
+
+    fwt.WhisperModel.encode = counted
+    try:
+        counts = {}
+        for name, fallback in {
+            "none": FallbackConfig(scheme="none"),
+            # every decode's avg_logprob is below 0: every window fails and is retried
+            "all": FallbackConfig(log_prob_threshold=0.0),
+        }.items():
+            rows.clear()
+            results = transcribe_parties(
+                model, parties, base.model_copy(update={"fallback": fallback}), "en"
+            )
+            assert any(r.segments for r in results)
+            counts[name] = sum(rows)
+    finally:
+        fwt.WhisperModel.encode = encode
+    assert counts["all"] == counts["none"] > 0
