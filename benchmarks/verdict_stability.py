@@ -53,15 +53,15 @@ EXPECTED = ROOT / "samples" / "expected.yaml"
 
 
 class FeatureNoise:
-    """Wraps the ASR front end: adds seeded N(0, scale) noise to each chunk's features."""
+    """Wraps the ASR front end: adds seeded N(0, scale) noise to each window's features."""
 
     def __init__(self, features):
         self._features = features
         self.scale = 0.0
         self.rng = np.random.default_rng(0)
 
-    def __call__(self, model, samples, meta):
-        features = self._features(model, samples, meta)
+    def __call__(self, model, audio):
+        features = self._features(model, audio)
         if self.scale:
             features = features + self.rng.normal(0, self.scale, features.shape).astype(
                 features.dtype

@@ -541,6 +541,40 @@ def test_merged_chunks_match_faster_whisper_collect_chunks():
     assert [c for m in ours for c in m["segments"]] == clips  # every clip in one chunk
 
 
+def test_shared_windows_pack_both_parties_and_split_words_back_by_channel():
+    """A party's short chunk shares a window with the other party's (three 30-s encoder
+    windows become two); a decoded word goes back to the chunk whose speech holds it, on
+    that party's speech-only timeline."""
+    from pipeline.transcribe.batching import _shared_windows, _Windows
+
+    sec = 16000
+    agent = [{"start": 0, "end": 12 * sec}, {"start": 20 * sec, "end": 30 * sec}]
+    customer = [{"start": 13 * sec, "end": 18 * sec}]
+    metas, windows = _shared_windows([agent, customer], 20)
+    # the agent's 12 s and 10 s make two chunks (22 s > 20); the customer's 5 s joins the first
+    assert windows == [((0, 0), (1, 0)), ((0, 1),)]
+    assert [(m["offset"], m["duration"]) for m in metas[0]] == [(0.0, 12.0), (12.0, 10.0)]
+    assert [(m["offset"], m["duration"]) for m in metas[1]] == [(0.0, 5.0)]
+
+    def word(text, start, end):
+        return {"word": text, "start": start, "end": end, "probability": 0.9}
+
+    # the window's timeline: the agent 0-12 s, then the customer 12-17 s
+    segment = {
+        "text": "请讲 你好",
+        "start": 3.0,
+        "end": 13.0,
+        "avg_logprob": -0.2,
+        "words": [word("请讲", 3.0, 4.0), word("你好", 12.5, 13.0)],
+    }
+    split = _Windows(None, [], metas).split(windows[0], [segment])
+    assert [(s["text"], s["start"], s["end"]) for s in split[(0, 0)]] == [("请讲", 3.0, 4.0)]
+    assert [(s["text"], s["start"], s["end"]) for s in split[(1, 0)]] == [("你好", 0.5, 1.0)]
+    assert split[(1, 0)][0]["avg_logprob"] == -0.2
+    # a lone chunk's window is decoded as before: its own metadata, its segments untouched
+    assert _Windows(None, [], metas).meta(windows[1]) is metas[0][1]
+
+
 @pytest.mark.slow
 def test_repeated_transcription_gives_the_same_words(model, settings):
     """c03's customer channel once gave a different text on every run (sampled fallback)."""
@@ -677,16 +711,15 @@ def test_a_stopped_calls_queued_batches_are_dropped(model, monkeypatch):
             one.submit(gate.wait)  # the only stream is busy: the call's batches queue
             submitted.clear()
             monkeypatch.setitem(batching._POOLS, id(model), one)
-            keys = [(0, k) for k in range(3)]
-            features = [[np.zeros((80, 100), dtype=np.float32)] * 3]
-            metas = [[{"offset": 0.0, "duration": 1.0, "segments": []}] * 3]
+            keys = [((0, k),) for k in range(3)]
+            clip = {"start": 0, "end": 16000}
+            metas = [[{"offset": 0.0, "duration": 1.0, "segments": [clip]}] * 3]
+            windows = batching._Windows(model, [np.zeros(16000, dtype=np.float32)], metas)
             errors = []
 
             def call():
                 try:
-                    batching._decode_batches(
-                        model, keys, features, metas, None, None, 1, StageTimer()
-                    )
+                    batching._decode_batches(model, keys, windows, None, None, 1, StageTimer())
                 except BaseException as exc:  # noqa: BLE001 - what the call saw
                     errors.append(exc)
 
@@ -703,3 +736,42 @@ def test_a_stopped_calls_queued_batches_are_dropped(model, monkeypatch):
     assert errors and isinstance(errors[0], CancelledError)
     assert all(f.cancelled() for f in submitted)
     assert decoded == []  # no batch of the stopped call ran
+
+
+def test_a_retried_window_is_not_encoded_again(model, settings):
+    """The deterministic fallback decodes a failed window again from the encoder output of
+    its first decode: as many encoder rows with every window retried as with none."""
+    import faster_whisper.transcribe as fwt
+
+    from pipeline.audio import decode_audio
+    from pipeline.transcribe.asr import transcribe_parties
+    from pipeline.transcribe.call import _party_channels
+    from pipeline.transcribe.decode_config import FallbackConfig, asr_config
+
+    audio = decode_audio(SAMPLE_ARCHIVE / "c01-compliant.wav", 16000)
+    parties = _party_channels(audio)
+    base = asr_config(settings).for_model("tiny.en")
+    rows: list[int] = []
+    encode = fwt.WhisperModel.encode
+
+    def counted(self, features):
+        rows.append(1 if features.ndim == 2 else features.shape[0])
+        return encode(self, features)
+
+    fwt.WhisperModel.encode = counted
+    try:
+        counts = {}
+        for name, fallback in {
+            "none": FallbackConfig(scheme="none"),
+            # every decode's avg_logprob is below 0: every window fails and is retried
+            "all": FallbackConfig(log_prob_threshold=0.0),
+        }.items():
+            rows.clear()
+            results = transcribe_parties(
+                model, parties, base.model_copy(update={"fallback": fallback}), "en"
+            )
+            assert any(r.segments for r in results)
+            counts[name] = sum(rows)
+    finally:
+        fwt.WhisperModel.encode = encode
+    assert counts["all"] == counts["none"] > 0

@@ -229,7 +229,12 @@ def test_the_scoring_config_records_models_languages_and_text_stage():
     assert section.zh_text["sha256"] == load_options().sha256
     assert section.lexicon["use"] == "off" and len(section.lexicon["sha256"]) == 64
     assert "models" not in section.decode and "english_model" not in section.decode
-    assert section.decode["by_model"]["tiny.en"] == {"chunk_length_s": 20, "beam_size": 3}
+    assert section.decode["by_model"]["tiny.en"] == {
+        "chunk_length_s": 20,
+        "beam_size": 3,
+        "shared_windows": False,
+    }
+    assert section.decode["by_model"]["base"]["shared_windows"] is True
     changed = scoring_asr_config(Settings(asr_english_model="none"))
     assert changed.english_model is None and list(changed.models) == ["base"]
     assert Settings(asr_languages="ZH, en ,yue").asr_languages == "zh,en,yue"
@@ -482,7 +487,7 @@ def test_cli_language_option_is_recorded_as_option(zh_clip):
 
 
 @pytest.mark.slow
-def test_a_stereo_call_is_detected_once_from_both_parties(tmp_path):
+def test_a_stereo_call_is_detected_once_and_decoded_in_one_shared_window(tmp_path):
     import shutil
     import subprocess
 
@@ -505,5 +510,32 @@ def test_a_stereo_call_is_detected_once_from_both_parties(tmp_path):
     t = transcribe_call(call, settings=Settings())
     d = t.produced_by.language_decision
     assert (t.language, d.method, d.model) == ("zh", "detected", "base")
-    assert set(d.detected) == {"0", "1"} and 8 < sum(d.detected.values()) <= 30.01
+    # both parties' first speech shares the first window: listened to together
+    assert set(d.detected) == {"0", "1"} and 8 < sum(d.detected.values()) <= 20.01
     assert {u.channel for u in t.utterances} == {0, 1}
+    # words of the shared window land on their own channel: the agent speaks 0-5.5 s, the
+    # customer from 6 s on
+    for u in t.utterances:
+        assert (u.end <= 6.2) if u.channel == 0 else (u.start >= 5.8), u
+        assert all(u.start - 0.01 <= w.start <= w.end <= u.end + 0.01 for w in u.words)
+
+    # the window's encoder pass is decoded too: one encoder row, as with the language given
+    import faster_whisper.transcribe as fwt
+
+    rows = []
+    encode = fwt.WhisperModel.encode
+
+    def counted(self, features):
+        rows.append(1 if features.ndim == 2 else features.shape[0])
+        return encode(self, features)
+
+    fwt.WhisperModel.encode = counted
+    try:
+        detected = transcribe_call(call, settings=Settings())
+        n_detected = sum(rows)
+        rows.clear()
+        given = transcribe_call(call, settings=Settings(), language="zh")
+    finally:
+        fwt.WhisperModel.encode = encode
+    assert n_detected == sum(rows) == 1  # one window for both parties, not one each
+    assert [u.text for u in detected.utterances] == [u.text for u in given.utterances]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.timing import StageTimer
-from pipeline.transcribe.batching import transcribe_batched
+from pipeline.transcribe.batching import CallSpeech, transcribe_batched
 from pipeline.transcribe.decode_config import AsrConfig, FallbackConfig, better, passes
 from pipeline.transcribe.segments import ChannelResult, asr_segment
 
@@ -31,6 +31,7 @@ def transcribe_parties(
     config: AsrConfig,
     language: str | None,
     timer=None,
+    speech: CallSpeech | None = None,
 ) -> list[ChannelResult]:
     """ASR of every party channel of one call, in the configured decoding mode.
 
@@ -38,7 +39,8 @@ def transcribe_parties(
     together, channel 0's chunks first, ``batch_size`` at a time: the batches depend on the
     call alone, never on what else runs. ``sequential``: each channel through faster-whisper's
     ``transcribe``. ``timer`` (a :class:`pipeline.timing.StageTimer`) collects ``vad`` and
-    ``asr`` seconds.
+    ``asr`` seconds. ``speech``: the call's VAD clips and encoder outputs found already
+    (language detection's), reused by the batched decode.
     """
     timer = timer or StageTimer()
     if config.decoding == "sequential":
@@ -47,7 +49,7 @@ def transcribe_parties(
                 transcribe_channel(model, np.asarray(x), config, language, channel)
                 for channel, x in parties
             ]
-    return transcribe_batched(model, parties, config, language, timer)
+    return transcribe_batched(model, parties, config, language, timer, speech)
 
 
 def _with_deterministic_fallback(model: WhisperModel, fb: FallbackConfig) -> WhisperModel:

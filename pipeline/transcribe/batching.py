@@ -9,6 +9,8 @@ depend on the load of the machine.
 
 from __future__ import annotations
 
+import bisect
+import copy
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -77,26 +79,176 @@ def _merge_clips(clips: list[dict], max_seconds: float) -> list[dict]:
     return metas
 
 
-def _features(model, samples: np.ndarray, meta: dict) -> np.ndarray:
-    """Log-mel features of one chunk: its clips' audio joined (faster-whisper's front end)."""
-    audio = np.concatenate([samples[c["start"] : c["end"]] for c in meta["segments"]])
+def _features(model, audio: np.ndarray) -> np.ndarray:
+    """Log-mel features of speech audio (faster-whisper's front end); every decode window's
+    and language detection's features are made here."""
     return model.feature_extractor(audio)[..., :-1]
 
 
-class _LazyFeatures:
-    """A party's chunk features, computed when a batch asks for them."""
+class CallSpeech:
+    """One call's speech, found once for language detection and the decode: each party's VAD
+    clips and merged chunks (per VAD setting and chunk length), and the encoder outputs
+    detection computed, which the decode takes instead of encoding those chunks again."""
 
-    def __init__(self, model, samples: np.ndarray, metas: list[dict]):
-        self._model, self._samples, self._metas = model, samples, metas
+    def __init__(self, parties: list[tuple[int | None, np.ndarray]]):
+        self.channels = [channel for channel, _x in parties]
+        self.samples = [np.asarray(x) for _channel, x in parties]
+        self._clips: dict[tuple, list[list[dict]]] = {}
+        self._metas: dict[tuple, list[list[dict]]] = {}
+        self._windows: dict[tuple, list[Window]] = {}
+        # (id(model), chunking key, window) -> one window's encoder output (CPU)
+        self.encoded: dict[tuple, np.ndarray] = {}
 
-    def __len__(self) -> int:
-        return len(self._metas)
+    @staticmethod
+    def key(config: AsrConfig) -> tuple:
+        vad = config.vad.model_dump_json() if config.vad is not None else None
+        return vad, config.chunk_length_s, config.shared_windows
 
-    def __getitem__(self, k: int) -> np.ndarray:
-        return _features(self._model, self._samples, self._metas[k])
+    def clips(self, config: AsrConfig, timer: StageTimer | None = None) -> list[list[dict]]:
+        """Each party's speech clips (VAD runs once per party and setting)."""
+        vad_key = self.key(config)[:2]  # VAD cuts clips at the chunk length
+        if vad_key not in self._clips:
+            clips = []
+            for samples in self.samples:
+                with (timer or StageTimer()).stage("vad"):
+                    clips.append(_speech_clips(samples, config))
+            self._clips[vad_key] = clips
+        clips = self._clips[vad_key]
+        key = self.key(config)
+        if key not in self._metas:
+            if config.shared_windows:
+                self._metas[key], self._windows[key] = _shared_windows(clips, config.chunk_length_s)
+            else:
+                self._metas[key] = [
+                    _merge_clips(c, config.chunk_length_s) if c else [] for c in clips
+                ]
+                self._windows[key] = [
+                    ((p, k),) for p, metas in enumerate(self._metas[key]) for k in range(len(metas))
+                ]
+        return clips
+
+    def chunks(self, config: AsrConfig, timer: StageTimer | None = None) -> list[list[dict]]:
+        """Each party's chunks (new lists: the decode appends the tails it decodes again)."""
+        self.clips(config, timer)
+        return [list(metas) for metas in self._metas[self.key(config)]]
+
+    def windows(self, config: AsrConfig, timer: StageTimer | None = None) -> list[Window]:
+        """The call's decode windows, in decode order."""
+        self.clips(config, timer)
+        return self._windows[self.key(config)]
 
 
-def transcribe_batched(model, parties, config: AsrConfig, language, timer) -> list[ChannelResult]:
+# A decode window: the chunks (party, chunk index) decoded as one Whisper window, in order.
+Window = tuple[tuple[int, int], ...]
+
+
+def _shared_windows(
+    clips_by_party: list[list[dict]], limit: float
+) -> tuple[list[list[dict]], list[Window]]:
+    """Each party's chunks (:func:`_merge_clips`) packed into windows of at most ``limit`` s
+    of speech, first fit by decreasing length: every window is padded to Whisper's 30 s, so
+    a party's short chunk shares one with the other party's instead of taking its own. A
+    window's chunks in the order spoken; windows in the order of their first chunk."""
+    metas = [_merge_clips(c, limit) if c else [] for c in clips_by_party]
+    chunks = [(m["duration"], p, k) for p, ms in enumerate(metas) for k, m in enumerate(ms)]
+    bins: list[list[tuple[int, int]]] = []
+    used: list[float] = []
+    for duration, p, k in sorted(chunks, key=lambda c: (-c[0], c[1], c[2])):
+        for i in range(len(bins)):
+            if used[i] + duration <= limit + 1e-6:
+                bins[i].append((p, k))
+                used[i] += duration
+                break
+        else:
+            bins.append([(p, k)])
+            used.append(duration)
+
+    def spoken(pk: tuple[int, int]) -> tuple:
+        return metas[pk[0]][pk[1]]["segments"][0]["start"], pk
+
+    windows = sorted((tuple(sorted(b, key=spoken)) for b in bins), key=lambda w: spoken(w[0]))
+    return metas, windows
+
+
+class _Windows:
+    """Features, metadata and output split of a call's windows (chunks of ``metas_by_party``)."""
+
+    def __init__(self, model, samples_by_party: list[np.ndarray], metas_by_party: list[list[dict]]):
+        self._model, self._samples, self._metas = model, samples_by_party, metas_by_party
+
+    def meta(self, window: Window) -> dict:
+        """faster-whisper's chunk metadata of the window (a lone chunk's own)."""
+        pieces = [self._metas[p][k] for p, k in window]
+        if len(pieces) == 1:
+            return pieces[0]
+        return {
+            "offset": pieces[0]["offset"],
+            "duration": sum(m["duration"] for m in pieces),
+            "segments": [c for m in pieces for c in m["segments"]],
+        }
+
+    def features(self, window: Window) -> np.ndarray:
+        """Log-mel features of the window: its chunks' audio joined."""
+        audio = np.concatenate(
+            [
+                self._samples[p][c["start"] : c["end"]]
+                for p, k in window
+                for c in self._metas[p][k]["segments"]
+            ]
+        )
+        return _features(self._model, audio)
+
+    def split(self, window: Window, segments: list[dict]) -> dict[tuple[int, int], list[dict]]:
+        """The window's decoded segments per chunk, on each chunk's party timeline: a word
+        belongs to the chunk its middle falls in; a segment spanning two chunks is cut."""
+        if len(window) == 1:
+            return {window[0]: segments}
+        offset = self.meta(window)["offset"]
+        starts, position = [], 0.0
+        for p, k in window:
+            starts.append(position)
+            position += self._metas[p][k]["duration"]
+        shifts = [
+            self._metas[p][k]["offset"] - offset - s
+            for (p, k), s in zip(window, starts, strict=True)
+        ]
+
+        def piece(t: float) -> int:
+            return min(max(bisect.bisect_right(starts, t - offset) - 1, 0), len(window) - 1)
+
+        out: dict[tuple[int, int], list[dict]] = {pk: [] for pk in window}
+        for seg in segments:
+            words = seg.get("words") or []
+            if not words:
+                i = piece((seg["start"] + seg["end"]) / 2)
+                d = shifts[i]
+                out[window[i]].append({**seg, "start": seg["start"] + d, "end": seg["end"] + d})
+                continue
+            runs: list[tuple[int, list[dict]]] = []
+            for w in words:
+                i = piece((w["start"] + w["end"]) / 2)
+                if not runs or runs[-1][0] != i:
+                    runs.append((i, []))
+                runs[-1][1].append(
+                    {**w, "start": w["start"] + shifts[i], "end": w["end"] + shifts[i]}
+                )
+            for i, run in runs:
+                text = seg["text"] if len(runs) == 1 else "".join(w["word"] for w in run)
+                out[window[i]].append(
+                    {
+                        **seg,
+                        "words": run,
+                        "start": run[0]["start"],
+                        "end": run[-1]["end"],
+                        "text": text,
+                    }
+                )
+        return out
+
+
+def transcribe_batched(
+    model, parties, config: AsrConfig, language, timer, speech: CallSpeech | None = None
+) -> list[ChannelResult]:
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import (
         Segment,
@@ -106,23 +258,27 @@ def transcribe_batched(model, parties, config: AsrConfig, language, timer) -> li
         restore_speech_timestamps,
     )
 
-    # Speech clips and their merged chunks per party; chunk audio and log-mel features are
-    # made a batch at a time (_decode_batches), so a long call never holds them all at once.
-    clips_by_party, metas_by_party = [], []
-    for _channel, samples in parties:
-        with timer.stage("vad"):
-            clips = _speech_clips(samples, config)
-        clips_by_party.append(clips)
-        metas_by_party.append(_merge_clips(clips, config.chunk_length_s) if clips else [])
-    samples_by_party = [samples for _channel, samples in parties]
+    # Speech clips and their merged chunks per party (found once per call: language
+    # detection used them too); chunk audio and log-mel features are made a batch at a time
+    # (_decode_batches), so a long call never holds them all at once.
+    speech = speech or CallSpeech(parties)
+    if language is None and model.model.is_multilingual:  # a language per party: no sharing
+        config = config.model_copy(update={"shared_windows": False})
+    clips_by_party = speech.clips(config, timer)
+    metas_by_party = speech.chunks(config, timer)
+    samples_by_party = speech.samples
+    # windows whose encoder output language detection computed with this model
+    prefix = (id(model), speech.key(config))
+    encoded = {key[2]: out for key, out in speech.encoded.items() if key[:2] == prefix}
 
     # ASR seconds of this call: its own wall time, less the time it waited on the shared batch
     # threads ("blocked"), plus the time those threads spent on its batches ("busy").
     clock = StageTimer()
     started = time.perf_counter()
     try:
+        windows = _Windows(model, samples_by_party, metas_by_party)
         languages = []
-        for samples, metas in zip(samples_by_party, metas_by_party, strict=True):
+        for p, metas in enumerate(metas_by_party):
             if not model.model.is_multilingual:
                 languages.append(("en", 1.0))
             elif language is not None:
@@ -130,19 +286,13 @@ def transcribe_batched(model, parties, config: AsrConfig, language, timer) -> li
             elif not metas:
                 languages.append(("en", 0.0))
             else:  # faster-whisper detects from the first 30 s of speech
-                head = _features(model, samples, metas[0])
+                head = windows.features(((p, 0),))
                 dummy = np.full((model.model.n_mels, 1), -1.5, dtype="float32")
                 lang, prob, _ = model.detect_language(
                     features=np.concatenate([head, dummy], axis=1)
                 )
                 languages.append((lang, float(prob)))
-        features_by_party = [
-            _LazyFeatures(model, samples, metas)
-            for samples, metas in zip(samples_by_party, metas_by_party, strict=True)
-        ]
-
-        # Every chunk of the call, in a fixed order: (party index, chunk index).
-        order = [(p, k) for p, feats in enumerate(features_by_party) for k in range(len(feats))]
+        order = speech.windows(config, timer)  # the call's windows, in a fixed order
         outputs: dict[tuple[int, int], list[dict]] = {}
         fb = config.fallback
         for lang in dict.fromkeys(lang for lang, _ in languages):
@@ -179,25 +329,26 @@ def transcribe_batched(model, parties, config: AsrConfig, language, timer) -> li
                 hallucination_silence_threshold=None,
                 hotwords=config.hotwords,
             )
-            keys = [key for key in order if languages[key[0]][0] == lang]
+            keys = [w for w in order if languages[w[0][0]][0] == lang]
 
             def decode(keys, options=options, tokenizer=tokenizer):
-                return _decode_with_fallback(
-                    model, keys, features_by_party, metas_by_party, tokenizer, options, config,
-                    clock,
-                )  # fmt: skip
+                decoded = _decode_with_fallback(
+                    model, keys, windows, tokenizer, options, config, clock, encoded
+                )
+                for w in keys:
+                    outputs.update(windows.split(w, decoded[w]))
 
-            outputs.update(decode(keys))
+            decode(keys)
             # Whisper sometimes stops before the end of a glued chunk (the sequential
             # decoder would seek and go on): the clips it left out are decoded again, as
             # chunks of their own, once.
             tails = []
-            for p, k in keys:
+            for p, k in (pk for w in keys for pk in w):
                 for meta in _uncovered_tail(metas_by_party[p][k], outputs[(p, k)]):
                     metas_by_party[p].append(meta)
-                    tails.append((p, len(metas_by_party[p]) - 1))
+                    tails.append(((p, len(metas_by_party[p]) - 1),))
             if tails:
-                outputs.update(decode(tails))
+                decode(tails)
 
     finally:
         pooled = clock.seconds.get("busy", 0.0) - clock.seconds.get("blocked", 0.0)
@@ -261,24 +412,30 @@ def _uncovered_tail(meta: dict, segments: list[dict]) -> list[dict]:
 def _decode_with_fallback(
     model,
     keys,
-    features_by_party,
-    metas_by_party,
+    windows: _Windows,
     tokenizer,
     options,
     config: AsrConfig,
     clock: StageTimer,
+    encoded: dict | None = None,
 ) -> dict[tuple[int, int], list[dict]]:
-    """Decodes of ``keys``; those failing the thresholds decoded again deterministically."""
+    """Decodes of ``keys``; those failing the thresholds decoded again deterministically,
+    from the encoder outputs of the first decode (``encoded``: encoder outputs by key, taken
+    instead of encoding; those of failed chunks are kept there for the retry)."""
     from faster_whisper.transcribe import TranscriptionOptions, get_compression_ratio
 
     fb = config.fallback
+    encoded = {} if encoded is None else encoded
+
+    def fails(segments: list[dict]) -> bool:
+        return fb.scheme != "none" and not passes(*_scores(segments, get_compression_ratio), fb)
+
     first = _decode_batches(
-        model, keys, features_by_party, metas_by_party, tokenizer, options, config.batch_size,
-        clock,
-    )  # fmt: skip
+        model, keys, windows, tokenizer, options, config.batch_size, clock, encoded, fails
+    )
     if fb.scheme == "none":
         return first
-    failed = [k for k in keys if not passes(*_scores(first[k], get_compression_ratio), fb)]
+    failed = [k for k in keys if fails(first[k])]
     if not failed:
         return first
     retry_options = TranscriptionOptions(
@@ -290,9 +447,8 @@ def _decode_with_fallback(
         }
     )
     retried = _decode_batches(
-        model, failed, features_by_party, metas_by_party, tokenizer, retry_options,
-        config.batch_size, clock,
-    )  # fmt: skip
+        model, failed, windows, tokenizer, retry_options, config.batch_size, clock, encoded
+    )
     out = dict(first)
     for k in failed:
         a = (*_scores(first[k], get_compression_ratio), first[k])
@@ -309,11 +465,18 @@ def _scores(segments: list[dict], ratio_of) -> tuple[float, float, float]:
     return segments[0]["avg_logprob"], segments[0]["no_speech_prob"], ratio_of(text)
 
 
+# Encoder outputs of failed chunks held for their retry, at most (a base window is 3 MB).
+RETRY_ENCODED_MAX = 16
+
+
 def _decode_batches(
-    model, keys, features_by_party, metas_by_party, tokenizer, options, batch_size,
-    clock: StageTimer,
+    model, keys, windows: _Windows, tokenizer, options, batch_size, clock: StageTimer,
+    encoded: dict | None = None, keep=None,
 ):  # fmt: skip
-    """Chunk decodes (with words) of ``keys`` in order, ``batch_size`` chunks per batch.
+    """Window decodes (with words) of ``keys`` in order, ``batch_size`` windows per batch.
+
+    A window's encoder output is taken (and removed) from ``encoded`` where it is there;
+    ``keep(segments)`` true: the window's encoder output is put there for a later decode.
 
     The batches are fixed by the call alone. A call of several batches runs them on the
     process's batch threads (one per CTranslate2 stream), so a call alone on the machine
@@ -323,18 +486,26 @@ def _decode_batches(
     batches = [keys[i : i + batch_size] for i in range(0, len(keys), batch_size)]
     several = len(batches) > 1
 
-    def decode(batch):
-        from faster_whisper.audio import pad_or_trim
-        from faster_whisper.transcribe import BatchedInferencePipeline
+    encoded = {} if encoded is None else encoded
+    lock = threading.Lock()
 
+    def decode(batch):
         started = time.perf_counter()
-        features = np.stack([pad_or_trim(features_by_party[p][k]) for p, k in batch])
+        with lock:
+            given = {key: encoded.pop(key) for key in batch if key in encoded}
+        encoder_output = _encode(model, batch, given, windows)
         # one pipeline per batch: its word-time heuristics (last_speech_timestamp) start
         # afresh and are never shared between threads
-        segmented = BatchedInferencePipeline(model).forward(
-            features, tokenizer, [metas_by_party[p][k] for p, k in batch], options
+        segmented = _encoded_pipeline(model, encoder_output).forward(
+            np.empty((len(batch), 0)), tokenizer, [windows.meta(w) for w in batch], options
         )
-        del features
+        kept = [i for i, s in enumerate(segmented) if keep is not None and keep(s)]
+        if kept and encoder_output.device == "cpu":  # for the retry: no second encoder pass
+            rows = np.asarray(encoder_output)
+            with lock:
+                for i in kept[: max(0, RETRY_ENCODED_MAX - len(encoded))]:
+                    encoded[batch[i]] = rows[i].copy()
+        del encoder_output
         if several:  # on the batch threads; a call of several batches keeps its heap flat
             release_heap_memory()
             clock.add("busy", time.perf_counter() - started)
@@ -358,6 +529,33 @@ def _decode_batches(
             future.cancel()
         raise
     return out
+
+
+def _encode(model, batch, given: dict, windows: _Windows):
+    """The batch's encoder output: the rows in ``given`` as they are, the others encoded."""
+    import ctranslate2
+    from faster_whisper.audio import pad_or_trim
+
+    todo = [key for key in batch if key not in given]
+    fresh = None
+    if todo:
+        features = np.stack([pad_or_trim(windows.features(w)) for w in todo])
+        fresh = model.encode(features)
+        if not given:
+            return fresh
+        fresh = dict(zip(todo, np.asarray(fresh), strict=True))
+    rows = np.stack([given[key] if key in given else fresh[key] for key in batch])
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(rows))
+
+
+def _encoded_pipeline(model, encoder_output):
+    """faster-whisper's batched pipeline decoding a batch already encoded."""
+    from faster_whisper.transcribe import BatchedInferencePipeline
+
+    pipeline = BatchedInferencePipeline(model)
+    pipeline.model = copy.copy(model)
+    pipeline.model.encode = lambda _features: encoder_output
+    return pipeline
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}

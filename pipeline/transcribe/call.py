@@ -26,6 +26,7 @@ from pipeline.schema import Provenance, RoleDecision, Transcript, Utterance, Wor
 from pipeline.timing import StageTimer
 from pipeline.transcribe.agent_identification import decide_agent_channel
 from pipeline.transcribe.asr import transcribe_parties
+from pipeline.transcribe.batching import CallSpeech
 from pipeline.transcribe.decode_config import SAMPLE_RATE, asr_config
 from pipeline.transcribe.hallucination import filter_segments, load_rules
 from pipeline.transcribe.language import LanguageSource, decide_language
@@ -123,7 +124,8 @@ def transcribe_call(
     config = asr_config(settings)
     language_setting = language or settings.language
     parties = _party_channels(audio)
-    decision = decide_language(settings, parties, config, language, language_from, timer)
+    speech = CallSpeech(parties)  # VAD once per party, for detection and decode alike
+    decision = decide_language(settings, parties, config, language, language_from, timer, speech)
     forced = decision.language
     model = get_model(settings.model_copy(update={"asr_model": decision.model}))
     hints = decode_hints(load_lexicon(settings.asr_lexicon), forced, vocabulary or ())
@@ -131,7 +133,7 @@ def transcribe_call(
 
     segments: list[AsrSegment] = []
     dropped: list[dict] = []
-    for result in transcribe_parties(model, parties, config, forced, timer):
+    for result in transcribe_parties(model, parties, config, forced, timer, speech):
         hook("asr", result)
         kept, gone = filter_segments(result.segments, load_rules())
         dropped.extend(d.as_record() for d in gone)

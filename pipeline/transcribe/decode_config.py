@@ -32,6 +32,8 @@ class ModelDecode(BaseModel):
 
     chunk_length_s: int = Field(ge=1, le=30)
     beam_size: int = Field(ge=1)
+    # the parties' speech packed into shared windows in the order it was spoken
+    shared_windows: bool = False
 
 
 class DecodeModels(BaseModel):
@@ -131,6 +133,8 @@ class AsrConfig(BaseModel):
     beam_size: int = Field(default=3, ge=1)
     temperature: float = 0.0
     chunk_length_s: int = Field(default=20, ge=1, le=30)
+    # A call's parties decoded in shared windows (batching._shared_windows), per model.
+    shared_windows: bool = False
     # every model's own chunk length and beam (decode_models.yaml): a call decoded by one of
     # them takes its row (:meth:`for_model`); chunk_length_s and beam_size above are ``model``'s
     by_model: dict[str, ModelDecode] = Field(default_factory=dict)
@@ -189,6 +193,7 @@ def asr_config(settings: Settings) -> AsrConfig:
         batch_size=settings.asr_batch_size,
         chunk_length_s=main.chunk_length_s,
         beam_size=main.beam_size,
+        shared_windows=main.shared_windows,
         by_model=by_model,
         vad=VadConfig() if settings.vad else None,
         threads_per_decode=threads_per_decode(settings),

@@ -4,11 +4,11 @@ Decided in this order, first that decides wins: an English-only model (``english
 a language given for the call (the manifest's ``language`` column, ``--language``, or the
 language of the form a routing rule chose before transcription); ``QA_LANGUAGE``
 (``setting``); else detection (``detected``). Detection runs the multilingual model's
-language identification (faster-whisper ``detect_language``) once per call, on a
-:data:`DETECT_SPEECH_S`-second window of the parties' first speech shared between them,
-among the deployment's languages (``QA_ASR_LANGUAGES``): one language per call, so the two
-sides of a call are decoded alike and a customer's one-word "hello?" cannot turn a Mandarin
-call English. English words spoken inside Mandarin are written as
+language identification once per call, on one of the decode's windows: of those holding a
+party's first chunk, the one with the most speech (its encoder output is then decoded, not
+encoded again), among the deployment's languages (``QA_ASR_LANGUAGES``): one language per call, so the two sides of a
+call are decoded alike and a customer's one-word "hello?" cannot turn a Mandarin call
+English. English words spoken inside Mandarin are written as
 Whisper hears them (no translation): the task is always ``transcribe``.
 
 A call in English is decoded by ``QA_ASR_ENGLISH_MODEL`` (``tiny.en``) where one is set:
@@ -22,15 +22,13 @@ import numpy as np
 from pipeline.config import Settings
 from pipeline.schema import LanguageDecision
 from pipeline.timing import StageTimer
-from pipeline.transcribe.batching import _speech_clips
-from pipeline.transcribe.decode_config import SAMPLE_RATE, AsrConfig
+from pipeline.transcribe.batching import CallSpeech, _Windows
+from pipeline.transcribe.decode_config import AsrConfig
 from pipeline.transcribe.model import get_model, is_english_only
 from pipeline.transcribe.models import embedded_models
 
-# Speech Whisper's language identification looks at (its window).
-DETECT_SPEECH_S = 30.0
-# Audio searched for that speech: a call's first two minutes hold plenty of both parties.
-DETECT_AUDIO_S = 120.0
+# A party's first chunk with less speech than this is not listened to.
+MIN_SPEECH_S = 0.5
 
 LanguageSource = str  # manifest, option, routing, setting
 
@@ -60,49 +58,44 @@ def _english_only(name: str, settings: Settings) -> bool:
     return is_english_only(get_model(settings.model_copy(update={"asr_model": name})))
 
 
-def _speech_head(samples: np.ndarray, config: AsrConfig) -> np.ndarray:
-    """The party's first speech (VAD clips joined), at most DETECT_SPEECH_S seconds."""
-    head = samples[: int(DETECT_AUDIO_S * SAMPLE_RATE)]
-    limit = int(DETECT_SPEECH_S * SAMPLE_RATE)
-    pieces, total = [], 0
-    for clip in _speech_clips(head, config):
-        piece = head[clip["start"] : clip["end"]][: limit - total]
-        pieces.append(piece)
-        total += len(piece)
-        if total >= limit:
-            break
-    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
-
-
 def detect_call_language(
-    model, parties: list[tuple[int | None, np.ndarray]], config: AsrConfig, candidates: list[str]
+    model, speech: CallSpeech, config: AsrConfig, candidates: list[str]
 ) -> tuple[str, float | None, dict[str, float]]:
     """(language, probability, seconds of each party's speech listened to).
 
-    One pass of Whisper's language identification over one 30-s window shared out between
-    the parties' first speech (a party with less leaves its share to the others), so a call
-    costs one encoder pass whatever its channels. Probabilities are restricted to
-    ``candidates`` when given. Without speech: the first candidate (or ``en``), None.
+    Whisper's language identification over one decode window: of those holding a party's
+    first chunk, the one with the most speech (with shared windows, both parties' first
+    speech), so a party's one-word "hello?" cannot decide the call. Its encoder output is
+    kept in ``speech`` for the decode, which then does not encode that window again.
+    Probabilities are restricted to ``candidates`` when given. Without speech: the first
+    candidate (or ``en``), None.
     """
-    heads = [
-        ("mono" if channel is None else str(channel), _speech_head(np.asarray(x), config))
-        for channel, x in parties
-    ]
-    heads = [(party, h) for party, h in heads if len(h) >= SAMPLE_RATE // 2]
-    if not heads:
+    metas = speech.chunks(config)
+
+    def seconds(window) -> float:
+        return sum(metas[p][k]["duration"] for p, k in window)
+
+    # the windows holding a party's first chunk; the one with the most speech is listened to
+    firsts = [w for w in speech.windows(config) if any(k == 0 for _p, k in w)]
+    if not firsts or seconds(max(firsts, key=seconds)) < MIN_SPEECH_S:
         return (candidates[0] if candidates else "en"), None, {}
-    left = int(DETECT_SPEECH_S * SAMPLE_RATE)
-    share: dict[str, np.ndarray] = {}
-    for i, (party, head) in enumerate(sorted(heads, key=lambda ph: len(ph[1]))):
-        share[party] = head[: left // (len(heads) - i)]
-        left -= len(share[party])
-    window = np.concatenate([share[party] for party, _h in heads])  # in channel order
-    _lang, _prob, ranked = model.detect_language(audio=window)
-    probs = {lang: float(p) for lang, p in ranked}
+    window = max(firsts, key=seconds)
+    from faster_whisper.audio import pad_or_trim
+
+    features = _Windows(model, speech.samples, metas).features(window)
+    encoder_output = model.encode(pad_or_trim(features))
+    ranked = model.model.detect_language(encoder_output)[0]
+    if encoder_output.device == "cpu":
+        key = (id(model), speech.key(config), window)
+        speech.encoded[key] = np.asarray(encoder_output)[0].copy()
+    probs = {token[2:-2]: float(p) for token, p in ranked}
     if candidates:
         probs = {lang: probs.get(lang, 0.0) for lang in candidates}
     best = max(probs, key=probs.get)
-    listened = {party: round(len(share[party]) / SAMPLE_RATE, 2) for party, _h in heads}
+    listened: dict[str, float] = {}
+    for p, k in window:
+        name = "mono" if speech.channels[p] is None else str(speech.channels[p])
+        listened[name] = round(listened.get(name, 0.0) + metas[p][k]["duration"], 2)
     return best, round(probs[best], 4), listened
 
 
@@ -113,8 +106,11 @@ def decide_language(
     language: str | None = None,
     language_from: LanguageSource = "manifest",
     timer: StageTimer | None = None,
+    speech: CallSpeech | None = None,
 ) -> LanguageDecision:
-    """The call's :class:`LanguageDecision` (language, who decided, model, its sha256)."""
+    """The call's :class:`LanguageDecision` (language, who decided, model, its sha256).
+
+    ``speech``: the call's :class:`CallSpeech`, shared with the decode."""
     detected = None
     probability: float | None = 1.0
     if _english_only(settings.asr_model, settings):
@@ -125,9 +121,13 @@ def decide_language(
         lang, method = whisper_language(settings.language), "setting"
     else:
         candidates = [whisper_language(c) for c in config.languages]
-        with (timer or StageTimer()).stage("asr"):
+        timer = timer or StageTimer()
+        speech = speech or CallSpeech(parties)
+        detection = config.for_model(settings.asr_model)  # the chunks that model decodes
+        speech.clips(detection, timer)
+        with timer.stage("asr"):
             main = get_model(settings)
-            lang, probability, detected = detect_call_language(main, parties, config, candidates)
+            lang, probability, detected = detect_call_language(main, speech, detection, candidates)
         method = "detected"
     model = settings.asr_model if method == "english_only" else model_for(settings, lang)
     return LanguageDecision(
