@@ -75,7 +75,7 @@ def to_rate(src: Path, dst: Path, rate: int) -> Path:
     if rate == 16000:
         return src
     subprocess.run(
-        ["sox", str(src), "-r", str(rate), "-e", "a-law", "-b", "8", "-c", "1", str(dst)],
+        ["sox", "-R", str(src), "-r", str(rate), "-e", "a-law", "-b", "8", "-c", "1", str(dst)],
         check=True,
     )
     return dst

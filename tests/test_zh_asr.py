@@ -539,3 +539,31 @@ def test_a_stereo_call_is_detected_once_and_decoded_in_one_shared_window(tmp_pat
         fwt.WhisperModel.encode = encode
     assert n_detected == sum(rows) == 1  # one window for both parties, not one each
     assert [u.text for u in detected.utterances] == [u.text for u in given.utterances]
+
+
+def test_a_number_split_by_the_other_partys_turn_keeps_its_times():
+    # z08 at beam 5: "5" said before the agent's turn, "6788990" after it, one Whisper
+    # segment; joined into one number first, its digits were timed evenly over the agent's
+    # turn and the customer was found interrupting
+    from pipeline.transcribe.call import text_pieces
+    from pipeline.transcribe.segments import AsrSegment, AsrWord
+
+    words = [
+        ("五", 7.97, 8.43),
+        ("六", 12.5, 12.64),
+        ("七", 12.64, 12.86),
+        ("八", 12.86, 13.1),
+        ("八", 13.1, 13.24),
+        ("九", 13.24, 13.44),
+        ("九", 13.44, 13.6),
+        ("零", 13.6, 13.78),
+        ("零", 13.78, 13.96),
+    ]  # fmt: skip  (Whisper base's words for z08, beam 5)
+    segment = AsrSegment(
+        start=7.97, end=13.96, text="五六七八八九九零零", channel=1,
+        words=[AsrWord(w, a, b, 0.9) for w, a, b in words],
+    )  # fmt: skip
+    pieces = text_pieces([segment], "zh")
+    times = [(w.start, w.end) for piece in pieces for w in piece.words]
+    assert not any(a < 12.5 and b > 8.43 for a, b in times), times  # nothing in the gap
+    assert [round(p.start, 2) for p in pieces] == [7.97, 12.5]

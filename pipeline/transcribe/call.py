@@ -137,9 +137,7 @@ def transcribe_call(
         hook("asr", result)
         kept, gone = filter_segments(result.segments, load_rules())
         dropped.extend(d.as_record() for d in gone)
-        if result.language == "zh":
-            kept = [normalise_segment(s, load_options()) for s in kept]
-        segments.extend(piece for s in kept for piece in split_at_pauses(s))
+        segments.extend(text_pieces(kept, result.language))
     hook("filter", dropped)
 
     segments.sort(key=lambda s: (s.start, s.channel or 0))
@@ -231,6 +229,19 @@ def split_at_pauses(segment: AsrSegment, max_pause: float = TURN_PAUSE_S) -> lis
         )
         for group in groups
     ]
+
+
+def text_pieces(segments: list[AsrSegment], language: str | None) -> list[AsrSegment]:
+    """Kept segments cut at turn pauses, then (Chinese) through the text stage.
+
+    Cut first: the Chinese text stage joins digit tokens into one number and times its
+    digits evenly, so a number joined across the other party's turn ("5" … "6788990") would
+    cover that turn, an interruption that never was.
+    """
+    pieces = [piece for s in segments for piece in split_at_pauses(s)]
+    if language == "zh":
+        pieces = [normalise_segment(piece, load_options()) for piece in pieces]
+    return pieces
 
 
 def _utterance(
