@@ -428,7 +428,10 @@ def test_a_form_change_rescores_audio_from_the_stored_transcript(tmp_path) -> No
     assert config.asr.model == "base" and config.asr.english_model == "tiny.en"  # decoded en
     assert before.produced_by.asr_model == "tiny.en"
     assert config.asr.faster_whisper and config.asr.ctranslate2
-    assert config.asr.decode["beam_size"] == 3 and config.asr.vad  # VAD options recorded
+    by_model = config.asr.decode["by_model"]  # each model's row of decode_models.yaml
+    assert by_model["tiny.en"]["beam_size"] == 3 and by_model["base"]["beam_size"] == 5
+    assert config.asr.decode["beam_size"] == by_model["base"]["beam_size"]  # the main model's
+    assert config.asr.vad  # VAD options recorded
     assert config.diarizer.backend == "embedded" and config.diarizer.params
 
     path, data, _ = new_form(tmp_path, "en_telecom", points=5)
