@@ -70,7 +70,10 @@ def asr_config(settings: Settings) -> AsrConfig:
     )
 
 
+@lru_cache(maxsize=32)
 def _installed(name: str) -> str | None:
+    """The installed version of package ``name`` (looked up once per process: the rubric
+    section is built for every call)."""
     try:
         return version(name)
     except PackageNotFoundError:

@@ -52,6 +52,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES_ARCHIVE = ROOT / "samples" / "archive"
 SAMPLES_EXPECTED = ROOT / "samples" / "expected.yaml"
 SR = 8000  # sample rate of the synthetic recordings
+# real recordings with references (../shared/data, never committed)
+AUDIO_DATA = ROOT.parent / "shared" / "data" / "audio"
+# model.bin of the multilingual Whisper base, reassembled from its two PyPI parts
+BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 
@@ -644,3 +648,33 @@ def noise_wav(path: Path, channels: int, frames: int, rate: int = 16_000, seed: 
         w.setframerate(rate)
         w.writeframes(samples.tobytes())
     return path
+
+
+def needs_data(name: str) -> Path:
+    """``AUDIO_DATA / name``, or the test skipped with the reason when it is absent."""
+    import pytest
+
+    path = AUDIO_DATA / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent (shared real data, see ../shared/data/README.md)")
+    return path
+
+
+@contextlib.contextmanager
+def counted_encoder_rows() -> typing.Iterator[list[int]]:
+    """Every Whisper encoder pass while the block runs, as its row count (windows encoded),
+    the real encoder spied on, not replaced; the list can be cleared between runs."""
+    import faster_whisper.transcribe as fwt
+
+    rows: list[int] = []
+    encode = fwt.WhisperModel.encode
+
+    def counted(self, features):
+        rows.append(1 if features.ndim == 2 else features.shape[0])
+        return encode(self, features)
+
+    fwt.WhisperModel.encode = counted
+    try:
+        yield rows
+    finally:
+        fwt.WhisperModel.encode = encode

@@ -36,10 +36,13 @@ from pipeline.transcribe.hallucination import (
 )
 from pipeline.transcribe.model import ModelError, get_model, resolve_model
 from pipeline.transcribe.segments import AsrSegment
-from tests.builders import make_samples_module
+from tests.builders import (
+    BASE_SHA256,
+    counted_encoder_rows,
+    make_samples_module,
+    needs_data,
+)
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "audio"
-BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 JFK = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
 LEFT = "He began a confused complaint against the wizard, who had vanished behind the curtain on the left."
 RIGHT = "The horizon seems extremely distant."
@@ -56,13 +59,6 @@ CUSTOMER_LINES = [
 needs_tools = pytest.mark.skipif(
     not (shutil.which("ffmpeg") and shutil.which("espeak-ng")), reason="needs ffmpeg and espeak-ng"
 )
-
-
-def needs_data(name: str) -> Path:
-    path = DATA / name
-    if not path.exists():
-        pytest.skip(f"{path} is absent (shared real data, see ../shared/data/README.md)")
-    return path
 
 
 def words(text: str) -> list[str]:
@@ -741,8 +737,6 @@ def test_a_stopped_calls_queued_batches_are_dropped(model, monkeypatch):
 def test_a_retried_window_is_not_encoded_again(model, settings):
     """The deterministic fallback decodes a failed window again from the encoder output of
     its first decode: as many encoder rows with every window retried as with none."""
-    import faster_whisper.transcribe as fwt
-
     from pipeline.audio import decode_audio
     from pipeline.transcribe.asr import transcribe_parties
     from pipeline.transcribe.call import _party_channels
@@ -751,15 +745,7 @@ def test_a_retried_window_is_not_encoded_again(model, settings):
     audio = decode_audio(SAMPLE_ARCHIVE / "c01-compliant.wav", 16000)
     parties = _party_channels(audio)
     base = asr_config(settings).for_model("tiny.en")
-    rows: list[int] = []
-    encode = fwt.WhisperModel.encode
-
-    def counted(self, features):
-        rows.append(1 if features.ndim == 2 else features.shape[0])
-        return encode(self, features)
-
-    fwt.WhisperModel.encode = counted
-    try:
+    with counted_encoder_rows() as rows:
         counts = {}
         for name, fallback in {
             "none": FallbackConfig(scheme="none"),
@@ -772,6 +758,4 @@ def test_a_retried_window_is_not_encoded_again(model, settings):
             )
             assert any(r.segments for r in results)
             counts[name] = sum(rows)
-    finally:
-        fwt.WhisperModel.encode = encode
     assert counts["all"] == counts["none"] > 0

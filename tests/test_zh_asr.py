@@ -31,17 +31,7 @@ from pipeline.transcribe.zh_text import (
     normalise_segment,
     normalise_text,
 )
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "audio"
-BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
-
-
-def needs_data(name: str) -> Path:
-    path = DATA / name
-    if not path.exists():
-        pytest.skip(f"{path} is absent (shared real data, see ../shared/data/README.md)")
-    return path
-
+from tests.builders import BASE_SHA256, counted_encoder_rows, needs_data
 
 # --------------------------------------------------------------------------- embedded models
 
@@ -520,23 +510,11 @@ def test_a_stereo_call_is_detected_once_and_decoded_in_one_shared_window(tmp_pat
         assert all(u.start - 0.01 <= w.start <= w.end <= u.end + 0.01 for w in u.words)
 
     # the window's encoder pass is decoded too: one encoder row, as with the language given
-    import faster_whisper.transcribe as fwt
-
-    rows = []
-    encode = fwt.WhisperModel.encode
-
-    def counted(self, features):
-        rows.append(1 if features.ndim == 2 else features.shape[0])
-        return encode(self, features)
-
-    fwt.WhisperModel.encode = counted
-    try:
+    with counted_encoder_rows() as rows:
         detected = transcribe_call(call, settings=Settings())
         n_detected = sum(rows)
         rows.clear()
         given = transcribe_call(call, settings=Settings(), language="zh")
-    finally:
-        fwt.WhisperModel.encode = encode
     assert n_detected == sum(rows) == 1  # one window for both parties, not one each
     assert [u.text for u in detected.utterances] == [u.text for u in given.utterances]
 
