@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DB     ?= sqlite:///var/callqa.db
-DEBS   := espeak-ng sox libsox-fmt-all ffmpeg
+DEBS   := espeak-ng sox libsox-fmt-all ffmpeg libtcmalloc-minimal4
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -19,7 +19,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 
 .PHONY: run test check lint format setup setup-llm system-deps clean locale samples
 
-run: $(STAMP)
+run: $(STAMP) system-deps
 	@mkdir -p var
 	$(BIN)/callqa run samples/archive --db $(DB)
 
@@ -30,7 +30,7 @@ check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-setup: $(STAMP)
+setup: $(STAMP) system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

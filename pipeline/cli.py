@@ -72,13 +72,16 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipeline.allocator import AllocatorError, preload
     from pipeline.config import enforce_offline
     from pipeline.cpu_isa import CpuIsaError, apply_cpu_isa_from_env
 
     # Before any sub-command imports numpy, ctranslate2 or a model library.
     try:
         apply_cpu_isa_from_env()
-    except CpuIsaError as exc:
+        if argv is None:  # the process's own entry point (not a test calling main)
+            preload()
+    except (CpuIsaError, AllocatorError) as exc:
         click.echo(f"callqa: error: {exc}", err=True)
         return 2
     enforce_offline()

@@ -144,6 +144,8 @@ class Settings(BaseSettings):
     # speech per chunk (Whisper's window: 30); None: each model's own, as beam_size
     asr_chunk_seconds: int | None = Field(default=None, ge=1, le=30)
     cpu_isa: Literal["native", "pinned"] = "native"
+    # the C allocator (pipeline.allocator); read at process start, changes no output
+    malloc: Literal["tcmalloc", "system"] = "tcmalloc"
     max_audio_minutes: float = Field(default=180.0, gt=0)  # longer files are refused
     # longer recordings are decoded into temporary files and read a window at a time
     spool_audio_minutes: float = Field(default=10.0, gt=0)

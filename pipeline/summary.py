@@ -6,6 +6,7 @@ from collections import Counter
 
 from pydantic import BaseModel, Field
 
+from pipeline.allocator import in_use
 from pipeline.archive import display
 from pipeline.process import CallOutcome
 from pipeline.timing import sum_stage_seconds
@@ -36,6 +37,9 @@ class RunSummary(BaseModel):
         0, description="not processed: the run stopped, or the store stayed away for the call"
     )
     stopped: str | None = Field(None, description="why the run stopped early")
+    allocator: str = Field(
+        default_factory=in_use, description="the C allocator the run's process ran on (QA_MALLOC)"
+    )
 
     @property
     def exit_code(self) -> int:
@@ -73,7 +77,9 @@ class RunSummary(BaseModel):
             lines.append(f"  audio processed: {self.audio_seconds / 60:.1f} min")
         if self.stage_seconds:
             stages = ", ".join(f"{k} {v:.1f}" for k, v in self.stage_seconds.items())
-            lines.append(f"  seconds per stage (summed over calls): {stages}")
+            lines.append(
+                f"  seconds per stage (summed over calls; allocator {self.allocator}): {stages}"
+            )
         for failure in self.failures:
             lines.append(f"  FAILED {display(failure['call_id'])}: {display(failure['error'])}")
         db = self.database_url
