@@ -16,6 +16,9 @@ there are at least 16 calls and 15 minutes of audio. Then, alternating A-B-B-A p
             the stronger peer
 
 Both are timed wall clock from process start to exit (imports and model loading included).
+The pipeline runs on the allocator of its settings (``QA_MALLOC``: tcmalloc where installed,
+pipeline/allocator.py), the bare loops on glibc's, as a faster-whisper user runs them;
+``--bare-malloc tcmalloc`` preloads tcmalloc for them too.
 Audio-seconds are call durations (a stereo call counts once). Peak RSS is polled (psutil)
 for every process of each run: the flow's process, Prefect's API server, Dask workers.
 
@@ -266,6 +269,19 @@ def run_pipeline(archive: Path, workers: int | None, env: dict[str, str], n: int
     return wall, peaks
 
 
+def bare_env(env: dict[str, str], malloc: str) -> dict[str, str]:
+    """The bare loop's environment: glibc's allocator (``system``) or ``tcmalloc`` preloaded."""
+    from pipeline.allocator import library
+
+    env = {k: v for k, v in env.items() if k != "LD_PRELOAD"}
+    if malloc != "system":
+        lib = library(malloc)
+        if lib is None:
+            raise SystemExit(f"--bare-malloc {malloc}: its library is not installed")
+        env["LD_PRELOAD"] = lib
+    return env
+
+
 def run_bare(archive: Path, env: dict[str, str], batched: bool = False, language: str = "en"):
     cmd = [PYTHON, __file__, "--bare-batched" if batched else "--bare", str(archive)]
     cmd += ["--bare-language", language]
@@ -330,6 +346,12 @@ def main() -> None:
     parser.add_argument("--long", action="store_true", help="memory on 1 min, 60 min, 4 h calls")
     parser.add_argument("--no-batched", action="store_true", help="skip the batched peer")
     parser.add_argument("--zh", action="store_true", help="a Chinese archive (real Mandarin)")
+    parser.add_argument(
+        "--bare-malloc",
+        choices=["system", "tcmalloc"],
+        default="system",
+        help="the bare loops' allocator (default: glibc's, as faster-whisper runs)",
+    )
     parser.add_argument("--bare", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--bare-language", default="en", help=argparse.SUPPRESS)
     parser.add_argument("--bare-batched", type=Path, help=argparse.SUPPRESS)
@@ -370,6 +392,8 @@ def main() -> None:
         print("warm-up run of the pipeline (not measured) ...", flush=True)
         run_pipeline(archive, args.workers, env, 0)
 
+    bare_run_env = bare_env(env, args.bare_malloc)
+    pipeline_malloc = env.get("QA_MALLOC", "tcmalloc")
     load_before = os.getloadavg()
     pipe_walls, bare_walls, bare_asr, batched_walls, peaks = [], [], [], [], {}
     cpu: dict[str, list[float]] = {"pipeline": [], "bare": [], "batched": []}
@@ -382,10 +406,10 @@ def main() -> None:
             wall, p = run_pipeline(archive, args.workers, env, n)
             pipe_walls.append(wall)
         elif which == "batched":
-            wall, p, _ = run_bare(archive, env, batched=True, language=language)
+            wall, p, _ = run_bare(archive, bare_run_env, batched=True, language=language)
             batched_walls.append(wall)
         else:
-            wall, p, inner = run_bare(archive, env, language=language)
+            wall, p, inner = run_bare(archive, bare_run_env, language=language)
             bare_walls.append(wall)
             bare_asr.append(inner["asr_s"])
         cpu[which].append(CPU_SECONDS[-1])
@@ -442,7 +466,8 @@ def main() -> None:
         + (f", vs bare batched {batched / pipe:.2f}x" if batched else "")
         + f"; {len(files)} calls "
         f"{seconds / 60:.1f} min, {'base' if args.zh else 'tiny.en'} int8 VAD word timestamps "
-        f"(bare beam 5), {args.repeats} "
+        f"(bare beam 5), allocator pipeline {pipeline_malloc} bare {args.bare_malloc}, "
+        f"{args.repeats} "
         f"alternating pairs, load {load_before[0]:.1f}->{load_after[0]:.1f} on {os.cpu_count()} "
         f"cores; peak RSS " + ", ".join(f"{k} {v:.0f} MiB" for k, v in sorted(peaks.items()))
     )
