@@ -597,12 +597,24 @@ def test_repeated_transcription_gives_the_same_words(model, settings):
     assert said["agent"].startswith("Welcome to Northwind"), said["agent"]
 
 
-def test_a_spooled_call_gives_the_same_transcript(model, settings, synthetic_call):
+def test_a_spooled_call_gives_the_same_transcript(model, settings, synthetic_call, monkeypatch):
     """A long call is decoded into temporary files (QA_SPOOL_AUDIO_MINUTES) and read back a
-    window at a time: the words, times and roles are those of the call held in memory."""
+    window at a time: the words, times and roles are those of the call held in memory, and
+    no stage reads a whole channel into memory (np.asarray on a spooled channel did, in
+    language detection and decode's shared speech: 460 MB for a 60-min stereo call)."""
+    from pipeline.audio import SpooledChannel
+
     path, _turns = synthetic_call
     held = transcribe_call(path, settings=settings)
     spooled_settings = settings.model_copy(update={"spool_audio_minutes": 0.05})
+    whole_reads = []
+    read_whole = SpooledChannel.__array__
+
+    def counted(channel, *args, **kwargs):
+        whole_reads.append(len(channel))
+        return read_whole(channel, *args, **kwargs)
+
+    monkeypatch.setattr(SpooledChannel, "__array__", counted)
     seen = []
     spooled = transcribe_call(
         path,
@@ -610,6 +622,7 @@ def test_a_spooled_call_gives_the_same_transcript(model, settings, synthetic_cal
         hook=lambda step, artefact: seen.append(artefact) if step == "decode" else None,
     )
     assert seen[0].spooled and not decode_audio(path).spooled
+    assert whole_reads == []
     assert spooled.utterances == held.utterances
     assert spooled.produced_by.roles == held.produced_by.roles
 

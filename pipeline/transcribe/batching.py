@@ -92,7 +92,9 @@ class CallSpeech:
 
     def __init__(self, parties: list[tuple[int | None, np.ndarray]]):
         self.channels = [channel for channel, _x in parties]
-        self.samples = [np.asarray(x) for _channel, x in parties]
+        # as given: a long recording's SpooledChannel is read a window at a time, and
+        # np.asarray would read the whole channel into memory (460 MB for 60 min of stereo)
+        self.samples = [x for _channel, x in parties]
         self._clips: dict[tuple, list[list[dict]]] = {}
         self._metas: dict[tuple, list[list[dict]]] = {}
         self._windows: dict[tuple, list[Window]] = {}
