@@ -321,6 +321,7 @@ def load_rubric_items(rubric_id: str) -> list[RubricItem]:
     for section in data["sections"]:
         for item in section["items"]:
             ((kind, check),) = item["check"].items()
+            check = check if isinstance(check, dict) else {}  # any_of / all_of: a list
             items.append(
                 RubricItem(
                     id=item["id"],

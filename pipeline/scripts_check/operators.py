@@ -581,6 +581,12 @@ def _polite_context(ctx: Context, utt: Utterance, phrase: str, hit: Match) -> st
         ):
             return f"negated ({neg}…)"
     key = ctx.norm(phrase).codes
+    for p, cues in rules.get("sense_before", {}).items():
+        if ctx.norm(p).codes != key:
+            continue
+        for cue in cues:
+            if before.endswith(ctx.norm(cue).codes):
+                return f"another word ({cue}{phrase}: seeing or hearing)"
     for p, follows in rules.get("polite_after", {}).items():
         if ctx.norm(p).codes != key:
             continue
