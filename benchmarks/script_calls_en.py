@@ -222,11 +222,12 @@ def lines_for(lines: dict[str, dict[bool, list[str]]], k: int) -> dict[str, str]
     return {i: lines[i][True][k % len(lines[i][True])] for i in ITEMS}
 
 
-def write_manifest(script: ms.CallsFile, out: Path) -> None:
-    """manifest.csv with the archive reader's columns; every call scored with en_telecom."""
+def write_manifest(script: ms.CallsFile, out: Path, rubric: str | None = RUBRIC) -> None:
+    """manifest.csv with the archive reader's columns; every call scored with ``rubric``
+    (None: no rubric column, the routing table picks each call's form)."""
     from pipeline.archive import MANIFEST_COLUMNS
 
-    rows = [{**row, "rubric": RUBRIC} for row in ms.manifest_rows(script)]
+    rows = [{**row, "rubric": rubric or ""} for row in ms.manifest_rows(script)]
     with (out / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(
             fh, fieldnames=MANIFEST_COLUMNS, lineterminator="\n", restval="", extrasaction="raise"
@@ -251,6 +252,20 @@ def build_archive(
     """Render the calls into ``out`` (skipped when the cached spec matches) and the manifest;
     a folder rendered again is emptied first, so it holds only this split's calls."""
     script, planned = build_calls(split)
+    render_cached(script, out, rebuild, render_call)
+    write_manifest(script, out)
+    return planned
+
+
+def render_cached(
+    script: ms.CallsFile,
+    out: Path,
+    rebuild: bool = False,
+    render_call: Callable[[ms.Call, ms.CallsFile, Path], None] = render,
+) -> None:
+    """Render every call of ``script`` into ``out``, unless the spec cached beside the folder
+    (the calls, voices, lexicon and gaps) matches and every file is there; a folder rendered
+    again is emptied first."""
     spec = json.dumps(
         [c.model_dump(mode="json") for c in script.calls]
         + [script.model_dump(mode="json", include={"voices", "lexicon", "gap"})],
@@ -269,8 +284,6 @@ def build_archive(
         for call in script.calls:
             render_call(call, script, out)
         spec_file.write_text(spec, encoding="utf-8")
-    write_manifest(script, out)
-    return planned
 
 
 def run_pipeline(archive: Path, db: Path) -> tuple[dict, float, float]:

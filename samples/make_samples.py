@@ -193,6 +193,9 @@ class Call(_Entry):
     manifest_agent_channel: Literal[0, 1] | None = None
     customer_voice: str | None = None  # a key of the script's voices; default: voices.customer
     key_phrases: dict[Speaker, list[str]] = Field(default_factory=dict)
+    # The ID, card and phone numbers said in the call, as written in its turns (separators
+    # left out): none of them may survive in a stored transcript (benchmarks/zh_calls.py).
+    personal_numbers: list[str] = Field(default_factory=list)
     turns: list[Turn] = Field(min_length=2)
 
     @model_validator(mode="after")
@@ -201,6 +204,10 @@ class Call(_Entry):
             raise ValueError(f"unknown format {self.format!r}; valid: {', '.join(FORMATS)}")
         if not self.file.endswith(FORMATS[self.format][0]):
             raise ValueError(f"file {self.file!r} does not end with {FORMATS[self.format][0]}")
+        said = [re.sub(r"[\s，,、]", "", t.text or "") for t in self.turns]
+        for number in self.personal_numbers:
+            if not any(number in text for text in said):
+                raise ValueError(f"personal number {number!r} is said in no turn")
         if "manifest_agent_channel" not in self.model_fields_set:
             self.manifest_agent_channel = self.agent_channel
         return self
@@ -314,6 +321,7 @@ def load_rubric_items(rubric_id: str) -> list[RubricItem]:
     for section in data["sections"]:
         for item in section["items"]:
             ((kind, check),) = item["check"].items()
+            check = check if isinstance(check, dict) else {}  # any_of / all_of: a list
             items.append(
                 RubricItem(
                     id=item["id"],

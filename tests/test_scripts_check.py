@@ -383,3 +383,46 @@ def test_english_forbidden_context_survives_asr_slips_and_fillers(text: str, cou
     )
     (item,) = check_items(call, rubric)
     assert item.passed is (not counted), item.evidence
+
+
+def _worded(text: str, low: str, start: float = 0.0) -> Utterance:
+    """An agent utterance, one word per character; the characters of ``low`` heard with
+    probability 0.2, the rest 0.9."""
+    a = text.index(low)
+    words = [
+        {"word": ch, "start": start + k * 0.2, "end": start + (k + 1) * 0.2,
+         "probability": 0.2 if a <= k < a + len(low) else 0.9}
+        for k, ch in enumerate(text)
+    ]  # fmt: skip
+    return Utterance(speaker="agent", start=start, end=start + 0.2 * len(text), text=text, words=words)  # fmt: skip
+
+
+# (agent text, its low-confidence part, phrases) -> verdict: a pass is undecided only when
+# every phrase said rests on low-confidence words
+CONFIDENT_ALTERNATIVE = [
+    (
+        "已经为您修改好了，不好意思给您贴麻烦了。",
+        "不好意思",
+        ["不好意思给您添麻烦了", "不好意思"],
+        True,
+    ),
+    (
+        "已经为您修改好了，不好意思给您贴麻烦了。",
+        "不好意思给您贴麻烦了",
+        ["不好意思给您添麻烦了", "不好意思"],
+        None,
+    ),
+    (
+        "不好意思，商品洗过以后就不支持退货了。",
+        "不好意思",
+        ["不好意思给您添麻烦了", "不好意思"],
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "low", "phrases", "verdict"), CONFIDENT_ALTERNATIVE)
+def test_a_pass_rests_on_any_confident_phrase(text, low, phrases, verdict) -> None:
+    call = Transcript(language="zh", utterances=[_worded(text, low)])
+    (item,) = check_items(call, _rubric({"required": {"role": "agent", "phrases": phrases}}))
+    assert item.passed is verdict

@@ -27,6 +27,7 @@ from pipeline.transcribe.vocabulary import Lexicon, LexiconError, decode_hints, 
 from pipeline.transcribe.zh_text import (
     ZhTextError,
     ZhTextOptions,
+    attach_fragments,
     load_options,
     normalise_segment,
     normalise_text,
@@ -545,3 +546,64 @@ def test_a_number_split_by_the_other_partys_turn_keeps_its_times():
     times = [(w.start, w.end) for piece in pieces for w in piece.words]
     assert not any(a < 12.5 and b > 8.43 for a, b in times), times  # nothing in the gap
     assert [round(p.start, 2) for p in pieces] == [7.97, 12.5]
+
+
+def _piece(text: str, start: float, end: float, channel: int = 0) -> AsrSegment:
+    n = max(len(text), 1)
+    step = (end - start) / n
+    words = [
+        AsrWord(ch, start + i * step, start + (i + 1) * step, 0.9) for i, ch in enumerate(text)
+    ]
+    return AsrSegment(start=start, end=end, text=text, words=words, channel=channel)
+
+
+# (one party's pieces as (text, start, end), the texts after the fragment rule)
+FRAGMENTS = [
+    # the first character of a turn timed right after the party's previous turn
+    (
+        [
+            ("您好，华信银行信用卡中心。", 1.2, 5.0),
+            ("请。", 5.3, 5.5),
+            ("问您是持卡人本人吗？", 14.5, 16.8),
+        ],
+        ["您好，华信银行信用卡中心。", "请问您是持卡人本人吗？"],
+    ),
+    (
+        [("其他业务需要办理吗？", 47.5, 48.5), ("谢。", 48.9, 49.1), ("莱电再见。", 52.0, 53.5)],
+        ["其他业务需要办理吗？", "谢莱电再见。"],
+    ),
+    (
+        [
+            ("请不要向他人透露您的卡号和验证。", 52.5, 55.0),
+            ("感谢。", 55.5, 55.9),
+            ("您的理解，请问还有其他可以帮您的吗？", 57.9, 61.0),
+        ],
+        ["请不要向他人透露您的卡号和验证。", "感谢您的理解，请问还有其他可以帮您的吗？"],
+    ),
+    # a reply that stands alone stays a turn
+    (
+        [("我想查账单。", 1.0, 2.5), ("好的。", 3.0, 3.4), ("是我本人。", 9.0, 10.0)],
+        ["我想查账单。", "好的。", "是我本人。"],
+    ),
+    # long after the previous turn: a short turn of its own
+    (
+        [("请问您是持卡人本人吗？", 1.0, 3.0), ("算。", 8.0, 8.3), ("是我本人。", 12.0, 13.0)],
+        ["请问您是持卡人本人吗？", "算。", "是我本人。"],
+    ),
+    # the last piece has no turn to join
+    ([("没有了。", 61.1, 62.0), ("感。", 62.3, 62.5)], ["没有了。", "感。"]),
+]
+
+
+@pytest.mark.parametrize(("pieces", "texts"), FRAGMENTS)
+def test_turn_start_fragments_join_the_next_turn(pieces, texts) -> None:
+    options = load_options()
+    assert options.fragments.enabled
+    out = attach_fragments([_piece(*p) for p in pieces], options)
+    assert [p.text for p in out] == texts
+    for p in out:  # words rebuild the text and never start before the piece
+        assert "".join(w.word for w in p.words) == p.text
+        assert all(w.start >= p.start - 1e-9 for w in p.words)
+    # speech seconds kept (the speech rate does not change)
+    before = sum(e - s for _, s, e in pieces)
+    assert sum(p.end - p.start for p in out) == pytest.approx(before)

@@ -14,6 +14,7 @@ agent's turn just before it says a hold phrase (请您稍等, please hold).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveFloat, model_validator
@@ -32,14 +33,26 @@ from pipeline.scripts_check.operators import (
 )
 from pipeline.text import normalise
 
-HOLD_PHRASES = {
-    "zh": ["请您稍等", "请稍等", "稍等一下", "麻烦您稍等", "我帮您查询一下", "请不要挂机"],
-    "en": ["please hold", "bear with me", "one moment please", "let me check that for you"],
-}
 BACKCHANNEL_UNITS = {"zh": 2, "en": 2}  # at most this many units: 好的 / okay right
 LONG_SILENCE_S = 10.0
 MIN_OVERLAP_S = 0.5
 _QUESTION_END = ("？", "?", "吗", "呢", "吧")
+
+
+@lru_cache(maxsize=1)
+def hold_phrase_defaults() -> dict[str, list[str]]:
+    """The engine's hold phrases per language (``defaults.yaml`` → ``hold_phrases``): what an
+    agent says to announce a wait (请您稍等, please hold)."""
+    from pipeline.contracts import read_yaml
+    from pipeline.match_config import CHECKS_DEFAULTS
+
+    data = read_yaml(CHECKS_DEFAULTS)[0]["hold_phrases"]
+    if not isinstance(data, dict) or not all(
+        isinstance(v, list) and all(isinstance(p, str) and p.strip() for p in v)
+        for v in data.values()
+    ):
+        raise ValueError(f"{CHECKS_DEFAULTS}: hold_phrases must map a language to phrases")
+    return data
 
 
 def _lang(transcript: Transcript, language: str | None) -> str:
@@ -67,7 +80,7 @@ def silences(
 ) -> list[dict[str, Any]]:
     """Gaps of at least ``min_seconds`` where nobody speaks, between two utterances."""
     lang = _lang(transcript, language)
-    holds = hold_phrases if hold_phrases is not None else HOLD_PHRASES.get(lang, [])
+    holds = hold_phrases if hold_phrases is not None else hold_phrase_defaults().get(lang, [])
     order = sorted(range(len(transcript.utterances)), key=lambda k: transcript.utterances[k].start)
     out: list[dict[str, Any]] = []
     last_end, last_idx = None, None

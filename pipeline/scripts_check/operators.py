@@ -223,6 +223,27 @@ class _PhraseCheck(Operator):
                     best = (m.similarity, i, u, phrase, m)
         return best
 
+    def _passing(
+        self, ctx: Context, pairs: list[tuple[int, Utterance]], threshold: float
+    ) -> dict[str, tuple[int, Utterance, Match]]:
+        """Each phrase's best (index, utterance, match) at or above ``threshold``, under the
+        same key-word conditions as :meth:`_best`."""
+        out: dict[str, tuple[int, Utterance, Match]] = {}
+        for phrase in self.phrases:
+            p = ctx.norm(phrase)
+            keys = phrase_keys(phrase, self.phrases, ctx.language)
+            for i, u in pairs:
+                m = match(p, ctx.norm(u.text), ctx.language, threshold)
+                if (
+                    m is not None
+                    and m.similarity >= threshold
+                    and (phrase not in out or m.similarity > out[phrase][2].similarity)
+                    and keys_heard(keys, ctx.norm(u.text), ctx.language, aligned=True)
+                    and act_word_heard(phrase, self.phrases, ctx.norm(u.text), ctx.language)
+                ):
+                    out[phrase] = (i, u, m)
+        return out
+
     def _clauses(self, ctx: Context, phrase: str) -> list[NormText]:
         key = ("clauses", phrase)
         if key not in ctx.cache:
@@ -345,7 +366,15 @@ class Required(_PhraseCheck):
         if hit is not None:
             sim, i, u, phrase, m = hit
             ev = evidence(ctx, i, u, phrase, m, f"said at utterance {i} ({sim:.2f} >= {limit:g})")
-            return Outcome(True, ev.reason, [ev], support=[ev])
+            # every other phrase said supports the pass too: a short phrase matched exactly
+            # on low-confidence words (不好意思) does not make the pass undecided when a
+            # longer one said around it (不好意思给您添麻烦了) rests on confident words
+            others = [
+                evidence(ctx, j, v, q, mq, f"said at utterance {j} ({mq.similarity:.2f})")
+                for q, (j, v, mq) in self._passing(ctx, pairs, limit).items()
+                if q != phrase
+            ]
+            return Outcome(True, ev.reason, [ev], support=[ev, *others])
         said = self._content(ctx, pairs)
         if said is not None:
             return Outcome(True, said.reason, [said], support=[said])
@@ -581,6 +610,12 @@ def _polite_context(ctx: Context, utt: Utterance, phrase: str, hit: Match) -> st
         ):
             return f"negated ({neg}…)"
     key = ctx.norm(phrase).codes
+    for p, cues in rules.get("sense_before", {}).items():
+        if ctx.norm(p).codes != key:
+            continue
+        for cue in cues:
+            if before.endswith(ctx.norm(cue).codes):
+                return f"another word ({cue}{phrase}: seeing or hearing)"
     for p, follows in rules.get("polite_after", {}).items():
         if ctx.norm(p).codes != key:
             continue

@@ -33,7 +33,7 @@ from pipeline.transcribe.language import LanguageSource, decide_language
 from pipeline.transcribe.model import get_model
 from pipeline.transcribe.segments import AsrSegment, AsrWord
 from pipeline.transcribe.vocabulary import decode_hints, load_lexicon
-from pipeline.transcribe.zh_text import load_options, normalise_segment
+from pipeline.transcribe.zh_text import attach_fragments, load_options, normalise_segment
 
 if TYPE_CHECKING:
     from pipeline.transcribe.diarize import Diarization
@@ -241,6 +241,8 @@ def text_pieces(segments: list[AsrSegment], language: str | None) -> list[AsrSeg
     pieces = [piece for s in segments for piece in split_at_pauses(s)]
     if language == "zh":
         pieces = [normalise_segment(piece, load_options()) for piece in pieces]
+        if pieces and all(p.channel is not None for p in pieces):  # one party's channel
+            pieces = attach_fragments(sorted(pieces, key=lambda p: p.start), load_options())
     return pieces
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -61,6 +61,15 @@ class Numbers(BaseModel):
     min_digits: int = Field(3, ge=1)
 
 
+class Fragments(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    max_units: int = Field(2, ge=1)
+    max_gap_s: float = Field(1.5, ge=0)
+    standalone: list[str] = Field(default_factory=list)
+
+
 class ZhTextOptions(BaseModel):
     """The options of the Chinese text stage; ``sha256`` is the file's."""
 
@@ -70,6 +79,7 @@ class ZhTextOptions(BaseModel):
     punctuation: Punctuation = Punctuation()
     numbers: Numbers = Numbers()
     character_times: bool = True
+    fragments: Fragments = Fragments(enabled=False)
     sha256: str | None = None
 
 
@@ -225,3 +235,62 @@ def normalise_text(text: str, options: ZhTextOptions | None = None) -> str:
     """The normalised form of a bare text (no times): what a segment's text becomes."""
     segment = AsrSegment(start=0.0, end=0.0, text=text)
     return normalise_segment(segment, options).text
+
+
+def _bare(text: str) -> str:
+    return "".join(ch for ch in text if ch not in PUNCTUATION and not ch.isspace())
+
+
+def attach_fragments(
+    pieces: list[AsrSegment], options: ZhTextOptions | None = None
+) -> list[AsrSegment]:
+    """One party's pieces (one channel, in time order) with each turn-start fragment joined
+    to the party's next piece.
+
+    Whisper times the first words of a decode chunk early, so the first character or two of
+    a turn can land right after the party's previous turn (请。 … 问您是持卡人本人吗),
+    cutting a scripted phrase in two and adding a turn that was never spoken. A piece of at
+    most ``max_units`` characters that starts within ``max_gap_s`` of the party's previous
+    piece and is not a reply that stands alone (好的, 对) is put in front of the next piece,
+    timed at its start.
+    """
+    options = options or load_options()
+    rule = options.fragments
+    if not rule.enabled or len(pieces) < 3:
+        return pieces
+    standalone = {_bare(t) for t in rule.standalone}
+    out: list[AsrSegment] = []
+    carry: AsrSegment | None = None
+    for k, piece in enumerate(pieces):
+        if carry is not None:
+            # spoken just before the turn, for as long as Whisper timed it (the speech rate
+            # keeps its seconds)
+            marks = "".join(PUNCTUATION) + " "
+            start = max(piece.start - max(carry.end - carry.start, 0.0), out[-1].end)
+            shift = start - carry.start
+            words = [
+                AsrWord(w.word, w.start + shift, w.end + shift, w.probability) for w in carry.words
+            ]
+            while words and not words[-1].word.rstrip(marks):
+                words.pop()  # the fragment's own full stop goes
+            if words:
+                words[-1] = replace(words[-1], word=words[-1].word.rstrip(marks))
+            piece = replace(
+                piece,
+                start=start,
+                text=carry.text.rstrip(marks) + piece.text,
+                words=words + list(piece.words),
+            )
+            carry = None
+        bare = _bare(piece.text)
+        if (
+            out
+            and k + 1 < len(pieces)
+            and 0 < len(bare) <= rule.max_units
+            and bare not in standalone
+            and piece.start - out[-1].end <= rule.max_gap_s
+        ):
+            carry = piece
+            continue
+        out.append(piece)
+    return out
