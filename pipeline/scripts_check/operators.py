@@ -111,8 +111,10 @@ class _Strict(BaseModel):
 
 
 class Within(_Strict):
-    """Where a check looks. Turns count utterances of the check's role; seconds are measured
-    from the start (0) or the end (``duration``) of the call. Exactly one key."""
+    """Where a check looks. Turns count the check role's turns: a run of its utterances with
+    no other speaker's between them is one turn (ASR cuts one turn into several utterances
+    at its pauses: "Thanks for calling." "Have a good afternoon." "Bye."); seconds are
+    measured from the start (0) or the end (``duration``) of the call. Exactly one key."""
 
     first_turns: PositiveInt | None = None
     last_turns: PositiveInt | None = None
@@ -141,13 +143,25 @@ def select(
     if within is None:
         return pairs
     if within.first_turns is not None:
-        return pairs[: within.first_turns]
+        return [p for turn in turns(pairs)[: within.first_turns] for p in turn]
     if within.last_turns is not None:
-        return pairs[-within.last_turns :]
+        return [p for turn in turns(pairs)[-within.last_turns :] for p in turn]
     if within.first_seconds is not None:
         return [(i, u) for i, u in pairs if u.start < within.first_seconds]
     end = transcript.duration or max((u.end for u in transcript.utterances), default=0.0)
     return [(i, u) for i, u in pairs if u.end > end - within.last_seconds]
+
+
+def turns(pairs: list[tuple[int, Utterance]]) -> list[list[tuple[int, Utterance]]]:
+    """``pairs`` (index, utterance), in transcript order, grouped into turns: utterances next
+    to each other in the transcript (no other utterance between them) of one speaker."""
+    out: list[list[tuple[int, Utterance]]] = []
+    for i, u in pairs:
+        if out and out[-1][-1][0] == i - 1 and out[-1][-1][1].speaker == u.speaker:
+            out[-1].append((i, u))
+        else:
+            out.append([(i, u)])
+    return out
 
 
 def role_undecidable(transcript: Transcript, role: CheckRole) -> bool:
