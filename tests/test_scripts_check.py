@@ -247,6 +247,57 @@ def test_turn_windows_count_turns_not_utterances(turns, check, passed) -> None:
     assert item.passed is passed, item.reason
 
 
+FAREWELL = ["[thank] you for [calling] have a great day", "[thanks] for [calling] goodbye"]
+GREET = ["[thank] you for [calling] [northwind]", "[welcome] to [northwind]"]
+CUT = [("customer", "No, that's everything."), ("agent", "Thank you very much for calling.")]
+
+
+# A phrase that ASR cut over the utterances of one turn is heard in the turn's text; the
+# evidence points at each utterance's own part. (utterances, phrases, verdict)
+@pytest.mark.parametrize(
+    ("turns", "phrases", "passed"),
+    [
+        (CUT + [("agent", "Have a great day.")], FAREWELL, True),  # was False
+        (CUT + [("agent", "Have a great day, Mrs Ahmed.")], FAREWELL, True),  # was False
+        ([("agent", "Welcome through"), ("agent", "to Northwind, Bethany speaking.")], GREET, True),
+        # the customer between: two turns, no phrase
+        (CUT + [("customer", "You too."), ("agent", "Have a great day.")], FAREWELL, False),
+        # the turn read as one text keeps the rules: another company, a question, no act
+        ([("agent", "Thank you for calling"), ("agent", "Northgate Telecom.")], GREET, False),
+        ([("agent", "Thanks for waiting."), ("agent", "Northwind is slow today.")], GREET, False),
+        ([("agent", "Did you get the welcome pack"), ("agent", "from Northwind?")], GREET, False),
+        ([("agent", "Have a great day."), ("agent", "I'll call you back.")], FAREWELL, False),
+    ],
+)
+def test_a_phrase_cut_over_one_turn_is_heard(turns, phrases, passed) -> None:
+    check = {"required": {"role": "agent", "phrases": phrases, "within": {"last_turns": 1}}}
+    (item,) = check_items(_call(*turns), _rubric(check, "en"))
+    assert item.passed is passed, item.reason
+
+
+def test_a_cut_phrase_cites_each_utterance_of_the_turn() -> None:
+    call = _call(*CUT, ("agent", "Have a great day."))
+    check = {"required": {"role": "agent", "phrases": FAREWELL, "within": {"last_turns": 1}}}
+    (item,) = check_items(call, _rubric(check, "en"))
+    assert item.passed is True
+    assert "over utterances 1-2 (one turn)" in item.reason
+    assert [e.utterance for e in item.evidence] == [1, 2]
+    for e in item.evidence:
+        text = call.utterances[e.utterance].text
+        assert e.text == text and e.span == text[e.span_chars[0] : e.span_chars[1]]
+        assert (e.start, e.end) == (
+            call.utterances[e.utterance].start,
+            call.utterances[e.utterance].end,
+        )
+    assert item.evidence[0].span.startswith("Thank you") and item.evidence[1].span.startswith(
+        "Have"
+    )
+    # Chinese too: 您好 | 很高兴为您服务 is one greeting
+    zh = _call(("agent", "您好，"), ("agent", "很高兴为您服务"), ("customer", "你好"))
+    (item,) = check_items(zh, _rubric({"required": {"role": "agent", "phrases": GREETING}}))
+    assert item.passed is True and [e.utterance for e in item.evidence] == [0, 1]
+
+
 def test_required_failure_explains_near_miss_and_window() -> None:
     check = {"required": {"role": "agent", "phrases": GREETING, "within": {"first_turns": 1}}}
     (item,) = check_items(CALL, _rubric(check))

@@ -164,6 +164,54 @@ def turns(pairs: list[tuple[int, Utterance]]) -> list[list[tuple[int, Utterance]
     return out
 
 
+def _joined(turn: list[tuple[int, Utterance]]) -> Utterance:
+    """The utterances of one turn as one utterance: texts joined by a space."""
+    first, last = turn[0][1], turn[-1][1]
+    text = " ".join(u.text.strip() for _, u in turn)
+    return first.model_copy(update={"end": last.end, "text": text, "words": None})
+
+
+def _split_turns(out: Outcome, parts: dict[int, list[tuple[int, Utterance]]]) -> Outcome:
+    """An outcome found in a joined turn (:func:`_joined`, keyed by its first utterance's
+    index) told per utterance: each evidence becomes one per utterance its span covers, with
+    that utterance's own text, times and span, and the reasons say which utterances."""
+
+    def split(ev: Evidence) -> list[Evidence]:
+        turn = parts.get(ev.utterance) if ev.utterance is not None else None
+        if turn is None:
+            return [ev]
+        a, b = ev.span_chars or (0, sum(len(u.text.strip()) + 1 for _, u in turn))
+        where = f"utterances {turn[0][0]}-{turn[-1][0]} (one turn)"
+        reason = (ev.reason or "").replace(f"at utterance {ev.utterance}", f"over {where}", 1)
+        pieces, offset = [], 0
+        for i, u in turn:
+            text = u.text.strip()
+            lead = len(u.text) - len(u.text.lstrip())
+            lo, hi = max(a, offset) - offset, min(b, offset + len(text)) - offset
+            if hi > lo:
+                lo, hi = lo + lead, hi + lead
+                pieces.append(
+                    ev.model_copy(
+                        update={
+                            "utterance": i,
+                            "start": u.start,
+                            "end": u.end,
+                            "text": u.text,
+                            "span": u.text[lo:hi],
+                            "span_chars": [lo, hi],
+                            "reason": reason,
+                        }
+                    )
+                )
+            offset += len(text) + 1
+        return pieces or [ev.model_copy(update={"reason": reason})]
+
+    evidence = [e for ev in out.evidence for e in split(ev)]
+    support = [e for ev in out.support for e in split(ev)]
+    reason = evidence[0].reason if evidence else out.reason
+    return Outcome(out.passed, reason, evidence, support=support)
+
+
 def role_undecidable(transcript: Transcript, role: CheckRole) -> bool:
     """True when the call has no utterance of ``role`` but has some of unknown role
     (roles were not told apart), so a role-bound check cannot be decided."""
@@ -354,21 +402,16 @@ class Required(_PhraseCheck):
         if role_undecidable(t, self.role):
             return Outcome(None, f"no {self.role} utterance (roles not told apart)")
         pairs = select(t, self.role, self.within)
-        limit = self.threshold_for(ctx.language)
-        hit = self._best(ctx, pairs, limit) or self._reordered(ctx, pairs, limit)
-        if hit is not None:
-            sim, i, u, phrase, m = hit
-            ev = evidence(ctx, i, u, phrase, m, f"said at utterance {i} ({sim:.2f} >= {limit:g})")
-            return Outcome(True, ev.reason, [ev], support=[ev])
-        said = self._content(ctx, pairs)
+        said, para = self._said(ctx, pairs)
         if said is not None:
-            return Outcome(True, said.reason, [said], support=[said])
-        para = self._paraphrase(ctx, pairs)
-        if para is not None and para.similarity >= ctx.semantic.min_similarity:
-            ev = semantic_evidence(ctx, para)
-            return Outcome(
-                True, f"said at utterance {para.index} ({ev.reason})", [ev], support=[ev]
-            )
+            return said
+        # a phrase cut by ASR over the utterances of one turn ("Thank you very much for
+        # calling." "Have a great day."): the turn's utterances read as one text
+        parts = {i: turn for turn in turns(pairs) if len(turn) > 1 for i in [turn[0][0]]}
+        if parts:
+            said, _ = self._said(ctx, [(i, _joined(turn)) for i, turn in parts.items()])
+            if said is not None:
+                return _split_turns(said, parts)
         para = self._paraphrase(ctx, pairs, act=False) or para  # the nearest, for the record
         out = self._failure(ctx, pairs)
         if para is not None and para.similarity < semantic_near_miss_floor():
@@ -384,6 +427,28 @@ class Required(_PhraseCheck):
             out.reason += f"; {ev.reason}"
             out.evidence = [e for e in out.evidence if e.utterance is not None] + [ev]
         return out
+
+    def _said(
+        self, ctx: Context, pairs: list[tuple[int, Utterance]]
+    ) -> tuple[Outcome | None, SemanticHit | None]:
+        """The passing outcome of the first route that hears the phrase in one of ``pairs``
+        (aligned, reordered clauses, content words, paraphrase), or None; and the best
+        paraphrase tried (None when the check has no semantic fallback)."""
+        limit = self.threshold_for(ctx.language)
+        hit = self._best(ctx, pairs, limit) or self._reordered(ctx, pairs, limit)
+        if hit is not None:
+            sim, i, u, phrase, m = hit
+            ev = evidence(ctx, i, u, phrase, m, f"said at utterance {i} ({sim:.2f} >= {limit:g})")
+            return Outcome(True, ev.reason, [ev], support=[ev]), None
+        said = self._content(ctx, pairs)
+        if said is not None:
+            return Outcome(True, said.reason, [said], support=[said]), None
+        para = self._paraphrase(ctx, pairs)
+        if para is not None and para.similarity >= ctx.semantic.min_similarity:
+            ev = semantic_evidence(ctx, para)
+            why = f"said at utterance {para.index} ({ev.reason})"
+            return Outcome(True, why, [ev], support=[ev]), para
+        return None, para
 
     def _content(self, ctx: Context, pairs: list[tuple[int, Utterance]]) -> Evidence | None:
         """Evidence of the best content-word match (word languages, :mod:`.content`)."""
