@@ -98,6 +98,10 @@ class ContentSettings(BaseModel):
     # a cue followed by a ``statement_subjects`` word opens a relative clause, it asks
     # nothing: "that date of birth matches what we have"
     relative_cues: tuple[str, ...] = ()
+    # a ``speaker_clause_cues`` word then an ``offer_speaker`` word opens a clause of what
+    # the speaker does, before the key words: "could you hold on while i find your account
+    # number" asks the customer to wait, not for the account number
+    speaker_clause_cues: tuple[str, ...] = ()
     # words that are no act word right before "to": "we need to check" (an obligation)
     obligation_words: tuple[str, ...] = ()
     # act words too weak to show the act alone (the aligned route's act word; a stand-in
@@ -290,6 +294,33 @@ def asks_about_topic(phrases: list[str] | tuple[str, ...], utt: NormText, langua
     )
 
 
+def speaker_acts_on_keys(
+    phrases: list[str] | tuple[str, ...], utt: NormText, language: str
+) -> bool:
+    """``utt`` holds the check's first key word heard in a clause of the speaker's own act,
+    opened before it in the same clause (a ``speaker_clause_cues`` word then an
+    ``offer_speaker`` word: "while i find your account number", "once we have your date of
+    birth"): what is asked, if anything, is something else."""
+    cfg = content_settings(language)
+    if cfg is None or not cfg.speaker_clause_cues:
+        return False
+    keys = {w for p in phrases for k in phrase_keys(p, phrases, language) for w in k}
+    heard = [
+        q
+        for w in keys
+        for a in _alternatives(w, cfg)
+        for q in _positions(a, utt.units, cfg.key_min_ratio, cfg)
+    ]
+    if not heard:
+        return False
+    first = min(heard)
+    cues, speakers, units = set(cfg.speaker_clause_cues), set(cfg.offer_speaker), utt.units
+    return any(
+        units[j] in cues and units[j + 1] in speakers
+        for j in range(_clause_start(utt, first), first - 1)
+    )
+
+
 def _needs_asked(units: tuple[str, ...], cfg: ContentSettings) -> list[int]:
     """Positions of the customer's need asked about: an ``offer_needs`` cue said in order,
     a word or none between its words ("anything else you need from me", "would you like",
@@ -333,12 +364,16 @@ def act_mood_ok(phrases: list[str] | tuple[str, ...], utt: NormText, language: s
     act; or when every phrase offers the speaker's act and ``utt`` offers nothing ("do you
     have anything else plugged into the router?" is not "anything else i can help you
     with"); or when no phrase is a request or an offer and ``utt`` asks about the topic
-    (:func:`asks_about_topic`). Applies to the routes that do not follow the phrase word by
-    word (content words, paraphrase)."""
+    (:func:`asks_about_topic`), or, in a check of requests, the key words sit in a clause of
+    the speaker's own act (:func:`speaker_acts_on_keys`). Applies to the routes that do not
+    follow the phrase word by word (content words, paraphrase)."""
     cfg = content_settings(language)
     if cfg is None:
         return True
-    if _requests_only(tuple(phrases), language) and not _is_request(utt.original, utt.units, cfg):
+    if _requests_only(tuple(phrases), language) and (
+        not _is_request(utt.original, utt.units, cfg)
+        or speaker_acts_on_keys(phrases, utt, language)
+    ):
         return False
     if _statements_only(tuple(phrases), language) and asks_about_topic(phrases, utt, language):
         return False
