@@ -267,6 +267,12 @@ CUT = [("customer", "No, that's everything."), ("agent", "Thank you very much fo
         ([("agent", "Thanks for waiting."), ("agent", "Northwind is slow today.")], GREET, False),
         ([("agent", "Did you get the welcome pack"), ("agent", "from Northwind?")], GREET, False),
         ([("agent", "Have a great day."), ("agent", "I'll call you back.")], FAREWELL, False),
+        # the act word of a phrase said in one utterance is looked for in its whole turn:
+        # "Thanks for calling." alone closes, not when the turn goes on about something else
+        # (dev2, Kokoro through tiny.en)
+        ([("agent", "Thanks for calling."), ("agent", "Bye now.")], FAREWELL, True),
+        ([("agent", "Thanks for calling."), ("agent", "The outage is fixed by noon.")], BYE, False),
+        ([("agent", "Thanks for calling."), ("agent", "What's the account number?")], BYE, False),
     ],
 )
 def test_a_phrase_cut_over_one_turn_is_heard(turns, phrases, passed) -> None:

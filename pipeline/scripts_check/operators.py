@@ -268,19 +268,23 @@ class _PhraseCheck(Operator):
         self, ctx: Context, pairs: list[tuple[int, Utterance]], threshold: float
     ) -> tuple[float, int, Utterance, str, Match] | None:
         """Best (similarity, index, utterance, phrase, match) with similarity >= threshold
-        whose utterance says the phrase's key words (``[bracketed]``, :mod:`.content`)."""
+        whose utterance says the phrase's key words (``[bracketed]``, :mod:`.content`) and
+        whose turn one of its act words: "Thanks for calling." then "The outage should be
+        fixed by noon." is one turn that says no goodbye."""
         best = None
+        turn_of = {i: turn for turn in turns(pairs) if len(turn) > 1 for i, _ in turn}
         for phrase in self.phrases:
             p = ctx.norm(phrase)
             keys = phrase_keys(phrase, self.phrases, ctx.language)
             for i, u in pairs:
                 m = match(p, ctx.norm(u.text), ctx.language, threshold)
+                whole = ctx.norm(_joined(turn_of[i]).text if i in turn_of else u.text)
                 if (
                     m is not None
                     and m.similarity >= threshold
                     and (best is None or m.similarity > best[0])
                     and keys_heard(keys, ctx.norm(u.text), ctx.language, aligned=True)
-                    and act_word_heard(phrase, self.phrases, ctx.norm(u.text), ctx.language)
+                    and act_word_heard(phrase, self.phrases, whole, ctx.language)
                 ):
                     best = (m.similarity, i, u, phrase, m)
         return best
