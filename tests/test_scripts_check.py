@@ -281,6 +281,34 @@ def test_a_phrase_cut_over_one_turn_is_heard(turns, phrases, passed) -> None:
     assert item.passed is passed, item.reason
 
 
+# tiny.en drops a turn's first word after silence (Kokoro voices, dev2 / dev3): a phrase's
+# leading act word (thank) may be lost there when the turn starts with the phrase's next
+# words; never a name, never in the middle of a turn. (agent line, item phrases, verdict)
+@pytest.mark.parametrize(
+    ("line", "phrases", "passed"),
+    [
+        ("For your call, bye bye.", FAREWELL, True),  # was False
+        ("You for calling, all the best, goodbye.", FAREWELL, True),  # was False
+        ("for calling in have a nice evening", FAREWELL, True),  # was False
+        ("For calling Northwind, Dave here.", GREET, True),  # was False
+        ("For calling us, the fix is done.", FAREWELL, False),
+        ("For your patience, goodbye.", FAREWELL, False),
+        ("You for calling Northgate Telecom.", GREET, False),  # another company
+        ("To reset the router, Northwind asks you to wait.", GREET, False),
+        ("So for your call, bye bye.", FAREWELL, False),  # not the turn's start
+    ],
+)
+def test_a_leading_act_word_lost_at_a_turns_start(line, phrases, passed) -> None:
+    call = _call(("customer", "No, that's everything."), ("agent", line))
+    check = {"required": {"role": "agent", "phrases": phrases, "within": {"last_turns": 1}}}
+    (item,) = check_items(call, _rubric(check, "en"))
+    assert item.passed is passed, item.reason
+    if passed:
+        assert "taken as lost at the turn's start" in item.reason
+        (ev,) = item.evidence
+        assert ev.text == line and ev.span == line[ev.span_chars[0] : ev.span_chars[1]]
+
+
 def test_a_cut_phrase_cites_each_utterance_of_the_turn() -> None:
     call = _call(*CUT, ("agent", "Have a great day."))
     check = {"required": {"role": "agent", "phrases": FAREWELL, "within": {"last_turns": 1}}}

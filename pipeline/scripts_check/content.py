@@ -102,6 +102,9 @@ class ContentSettings(BaseModel):
     # the speaker does, before the key words: "could you hold on while i find your account
     # number" asks the customer to wait, not for the account number
     speaker_clause_cues: tuple[str, ...] = ()
+    # a turn's first word or two lost by ASR (tiny.en drops a turn's onset: "for your call,
+    # bye bye"): a phrase's leading act word may go unheard there (:func:`onset_lost`)
+    onset_loss: bool = False
     # words that are no act word right before "to": "we need to check" (an obligation)
     obligation_words: tuple[str, ...] = ()
     # act words too weak to show the act alone (the aligned route's act word; a stand-in
@@ -319,6 +322,35 @@ def speaker_acts_on_keys(
         units[j] in cues and units[j + 1] in speakers
         for j in range(_clause_start(utt, first), first - 1)
     )
+
+
+def onset_lost(
+    phrase: str, phrases: list[str] | tuple[str, ...], utt: NormText, language: str
+) -> tuple[str, ...]:
+    """The first word or two of ``phrase`` that ASR lost at the start of a turn, when ``utt``
+    (the turn's text) starts with the phrase's next word and then says the word after it (a
+    word may come between): "for your call, bye bye" for "[thanks] for [calling] goodbye",
+    "you for calling" for "[thank] you for [calling] ...". Only an act word said for others
+    (a ``synonyms`` word: thank, welcome) and light words may be lost, never a name, and
+    only with another key word of the phrase left to hear. Empty: nothing lost."""
+    cfg = content_settings(language)
+    if cfg is None or not cfg.onset_loss or len(utt) < 2:
+        return ()
+    words = normalise(plain(phrase), language).units
+    keys = {w for k in phrase_keys(phrase, phrases, language) for w in k}
+    acts, light, units = {w for g in cfg.synonyms for w in g}, _light(cfg), utt.units
+    for k in (1, 2):
+        lost, rest = words[:k], words[k:]
+        if len(rest) < 2 or units[0] != rest[0] or not keys - set(lost):
+            continue
+        if not any(w in keys and w in acts for w in lost):
+            continue
+        if not all((w in keys and w in acts) or w in light for w in lost):
+            continue
+        nxt = _alternatives(rest[1], cfg)
+        if any(word_heard(a, u, cfg.min_ratio, cfg) for a in nxt for u in units[1:3]):
+            return tuple(lost)
+    return ()
 
 
 def _needs_asked(units: tuple[str, ...], cfg: ContentSettings) -> list[int]:

@@ -41,6 +41,7 @@ from pipeline.scripts_check.content import (
     adds_negation,
     content_match,
     keys_heard,
+    onset_lost,
     phrase_keys,
     plain,
 )
@@ -416,6 +417,9 @@ class Required(_PhraseCheck):
             said, _ = self._said(ctx, [(i, _joined(turn)) for i, turn in parts.items()])
             if said is not None:
                 return _split_turns(said, parts)
+        said = self._onset_lost(ctx, pairs)
+        if said is not None:
+            return said
         para = self._paraphrase(ctx, pairs, act=False) or para  # the nearest, for the record
         out = self._failure(ctx, pairs)
         if para is not None and para.similarity < semantic_near_miss_floor():
@@ -453,6 +457,47 @@ class Required(_PhraseCheck):
             why = f"said at utterance {para.index} ({ev.reason})"
             return Outcome(True, why, [ev], support=[ev]), para
         return None, para
+
+    def _onset_lost(self, ctx: Context, pairs: list[tuple[int, Utterance]]) -> Outcome | None:
+        """A turn whose first word or two ASR lost (:func:`.content.onset_lost`: "For your
+        call, bye bye."): the phrase heard with those words put back; the evidence is the
+        turn's own text, the reason says which words were taken as lost."""
+        for turn in turns(pairs):
+            i = turn[0][0]
+            u = _joined(turn) if len(turn) > 1 else turn[0][1]
+            un = ctx.norm(u.text)
+            for phrase in self.phrases:
+                lost = onset_lost(phrase, self.phrases, un, ctx.language)
+                if not lost:
+                    continue
+                text = u.text.strip()
+                prefix = len(" ".join(lost)) + 1
+                fixed = u.model_copy(update={"text": f"{' '.join(lost)} {text}"})
+                said, _ = self._said(ctx, [(i, fixed)])
+                if said is None:
+                    continue
+                note = f"{' '.join(lost)!r} taken as lost at the turn's start; "
+
+                def back(ev: Evidence, prefix=prefix, text=text, note=note) -> Evidence:
+                    a, b = ev.span_chars or (prefix, prefix + len(text))
+                    a, b = max(0, a - prefix), max(0, b - prefix)
+                    return ev.model_copy(
+                        update={
+                            "text": text,
+                            "span": text[a:b],
+                            "span_chars": [a, b],
+                            "reason": note + (ev.reason or ""),
+                        }
+                    )
+
+                out = Outcome(
+                    True,
+                    note + said.reason,
+                    [back(e) for e in said.evidence],
+                    support=[back(e) for e in said.support],
+                )
+                return _split_turns(out, {i: turn}) if len(turn) > 1 else out
+        return None
 
     def _content(self, ctx: Context, pairs: list[tuple[int, Utterance]]) -> Evidence | None:
         """Evidence of the best content-word match (word languages, :mod:`.content`)."""
