@@ -151,6 +151,10 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("identity_check", "Can you go through your date of birth,", True),
         ("identity_check", "Can you just run me through your date of birth?", True),
         ("identity_check", "I'll go through your date of birth in a minute.", False),
+        # "just to confirm" asks though tiny.en dropped the "?" (dev2)
+        ("identity_check", "and just to confirm your date of birth.", True),
+        ("identity_check", "And just to verify your account number.", True),
+        ("identity_check", "I have confirmed your date of birth.", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

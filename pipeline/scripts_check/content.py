@@ -95,6 +95,9 @@ class ContentSettings(BaseModel):
     # ... unless a ``request_conditions`` word comes before the subject: "if i could just
     # take your date of birth" asks
     request_conditions: tuple[str, ...] = ()
+    # word sequences that ask whatever the punctuation: "and just to confirm your date of
+    # birth." (tiny.en dropped its "?")
+    request_phrases: tuple[str, ...] = ()
     # a cue followed by a ``statement_subjects`` word opens a relative clause, it asks
     # nothing: "that date of birth matches what we have"
     relative_cues: tuple[str, ...] = ()
@@ -210,6 +213,10 @@ def _is_request(original: str, units: tuple[str, ...], cfg: ContentSettings) -> 
     ``request_modals`` cue right after a ``statement_subjects`` word ("i can see") is none."""
     if "?" in original:
         return True
+    for cue in cfg.request_phrases:
+        words = tuple(cue.split())
+        if any(units[j : j + len(words)] == words for j in range(len(units))):
+            return True
     modals, subjects = set(cfg.request_modals), set(cfg.statement_subjects)
     conditions, relative = set(cfg.request_conditions), set(cfg.relative_cues)
     asked = [
