@@ -296,6 +296,7 @@ def test_a_phrase_cut_over_one_turn_is_heard(turns, phrases, passed) -> None:
         ("You for calling Northgate Telecom.", GREET, False),  # another company
         ("To reset the router, Northwind asks you to wait.", GREET, False),
         ("So for your call, bye bye.", FAREWELL, False),  # not the turn's start
+        ("  For your call, bye bye.", FAREWELL, True),  # spans in the text as stored
     ],
 )
 def test_a_leading_act_word_lost_at_a_turns_start(line, phrases, passed) -> None:

@@ -478,13 +478,15 @@ class Required(_PhraseCheck):
                     continue
                 note = f"{' '.join(lost)!r} taken as lost at the turn's start; "
 
-                def back(ev: Evidence, prefix=prefix, text=text, note=note) -> Evidence:
-                    a, b = ev.span_chars or (prefix, prefix + len(text))
-                    a, b = max(0, a - prefix), max(0, b - prefix)
+                def back(ev: Evidence, prefix=prefix, said_text=u.text, note=note) -> Evidence:
+                    # spans in the utterance's own text (its leading blanks kept)
+                    lead = len(said_text) - len(said_text.lstrip())
+                    a, b = ev.span_chars or (prefix, prefix + len(said_text.strip()))
+                    a, b = max(0, a - prefix) + lead, max(0, b - prefix) + lead
                     return ev.model_copy(
                         update={
-                            "text": text,
-                            "span": text[a:b],
+                            "text": said_text,
+                            "span": said_text[a:b],
                             "span_chars": [a, b],
                             "reason": note + (ev.reason or ""),
                         }
