@@ -81,14 +81,15 @@ locale: $(STAMP)
 
 # The sample archive (samples/archive, committed): English calls spoken by espeak-ng, Chinese
 # ones by Kokoro-82M (the samples-zh extra) with the Mandarin voices of npm kokoro-js, checked
-# against the tarball's digest. Only maintainers re-rendering the samples need this; make run
+# against the tarball's digest. The samples-en extra gives Kokoro's English voices (af_*, bf_*,
+# ...) their G2P, for benchmarks/script_calls_en.py --tts kokoro. Only maintainers re-rendering the samples need this; make run
 # and make test never do. SAMPLES_ARGS="--only z01-bank-compliant" renders some calls again.
 KOKORO_JS     := kokoro-js-1.2.1.tgz
 KOKORO_JS_SHA := 1f0d0383ef0349af0bd9440d81dc12abbea3a5392eb645283eda876f537f5860
 KOKORO_VOICES := var/kokoro-js/package/voices
 
 samples: $(STAMP) system-deps $(KOKORO_VOICES)/.verified
-	$(BIN)/pip install --quiet -e '.[samples-zh]'
+	$(BIN)/pip install --quiet -e '.[samples-zh,samples-en]'
 	CALLQA_KOKORO_VOICES=$(KOKORO_VOICES) nice -n 5 $(BIN)/python samples/make_samples.py $(SAMPLES_ARGS)
 
 $(KOKORO_VOICES)/.verified:

@@ -3,7 +3,9 @@ and ``callqa run``.
 
 Builds (once, fixed seed, cached under var/bench/script-calls-en/SPLIT/) an archive of stereo
 8 kHz English calls with samples/make_samples.py (espeak-ng voices, telephone band, recorder
-formats) from the lines of one split of benchmarks/data/en_script_lines_*.yaml (default
+formats; ``--tts kokoro``: Kokoro-82M's natural US and UK voices, women's and men's, cached
+under var/bench/script-calls-en-kokoro/SPLIT/, needs the samples-en extra and the kokoro-js
+voices, see ``make samples``) from the lines of one split of benchmarks/data/en_script_lines_*.yaml (default
 ``heldout8``; lines written as mis-heard, "asr: ...", are skipped: the audio makes its own ASR
 errors). Every call has the agent say one line for each required item of rubrics/en_telecom
 (greeting first, identity check, anything-else question, farewell last) with customer turns
@@ -22,8 +24,8 @@ first triage of its cause: the turn not heard; the engine wrong on the written l
 (matcher); the key ([bracketed]) words not heard (asr); otherwise "read it": whether a
 reviewer reading the heard text would agree with the verdict is a person's call.
 
-    .venv/bin/python benchmarks/script_calls_en.py [--split heldout8] [--show] [--rebuild]
-        [--db FILE]   # keep the store; an existing FILE is read again without the run
+    .venv/bin/python benchmarks/script_calls_en.py [--split heldout8] [--tts kokoro] [--show]
+        [--rebuild] [--db FILE]   # keep the store; an existing FILE is read again without the run
 """
 
 from __future__ import annotations
@@ -65,6 +67,18 @@ AGENT_VOICES = {
     "A301": ("en-us+m3", 150, 40),
     "A302": ("en-gb+f4", 145, 55),
 }
+# Agent voices of --tts kokoro (kokoro-js names: a US, b UK English; f woman, m man) and their
+# speed factors; the customer's voice.
+KOKORO_AGENT_VOICES = {
+    "A401": ("af_heart", 1.0),
+    "A402": ("am_michael", 1.0),
+    "A403": ("bf_emma", 1.0),
+    "A404": ("bm_george", 1.0),
+    "A405": ("af_bella", 1.05),
+    "A406": ("am_fenrir", 0.95),
+}
+KOKORO_CUSTOMER = ("af_sarah", 1.0)
+TTS = ("espeak-ng", "kokoro")
 # Customer turns (own text, none of them a rubric phrase).
 REASONS = [
     "Hi, my bill this month is much higher than normal.",
@@ -153,16 +167,37 @@ def near_miss_plan(counts: dict[str, int]) -> list[list[str]]:
     return plan
 
 
-def build_calls(split: str, seed: int = SEED) -> tuple[ms.CallsFile, list[Planned]]:
+def agent_voices(tts: str) -> dict[str, str]:
+    """agent id -> the voice that speaks their lines, with ``tts``."""
+    table = KOKORO_AGENT_VOICES if tts == "kokoro" else AGENT_VOICES
+    return {agent_id: spec[0] for agent_id, spec in table.items()}
+
+
+def build_calls(
+    split: str, seed: int = SEED, tts: str = "espeak-ng"
+) -> tuple[ms.CallsFile, list[Planned]]:
     """The benchmark's calls, as a samples script (voices, lexicon, agents of the sample
-    calls plus two agent voices) and the plan of each call."""
+    calls plus two agent voices; with ``tts="kokoro"`` six Kokoro agent voices and a Kokoro
+    customer) and the plan of each call."""
     base = ms.load_calls()
-    voices = dict(base.voices)
-    agents = dict(base.agents)
-    for agent_id, (voice, speed, pitch) in AGENT_VOICES.items():
-        name = f"agent_{agent_id}"
-        voices[name] = ms.Voice(voice=voice, speed=speed, pitch=pitch)
-        agents[agent_id] = ms.Agent(name=f"Agent {agent_id}", team="Care", voice=name)
+    if tts == "kokoro":
+        customer, speed = KOKORO_CUSTOMER
+        voices = {"customer": ms.Voice(engine="kokoro", voice=customer, speed=speed)}
+        agents = {}
+        for agent_id, (voice, speed) in KOKORO_AGENT_VOICES.items():
+            name = f"agent_{agent_id}"
+            voices[name] = ms.Voice(engine="kokoro", voice=voice, speed=speed)
+            agents[agent_id] = ms.Agent(name=f"Agent {agent_id}", team="Care", voice=name)
+        voices["agent"] = voices[f"agent_{next(iter(KOKORO_AGENT_VOICES))}"]
+    elif tts == "espeak-ng":
+        voices = dict(base.voices)
+        agents = dict(base.agents)
+        for agent_id, (voice, speed, pitch) in AGENT_VOICES.items():
+            name = f"agent_{agent_id}"
+            voices[name] = ms.Voice(voice=voice, speed=speed, pitch=pitch)
+            agents[agent_id] = ms.Agent(name=f"Agent {agent_id}", team="Care", voice=name)
+    else:
+        raise ValueError(f"tts {tts!r}: one of {', '.join(TTS)}")
     lines = split_lines(split)
     rng = random.Random(seed)
     n_said = max(len(lines[i][True]) for i in ITEMS)
@@ -180,7 +215,7 @@ def build_calls(split: str, seed: int = SEED) -> tuple[ms.CallsFile, list[Planne
             used[item] += 1
         plans.append(("near-miss", chosen))
     formats = list(ms.FORMATS)
-    agent_ids = list(AGENT_VOICES)
+    agent_ids = list(agent_voices(tts))
     calls, planned = [], []
     for n, (kind, chosen) in enumerate(plans):
         fmt = formats[n % len(formats)]
@@ -248,10 +283,11 @@ def build_archive(
     out: Path,
     rebuild: bool = False,
     render_call: Callable[[ms.Call, ms.CallsFile, Path], None] = render,
+    tts: str = "espeak-ng",
 ) -> list[Planned]:
     """Render the calls into ``out`` (skipped when the cached spec matches) and the manifest;
     a folder rendered again is emptied first, so it holds only this split's calls."""
-    script, planned = build_calls(split)
+    script, planned = build_calls(split, tts=tts)
     render_cached(script, out, rebuild, render_call)
     write_manifest(script, out)
     return planned
@@ -336,9 +372,10 @@ class Verdict:
         return self.passed is self.expected
 
 
-def read_verdicts(db: Path, planned: list[Planned]) -> list[Verdict]:
+def read_verdicts(db: Path, planned: list[Planned], tts: str = "espeak-ng") -> list[Verdict]:
     from pipeline.store.store import open_store
 
+    voices = agent_voices(tts)
     store = open_store(f"sqlite:///{db}")
     out = []
     for p in planned:
@@ -347,7 +384,7 @@ def read_verdicts(db: Path, planned: list[Planned]) -> list[Verdict]:
         if result is None or transcript is None:
             raise SystemExit(f"{p.call.call_id}: no result in the store")
         agent = [u.text for _, u in transcript.role_utterances("agent")]
-        voice = AGENT_VOICES[p.call.agent_id][0]
+        voice = voices[p.call.agent_id]
         by_id = {r.id: r for r in result.items}
         for item in ITEMS:
             line, expected = p.lines[item]
@@ -444,20 +481,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default="heldout8", help="lines of en_script_lines_SPLIT.yaml")
     ap.add_argument("--archive", type=Path, help="where the calls go (default: var/bench/...)")
     ap.add_argument("--rebuild", action="store_true", help="render the calls again")
+    ap.add_argument(
+        "--tts",
+        choices=TTS,
+        default="espeak-ng",
+        help="who speaks the calls: espeak-ng, or Kokoro-82M's US and UK voices (samples-en)",
+    )
     ap.add_argument("--show", action="store_true", help="print every wrong verdict")
     ap.add_argument(
         "--db", type=Path, help="SQLite file: kept; one that exists is read, not run again"
     )
     args = ap.parse_args(argv)
-    archive = args.archive or BENCH_DIR / args.split
+    bench_dir = (
+        BENCH_DIR if args.tts == "espeak-ng" else BENCH_DIR.with_name(f"{BENCH_DIR.name}-kokoro")
+    )
+    archive = args.archive or bench_dir / args.split
     t0 = time.perf_counter()
-    planned = build_archive(args.split, archive, args.rebuild)
+    try:
+        planned = build_archive(args.split, archive, args.rebuild, tts=args.tts)
+    except ms.SampleError as exc:
+        raise SystemExit(f"script_calls_en: {exc}") from None
     built = time.perf_counter() - t0
     kinds = [p.kind for p in planned]
     print(
         f"{len(planned)} calls ({kinds.count('compliant')} compliant, "
-        f"{kinds.count('near-miss')} near-miss) from en_script_lines_{args.split}.yaml "
-        f"in {archive} ({built:.1f} s to build)"
+        f"{kinds.count('near-miss')} near-miss) from en_script_lines_{args.split}.yaml, "
+        f"spoken by {args.tts}, in {archive} ({built:.1f} s to build)"
     )
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or Path(tmp) / "store.db"
@@ -467,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
             summary, wall, cpu = run_pipeline(archive, db)
             counts = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
             print(f"callqa run: {wall:.1f} s wall, {cpu:.1f} s CPU; summary {counts}")
-        verdicts = read_verdicts(db, planned)
+        verdicts = read_verdicts(db, planned, args.tts)
     report(verdicts, args.show)
     pos = [v for v in verdicts if v.expected]
     neg = [v for v in verdicts if not v.expected]

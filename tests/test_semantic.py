@@ -127,7 +127,16 @@ def test_per_check_switches() -> None:
 
 
 def test_window_and_role_still_apply() -> None:
-    t = call("hello", "let me check", PARAPHRASE)
+    lines = [("agent", "hello"), ("customer", "hi"), ("agent", "let me check")]
+    lines += [("customer", "ok"), ("agent", PARAPHRASE)]  # the agent's third turn
+    t = Transcript(
+        call_id="c",
+        language="en",
+        utterances=[
+            Utterance(speaker=spk, start=4 * k, end=4 * k + 3, text=text)
+            for k, (spk, text) in enumerate(lines)
+        ],
+    )
     (item,) = check_items(t, rubric(required(within={"first_turns": 2}), **ON))
     assert item.passed is False
     customer = Transcript(

@@ -95,9 +95,19 @@ class ContentSettings(BaseModel):
     # ... unless a ``request_conditions`` word comes before the subject: "if i could just
     # take your date of birth" asks
     request_conditions: tuple[str, ...] = ()
+    # word sequences that ask whatever the punctuation: "and just to confirm your date of
+    # birth." (tiny.en dropped its "?")
+    request_phrases: tuple[str, ...] = ()
     # a cue followed by a ``statement_subjects`` word opens a relative clause, it asks
     # nothing: "that date of birth matches what we have"
     relative_cues: tuple[str, ...] = ()
+    # a ``speaker_clause_cues`` word then an ``offer_speaker`` word opens a clause of what
+    # the speaker does, before the key words: "could you hold on while i find your account
+    # number" asks the customer to wait, not for the account number
+    speaker_clause_cues: tuple[str, ...] = ()
+    # a turn's first word or two lost by ASR (tiny.en drops a turn's onset: "for your call,
+    # bye bye"): a phrase's leading act word may go unheard there (:func:`onset_lost`)
+    onset_loss: bool = False
     # words that are no act word right before "to": "we need to check" (an obligation)
     obligation_words: tuple[str, ...] = ()
     # act words too weak to show the act alone (the aligned route's act word; a stand-in
@@ -203,6 +213,10 @@ def _is_request(original: str, units: tuple[str, ...], cfg: ContentSettings) -> 
     ``request_modals`` cue right after a ``statement_subjects`` word ("i can see") is none."""
     if "?" in original:
         return True
+    for cue in cfg.request_phrases:
+        words = tuple(cue.split())
+        if any(units[j : j + len(words)] == words for j in range(len(units))):
+            return True
     modals, subjects = set(cfg.request_modals), set(cfg.statement_subjects)
     conditions, relative = set(cfg.request_conditions), set(cfg.relative_cues)
     asked = [
@@ -290,6 +304,62 @@ def asks_about_topic(phrases: list[str] | tuple[str, ...], utt: NormText, langua
     )
 
 
+def speaker_acts_on_keys(
+    phrases: list[str] | tuple[str, ...], utt: NormText, language: str
+) -> bool:
+    """``utt`` holds the check's first key word heard in a clause of the speaker's own act,
+    opened before it in the same clause (a ``speaker_clause_cues`` word then an
+    ``offer_speaker`` word: "while i find your account number", "once we have your date of
+    birth"): what is asked, if anything, is something else."""
+    cfg = content_settings(language)
+    if cfg is None or not cfg.speaker_clause_cues:
+        return False
+    keys = {w for p in phrases for k in phrase_keys(p, phrases, language) for w in k}
+    heard = [
+        q
+        for w in keys
+        for a in _alternatives(w, cfg)
+        for q in _positions(a, utt.units, cfg.key_min_ratio, cfg)
+    ]
+    if not heard:
+        return False
+    first = min(heard)
+    cues, speakers, units = set(cfg.speaker_clause_cues), set(cfg.offer_speaker), utt.units
+    return any(
+        units[j] in cues and units[j + 1] in speakers
+        for j in range(_clause_start(utt, first), first - 1)
+    )
+
+
+def onset_lost(
+    phrase: str, phrases: list[str] | tuple[str, ...], utt: NormText, language: str
+) -> tuple[str, ...]:
+    """The first word or two of ``phrase`` that ASR lost at the start of a turn, when ``utt``
+    (the turn's text) starts with the phrase's next word and then says the word after it (a
+    word may come between): "for your call, bye bye" for "[thanks] for [calling] goodbye",
+    "you for calling" for "[thank] you for [calling] ...". Only an act word said for others
+    (a ``synonyms`` word: thank, welcome) and light words may be lost, never a name, and
+    only with another key word of the phrase left to hear. Empty: nothing lost."""
+    cfg = content_settings(language)
+    if cfg is None or not cfg.onset_loss or len(utt) < 2:
+        return ()
+    words = normalise(plain(phrase), language).units
+    keys = {w for k in phrase_keys(phrase, phrases, language) for w in k}
+    acts, light, units = {w for g in cfg.synonyms for w in g}, _light(cfg), utt.units
+    for k in (1, 2):
+        lost, rest = words[:k], words[k:]
+        if len(rest) < 2 or units[0] != rest[0] or not keys - set(lost):
+            continue
+        if not any(w in keys and w in acts for w in lost):
+            continue
+        if not all((w in keys and w in acts) or w in light for w in lost):
+            continue
+        nxt = _alternatives(rest[1], cfg)
+        if any(word_heard(a, u, cfg.min_ratio, cfg) for a in nxt for u in units[1:3]):
+            return tuple(lost)
+    return ()
+
+
 def _needs_asked(units: tuple[str, ...], cfg: ContentSettings) -> list[int]:
     """Positions of the customer's need asked about: an ``offer_needs`` cue said in order,
     a word or none between its words ("anything else you need from me", "would you like",
@@ -333,12 +403,16 @@ def act_mood_ok(phrases: list[str] | tuple[str, ...], utt: NormText, language: s
     act; or when every phrase offers the speaker's act and ``utt`` offers nothing ("do you
     have anything else plugged into the router?" is not "anything else i can help you
     with"); or when no phrase is a request or an offer and ``utt`` asks about the topic
-    (:func:`asks_about_topic`). Applies to the routes that do not follow the phrase word by
-    word (content words, paraphrase)."""
+    (:func:`asks_about_topic`), or, in a check of requests, the key words sit in a clause of
+    the speaker's own act (:func:`speaker_acts_on_keys`). Applies to the routes that do not
+    follow the phrase word by word (content words, paraphrase)."""
     cfg = content_settings(language)
     if cfg is None:
         return True
-    if _requests_only(tuple(phrases), language) and not _is_request(utt.original, utt.units, cfg):
+    if _requests_only(tuple(phrases), language) and (
+        not _is_request(utt.original, utt.units, cfg)
+        or speaker_acts_on_keys(phrases, utt, language)
+    ):
         return False
     if _statements_only(tuple(phrases), language) and asks_about_topic(phrases, utt, language):
         return False

@@ -20,6 +20,11 @@ from pipeline.text import segment_words
 ENGINE = "callqa.scripts_check"
 # Raised when a rule of the engine changes verdicts (recorded in every result's ScoringConfig, so
 # `callqa rescore` re-scores stored calls with it); its settings are data (defaults.yaml, sha256).
+# 4: `within` turns count turns (a run of one speaker's utterances), not utterances; a
+# required phrase cut over the utterances of one turn is heard in the turn's text, its act
+# word looked for in the whole turn, a leading act word lost at a turn's start forgiven;
+# hold phrases as data (defaults.yaml), 看/听不清楚 is not the forbidden 不清楚, a pass is
+# undecided only when every phrase said rests on low-confidence words.
 ENGINE_VERSION = "4"
 
 

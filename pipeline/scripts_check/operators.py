@@ -41,6 +41,7 @@ from pipeline.scripts_check.content import (
     adds_negation,
     content_match,
     keys_heard,
+    onset_lost,
     phrase_keys,
     plain,
 )
@@ -111,8 +112,10 @@ class _Strict(BaseModel):
 
 
 class Within(_Strict):
-    """Where a check looks. Turns count utterances of the check's role; seconds are measured
-    from the start (0) or the end (``duration``) of the call. Exactly one key."""
+    """Where a check looks. Turns count the check role's turns: a run of its utterances with
+    no other speaker's between them is one turn (ASR cuts one turn into several utterances
+    at its pauses: "Thanks for calling." "Have a good afternoon." "Bye."); seconds are
+    measured from the start (0) or the end (``duration``) of the call. Exactly one key."""
 
     first_turns: PositiveInt | None = None
     last_turns: PositiveInt | None = None
@@ -141,13 +144,73 @@ def select(
     if within is None:
         return pairs
     if within.first_turns is not None:
-        return pairs[: within.first_turns]
+        return [p for turn in turns(pairs)[: within.first_turns] for p in turn]
     if within.last_turns is not None:
-        return pairs[-within.last_turns :]
+        return [p for turn in turns(pairs)[-within.last_turns :] for p in turn]
     if within.first_seconds is not None:
         return [(i, u) for i, u in pairs if u.start < within.first_seconds]
     end = transcript.duration or max((u.end for u in transcript.utterances), default=0.0)
     return [(i, u) for i, u in pairs if u.end > end - within.last_seconds]
+
+
+def turns(pairs: list[tuple[int, Utterance]]) -> list[list[tuple[int, Utterance]]]:
+    """``pairs`` (index, utterance), in transcript order, grouped into turns: utterances next
+    to each other in the transcript (no other utterance between them) of one speaker."""
+    out: list[list[tuple[int, Utterance]]] = []
+    for i, u in pairs:
+        if out and out[-1][-1][0] == i - 1 and out[-1][-1][1].speaker == u.speaker:
+            out[-1].append((i, u))
+        else:
+            out.append([(i, u)])
+    return out
+
+
+def _joined(turn: list[tuple[int, Utterance]]) -> Utterance:
+    """The utterances of one turn as one utterance: texts joined by a space."""
+    first, last = turn[0][1], turn[-1][1]
+    text = " ".join(u.text.strip() for _, u in turn)
+    return first.model_copy(update={"end": last.end, "text": text, "words": None})
+
+
+def _split_turns(out: Outcome, parts: dict[int, list[tuple[int, Utterance]]]) -> Outcome:
+    """An outcome found in a joined turn (:func:`_joined`, keyed by its first utterance's
+    index) told per utterance: each evidence becomes one per utterance its span covers, with
+    that utterance's own text, times and span, and the reasons say which utterances."""
+
+    def split(ev: Evidence) -> list[Evidence]:
+        turn = parts.get(ev.utterance) if ev.utterance is not None else None
+        if turn is None:
+            return [ev]
+        a, b = ev.span_chars or (0, sum(len(u.text.strip()) + 1 for _, u in turn))
+        where = f"utterances {turn[0][0]}-{turn[-1][0]} (one turn)"
+        reason = (ev.reason or "").replace(f"at utterance {ev.utterance}", f"over {where}", 1)
+        pieces, offset = [], 0
+        for i, u in turn:
+            text = u.text.strip()
+            lead = len(u.text) - len(u.text.lstrip())
+            lo, hi = max(a, offset) - offset, min(b, offset + len(text)) - offset
+            if hi > lo:
+                lo, hi = lo + lead, hi + lead
+                pieces.append(
+                    ev.model_copy(
+                        update={
+                            "utterance": i,
+                            "start": u.start,
+                            "end": u.end,
+                            "text": u.text,
+                            "span": u.text[lo:hi],
+                            "span_chars": [lo, hi],
+                            "reason": reason,
+                        }
+                    )
+                )
+            offset += len(text) + 1
+        return pieces or [ev.model_copy(update={"reason": reason})]
+
+    evidence = [e for ev in out.evidence for e in split(ev)]
+    support = [e for ev in out.support for e in split(ev)]
+    reason = evidence[0].reason if evidence else out.reason
+    return Outcome(out.passed, reason, evidence, support=support)
 
 
 def role_undecidable(transcript: Transcript, role: CheckRole) -> bool:
@@ -206,19 +269,23 @@ class _PhraseCheck(Operator):
         self, ctx: Context, pairs: list[tuple[int, Utterance]], threshold: float
     ) -> tuple[float, int, Utterance, str, Match] | None:
         """Best (similarity, index, utterance, phrase, match) with similarity >= threshold
-        whose utterance says the phrase's key words (``[bracketed]``, :mod:`.content`)."""
+        whose utterance says the phrase's key words (``[bracketed]``, :mod:`.content`) and
+        whose turn one of its act words: "Thanks for calling." then "The outage should be
+        fixed by noon." is one turn that says no goodbye."""
         best = None
+        turn_of = {i: turn for turn in turns(pairs) if len(turn) > 1 for i, _ in turn}
         for phrase in self.phrases:
             p = ctx.norm(phrase)
             keys = phrase_keys(phrase, self.phrases, ctx.language)
             for i, u in pairs:
                 m = match(p, ctx.norm(u.text), ctx.language, threshold)
+                whole = ctx.norm(_joined(turn_of[i]).text if i in turn_of else u.text)
                 if (
                     m is not None
                     and m.similarity >= threshold
                     and (best is None or m.similarity > best[0])
                     and keys_heard(keys, ctx.norm(u.text), ctx.language, aligned=True)
-                    and act_word_heard(phrase, self.phrases, ctx.norm(u.text), ctx.language)
+                    and act_word_heard(phrase, self.phrases, whole, ctx.language)
                 ):
                     best = (m.similarity, i, u, phrase, m)
         return best
@@ -361,29 +428,19 @@ class Required(_PhraseCheck):
         if role_undecidable(t, self.role):
             return Outcome(None, f"no {self.role} utterance (roles not told apart)")
         pairs = select(t, self.role, self.within)
-        limit = self.threshold_for(ctx.language)
-        hit = self._best(ctx, pairs, limit) or self._reordered(ctx, pairs, limit)
-        if hit is not None:
-            sim, i, u, phrase, m = hit
-            ev = evidence(ctx, i, u, phrase, m, f"said at utterance {i} ({sim:.2f} >= {limit:g})")
-            # every other phrase said supports the pass too: a short phrase matched exactly
-            # on low-confidence words (不好意思) does not make the pass undecided when a
-            # longer one said around it (不好意思给您添麻烦了) rests on confident words
-            others = [
-                evidence(ctx, j, v, q, mq, f"said at utterance {j} ({mq.similarity:.2f})")
-                for q, (j, v, mq) in self._passing(ctx, pairs, limit).items()
-                if q != phrase
-            ]
-            return Outcome(True, ev.reason, [ev], support=[ev, *others])
-        said = self._content(ctx, pairs)
+        said, para = self._said(ctx, pairs)
         if said is not None:
-            return Outcome(True, said.reason, [said], support=[said])
-        para = self._paraphrase(ctx, pairs)
-        if para is not None and para.similarity >= ctx.semantic.min_similarity:
-            ev = semantic_evidence(ctx, para)
-            return Outcome(
-                True, f"said at utterance {para.index} ({ev.reason})", [ev], support=[ev]
-            )
+            return said
+        # a phrase cut by ASR over the utterances of one turn ("Thank you very much for
+        # calling." "Have a great day."): the turn's utterances read as one text
+        parts = {i: turn for turn in turns(pairs) if len(turn) > 1 for i in [turn[0][0]]}
+        if parts:
+            said, _ = self._said(ctx, [(i, _joined(turn)) for i, turn in parts.items()])
+            if said is not None:
+                return _split_turns(said, parts)
+        said = self._onset_lost(ctx, pairs)
+        if said is not None:
+            return said
         para = self._paraphrase(ctx, pairs, act=False) or para  # the nearest, for the record
         out = self._failure(ctx, pairs)
         if para is not None and para.similarity < semantic_near_miss_floor():
@@ -399,6 +456,79 @@ class Required(_PhraseCheck):
             out.reason += f"; {ev.reason}"
             out.evidence = [e for e in out.evidence if e.utterance is not None] + [ev]
         return out
+
+    def _said(
+        self, ctx: Context, pairs: list[tuple[int, Utterance]]
+    ) -> tuple[Outcome | None, SemanticHit | None]:
+        """The passing outcome of the first route that hears the phrase in one of ``pairs``
+        (aligned, reordered clauses, content words, paraphrase), or None; and the best
+        paraphrase tried (None when the check has no semantic fallback)."""
+        limit = self.threshold_for(ctx.language)
+        hit = self._best(ctx, pairs, limit) or self._reordered(ctx, pairs, limit)
+        if hit is not None:
+            sim, i, u, phrase, m = hit
+            ev = evidence(ctx, i, u, phrase, m, f"said at utterance {i} ({sim:.2f} >= {limit:g})")
+            # every other phrase said supports the pass too: a short phrase matched exactly
+            # on low-confidence words (不好意思) does not make the pass undecided when a
+            # longer one said around it (不好意思给您添麻烦了) rests on confident words
+            others = [
+                evidence(ctx, j, v, q, mq, f"said at utterance {j} ({mq.similarity:.2f})")
+                for q, (j, v, mq) in self._passing(ctx, pairs, limit).items()
+                if q != phrase
+            ]
+            return Outcome(True, ev.reason, [ev], support=[ev, *others]), None
+        said = self._content(ctx, pairs)
+        if said is not None:
+            return Outcome(True, said.reason, [said], support=[said]), None
+        para = self._paraphrase(ctx, pairs)
+        if para is not None and para.similarity >= ctx.semantic.min_similarity:
+            ev = semantic_evidence(ctx, para)
+            why = f"said at utterance {para.index} ({ev.reason})"
+            return Outcome(True, why, [ev], support=[ev]), para
+        return None, para
+
+    def _onset_lost(self, ctx: Context, pairs: list[tuple[int, Utterance]]) -> Outcome | None:
+        """A turn whose first word or two ASR lost (:func:`.content.onset_lost`: "For your
+        call, bye bye."): the phrase heard with those words put back; the evidence is the
+        turn's own text, the reason says which words were taken as lost."""
+        for turn in turns(pairs):
+            i = turn[0][0]
+            u = _joined(turn) if len(turn) > 1 else turn[0][1]
+            un = ctx.norm(u.text)
+            for phrase in self.phrases:
+                lost = onset_lost(phrase, self.phrases, un, ctx.language)
+                if not lost:
+                    continue
+                text = u.text.strip()
+                prefix = len(" ".join(lost)) + 1
+                fixed = u.model_copy(update={"text": f"{' '.join(lost)} {text}"})
+                said, _ = self._said(ctx, [(i, fixed)])
+                if said is None:
+                    continue
+                note = f"{' '.join(lost)!r} taken as lost at the turn's start; "
+
+                def back(ev: Evidence, prefix=prefix, said_text=u.text, note=note) -> Evidence:
+                    # spans in the utterance's own text (its leading blanks kept)
+                    lead = len(said_text) - len(said_text.lstrip())
+                    a, b = ev.span_chars or (prefix, prefix + len(said_text.strip()))
+                    a, b = max(0, a - prefix) + lead, max(0, b - prefix) + lead
+                    return ev.model_copy(
+                        update={
+                            "text": said_text,
+                            "span": said_text[a:b],
+                            "span_chars": [a, b],
+                            "reason": note + (ev.reason or ""),
+                        }
+                    )
+
+                out = Outcome(
+                    True,
+                    note + said.reason,
+                    [back(e) for e in said.evidence],
+                    support=[back(e) for e in said.support],
+                )
+                return _split_turns(out, {i: turn}) if len(turn) > 1 else out
+        return None
 
     def _content(self, ctx: Context, pairs: list[tuple[int, Utterance]]) -> Evidence | None:
         """Evidence of the best content-word match (word languages, :mod:`.content`)."""
