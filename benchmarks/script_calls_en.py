@@ -322,6 +322,17 @@ def render_cached(
         spec_file.write_text(spec, encoding="utf-8")
 
 
+def run_or_read(archive: Path, db: Path) -> None:
+    """Score ``archive`` into the store ``db`` with ``callqa run``, unless ``db`` exists (a
+    kept store is read again); print which, and the run's seconds and summary."""
+    if db.exists():
+        print(f"verdicts read from {db} (not run again)")
+        return
+    summary, wall, cpu = run_pipeline(archive, db)
+    counts = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
+    print(f"callqa run: {wall:.1f} s wall, {cpu:.1f} s CPU; summary {counts}")
+
+
 def run_pipeline(archive: Path, db: Path) -> tuple[dict, float, float]:
     """``callqa run`` in a subprocess: (its JSON summary, wall seconds, CPU seconds)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
@@ -510,12 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or Path(tmp) / "store.db"
-        if db.exists():
-            print(f"verdicts read from {db} (not run again)")
-        else:
-            summary, wall, cpu = run_pipeline(archive, db)
-            counts = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
-            print(f"callqa run: {wall:.1f} s wall, {cpu:.1f} s CPU; summary {counts}")
+        run_or_read(archive, db)
         verdicts = read_verdicts(db, planned, args.tts)
     report(verdicts, args.show)
     pos = [v for v in verdicts if v.expected]

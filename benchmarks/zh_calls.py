@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT / "samples"))
 sys.path.insert(0, str(ROOT))
 
 import make_samples as ms  # noqa: E402
-from script_calls_en import render, render_cached, run_pipeline, write_manifest  # noqa: E402
+from script_calls_en import render, render_cached, run_or_read, write_manifest  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data"
 BENCH_DIR = ROOT / "var" / "bench" / "zh-calls"
@@ -339,12 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or Path(tmp) / "store.db"
-        if db.exists():
-            print(f"verdicts read from {db} (not run again)")
-        else:
-            summary, wall, cpu = run_pipeline(archive, db)
-            counts = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
-            print(f"callqa run: {wall:.1f} s wall, {cpu:.1f} s CPU; summary {counts}")
+        run_or_read(archive, db)
         ok = report(*read(db, script), script)
     print(f"targets (agreement >= {TARGET:.0%}, no personal number left): {'met' if ok else 'NOT met'}")  # fmt: skip
     return 0

@@ -286,21 +286,8 @@ def asks_about_topic(phrases: list[str] | tuple[str, ...], utt: NormText, langua
     cfg = content_settings(language)
     if cfg is None or not cfg.question_auxiliaries:
         return False
-    keys = {w for p in phrases for k in phrase_keys(p, phrases, language) for w in k}
-    heard = [
-        q
-        for w in keys
-        for a in _alternatives(w, cfg)
-        for q in _positions(a, utt.units, cfg.key_min_ratio, cfg)
-    ]
-    if not heard:
-        return False
-    first = min(heard)
-    aux, subjects = set(cfg.question_auxiliaries), set(cfg.question_subjects)
-    units = utt.units
-    return any(
-        units[j] in aux and units[j + 1] in subjects
-        for j in range(_clause_start(utt, first), first - 1)
+    return _opened_before_first_key(
+        phrases, utt, language, cfg, set(cfg.question_auxiliaries), set(cfg.question_subjects)
     )
 
 
@@ -314,6 +301,16 @@ def speaker_acts_on_keys(
     cfg = content_settings(language)
     if cfg is None or not cfg.speaker_clause_cues:
         return False
+    return _opened_before_first_key(
+        phrases, utt, language, cfg, set(cfg.speaker_clause_cues), set(cfg.offer_speaker)
+    )
+
+
+def _opened_before_first_key(
+    phrases, utt: NormText, language: str, cfg, openers: set[str], seconds: set[str]
+) -> bool:
+    """The clause holding the check's first key word heard has an ``openers`` word followed
+    by a ``seconds`` word before that key word."""
     keys = {w for p in phrases for k in phrase_keys(p, phrases, language) for w in k}
     heard = [
         q
@@ -323,10 +320,9 @@ def speaker_acts_on_keys(
     ]
     if not heard:
         return False
-    first = min(heard)
-    cues, speakers, units = set(cfg.speaker_clause_cues), set(cfg.offer_speaker), utt.units
+    first, units = min(heard), utt.units
     return any(
-        units[j] in cues and units[j + 1] in speakers
+        units[j] in openers and units[j + 1] in seconds
         for j in range(_clause_start(utt, first), first - 1)
     )
 
