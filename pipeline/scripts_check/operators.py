@@ -21,7 +21,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, NamedTuple
 
 from pydantic import (
     BaseModel,
@@ -245,6 +245,18 @@ def _phrase_list(value: list[str]) -> list[str]:
     return value
 
 
+class _PhraseHit(NamedTuple):
+    """A phrase said in one utterance (:meth:`_PhraseCheck._matches`)."""
+
+    similarity: float
+    index: int
+    utterance: Utterance
+    phrase: str
+    match: Match
+    act_in_utterance: bool
+    act_in_turn: bool
+
+
 class _PhraseCheck(Operator):
     role: CheckRole = "agent"
     phrases: list[str] = Field(min_length=1)
@@ -265,50 +277,63 @@ class _PhraseCheck(Operator):
         where = f", {self.within.describe()}" if self.within else ""
         return f"{self.role} utterances{where}"
 
-    def _best(
+    def _matches(
         self, ctx: Context, pairs: list[tuple[int, Utterance]], threshold: float
-    ) -> tuple[float, int, Utterance, str, Match] | None:
-        """Best (similarity, index, utterance, phrase, match) with similarity >= threshold
-        whose utterance says the phrase's key words (``[bracketed]``, :mod:`.content`) and
-        whose turn one of its act words: "Thanks for calling." then "The outage should be
-        fixed by noon." is one turn that says no goodbye."""
-        best = None
+    ) -> list[_PhraseHit]:
+        """Every (phrase, utterance) said at or above ``threshold`` whose utterance says the
+        phrase's key words (``[bracketed]``, :mod:`.content`), in phrase then transcript
+        order, each telling whether an act word is heard in the utterance and in its whole
+        turn ("Thanks for calling." then "The outage should be fixed by noon." is one turn
+        that says no goodbye)."""
+        out: list[_PhraseHit] = []
         turn_of = {i: turn for turn in turns(pairs) if len(turn) > 1 for i, _ in turn}
         for phrase in self.phrases:
             p = ctx.norm(phrase)
             keys = phrase_keys(phrase, self.phrases, ctx.language)
             for i, u in pairs:
-                m = match(p, ctx.norm(u.text), ctx.language, threshold)
-                whole = ctx.norm(_joined(turn_of[i]).text if i in turn_of else u.text)
+                said = ctx.norm(u.text)
+                m = match(p, said, ctx.language, threshold)
                 if (
-                    m is not None
-                    and m.similarity >= threshold
-                    and (best is None or m.similarity > best[0])
-                    and keys_heard(keys, ctx.norm(u.text), ctx.language, aligned=True)
-                    and act_word_heard(phrase, self.phrases, whole, ctx.language)
+                    m is None
+                    or m.similarity < threshold
+                    or not keys_heard(keys, said, ctx.language, aligned=True)
                 ):
-                    best = (m.similarity, i, u, phrase, m)
+                    continue
+                whole = ctx.norm(_joined(turn_of[i]).text) if i in turn_of else said
+                out.append(
+                    _PhraseHit(
+                        m.similarity, i, u, phrase, m,
+                        act_word_heard(phrase, self.phrases, said, ctx.language),
+                        act_word_heard(phrase, self.phrases, whole, ctx.language),
+                    )
+                )  # fmt: skip
+        return out
+
+    def _best(
+        self,
+        ctx: Context,
+        pairs: list[tuple[int, Utterance]],
+        threshold: float,
+        matches: list[_PhraseHit] | None = None,
+    ) -> tuple[float, int, Utterance, str, Match] | None:
+        """Best (similarity, index, utterance, phrase, match) of :meth:`_matches` whose turn
+        says one of the phrase's act words (the first of equals)."""
+        best = None
+        for hit in self._matches(ctx, pairs, threshold) if matches is None else matches:
+            if hit.act_in_turn and (best is None or hit.similarity > best[0]):
+                best = (hit.similarity, hit.index, hit.utterance, hit.phrase, hit.match)
         return best
 
-    def _passing(
-        self, ctx: Context, pairs: list[tuple[int, Utterance]], threshold: float
-    ) -> dict[str, tuple[int, Utterance, Match]]:
-        """Each phrase's best (index, utterance, match) at or above ``threshold``, under the
-        same key-word conditions as :meth:`_best`."""
+    @staticmethod
+    def _passing(matches: list[_PhraseHit]) -> dict[str, tuple[int, Utterance, Match]]:
+        """Each phrase's best (index, utterance, match) of :meth:`_matches` whose utterance
+        itself says one of the phrase's act words."""
         out: dict[str, tuple[int, Utterance, Match]] = {}
-        for phrase in self.phrases:
-            p = ctx.norm(phrase)
-            keys = phrase_keys(phrase, self.phrases, ctx.language)
-            for i, u in pairs:
-                m = match(p, ctx.norm(u.text), ctx.language, threshold)
-                if (
-                    m is not None
-                    and m.similarity >= threshold
-                    and (phrase not in out or m.similarity > out[phrase][2].similarity)
-                    and keys_heard(keys, ctx.norm(u.text), ctx.language, aligned=True)
-                    and act_word_heard(phrase, self.phrases, ctx.norm(u.text), ctx.language)
-                ):
-                    out[phrase] = (i, u, m)
+        for hit in matches:
+            if hit.act_in_utterance and (
+                hit.phrase not in out or hit.similarity > out[hit.phrase][2].similarity
+            ):
+                out[hit.phrase] = (hit.index, hit.utterance, hit.match)
         return out
 
     def _clauses(self, ctx: Context, phrase: str) -> list[NormText]:
@@ -464,7 +489,8 @@ class Required(_PhraseCheck):
         (aligned, reordered clauses, content words, paraphrase), or None; and the best
         paraphrase tried (None when the check has no semantic fallback)."""
         limit = self.threshold_for(ctx.language)
-        hit = self._best(ctx, pairs, limit) or self._reordered(ctx, pairs, limit)
+        matches = self._matches(ctx, pairs, limit)
+        hit = self._best(ctx, pairs, limit, matches) or self._reordered(ctx, pairs, limit)
         if hit is not None:
             sim, i, u, phrase, m = hit
             ev = evidence(ctx, i, u, phrase, m, f"said at utterance {i} ({sim:.2f} >= {limit:g})")
@@ -473,7 +499,7 @@ class Required(_PhraseCheck):
             # longer one said around it (不好意思给您添麻烦了) rests on confident words
             others = [
                 evidence(ctx, j, v, q, mq, f"said at utterance {j} ({mq.similarity:.2f})")
-                for q, (j, v, mq) in self._passing(ctx, pairs, limit).items()
+                for q, (j, v, mq) in self._passing(matches).items()
                 if q != phrase
             ]
             return Outcome(True, ev.reason, [ev], support=[ev, *others]), None
