@@ -25,7 +25,9 @@ ENGINE = "callqa.scripts_check"
 # word looked for in the whole turn, a leading act word lost at a turn's start forgiven;
 # hold phrases as data (defaults.yaml), 看/听不清楚 is not the forbidden 不清楚, a pass is
 # undecided only when every phrase said rests on low-confidence words.
-ENGINE_VERSION = "4"
+# 5: a phrase whose only act word is a weak one ("have" of "may i have your [account
+# number] please") is said where that word is heard, whatever else the utterance says.
+ENGINE_VERSION = "5"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
