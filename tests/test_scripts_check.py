@@ -573,3 +573,115 @@ def test_a_pass_rests_on_any_confident_phrase(text, low, phrases, verdict) -> No
     call = Transcript(language="zh", utterances=[_worded(text, low)])
     (item,) = check_items(call, _rubric({"required": {"role": "agent", "phrases": phrases}}))
     assert item.passed is verdict
+
+
+# --------------------------------------------------------------------------- facts stated
+# zh_bank_hotline's identity_before_account: account facts in the agent's own words (an
+# order event's `facts`: a term and a value in one clause, not a question), besides the
+# listed phrases. Split 2 of benchmarks/zh_calls.py gave account news no list named (年费免收,
+# 卡片已经制好, 状态正常): the item came out not applicable. (agent lines around the identity
+# check, verdict)
+ASK_ID = ("agent", "请问您是持卡人本人吗？")
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "verdict"),
+    [
+        ([], ["您这张卡现在还能用八千三百元。"], True),
+        ([], ["上个月的还款我们已经收到了，没有逾期。"], True),
+        ([], ["您本月的账单金额是2,160元，还款日是18号。"], True),
+        ([], ["您这张卡目前状态正常。"], True),
+        ([], ["您这张卡今年刷满了六次，明年的年费免收。"], True),
+        ([], ["您的卡片三天前已经制好，还没有交给快递。"], True),
+        (["您这张卡上个月有一笔两千三百元的消费还没还。"], [], False),
+        (["好的，明年的年费免收。"], ["谢谢。"], False),
+        (["你现在的固定额度是两万。"], ["好的。"], False),
+        # asked, not told: questions and offers to look are no account fact
+        (["您是要查账单吗？"], [], "n/a"),
+        (["您的额度是多少"], [], "n/a"),
+        (["我帮您查一下您的账单。"], [], "n/a"),
+        (["您这张卡的年费是不是已经扣了"], [], "n/a"),
+        (["为了保障您的账户安全，需要核实一下。"], [], "n/a"),
+        # a term without a value, a value without a term
+        (["关于账单的问题我帮您看看。"], [], "n/a"),
+        (["好的，已经记下了，您别着急。"], [], "n/a"),
+    ],
+)
+def test_account_facts_in_the_agents_own_words(before, after, verdict) -> None:
+    rubric = load_rubric("zh_bank_hotline")
+    lines = [("agent", t) for t in before] + [ASK_ID, ("customer", "是的。")]
+    lines += [("agent", t) for t in after]
+    (item,) = [i for i in check_items(_call(*lines), rubric) if i.id == "identity_before_account"]
+    got = item.passed if item.applicable else "n/a"
+    assert got == verdict, item.reason
+    if verdict is not True and verdict is not False:
+        return
+    facts = [e for e in item.evidence if " + " in (e.matched or "")]  # term + value
+    assert not before or facts, "an account fact cites its clause"
+    assert all(e.span and e.span in e.text for e in facts)
+
+
+def test_a_fact_evidence_quotes_its_clause() -> None:
+    from pipeline.scripts_check.order import Facts
+
+    facts = Facts(terms=["账单", "年费"], values=["免收"])
+    text = "核对无误。您本月的账单金额是两千一百六十元，明年的年费免收。"
+    got = facts.stated(text, "zh")
+    assert [(text[a:b], what) for a, b, what in got] == [
+        ("您本月的账单金额是两千一百六十元", "账单 + 两千一百六十"),
+        ("明年的年费免收", "年费 + 免收"),
+    ]
+    assert facts.stated("我帮您查一下账单", "zh") == []  # 一 of 查一下 is no number
+
+
+# The "anything else?" question and the apology in the agent's own words (zh forms v4): the
+# question by its shape (还有 + 其他 / 别的 / 什么 + help / need / question + a question
+# particle, in the last three agent turns), the apology by its words in any frame.
+# (form, item, closing agent line, verdict)
+@pytest.mark.parametrize(
+    ("form", "item", "line", "verdict"),
+    [
+        ("zh_bank_hotline", "anything_else", "还有其他我可以帮到您的地方吗？", True),
+        ("zh_bank_hotline", "anything_else", "请问您还有其他需要办理的吗？", True),
+        ("zh_ecommerce", "anything_else", "您看还有别的问题需要我帮忙吗？", True),
+        ("zh_ecommerce", "anything_else", "请问还有其他需要帮您处理的吗", True),
+        ("zh_ecommerce", "anything_else", "还有什么事吗？", True),
+        # a statement, another topic, no question: not the question (还有其他问题可以随时来电
+        # passes on the listed 还有其他问题吗 at 0.89, 吗 being light: not the regex)
+        ("zh_ecommerce", "anything_else", "如果还有别的情况可以随时来电。", False),
+        ("zh_ecommerce", "anything_else", "我们还有其他款式吗？", False),
+        ("zh_bank_hotline", "anything_else", "还有别的颜色的卡面可以选。", False),
+        ("zh_ecommerce", "apology", "太抱歉了，让您收到这样的商品。", True),
+        ("zh_ecommerce", "apology", "真对不起，是我们发错了。", True),
+        ("zh_ecommerce", "apology", "再次向您表示歉意。", True),
+        ("zh_ecommerce", "apology", "这个报价已经是最低了。", False),
+        ("zh_ecommerce", "apology", "运费险会帮您赔付。", False),
+        ("zh_bank_hotline", "courtesy", "真是对不起，给您造成困扰了。", True),
+        ("zh_bank_hotline", "courtesy", "太抱歉了。", True),
+        ("zh_bank_hotline", "courtesy", "您这个保险已经生效了。", False),
+    ],
+)
+def test_closing_question_and_apology_in_own_words(form, item, line, verdict) -> None:
+    lines = [
+        ("agent", "您好。"),
+        ("customer", "我想问一下。"),
+        ("agent", line),
+        ("customer", "没有了。"),
+        ("agent", "再见。"),
+    ]
+    (got,) = [i for i in check_items(_call(*lines), load_rubric(form)) if i.id == item]
+    assert got.passed is verdict, got.reason
+
+
+def test_the_anything_else_question_said_by_the_customer_or_early_does_not_count() -> None:
+    early = [("agent", "还有其他我可以帮到您的地方吗？")] + [
+        (spk, t) for _ in range(3) for spk, t in (("customer", "嗯。"), ("agent", "好的。"))
+    ]
+    customer = [("agent", "好的。"), ("customer", "还有其他需要帮忙的吗？"), ("agent", "再见。")]
+    for lines in (early, customer):
+        (got,) = [
+            i
+            for i in check_items(_call(*lines), load_rubric("zh_ecommerce"))
+            if i.id == "anything_else"
+        ]
+        assert got.passed is False, got.reason
