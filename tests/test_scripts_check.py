@@ -685,3 +685,53 @@ def test_the_anything_else_question_said_by_the_customer_or_early_does_not_count
             if i.id == "anything_else"
         ]
         assert got.passed is False, got.reason
+
+
+# zh_bank_hotline v4: the safety reminder by its shape (regex, besides the listed lines) and
+# the identity check's 身份证后四位. (agent line after the greeting, item, verdict)
+@pytest.mark.parametrize(
+    ("line", "item", "verdict"),
+    [
+        ("近期诈骗电话比较多，任何自称银行工作人员让您转账的都不要相信。", "risk_disclosure", True),
+        ("收到卡片后请尽快修改密码，保护好资金安全。", "risk_disclosure", True),
+        ("请千万不要把验证码告诉别人。", "risk_disclosure", True),
+        ("验证码我已经发到您手机上了。", "risk_disclosure", False),
+        ("切勿向陌生人透露您的短信验证码。", "risk_disclosure", True),
+        ("一定要提防骗子。", "risk_disclosure", True),
+        # the identity check's reason, or the agent reassuring: no reminder
+        ("为了保障您的账户安全，需要核实一下身份。", "risk_disclosure", False),
+        ("您的资金是安全的，请放心。", "risk_disclosure", False),
+        ("我们是官方客服，不是诈骗电话。", "risk_disclosure", False),
+        ("好的，请说一下您身份证的后四位。", "verify_identity", True),
+        ("好的，请说一下您的手机尾号。", "verify_identity", False),
+    ],
+)
+def test_bank_safety_reminder_and_identity_check_in_own_words(line, item, verdict) -> None:
+    lines = [("agent", "您好。"), ("customer", "你好。"), ("agent", line), ("customer", "好的。")]
+    rubric = load_rubric("zh_bank_hotline")
+    (got,) = [i for i in check_items(_call(*lines), rubric) if i.id == item]
+    assert got.passed is verdict, got.reason
+
+
+# disclosure_before_consent: the fee disclosure before the customer's yes and before the
+# agent puts the installment through (split 2: the yes was a request, 那就帮我分六期吧, and
+# the agent processed it before telling the fee). (agent / customer lines, verdict)
+DISCLOSE = ("agent", "提醒您，分期手续费一经收取不予退还。")
+
+
+@pytest.mark.parametrize(
+    ("lines", "verdict"),
+    [
+        ([("customer", "那就帮我分六期吧。"), ("agent", "好的，已经为您办理成功。"), DISCLOSE], False),
+        ([DISCLOSE, ("customer", "那就帮我分六期吧。"), ("agent", "好的，已经为您办理成功。")], True),
+        ([DISCLOSE, ("customer", "行，帮我办理吧。"), ("agent", "已经为您分成十二期了。")], True),
+        ([("customer", "帮我办理吧。"), DISCLOSE], False),
+        # the agent offers to process: nothing put through yet
+        ([("agent", "可以分六期或者十二期。"), DISCLOSE, ("customer", "好。")], "n/a"),
+    ],
+)
+def test_fee_disclosure_before_the_installment_is_put_through(lines, verdict) -> None:
+    call = _call(("agent", "您好。"), ("customer", "我想办个分期。"), *lines)
+    rubric = load_rubric("zh_bank_hotline")
+    (got,) = [i for i in check_items(call, rubric) if i.id == "disclosure_before_consent"]
+    assert (got.passed if got.applicable else "n/a") == verdict, got.reason
