@@ -722,8 +722,14 @@ DISCLOSE = ("agent", "提醒您，分期手续费一经收取不予退还。")
 @pytest.mark.parametrize(
     ("lines", "verdict"),
     [
-        ([("customer", "那就帮我分六期吧。"), ("agent", "好的，已经为您办理成功。"), DISCLOSE], False),
-        ([DISCLOSE, ("customer", "那就帮我分六期吧。"), ("agent", "好的，已经为您办理成功。")], True),
+        (
+            [("customer", "那就帮我分六期吧。"), ("agent", "好的，已经为您办理成功。"), DISCLOSE],
+            False,
+        ),
+        (
+            [DISCLOSE, ("customer", "那就帮我分六期吧。"), ("agent", "好的，已经为您办理成功。")],
+            True,
+        ),
         ([DISCLOSE, ("customer", "行，帮我办理吧。"), ("agent", "已经为您分成十二期了。")], True),
         ([("customer", "帮我办理吧。"), DISCLOSE], False),
         # the agent offers to process: nothing put through yet
