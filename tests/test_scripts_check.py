@@ -636,7 +636,8 @@ def test_a_fact_evidence_quotes_its_clause() -> None:
 
 # The "anything else?" question and the apology in the agent's own words (zh forms v4): the
 # question by its shape (还有 + 其他 / 别的 / 什么 + help / need / question + a question
-# particle, in the last three agent turns), the apology by its words in any frame.
+# particle, in the last three agent turns), the apology by its words in any frame, the
+# evaluation invited by naming it at the close, the order checked by naming its number.
 # (form, item, closing agent line, verdict)
 @pytest.mark.parametrize(
     ("form", "item", "line", "verdict"),
@@ -659,6 +660,13 @@ def test_a_fact_evidence_quotes_its_clause() -> None:
         ("zh_bank_hotline", "courtesy", "真是对不起，给您造成困扰了。", True),
         ("zh_bank_hotline", "courtesy", "太抱歉了。", True),
         ("zh_bank_hotline", "courtesy", "您这个保险已经生效了。", False),
+        # the evaluation named in the closing; the order number named by the agent
+        ("zh_ecommerce", "satisfaction_invite", "稍后会有满意度回访，请您给我们打个分。", True),
+        ("zh_ecommerce", "satisfaction_invite", "服务进行评价，祝您购物愉快再见。", True),
+        ("zh_ecommerce", "satisfaction_invite", "这款的平价款已经卖完了。", False),
+        ("zh_ecommerce", "order_check", "您把订单号告诉我。", True),
+        ("zh_ecommerce", "order_check", "您的订单好多少？", True),  # 好 for 号 (ASR)
+        ("zh_ecommerce", "order_check", "我帮您查一下物流。", False),
     ],
 )
 def test_closing_question_and_apology_in_own_words(form, item, line, verdict) -> None:
