@@ -593,6 +593,9 @@ ASK_ID = ("agent", "请问您是持卡人本人吗？")
         ([], ["您这张卡目前状态正常。"], True),
         ([], ["您这张卡今年刷满了六次，明年的年费免收。"], True),
         ([], ["您的卡片三天前已经制好，还没有交给快递。"], True),
+        ([], ["我查到您的账户从去年三月开通了短信提醒服务。"], True),
+        ([], ["您的积分是上个月到期自动清零了。"], True),
+        (["您的盗刷争议已经受理了。"], [], False),
         (["您这张卡上个月有一笔两千三百元的消费还没还。"], [], False),
         (["好的，明年的年费免收。"], ["谢谢。"], False),
         (["你现在的固定额度是两万。"], ["好的。"], False),
@@ -740,6 +743,15 @@ DISCLOSE = ("agent", "提醒您，分期手续费一经收取不予退还。")
         ),
         ([DISCLOSE, ("customer", "行，帮我办理吧。"), ("agent", "已经为您分成十二期了。")], True),
         ([("customer", "帮我办理吧。"), DISCLOSE], False),
+        # 办理成功以后… tells what follows the processing: a disclosure, nothing put through
+        (
+            [
+                ("agent", "办理成功以后如果提前还款，已经收取的手续费是不退的。"),
+                ("customer", "知道了，确认办理。"),
+                ("agent", "好的，已经为您办好了。"),
+            ],
+            True,
+        ),
         # the agent offers to process: nothing put through yet
         ([("agent", "可以分六期或者十二期。"), DISCLOSE, ("customer", "好。")], "n/a"),
     ],
@@ -749,3 +761,15 @@ def test_fee_disclosure_before_the_installment_is_put_through(lines, verdict) ->
     rubric = load_rubric("zh_bank_hotline")
     (got,) = [i for i in check_items(call, rubric) if i.id == "disclosure_before_consent"]
     assert (got.passed if got.applicable else "n/a") == verdict, got.reason
+
+
+def test_an_installment_asked_in_other_words_makes_the_fee_rule_apply() -> None:
+    """分成几期 (not 分期) opens disclosure_before_consent too: put through before the fee."""
+    call = _call(
+        ("customer", "想把这笔消费分成几期还。"),
+        ("agent", "好的，已经为您办理了。"),
+        DISCLOSE,
+    )
+    rubric = load_rubric("zh_bank_hotline")
+    (got,) = [i for i in check_items(call, rubric) if i.id == "disclosure_before_consent"]
+    assert got.applicable and got.passed is False, got.reason
