@@ -596,6 +596,13 @@ ASK_ID = ("agent", "请问您是持卡人本人吗？")
         ([], ["我查到您的账户从去年三月开通了短信提醒服务。"], True),
         ([], ["您的积分是上个月到期自动清零了。"], True),
         (["您的盗刷争议已经受理了。"], [], False),
+        # ASR's comma between the topic and what is said of it; a listed phrase heard with a
+        # variant character (入帐) whose own words give the value
+        ([], ["感谢您的耐心等待您的积分，是上个月到期自动清零了。"], True),
+        ([], ["谢谢您，我查到您的账户，从去年三月开通了短信提醒。"], True),
+        ([], ["您的海款已经入帐了。"], True),
+        (["好的，您的账单，我帮您查一下。"], [], "n/a"),
+        (["您的额度，是多少？"], [], "n/a"),
         (["您这张卡上个月有一笔两千三百元的消费还没还。"], [], False),
         (["好的，明年的年费免收。"], ["谢谢。"], False),
         (["你现在的固定额度是两万。"], ["好的。"], False),
@@ -634,6 +641,14 @@ def test_a_fact_evidence_quotes_its_clause() -> None:
         ("您本月的账单金额是两千一百六十元", "账单 + 两千一百六十"),
         ("明年的年费免收", "年费 + 免收"),
     ]
+    # the value in the next clause (ASR's comma between a topic and its comment); a question
+    # after a fact leaves the fact; a topic whose comment asks tells nothing
+    text = "感谢您的耐心等待您的年费，是上个月免收的。"
+    assert [(text[a:b], w) for a, b, w in facts.stated(text, "zh")] == [
+        ("感谢您的耐心等待您的年费，是上个月免收的", "年费 + 免收")
+    ]
+    assert len(facts.stated("您这张卡的年费免收。请问还有什么问题吗？", "zh")) == 1
+    assert facts.stated("您的账单，是多少？", "zh") == []
     assert facts.stated("我帮您查一下账单", "zh") == []  # 一 of 查一下 is no number
 
 

@@ -50,24 +50,42 @@ class Facts(_Strict):
     _check_terms = field_validator("terms", "values")(_phrase_list)
 
     def stated(self, text: str, language: str) -> list[tuple[int, int, str]]:
-        """(start, end, what) of each clause of ``text`` that states such a fact."""
+        """(start, end, what) of each stretch of ``text`` that states such a fact: a clause
+        naming a term and giving a value, or whose next clause gives it (ASR puts a comma
+        between a topic and what is said of it: "您的积分，是上个月到期自动清零了")."""
         out = []
-        for a, b, clause in clauses(text):
+        parts = clauses(text)
+        for k, (a, b, clause) in enumerate(parts):
             term = next((t for t in self.terms if t in clause), None)
-            if term is not None and (value := self.value(clause, language, term)):
-                out.append((a, b, f"{term} + {value}"))
+            if term is not None and (told := self._told(parts, k, language, term)):
+                out.append((a, told[0] or b, f"{term} + {told[1]}"))
         return out
 
-    def value(self, clause: str, language: str, said: str = "") -> str | None:
-        """The value ``clause`` gives besides the words ``said`` (a term, a phrase), or None
-        when it gives none or asks (a question cue)."""
+    def _told(
+        self, parts: list[tuple[int, int, str]], k: int, language: str, said: str = ""
+    ) -> tuple[int | None, str] | None:
+        """(end of the next clause when the value is there, else None; the value) that
+        clause ``k`` of ``parts`` gives besides the words ``said``, or the clause after it
+        when it asks nothing; None when clause ``k`` asks or no value is given."""
+        cues, _ = fact_settings(language)
+        clause = parts[k][2]
+        if any(c in clause for c in cues):
+            return None
+        if value := self.value(clause.replace(said, " ", 1) if said else clause, language):
+            return None, value
+        if k + 1 < len(parts) and (value := self.value(parts[k + 1][2], language)):
+            return parts[k + 1][1], value
+        return None
+
+    def value(self, clause: str, language: str) -> str | None:
+        """The value ``clause`` gives (one of ``values``, or a number), or None when it gives
+        none or asks (a question cue)."""
         cues, number = fact_settings(language)
         if any(c in clause for c in cues):
             return None
-        rest = clause.replace(said, " ", 1) if said else clause
-        value = next((v for v in self.values if v in rest), None)
+        value = next((v for v in self.values if v in clause), None)
         if value is None and self.numbers:
-            value = (n := number.search(rest)) and n.group(0)
+            value = (n := number.search(clause)) and n.group(0)
         return value or None
 
 
@@ -130,11 +148,13 @@ class Event(_Strict):
         return f"a fact about {'/'.join(self.facts.terms[:3])}…"
 
     def _tells(self, e: Evidence, language: str) -> bool:
-        """A phrase of an event of facts tells one: its clause gives a value and asks
+        """A phrase of an event of facts tells one: its clause (with the next, as in
+        :meth:`Facts.stated`) gives a value, the phrase's own (已经入账) or another, and asks
         nothing ("您的账单是两千元", not "您的账单是多少" or "我帮您查一下您的账单")."""
         a = e.span_chars[0]
-        clause = next((c for x, y, c in clauses(e.text) if x <= a < y), "")
-        return self.facts.value(clause, language, e.span or "") is not None
+        parts = clauses(e.text)
+        k = next((k for k, (x, y, _) in enumerate(parts) if x <= a < y), None)
+        return k is not None and self.facts._told(parts, k, language) is not None
 
     def hits(self, ctx: Context) -> list[tuple[int, Evidence]]:
         """(utterance index, evidence) of every utterance that says it, in call order (an
