@@ -573,3 +573,218 @@ def test_a_pass_rests_on_any_confident_phrase(text, low, phrases, verdict) -> No
     call = Transcript(language="zh", utterances=[_worded(text, low)])
     (item,) = check_items(call, _rubric({"required": {"role": "agent", "phrases": phrases}}))
     assert item.passed is verdict
+
+
+# --------------------------------------------------------------------------- facts stated
+# zh_bank_hotline's identity_before_account: account facts in the agent's own words (an
+# order event's `facts`: a term and a value in one clause, not a question), besides the
+# listed phrases. Split 2 of benchmarks/zh_calls.py gave account news no list named (年费免收,
+# 卡片已经制好, 状态正常): the item came out not applicable. (agent lines around the identity
+# check, verdict)
+ASK_ID = ("agent", "请问您是持卡人本人吗？")
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "verdict"),
+    [
+        ([], ["您这张卡现在还能用八千三百元。"], True),
+        ([], ["上个月的还款我们已经收到了，没有逾期。"], True),
+        ([], ["您本月的账单金额是2,160元，还款日是18号。"], True),
+        ([], ["您这张卡目前状态正常。"], True),
+        ([], ["您这张卡今年刷满了六次，明年的年费免收。"], True),
+        ([], ["您的卡片三天前已经制好，还没有交给快递。"], True),
+        ([], ["我查到您的账户从去年三月开通了短信提醒服务。"], True),
+        ([], ["您的积分是上个月到期自动清零了。"], True),
+        (["您的盗刷争议已经受理了。"], [], False),
+        # ASR's comma between the topic and what is said of it; a listed phrase heard with a
+        # variant character (入帐) whose own words give the value
+        ([], ["感谢您的耐心等待您的积分，是上个月到期自动清零了。"], True),
+        ([], ["谢谢您，我查到您的账户，从去年三月开通了短信提醒。"], True),
+        ([], ["您的海款已经入帐了。"], True),
+        (["好的，您的账单，我帮您查一下。"], [], "n/a"),
+        (["您的额度，是多少？"], [], "n/a"),
+        (["您这张卡上个月有一笔两千三百元的消费还没还。"], [], False),
+        (["好的，明年的年费免收。"], ["谢谢。"], False),
+        (["你现在的固定额度是两万。"], ["好的。"], False),
+        # asked, not told: questions and offers to look are no account fact
+        (["您是要查账单吗？"], [], "n/a"),
+        (["您的额度是多少"], [], "n/a"),
+        (["我帮您查一下您的账单。"], [], "n/a"),
+        (["您这张卡的年费是不是已经扣了"], [], "n/a"),
+        (["为了保障您的账户安全，需要核实一下。"], [], "n/a"),
+        # a term without a value, a value without a term
+        (["关于账单的问题我帮您看看。"], [], "n/a"),
+        (["好的，已经记下了，您别着急。"], [], "n/a"),
+    ],
+)
+def test_account_facts_in_the_agents_own_words(before, after, verdict) -> None:
+    rubric = load_rubric("zh_bank_hotline")
+    lines = [("agent", t) for t in before] + [ASK_ID, ("customer", "是的。")]
+    lines += [("agent", t) for t in after]
+    (item,) = [i for i in check_items(_call(*lines), rubric) if i.id == "identity_before_account"]
+    got = item.passed if item.applicable else "n/a"
+    assert got == verdict, item.reason
+    if verdict is not True and verdict is not False:
+        return
+    facts = [e for e in item.evidence if " + " in (e.matched or "")]  # term + value
+    assert not before or facts, "an account fact cites its clause"
+    assert all(e.span and e.span in e.text for e in facts)
+
+
+def test_a_fact_evidence_quotes_its_clause() -> None:
+    from pipeline.scripts_check.order import Facts
+
+    facts = Facts(terms=["账单", "年费"], values=["免收"])
+    text = "核对无误。您本月的账单金额是两千一百六十元，明年的年费免收。"
+    got = facts.stated(text, "zh")
+    assert [(text[a:b], what) for a, b, what in got] == [
+        ("您本月的账单金额是两千一百六十元", "账单 + 两千一百六十"),
+        ("明年的年费免收", "年费 + 免收"),
+    ]
+    # the value in the next clause (ASR's comma between a topic and its comment); a question
+    # after a fact leaves the fact; a topic whose comment asks tells nothing
+    text = "感谢您的耐心等待您的年费，是上个月免收的。"
+    assert [(text[a:b], w) for a, b, w in facts.stated(text, "zh")] == [
+        ("感谢您的耐心等待您的年费，是上个月免收的", "年费 + 免收")
+    ]
+    assert len(facts.stated("您这张卡的年费免收。请问还有什么问题吗？", "zh")) == 1
+    assert facts.stated("您的账单，是多少？", "zh") == []
+    assert facts.stated("我帮您查一下账单", "zh") == []  # 一 of 查一下 is no number
+
+
+# The "anything else?" question and the apology in the agent's own words (zh forms v4): the
+# question by its shape (还有 + 其他 / 别的 / 什么 + help / need / question + a question
+# particle, in the last three agent turns), the apology by its words in any frame, the
+# evaluation invited by naming it at the close, the order checked by naming its number.
+# (form, item, closing agent line, verdict)
+@pytest.mark.parametrize(
+    ("form", "item", "line", "verdict"),
+    [
+        ("zh_bank_hotline", "anything_else", "还有其他我可以帮到您的地方吗？", True),
+        ("zh_bank_hotline", "anything_else", "请问您还有其他需要办理的吗？", True),
+        ("zh_ecommerce", "anything_else", "您看还有别的问题需要我帮忙吗？", True),
+        ("zh_ecommerce", "anything_else", "请问还有其他需要帮您处理的吗", True),
+        ("zh_ecommerce", "anything_else", "还有什么事吗？", True),
+        # a statement, another topic, no question: not the question (还有其他问题可以随时来电
+        # passes on the listed 还有其他问题吗 at 0.89, 吗 being light: not the regex)
+        ("zh_ecommerce", "anything_else", "如果还有别的情况可以随时来电。", False),
+        ("zh_ecommerce", "anything_else", "我们还有其他款式吗？", False),
+        ("zh_bank_hotline", "anything_else", "还有别的颜色的卡面可以选。", False),
+        ("zh_ecommerce", "apology", "太抱歉了，让您收到这样的商品。", True),
+        ("zh_ecommerce", "apology", "真对不起，是我们发错了。", True),
+        ("zh_ecommerce", "apology", "再次向您表示歉意。", True),
+        ("zh_ecommerce", "apology", "这个报价已经是最低了。", False),
+        ("zh_ecommerce", "apology", "运费险会帮您赔付。", False),
+        ("zh_bank_hotline", "courtesy", "真是对不起，给您造成困扰了。", True),
+        ("zh_bank_hotline", "courtesy", "太抱歉了。", True),
+        ("zh_bank_hotline", "courtesy", "您这个保险已经生效了。", False),
+        # the evaluation named in the closing; the order number named by the agent
+        ("zh_ecommerce", "satisfaction_invite", "稍后会有满意度回访，请您给我们打个分。", True),
+        ("zh_ecommerce", "satisfaction_invite", "服务进行评价，祝您购物愉快再见。", True),
+        ("zh_ecommerce", "satisfaction_invite", "这款的平价款已经卖完了。", False),
+        ("zh_ecommerce", "order_check", "您把订单号告诉我。", True),
+        ("zh_ecommerce", "order_check", "您的订单好多少？", True),  # 好 for 号 (ASR)
+        ("zh_ecommerce", "order_check", "我帮您查一下物流。", False),
+    ],
+)
+def test_closing_question_and_apology_in_own_words(form, item, line, verdict) -> None:
+    lines = [
+        ("agent", "您好。"),
+        ("customer", "我想问一下。"),
+        ("agent", line),
+        ("customer", "没有了。"),
+        ("agent", "再见。"),
+    ]
+    (got,) = [i for i in check_items(_call(*lines), load_rubric(form)) if i.id == item]
+    assert got.passed is verdict, got.reason
+
+
+def test_the_anything_else_question_said_by_the_customer_or_early_does_not_count() -> None:
+    early = [("agent", "还有其他我可以帮到您的地方吗？")] + [
+        (spk, t) for _ in range(3) for spk, t in (("customer", "嗯。"), ("agent", "好的。"))
+    ]
+    customer = [("agent", "好的。"), ("customer", "还有其他需要帮忙的吗？"), ("agent", "再见。")]
+    for lines in (early, customer):
+        (got,) = [
+            i
+            for i in check_items(_call(*lines), load_rubric("zh_ecommerce"))
+            if i.id == "anything_else"
+        ]
+        assert got.passed is False, got.reason
+
+
+# zh_bank_hotline v4: the safety reminder by its shape (regex, besides the listed lines) and
+# the identity check's 身份证后四位. (agent line after the greeting, item, verdict)
+@pytest.mark.parametrize(
+    ("line", "item", "verdict"),
+    [
+        ("近期诈骗电话比较多，任何自称银行工作人员让您转账的都不要相信。", "risk_disclosure", True),
+        ("收到卡片后请尽快修改密码，保护好资金安全。", "risk_disclosure", True),
+        ("请千万不要把验证码告诉别人。", "risk_disclosure", True),
+        ("验证码我已经发到您手机上了。", "risk_disclosure", False),
+        ("切勿向陌生人透露您的短信验证码。", "risk_disclosure", True),
+        ("一定要提防骗子。", "risk_disclosure", True),
+        # the identity check's reason, or the agent reassuring: no reminder
+        ("为了保障您的账户安全，需要核实一下身份。", "risk_disclosure", False),
+        ("您的资金是安全的，请放心。", "risk_disclosure", False),
+        ("我们是官方客服，不是诈骗电话。", "risk_disclosure", False),
+        ("好的，请说一下您身份证的后四位。", "verify_identity", True),
+        ("好的，请说一下您的手机尾号。", "verify_identity", False),
+    ],
+)
+def test_bank_safety_reminder_and_identity_check_in_own_words(line, item, verdict) -> None:
+    lines = [("agent", "您好。"), ("customer", "你好。"), ("agent", line), ("customer", "好的。")]
+    rubric = load_rubric("zh_bank_hotline")
+    (got,) = [i for i in check_items(_call(*lines), rubric) if i.id == item]
+    assert got.passed is verdict, got.reason
+
+
+# disclosure_before_consent: the fee disclosure before the customer's yes and before the
+# agent puts the installment through (split 2: the yes was a request, 那就帮我分六期吧, and
+# the agent processed it before telling the fee). (agent / customer lines, verdict)
+DISCLOSE = ("agent", "提醒您，分期手续费一经收取不予退还。")
+
+
+@pytest.mark.parametrize(
+    ("lines", "verdict"),
+    [
+        (
+            [("customer", "那就帮我分六期吧。"), ("agent", "好的，已经为您办理成功。"), DISCLOSE],
+            False,
+        ),
+        (
+            [DISCLOSE, ("customer", "那就帮我分六期吧。"), ("agent", "好的，已经为您办理成功。")],
+            True,
+        ),
+        ([DISCLOSE, ("customer", "行，帮我办理吧。"), ("agent", "已经为您分成十二期了。")], True),
+        ([("customer", "帮我办理吧。"), DISCLOSE], False),
+        # 办理成功以后… tells what follows the processing: a disclosure, nothing put through
+        (
+            [
+                ("agent", "办理成功以后如果提前还款，已经收取的手续费是不退的。"),
+                ("customer", "知道了，确认办理。"),
+                ("agent", "好的，已经为您办好了。"),
+            ],
+            True,
+        ),
+        # the agent offers to process: nothing put through yet
+        ([("agent", "可以分六期或者十二期。"), DISCLOSE, ("customer", "好。")], "n/a"),
+    ],
+)
+def test_fee_disclosure_before_the_installment_is_put_through(lines, verdict) -> None:
+    call = _call(("agent", "您好。"), ("customer", "我想办个分期。"), *lines)
+    rubric = load_rubric("zh_bank_hotline")
+    (got,) = [i for i in check_items(call, rubric) if i.id == "disclosure_before_consent"]
+    assert (got.passed if got.applicable else "n/a") == verdict, got.reason
+
+
+def test_an_installment_asked_in_other_words_makes_the_fee_rule_apply() -> None:
+    """分成几期 (not 分期) opens disclosure_before_consent too: put through before the fee."""
+    call = _call(
+        ("customer", "想把这笔消费分成几期还。"),
+        ("agent", "好的，已经为您办理了。"),
+        DISCLOSE,
+    )
+    rubric = load_rubric("zh_bank_hotline")
+    (got,) = [i for i in check_items(call, rubric) if i.id == "disclosure_before_consent"]
+    assert got.applicable and got.passed is False, got.reason

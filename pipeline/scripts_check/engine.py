@@ -25,8 +25,11 @@ ENGINE = "callqa.scripts_check"
 # word looked for in the whole turn, a leading act word lost at a turn's start forgiven;
 # hold phrases as data (defaults.yaml), 看/听不清楚 is not the forbidden 不清楚, a pass is
 # undecided only when every phrase said rests on low-confidence words.
-# 5: a phrase whose only act word is a weak one ("have" of "may i have your [account
-# number] please") is said where that word is heard, whatever else the utterance says.
+# 5: an order / response event may name `facts` (a term and a value in one clause that asks
+# nothing, defaults.yaml `facts`: an account fact in the agent's own words); an event with
+# facts counts its phrases only where their clause tells a value and asks nothing; a phrase
+# whose only act word is a weak one ("have" of "may i have your [account number] please") is
+# said where that word is heard, whatever else the utterance says.
 ENGINE_VERSION = "5"
 
 

@@ -11,9 +11,12 @@ relevant never happens, the item is ``if_absent`` (default: not applicable).
 from __future__ import annotations
 
 import bisect
+import re
+import unicodedata
+from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, field_validator
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from pipeline.schema import Evidence
 from pipeline.scripts_check.operators import (
@@ -33,26 +36,160 @@ from pipeline.scripts_check.operators import (
 IfAbsent = Literal["not_applicable", "pass", "fail"]
 
 
+class Facts(_Strict):
+    """A kind of fact stated, whatever its words: a clause that names one of ``terms`` and
+    gives a value (one of ``values``, or a number when ``numbers``), and asks nothing (no
+    question cue of the language, ``defaults.yaml`` → ``question_cues``). "您这张卡现在还能用
+    八千三百元" and "上个月的还款已经收到了" tell account facts no phrase list names; "您是要查
+    账单吗" asks about the account and tells nothing."""
+
+    terms: list[str] = Field(min_length=1)
+    values: list[str] = Field(default_factory=list)
+    numbers: bool = True  # a number in the clause (digits or Chinese numerals) is a value
+
+    _check_terms = field_validator("terms", "values")(_phrase_list)
+
+    def stated(self, text: str, language: str) -> list[tuple[int, int, str]]:
+        """(start, end, what) of each stretch of ``text`` that states such a fact: a clause
+        naming a term and giving a value, or whose next clause gives it (ASR puts a comma
+        between a topic and what is said of it: "您的积分，是上个月到期自动清零了")."""
+        out = []
+        parts = clauses(text)
+        for k, (a, b, clause) in enumerate(parts):
+            term = next((t for t in self.terms if t in clause), None)
+            if term is not None and (told := self._told(parts, k, language, term)):
+                out.append((a, told[0] or b, f"{term} + {told[1]}"))
+        return out
+
+    def _told(
+        self, parts: list[tuple[int, int, str]], k: int, language: str, said: str = ""
+    ) -> tuple[int | None, str] | None:
+        """(end of the next clause when the value is there, else None; the value) that
+        clause ``k`` of ``parts`` gives besides the words ``said``, or the clause after it
+        when it asks nothing; None when clause ``k`` asks or no value is given."""
+        cues, _ = fact_settings(language)
+        clause = parts[k][2]
+        if any(c in clause for c in cues):
+            return None
+        if value := self.value(clause.replace(said, " ", 1) if said else clause, language):
+            return None, value
+        if k + 1 < len(parts) and (value := self.value(parts[k + 1][2], language)):
+            return parts[k + 1][1], value
+        return None
+
+    def value(self, clause: str, language: str) -> str | None:
+        """The value ``clause`` gives (one of ``values``, or a number), or None when it gives
+        none or asks (a question cue)."""
+        cues, number = fact_settings(language)
+        if any(c in clause for c in cues):
+            return None
+        value = next((v for v in self.values if v in clause), None)
+        if value is None and self.numbers:
+            value = (n := number.search(clause)) and n.group(0)
+        return value or None
+
+
+def clauses(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, text) of the clauses of ``text`` (NFKC), between punctuation marks."""
+    folded = unicodedata.normalize("NFKC", text)
+    return [(m.start(), m.end(), m.group(0)) for m in _CLAUSE_TEXT.finditer(folded)]
+
+
+# a clause: the text between punctuation marks (a number's own comma or point stays inside)
+_CLAUSE_TEXT = re.compile(r"(?:[^，,、；;。.！!？?\s]|(?<=\d)[,.](?=\d))+")
+
+
+class FactSettings(_Strict):
+    """``defaults.yaml`` → ``facts.<language>``: what makes a clause a question, and what a
+    number looks like."""
+
+    question_cues: list[str] = Field(min_length=1)
+    number: str = Field(min_length=1)
+
+    @field_validator("number")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        re.compile(v)
+        return v
+
+
+@lru_cache(maxsize=8)
+def fact_settings(language: str) -> tuple[tuple[str, ...], re.Pattern]:
+    """(question cues, number pattern) of ``language`` (``defaults.yaml`` → ``facts``)."""
+    from pipeline.contracts import load_model
+    from pipeline.match_config import CHECKS_DEFAULTS
+
+    by_lang = load_model(CHECKS_DEFAULTS, dict[str, FactSettings], section="facts")
+    cfg = by_lang.get(language[:2]) or by_lang["en"]
+    return tuple(cfg.question_cues), re.compile(cfg.number)
+
+
 class Event(_Strict):
-    """Something said: one of ``phrases`` by ``role`` (similarity >= min_similarity)."""
+    """Something said: one of ``phrases`` by ``role`` (similarity >= min_similarity), or a
+    fact of the kind ``facts`` names stated in the speaker's own words."""
 
     role: CheckRole = "agent"
-    phrases: list[str] = Field(min_length=1)
+    phrases: list[str] = Field(default_factory=list)
+    facts: Facts | None = None  # (no min_similarity: terms and values are said as written)
     min_similarity: float = Field(default=0.8, ge=0, le=1)
 
     _check = field_validator("phrases")(_phrase_list)
 
+    @model_validator(mode="after")
+    def _something(self) -> Event:
+        if not self.phrases and self.facts is None:
+            raise ValueError("an event needs phrases, facts or both")
+        return self
+
+    def describe(self) -> str:
+        """The event in a reason: its first phrase, or the kind of fact."""
+        if self.phrases:
+            return f"{self.phrases[0]!r}…"
+        return f"a fact about {'/'.join(self.facts.terms[:3])}…"
+
+    def _tells(self, e: Evidence, language: str) -> bool:
+        """A phrase of an event of facts tells one: its clause (with the next, as in
+        :meth:`Facts.stated`) gives a value, the phrase's own (已经入账) or another, and asks
+        nothing ("您的账单是两千元", not "您的账单是多少" or "我帮您查一下您的账单")."""
+        a = e.span_chars[0]
+        parts = clauses(e.text)
+        k = next((k for k, (x, y, _) in enumerate(parts) if x <= a < y), None)
+        return k is not None and self.facts._told(parts, k, language) is not None
+
     def hits(self, ctx: Context) -> list[tuple[int, Evidence]]:
-        """(utterance index, evidence) of every utterance that says it, in call order."""
-        key = ("event", self.role, tuple(self.phrases), self.min_similarity)
+        """(utterance index, evidence) of every utterance that says it, in call order (an
+        utterance that says a phrase is cited for the phrase, else for its first fact)."""
+        key = ("event", self.role, tuple(self.phrases), id(self.facts), self.min_similarity)
         if key not in ctx.cache:
-            found = phrase_hits(
-                ctx, self.phrases, select(ctx.transcript, self.role, None), self.min_similarity
+            pairs = select(ctx.transcript, self.role, None)
+            found = (
+                phrase_hits(ctx, self.phrases, pairs, self.min_similarity) if self.phrases else []
             )
-            ctx.cache[key] = [
-                (i, evidence(ctx, i, u, p, m, f"{self.role} said {p!r} at utterance {i}"))
+            out = {
+                i: evidence(ctx, i, u, p, m, f"{self.role} said {p!r} at utterance {i}")
                 for i, u, p, m in found
-            ]
+            }
+            if self.facts is not None:  # an event of facts told: a phrase counts as one
+                out = {i: e for i, e in out.items() if self._tells(e, ctx.language)}
+            for i, u in pairs if self.facts is not None else []:
+                if i in out:
+                    continue
+                stated = self.facts.stated(u.text, ctx.language)
+                if stated:
+                    a, b, what = stated[0]
+                    out[i] = Evidence(
+                        utterance=i,
+                        start=u.start,
+                        end=u.end,
+                        text=u.text,
+                        matched=what,
+                        similarity=1.0,
+                        speaker=u.speaker,
+                        span=u.text[a:b],
+                        span_chars=[a, b],
+                        reason=f"{self.role} stated a fact ({what}) at utterance {i}",
+                    )
+            ctx.cache[key] = sorted(out.items(), key=lambda kv: kv[0])
         return ctx.cache[key]
 
 
@@ -179,7 +316,7 @@ class Order(_OrderBase):
         firsts = [e for _, e in self.first.hits(ctx)]
         thens = [e for _, e in self.then.hits(ctx)]
         if not thens:
-            return self._absent(f"'then' ({self.then.phrases[0]!r}…)")
+            return self._absent(f"'then' ({self.then.describe()})")
         close_before = self._close_before(firsts, ctx)
         bad = [t for t in thens if not close_before(t)]
         if not bad:
@@ -199,7 +336,7 @@ class Order(_OrderBase):
         elif any(_before(f, t) for f in firsts):
             reason = f"{t.matched!r} at utterance {t.utterance}: 'first' not{self._gap()} before it"
         else:
-            reason = f"{t.matched!r} at utterance {t.utterance} without {self.first.phrases[0]!r}… before it"
+            reason = f"{t.matched!r} at utterance {t.utterance} without {self.first.describe()} before it"
         t = t.model_copy(update={"reason": f"violates order: {reason}"})
         return Outcome(False, reason, [t, *later[:1]], support=[t])
 
@@ -220,7 +357,7 @@ class Response(_OrderBase):
         triggers = [e for _, e in self.trigger.hits(ctx)]
         thens = [e for _, e in self.then.hits(ctx)]
         if not triggers:
-            return self._absent(f"trigger ({self.trigger.phrases[0]!r}…)")
+            return self._absent(f"trigger ({self.trigger.describe()})")
         answered, unanswered = [], []
         after = _After(thens)
         for t in triggers:
@@ -234,7 +371,7 @@ class Response(_OrderBase):
         t = unanswered[0]
         reason = (
             f"{len(unanswered)} of {len(triggers)} trigger(s) not followed by "
-            f"{self.then.phrases[0]!r}…{self._gap()} (first at utterance {t.utterance})"
+            f"{self.then.describe()}{self._gap()} (first at utterance {t.utterance})"
         )
         evs = [
             u.model_copy(update={"reason": "not answered: " + (u.reason or "")}) for u in unanswered
