@@ -25,7 +25,10 @@ ENGINE = "callqa.scripts_check"
 # word looked for in the whole turn, a leading act word lost at a turn's start forgiven;
 # hold phrases as data (defaults.yaml), 看/听不清楚 is not the forbidden 不清楚, a pass is
 # undecided only when every phrase said rests on low-confidence words.
-ENGINE_VERSION = "4"
+# 5: a key word acting on another object is not the phrase's act ("thanks for calling back",
+# "calling the number on the letter from northwind", "northwind's welcome offer";
+# defaults.yaml content.en other_object / act_followers).
+ENGINE_VERSION = "5"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
