@@ -175,6 +175,11 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("farewell", "Thank you for calling, this evening was busy, goodbye.", True),
         ("farewell", "Thank you for calling us, have a great weekend.", True),
         ("farewell", "Thanks for calling in today, bye bye.", True),
+        # a weak act word ("have") shows a request's act when the line asks: sample c04 as
+        # tiny.en heard it on an Intel Xeon ("number" lost); a statement's "have" does not
+        ("identity_check", "I am sorry to hear that. May I have your account, please.", True),
+        ("identity_check", "I am sorry to hear that. I have your account here.", False),
+        ("identity_check", "Can I have your mobile number for the text?", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

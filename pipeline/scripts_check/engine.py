@@ -27,7 +27,8 @@ ENGINE = "callqa.scripts_check"
 # undecided only when every phrase said rests on low-confidence words.
 # 5: a key word acting on another object is not the phrase's act ("thanks for calling back",
 # "calling the number on the letter from northwind", "northwind's welcome offer";
-# defaults.yaml content.en other_object / act_followers).
+# defaults.yaml content.en other_object / act_followers); a weak act word ("have") shows a
+# request's act in the aligned route when the line asks ("May I have your account, please.").
 ENGINE_VERSION = "5"
 
 
