@@ -1102,6 +1102,7 @@ def main() -> None:
             "heldout6",
             "heldout7",
             "heldout8",
+            "heldout9",
         ],
         help="en: splits of the agent-line sets to score (benchmarks/data/en_script_lines_*)",
     )

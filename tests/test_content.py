@@ -18,6 +18,7 @@ from pipeline.scripts_check.content import (
     content_match,
     content_settings,
     derived_keys,
+    key_positions,
     key_terms,
     keys_heard,
     phrase_keys,
@@ -155,11 +156,62 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("identity_check", "and just to confirm your date of birth.", True),
         ("identity_check", "And just to verify your account number.", True),
         ("identity_check", "I have confirmed your date of birth.", False),
+        # issue 29, i29g: the act word acting on another object (held-out 7 and 8, dev2):
+        # another call, something else called, "welcome" before a noun
+        ("greeting", "Thanks for calling the number on the letter from Northwind.", False),
+        ("greeting", "Thanks for calling us back about the refund, Northwind Telecom.", False),
+        ("greeting", "Northwind Telecom's welcome offer ends on Friday.", False),
+        ("greeting", "Did you get our welcome email from Northwind?", False),
+        ("greeting", "Thanks for calling the Northwind Telecom help desk, how can I help?", True),
+        ("greeting", "thank you for calling the north wind telecom support line", True),
+        ("greeting", "Welcome back to Northwind Telecom, how can I help today?", True),
+        ("greeting", "Welcome through to Northwind, Bethany speaking.", True),
+        ("greeting", "Hello and welcome, Northwind Telecom, Leah speaking.", True),
+        ("greeting", "welcome northwind telecom leah speaking", True),  # "to" unheard
+        ("farewell", "Thank you for calling the other day, was the fix okay?", False),
+        ("farewell", "thanks for calling back i have your notes here", False),
+        ("farewell", "Thanks for calling earlier, I have some news.", False),
+        ("farewell", "Thanks for the call yesterday, have a look at the router.", False),
+        ("farewell", "Thank you for calling, this evening was busy, goodbye.", True),
+        ("farewell", "Thank you for calling us, have a great weekend.", True),
+        ("farewell", "Thanks for calling in today, bye bye.", True),
+        # a weak act word ("have") shows a request's act when the line asks: sample c04 as
+        # tiny.en heard it on an Intel Xeon ("number" lost); a statement's "have" does not
+        ("identity_check", "I am sorry to hear that. May I have your account, please.", True),
+        ("identity_check", "I am sorry to hear that. I have your account here.", False),
+        ("identity_check", "Can I have your mobile number for the text?", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:
     got, reason = verdict(telecom, item, line)
     assert got is passed, reason
+
+
+@pytest.mark.parametrize(
+    ("word", "keys", "line", "positions"),
+    [
+        ("calling", {"thank", "calling", "northwind"}, "thanks for calling northwind", [3]),
+        # another call, another object: not the phrase's act
+        ("calling", {"thank", "calling"}, "thanks for calling back", []),
+        ("calling", {"thank", "calling"}, "thanks for calling us back", []),
+        ("calling", {"thank", "calling"}, "thanks for calling earlier", []),
+        ("calling", {"thank", "calling", "northwind"}, "thanks for calling the helpline", []),
+        # a determiner before a key word of the phrase; a follower in another clause
+        ("calling", {"thank", "calling", "northwind"}, "thanks for calling the northwind", [3]),
+        ("calling", {"thank", "calling"}, "thanks for calling the northwind desk", []),
+        ("calling", {"thank", "calling"}, "thanks for calling, the fix is done", [3]),
+        ("calling", {"thank", "calling"}, "thanks for ringing back", []),  # a synonym
+        # "welcome": the act before "to" / "back", a key word, or its clause's end
+        ("welcome", {"welcome", "northwind"}, "welcome to northwind", [0]),
+        ("welcome", {"welcome", "northwind"}, "welcome northwind", [0]),
+        ("welcome", {"welcome", "northwind"}, "hello and welcome, northwind", [2]),
+        ("welcome", {"welcome", "northwind"}, "welcome", [0]),
+        ("welcome", {"welcome", "northwind"}, "northwind's welcome offer", []),
+    ],
+)
+def test_key_positions_drop_an_act_on_another_object(word, keys, line, positions) -> None:
+    cfg = content_settings("en")
+    assert key_positions(word, frozenset(keys), normalise(line, "en"), cfg) == positions
 
 
 @pytest.mark.parametrize(

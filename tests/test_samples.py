@@ -375,8 +375,12 @@ def test_english_kokoro_g2p_speaks_kokoros_phonemes(language, text, has):
 @pytest.mark.parametrize("voice", ["af_heart", "bm_george"])
 def test_kokoro_speaks_english_repeatably_and_tiny_en_hears_it(voice):
     """The English path end to end: misaki's G2P, the real Kokoro model and a kokoro-js
-    voice (US and UK) speak one agent line, the same samples both times, and the embedded
-    tiny.en hears the words that carry the identity check."""
+    voice (US and UK) speak one agent line, the same samples both times, and what the
+    embedded tiny.en hears passes en_telecom's identity check on the agent's utterance.
+
+    The verdict, not the exact words: the words tiny.en writes differ between CPUs (AMD
+    AVX-512 VNNI, Intel AMX: Kokoro's onnxruntime and CTranslate2 pick other kernels), a
+    "date of birth" heard as "date of berth" or "date a birth" is still the request."""
     _english_g2p(ms.kokoro_language(voice))
     if not (ms.KOKORO_VOICES / f"{voice}.bin").is_file():
         pytest.skip(f"no Kokoro voices in {ms.KOKORO_VOICES} (make samples fetches them)")
@@ -391,5 +395,18 @@ def test_kokoro_speaks_english_repeatably_and_tiny_en_hears_it(voice):
 
     audio = resample_poly(first, 2, 3).astype("float32")  # 24 kHz -> 16 kHz
     segments, _ = ms._whisper("en").transcribe(audio, language="en", beam_size=5)
-    heard = ms.normalise(" ".join(s.text for s in segments))
-    assert "date of birth" in heard, heard
+    heard = " ".join(s.text for s in segments).strip()
+    from pipeline.config import resolve_rubric_path
+    from pipeline.contracts import read_yaml
+    from pipeline.schema import Transcript, Utterance
+    from pipeline.scripts_check import check_items, parse_rubric
+
+    rubric = parse_rubric(read_yaml(resolve_rubric_path("en_telecom"))[0], path="en_telecom")
+    said = Utterance(speaker="agent", start=0.0, end=len(first) / ms.KOKORO_RATE, text=heard)
+    answer = Utterance(speaker="customer", start=4.0, end=5.0, text="Sure.")
+    t = Transcript(call_id="kokoro-en", language="en", utterances=[said, answer])
+    (item,) = [r for r in check_items(t, rubric) if r.id == "identity_check"]
+    assert item.passed is True, (heard, item.reason)
+    # the evidence is the agent's utterance, a span of what was heard
+    assert [(e.utterance, e.speaker) for e in item.evidence] == [(0, "agent")], item.evidence
+    assert item.evidence[0].span and item.evidence[0].span in heard, item.evidence

@@ -119,6 +119,18 @@ class ContentSettings(BaseModel):
     # (word, words...): a word is not itself right after one of those words: "you're
     # welcome to visit a store" (an adjective after "be"), not "welcome to northwind"
     not_after: tuple[tuple[str, ...], ...] = ()
+    # (word, words...): a key word followed by one of those words (an ``object_skip`` word
+    # may come between) acts on something else: "thanks for calling back", "thank you for
+    # calling the other day", "thanks for calling the number on the letter from northwind";
+    # an ``object_determiners`` word there counts only when no key word of the phrase
+    # follows it ("thanks for calling the northwind help desk")
+    other_object: tuple[tuple[str, ...], ...] = ()
+    # (word, words...): a key word is the act only followed by one of those words, a key
+    # word of the phrase, or the end of its clause: "welcome to northwind", "hello and
+    # welcome, northwind telecom", not "northwind telecom's welcome offer ends on friday"
+    act_followers: tuple[tuple[str, ...], ...] = ()
+    object_determiners: tuple[str, ...] = ()
+    object_skip: tuple[str, ...] = ()
     # the aligned route (the phrase followed word by word) must hear one of the phrase's act
     # words (its content words besides key words) when it has any: "thanks for calling
     # earlier" aligns 0.80 with "thanks for calling goodbye" but says no goodbye
@@ -550,12 +562,67 @@ def keys_heard(
         text = "".join(utt.units)
         return all("".join(k) in text for k in keys)
 
+    words = frozenset(w for k in keys for w in k)
+
     def heard(w: str) -> bool:
-        return any(_positions(a, utt.units, cfg.key_min_ratio, cfg) for a in _alternatives(w, cfg))
+        return bool(key_positions(w, words, utt, cfg))
 
     if aligned:
         return all(2 * sum(map(heard, k)) >= len(k) for k in keys)
     return all(heard(w) for k in keys for w in k)
+
+
+def key_positions(
+    word: str, keys: set[str] | frozenset[str], utt: NormText, cfg: ContentSettings
+) -> list[int]:
+    """Positions where the key word ``word`` (or a synonym) is heard as the phrase's own
+    act: :func:`_positions`, without those where it acts on something else (an
+    ``other_object`` follower in the same clause: "calling back", "calling the number on
+    the letter"; a determiner counts only when no key word of ``keys`` follows it) or where
+    an ``act_followers`` word is followed by none of its words, no key word and no clause
+    end ("northwind's welcome offer")."""
+    units = utt.units
+    found = {
+        (p, a)
+        for a in _alternatives(word, cfg)
+        for p in _positions(a, units, cfg.key_min_ratio, cfg)
+    }
+    followers = {w: set(after) for w, *after in cfg.other_object}
+    allowed = {w: set(after) for w, *after in cfg.act_followers}
+    dets = set(cfg.object_determiners)
+
+    def key_at(j: int) -> bool:
+        return any(
+            j in _positions(a, units, cfg.key_min_ratio, cfg)
+            for w in keys
+            for a in _alternatives(w, cfg)
+        )
+
+    def elsewhere(k: int, a: str) -> bool:
+        if a not in allowed and a not in followers:
+            return False
+        # the unit after the word (after both halves of a word heard split: "well come")
+        one = units[k] == a or word_heard(a, units[k], cfg.key_min_ratio, cfg)
+        j = k + 1 if one else k + 2
+        if a in allowed:  # the clause ends, or an allowed word / a key word follows
+            return not (
+                j >= len(units) or _clause_start(utt, j) > k or units[j] in allowed[a] or key_at(j)
+            )
+        if j < len(units) and units[j] in cfg.object_skip:
+            j += 1
+        if j >= len(units) or units[j] not in followers[a] or _clause_start(utt, j) > k:
+            return False  # "thank you for calling, this is maria": another clause
+        if units[j] not in dets:
+            return True
+        # "the northwind help desk": a key word of the phrase right after the determiner
+        return not key_at(j + 1)
+
+    # a position is the act unless a word it is heard as (or the word said) has a rule that
+    # says otherwise ("ringing" is heard as "ring" too: its own rule still holds)
+    words_at: dict[int, set[str]] = {}
+    for k, a in found:
+        words_at.setdefault(k, {units[k]}).add(a)
+    return sorted(k for k, ws in words_at.items() if not any(elsewhere(k, a) for a in ws))
 
 
 def act_word_heard(
@@ -572,10 +639,11 @@ def act_word_heard(
     acts = [w for w in _content_words(phrase, language, cfg) if w not in keys]
     if not acts or not _adds_content(utt, phrases, language, cfg):
         return True
-    # a weak act word stands for the act only where the phrase has no other ("may i have
-    # your [account number] please": "have" is its act; c04 on an Intel CPU, after "I am
-    # sorry to hear that.")
-    acts = [w for w in acts if w not in cfg.weak_act_words] or acts
+    # a weak act word shows the act in a request when the utterance asks ("May I have your
+    # account, please." as tiny.en heard sample c04 on an Intel Xeon); a statement's ("i
+    # have your notes") shows nothing
+    if not (_requests_only(tuple(phrases), language) and _is_request(utt.original, utt.units, cfg)):
+        acts = [w for w in acts if w not in cfg.weak_act_words]
     return any(
         _positions(a, utt.units, cfg.min_ratio, cfg) for w in acts for a in _alternatives(w, cfg)
     )
@@ -661,12 +729,16 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
         width = len(normalise(plain(phrase), language)) + cfg.window_extra
         found: dict[str, list[int]] = {}
         for w in dict.fromkeys(words):
-            ratio = cfg.key_min_ratio if w in keys else cfg.min_ratio
+            if w in keys:
+                found[w] = key_positions(w, keys, utt, cfg)
+                continue
             # a weak act word of a statement is itself: the farewell's "have" (a great day)
             # is not the request verbs' "have" (get, take, let ...)
             weak = statements and w in cfg.weak_act_words
             alts = (w,) if weak else _alternatives(w, cfg)
-            found[w] = sorted({p for a in alts for p in _positions(a, utt.units, ratio, cfg)})
+            found[w] = sorted(
+                {p for a in alts for p in _positions(a, utt.units, cfg.min_ratio, cfg)}
+            )
         if any(not found[w] for w in keys):
             continue
         # other phrases' act words stand in for this one's (the phrase set's own variants)

@@ -27,9 +27,11 @@ ENGINE = "callqa.scripts_check"
 # undecided only when every phrase said rests on low-confidence words.
 # 5: an order / response event may name `facts` (a term and a value in one clause that asks
 # nothing, defaults.yaml `facts`: an account fact in the agent's own words); an event with
-# facts counts its phrases only where their clause tells a value and asks nothing; a phrase
-# whose only act word is a weak one ("have" of "may i have your [account number] please") is
-# said where that word is heard, whatever else the utterance says.
+# facts counts its phrases only where their clause tells a value and asks nothing; a key word
+# acting on another object is not the phrase's act ("thanks for calling back", "calling the
+# number on the letter from northwind", "northwind's welcome offer"; defaults.yaml content.en
+# other_object / act_followers); a weak act word ("have") shows a request's act when the
+# line asks ("I am sorry to hear that. May I have your account, please.").
 ENGINE_VERSION = "5"
 
 
