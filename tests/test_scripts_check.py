@@ -699,6 +699,81 @@ def test_closing_question_and_apology_in_own_words(form, item, line, verdict) ->
     assert got.passed is verdict, got.reason
 
 
+# zh forms v5 (split 3's errors, development data since): the job number after 是 / 为 / 叫,
+# a time promise as a range without 内, forbidden variants, the fee warning and the "the bank
+# never asks for the code" reminder in other words, 吗 heard as 马 / 嘛 at the question's end,
+# 让您久等了 alone. (form, item, agent line after the greeting, verdict)
+@pytest.mark.parametrize(
+    ("form", "item", "line", "verdict"),
+    [
+        ("zh_bank_hotline", "job_number", "我的工号是五六二零三，请问您需要办理什么业务？", True),
+        ("zh_bank_hotline", "job_number", "我的公号是56203请问您需要办理什么业务。", True),
+        ("zh_bank_hotline", "job_number", "员工编号为四零八六九。", True),
+        ("zh_bank_hotline", "job_number", "公好72650，请问有什么可以帮您。", True),  # 好 for 号
+        ("zh_bank_hotline", "job_number", "我的工号是多少您可以在短信里看到。", False),
+        ("zh_bank_hotline", "job_number", "您好，这里是信用卡中心，请问有什么可以帮您？", False),
+        ("zh_bank_hotline", "job_number", "您的工号是指什么？", False),
+        ("zh_ecommerce", "solution_time", "退款三到五个工作日原路退回。", True),
+        ("zh_ecommerce", "solution_time", "一般3-5天能到。", True),
+        ("zh_ecommerce", "solution_time", "三个工作日内发出。", True),  # as before
+        ("zh_ecommerce", "solution_time", "退款要几个工作日我不确定。", False),
+        ("zh_ecommerce", "solution_time", "周末不算工作日。", False),
+        ("zh_ecommerce", "solution_time", "您买的是三到五人份的蛋糕。", False),
+        (
+            "zh_ecommerce",
+            "no_forbidden",
+            "配送是蛋糕店自己安排的，这个我也管不了，您自己想办法吧。",
+            False,
+        ),
+        ("zh_bank_hotline", "no_forbidden", "这个不归我们部门管，你自己去网点问吧。", False),
+        ("zh_ecommerce", "no_forbidden", "这个不归我们管。", False),
+        ("zh_ecommerce", "no_forbidden", "这个归我们部门管，我马上帮您处理。", True),
+        ("zh_bank_hotline", "no_forbidden", "这个我来帮您管理一下额度。", True),
+        ("zh_bank_hotline", "risk_disclosure", "需要先提醒您，手续费一旦收取就不能退了。", True),
+        (
+            "zh_bank_hotline",
+            "risk_disclosure",
+            "温馨提示，银行工作人员不会找您要短信验证码。",
+            True,
+        ),
+        ("zh_bank_hotline", "risk_disclosure", "手续费一旦收取我们会短信通知您。", False),
+        ("zh_bank_hotline", "risk_disclosure", "您不会收到验证码，请重新发送一次。", False),
+        ("zh_bank_hotline", "anything_else", "请问您还有其他需要办理的马。", True),
+        ("zh_ecommerce", "anything_else", "还有别的问题需要帮忙嘛？", True),
+        ("zh_bank_hotline", "anything_else", "还有其他业务员马上联系您。", False),  # 马上
+        ("zh_bank_hotline", "courtesy", "让您久等了，这是一笔境外网站的订阅扣费。", True),
+        ("zh_bank_hotline", "courtesy", "这笔款项已经到账了。", False),
+    ],
+)
+def test_zh_forms_v5_wordings(form, item, line, verdict) -> None:
+    lines = [
+        ("agent", "您好。"),
+        ("customer", "我想问一下。"),
+        ("agent", line),
+        ("customer", "没有了。"),
+        ("agent", "再见。"),
+    ]
+    (got,) = [i for i in check_items(_call(*lines), load_rubric(form)) if i.id == item]
+    assert got.passed is verdict, got.reason
+
+
+def test_zh_bank_fee_warning_in_other_words_before_consent() -> None:
+    lines = [
+        ("agent", "您好。"),
+        ("customer", "我想把这笔消费分期。"),
+        ("agent", "需要先提醒您，手续费一旦收取就不能退了。您确定要办理吗？"),
+        ("customer", "我同意。"),
+        ("agent", "好的，已经为您分成十二期了。"),
+    ]
+    items = {i.id: i for i in check_items(_call(*lines), load_rubric("zh_bank_hotline"))}
+    assert items["disclosure_before_consent"].passed is True, items[
+        "disclosure_before_consent"
+    ].reason
+    late = [lines[0], lines[1], ("agent", "好的，已经为您分成十二期了。"), lines[2], lines[3]]
+    items = {i.id: i for i in check_items(_call(*late), load_rubric("zh_bank_hotline"))}
+    assert items["disclosure_before_consent"].passed is False  # near miss: put through first
+
+
 def test_the_anything_else_question_said_by_the_customer_or_early_does_not_count() -> None:
     early = [("agent", "还有其他我可以帮到您的地方吗？")] + [
         (spk, t) for _ in range(3) for spk, t in (("customer", "嗯。"), ("agent", "好的。"))

@@ -77,6 +77,7 @@ class _Compiled:
     fillers: re.Pattern[str] | None
     keep_before: re.Pattern[str] | None
     keep_after: re.Pattern[str] | None
+    other_numbers: list[re.Pattern[str]]
 
 
 _COMPILED: dict[int, _Compiled] = {}
@@ -109,6 +110,7 @@ def compiled(rset: RecognizerSet) -> _Compiled:
         fillers=re.compile(alts, re.I) if fillers else None,
         keep_before=re.compile(dialogue.keep_before, re.I) if dialogue.keep_before else None,
         keep_after=re.compile(dialogue.keep_after, re.I) if dialogue.keep_after else None,
+        other_numbers=rx(dialogue.other_numbers),
     )
     _COMPILED[id(dialogue)] = hit
     return hit
@@ -405,6 +407,8 @@ def declared_numbers(
                     break  # too far: "6338 and 1047" is close, a new topic is not
                 if asked is None and content(gap, rset) and _CLAUSE_END.search(gap):
                     break  # another clause: "信用卡中心，工号一零八六"
+                if any(p.search(gap) for p in compiled(rset).other_numbers):
+                    break  # another number's words: "信用卡中心公号五六二零三"
                 found.append(Declared(start, end, rule, h.label, rset))
             found += _declared_values(text, h, rset, found, window, speaker)
             if found and rule.scope == "answer":  # "March 3rd, 1985": one span

@@ -81,6 +81,7 @@ def detect(
         answer += _declared_candidates(norm, sets, answer, previous, utt.speaker)
         if answer:
             kept = _with_answer(answer, kept)
+        kept = _with_partials(norm, sets, kept, findings)
         for c in kept:
             start, end = span_times(utt, c.start, c.end)
             findings.append(
@@ -181,6 +182,42 @@ def _declared_candidates(
             )
         )
     return out
+
+
+def _with_partials(
+    norm: Normalized, sets: list[RecognizerSet], kept: list[_Candidate], earlier: list[PiiFinding]
+) -> list[_Candidate]:
+    """``kept`` plus the runs of ``partial_min_digits`` digits or more that are part of a
+    personal number found earlier in the call: that number read back partly ("跟您确认一下，
+    以360298" after 13602981753 was masked), masked as that number was."""
+    numbers = [(re.sub(r"\D", "", normalize(f.text).text), f) for f in earlier]
+    out = list(kept)
+    for rset in sets:
+        least = rset.dialogue.partial_min_digits if rset.dialogue else None
+        if least is None:
+            continue
+        for run in norm.runs:
+            start, end = _widen(norm.original, run[0].start, run[-1].end)
+            digits = "".join(g.digits for g in run)
+            if len(digits) < least or any(start < c.end and end > c.start for c in out):
+                continue
+            whole = next((f for d, f in numbers if len(d) > len(digits) and digits in d), None)
+            if whole is None:
+                continue
+            out.append(
+                _Candidate(
+                    start,
+                    end,
+                    whole.score,
+                    f"{len(digits)} digits of the {whole.entity_type} in utterance "
+                    f"{whole.utterance} read back",
+                    None,
+                    rset,
+                    entity=whole.entity_type,
+                    mask=whole.mask,
+                )
+            )
+    return sorted(out, key=lambda c: c.start)
 
 
 def _with_answer(answer: list[_Candidate], found: list[_Candidate]) -> list[_Candidate]:

@@ -150,6 +150,12 @@ class Dialogue(_Strict):
     keep_after: str | None = None  # ... nor one right before this (dollars, 块, times)
     declared_window: int = Field(default=12, ge=0)  # non-filler chars from words to numerals
     keep_words: list[str] = Field(default_factory=list)  # a numeral word alone: "the new one"
+    # words naming another number (工号, 编号, 订单号): numerals after one of them, between a
+    # request's words and the numerals, are that number's ("信用卡中心公号五六二零三")
+    other_numbers: list[str] = Field(default_factory=list)
+    # a run of at least this many digits that is part of a personal number found earlier in
+    # the call is that number read back partly (ASR heard "360298" of 13602981753); None: off
+    partial_min_digits: int | None = Field(default=None, ge=4)
     # a request's ``phrases`` count at this similarity or above, where only homophones,
     # spelling slips, split/joined words and extra words differ, plus at most one of
     # ``phrase_loose_words`` changed or dropped ("date on birth"); a content word changed
@@ -163,7 +169,7 @@ class Dialogue(_Strict):
     name_answer_max: int = Field(default=4, ge=0)
     requests: list[RequestRule] = Field(min_length=1)
 
-    @field_validator("request_cues", "not_request", "name_patterns")
+    @field_validator("request_cues", "not_request", "name_patterns", "other_numbers")
     @classmethod
     def _valid_regexes(cls, value: list[str]) -> list[str]:
         return _check_regexes(value)
