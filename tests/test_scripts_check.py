@@ -128,6 +128,20 @@ def _call(*turns: tuple[str, str], step: float = 5.0) -> Transcript:
     )
 
 
+def _item_of_agent_line(form: str, item: str, line: str):
+    """``item`` of ``form`` on a short call whose agent says ``line`` between a greeting and
+    a goodbye."""
+    lines = [
+        ("agent", "您好。"),
+        ("customer", "我想问一下。"),
+        ("agent", line),
+        ("customer", "没有了。"),
+        ("agent", "再见。"),
+    ]
+    (got,) = [i for i in check_items(_call(*lines), load_rubric(form)) if i.id == item]
+    return got
+
+
 CALL = _call(
     ("agent", "喂，你好。"),
     ("customer", "您好，很高兴为您服务"),  # the customer says it: role filter
@@ -688,14 +702,7 @@ def test_a_fact_evidence_quotes_its_clause() -> None:
     ],
 )
 def test_closing_question_and_apology_in_own_words(form, item, line, verdict) -> None:
-    lines = [
-        ("agent", "您好。"),
-        ("customer", "我想问一下。"),
-        ("agent", line),
-        ("customer", "没有了。"),
-        ("agent", "再见。"),
-    ]
-    (got,) = [i for i in check_items(_call(*lines), load_rubric(form)) if i.id == item]
+    got = _item_of_agent_line(form, item, line)
     assert got.passed is verdict, got.reason
 
 
@@ -746,14 +753,7 @@ def test_closing_question_and_apology_in_own_words(form, item, line, verdict) ->
     ],
 )
 def test_zh_forms_v5_wordings(form, item, line, verdict) -> None:
-    lines = [
-        ("agent", "您好。"),
-        ("customer", "我想问一下。"),
-        ("agent", line),
-        ("customer", "没有了。"),
-        ("agent", "再见。"),
-    ]
-    (got,) = [i for i in check_items(_call(*lines), load_rubric(form)) if i.id == item]
+    got = _item_of_agent_line(form, item, line)
     assert got.passed is verdict, got.reason
 
 

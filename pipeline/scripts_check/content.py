@@ -591,12 +591,18 @@ def key_positions(
     allowed = {w: set(after) for w, *after in cfg.act_followers}
     dets = set(cfg.object_determiners)
 
+    key_spots: set[int] | None = None  # where any key word is heard: found once, if asked
+
     def key_at(j: int) -> bool:
-        return any(
-            j in _positions(a, units, cfg.key_min_ratio, cfg)
-            for w in keys
-            for a in _alternatives(w, cfg)
-        )
+        nonlocal key_spots
+        if key_spots is None:
+            key_spots = {
+                p
+                for w in keys
+                for a in _alternatives(w, cfg)
+                for p in _positions(a, units, cfg.key_min_ratio, cfg)
+            }
+        return j in key_spots
 
     def elsewhere(k: int, a: str) -> bool:
         if a not in allowed and a not in followers:
