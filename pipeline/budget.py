@@ -7,8 +7,8 @@ own thread* (``PyThreadState_SetAsyncExc``). The exception lands at the next Pyt
 the call runs: between ASR segments, between checks, between utterances; native code that
 never returns to Python (one CTranslate2 decode step) finishes that step first. Where it
 lands, Python may discard it (a weakref callback or ``__del__`` run by the garbage collector
-prints "Exception ignored" and goes on), so the watchdog raises it again at every check
-while the call runs on, and a call that ends after its stop fails all the same.
+prints "Exception ignored" and goes on), so the watchdog raises it again, at short irregular
+intervals, while the call runs on, and a call that ends after its stop fails all the same.
 
 Memory is the process's resident set: with several calls at once, a call is stopped when the
 process grew by more than its budget since it started (the memory a runaway call takes is
@@ -19,6 +19,7 @@ what makes that happen); calls that would obviously not fit are refused before d
 from __future__ import annotations
 
 import ctypes
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +27,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 WATCH_INTERVAL_S = 0.2
+# Once a stop was discarded, it is raised again at short, irregular intervals: at a fixed
+# period it can fall into step with a loop that spends most of its time where Python
+# discards it (a garbage-collector callback) and be discarded again and again.
+RETRY_INTERVAL_S = (0.005, 0.03)
 FLOAT32_BYTES = 4
 DECODE_OVERHEAD = 3  # decoded samples plus resampling and feature buffers
 
@@ -111,14 +116,17 @@ def _raise_in(thread_id: int, exc_type: type[BaseException] | None) -> None:
 
 
 def _watch_loop() -> None:
+    jitter = random.Random()
+    retrying = False
     while True:
-        time.sleep(WATCH_INTERVAL_S)
+        time.sleep(jitter.uniform(*RETRY_INTERVAL_S) if retrying else WATCH_INTERVAL_S)
         with _lock:
             watches = [w for w in _active.values() if not w.done]
-            for w in watches:
-                if w.reason is not None:  # stopped, yet running on: the stop was discarded
-                    _raise_in(w.thread_id, OverBudget)
+            stopped = [w for w in watches if w.reason is not None]
+            for w in stopped:  # stopped, yet running on: the stop was discarded
+                _raise_in(w.thread_id, OverBudget)
             watches = [w for w in watches if w.reason is None]
+        retrying = bool(stopped)
         if not watches:
             continue
         rss = _rss() if any(w.budget.memory_mb for w in watches) else 0
@@ -141,6 +149,7 @@ def _watch_loop() -> None:
                     continue
                 w.reason = reason
                 _raise_in(w.thread_id, OverBudget)
+                retrying = True
 
 
 def _ensure_watchdog() -> None:
