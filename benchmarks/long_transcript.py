@@ -1,8 +1,9 @@
-"""Scoring time against transcript length: every check must be linear or n·log n.
+"""Redaction and scoring time against transcript length: every step must be linear or n·log n.
 
 Builds synthetic zh/en transcripts of N utterances (alternating speakers, some overlaps,
 pauses, backchannels) from the sample sentences and times ``score_transcript`` with each
-shipped rubric. Prints one line per (rubric, N): seconds and seconds per 1,000 utterances.
+shipped rubric, and ``redact`` per language. Prints one line per (rubric or redaction, N):
+seconds and seconds per 1,000 utterances.
 
     python benchmarks/long_transcript.py --sizes 2000 10000 50000
 """
@@ -61,8 +62,21 @@ def main() -> None:
         "--rubrics", nargs="+", default=["zh_bank_hotline", "zh_ecommerce", "en_telecom"]
     )
     args = parser.parse_args()
+    from pipeline.redact import redact
     from pipeline.score import score_transcript
     from pipeline.scripts_check import load_rubric
+
+    for language in ("zh", "en"):
+        redact(long_transcript(50, language))  # recognisers loaded
+        for n in args.sizes:
+            transcript = long_transcript(n, language)
+            started = time.perf_counter()
+            redact(transcript)
+            seconds = time.perf_counter() - started
+            print(
+                f"{'redaction ' + language:18s} {n:>7d} utterances: {seconds:7.2f} s "
+                f"({1000 * seconds / n:.3f} s per 1,000)"
+            )
 
     for name in args.rubrics:
         rubric = load_rubric(resolve_rubric_path(name))

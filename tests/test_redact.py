@@ -789,3 +789,27 @@ def _csrf(client) -> str:
     import re
 
     return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
+
+
+def test_work_per_utterance_does_not_grow_with_the_call(monkeypatch):
+    # a 20,000-utterance call took 54 s to redact: every utterance normalised the text of
+    # every personal number found before it; counted, not timed: twice the call, twice the work
+    from benchmarks.long_transcript import long_transcript
+    from pipeline.redact import digits, engine
+
+    def normalisations(n: int) -> int:
+        calls = 0
+
+        def counted(text: str):
+            nonlocal calls
+            calls += 1
+            return digits.normalize(text)
+
+        monkeypatch.setattr(engine, "normalize", counted)
+        findings = detect(long_transcript(n))
+        monkeypatch.undo()
+        assert findings, "the long call says personal numbers: nothing to compare with"
+        return calls
+
+    small, large = normalisations(300), normalisations(1200)
+    assert large <= 4 * small * 1.05, (small, large)

@@ -61,6 +61,7 @@ def detect(
     per_utt = [utterance_sets(u.text, available, default) for u in transcript.utterances]
     contexts = answer_contexts(transcript, per_utt)
     findings: list[PiiFinding] = []
+    said: list[tuple[str, PiiFinding]] = []  # each earlier finding's digits, read once
     previous = ""
     for index, utt in enumerate(transcript.utterances):
         sets = per_utt[index]
@@ -81,7 +82,8 @@ def detect(
         answer += _declared_candidates(norm, sets, answer, previous, utt.speaker)
         if answer:
             kept = _with_answer(answer, kept)
-        kept = _with_partials(norm, sets, kept, findings)
+        kept = _with_partials(norm, sets, kept, said)
+        found_before = len(findings)
         for c in kept:
             start, end = span_times(utt, c.start, c.end)
             findings.append(
@@ -100,6 +102,7 @@ def detect(
                     recognizer_set=c.rset.label,
                 )
             )
+        said += [(re.sub(r"\D", "", normalize(f.text).text), f) for f in findings[found_before:]]
         previous = utt.text
     return findings
 
@@ -185,13 +188,18 @@ def _declared_candidates(
 
 
 def _with_partials(
-    norm: Normalized, sets: list[RecognizerSet], kept: list[_Candidate], earlier: list[PiiFinding]
+    norm: Normalized,
+    sets: list[RecognizerSet],
+    kept: list[_Candidate],
+    numbers: list[tuple[str, PiiFinding]],
 ) -> list[_Candidate]:
     """``kept`` plus the runs of ``partial_min_digits`` digits or more that are part of a
-    personal number found earlier in the call: that number read back partly ("跟您确认一下，
-    以360298" after 13602981753 was masked), masked as that number was."""
-    numbers = [(re.sub(r"\D", "", normalize(f.text).text), f) for f in earlier]
+    personal number found earlier in the call (``numbers``: each earlier finding's digits):
+    that number read back partly ("跟您确认一下，以360298" after 13602981753 was masked),
+    masked as that number was."""
     out = list(kept)
+    if not numbers or not norm.runs:
+        return out
     for rset in sets:
         least = rset.dialogue.partial_min_digits if rset.dialogue else None
         if least is None:
