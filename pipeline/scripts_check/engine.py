@@ -13,8 +13,9 @@ from typing import Any
 from pipeline.schema import Evidence, ItemResult, Transcript
 from pipeline.scripts_check.confidence import low_confidence
 from pipeline.scripts_check.conversation import conversation_metrics
-from pipeline.scripts_check.operators import Context, Outcome
+from pipeline.scripts_check.operators import Context, Outcome, Within, select
 from pipeline.scripts_check.rubric import Item, Rubric
+from pipeline.scripts_check.semantic import judge_best, judge_item, judge_passes, judge_settings
 from pipeline.text import segment_words
 
 ENGINE = "callqa.scripts_check"
@@ -74,6 +75,35 @@ def _explain_words(ctx: Context, rubric: Rubric, evidence: list[Evidence]) -> No
             e.words = segment_words(e.span, rubric.phrases())
 
 
+def _paraphrase_judge(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
+    """A required item the rules failed passes when an agent clause in the item's window says
+    it in other words (semantic.judge_best against the item's exemplars); the rules' verdict
+    stands otherwise, and for critical items and items the judge has no exemplars of."""
+    if out.passed is not False or not out.applicable or item.critical or not ctx.judge:
+        return out
+    settings = judge_settings()
+    exemplars = settings and judge_item(rubric.id, item.id, rubric.language)
+    if not exemplars:
+        return out
+    within = Within(**exemplars.within) if exemplars.within else None
+    hit = judge_best(exemplars, select(ctx.transcript, "agent", within), settings, ctx.cache)
+    if not judge_passes(hit, settings):
+        return out
+    u = hit.utterance
+    evidence = Evidence(
+        utterance=hit.index, start=u.start, end=u.end, speaker=u.speaker, text=u.text,
+        span=hit.clause, span_chars=[hit.start, hit.end], matched=hit.positive,
+        similarity=hit.similarity, method="judge", model=settings.model,
+        reason=(
+            f"paraphrase judge: '{hit.clause}' ~ '{hit.positive}' {hit.similarity:.3f} "
+            f"(closest near miss '{hit.negative}' {hit.negative_similarity:.3f}, margin "
+            f"{hit.margin:.3f} >= {settings.margin})"
+        ),
+    )  # fmt: skip
+    reason = f"said in other words: {evidence.reason}; rules: {out.reason}"
+    return Outcome(True, reason, [evidence], applicable=True, support=[evidence])
+
+
 def evaluate_item(ctx: Context, rubric: Rubric, item: Item) -> Outcome:
     """One item's outcome: condition, check, confidence rule."""
     if item.when is not None:
@@ -89,11 +119,12 @@ def evaluate_item(ctx: Context, rubric: Rubric, item: Item) -> Outcome:
         out.reason = f"condition met ({cond.reason}); {out.reason}"
     else:
         out = item.check.evaluate(ctx)
+    out = _paraphrase_judge(ctx, rubric, item, out)
     return _confidence_rule(ctx, rubric, item, out)
 
 
 def check_items(
-    transcript: Transcript, rubric: Rubric, llm_answers: dict | None = None
+    transcript: Transcript, rubric: Rubric, llm_answers: dict | None = None, judge: bool = True
 ) -> list[ItemResult]:
     """Evaluate every item of ``rubric`` on ``transcript``, in rubric order.
 
@@ -104,6 +135,7 @@ def check_items(
     0 when failed or undecided; an ``llm`` item: its answer's points); the form applies
     auto-fail. ``llm_answers``: the answers of the rubric's ``llm`` checks by question hash
     (:class:`pipeline.llm.judge.Judge`); None: no model was asked, those items go to review.
+    ``judge``: False scores with the rules alone (the paraphrase judge's baseline).
     """
     semantic, semantic_default = rubric.semantic_settings()
     ctx = Context(
@@ -113,6 +145,7 @@ def check_items(
         semantic_default=semantic_default,
         semantic_keyed_only=rubric.semantic is None,
         llm_answers=llm_answers,
+        judge=judge,
     )
     results: list[ItemResult] = []
     for section, item in rubric.items():
