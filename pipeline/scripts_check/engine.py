@@ -15,7 +15,13 @@ from pipeline.scripts_check.confidence import low_confidence
 from pipeline.scripts_check.conversation import conversation_metrics
 from pipeline.scripts_check.operators import Context, Outcome, Within, select
 from pipeline.scripts_check.rubric import Item, Rubric
-from pipeline.scripts_check.semantic import judge_best, judge_item, judge_passes, judge_settings
+from pipeline.scripts_check.semantic import (
+    judge_best,
+    judge_item,
+    judge_order_first,
+    judge_passes,
+    judge_settings,
+)
 from pipeline.text import segment_words
 
 ENGINE = "callqa.scripts_check"
@@ -82,11 +88,22 @@ def _paraphrase_judge(ctx: Context, rubric: Rubric, item: Item, out: Outcome) ->
     if out.passed is not False or not out.applicable or item.critical or not ctx.judge:
         return out
     settings = judge_settings()
-    exemplars = settings and judge_item(rubric.id, item.id, rubric.language)
-    if not exemplars:
+    if settings is None:
         return out
-    within = Within(**exemplars.within) if exemplars.within else None
-    hit = judge_best(exemplars, select(ctx.transcript, "agent", within), settings, ctx.cache)
+    exemplars = judge_item(rubric.id, item.id, rubric.language)
+    pairs = None
+    if exemplars is not None:
+        within = Within(**exemplars.within) if exemplars.within else None
+        pairs = select(ctx.transcript, "agent", within)
+    elif item.check.op == "order" and out.evidence and out.evidence[0].utterance is not None:
+        # the order's first event said in other words before the earliest 'then' that
+        # came without it (identity checked in the agent's words before the account news)
+        exemplars = judge_order_first(rubric.id, item.id, rubric.language)
+        then_at = out.evidence[0].utterance
+        pairs = [(i, u) for i, u in select(ctx.transcript, "agent", None) if i < then_at]
+    if exemplars is None or not pairs:
+        return out
+    hit = judge_best(exemplars, pairs, settings, ctx.cache)
     if not judge_passes(hit, settings):
         return out
     u = hit.utterance

@@ -265,12 +265,27 @@ class JudgeExemplars(BaseModel):
     acts: dict[str, list[str]] = Field(default_factory=dict)
     shared: dict[str, JudgeItem] = Field(default_factory=dict)
     forms: dict[str, dict[str, JudgeItem]]
+    # a wait announced in other words (silence check: the agent's turn before the gap)
+    hold: JudgeItem | None = None
+    # per form, an ``order`` item whose ``first`` event the judge may find said in other
+    # words, by the exemplars of another of the form's items (identity_before_account:
+    # verify_identity)
+    orders: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _orders_known(self) -> JudgeExemplars:
+        for form, pairs in self.orders.items():
+            for item, first in pairs.items():
+                if first not in self.forms.get(form, {}):
+                    raise ValueError(f"orders: {form}.{item}: no exemplars of {first!r}")
+        return self
 
     @model_validator(mode="after")
     def _expand_acts(self) -> JudgeExemplars:
         """Each "@act" of a negatives list replaced by that act's formulae (an unknown act
         is an error); a formula that is one of the item's own positives is left out."""
-        for items in self.forms.values():
+        groups = [*self.forms.values(), {"hold": self.hold} if self.hold else {}]
+        for items in groups:
             for item_id, item in list(items.items()):
                 out: list[str] = []
                 for n in item.negatives:
@@ -281,6 +296,8 @@ class JudgeExemplars(BaseModel):
                     else:
                         out.append(n)
                 items[item_id] = item.model_copy(update={"negatives": list(dict.fromkeys(out))})
+        if self.hold:
+            object.__setattr__(self, "hold", groups[-1]["hold"])
         return self
 
 
@@ -350,6 +367,24 @@ def judge_item(form: str, item: str, language: str) -> JudgeItem | None:
     """The exemplars of ``form``'s ``item`` (None: the judge does not rule on it)."""
     loaded = judge_exemplars(language)
     return loaded[0].forms.get(form, {}).get(item) if loaded else None
+
+
+def judge_order_first(form: str, item: str, language: str) -> JudgeItem | None:
+    """The exemplars for the ``first`` event of ``form``'s order item ``item`` (None: none)."""
+    loaded = judge_exemplars(language)
+    if not loaded or item not in loaded[0].orders.get(form, {}):
+        return None
+    return loaded[0].forms[form][loaded[0].orders[form][item]]
+
+
+def judge_hold(u: Utterance, language: str, cache: dict) -> JudgeHit | None:
+    """The clause of ``u`` announcing a wait in other words (the exemplars' ``hold``), when
+    the judge passes it; None otherwise or without exemplars."""
+    settings, loaded = judge_settings(), judge_exemplars(language)
+    if settings is None or loaded is None or loaded[0].hold is None:
+        return None
+    hit = judge_best(loaded[0].hold, [(0, u)], settings, cache)
+    return hit if judge_passes(hit, settings) else None
 
 
 def judge_provenance(language: str) -> dict | None:
