@@ -13,13 +13,14 @@ from typing import Any
 from pipeline.schema import Evidence, ItemResult, Transcript
 from pipeline.scripts_check.confidence import low_confidence
 from pipeline.scripts_check.conversation import conversation_metrics
-from pipeline.scripts_check.operators import Context, Outcome, Within, select
+from pipeline.scripts_check.operators import Context, Outcome, Within, select, turns
 from pipeline.scripts_check.rubric import Item, Rubric
 from pipeline.scripts_check.semantic import (
     judge_best,
     judge_item,
     judge_order_first,
     judge_passes,
+    judge_response,
     judge_settings,
 )
 from pipeline.text import segment_words
@@ -106,19 +107,61 @@ def _paraphrase_judge(ctx: Context, rubric: Rubric, item: Item, out: Outcome) ->
     hit = judge_best(exemplars, pairs, settings, ctx.cache)
     if not judge_passes(hit, settings):
         return out
+    evidence = _judge_evidence(hit, settings, "said in other words")
+    reason = f"said in other words: {evidence.reason}; rules: {out.reason}"
+    return Outcome(True, reason, [evidence], applicable=True, support=[evidence])
+
+
+def _judge_evidence(hit, settings, what: str) -> Evidence:
     u = hit.utterance
-    evidence = Evidence(
+    return Evidence(
         utterance=hit.index, start=u.start, end=u.end, speaker=u.speaker, text=u.text,
         span=hit.clause, span_chars=[hit.start, hit.end], matched=hit.positive,
         similarity=hit.similarity, method="judge", model=settings.model,
         reason=(
-            f"paraphrase judge: '{hit.clause}' ~ '{hit.positive}' {hit.similarity:.3f} "
+            f"paraphrase judge, {what}: '{hit.clause}' ~ '{hit.positive}' {hit.similarity:.3f} "
             f"(closest near miss '{hit.negative}' {hit.negative_similarity:.3f}, margin "
             f"{hit.margin:.3f} >= {settings.margin})"
         ),
     )  # fmt: skip
-    reason = f"said in other words: {evidence.reason}; rules: {out.reason}"
-    return Outcome(True, reason, [evidence], applicable=True, support=[evidence])
+
+
+def _judge_response(ctx: Context, rubric: Rubric, item: Item, cond: Outcome) -> Outcome | None:
+    """A response item whose condition's words were not said: when the customer says its
+    trigger in other words (a complaint without the listed words), the item applies, and the
+    agent must answer within the exemplars' ``max_turns`` of its turns: the check's own
+    phrases said, or the answer in other words. None: the judge does not apply it."""
+    settings = judge_settings()
+    spec = settings and ctx.judge and judge_response(rubric.id, item.id, rubric.language)
+    if not spec:
+        return None
+    t = ctx.transcript
+    trig = judge_best(spec.trigger, select(t, "customer", None), settings, ctx.cache)
+    if not judge_passes(trig, settings):
+        return None
+    said = _judge_evidence(trig, settings, "the customer's trigger in other words")
+    after = [(i, u) for i, u in select(t, "agent", None) if i > trig.index]
+    window = [p for turn in turns(after)[: spec.max_turns] for p in turn]
+    words = list(getattr(getattr(item.check, "then", None), "phrases", None) or [])
+    for i, u in window:
+        word = next((w for w in words if w in u.text), None)
+        if word is not None:
+            e = Evidence(utterance=i, start=u.start, end=u.end, speaker=u.speaker, text=u.text,
+                         matched=word, reason=f"'{word}' said")  # fmt: skip
+            reason = f"condition met in other words; answered: '{word}' at utterance {i}"
+            return Outcome(True, reason, [said, e], support=[said, e])
+    answer = judge_best(spec.then, window, settings, ctx.cache) if window else None
+    if judge_passes(answer, settings):
+        e = _judge_evidence(answer, settings, "the answer in other words")
+        reason = (
+            f"condition met in other words; answered in other words at utterance {answer.index}"
+        )
+        return Outcome(True, reason, [said, e], support=[said, e])
+    reason = (
+        f"condition met in other words (utterance {trig.index}); no answer in the agent's "
+        f"next {spec.max_turns} turn(s)"
+    )
+    return Outcome(False, reason, [said], support=[said])
 
 
 def evaluate_item(ctx: Context, rubric: Rubric, item: Item) -> Outcome:
@@ -126,6 +169,9 @@ def evaluate_item(ctx: Context, rubric: Rubric, item: Item) -> Outcome:
     if item.when is not None:
         cond = item.when.evaluate(ctx)
         if cond.passed is False or not cond.applicable:
+            judged = _judge_response(ctx, rubric, item, cond)
+            if judged is not None:
+                return _confidence_rule(ctx, rubric, item, judged)
             reason = f"not applicable: condition not met ({cond.reason})"
             return Outcome(
                 None, reason, cond.evidence or [Evidence(reason=reason)], applicable=False

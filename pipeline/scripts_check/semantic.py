@@ -253,6 +253,16 @@ class JudgeItem(BaseModel):
         return v
 
 
+class JudgeResponse(BaseModel):
+    """A response item's trigger (the customer's words) and answer (the agent's) exemplars."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trigger: JudgeItem
+    then: JudgeItem
+    max_turns: int = Field(ge=1)
+
+
 class JudgeExemplars(BaseModel):
     """``rubrics/judge/<language>.yaml``: exemplars per form and item (``shared``: anchors)."""
 
@@ -271,6 +281,10 @@ class JudgeExemplars(BaseModel):
     # words, by the exemplars of another of the form's items (identity_before_account:
     # verify_identity)
     orders: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # per form, a ``response`` item whose ``when`` condition did not hold: the trigger said
+    # in other words by the customer (a complaint without the listed words), then the agent's
+    # answer within ``max_turns`` of its turns, by the check's own phrases or these exemplars
+    responses: dict[str, dict[str, JudgeResponse]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _orders_known(self) -> JudgeExemplars:
@@ -284,7 +298,12 @@ class JudgeExemplars(BaseModel):
     def _expand_acts(self) -> JudgeExemplars:
         """Each "@act" of a negatives list replaced by that act's formulae (an unknown act
         is an error); a formula that is one of the item's own positives is left out."""
-        groups = [*self.forms.values(), {"hold": self.hold} if self.hold else {}]
+        responses = [
+            {"trigger": r.trigger, "then": r.then}
+            for pairs in self.responses.values()
+            for r in pairs.values()
+        ]
+        groups = [*self.forms.values(), {"hold": self.hold} if self.hold else {}, *responses]
         for items in groups:
             for item_id, item in list(items.items()):
                 out: list[str] = []
@@ -297,7 +316,12 @@ class JudgeExemplars(BaseModel):
                         out.append(n)
                 items[item_id] = item.model_copy(update={"negatives": list(dict.fromkeys(out))})
         if self.hold:
-            object.__setattr__(self, "hold", groups[-1]["hold"])
+            object.__setattr__(self, "hold", groups[len(self.forms)]["hold"])
+        k = len(self.forms) + 1
+        for pairs in self.responses.values():
+            for item_id, r in list(pairs.items()):
+                pairs[item_id] = r.model_copy(update=groups[k])
+                k += 1
         return self
 
 
@@ -375,6 +399,12 @@ def judge_order_first(form: str, item: str, language: str) -> JudgeItem | None:
     if not loaded or item not in loaded[0].orders.get(form, {}):
         return None
     return loaded[0].forms[form][loaded[0].orders[form][item]]
+
+
+def judge_response(form: str, item: str, language: str) -> JudgeResponse | None:
+    """The trigger and answer exemplars of ``form``'s response item ``item`` (None: none)."""
+    loaded = judge_exemplars(language)
+    return loaded[0].responses.get(form, {}).get(item) if loaded else None
 
 
 def judge_hold(u: Utterance, language: str, cache: dict) -> JudgeHit | None:
