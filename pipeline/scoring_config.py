@@ -147,7 +147,7 @@ def rubric_config(rubric: Any) -> RubricConfig:
     the paraphrase model and threshold its required checks fall back on."""
     from pipeline.match_config import CHECKS_DEFAULTS
     from pipeline.scripts_check.engine import ENGINE, ENGINE_VERSION
-    from pipeline.scripts_check.semantic import resolve_model
+    from pipeline.scripts_check.semantic import judge_provenance, resolve_model
 
     policy, on_by_default = rubric.semantic_settings()
     package = resolve_model(policy.model).package
@@ -163,6 +163,8 @@ def rubric_config(rubric: Any) -> RubricConfig:
             "on_by_default": on_by_default,
             "package": package,
             "package_version": _installed(package),
+            # the paraphrase judge (zh): model, thresholds, exemplars file and its sha256
+            "judge": judge_provenance(rubric.language),
         },
     )
 

@@ -40,7 +40,12 @@ ENGINE = "callqa.scripts_check"
 # number on the letter from northwind", "northwind's welcome offer"; defaults.yaml content.en
 # other_object / act_followers); a weak act word ("have") shows a request's act when the
 # line asks ("I am sorry to hear that. May I have your account, please.").
-ENGINE_VERSION = "5"
+# 6: the zh paraphrase judge (semantic.judge_best; exemplars rubrics/judge/zh.yaml, model and
+# thresholds defaults.yaml semantic.judge): a required item the rules failed passes when an
+# agent clause in its window is close to one of the item's positive exemplars and closer to
+# it than to every near-miss negative; likewise an order's first event, a response's answer,
+# a response condition's trigger said in other words, and a wait announced in other words.
+ENGINE_VERSION = "6"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
@@ -91,6 +96,8 @@ def _paraphrase_judge(ctx: Context, rubric: Rubric, item: Item, out: Outcome) ->
     settings = judge_settings()
     if settings is None:
         return out
+    if item.check.op == "response":
+        return _judge_answers(ctx, rubric, item, out, settings)
     exemplars = judge_item(rubric.id, item.id, rubric.language)
     pairs = None
     if exemplars is not None:
@@ -126,6 +133,33 @@ def _judge_evidence(hit, settings, what: str) -> Evidence:
     )  # fmt: skip
 
 
+def _agent_window(ctx: Context, after: int, max_turns: int) -> list:
+    """The agent's utterances in its first ``max_turns`` turns after utterance ``after``."""
+    pairs = [(i, u) for i, u in select(ctx.transcript, "agent", None) if i > after]
+    return [p for turn in turns(pairs)[:max_turns] for p in turn]
+
+
+def _judge_answers(ctx: Context, rubric: Rubric, item: Item, out: Outcome, settings) -> Outcome:
+    """A response item the rules failed: every unanswered trigger (the failure's evidence)
+    answered in other words within the exemplars' ``max_turns`` agent turns (a retention
+    offer in the agent's words) passes it; otherwise the rules' verdict stands."""
+    spec = judge_response(rubric.id, item.id, rubric.language)
+    triggers = [e.utterance for e in out.evidence if e.utterance is not None]
+    if spec is None or not triggers:
+        return out
+    evidence = []
+    for k in triggers:
+        window = _agent_window(ctx, k, spec.max_turns)
+        hit = judge_best(spec.then, window, settings, ctx.cache) if window else None
+        if not judge_passes(hit, settings):
+            return out
+        evidence.append(_judge_evidence(hit, settings, f"answer to utterance {k} in other words"))
+    reason = (
+        f"answered in other words: {'; '.join(e.reason for e in evidence)}; rules: {out.reason}"
+    )
+    return Outcome(True, reason, evidence, support=evidence)
+
+
 def _judge_response(ctx: Context, rubric: Rubric, item: Item, cond: Outcome) -> Outcome | None:
     """A response item whose condition's words were not said: when the customer says its
     trigger in other words (a complaint without the listed words), the item applies, and the
@@ -133,15 +167,14 @@ def _judge_response(ctx: Context, rubric: Rubric, item: Item, cond: Outcome) -> 
     phrases said, or the answer in other words. None: the judge does not apply it."""
     settings = judge_settings()
     spec = settings and ctx.judge and judge_response(rubric.id, item.id, rubric.language)
-    if not spec:
+    if not spec or spec.trigger is None:
         return None
     t = ctx.transcript
     trig = judge_best(spec.trigger, select(t, "customer", None), settings, ctx.cache)
     if not judge_passes(trig, settings):
         return None
     said = _judge_evidence(trig, settings, "the customer's trigger in other words")
-    after = [(i, u) for i, u in select(t, "agent", None) if i > trig.index]
-    window = [p for turn in turns(after)[: spec.max_turns] for p in turn]
+    window = _agent_window(ctx, trig.index, spec.max_turns)
     words = list(getattr(getattr(item.check, "then", None), "phrases", None) or [])
     for i, u in window:
         word = next((w for w in words if w in u.text), None)

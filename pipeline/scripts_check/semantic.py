@@ -258,7 +258,7 @@ class JudgeResponse(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    trigger: JudgeItem
+    trigger: JudgeItem | None = None  # None: only the rules' trigger
     then: JudgeItem
     max_turns: int = Field(ge=1)
 
@@ -299,7 +299,7 @@ class JudgeExemplars(BaseModel):
         """Each "@act" of a negatives list replaced by that act's formulae (an unknown act
         is an error); a formula that is one of the item's own positives is left out."""
         responses = [
-            {"trigger": r.trigger, "then": r.then}
+            {k: v for k, v in (("trigger", r.trigger), ("then", r.then)) if v is not None}
             for pairs in self.responses.values()
             for r in pairs.values()
         ]
