@@ -151,6 +151,7 @@ def rubric_config(rubric: Any) -> RubricConfig:
 
     policy, on_by_default = rubric.semantic_settings()
     package = resolve_model(policy.model).package
+    judge = judge_provenance(rubric.language)  # None where the language has no exemplars
     return RubricConfig(
         id=rubric.id,
         version=rubric.version,
@@ -164,7 +165,7 @@ def rubric_config(rubric: Any) -> RubricConfig:
             "package": package,
             "package_version": _installed(package),
             # the paraphrase judge (zh): model, thresholds, exemplars file and its sha256
-            "judge": judge_provenance(rubric.language),
+            **({"judge": judge} if judge else {}),
         },
     )
 

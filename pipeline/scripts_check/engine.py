@@ -128,7 +128,7 @@ def _judge_evidence(hit, settings, what: str) -> Evidence:
         reason=(
             f"paraphrase judge, {what}: '{hit.clause}' ~ '{hit.positive}' {hit.similarity:.3f} "
             f"(closest near miss '{hit.negative}' {hit.negative_similarity:.3f}, margin "
-            f"{hit.margin:.3f} >= {settings.margin})"
+            f"{hit.margin:.3f} >= {hit.required_margin})"
         ),
     )  # fmt: skip
 

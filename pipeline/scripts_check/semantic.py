@@ -237,6 +237,8 @@ class JudgeItem(BaseModel):
     # what is compared: each clause (split at punctuation), or each whole utterance (an item
     # of two parts said in one breath: 感谢来电 + 再见)
     unit: Literal["clause", "utterance"] = "clause"
+    # a stricter margin than the judge's (a customer's trigger: customers say anything)
+    margin: float | None = Field(default=None, ge=0, lt=1)
 
     @field_validator("positives", "negatives")
     @classmethod
@@ -346,6 +348,7 @@ class JudgeSettings(BaseModel):
 class JudgeHit:
     """The agent clause closest to an item's positives, against its closest negative."""
 
+    required_margin: float  # the margin this item asks for
     index: int
     utterance: Utterance
     clause: str
@@ -464,19 +467,24 @@ def judge_best(
     if not cands:
         return None
     best_p, best_n = sp.max(axis=1), sn.max(axis=1)
-    ok = (best_p >= settings.min_similarity) & (best_p - best_n >= settings.margin)
+    ok = (best_p >= settings.min_similarity) & (best_p - best_n >= _margin(exemplars, settings))
     k = int(np.argmax(np.where(ok, best_p - best_n, -np.inf))) if ok.any() else int(best_p.argmax())
     i, u, a, b, text = cands[k]
     return JudgeHit(
+        exemplars.margin if exemplars.margin is not None else settings.margin,
         i, u, text, a, b,
         exemplars.positives[int(sp[k].argmax())], round(float(best_p[k]), 4),
         exemplars.negatives[int(sn[k].argmax())], round(float(best_n[k]), 4),
     )  # fmt: skip
 
 
+def _margin(exemplars: JudgeItem, settings: JudgeSettings) -> float:
+    return exemplars.margin if exemplars.margin is not None else settings.margin
+
+
 def judge_passes(hit: JudgeHit | None, settings: JudgeSettings) -> bool:
     return (
         hit is not None
         and hit.similarity >= settings.min_similarity
-        and hit.margin >= settings.margin
+        and hit.margin >= hit.required_margin
     )
