@@ -24,6 +24,11 @@ store. Prints:
   (every table, every row) are searched the same way ("anywhere in the store").
 
     .venv/bin/python benchmarks/zh_calls.py [--split heldout1] [--rebuild] [--db FILE]
+    .venv/bin/python benchmarks/zh_calls.py --text [--split heldout1 ...]
+
+``--text`` scores the written lines instead (perfect ASR, no audio, seconds): each turn
+timed at TEXT_CHARS_PER_S, the split's mean gap between turns, ``pause`` and ``music`` as
+written (hold music leaves the agent silent), through ``check_items`` with the same forms.
 
 ``--db FILE`` keeps the store; an existing FILE is read again without a run.
 """
@@ -273,6 +278,122 @@ def read(db: Path, script: ms.CallsFile):
     return rows, auto, leaks, heard_text, routed
 
 
+# --------------------------------------------------------------------------- text mode
+
+TEXT_CHARS_PER_S = 4.0  # 240 characters a minute: inside the forms' speech-rate band
+
+
+def text_transcript(call: ms.Call, script: ms.CallsFile):
+    """The call's written lines as a transcript (perfect ASR): turns one after another."""
+    from pipeline.schema import Transcript, Utterance
+
+    gap = sum(script.gap) / 2
+    t, utts = 0.0, []
+    for turn in call.turns:
+        if turn.music is not None:
+            t += gap + turn.music
+            continue
+        start = max(0.0, t + (gap if turn.pause is None else turn.pause))
+        end = start + max(0.5, len(turn.text) / TEXT_CHARS_PER_S)
+        utts.append(Utterance(speaker=turn.speaker, start=start, end=end, text=turn.text))
+        t = max(t, end)
+    return Transcript(call_id=call.call_id, language="zh", utterances=utts)
+
+
+def score_text(split: str, judge: bool = True) -> tuple[list[Row], dict, dict, ms.CallsFile]:
+    """Rows for the split's written lines, scored by ``check_items`` with its forms
+    (``judge``: False, the rules alone)."""
+    from pipeline.config import RUBRICS_DIR
+    from pipeline.scripts_check import check_items, load_rubric
+
+    script = load_split(split)
+    rows: list[Row] = []
+    heard_text: dict[str, list[str]] = {}
+    auto: dict[str, tuple[bool, bool | None]] = {}
+    rubrics: dict[str, object] = {}
+    for call in script.calls:
+        rid = script.rubric_of(call)
+        rubric = rubrics.setdefault(rid, load_rubric(RUBRICS_DIR / f"{rid}.yaml"))
+        transcript = text_transcript(call, script)
+        by_id = {i.id: i for i in check_items(transcript, rubric, judge=judge)}
+        critical = {i.id for i in ms.load_rubric_items(rid) if i.critical}
+        auto[call.call_id] = (
+            bool(call.expected.auto_fail),
+            any(by_id[i].passed is False for i in critical),
+        )
+        for item_id, want in call.expected.items.items():
+            item = by_id[item_id]
+            rows.append(
+                Row(call.call_id, rid, item_id, want, _verdict(item), item.reason or "",
+                    _evidence(item))
+            )  # fmt: skip
+        heard_text[call.call_id] = heard(transcript)
+    return rows, auto, heard_text, script
+
+
+def report_text(splits: list[str], verbose: bool = True) -> None:
+    """Text-mode agreement per split, rules alone and with the paraphrase judge (and the
+    disagreements left), then over all of them."""
+    every: list[Row] = []
+    for split in splits:
+        rules, *_ = score_text(split, judge=False)
+        rows, auto, heard_text, script = score_text(split)
+        every += rows
+        flips = [(a, b) for a, b in zip(rules, rows, strict=True) if a.got != b.got]
+        right = sum(b.agrees for _, b in flips)
+        print(
+            f"== {split} (written lines): rules alone {share(rules)}; with the judge "
+            f"{share(rows)} ({len(flips)} verdicts moved: {right} right, {len(flips) - right} wrong)"
+        )
+        for r in (r for r in rows if not r.agrees and verbose):
+            print(f"   {r.call_id} {r.item}: got {r.got}, want {r.expected}")
+            print(f"      reason:   {r.reason[:300]}")
+            if r.evidence:
+                print(f"      evidence: {r.evidence[:300]}")
+    if len(splits) > 1:
+        print(f"all {len(splits)} splits (written lines), with the judge: {share(every)}")
+
+
+def judge_grid(splits: list[str]) -> None:
+    """The judge's threshold and margin over a grid: on the items the rules failed in the
+    written lines, how many it would pass rightly (the reviewer says passed) and wrongly."""
+    import numpy as np
+
+    from pipeline.scripts_check.operators import Within, select
+    from pipeline.scripts_check.semantic import judge_item, judge_scores, judge_settings
+
+    settings = judge_settings()
+    cases: list[tuple[bool, np.ndarray, np.ndarray, str]] = []  # (want pass, best_p, best_n)
+    cache: dict = {}
+    for split in splits:
+        rules, *_ = score_text(split, judge=False)
+        script = load_split(split)
+        calls = {c.call_id: c for c in script.calls}
+        for r in rules:
+            ex = judge_item(r.rubric, r.item, "zh")
+            if ex is None or r.got is not False:
+                continue
+            t = text_transcript(calls[r.call_id], script)
+            within = Within(**ex.within) if ex.within else None
+            cands, sp, sn = judge_scores(ex, select(t, "agent", within), settings.model, cache)
+            if cands:
+                cases.append((r.expected is True, sp.max(axis=1), sn.max(axis=1), f"{split} {r.call_id} {r.item}"))  # fmt: skip
+    want = sum(c[0] for c in cases)
+    print(f"items the rules failed that the judge rules on: {len(cases)} ({want} passed by the reviewer)")  # fmt: skip
+    print(f"{'min_sim':>7} {'margin':>6} {'right':>5} {'wrong':>5}")
+    for thr in (0.86, 0.88, 0.89, 0.9, 0.91, 0.92, 0.93):
+        for margin in (0.0, 0.02, 0.03, 0.04, 0.05, 0.06):
+            right = wrong = 0
+            for ok, bp, bn, _ in cases:
+                if ((bp >= thr) & (bp - bn >= margin)).any():
+                    right, wrong = right + ok, wrong + (not ok)
+            print(f"{thr:7.2f} {margin:6.2f} {right:5d} {wrong:5d}")
+    print("per item (reviewer's verdict, best margin among clauses at the configured threshold):")
+    for ok, bp, bn, name in cases:
+        m = np.where(bp >= settings.min_similarity, bp - bn, -1).max()
+        print(f"  {'pass' if ok else 'fail'} {m:+.3f} {name}")
+
+
 def share(rows: list[Row]) -> str:
     right = sum(r.agrees for r in rows)
     return f"{right}/{len(rows)} = {right / len(rows):.1%}" if rows else "-"
@@ -325,11 +446,21 @@ def _call(script: ms.CallsFile, call_id: str) -> ms.Call:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--split", default="heldout1", choices=SPLITS)
+    ap.add_argument("--split", default="heldout1", choices=SPLITS, nargs="+")
+    ap.add_argument("--text", action="store_true", help="score the written lines (no audio)")
+    ap.add_argument("--quiet", action="store_true", help="--text: figures only")
+    ap.add_argument("--judge-grid", action="store_true", help="--text: the judge's grid")
     ap.add_argument("--archive", type=Path, help="where the calls go (default: var/bench/...)")
     ap.add_argument("--rebuild", action="store_true", help="render the calls again")
     ap.add_argument("--db", type=Path, help="SQLite file: kept; one that exists is read again")
     args = ap.parse_args(argv)
+    if args.text and args.judge_grid:
+        judge_grid(args.split if isinstance(args.split, list) else [args.split])
+        return 0
+    if args.text:
+        report_text(args.split if isinstance(args.split, list) else [args.split], not args.quiet)
+        return 0
+    args.split = args.split[0] if isinstance(args.split, list) else args.split
     archive = args.archive or BENCH_DIR / args.split
     t0 = time.perf_counter()
     script = build_archive(args.split, archive, args.rebuild)

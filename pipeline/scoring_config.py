@@ -147,10 +147,11 @@ def rubric_config(rubric: Any) -> RubricConfig:
     the paraphrase model and threshold its required checks fall back on."""
     from pipeline.match_config import CHECKS_DEFAULTS
     from pipeline.scripts_check.engine import ENGINE, ENGINE_VERSION
-    from pipeline.scripts_check.semantic import resolve_model
+    from pipeline.scripts_check.semantic import judge_provenance, resolve_model
 
     policy, on_by_default = rubric.semantic_settings()
     package = resolve_model(policy.model).package
+    judge = judge_provenance(rubric.language)  # None where the language has no exemplars
     return RubricConfig(
         id=rubric.id,
         version=rubric.version,
@@ -163,6 +164,8 @@ def rubric_config(rubric: Any) -> RubricConfig:
             "on_by_default": on_by_default,
             "package": package,
             "package_version": _installed(package),
+            # the paraphrase judge (zh): model, thresholds, exemplars file and its sha256
+            **({"judge": judge} if judge else {}),
         },
     )
 

@@ -118,3 +118,17 @@ def test_number_split_over_word_entries_is_found() -> None:
     doc = {"utterances": [{"text": "[手机号]", "words": words}]}
     (leak,) = bench.number_leaks("c", ["13902761580"], {"transcript": doc})
     assert leak.kind == "whole"
+
+
+def test_text_mode_times_the_written_lines() -> None:
+    """--text: music leaves the agent silent for its length, a negative pause overlaps the
+    turn before, and every turn is spoken inside the forms' speech-rate band."""
+    script = bench.load_split("heldout4")
+    calls = {c.call_id: c for c in script.calls}
+    held = bench.text_transcript(calls["p02-bank-annual-fee-angry"], script).utterances
+    gaps = [b.start - a.end for a, b in zip(held, held[1:], strict=False)]
+    assert max(gaps) >= 20.0  # the 20 s of hold music
+    cut = bench.text_transcript(calls["p05-bank-installment-after"], script).utterances
+    assert cut[2].start < cut[1].end  # the agent cuts in
+    rate = 60 * bench.TEXT_CHARS_PER_S
+    assert 150 <= rate <= 300

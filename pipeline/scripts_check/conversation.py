@@ -125,6 +125,7 @@ def silences(
                     "expected": expected,
                     "hold_announced": hold is not None,
                     "hold_phrase": hold,
+                    "hold_utterance": back[-1] if back else None,  # the agent's turn before
                 }
             )
         if last_end is None or u.end > last_end:
@@ -255,6 +256,33 @@ def _in_window(transcript: Transcript, within: Within | None) -> set[int] | None
     return None if within is None else {i for i, _ in select(transcript, "any", within)}
 
 
+def _agent_spoke_last(t: Transcript, s: dict, language: str) -> bool:
+    """Whether the agent's turn before silence ``s`` is what came last before it (or only a
+    customer's backchannel came after it: 好, 嗯): a wait announced in other words is judged
+    only there (a question answered before the gap announces no wait)."""
+    k, last = s["hold_utterance"], s["after_utterance"]
+    if k is None:
+        return False
+    between = t.utterances[last]
+    from pipeline.scripts_check.semantic import units
+
+    return k == last or len(units(between.text)) <= BACKCHANNEL_UNITS.get(language[:2], 2)
+
+
+def _judge_hold(ctx: Context, s: dict) -> None:
+    """Mark silence ``s`` announced when the agent's turn before it announces a wait in
+    other words (the paraphrase judge's ``hold`` exemplars: 您先别挂, 我去问问仓库)."""
+    from pipeline.scripts_check.semantic import judge_hold
+
+    hit = judge_hold(ctx.transcript.utterances[s["hold_utterance"]], ctx.language, ctx.cache)
+    if hit is not None:
+        s["hold_announced"] = True
+        s["hold_phrase"] = (
+            f"paraphrase judge: '{hit.clause}' ~ '{hit.positive}' {hit.similarity:.3f}, "
+            f"margin {hit.margin:.3f} over '{hit.negative}'"
+        )
+
+
 @register
 class Silence(Operator):
     """Dead air: at most ``max_count`` silences longer than ``max_seconds`` where ``role``
@@ -284,6 +312,8 @@ class Silence(Operator):
                 continue
             if window is not None and s["utterance"] not in window:
                 continue
+            if not s["hold_announced"] and ctx.judge and _agent_spoke_last(t, s, ctx.language):
+                _judge_hold(ctx, s)
             ok_hold = s["hold_announced"] and (
                 self.max_hold_seconds is None or s["duration"] <= self.max_hold_seconds
             )

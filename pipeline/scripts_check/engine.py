@@ -13,8 +13,16 @@ from typing import Any
 from pipeline.schema import Evidence, ItemResult, Transcript
 from pipeline.scripts_check.confidence import low_confidence
 from pipeline.scripts_check.conversation import conversation_metrics
-from pipeline.scripts_check.operators import Context, Outcome
+from pipeline.scripts_check.operators import Context, Outcome, Within, select, turns
 from pipeline.scripts_check.rubric import Item, Rubric
+from pipeline.scripts_check.semantic import (
+    judge_best,
+    judge_item,
+    judge_order_first,
+    judge_passes,
+    judge_response,
+    judge_settings,
+)
 from pipeline.text import segment_words
 
 ENGINE = "callqa.scripts_check"
@@ -32,7 +40,12 @@ ENGINE = "callqa.scripts_check"
 # number on the letter from northwind", "northwind's welcome offer"; defaults.yaml content.en
 # other_object / act_followers); a weak act word ("have") shows a request's act when the
 # line asks ("I am sorry to hear that. May I have your account, please.").
-ENGINE_VERSION = "5"
+# 6: the zh paraphrase judge (semantic.judge_best; exemplars rubrics/judge/zh.yaml, model and
+# thresholds defaults.yaml semantic.judge): a required item the rules failed passes when an
+# agent clause in its window is close to one of the item's positive exemplars and closer to
+# it than to every near-miss negative; likewise an order's first event, a response's answer,
+# a response condition's trigger said in other words, and a wait announced in other words.
+ENGINE_VERSION = "6"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
@@ -74,11 +87,124 @@ def _explain_words(ctx: Context, rubric: Rubric, evidence: list[Evidence]) -> No
             e.words = segment_words(e.span, rubric.phrases())
 
 
+def _paraphrase_judge(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
+    """A required item the rules failed passes when an agent clause in the item's window says
+    it in other words (semantic.judge_best against the item's exemplars); the rules' verdict
+    stands otherwise, and for critical items and items the judge has no exemplars of."""
+    if out.passed is not False or not out.applicable or item.critical or not ctx.judge:
+        return out
+    settings = judge_settings()
+    if settings is None:
+        return out
+    if item.check.op == "response":
+        return _judge_answers(ctx, rubric, item, out, settings)
+    exemplars = judge_item(rubric.id, item.id, rubric.language)
+    pairs = None
+    if exemplars is not None:
+        within = Within(**exemplars.within) if exemplars.within else None
+        pairs = select(ctx.transcript, "agent", within)
+    elif item.check.op == "order" and out.evidence and out.evidence[0].utterance is not None:
+        # the order's first event said in other words before the earliest 'then' that
+        # came without it (identity checked in the agent's words before the account news)
+        exemplars = judge_order_first(rubric.id, item.id, rubric.language)
+        then_at = out.evidence[0].utterance
+        pairs = [(i, u) for i, u in select(ctx.transcript, "agent", None) if i < then_at]
+    if exemplars is None or not pairs:
+        return out
+    hit = judge_best(exemplars, pairs, settings, ctx.cache)
+    if not judge_passes(hit, settings):
+        return out
+    evidence = _judge_evidence(hit, settings, "said in other words")
+    reason = f"said in other words: {evidence.reason}; rules: {out.reason}"
+    return Outcome(True, reason, [evidence], applicable=True, support=[evidence])
+
+
+def _judge_evidence(hit, settings, what: str) -> Evidence:
+    u = hit.utterance
+    return Evidence(
+        utterance=hit.index, start=u.start, end=u.end, speaker=u.speaker, text=u.text,
+        span=hit.clause, span_chars=[hit.start, hit.end], matched=hit.positive,
+        similarity=hit.similarity, method="judge", model=settings.model,
+        reason=(
+            f"paraphrase judge, {what}: '{hit.clause}' ~ '{hit.positive}' {hit.similarity:.3f} "
+            f"(closest near miss '{hit.negative}' {hit.negative_similarity:.3f}, margin "
+            f"{hit.margin:.3f} >= {hit.required_margin})"
+        ),
+    )  # fmt: skip
+
+
+def _agent_window(ctx: Context, after: int, max_turns: int) -> list:
+    """The agent's utterances in its first ``max_turns`` turns after utterance ``after``."""
+    pairs = [(i, u) for i, u in select(ctx.transcript, "agent", None) if i > after]
+    return [p for turn in turns(pairs)[:max_turns] for p in turn]
+
+
+def _judge_answers(ctx: Context, rubric: Rubric, item: Item, out: Outcome, settings) -> Outcome:
+    """A response item the rules failed: every unanswered trigger (the failure's evidence)
+    answered in other words within the exemplars' ``max_turns`` agent turns (a retention
+    offer in the agent's words) passes it; otherwise the rules' verdict stands."""
+    spec = judge_response(rubric.id, item.id, rubric.language)
+    triggers = [e.utterance for e in out.evidence if e.utterance is not None]
+    if spec is None or not triggers:
+        return out
+    evidence = []
+    for k in triggers:
+        window = _agent_window(ctx, k, spec.max_turns)
+        hit = judge_best(spec.then, window, settings, ctx.cache) if window else None
+        if not judge_passes(hit, settings):
+            return out
+        evidence.append(_judge_evidence(hit, settings, f"answer to utterance {k} in other words"))
+    reason = (
+        f"answered in other words: {'; '.join(e.reason for e in evidence)}; rules: {out.reason}"
+    )
+    return Outcome(True, reason, evidence, support=evidence)
+
+
+def _judge_response(ctx: Context, rubric: Rubric, item: Item, cond: Outcome) -> Outcome | None:
+    """A response item whose condition's words were not said: when the customer says its
+    trigger in other words (a complaint without the listed words), the item applies, and the
+    agent must answer within the exemplars' ``max_turns`` of its turns: the check's own
+    phrases said, or the answer in other words. None: the judge does not apply it."""
+    settings = judge_settings()
+    spec = settings and ctx.judge and judge_response(rubric.id, item.id, rubric.language)
+    if not spec or spec.trigger is None:
+        return None
+    t = ctx.transcript
+    trig = judge_best(spec.trigger, select(t, "customer", None), settings, ctx.cache)
+    if not judge_passes(trig, settings):
+        return None
+    said = _judge_evidence(trig, settings, "the customer's trigger in other words")
+    window = _agent_window(ctx, trig.index, spec.max_turns)
+    words = list(getattr(getattr(item.check, "then", None), "phrases", None) or [])
+    for i, u in window:
+        word = next((w for w in words if w in u.text), None)
+        if word is not None:
+            e = Evidence(utterance=i, start=u.start, end=u.end, speaker=u.speaker, text=u.text,
+                         matched=word, reason=f"'{word}' said")  # fmt: skip
+            reason = f"condition met in other words; answered: '{word}' at utterance {i}"
+            return Outcome(True, reason, [said, e], support=[said, e])
+    answer = judge_best(spec.then, window, settings, ctx.cache) if window else None
+    if judge_passes(answer, settings):
+        e = _judge_evidence(answer, settings, "the answer in other words")
+        reason = (
+            f"condition met in other words; answered in other words at utterance {answer.index}"
+        )
+        return Outcome(True, reason, [said, e], support=[said, e])
+    reason = (
+        f"condition met in other words (utterance {trig.index}); no answer in the agent's "
+        f"next {spec.max_turns} turn(s)"
+    )
+    return Outcome(False, reason, [said], support=[said])
+
+
 def evaluate_item(ctx: Context, rubric: Rubric, item: Item) -> Outcome:
     """One item's outcome: condition, check, confidence rule."""
     if item.when is not None:
         cond = item.when.evaluate(ctx)
         if cond.passed is False or not cond.applicable:
+            judged = _judge_response(ctx, rubric, item, cond)
+            if judged is not None:
+                return _confidence_rule(ctx, rubric, item, judged)
             reason = f"not applicable: condition not met ({cond.reason})"
             return Outcome(
                 None, reason, cond.evidence or [Evidence(reason=reason)], applicable=False
@@ -89,11 +215,12 @@ def evaluate_item(ctx: Context, rubric: Rubric, item: Item) -> Outcome:
         out.reason = f"condition met ({cond.reason}); {out.reason}"
     else:
         out = item.check.evaluate(ctx)
+    out = _paraphrase_judge(ctx, rubric, item, out)
     return _confidence_rule(ctx, rubric, item, out)
 
 
 def check_items(
-    transcript: Transcript, rubric: Rubric, llm_answers: dict | None = None
+    transcript: Transcript, rubric: Rubric, llm_answers: dict | None = None, judge: bool = True
 ) -> list[ItemResult]:
     """Evaluate every item of ``rubric`` on ``transcript``, in rubric order.
 
@@ -104,6 +231,7 @@ def check_items(
     0 when failed or undecided; an ``llm`` item: its answer's points); the form applies
     auto-fail. ``llm_answers``: the answers of the rubric's ``llm`` checks by question hash
     (:class:`pipeline.llm.judge.Judge`); None: no model was asked, those items go to review.
+    ``judge``: False scores with the rules alone (the paraphrase judge's baseline).
     """
     semantic, semantic_default = rubric.semantic_settings()
     ctx = Context(
@@ -113,6 +241,7 @@ def check_items(
         semantic_default=semantic_default,
         semantic_keyed_only=rubric.semantic is None,
         llm_answers=llm_answers,
+        judge=judge,
     )
     results: list[ItemResult] = []
     for section, item in rubric.items():

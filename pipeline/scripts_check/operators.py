@@ -102,6 +102,8 @@ class Context:
     # answers of the call's ``llm`` checks by question hash (pipeline.llm.judge); None: not
     # asked (no backend), and every llm check goes to review saying so
     llm_answers: dict | None = None
+    # the paraphrase judge (semantic.judge_best) may pass a required item the rules failed
+    judge: bool = True
 
     def norm(self, text: str) -> NormText:
         return normalise(text, self.language)

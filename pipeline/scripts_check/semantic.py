@@ -30,9 +30,10 @@ import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipeline.encoders import BACKENDS, EncoderSpec, encoder_spec, load_encoder
 from pipeline.schema import Utterance
@@ -220,3 +221,270 @@ def best_paraphrase(
     k, a, b, _ = cands[c]
     i, u = pairs[k]
     return SemanticHit(round(float(sims[p, c]), 4), i, u, phrases[p], a, b)
+
+
+# --------------------------------------------------------------------------- paraphrase judge
+
+
+class JudgeItem(BaseModel):
+    """One item's exemplars: what doing it sounds like, and near misses that do not do it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    positives: list[str] = Field(min_length=1)
+    negatives: list[str] = Field(min_length=1)  # "@name": the file's ``acts`` list of that name
+    within: dict[str, int] | None = None  # as the check's (first_turns / last_turns)
+    # what is compared: each clause (split at punctuation), or each whole utterance (an item
+    # of two parts said in one breath: 感谢来电 + 再见)
+    unit: Literal["clause", "utterance"] = "clause"
+    # a stricter margin than the judge's (a customer's trigger: customers say anything)
+    margin: float | None = Field(default=None, ge=0, lt=1)
+
+    @field_validator("positives", "negatives")
+    @classmethod
+    def _no_blank(cls, v: list[str]) -> list[str]:
+        if any(not p.strip() for p in v):
+            raise ValueError("an exemplar is blank")
+        return v
+
+    @field_validator("within")
+    @classmethod
+    def _one_window(cls, v: dict[str, int] | None) -> dict[str, int] | None:
+        if v is not None and (len(v) != 1 or not set(v) <= {"first_turns", "last_turns"}):
+            raise ValueError("within: exactly one of first_turns / last_turns")
+        return v
+
+
+class JudgeResponse(BaseModel):
+    """A response item's trigger (the customer's words) and answer (the agent's) exemplars."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trigger: JudgeItem | None = None  # None: only the rules' trigger
+    then: JudgeItem
+    max_turns: int = Field(ge=1)
+
+
+class JudgeExemplars(BaseModel):
+    """``rubrics/judge/<language>.yaml``: exemplars per form and item (``shared``: anchors)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: int
+    language: str
+    # other service acts, as near misses an item's negatives name with "@act" (a greeting is
+    # no apology, a question for anything else no farewell)
+    acts: dict[str, list[str]] = Field(default_factory=dict)
+    shared: dict[str, JudgeItem] = Field(default_factory=dict)
+    forms: dict[str, dict[str, JudgeItem]]
+    # a wait announced in other words (silence check: the agent's turn before the gap)
+    hold: JudgeItem | None = None
+    # per form, an ``order`` item whose ``first`` event the judge may find said in other
+    # words, by the exemplars of another of the form's items (identity_before_account:
+    # verify_identity)
+    orders: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # per form, a ``response`` item whose ``when`` condition did not hold: the trigger said
+    # in other words by the customer (a complaint without the listed words), then the agent's
+    # answer within ``max_turns`` of its turns, by the check's own phrases or these exemplars
+    responses: dict[str, dict[str, JudgeResponse]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _orders_known(self) -> JudgeExemplars:
+        for form, pairs in self.orders.items():
+            for item, first in pairs.items():
+                if first not in self.forms.get(form, {}):
+                    raise ValueError(f"orders: {form}.{item}: no exemplars of {first!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _expand_acts(self) -> JudgeExemplars:
+        """Each "@act" of a negatives list replaced by that act's formulae (an unknown act
+        is an error); a formula that is one of the item's own positives is left out."""
+        responses = [
+            {k: v for k, v in (("trigger", r.trigger), ("then", r.then)) if v is not None}
+            for pairs in self.responses.values()
+            for r in pairs.values()
+        ]
+        groups = [*self.forms.values(), {"hold": self.hold} if self.hold else {}, *responses]
+        for items in groups:
+            for item_id, item in list(items.items()):
+                out: list[str] = []
+                for n in item.negatives:
+                    if n.startswith("@"):
+                        if n[1:] not in self.acts:
+                            raise ValueError(f"{item_id}: unknown act {n!r}")
+                        out += [f for f in self.acts[n[1:]] if f not in item.positives]
+                    else:
+                        out.append(n)
+                items[item_id] = item.model_copy(update={"negatives": list(dict.fromkeys(out))})
+        if self.hold:
+            object.__setattr__(self, "hold", groups[len(self.forms)]["hold"])
+        k = len(self.forms) + 1
+        for pairs in self.responses.values():
+            for item_id, r in list(pairs.items()):
+                pairs[item_id] = r.model_copy(update=groups[k])
+                k += 1
+        return self
+
+
+class JudgeSettings(BaseModel):
+    """``defaults.yaml`` → ``semantic.judge``: the judge's model, thresholds and exemplars."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    min_similarity: float = Field(gt=0, le=1)  # closest positive at least this
+    margin: float = Field(ge=0, lt=1)  # and this much closer than the closest negative
+    exemplars: dict[str, str]  # language -> file under the project root
+
+    @field_validator("model")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        resolve_model(v)
+        return v
+
+
+@dataclass(frozen=True)
+class JudgeHit:
+    """The agent clause closest to an item's positives, against its closest negative."""
+
+    required_margin: float  # the margin this item asks for
+    index: int
+    utterance: Utterance
+    clause: str
+    start: int  # character span of the clause in the utterance text
+    end: int
+    positive: str
+    similarity: float
+    negative: str
+    negative_similarity: float
+
+    @property
+    def margin(self) -> float:
+        return round(self.similarity - self.negative_similarity, 4)
+
+
+@lru_cache(maxsize=1)
+def judge_settings() -> JudgeSettings | None:
+    """The judge's settings (None: no ``semantic.judge`` in defaults.yaml)."""
+    raw = semantic_defaults().get("judge")
+    return JudgeSettings.model_validate(raw) if raw else None
+
+
+@lru_cache(maxsize=4)
+def judge_exemplars(language: str) -> tuple[JudgeExemplars, str] | None:
+    """The language's exemplars, validated, and their file's sha256 (None: none)."""
+    import yaml
+
+    from pipeline.audio import file_sha256
+    from pipeline.config import PROJECT_ROOT
+
+    settings = judge_settings()
+    rel = settings and settings.exemplars.get(language[:2])
+    if not rel:
+        return None
+    path = PROJECT_ROOT / rel
+    data = JudgeExemplars.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    if data.language != language[:2]:
+        raise ValueError(f"{path}: language {data.language!r}, expected {language[:2]!r}")
+    return data, file_sha256(path)
+
+
+def judge_item(form: str, item: str, language: str) -> JudgeItem | None:
+    """The exemplars of ``form``'s ``item`` (None: the judge does not rule on it)."""
+    loaded = judge_exemplars(language)
+    return loaded[0].forms.get(form, {}).get(item) if loaded else None
+
+
+def judge_order_first(form: str, item: str, language: str) -> JudgeItem | None:
+    """The exemplars for the ``first`` event of ``form``'s order item ``item`` (None: none)."""
+    loaded = judge_exemplars(language)
+    if not loaded or item not in loaded[0].orders.get(form, {}):
+        return None
+    return loaded[0].forms[form][loaded[0].orders[form][item]]
+
+
+def judge_response(form: str, item: str, language: str) -> JudgeResponse | None:
+    """The trigger and answer exemplars of ``form``'s response item ``item`` (None: none)."""
+    loaded = judge_exemplars(language)
+    return loaded[0].responses.get(form, {}).get(item) if loaded else None
+
+
+def judge_hold(u: Utterance, language: str, cache: dict) -> JudgeHit | None:
+    """The clause of ``u`` announcing a wait in other words (the exemplars' ``hold``), when
+    the judge passes it; None otherwise or without exemplars."""
+    settings, loaded = judge_settings(), judge_exemplars(language)
+    if settings is None or loaded is None or loaded[0].hold is None:
+        return None
+    hit = judge_best(loaded[0].hold, [(0, u)], settings, cache)
+    return hit if judge_passes(hit, settings) else None
+
+
+def judge_provenance(language: str) -> dict | None:
+    """What ScoringConfig records of the judge: model, thresholds, exemplars' sha256."""
+    settings, loaded = judge_settings(), judge_exemplars(language)
+    if settings is None or loaded is None:
+        return None
+    return {
+        "model": settings.model,
+        "min_similarity": settings.min_similarity,
+        "margin": settings.margin,
+        "exemplars": settings.exemplars[language[:2]],
+        "exemplars_version": loaded[0].version,
+        "exemplars_sha256": loaded[1],
+    }
+
+
+def judge_scores(
+    exemplars: JudgeItem, pairs: list[tuple[int, Utterance]], model: str, cache: dict
+) -> tuple[list[tuple[int, Utterance, int, int, str]], np.ndarray, np.ndarray]:
+    """The clauses of ``pairs`` (split at punctuation, order.clauses; whole utterances for
+    ``unit: utterance``) and, per clause, its cosine with every positive and every negative
+    (rows: clauses)."""
+    from pipeline.scripts_check.order import clauses
+
+    if exemplars.unit == "utterance":
+        cands = [(i, u, 0, len(u.text), u.text) for i, u in pairs if u.text.strip()]
+    else:
+        cands = [(i, u, a, b, text) for i, u in pairs for a, b, text in clauses(u.text)]
+    if not cands:
+        return cands, np.zeros((0, 1)), np.zeros((0, 1))
+    enc = encoder(model)
+    pos = enc.phrases(list(exemplars.positives))
+    neg = enc.phrases(list(exemplars.negatives))
+    memo: dict[str, np.ndarray] = cache.setdefault(("semantic", model), {})
+    vecs = _embed(enc, memo, [c[4] for c in cands])
+    return cands, vecs @ pos.T, vecs @ neg.T
+
+
+def judge_best(
+    exemplars: JudgeItem, pairs: list[tuple[int, Utterance]], settings: JudgeSettings, cache: dict
+) -> JudgeHit | None:
+    """Among the clauses of ``pairs``, the passing one (closest positive at least
+    ``min_similarity`` and ``margin`` over the closest negative) with the largest margin, else
+    the one closest to a positive (a near miss to cite)."""
+    cands, sp, sn = judge_scores(exemplars, pairs, settings.model, cache)
+    if not cands:
+        return None
+    best_p, best_n = sp.max(axis=1), sn.max(axis=1)
+    ok = (best_p >= settings.min_similarity) & (best_p - best_n >= _margin(exemplars, settings))
+    k = int(np.argmax(np.where(ok, best_p - best_n, -np.inf))) if ok.any() else int(best_p.argmax())
+    i, u, a, b, text = cands[k]
+    return JudgeHit(
+        exemplars.margin if exemplars.margin is not None else settings.margin,
+        i, u, text, a, b,
+        exemplars.positives[int(sp[k].argmax())], round(float(best_p[k]), 4),
+        exemplars.negatives[int(sn[k].argmax())], round(float(best_n[k]), 4),
+    )  # fmt: skip
+
+
+def _margin(exemplars: JudgeItem, settings: JudgeSettings) -> float:
+    return exemplars.margin if exemplars.margin is not None else settings.margin
+
+
+def judge_passes(hit: JudgeHit | None, settings: JudgeSettings) -> bool:
+    return (
+        hit is not None
+        and hit.similarity >= settings.min_similarity
+        and hit.margin >= hit.required_margin
+    )
