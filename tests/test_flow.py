@@ -145,6 +145,7 @@ def test_killed_run_resumes_and_scores_each_call_once(tmp_path):
         if any(r["status"] == "scored" for r in store.list_calls()):
             break
         time.sleep(0.2)
+    assert proc.poll() is None, f"the run ended before the kill: {proc.stderr.read()[-3000:]}"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     scored_before = {r["call_id"] for r in store.list_calls() if r["status"] == "scored"}
