@@ -10,6 +10,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DB     ?= sqlite:///var/callqa.db
 DEBS   := espeak-ng sox libsox-fmt-all ffmpeg libtcmalloc-minimal4
+# pytest-xdist workers; one test file per worker (--dist loadfile), so a module's fixtures
+# (a sample archive's run, a live app) are built once. Much of the suite is one-threaded
+# Python: alone, it left one of the two cores idle (the figures: README, Developing).
+TEST_WORKERS ?= 2
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -24,11 +28,11 @@ run: $(STAMP) system-deps
 	$(BIN)/callqa run samples/archive --db $(DB)
 
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 check: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 setup: $(STAMP) system-deps
 

@@ -478,3 +478,13 @@ def segment_words(text: str, user_words: list[str] | tuple[str, ...] = ()) -> li
     """Chinese word segmentation (jieba) of ``text``, punctuation and spaces dropped."""
     tok = _tokenizer(tuple(sorted(set(user_words))))
     return [w for w in tok.lcut(text) if w.strip() and any(c.isalnum() for c in w)]
+
+
+def clauses(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, text) of the clauses of ``text`` (NFKC), between punctuation marks."""
+    folded = unicodedata.normalize("NFKC", text)
+    return [(m.start(), m.end(), m.group(0)) for m in _CLAUSE_TEXT.finditer(folded)]
+
+
+# a clause: the text between punctuation marks (a number's own comma or point stays inside)
+_CLAUSE_TEXT = re.compile(r"(?:[^，,、；;。.！!？?\s]|(?<=\d)[,.](?=\d))+")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import bisect
 import re
-import unicodedata
 from functools import lru_cache
 from typing import Literal
 
@@ -32,6 +31,7 @@ from pipeline.scripts_check.operators import (
     role_undecidable,
     select,
 )
+from pipeline.text import clauses
 
 IfAbsent = Literal["not_applicable", "pass", "fail"]
 
@@ -87,16 +87,6 @@ class Facts(_Strict):
         if value is None and self.numbers:
             value = (n := number.search(clause)) and n.group(0)
         return value or None
-
-
-def clauses(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, text) of the clauses of ``text`` (NFKC), between punctuation marks."""
-    folded = unicodedata.normalize("NFKC", text)
-    return [(m.start(), m.end(), m.group(0)) for m in _CLAUSE_TEXT.finditer(folded)]
-
-
-# a clause: the text between punctuation marks (a number's own comma or point stays inside)
-_CLAUSE_TEXT = re.compile(r"(?:[^，,、；;。.！!？?\s]|(?<=\d)[,.](?=\d))+")
 
 
 class FactSettings(_Strict):

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from pipeline.encoders import BACKENDS, EncoderSpec, encoder_spec, load_encoder
 from pipeline.schema import Utterance
+from pipeline.text import clauses
 
 TOP_UTTERANCES = 2  # long utterances whose sub-spans are compared too
 
@@ -441,7 +442,6 @@ def judge_scores(
     """The clauses of ``pairs`` (split at punctuation, order.clauses; whole utterances for
     ``unit: utterance``) and, per clause, its cosine with every positive and every negative
     (rows: clauses)."""
-    from pipeline.scripts_check.order import clauses
 
     if exemplars.unit == "utterance":
         cands = [(i, u, 0, len(u.text), u.text) for i, u in pairs if u.text.strip()]
