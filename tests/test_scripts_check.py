@@ -757,6 +757,32 @@ def test_zh_forms_v5_wordings(form, item, line, verdict) -> None:
     assert got.passed is verdict, got.reason
 
 
+# zh forms v6 (after split 5 was measured once): the agent's number said without 工号, and the
+# five stars as the invitation to rate. (form, item, agent line after the greeting, verdict)
+@pytest.mark.parametrize(
+    ("form", "item", "line", "verdict"),
+    [
+        (
+            "zh_bank_hotline",
+            "job_number",
+            "喂您好，华信银行信用卡客服，三七五零九号为您服务。",
+            True,
+        ),
+        ("zh_bank_hotline", "job_number", "您好，我是三幺七号客服，请问有什么能帮到您？", True),
+        ("zh_bank_hotline", "job_number", "8675号很高兴为您服务。", True),
+        ("zh_bank_hotline", "job_number", "您尾号三四五六的卡片已经激活了。", False),
+        ("zh_bank_hotline", "job_number", "请您拨打九五五八八号码咨询。", False),
+        ("zh_bank_hotline", "job_number", "您好，很高兴为您服务。", False),
+        ("zh_ecommerce", "satisfaction_invite", "到时候收到了麻烦您给个五星，不打扰您了。", True),
+        ("zh_ecommerce", "satisfaction_invite", "方便的话给我们打个五星吧。", True),
+        ("zh_ecommerce", "satisfaction_invite", "这款台灯是五金店同款。", False),
+    ],
+)
+def test_zh_forms_v6_wordings(form, item, line, verdict) -> None:
+    got = _item_of_agent_line(form, item, line)
+    assert got.passed is verdict, got.reason
+
+
 def test_zh_bank_fee_warning_in_other_words_before_consent() -> None:
     lines = [
         ("agent", "您好。"),
