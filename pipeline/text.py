@@ -480,11 +480,22 @@ def segment_words(text: str, user_words: list[str] | tuple[str, ...] = ()) -> li
     return [w for w in tok.lcut(text) if w.strip() and any(c.isalnum() for c in w)]
 
 
-def clauses(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, text) of the clauses of ``text`` (NFKC), between punctuation marks."""
+def clauses(text: str, *, words: bool = False) -> list[tuple[int, int, str]]:
+    """(start, end, text) of the clauses of ``text`` (NFKC; positions in the folded text),
+    between punctuation marks and, in Chinese, spaces (the ASR writes a pause as one).
+    ``words``: a language written in words, whose spaces part words, not clauses."""
     folded = unicodedata.normalize("NFKC", text)
-    return [(m.start(), m.end(), m.group(0)) for m in _CLAUSE_TEXT.finditer(folded)]
+    if not words:
+        return [(m.start(), m.end(), m.group(0)) for m in _CLAUSE_TEXT.finditer(folded)]
+    out = []
+    for m in _CLAUSE_WORDS.finditer(folded):
+        stripped = m.group(0).strip()
+        if stripped:
+            start = m.start() + m.group(0).index(stripped)
+            out.append((start, start + len(stripped), stripped))
+    return out
 
 
 # a clause: the text between punctuation marks (a number's own comma or point stays inside)
 _CLAUSE_TEXT = re.compile(r"(?:[^，,、；;。.！!？?\s]|(?<=\d)[,.](?=\d))+")
+_CLAUSE_WORDS = re.compile(r"(?:[^，,、；;。.！!？?]|(?<=\d)[,.](?=\d))+")

@@ -17,7 +17,6 @@ engine checks their ASR confidence).
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -58,11 +57,9 @@ from pipeline.scripts_check.semantic import (
     best_paraphrase,
     semantic_near_miss_floor,
 )
-from pipeline.text import NormText, normalise
+from pipeline.text import NormText, clauses, normalise
 
 CheckRole = Literal["agent", "customer", "unknown", "any"]
-_CLAUSE = re.compile(r"[，,、；;。.！!？?\s]+")
-_CLAUSE_EN = re.compile(r"\s*[,;.!?]+\s*")  # English words are not clauses: punctuation only
 
 OPERATORS: dict[str, type[Operator]] = {}
 
@@ -341,8 +338,8 @@ class _PhraseCheck(Operator):
     def _clauses(self, ctx: Context, phrase: str) -> list[NormText]:
         key = ("clauses", phrase)
         if key not in ctx.cache:
-            splitter = _CLAUSE if ctx.language.startswith("zh") else _CLAUSE_EN
-            parts = [c for c in splitter.split(phrase) if c.strip()]
+            in_words = not ctx.language.startswith("zh")
+            parts = [c for *_, c in clauses(phrase, words=in_words)]
             norms = [ctx.norm(c) for c in parts]
             ctx.cache[key] = [n for n in norms if len(n)] if len(parts) > 1 else []
         return ctx.cache[key]
