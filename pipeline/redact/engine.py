@@ -232,7 +232,9 @@ def _with_answer(answer: list[_Candidate], found: list[_Candidate]) -> list[_Can
     """Answer spans win, and take in every finding they overlap (so nothing of a longer
     finding is left out); findings elsewhere in the turn stay as they are."""
     # a recogniser's finding that already covers an answer span keeps its own evidence
-    spans = [a for a in answer if not any(f.start <= a.start and a.end <= f.end for f in found)]
+    # (unless it is a fallback, known by its length alone)
+    own = [f for f in found if not (f.spec and f.spec.fallback)]
+    spans = [a for a in answer if not any(f.start <= a.start and a.end <= f.end for f in own)]
     rest = []
     for f in found:
         hits = [a for a in spans if f.start < a.end and f.end > a.start]

@@ -91,6 +91,9 @@ class RecognizerSpec(_Strict):
     negative_context: list[str] = Field(default_factory=list)
     negative_context_score: float = Field(default=0.0, ge=0, le=1)
     mask: str | None = None  # overrides the set's mask for this entity
+    # known by its length alone: yields to a request's answer (whose entity and evidence
+    # stand: 银行咖号 asked, so the 16 digits are a card, not just a long number)
+    fallback: bool = False
 
     @field_validator("validator")
     @classmethod
