@@ -783,6 +783,29 @@ def test_zh_forms_v6_wordings(form, item, line, verdict) -> None:
     assert got.passed is verdict, got.reason
 
 
+# e-commerce farewell (v6): the goodbye at a clause's end, whatever came before it (the ASR
+# writes no comma in 做个评价再见); the agent's last line of a call is ``line``
+@pytest.mark.parametrize(
+    ("line", "verdict"),
+    [
+        ("稍后请对我的服务做个评价再见", True),
+        ("好的，那先这样，拜拜。", True),
+        ("您收到货以后就不会再见到这个问题了。", False),
+        ("就这样吧。", False),
+    ],
+)
+def test_zh_ecommerce_goodbye_at_the_end(line, verdict) -> None:
+    call = _call(
+        ("agent", "您好。"),
+        ("customer", "我的耳机坏了。"),
+        ("agent", "好的，已经给您办理退货了。"),
+        ("customer", "好的。"),
+        ("agent", line),
+    )
+    (got,) = [i for i in check_items(call, load_rubric("zh_ecommerce")) if i.id == "farewell"]
+    assert got.passed is verdict, got.reason
+
+
 def test_zh_bank_fee_warning_in_other_words_before_consent() -> None:
     lines = [
         ("agent", "您好。"),
