@@ -481,10 +481,11 @@ def segment_words(text: str, user_words: list[str] | tuple[str, ...] = ()) -> li
 
 
 def clauses(text: str, *, words: bool = False) -> list[tuple[int, int, str]]:
-    """(start, end, text) of the clauses of ``text`` (NFKC; positions in the folded text),
-    between punctuation marks and, in Chinese, spaces (the ASR writes a pause as one).
+    """(start, end, text) of the clauses of ``text``, between punctuation marks and, in
+    Chinese, spaces (the ASR writes a pause as one); positions are ``text``'s own, the clause
+    text NFKC-folded character by character (full-width digits and marks as ASCII).
     ``words``: a language written in words, whose spaces part words, not clauses."""
-    folded = unicodedata.normalize("NFKC", text)
+    folded = "".join(f if len(f := unicodedata.normalize("NFKC", c)) == 1 else c for c in text)
     if not words:
         return [(m.start(), m.end(), m.group(0)) for m in _CLAUSE_TEXT.finditer(folded)]
     out = []
@@ -497,5 +498,5 @@ def clauses(text: str, *, words: bool = False) -> list[tuple[int, int, str]]:
 
 
 # a clause: the text between punctuation marks (a number's own comma or point stays inside)
-_CLAUSE_TEXT = re.compile(r"(?:[^，,、；;。.！!？?\s]|(?<=\d)[,.](?=\d))+")
-_CLAUSE_WORDS = re.compile(r"(?:[^，,、；;。.！!？?]|(?<=\d)[,.](?=\d))+")
+_CLAUSE_TEXT = re.compile(r"(?:[^，,、；;。.！!？?…⋯\s]|(?<=\d)[,.](?=\d))+")
+_CLAUSE_WORDS = re.compile(r"(?:[^，,、；;。.！!？?…⋯]|(?<=\d)[,.](?=\d))+")

@@ -706,7 +706,7 @@ def test_closing_question_and_apology_in_own_words(form, item, line, verdict) ->
     assert got.passed is verdict, got.reason
 
 
-# zh forms v5 (split 3's errors, development data since): the job number after 是 / 为 / 叫,
+# zh forms v5 (split 3's errors, development data since) and v6 (below): the job number after 是 / 为 / 叫,
 # a time promise as a range without 内, forbidden variants, the fee warning and the "the bank
 # never asks for the code" reminder in other words, 吗 heard as 马 / 嘛 at the question's end,
 # 让您久等了 alone. (form, item, agent line after the greeting, verdict)
@@ -750,18 +750,8 @@ def test_closing_question_and_apology_in_own_words(form, item, line, verdict) ->
         ("zh_bank_hotline", "anything_else", "还有其他业务员马上联系您。", False),  # 马上
         ("zh_bank_hotline", "courtesy", "让您久等了，这是一笔境外网站的订阅扣费。", True),
         ("zh_bank_hotline", "courtesy", "这笔款项已经到账了。", False),
-    ],
-)
-def test_zh_forms_v5_wordings(form, item, line, verdict) -> None:
-    got = _item_of_agent_line(form, item, line)
-    assert got.passed is verdict, got.reason
-
-
-# zh forms v6 (after split 5 was measured once): the agent's number said without 工号, and the
-# five stars as the invitation to rate. (form, item, agent line after the greeting, verdict)
-@pytest.mark.parametrize(
-    ("form", "item", "line", "verdict"),
-    [
+        # v6 (after split 5 was measured once): the agent's number said without 工号, and
+        # the five stars as the invitation to rate
         (
             "zh_bank_hotline",
             "job_number",
@@ -778,7 +768,7 @@ def test_zh_forms_v5_wordings(form, item, line, verdict) -> None:
         ("zh_ecommerce", "satisfaction_invite", "这款台灯是五金店同款。", False),
     ],
 )
-def test_zh_forms_v6_wordings(form, item, line, verdict) -> None:
+def test_zh_forms_v5_v6_wordings(form, item, line, verdict) -> None:
     got = _item_of_agent_line(form, item, line)
     assert got.passed is verdict, got.reason
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from pipeline.text import (
@@ -89,3 +91,20 @@ def test_segmentation_does_not_depend_on_the_rubrics_loaded_before() -> None:
     assert "祝您购物愉快" in segment_words(text, ["祝您购物愉快"])
     assert segment_words(text) == plain
     assert "祝您购物愉快" not in plain
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "好的…您的账单是１２３元，对吧",
+        "您好⋯请问有什么可以帮您？",
+        "Sorry… may I have your account, please?",
+    ],
+)
+def test_clause_spans_are_the_texts_own_after_marks_nfkc_lengthens(text):
+    # NFKC writes … as "...": spans of the folded text pointed past the evidence they cite
+    from pipeline.text import clauses
+
+    for words in (False, True):
+        for start, end, clause in clauses(text, words=words):
+            assert unicodedata.normalize("NFKC", text[start:end]) == clause, (text, clause)

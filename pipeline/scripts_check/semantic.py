@@ -301,30 +301,28 @@ class JudgeExemplars(BaseModel):
     def _expand_acts(self) -> JudgeExemplars:
         """Each "@act" of a negatives list replaced by that act's formulae (an unknown act
         is an error); a formula that is one of the item's own positives is left out."""
-        responses = [
-            {k: v for k, v in (("trigger", r.trigger), ("then", r.then)) if v is not None}
-            for pairs in self.responses.values()
-            for r in pairs.values()
-        ]
-        groups = [*self.forms.values(), {"hold": self.hold} if self.hold else {}, *responses]
-        for items in groups:
-            for item_id, item in list(items.items()):
-                out: list[str] = []
-                for n in item.negatives:
-                    if n.startswith("@"):
-                        if n[1:] not in self.acts:
-                            raise ValueError(f"{item_id}: unknown act {n!r}")
-                        out += [f for f in self.acts[n[1:]] if f not in item.positives]
-                    else:
-                        out.append(n)
-                items[item_id] = item.model_copy(update={"negatives": list(dict.fromkeys(out))})
-        if self.hold:
-            object.__setattr__(self, "hold", groups[len(self.forms)]["hold"])
-        k = len(self.forms) + 1
+
+        def expand(item_id: str, item: JudgeItem) -> JudgeItem:
+            out: list[str] = []
+            for n in item.negatives:
+                if not n.startswith("@"):
+                    out.append(n)
+                elif n[1:] not in self.acts:
+                    raise ValueError(f"{item_id}: unknown act {n!r}")
+                else:
+                    out += [f for f in self.acts[n[1:]] if f not in item.positives]
+            return item.model_copy(update={"negatives": list(dict.fromkeys(out))})
+
+        for items in self.forms.values():
+            for item_id, item in items.items():
+                items[item_id] = expand(item_id, item)
+        if self.hold is not None:
+            object.__setattr__(self, "hold", expand("hold", self.hold))
         for pairs in self.responses.values():
-            for item_id, r in list(pairs.items()):
-                pairs[item_id] = r.model_copy(update=groups[k])
-                k += 1
+            for item_id, r in pairs.items():
+                trigger = r.trigger and expand(item_id, r.trigger)
+                then = expand(item_id, r.then)
+                pairs[item_id] = r.model_copy(update={"trigger": trigger, "then": then})
         return self
 
 
@@ -439,7 +437,7 @@ def judge_provenance(language: str) -> dict | None:
 def judge_scores(
     exemplars: JudgeItem, pairs: list[tuple[int, Utterance]], model: str, cache: dict
 ) -> tuple[list[tuple[int, Utterance, int, int, str]], np.ndarray, np.ndarray]:
-    """The clauses of ``pairs`` (split at punctuation, order.clauses; whole utterances for
+    """The clauses of ``pairs`` (pipeline.text.clauses; whole utterances for
     ``unit: utterance``) and, per clause, its cosine with every positive and every negative
     (rows: clauses)."""
 
@@ -471,7 +469,7 @@ def judge_best(
     k = int(np.argmax(np.where(ok, best_p - best_n, -np.inf))) if ok.any() else int(best_p.argmax())
     i, u, a, b, text = cands[k]
     return JudgeHit(
-        exemplars.margin if exemplars.margin is not None else settings.margin,
+        _margin(exemplars, settings),
         i, u, text, a, b,
         exemplars.positives[int(sp[k].argmax())], round(float(best_p[k]), 4),
         exemplars.negatives[int(sn[k].argmax())], round(float(best_n[k]), 4),
