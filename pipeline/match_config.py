@@ -38,6 +38,8 @@ class LanguageMatch(BaseModel):
     # particles ASR drops most (的, 吗) carry no requirement
     light_units: tuple[str, ...] = ()
     light_missing_cost: float | None = Field(default=None, gt=0, le=2)
+    # a ``regex`` check's Chinese words also match their homophones (operators.sound_alike)
+    regex_sounds_like: bool = False
 
     def missing_of(self, unit: str) -> float:
         """What losing the phrase unit ``unit`` costs."""

@@ -174,6 +174,45 @@ def zh_sound_code(ch: str) -> str:
     return _code("py:" + fold_syllable(syllable))
 
 
+@lru_cache(maxsize=1)
+def common_hanzi() -> tuple[str, ...]:
+    """The 3,755 most common Chinese characters (GB2312 level 1), in code order."""
+    chars = []
+    for hi in range(0xB0, 0xD8):
+        for lo in range(0xA1, 0xFF):
+            try:
+                chars.append(bytes([hi, lo]).decode("gb2312"))
+            except UnicodeDecodeError:
+                continue
+    return tuple(chars)
+
+
+@lru_cache(maxsize=1)
+def _hanzi_by_reading() -> dict[str, str]:
+    """Tone-less pinyin -> the common characters read so on their own (a character's other,
+    often archaic, readings would put 不 among the homophones of 服)."""
+    from pypinyin import Style, lazy_pinyin
+
+    table: dict[str, str] = {}
+    for ch in common_hanzi():
+        syllable = lazy_pinyin(ch, style=Style.NORMAL)[0]
+        table[syllable] = table.get(syllable, "") + ch
+    return table
+
+
+def zh_readings(text: str) -> list[str]:
+    """Tone-less pinyin of each character of an all-hanzi ``text``, read as a phrase
+    (还款 huan kuan, 还有 hai you)."""
+    from pypinyin import Style, lazy_pinyin
+
+    return lazy_pinyin(text, style=Style.NORMAL)
+
+
+def homophones(syllable: str) -> str:
+    """The common characters with the tone-less reading ``syllable`` ("" if none)."""
+    return _hanzi_by_reading().get(syllable, "")
+
+
 # --------------------------------------------------------------------------- hesitations
 
 

@@ -902,3 +902,48 @@ def test_an_installment_asked_in_other_words_makes_the_fee_rule_apply() -> None:
     rubric = load_rubric("zh_bank_hotline")
     (got,) = [i for i in check_items(call, rubric) if i.id == "disclosure_before_consent"]
     assert got.applicable and got.passed is False, got.reason
+
+
+# A regex check's Chinese words match as the ASR hears them (defaults.yaml ->
+# match.zh.regex_sounds_like): a run of two or more literal characters takes the common
+# characters of the same tone-less reading; single characters, [...] classes and escapes
+# stay as written. (pattern, text, matches)
+@pytest.mark.parametrize(
+    ("pattern", "text", "hit"),
+    [
+        ("号(?:客服|坐席)", "三七五号克服为您服务", True),  # 客服 heard 克服 (split 6)
+        ("号(?:客服|坐席)", "三七五号作息", True),  # 坐席 heard 作息 (split 6)
+        ("工号", "我的功耗是八六七", True),  # 工号 heard 功耗
+        ("评个分", "麻烦您屏各分", True),  # 评个分 heard 屏各分 (split 5)
+        ("号(?:客服|坐席)", "三七五号课题", False),  # 课 sounds ke, 题 is no fu
+        ("工号", "我的公司", False),
+        ("再见", "再也不见", False),  # a character between: no
+        ("还有其他", "还有奇特的", False),  # 特 is te, not ta
+        ("吗", "好马", False),  # one character: as written
+        ("[工宫]号", "功号", False),  # a class: the author's list
+        ("\\p{Han}号码", "电话好马", True),  # escapes copied; 号码 heard 好马
+        ("(?:请|麻烦)您?评价", "麻烦您平价", True),
+    ],
+)
+def test_regex_sounds_like(pattern, text, hit) -> None:
+    from pipeline.scripts_check.operators import _compile, sound_alike
+
+    assert bool(_compile(sound_alike(pattern)).search(text)) is hit, sound_alike(pattern)
+
+
+def test_regex_sounds_like_is_the_languages_default_and_a_check_can_say_no() -> None:
+    call = _call(("agent", "您好，三七五号克服为您服务。"))
+    check = {"regex": {"role": "agent", "pattern": "号客服"}}
+    (got,) = check_items(call, _rubric(check))
+    assert got.passed is True, got.reason
+    assert "homophones" in got.reason
+    assert got.evidence[0].matched == "号克服"
+    (strict,) = check_items(call, _rubric({"regex": {**check["regex"], "sounds_like": False}}))
+    assert strict.passed is False, strict.reason
+    # English rubrics: no Chinese homophones unless asked for
+    (en,) = check_items(call, _rubric(check, language="en"))
+    assert en.passed is False, en.reason
+    (asked,) = check_items(
+        call, _rubric({"regex": {**check["regex"], "sounds_like": True}}, language="en")
+    )
+    assert asked.passed is True, asked.reason

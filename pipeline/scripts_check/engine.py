@@ -45,7 +45,9 @@ ENGINE = "callqa.scripts_check"
 # agent clause in its window is close to one of the item's positive exemplars and closer to
 # it than to every near-miss negative; likewise an order's first event, a response's answer,
 # a response condition's trigger said in other words, and a wait announced in other words.
-ENGINE_VERSION = "6"
+# 7: a regex check's runs of Chinese characters also match their homophones as ASR writes
+# them (operators.sound_alike; defaults.yaml match.<language>.regex_sounds_like, on for zh).
+ENGINE_VERSION = "7"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:

@@ -57,7 +57,7 @@ from pipeline.scripts_check.semantic import (
     best_paraphrase,
     semantic_near_miss_floor,
 )
-from pipeline.text import NormText, clauses, normalise
+from pipeline.text import NormText, clauses, homophones, is_cjk, normalise, zh_readings
 
 CheckRole = Literal["agent", "customer", "unknown", "any"]
 
@@ -853,6 +853,55 @@ class Keywords(Operator):
 # --------------------------------------------------------------------------- regex
 
 
+def sound_alike(pattern: str) -> str:
+    """``pattern`` with every run of two or more literal Chinese characters widened to what
+    ASR writes for the same sounds: each character becomes a class of the common characters
+    with its tone-less reading, read as a phrase (客服 -> [客克刻课…][服福复富…], so 克服
+    heard for 客服 matches; 还款 is read huan kuan). A single character, anything inside
+    ``[...]`` and escapes stay as written: one syllable heard as another character means
+    little, and a class is the author's explicit list."""
+    out: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if len(run) >= 2:
+            for ch, syllable in zip(run, zh_readings("".join(run)), strict=True):
+                alike = ch + homophones(syllable).replace(ch, "")
+                out.append(f"[{alike}]" if len(alike) > 1 else ch)
+        else:
+            out.extend(run)
+        run.clear()
+
+    i, n = 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if is_cjk(ch):
+            run.append(ch)
+            i += 1
+            continue
+        flush()
+        if ch == "\\":
+            j = i + 2
+            if pattern[i + 1 : i + 2] in ("p", "P", "x") and pattern[j : j + 1] == "{":
+                j = pattern.index("}", j) + 1
+            out.append(pattern[i:j])
+            i = j
+        elif ch == "[":  # a class, copied whole (escapes inside it included)
+            j = i + 1
+            j += pattern[j : j + 1] == "^"
+            j += pattern[j : j + 1] == "]"
+            while j < n and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            out.append(pattern[i : j + 1])
+            i = j + 1
+        else:
+            out.append(ch)
+            i += 1
+    flush()
+    return "".join(out)
+
+
+@lru_cache(maxsize=512)
 def _compile(pattern: str):
     """A rubric pattern on RE2 (linear time, no catastrophic backtracking), case-insensitive.
 
@@ -887,6 +936,9 @@ class Regex(Operator):
     exclude: list[str] = Field(default_factory=list)
     present: bool = True
     within: Within | None = None
+    # Chinese words also match as ASR hears them (:func:`sound_alike`); None: the language's
+    # default (``defaults.yaml`` -> ``match.<language>.regex_sounds_like``)
+    sounds_like: bool | None = None
 
     @field_validator("pattern")
     @classmethod
@@ -904,8 +956,12 @@ class Regex(Operator):
     def evaluate(self, ctx: Context) -> Outcome:
         if role_undecidable(ctx.transcript, self.role):
             return Outcome(None, f"no {self.role} utterance (roles not told apart)")
-        rx = _compile(self.pattern)
-        excl = [_compile(p) for p in self.exclude]
+        alike = self.sounds_like
+        if alike is None:
+            alike = match_settings(ctx.language).regex_sounds_like
+        widen = sound_alike if alike else str
+        rx = _compile(widen(self.pattern))
+        excl = [_compile(widen(p)) for p in self.exclude]
         hits: list[Evidence] = []
         excused: list[Evidence] = []
         for i, u in select(ctx.transcript, self.role, self.within):
@@ -935,8 +991,11 @@ class Regex(Operator):
                 (excused if ex else hits).append(ev)
         n = len(hits)
         passed = (n > 0) == self.present
-        reason = f"/{self.pattern}/ matched {n} time(s)" + (
-            "" if self.present else " (must not match)"
+        reason = (
+            f"/{self.pattern}/"
+            + (" (or its words' homophones)" if alike else "")
+            + f" matched {n} time(s)"
+            + ("" if self.present else " (must not match)")
         )
         evs = hits + excused or [Evidence(reason=reason)]
         return Outcome(passed, reason, evs, support=hits)
