@@ -1103,6 +1103,7 @@ def main() -> None:
             "heldout7",
             "heldout8",
             "heldout9",
+            "heldout10",
         ],
         help="en: splits of the agent-line sets to score (benchmarks/data/en_script_lines_*)",
     )

@@ -34,12 +34,13 @@ from pipeline.scripts_check import load_rubric
 from pipeline.store import open_store
 from pipeline.store.review import ReviewStore, Scope
 
-OWN_WORDS = "Good morning, Northwind Telecom here, Sam speaking."
+# (en_telecom v4 passes a hello or good morning with the name: these have neither)
+OWN_WORDS = "Northwind Telecom here, Sam speaking."
 CALLS = {
     # the agent's own greeting: the rule fails it, reviewers pass it
     "own_1": OWN_WORDS,
-    "own_2": "Good morning, Northwind Telecom here, Ana speaking.",
-    "own_3": "Hi, Northwind Telecom here, this is Jo.",
+    "own_2": "Northwind Telecom here, Ana speaking.",
+    "own_3": "Yes, Northwind Telecom here, this is Jo.",
     # another company: the rule fails it and a reviewer agrees
     "acme": "Thank you for calling Acme Telecom, this is Kim.",
     # the script: the rule passes it
@@ -109,11 +110,8 @@ def test_overturns_become_a_proposal_that_rescoring_applies(archive, tmp_path) -
     assert greeting, proposals
     best = greeting[0]
     assert best.kind == "phrases"
-    # "hi" is said in one overturned call and known to no phrase: said, not required
-    assert best.add_phrases == [
-        "[good] [morning] [northwind] [telecom] here",
-        "hi [northwind] [telecom] here",
-    ]
+    # "yes" is said in one overturned call and known to no phrase: said, not required
+    assert best.add_phrases == ["[northwind] [telecom] here", "yes [northwind] [telecom] here"]
     assert (best.labelled, best.agree_before, best.agree_after) == (4, 1, 4)
     assert {f.call_id for f in best.flips} == {"own_1", "own_2", "own_3"}
     assert all(f.before is False and f.after is True and f.reviewer for f in best.flips)
@@ -125,12 +123,12 @@ def test_overturns_become_a_proposal_that_rescoring_applies(archive, tmp_path) -
     assert written == rubric_path
     added = [line for line in diff.splitlines() if line.startswith("+ ")]
     assert added == [
-        "+              - '[good] [morning] [northwind] [telecom] here'",
-        "+              - hi [northwind] [telecom] here",
+        "+              - '[northwind] [telecom] here'",
+        "+              - yes [northwind] [telecom] here",
     ]  # quoted: a plain YAML scalar cannot start with "["
-    assert "-version: 3" in diff and "+version: 4" in diff
+    assert "-version: 4" in diff and "+version: 5" in diff
     new = yaml.safe_load(rubric_path.read_text())
-    assert new["version"] == 4
+    assert new["version"] == 5
     text = rubric_path.read_text()
     assert "# [bracketed]: the words that carry the requirement" in text  # comments kept
 
@@ -168,7 +166,7 @@ def test_propose_and_accept_from_the_command_line(archive, tmp_path) -> None:
         cli, ["rubric", "propose", str(rubric_path), "--db", url, "--out", str(tmp_path / "p")]
     )
     assert out.exit_code == 0, out.output
-    assert "en_telecom.greeting: add '[good] [morning] [northwind] [telecom] here'" in out.output
+    assert "en_telecom.greeting: add '[northwind] [telecom] here'" in out.output
     assert (
         "agreed 1/4 -> 4/4" in out.output and "own_1: False -> True (reviewer: pass)" in out.output
     )
@@ -176,8 +174,8 @@ def test_propose_and_accept_from_the_command_line(archive, tmp_path) -> None:
     new = tmp_path / "en_telecom_v4.yaml"
     ok = CliRunner().invoke(cli, ["rubric", "accept", str(first), "--out", str(new)])
     assert ok.exit_code == 0, ok.output
-    assert "+version: 4" in ok.output and f"callqa rescore --rubric {new}" in ok.output
-    assert load_rubric(new).version == 4
+    assert "+version: 5" in ok.output and f"callqa rescore --rubric {new}" in ok.output
+    assert load_rubric(new).version == 5
     assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
 
 
@@ -201,10 +199,10 @@ def test_calibration_page_shows_overturns_and_the_proposal(archive, tmp_path) ->
     html = page.text
     assert 'data-item-id="greeting"' in html
     assert "质检员判通过、规则判不通过 (3)" in html  # the zh-CN catalogue (the default)
-    assert "Good morning, Northwind Telecom here, Sam speaking." in html
-    assert "<code>[good] [morning] [northwind] [telecom] here</code>" in html
+    assert OWN_WORDS in html
+    assert "<code>[northwind] [telecom] here</code>" in html
     assert "1/4 → <strong>4/4</strong>" in html
-    assert "+version: 4" in html
+    assert "+version: 5" in html
     assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
     assert client.get("/calibration/..%2Fetc").status_code == 404
     assert client.get("/calibration/no_such_rubric").status_code == 404
@@ -214,7 +212,7 @@ def test_a_rubric_owner_accepts_a_proposal_on_the_page_and_rescore_applies_it(
     archive, tmp_path, browser
 ) -> None:
     """In a real browser (zh-CN), a trainer accepts the greeting proposal on the calibration
-    page: the YAML diff is on the page, the golden cases run, version 4 is written and
+    page: the YAML diff is on the page, the golden cases run, version 5 is written and
     logged with who accepted it; `callqa rescore` then applies it with the reviewers'
     verdicts carried over, and the overturn rate on those calls falls to zero."""
     from pipeline.app import create_app
@@ -231,7 +229,7 @@ def test_a_rubric_owner_accepts_a_proposal_on_the_page_and_rescore_applies_it(
     )
     before = overturn_rate(store, rubric_path, "greeting")
     assert before == pytest.approx(3 / 4)
-    # a verdict on an item the proposal does not change: it must carry over to version 4
+    # a verdict on an item the proposal does not change: it must carry over to version 5
     rita = Scope(user_id=reviews.authenticate("rita", "secret-pass-1").id, all_calls=True)
     fw = next(i for i in reviews.final_score(rita, "own_1").items if i.id == "farewell")
     assert fw.machine_passed is True
@@ -248,39 +246,39 @@ def test_a_rubric_owner_accepts_a_proposal_on_the_page_and_rescore_applies_it(
         page.goto(f"{base}/calibration/en_telecom")
         item = page.locator('[data-item-id="greeting"]')
         first = item.locator('[data-testid="proposal"]').first
-        assert "+version: 4" in first.locator("pre.diff").inner_text()
+        assert "+version: 5" in first.locator("pre.diff").inner_text()
         button = first.locator('[data-testid="accept-proposal"]')
-        assert button.inner_text() == "接受为第 4 版"
+        assert button.inner_text() == "接受为第 5 版"
         assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
         button.click()
         page.wait_for_url(f"{base}/calibration/en_telecom")
         flash = page.locator(".flash").inner_text()
         assert (
-            "已写入 en_telecom 第 4 版" in flash
+            "已写入 en_telecom 第 5 版" in flash
             and f"callqa rescore --rubric {rubric_path}" in flash
         )
-        assert "v4" in page.locator("h1").inner_text()
+        assert "v5" in page.locator("h1").inner_text()
         assert page.csp_errors == []
         page.context.close()
 
     new = load_rubric(rubric_path)
-    assert new.version == 4
-    assert "hi [northwind] [telecom] here" in rubric_path.read_text()
+    assert new.version == 5
+    assert "'[northwind] [telecom] here'" in rubric_path.read_text()
     (entry,) = [json.loads(x) for x in (var / CHANGE_LOG).read_text().splitlines()]
     assert (entry["by"], entry["item_id"], entry["version_before"], entry["version_after"]) == (
         "tom",
         "greeting",
-        3,
         4,
+        5,
     )
-    assert entry["sha256_after"] == new.sha256 and "+version: 4" in entry["diff"]
+    assert entry["sha256_after"] == new.sha256 and "+version: 5" in entry["diff"]
 
     summary = Rescorer(store, rubric=str(rubric_path), risk=False).rescore()
     assert summary.rescored == len(CALLS)
     assert overturn_rate(store, rubric_path, "greeting") == 0.0
     for call_id in ("own_1", "own_2", "own_3"):
         final = reviews.final_score(rita, call_id)
-        assert final.rubric_version == "4"
+        assert final.rubric_version == "5"
         g = next(i for i in final.items if i.id == "greeting")
         assert g.machine_passed is True and g.passed is True  # the new version passes it
     final = reviews.final_score(rita, "own_1")
@@ -319,10 +317,10 @@ def test_accepting_on_the_page_is_gated_and_refuses_a_stale_proposal(archive, tm
     assert "no longer the current one" in r.text
     assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
     r = tom.post(url, data={"csrf_token": token, "digest": digests[0]}, follow_redirects=True)
-    assert r.status_code == 200 and load_rubric(rubric_path).version == 4
-    # the page now shows version 4; the proposal it was accepted from is gone
+    assert r.status_code == 200 and load_rubric(rubric_path).version == 5
+    # the page now shows version 5; the proposal it was accepted from is gone
     r = tom.post(url, data={"csrf_token": token, "digest": digests[0]}, follow_redirects=True)
-    assert "no longer the current one" in r.text and load_rubric(rubric_path).version == 4
+    assert "no longer the current one" in r.text and load_rubric(rubric_path).version == 5
 
 
 def test_a_learnt_phrase_brackets_only_words_the_rubric_knows_or_several_overturns_say() -> None:
