@@ -366,7 +366,9 @@ def test_a_broken_hallucination_file_is_refused(tmp_path):
 
 
 def test_decode_hints_table():
-    lex = Lexicon(version=1, use="hotwords", terms={"zh": ["工号", "分期"], "en": ["Acme"]})
+    lex = Lexicon(
+        version=1, use="hotwords", forms="hotwords", terms={"zh": ["工号", "分期"], "en": ["Acme"]}
+    )
     assert decode_hints(lex, "zh", ["分期", "燕之屋"]) == {
         "hotwords": "工号、分期、燕之屋",
         "initial_prompt": None,
@@ -376,8 +378,15 @@ def test_decode_hints_table():
     both = lex.model_copy(update={"use": "both"})
     assert decode_hints(both, "zh") == {"hotwords": "工号、分期", "initial_prompt": "工号、分期"}
     assert Lexicon(version=1, use=False).use == "off"  # YAML's bare off
-    off = lex.model_copy(update={"use": "off"})
-    assert decode_hints(off, "zh", ["燕之屋"]) == {"hotwords": None, "initial_prompt": None}
+    # the lexicon's terms off (the shipped default), a form's terms still the prompt
+    off = lex.model_copy(update={"use": "off", "forms": "prompt"})
+    assert decode_hints(off, "zh", ["燕之屋"]) == {"hotwords": None, "initial_prompt": "燕之屋"}
+    assert decode_hints(off, "zh") == {"hotwords": None, "initial_prompt": None}
+    hot = off.model_copy(update={"forms": "hotwords"})
+    assert decode_hints(hot, "zh", ["燕之屋"]) == {"hotwords": "燕之屋", "initial_prompt": None}
+    none = off.model_copy(update={"forms": "off"})
+    assert decode_hints(none, "zh", ["燕之屋"]) == {"hotwords": None, "initial_prompt": None}
+    assert Lexicon(version=1, forms=False).forms == "off"
 
 
 @pytest.mark.parametrize(
@@ -403,7 +412,10 @@ def test_a_rubric_vocabulary_is_read():
     from pipeline.scripts_check import load_rubric
 
     rubric = load_rubric(Path(__file__).resolve().parents[1] / "rubrics" / "zh_bank_hotline.yaml")
-    assert isinstance(rubric.vocabulary, list)
+    assert "华信银行" in rubric.vocabulary and "工号" in rubric.vocabulary
+    # the shipped lexicon keeps its own terms off and gives a form's terms as hot words
+    hints = decode_hints(load_lexicon(), "zh", rubric.vocabulary)
+    assert hints["hotwords"] is None and hints["initial_prompt"].startswith("华信银行、信用卡")
 
 
 @pytest.mark.slow
@@ -415,7 +427,7 @@ def test_hot_words_reach_faster_whisper(zh_clip, tmp_path, monkeypatch):
     from pipeline.transcribe import transcribe_call
 
     lexicon = tmp_path / "lexicon.yaml"
-    lexicon.write_text("version: 1\nuse: both\nterms: {zh: [达摩院]}\n")
+    lexicon.write_text("version: 1\nuse: both\nforms: both\nterms: {zh: [达摩院]}\n")
     seen = []
     forward = BatchedInferencePipeline.forward
 

@@ -3,7 +3,10 @@
 The lexicon (``rubrics/lexicon/default.yaml`` or ``QA_ASR_LEXICON``, validated on load) lists
 terms per language and says how they reach faster-whisper: ``hotwords`` (its hot-word
 prefix), ``prompt`` (Whisper's ``initial_prompt``), ``both`` or ``off``. A rubric's
-``vocabulary:`` adds the form's own terms for the calls routed to it before transcription.
+``vocabulary:`` adds the form's own terms for the calls routed to it before transcription,
+the way the lexicon's ``forms`` says (the prompt by default): a form's terms are what its calls
+say, where the lexicon's reach every call, and terms a call does not say make Whisper base
+worse (README, "Custom vocabulary").
 The hints a call was decoded with are recorded in its transcript (``produced_by.asr``), the
 lexicon's sha256 and ``use`` in the ScoringConfig.
 """
@@ -33,12 +36,14 @@ class Lexicon(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: int | str
-    use: Literal["hotwords", "prompt", "both", "off"] = "hotwords"
+    use: Literal["hotwords", "prompt", "both", "off"] = "hotwords"  # the lexicon's terms
+    # how a form's ``vocabulary:`` reaches Whisper, for the calls routed to that form
+    forms: Literal["hotwords", "prompt", "both", "off"] = "prompt"
     terms: dict[str, list[str]] = Field(default_factory=dict)  # language → terms
     sha256: str | None = None
     path: str | None = None
 
-    @field_validator("use", mode="before")
+    @field_validator("use", "forms", mode="before")
     @classmethod
     def _yaml_off(cls, value: object) -> object:
         return "off" if value is False else value  # YAML reads a bare off as false
@@ -75,19 +80,21 @@ def lexicon_ref(path: str | Path | None = None) -> dict[str, str | None]:
     """What the ScoringConfig records of the lexicon: its sha256 and use (not where the
     file lies, so a fingerprint does not depend on the checkout's folder)."""
     lexicon = load_lexicon(path)
-    return {"sha256": lexicon.sha256, "use": lexicon.use}
+    return {"sha256": lexicon.sha256, "use": lexicon.use, "forms": lexicon.forms}
 
 
 def decode_hints(
     lexicon: Lexicon, language: str, extra: list[str] | tuple[str, ...] = ()
 ) -> dict[str, str | None]:
     """``{"hotwords": ..., "initial_prompt": ...}`` for a call in ``language``: the lexicon's
-    terms for it, then ``extra`` (a form's vocabulary), each once, in that order."""
-    if lexicon.use == "off":
-        return {"hotwords": None, "initial_prompt": None}
-    terms = list(dict.fromkeys([*lexicon.terms.get(language, []), *extra]))[:MAX_TERMS]
-    text = SEPARATOR.get(language, ", ").join(terms) or None
-    return {
-        "hotwords": text if lexicon.use in ("hotwords", "both") else None,
-        "initial_prompt": text if lexicon.use in ("prompt", "both") else None,
-    }
+    terms for it (as its ``use`` says), then ``extra``, the vocabulary of the form the call
+    was routed to (as its ``forms`` says), each term once, in that order."""
+    own = lexicon.terms.get(language, [])
+
+    def hint(mode: str) -> str | None:
+        terms = [*(own if lexicon.use in (mode, "both") else ())]
+        terms += [*(extra if lexicon.forms in (mode, "both") else ())]
+        terms = list(dict.fromkeys(terms))[:MAX_TERMS]
+        return SEPARATOR.get(language, ", ").join(terms) or None
+
+    return {"hotwords": hint("hotwords"), "initial_prompt": hint("prompt")}
