@@ -520,8 +520,10 @@ def _positions(
     word said is never a content word misheard ("there" is not "other"); an
     ``obligation_words`` word before "to" is no act ("we need to check"); a ``final_only``
     word counts only last, or before one of the words allowed after it ("good by"); a
-    ``not_after`` word not after the words listed with it ("you're welcome")."""
-    light = _light(cfg)
+    ``not_after`` word not after the words listed with it ("you're welcome"). An act word
+    of another synonym group said is that word, not this one misheard ("cheers" is thanks,
+    not "cheerio"; held-out 10)."""
+    light = _light(cfg) | (_act_words(cfg) - set(_alternatives(word, cfg)))
     out = [
         k
         for k, u in enumerate(units)
@@ -688,6 +690,12 @@ class ContentHit:
 def _content_words(phrase: str, language: str, cfg: ContentSettings) -> list[str]:
     light = set(cfg.light_words)
     return [u for u in normalise(plain(phrase), language).units if u not in light]
+
+
+@lru_cache(maxsize=8)
+def _act_words(cfg: ContentSettings) -> frozenset[str]:
+    """Every word of the ``synonyms`` groups."""
+    return frozenset(w for g in cfg.synonyms for w in g)
 
 
 def _alternatives(word: str, cfg: ContentSettings) -> tuple[str, ...]:
