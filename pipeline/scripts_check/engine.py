@@ -46,7 +46,9 @@ ENGINE = "callqa.scripts_check"
 # it than to every near-miss negative; likewise an order's first event, a response's answer,
 # a response condition's trigger said in other words, and a wait announced in other words.
 # 7: a regex check's runs of Chinese characters also match their homophones as ASR writes
-# them (operators.sound_alike; defaults.yaml match.<language>.regex_sounds_like, on for zh).
+# them (operators.sound_alike; defaults.yaml match.<language>.regex_sounds_like, on for zh);
+# in English, an act word of another synonym group said is that word, not this one misheard
+# ("cheers" is thanks, not "cheerio"; content._positions).
 ENGINE_VERSION = "7"
 
 
