@@ -25,7 +25,6 @@ worst-item F1 whose precision is at least 0.98 at every noise level.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import random
 import shutil
@@ -303,13 +302,9 @@ def _sound_tables() -> tuple[dict[str, list[str]], dict[str, list[str]], dict[st
     """Common characters (GB2312 level 1) by tone-less pinyin and by folded pinyin."""
     from pypinyin import Style, lazy_pinyin
 
-    from pipeline.text import fold_syllable
+    from pipeline.text import common_hanzi, fold_syllable
 
-    chars = []
-    for hi in range(0xB0, 0xD8):
-        for lo in range(0xA1, 0xFF):
-            with contextlib.suppress(UnicodeDecodeError):
-                chars.append(bytes([hi, lo]).decode("gb2312"))
+    chars = common_hanzi()
     by_py: dict[str, list[str]] = {}
     by_fold: dict[str, list[str]] = {}
     py_of: dict[str, str] = {}
