@@ -853,6 +853,7 @@ class Keywords(Operator):
 # --------------------------------------------------------------------------- regex
 
 
+@lru_cache(maxsize=512)
 def sound_alike(pattern: str) -> str:
     """``pattern`` with every run of two or more literal Chinese characters widened to what
     ASR writes for the same sounds: each character becomes a class of the common characters
