@@ -761,6 +761,10 @@ def test_closing_question_and_apology_in_own_words(form, item, line, verdict) ->
         ("zh_bank_hotline", "job_number", "您好，我是三幺七号客服，请问有什么能帮到您？", True),
         ("zh_bank_hotline", "job_number", "8675号很高兴为您服务。", True),
         ("zh_bank_hotline", "job_number", "您尾号三四五六的卡片已经激活了。", False),
+        # v8 (after split 7 was measured once): 幺 heard 要 right after 工号
+        ("zh_bank_hotline", "job_number", "华信银行信用卡中心，工号要4270，请问办什么业务？", True),
+        ("zh_bank_hotline", "job_number", "您的工号要记好，别告诉别人。", False),
+        ("zh_bank_hotline", "job_number", "这笔我要300块的额度。", False),
         ("zh_bank_hotline", "job_number", "请您拨打九五五八八号码咨询。", False),
         ("zh_bank_hotline", "job_number", "您好，很高兴为您服务。", False),
         ("zh_ecommerce", "satisfaction_invite", "到时候收到了麻烦您给个五星，不打扰您了。", True),
