@@ -300,19 +300,13 @@ def synth_dialogue(
 @lru_cache(maxsize=1)
 def _sound_tables() -> tuple[dict[str, list[str]], dict[str, list[str]], dict[str, str]]:
     """Common characters (GB2312 level 1) by tone-less pinyin and by folded pinyin."""
-    from pypinyin import Style, lazy_pinyin
+    from pipeline.text import common_hanzi, fold_syllable, hanzi_by_reading
 
-    from pipeline.text import common_hanzi, fold_syllable
-
-    chars = common_hanzi()
-    by_py: dict[str, list[str]] = {}
+    by_py = {py: list(chars) for py, chars in hanzi_by_reading().items()}
+    py_of = {c: py for py, chars in by_py.items() for c in chars}
     by_fold: dict[str, list[str]] = {}
-    py_of: dict[str, str] = {}
-    for c in chars:
-        py = lazy_pinyin(c, style=Style.NORMAL)[0]
-        py_of[c] = py
-        by_py.setdefault(py, []).append(c)
-        by_fold.setdefault(fold_syllable(py), []).append(c)
+    for c in common_hanzi():
+        by_fold.setdefault(fold_syllable(py_of[c]), []).append(c)
     return by_py, by_fold, py_of
 
 

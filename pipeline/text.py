@@ -188,7 +188,7 @@ def common_hanzi() -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=1)
-def _hanzi_by_reading() -> dict[str, str]:
+def hanzi_by_reading() -> dict[str, str]:
     """Tone-less pinyin -> the common characters read so on their own (a character's other,
     often archaic, readings would put 不 among the homophones of 服)."""
     from pypinyin import Style, lazy_pinyin
@@ -210,7 +210,7 @@ def zh_readings(text: str) -> list[str]:
 
 def homophones(syllable: str) -> str:
     """The common characters with the tone-less reading ``syllable`` ("" if none)."""
-    return _hanzi_by_reading().get(syllable, "")
+    return hanzi_by_reading().get(syllable, "")
 
 
 # --------------------------------------------------------------------------- hesitations

@@ -92,9 +92,11 @@ def decode_hints(
     own = lexicon.terms.get(language, [])
 
     def hint(mode: str) -> str | None:
-        terms = [*(own if lexicon.use in (mode, "both") else ())]
-        terms += [*(extra if lexicon.forms in (mode, "both") else ())]
-        terms = list(dict.fromkeys(terms))[:MAX_TERMS]
-        return SEPARATOR.get(language, ", ").join(terms) or None
+        terms: list[str] = []
+        if lexicon.use in (mode, "both"):
+            terms += own
+        if lexicon.forms in (mode, "both"):
+            terms += extra
+        return SEPARATOR.get(language, ", ").join(list(dict.fromkeys(terms))[:MAX_TERMS]) or None
 
     return {"hotwords": hint("hotwords"), "initial_prompt": hint("prompt")}
