@@ -910,8 +910,8 @@ def test_an_installment_asked_in_other_words_makes_the_fee_rule_apply() -> None:
 
 # A regex check's Chinese words match as the ASR hears them (defaults.yaml ->
 # match.zh.regex_sounds_like): a run of two or more literal characters takes the common
-# characters of the same tone-less reading; single characters, [...] classes and escapes
-# stay as written. (pattern, text, matches)
+# characters of the same tone-less reading; single characters, escapes and [...] classes
+# stay as written, except a class of spoken digits. (pattern, text, matches)
 @pytest.mark.parametrize(
     ("pattern", "text", "hit"),
     [
@@ -927,6 +927,14 @@ def test_an_installment_asked_in_other_words_makes_the_fee_rule_apply() -> None:
         ("[工宫]号", "功号", False),  # a class: the author's list
         ("\\p{Han}号码", "电话好马", True),  # escapes copied; 号码 heard 好马
         ("(?:请|麻烦)您?评价", "麻烦您平价", True),
+        # a class of spoken digits takes its numerals' homophones (engine 8; split 7:
+        # 工号幺零四七 heard 工号邀领4起, 幺 heard 要)
+        ("工号[0-9零一二三四五六七八九幺两]{3,}", "工号邀领4起号", True),
+        ("工号[0-9零一二三四五六七八九幺两]{3,}", "工号要4270", True),
+        ("工号[0-9零一二三四五六七八九幺两]{3,}", "工号是以后再说", False),  # 是: no digit
+        ("工号[0-9零一二三四五六七八九幺两]{3,}", "工号等下告诉您", False),
+        ("[^零一二三]号", "要号", True),  # a negated class: as written
+        ("[一二]号", "以号", False),  # two numerals: the author's list
     ],
 )
 def test_regex_sounds_like(pattern, text, hit) -> None:

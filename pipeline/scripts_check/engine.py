@@ -49,7 +49,9 @@ ENGINE = "callqa.scripts_check"
 # them (operators.sound_alike; defaults.yaml match.<language>.regex_sounds_like, on for zh);
 # in English, an act word of another synonym group said is that word, not this one misheard
 # ("cheers" is thanks, not "cheerio"; content._positions).
-ENGINE_VERSION = "7"
+# 8: a regex class of spoken digits (three or more Chinese numerals) also matches their
+# homophones (工号邀领4起: 幺 heard 邀, 零 领, 七 起; operators._digit_class_alike).
+ENGINE_VERSION = "8"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:

@@ -853,14 +853,33 @@ class Keywords(Operator):
 # --------------------------------------------------------------------------- regex
 
 
+_ZH_NUMERALS = frozenset("零〇一二三四五六七八九十幺两")
+
+
+def _digit_class_alike(cls: str) -> str:
+    """A ``[...]`` class of spoken digits with the homophones of its numerals; any other
+    class as written."""
+    if cls.startswith("[^"):
+        return cls
+    hanzi = [ch for ch in cls if is_cjk(ch)]
+    if len(hanzi) < 3 or any(ch not in _ZH_NUMERALS for ch in hanzi):
+        return cls
+    extra = "".join(dict.fromkeys(c for ch in hanzi for c in homophones(zh_readings(ch)[0])))
+    extra = "".join(c for c in extra if c not in cls)
+    return cls[:-1] + extra + "]"
+
+
 @lru_cache(maxsize=512)
 def sound_alike(pattern: str) -> str:
     """``pattern`` with every run of two or more literal Chinese characters widened to what
     ASR writes for the same sounds: each character becomes a class of the common characters
     with its tone-less reading, read as a phrase (客服 -> [客克刻课…][服福复富…], so 克服
-    heard for 客服 matches; 还款 is read huan kuan). A single character, anything inside
-    ``[...]`` and escapes stay as written: one syllable heard as another character means
-    little, and a class is the author's explicit list."""
+    heard for 客服 matches; 还款 is read huan kuan). A single character, escapes and a
+    ``[...]`` class stay as written: one syllable heard as another character means little,
+    and a class is the author's explicit list. Except a class of spoken digits (three or
+    more Chinese numerals, nothing else Chinese): a digit is one syllable inside a number,
+    and ASR writes it as any character of that sound (工号幺零四七 heard 工号邀领4起), so
+    the class also takes their homophones."""
     out: list[str] = []
     run: list[str] = []
 
@@ -893,7 +912,7 @@ def sound_alike(pattern: str) -> str:
             j += pattern[j : j + 1] == "]"
             while j < n and pattern[j] != "]":
                 j += 2 if pattern[j] == "\\" else 1
-            out.append(pattern[i : j + 1])
+            out.append(_digit_class_alike(pattern[i : j + 1]))
             i = j + 1
         else:
             out.append(ch)
