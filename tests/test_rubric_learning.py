@@ -34,6 +34,8 @@ from pipeline.scripts_check import load_rubric
 from pipeline.store import open_store
 from pipeline.store.review import ReviewStore, Scope
 
+V = load_rubric("en_telecom").version  # the shipped version a proposal builds on
+
 # (en_telecom v4 passes a hello or good morning with the name: these have neither)
 OWN_WORDS = "Northwind Telecom here, Sam speaking."
 CALLS = {
@@ -126,9 +128,9 @@ def test_overturns_become_a_proposal_that_rescoring_applies(archive, tmp_path) -
         "+              - '[northwind] [telecom] here'",
         "+              - yes [northwind] [telecom] here",
     ]  # quoted: a plain YAML scalar cannot start with "["
-    assert "-version: 4" in diff and "+version: 5" in diff
+    assert f"-version: {V}" in diff and f"+version: {V + 1}" in diff
     new = yaml.safe_load(rubric_path.read_text())
-    assert new["version"] == 5
+    assert new["version"] == V + 1
     text = rubric_path.read_text()
     assert "# [bracketed]: the words that carry the requirement" in text  # comments kept
 
@@ -171,11 +173,11 @@ def test_propose_and_accept_from_the_command_line(archive, tmp_path) -> None:
         "agreed 1/4 -> 4/4" in out.output and "own_1: False -> True (reviewer: pass)" in out.output
     )
     first = sorted((tmp_path / "p").glob("en_telecom.greeting.*.json"))[0]
-    new = tmp_path / "en_telecom_v4.yaml"
+    new = tmp_path / f"en_telecom_v{V}.yaml"
     ok = CliRunner().invoke(cli, ["rubric", "accept", str(first), "--out", str(new)])
     assert ok.exit_code == 0, ok.output
-    assert "+version: 5" in ok.output and f"callqa rescore --rubric {new}" in ok.output
-    assert load_rubric(new).version == 5
+    assert f"+version: {V + 1}" in ok.output and f"callqa rescore --rubric {new}" in ok.output
+    assert load_rubric(new).version == V + 1
     assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
 
 
@@ -202,7 +204,7 @@ def test_calibration_page_shows_overturns_and_the_proposal(archive, tmp_path) ->
     assert OWN_WORDS in html
     assert "<code>[northwind] [telecom] here</code>" in html
     assert "1/4 → <strong>4/4</strong>" in html
-    assert "+version: 5" in html
+    assert f"+version: {V + 1}" in html
     assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
     assert client.get("/calibration/..%2Fetc").status_code == 404
     assert client.get("/calibration/no_such_rubric").status_code == 404
@@ -212,7 +214,7 @@ def test_a_rubric_owner_accepts_a_proposal_on_the_page_and_rescore_applies_it(
     archive, tmp_path, browser
 ) -> None:
     """In a real browser (zh-CN), a trainer accepts the greeting proposal on the calibration
-    page: the YAML diff is on the page, the golden cases run, version 5 is written and
+    page: the YAML diff is on the page, the golden cases run, the next version is written and
     logged with who accepted it; `callqa rescore` then applies it with the reviewers'
     verdicts carried over, and the overturn rate on those calls falls to zero."""
     from pipeline.app import create_app
@@ -229,7 +231,7 @@ def test_a_rubric_owner_accepts_a_proposal_on_the_page_and_rescore_applies_it(
     )
     before = overturn_rate(store, rubric_path, "greeting")
     assert before == pytest.approx(3 / 4)
-    # a verdict on an item the proposal does not change: it must carry over to version 5
+    # a verdict on an item the proposal does not change: it must carry over to the next version
     rita = Scope(user_id=reviews.authenticate("rita", "secret-pass-1").id, all_calls=True)
     fw = next(i for i in reviews.final_score(rita, "own_1").items if i.id == "farewell")
     assert fw.machine_passed is True
@@ -246,39 +248,39 @@ def test_a_rubric_owner_accepts_a_proposal_on_the_page_and_rescore_applies_it(
         page.goto(f"{base}/calibration/en_telecom")
         item = page.locator('[data-item-id="greeting"]')
         first = item.locator('[data-testid="proposal"]').first
-        assert "+version: 5" in first.locator("pre.diff").inner_text()
+        assert f"+version: {V + 1}" in first.locator("pre.diff").inner_text()
         button = first.locator('[data-testid="accept-proposal"]')
-        assert button.inner_text() == "接受为第 5 版"
+        assert button.inner_text() == f"接受为第 {V + 1} 版"
         assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
         button.click()
         page.wait_for_url(f"{base}/calibration/en_telecom")
         flash = page.locator(".flash").inner_text()
         assert (
-            "已写入 en_telecom 第 5 版" in flash
+            f"已写入 en_telecom 第 {V + 1} 版" in flash
             and f"callqa rescore --rubric {rubric_path}" in flash
         )
-        assert "v5" in page.locator("h1").inner_text()
+        assert f"v{V + 1}" in page.locator("h1").inner_text()
         assert page.csp_errors == []
         page.context.close()
 
     new = load_rubric(rubric_path)
-    assert new.version == 5
+    assert new.version == V + 1
     assert "'[northwind] [telecom] here'" in rubric_path.read_text()
     (entry,) = [json.loads(x) for x in (var / CHANGE_LOG).read_text().splitlines()]
     assert (entry["by"], entry["item_id"], entry["version_before"], entry["version_after"]) == (
         "tom",
         "greeting",
-        4,
-        5,
+        V,
+        V + 1,
     )
-    assert entry["sha256_after"] == new.sha256 and "+version: 5" in entry["diff"]
+    assert entry["sha256_after"] == new.sha256 and f"+version: {V + 1}" in entry["diff"]
 
     summary = Rescorer(store, rubric=str(rubric_path), risk=False).rescore()
     assert summary.rescored == len(CALLS)
     assert overturn_rate(store, rubric_path, "greeting") == 0.0
     for call_id in ("own_1", "own_2", "own_3"):
         final = reviews.final_score(rita, call_id)
-        assert final.rubric_version == "5"
+        assert final.rubric_version == str(V + 1)
         g = next(i for i in final.items if i.id == "greeting")
         assert g.machine_passed is True and g.passed is True  # the new version passes it
     final = reviews.final_score(rita, "own_1")
@@ -317,10 +319,10 @@ def test_accepting_on_the_page_is_gated_and_refuses_a_stale_proposal(archive, tm
     assert "no longer the current one" in r.text
     assert rubric_path.read_bytes() == (RUBRICS_DIR / "en_telecom.yaml").read_bytes()
     r = tom.post(url, data={"csrf_token": token, "digest": digests[0]}, follow_redirects=True)
-    assert r.status_code == 200 and load_rubric(rubric_path).version == 5
-    # the page now shows version 5; the proposal it was accepted from is gone
+    assert r.status_code == 200 and load_rubric(rubric_path).version == V + 1
+    # the page now shows the next version; the proposal it was accepted from is gone
     r = tom.post(url, data={"csrf_token": token, "digest": digests[0]}, follow_redirects=True)
-    assert "no longer the current one" in r.text and load_rubric(rubric_path).version == 5
+    assert "no longer the current one" in r.text and load_rubric(rubric_path).version == V + 1
 
 
 def test_a_learnt_phrase_brackets_only_words_the_rubric_knows_or_several_overturns_say() -> None:

@@ -79,6 +79,9 @@ class ContentSettings(BaseModel):
     skeleton_ratio: float = Field(ge=0, le=100)  # consonant skeletons (birth / bath)
     min_share: float = Field(ge=0, le=1)  # of a phrase's non-key content words
     window_extra: int = Field(ge=0)  # words beyond the phrase's length in one window
+    # a window holds at least this many words: a short phrase's two parts said apart
+    # ("thanks a lot for your patience today, you take care now")
+    min_window: int = Field(0, ge=0)
     light_words: tuple[str, ...] = ()
     synonyms: tuple[tuple[str, ...], ...] = ()
     negations: tuple[str, ...] = ()
@@ -101,6 +104,9 @@ class ContentSettings(BaseModel):
     # a cue followed by a ``statement_subjects`` word opens a relative clause, it asks
     # nothing: "that date of birth matches what we have"
     relative_cues: tuple[str, ...] = ()
+    # (cue, words...): a request cue right after one of those words asks nothing: "if you
+    # need it later" is the customer's need, not the agent asking
+    request_cue_not_after: tuple[tuple[str, ...], ...] = ()
     # a ``speaker_clause_cues`` word then an ``offer_speaker`` word opens a clause of what
     # the speaker does, before the key words: "could you hold on while i find your account
     # number" asks the customer to wait, not for the account number
@@ -240,6 +246,7 @@ def _is_request(original: str, units: tuple[str, ...], cfg: ContentSettings) -> 
             or (j > 1 and units[j - 2] in conditions)
         )  # "if i could just take your ..."
         and not (u in relative and units[j + 1 : j + 2] and units[j + 1] in subjects)
+        and not (j and any(u == g[0] and units[j - 1] in g[1:] for g in cfg.request_cue_not_after))
     ]
     if set(cfg.request_cues) & set(asked):
         return True
@@ -740,7 +747,7 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
         if not words or negs & set(words):
             continue
         others = [w for w in words if w not in keys]
-        width = len(normalise(plain(phrase), language)) + cfg.window_extra
+        width = max(len(normalise(plain(phrase), language)) + cfg.window_extra, cfg.min_window)
         found: dict[str, list[int]] = {}
         for w in dict.fromkeys(words):
             if w in keys:
@@ -762,7 +769,7 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
             inside = {w for w, ps in found.items() if any(start <= p < end for p in ps)}
             if not keys <= inside:
                 continue
-            if any(u in negs for u in utt.units[start:end]):
+            if _negated(utt, start, end, found, keys, cfg):
                 continue
             heard_others = [w for w in others if w in inside]
             n_others = len(others)
@@ -793,6 +800,35 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
                     tuple(w for w in words if w not in inside),
                 )
     return best
+
+
+def _negated(
+    utt: NormText,
+    start: int,
+    end: int,
+    found: dict[str, list[int]],
+    keys: set[str],
+    cfg: ContentSettings,
+) -> bool:
+    """A negation in a clause of the window that holds the phrase's key words or says one of
+    its act words (or a synonym) as written, from the clause the window starts in: "I can't
+    help with anything else" is no offer, nor "your date of birth is on file, so no need to
+    give it", while "could you give me the account number? I didn't quite catch it" and "no
+    worries, can I just get your account number" still ask."""
+    clause = [0] * len(utt)
+    for k in range(1, len(utt)):
+        gap = utt.original[utt.spans[k - 1][1] : utt.spans[k][0]]
+        clause[k] = clause[k - 1] + bool(_PUNCT.search(gap))
+    held = {
+        clause[p]
+        for w, ps in found.items()
+        for p in ps
+        if start <= p < end and (w in keys or utt.units[p] in _alternatives(w, cfg))
+    }
+    negs = set(cfg.negations)
+    return any(
+        utt.units[p] in negs and clause[p] in held for p in range(_clause_start(utt, start), end)
+    )
 
 
 def _foreign_words(
