@@ -180,6 +180,20 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("identity_check", "I am sorry to hear that. May I have your account, please.", True),
         ("identity_check", "I am sorry to hear that. I have your account here.", False),
         ("identity_check", "Can I have your mobile number for the text?", False),
+        # engine 8 / en_telecom v5 (held-out 12): a negation counts in the clauses of the
+        # phrase's key words and act words; a window of at least 12 words; "DOB"
+        ("identity_check", "Could you give me the account number again? I didn't catch it.", True),
+        ("identity_check", "Yeah, no worries, can I just get your account number?", True),
+        ("identity_check", "Your date of birth is on file, so no need to give it.", False),
+        ("identity_check", "Your account number is on your bill if you need it later.", False),
+        ("identity_check", "Just for data protection, can you confirm your DOB?", True),
+        ("anything_else", "I can't help with anything else on this line, sorry.", False),
+        ("farewell", "Thanks a lot for your patience today, you take care now.", True),
+        ("farewell", "Thanks for holding, and enjoy the rest of your day.", True),
+        ("farewell", "Enjoy your day.", False),  # a close, no thanks
+        ("farewell", "Thanks for your patience today, I'll send the details by email.", False),
+        ("greeting", "Morning, Northwind Telecom, Callum speaking.", True),  # "good" lost
+        ("greeting", "I see you called this morning, Northwind Telecom has your ticket.", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

@@ -50,7 +50,10 @@ ENGINE = "callqa.scripts_check"
 # in English, an act word of another synonym group said is that word, not this one misheard
 # ("cheers" is thanks, not "cheerio"; content._positions).
 # 8: a regex class of spoken digits (three or more Chinese numerals) also matches their
-# homophones (工号邀领4起: 幺 heard 邀, 零 领, 七 起; operators._digit_class_alike).
+# homophones (工号邀领4起: 幺 heard 邀, 零 领, 七 起; operators._digit_class_alike); in
+# English, a negation counts in the clauses of the phrase's key and act words, a window holds
+# at least `min_window` words, a request cue after "you" asks nothing
+# (`request_cue_not_after`), "DOB" is "date of birth" (held-out 12).
 ENGINE_VERSION = "8"
 
 
