@@ -767,6 +767,16 @@ def test_closing_question_and_apology_in_own_words(form, item, line, verdict) ->
         ("zh_bank_hotline", "job_number", "这笔我要300块的额度。", False),
         ("zh_bank_hotline", "job_number", "请您拨打九五五八八号码咨询。", False),
         ("zh_bank_hotline", "job_number", "您好，很高兴为您服务。", False),
+        # v9 / engine 8: the role word before the number, its digits heard as sounds (split 7)
+        (
+            "zh_bank_hotline",
+            "job_number",
+            "您好华信银行信用卡中心，我是客服专员邀领4起号，您请讲。",
+            True,
+        ),
+        ("zh_bank_hotline", "job_number", "您好，我是客服专员幺零四七号。", True),
+        ("zh_bank_hotline", "job_number", "我是客服专员，给您寄的卡是三号到的。", False),
+        ("zh_bank_hotline", "job_number", "我们客服一起帮您看看。", False),
         ("zh_ecommerce", "satisfaction_invite", "到时候收到了麻烦您给个五星，不打扰您了。", True),
         ("zh_ecommerce", "satisfaction_invite", "方便的话给我们打个五星吧。", True),
         ("zh_ecommerce", "satisfaction_invite", "这款台灯是五金店同款。", False),
