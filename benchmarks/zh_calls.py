@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sqlite3
 import sys
 import tempfile
@@ -156,11 +157,15 @@ def longest_common_run(number: str, runs: list[str]) -> int:
     return best
 
 
+_HASH = re.compile(r"[0-9a-f]{32,}")
+
+
 def texts_of(document) -> Iterator[str]:
     """Every string in a JSON-like document; a list of word dicts also as its joined text
     (a number may be split over word entries)."""
     if isinstance(document, str):
-        yield document
+        if not _HASH.fullmatch(document):  # a sha256 / group key: hex, no one said it
+            yield document
     elif isinstance(document, dict):
         for value in document.values():
             yield from texts_of(value)
