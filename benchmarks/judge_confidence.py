@@ -66,7 +66,9 @@ def main() -> None:
     ap.add_argument("--db", nargs="+", type=Path, required=True)
     args = ap.parse_args()
     rows = [r for s, d in zip(args.split, args.db, strict=True) for r in judge_moves(s, d)]
-    print(f"{'split':9} {'call':30} {'item':24} {'right':5} {'got':5} {'sim':>6} {'mean_p':>6} {'min_p':>6}  clause")
+    print(
+        f"{'split':9} {'call':30} {'item':24} {'right':5} {'got':5} {'sim':>6} {'mean_p':>6} {'min_p':>6}  clause"
+    )
     for r in sorted(rows, key=lambda r: (r["mean_p"] is None, r["mean_p"] or 0)):
         print(
             f"{r['split']:9} {r['call'][:30]:30} {r['item']:24} {str(r['right']):5} "
