@@ -247,3 +247,24 @@ def test_scoring_config_records_the_judge_for_zh_only() -> None:
     )
     assert len(zh["exemplars_sha256"]) == 64
     assert "judge" not in rubric_config(load_rubric("en_telecom")).semantic
+
+
+def test_a_sentence_that_crosses_a_red_line_does_no_service_act() -> None:
+    """Split 8 as the ASR heard it: the judge read the agent's rude last sentence as a
+    farewell (0.901); a sentence holding a red-line phrase passes no item in other words."""
+    rude = "一见不了当时谁跟你说的你去找谁，跟我说没用，反正这钱就得交不乐意你可以不用这张卡。"
+    t = _call(
+        ("agent", "您好，这里是长风银行信用卡中心。"),
+        ("customer", "那当时也没人跟我说啊，就不能给我减了嘛。"),
+        ("agent", rude),
+        ("customer", "你这什么态度啊？"),
+        ("agent", rude),
+    )
+    rubric = load_rubric("zh_bank_hotline")
+    by_id = {i.id: i for i in check_items(t, rubric)}
+    assert by_id["no_forbidden"].passed is False, by_id["no_forbidden"].reason
+    assert by_id["farewell"].passed is False, by_id["farewell"].reason
+    # the same sentence without its red-line words is judged as before
+    polite = "好的，那就不打扰您了，感谢您的来电，再见。"
+    t2 = _call(("agent", "您好。"), ("customer", "没有了。"), ("agent", polite))
+    assert _item("zh_bank_hotline", "farewell", t2).passed is True

@@ -54,7 +54,9 @@ ENGINE = "callqa.scripts_check"
 # English, a negation counts in the clauses of the phrase's key and act words, a window holds
 # at least `min_window` words, a request cue after "you" asks nothing
 # (`request_cue_not_after`), "DOB" is "date of birth" (held-out 12).
-ENGINE_VERSION = "8"
+# 9: the paraphrase judge passes nothing on an agent utterance that says a red-line phrase
+# (a critical forbidden check's hit: _red_line_free; split 8).
+ENGINE_VERSION = "9"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
@@ -96,6 +98,25 @@ def _explain_words(ctx: Context, rubric: Rubric, evidence: list[Evidence]) -> No
             e.words = segment_words(e.span, rubric.phrases())
 
 
+def _red_line_free(ctx: Context, rubric: Rubric, pairs: list) -> list:
+    """``pairs`` without the agent utterances that say one of the form's red-line phrases (a
+    critical ``forbidden`` check's hits): a sentence that crosses a red line does no service
+    act, however close it sits to a farewell's exemplars ("谁跟你说的你去找谁，跟我说没用"
+    read as a farewell at 0.901, split 8)."""
+    key = ("red_line_utterances", rubric.id)
+    if key not in ctx.cache:
+        said: set[int] = set()
+        for section in rubric.sections:
+            for it in section.items:
+                if it.critical and it.check.op == "forbidden":
+                    hit = it.check.evaluate(ctx)
+                    if hit.passed is False:
+                        said |= {e.utterance for e in hit.support if e.utterance is not None}
+        ctx.cache[key] = said
+    said = ctx.cache[key]
+    return [(i, u) for i, u in pairs if i not in said]
+
+
 def _paraphrase_judge(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
     """A required item the rules failed passes when an agent clause in the item's window says
     it in other words (semantic.judge_best against the item's exemplars); the rules' verdict
@@ -118,6 +139,7 @@ def _paraphrase_judge(ctx: Context, rubric: Rubric, item: Item, out: Outcome) ->
         exemplars = judge_order_first(rubric.id, item.id, rubric.language)
         then_at = out.evidence[0].utterance
         pairs = [(i, u) for i, u in select(ctx.transcript, "agent", None) if i < then_at]
+    pairs = _red_line_free(ctx, rubric, pairs or [])
     if exemplars is None or not pairs:
         return out
     hit = judge_best(exemplars, pairs, settings, ctx.cache)
@@ -158,7 +180,7 @@ def _judge_answers(ctx: Context, rubric: Rubric, item: Item, out: Outcome, setti
         return out
     evidence = []
     for k in triggers:
-        window = _agent_window(ctx, k, spec.max_turns)
+        window = _red_line_free(ctx, rubric, _agent_window(ctx, k, spec.max_turns))
         hit = judge_best(spec.then, window, settings, ctx.cache) if window else None
         if not judge_passes(hit, settings):
             return out
@@ -192,6 +214,7 @@ def _judge_response(ctx: Context, rubric: Rubric, item: Item, cond: Outcome) -> 
                          matched=word, reason=f"'{word}' said")  # fmt: skip
             reason = f"condition met in other words; answered: '{word}' at utterance {i}"
             return Outcome(True, reason, [said, e], support=[said, e])
+    window = _red_line_free(ctx, rubric, window)
     answer = judge_best(spec.then, window, settings, ctx.cache) if window else None
     if judge_passes(answer, settings):
         e = _judge_evidence(answer, settings, "the answer in other words")
