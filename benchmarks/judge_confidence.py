@@ -1,6 +1,6 @@
 """The paraphrase judge's passes on stored Chinese calls, with how sure the ASR was of the
-clause it passed (issue 27): for each item the rules failed and the judge passed, the
-clause's mean and lowest word probability and whether a human reviewer agrees.
+clause it passed (issue 27): for each verdict the judge moved, the clause's mean word
+probability (the confidence rule's own measure) and whether a human reviewer agrees.
 
     python benchmarks/judge_confidence.py --split heldout6 heldout7 --db var/bench/h6.db var/bench/h7.db
 
@@ -24,7 +24,7 @@ def judge_moves(split: str, db: Path) -> list[dict]:
     """The verdicts the judge moved in ``split``'s stored calls, with the ASR confidence of
     the clauses it moved them on."""
     from pipeline.scripts_check import check_items, load_rubric
-    from pipeline.scripts_check.confidence import _word_spans, span_confidence
+    from pipeline.scripts_check.confidence import span_confidence
     from pipeline.store.store import open_store
 
     script = zh_calls.load_split(split)
@@ -40,9 +40,6 @@ def judge_moves(split: str, db: Path) -> list[dict]:
             if rules[item.id] is item.passed:
                 continue
             for e in (e for e in item.evidence if e.method == "judge"):
-                u = t.utterances[e.utterance]
-                a, b = e.span_chars or (0, len(u.text))
-                probs = [p for s, x, p in _word_spans(u) if s < b and x > a]
                 rows.append(
                     {
                         "split": split,
@@ -53,8 +50,6 @@ def judge_moves(split: str, db: Path) -> list[dict]:
                         "clause": e.span,
                         "similarity": e.similarity,
                         "mean_p": span_confidence(t, e),
-                        "min_p": min(probs) if probs else None,
-                        "reason": e.reason,
                     }
                 )
     return rows
@@ -67,13 +62,13 @@ def main() -> None:
     args = ap.parse_args()
     rows = [r for s, d in zip(args.split, args.db, strict=True) for r in judge_moves(s, d)]
     print(
-        f"{'split':9} {'call':30} {'item':24} {'right':5} {'got':5} {'sim':>6} {'mean_p':>6} {'min_p':>6}  clause"
+        f"{'split':9} {'call':30} {'item':24} {'right':5} {'got':5} {'sim':>6} {'mean_p':>6}  clause"
     )
     for r in sorted(rows, key=lambda r: (r["mean_p"] is None, r["mean_p"] or 0)):
         print(
             f"{r['split']:9} {r['call'][:30]:30} {r['item']:24} {str(r['right']):5} "
-            f"{str(r['judged']):5} {r['similarity'] or 0:6.3f} {r['mean_p'] or 0:6.3f} "
-            f"{r['min_p'] or 0:6.3f}  {r['clause']}"
+            f"{str(r['judged']):5} {r['similarity'] or 0:6.3f} {r['mean_p'] or 0:6.3f}  "
+            f"{r['clause']}"
         )
 
 

@@ -243,6 +243,8 @@ def _soft_units(
 
 _ZH_DIGITS = dict(zip("0123456789", "零一二三四五六七八九", strict=True))
 _ZH_DIGIT_ALIASES = {"幺": "一", "两": "二", "〇": "零"}
+# the characters a spoken digit is written with (零 一 … 九, 幺, 两, 〇)
+ZH_DIGIT_CHARS = frozenset(_ZH_DIGITS.values()) | frozenset(_ZH_DIGIT_ALIASES)
 # Pure fillers: dropped wherever they occur, in phrases and utterances alike.
 _ZH_FILLER_CHARS = frozenset("嗯呃啊")
 # "那个" is also a real word (那个订单); only dropped in filler position: repeated, or

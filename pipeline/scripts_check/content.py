@@ -740,6 +740,7 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
     # you'd like a hand with"): it stands for one act word of the phrase
     asked = _needs_asked(utt.units, cfg) if _offers_only(tuple(phrases), language) else []
     statements = _statements_only(tuple(phrases), language)
+    clause = _clause_ids(utt)
     best: ContentHit | None = None
     for phrase in phrases:
         keys = {w for k in phrase_keys(phrase, phrases, language) for w in k}
@@ -769,7 +770,7 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
             inside = {w for w, ps in found.items() if any(start <= p < end for p in ps)}
             if not keys <= inside:
                 continue
-            if _negated(utt, start, end, found, keys, cfg):
+            if _negated(utt, clause, start, end, found, keys, cfg):
                 continue
             heard_others = [w for w in others if w in inside]
             n_others = len(others)
@@ -802,8 +803,18 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
     return best
 
 
+def _clause_ids(utt: NormText) -> list[int]:
+    """The clause of each unit (a punctuation mark between two units starts a new one)."""
+    clause = [0] * len(utt)
+    for k in range(1, len(utt)):
+        gap = utt.original[utt.spans[k - 1][1] : utt.spans[k][0]]
+        clause[k] = clause[k - 1] + bool(_PUNCT.search(gap))
+    return clause
+
+
 def _negated(
     utt: NormText,
+    clause: list[int],
     start: int,
     end: int,
     found: dict[str, list[int]],
@@ -814,11 +825,7 @@ def _negated(
     its act words (or a synonym) as written, from the clause the window starts in: "I can't
     help with anything else" is no offer, nor "your date of birth is on file, so no need to
     give it", while "could you give me the account number? I didn't quite catch it" and "no
-    worries, can I just get your account number" still ask."""
-    clause = [0] * len(utt)
-    for k in range(1, len(utt)):
-        gap = utt.original[utt.spans[k - 1][1] : utt.spans[k][0]]
-        clause[k] = clause[k - 1] + bool(_PUNCT.search(gap))
+    worries, can I just get your account number" still ask. ``clause``: :func:`_clause_ids`."""
     held = {
         clause[p]
         for w, ps in found.items()
@@ -826,9 +833,8 @@ def _negated(
         if start <= p < end and (w in keys or utt.units[p] in _alternatives(w, cfg))
     }
     negs = set(cfg.negations)
-    return any(
-        utt.units[p] in negs and clause[p] in held for p in range(_clause_start(utt, start), end)
-    )
+    first = clause.index(clause[start])  # the start of the window's first clause
+    return any(utt.units[p] in negs and clause[p] in held for p in range(first, end))
 
 
 def _foreign_words(

@@ -57,7 +57,15 @@ from pipeline.scripts_check.semantic import (
     best_paraphrase,
     semantic_near_miss_floor,
 )
-from pipeline.text import NormText, clauses, homophones, is_cjk, normalise, zh_readings
+from pipeline.text import (
+    ZH_DIGIT_CHARS,
+    NormText,
+    clauses,
+    homophones,
+    is_cjk,
+    normalise,
+    zh_readings,
+)
 
 CheckRole = Literal["agent", "customer", "unknown", "any"]
 
@@ -853,16 +861,13 @@ class Keywords(Operator):
 # --------------------------------------------------------------------------- regex
 
 
-_ZH_NUMERALS = frozenset("零〇一二三四五六七八九十幺两")
-
-
 def _digit_class_alike(cls: str) -> str:
     """A ``[...]`` class of spoken digits with the homophones of its numerals; any other
     class as written."""
     if cls.startswith("[^"):
         return cls
     hanzi = [ch for ch in cls if is_cjk(ch)]
-    if len(hanzi) < 3 or any(ch not in _ZH_NUMERALS for ch in hanzi):
+    if len(hanzi) < 3 or any(ch not in ZH_DIGIT_CHARS for ch in hanzi):
         return cls
     extra = "".join(dict.fromkeys(c for ch in hanzi for c in homophones(zh_readings(ch)[0])))
     extra = "".join(c for c in extra if c not in cls)
