@@ -194,6 +194,14 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("farewell", "Thanks for your patience today, I'll send the details by email.", False),
         ("greeting", "Morning, Northwind Telecom, Callum speaking.", True),  # "good" lost
         ("greeting", "I see you called this morning, Northwind Telecom has your ticket.", False),
+        # en_telecom v6 (held-out 13): "top" of the morning, "assistance", "when were you born"
+        ("greeting", "Top of the morning to you, Northwind Telecom, Niamh here.", True),
+        ("greeting", "Top of the morning to you, Southwind Telecom here.", False),
+        ("anything_else", "Is there any other way I could be of assistance today?", True),
+        ("anything_else", "Can you describe any other assistance you were given?", False),
+        ("identity_check", "Right then, when were you born, what's the full date?", True),
+        ("identity_check", "I see you were born in 1980.", False),
+        ("identity_check", "When were you last on the phone to us?", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:
