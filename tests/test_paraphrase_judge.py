@@ -268,3 +268,64 @@ def test_a_sentence_that_crosses_a_red_line_does_no_service_act() -> None:
     polite = "好的，那就不打扰您了，感谢您的来电，再见。"
     t2 = _call(("agent", "您好。"), ("customer", "没有了。"), ("agent", polite))
     assert _item("zh_bank_hotline", "farewell", t2).passed is True
+
+
+# engine 10 / judge exemplars v2: a clause is judged only in an utterance that says one of
+# the act's own marker words (``must_say``); the near misses are the judge's wrong passes on
+# splits 7-9's written lines
+@pytest.mark.parametrize(
+    ("form", "item", "first", "verdict"),
+    [
+        ("zh_ecommerce", "greeting", "您好，这边是售后，我是小孟，您请说。", True),
+        ("zh_ecommerce", "greeting", "喂，请讲。", False),  # 0.913 from a greeting exemplar
+        ("zh_ecommerce", "greeting", "好，查到了，订单尾号四四零六，是这一单吧？", False),
+        ("zh_bank_hotline", "greeting", "您好，这里是华信银行，请问有什么需要？", True),
+    ],
+)
+def test_greeting_judged_only_with_a_salutation(form, item, first, verdict) -> None:
+    t = _call(("agent", first), ("customer", "我想问一下。"), ("agent", "好的。"))
+    got = _item(form, item, t)
+    assert got.passed is verdict, got.reason
+
+
+@pytest.mark.parametrize(
+    ("line", "verdict"),
+    [
+        ("这次是我们没做好，给您造成困扰了。", True),
+        ("最近单子多，仓库忙不过来，慢慢等吧。", False),  # 0.913 from "是我们工作没做好"
+    ],
+)
+def test_apology_judged_only_with_an_apology_word(line: str, verdict: bool) -> None:
+    assert _agent_line("zh_ecommerce", "apology", line).passed is verdict
+
+
+def test_must_say_blank_word_is_rejected() -> None:
+    data = _exemplars()
+    data["forms"]["zh_ecommerce"]["greeting"]["must_say"] = ["您好", " "]
+    with pytest.raises(ValidationError, match="blank"):
+        JudgeExemplars.model_validate(data)
+
+
+# zh_bank_hotline v10: identity checked and no account news heard after it passes
+# (``if_first_only``), by the rules or in other words; with neither, n/a
+@pytest.mark.parametrize(
+    ("second", "verdict"),
+    [
+        ("好的，请问您是持卡人本人吗？请说一下身份证后四位。", True),  # the rules' first event
+        ("办理之前得先确认下是不是您本人，您说一下证件号码。", True),  # in other words
+        ("好的，您说一下卡号吧。", None),  # no identity check, no account news: n/a
+    ],
+)
+def test_identity_checked_and_no_account_news(second: str, verdict) -> None:
+    t = _call(
+        ("agent", "您好，华信银行信用卡中心，工号三二七零一。"),
+        ("customer", "我想换一张卡。"),
+        ("agent", second),
+        ("customer", "好的。"),
+        ("agent", "好的，新卡会在七个工作日内寄到。"),
+    )
+    got = _item("zh_bank_hotline", "identity_before_account", t)
+    if verdict is None:
+        assert not got.applicable, got.reason
+    else:
+        assert got.applicable and got.passed is verdict, got.reason

@@ -56,7 +56,10 @@ ENGINE = "callqa.scripts_check"
 # (`request_cue_not_after`), "DOB" is "date of birth" (held-out 12).
 # 9: the paraphrase judge passes nothing on an agent utterance that says a red-line phrase
 # (a critical forbidden check's hit: _red_line_free; split 8).
-ENGINE_VERSION = "9"
+# 10: an order's ``if_first_only`` (its 'first' heard and its 'then' never: identity checked,
+# no account news heard after it), the judge finding that 'first' in other words too; a
+# judge item's ``must_say`` (the act's own marker words, rubrics/judge/zh.yaml v2).
+ENGINE_VERSION = "10"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
@@ -121,6 +124,8 @@ def _paraphrase_judge(ctx: Context, rubric: Rubric, item: Item, out: Outcome) ->
     """A required item the rules failed passes when an agent clause in the item's window says
     it in other words (semantic.judge_best against the item's exemplars); the rules' verdict
     stands otherwise, and for critical items and items the judge has no exemplars of."""
+    if _first_only_applies(item, out) and ctx.judge and (settings := judge_settings()):
+        return _judge_first_only(ctx, rubric, item, out, settings)
     if out.passed is not False or not out.applicable or item.critical or not ctx.judge:
         return out
     settings = judge_settings()
@@ -147,6 +152,34 @@ def _paraphrase_judge(ctx: Context, rubric: Rubric, item: Item, out: Outcome) ->
         return out
     evidence = _judge_evidence(hit, settings, "said in other words")
     reason = f"said in other words: {evidence.reason}; rules: {out.reason}"
+    return Outcome(True, reason, [evidence], applicable=True, support=[evidence])
+
+
+def _first_only_applies(item: Item, out: Outcome) -> bool:
+    """An order item whose 'then' never happened (n/a), and which passes when its 'first'
+    happened alone (``if_first_only: pass``)."""
+    return (
+        item.check.op == "order"
+        and getattr(item.check, "if_first_only", None) == "pass"
+        and not out.applicable
+        and not item.critical
+    )
+
+
+def _judge_first_only(ctx: Context, rubric: Rubric, item: Item, out: Outcome, settings) -> Outcome:
+    """The order's 'first' said in other words (by the exemplars the judge file names for
+    it, in their window) when its 'then' never happened: the item passes as if the rules had
+    heard it; n/a stays otherwise."""
+    exemplars = judge_order_first(rubric.id, item.id, rubric.language)
+    if exemplars is None:
+        return out
+    within = Within(**exemplars.within) if exemplars.within else None
+    pairs = _red_line_free(ctx, rubric, select(ctx.transcript, "agent", within))
+    hit = judge_best(exemplars, pairs, settings, ctx.cache) if pairs else None
+    if not judge_passes(hit, settings):
+        return out
+    evidence = _judge_evidence(hit, settings, "'first' said in other words")
+    reason = f"{evidence.reason}; rules: {out.reason}"
     return Outcome(True, reason, [evidence], applicable=True, support=[evidence])
 
 

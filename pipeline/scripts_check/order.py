@@ -250,6 +250,13 @@ class _OrderBase(Operator):
         return None
 
 
+def _first_only_outcome(rule: Order, first: Evidence) -> Outcome:
+    reason = f"{first.matched!r} at utterance {first.utterance}; 'then' ({rule.then.describe()}) never happened"
+    if rule.if_first_only == "not_applicable":
+        return Outcome(None, f"not applicable: {reason}", [first], applicable=False)
+    return Outcome(rule.if_first_only == "pass", reason, [first], support=[first])
+
+
 def _before(a: Evidence, b: Evidence) -> bool:
     """a is said before b (same utterance: by character position)."""
     return _position(a) < _position(b)
@@ -296,6 +303,10 @@ class Order(_OrderBase):
 
     op: Literal["order"] = "order"
     first: Event
+    # the verdict when ``first`` happened and ``then`` never did (None: as ``if_absent``):
+    # identity checked and no account news heard after it is an identity check done first
+    # (a reviewer passes it; ASR garbles the account news more often than the check)
+    if_first_only: IfAbsent | None = None
 
     def _events(self) -> list[Event]:
         return [self.first, self.then]
@@ -305,6 +316,8 @@ class Order(_OrderBase):
             return out
         firsts = [e for _, e in self.first.hits(ctx)]
         thens = [e for _, e in self.then.hits(ctx)]
+        if not thens and firsts and self.if_first_only is not None:
+            return _first_only_outcome(self, firsts[0])
         if not thens:
             return self._absent(f"'then' ({self.then.describe()})")
         close_before = self._close_before(firsts, ctx)

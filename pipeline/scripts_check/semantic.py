@@ -240,12 +240,16 @@ class JudgeItem(BaseModel):
     unit: Literal["clause", "utterance"] = "clause"
     # a stricter margin than the judge's (a customer's trigger: customers say anything)
     margin: float | None = Field(default=None, ge=0, lt=1)
+    # words one of which the utterance must say for its clauses to be judged at all: the
+    # act's own marker (a greeting says 您好 or 欢迎; "喂，请讲" sits at 0.913 from a greeting
+    # exemplar, "好，查到了" at 0.904). Empty: every utterance of the window is judged.
+    must_say: list[str] = Field(default_factory=list)
 
-    @field_validator("positives", "negatives")
+    @field_validator("positives", "negatives", "must_say")
     @classmethod
     def _no_blank(cls, v: list[str]) -> list[str]:
         if any(not p.strip() for p in v):
-            raise ValueError("an exemplar is blank")
+            raise ValueError("a blank exemplar or word")
         return v
 
     @field_validator("within")
@@ -441,6 +445,8 @@ def judge_scores(
     ``unit: utterance``) and, per clause, its cosine with every positive and every negative
     (rows: clauses)."""
 
+    if exemplars.must_say:
+        pairs = [(i, u) for i, u in pairs if any(w in u.text for w in exemplars.must_say)]
     if exemplars.unit == "utterance":
         cands = [(i, u, 0, len(u.text), u.text) for i, u in pairs if u.text.strip()]
     else:
