@@ -120,6 +120,22 @@ BROKEN = [
         "sections[1].id: duplicate section id 'opening'",
     ),
     (lambda d: d["sections"][0].update(items=[]), "sections[0].items: "),
+    (
+        lambda d: _item(d, 0).update(check={"forbidden": {"phrases": ["b"], "patterns": ["(x"]}}),
+        "sections[0].items[0].check.forbidden.patterns: ",
+    ),
+    (
+        lambda d: _item(d, 0).update(
+            check={
+                "order": {
+                    "first": {"phrases": ["a"]},
+                    "then": {"phrases": ["b"]},
+                    "if_first_only": "maybe",
+                }
+            }
+        ),
+        "sections[0].items[0].check.order.if_first_only: ",
+    ),
 ]
 
 

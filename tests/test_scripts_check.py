@@ -615,20 +615,20 @@ ASK_ID = ("agent", "请问您是持卡人本人吗？")
         ([], ["感谢您的耐心等待您的积分，是上个月到期自动清零了。"], True),
         ([], ["谢谢您，我查到您的账户，从去年三月开通了短信提醒。"], True),
         ([], ["您的海款已经入帐了。"], True),
-        (["好的，您的账单，我帮您查一下。"], [], "n/a"),
-        (["您的额度，是多少？"], [], "n/a"),
+        (["好的，您的账单，我帮您查一下。"], [], "checked"),
+        (["您的额度，是多少？"], [], "checked"),
         (["您这张卡上个月有一笔两千三百元的消费还没还。"], [], False),
         (["好的，明年的年费免收。"], ["谢谢。"], False),
         (["你现在的固定额度是两万。"], ["好的。"], False),
         # asked, not told: questions and offers to look are no account fact
-        (["您是要查账单吗？"], [], "n/a"),
-        (["您的额度是多少"], [], "n/a"),
-        (["我帮您查一下您的账单。"], [], "n/a"),
-        (["您这张卡的年费是不是已经扣了"], [], "n/a"),
-        (["为了保障您的账户安全，需要核实一下。"], [], "n/a"),
+        (["您是要查账单吗？"], [], "checked"),
+        (["您的额度是多少"], [], "checked"),
+        (["我帮您查一下您的账单。"], [], "checked"),
+        (["您这张卡的年费是不是已经扣了"], [], "checked"),
+        (["为了保障您的账户安全，需要核实一下。"], [], "checked"),
         # a term without a value, a value without a term
-        (["关于账单的问题我帮您看看。"], [], "n/a"),
-        (["好的，已经记下了，您别着急。"], [], "n/a"),
+        (["关于账单的问题我帮您看看。"], [], "checked"),
+        (["好的，已经记下了，您别着急。"], [], "checked"),
     ],
 )
 def test_account_facts_in_the_agents_own_words(before, after, verdict) -> None:
@@ -636,10 +636,11 @@ def test_account_facts_in_the_agents_own_words(before, after, verdict) -> None:
     lines = [("agent", t) for t in before] + [ASK_ID, ("customer", "是的。")]
     lines += [("agent", t) for t in after]
     (item,) = [i for i in check_items(_call(*lines), rubric) if i.id == "identity_before_account"]
+    if verdict == "checked":  # no account fact at all: the identity check alone passes (v10)
+        assert item.passed is True and "never happened" in item.reason, item.reason
+        return
     got = item.passed if item.applicable else "n/a"
     assert got == verdict, item.reason
-    if verdict is not True and verdict is not False:
-        return
     facts = [e for e in item.evidence if " + " in (e.matched or "")]  # term + value
     assert not before or facts, "an account fact cites its clause"
     assert all(e.span and e.span in e.text for e in facts)
@@ -780,6 +781,19 @@ def test_closing_question_and_apology_in_own_words(form, item, line, verdict) ->
         ("zh_ecommerce", "satisfaction_invite", "到时候收到了麻烦您给个五星，不打扰您了。", True),
         ("zh_ecommerce", "satisfaction_invite", "方便的话给我们打个五星吧。", True),
         ("zh_ecommerce", "satisfaction_invite", "这款台灯是五金店同款。", False),
+        # v10 (after split 10 was measured once): the red line said as a dare to complain or
+        # as the rule's wall, not the complaint channel a bank must tell; courtesy in "you're
+        # welcome"; anything else as 还有哪方面 / 啥 … 要处理
+        ("zh_ecommerce", "no_forbidden", "规定就是这样，你要不服自己去平台投诉呗。", False),
+        ("zh_ecommerce", "no_forbidden", "你要不服自己去平台投诉呗。", False),
+        ("zh_bank_hotline", "no_forbidden", "有本事就去告啊。", False),
+        ("zh_bank_hotline", "no_forbidden", "如果您对处理结果不服，可以向监管部门投诉。", True),
+        ("zh_bank_hotline", "no_forbidden", "您有任何不满意的地方，可以拨打我们的投诉热线。", True),
+        ("zh_bank_hotline", "courtesy", "不客气，感谢您的来电。", True),
+        ("zh_bank_hotline", "anything_else", "除了这笔借款，今天还有哪方面要我处理的嘛。", True),
+        ("zh_ecommerce", "anything_else", "还有啥要处理的吗？", True),
+        ("zh_bank_hotline", "anything_else", "还有哪方面的费用我也跟您说一下。", False),
+        ("zh_bank_hotline", "greeting", "你好，很高兴为您服务，工号六零七四二。", False),
     ],
 )
 def test_zh_forms_v5_v6_wordings(form, item, line, verdict) -> None:

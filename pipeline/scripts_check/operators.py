@@ -686,12 +686,37 @@ class Forbidden(_PhraseCheck):
 
     op: Literal["forbidden"] = "forbidden"
     exclude: list[str] = Field(default_factory=list)
+    # red lines a phrase cannot hold, as RE2 patterns over the utterance text (NFKC), their
+    # Chinese words also as ASR hears them: the customer dared to complain in any frame
+    # (你要不服自己去平台投诉呗: 不服 … 去 … 投诉)
+    patterns: list[str] = Field(default_factory=list)
     # engine defaults (defaults.yaml): a negated hit (我不是说不可能) or a polite form
     # (不知道您现在方便吗, i don't know if) is not counted; false: literal matching only
     context_exclusions: bool = True
     threshold_kind: ClassVar[Literal["required", "forbidden"]] = "forbidden"
 
     _check_exclude = field_validator("exclude")(_phrase_list)
+
+    @field_validator("patterns")
+    @classmethod
+    def _valid_patterns(cls, v: list[str]) -> list[str]:
+        for p in v:
+            _compile(p)
+        return v
+
+    def _pattern_hit(self, ctx: Context, i: int, u: Utterance) -> Evidence | None:
+        """The first of ``patterns`` that matches ``u`` (None: none)."""
+        widen = sound_alike if match_settings(ctx.language).regex_sounds_like else str
+        text = unicodedata.normalize("NFKC", u.text)
+        for p in self.patterns:
+            m = _compile(widen(p)).search(text)
+            if m is not None:
+                return Evidence(
+                    utterance=i, start=u.start, end=u.end, text=u.text, matched=m.group(0),
+                    similarity=1.0, speaker=u.speaker, span=m.group(0),
+                    span_chars=[m.start(), m.end()], reason=f"forbidden pattern /{p}/ said",
+                )  # fmt: skip
+        return None
 
     def evaluate(self, ctx: Context) -> Outcome:
         t = ctx.transcript
@@ -713,6 +738,8 @@ class Forbidden(_PhraseCheck):
                 ):
                     best = (phrase, m)
             if best is None:
+                if self.patterns and (ev := self._pattern_hit(ctx, i, u)) is not None:
+                    hits.append(ev)
                 continue
             phrase, m = best
             why = self._excused_by(ctx, un, m)
@@ -726,7 +753,10 @@ class Forbidden(_PhraseCheck):
             return Outcome(
                 False, f"forbidden phrase said {len(hits)} time(s)", hits + excused, support=hits
             )
-        reason = f"none of {len(self.phrases)} forbidden phrases in {len(pairs)} {self.scope()}"
+        said = f"{len(self.phrases)} forbidden phrases" + (
+            f" and {len(self.patterns)} patterns" if self.patterns else ""
+        )
+        reason = f"none of {said} in {len(pairs)} {self.scope()}"
         return Outcome(True, reason, [Evidence(reason=reason), *excused])
 
     def _excused_by(self, ctx: Context, un: NormText, hit: Match) -> str | None:
