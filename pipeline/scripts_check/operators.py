@@ -697,12 +697,7 @@ class Forbidden(_PhraseCheck):
 
     _check_exclude = field_validator("exclude")(_phrase_list)
 
-    @field_validator("patterns")
-    @classmethod
-    def _valid_patterns(cls, v: list[str]) -> list[str]:
-        for p in v:
-            _compile(p)
-        return v
+    _check_patterns = field_validator("patterns")(lambda v: _compiled_all(v))
 
     def _pattern_hit(self, ctx: Context, i: int, u: Utterance) -> Evidence | None:
         """The first of ``patterns`` that matches ``u`` (None: none)."""
@@ -978,6 +973,13 @@ def _compile(pattern: str):
         ) from None
 
 
+def _compiled_all(patterns: list[str]) -> list[str]:
+    """``patterns`` unchanged once each compiles (RE2); a broken one raises."""
+    for p in patterns:
+        _compile(p)
+    return patterns
+
+
 @register
 class Regex(Operator):
     """A regular expression (RE2 syntax) over the utterance text (NFKC: full-width folded,
@@ -1001,12 +1003,7 @@ class Regex(Operator):
         _compile(v)
         return v
 
-    @field_validator("exclude")
-    @classmethod
-    def _valid_exclude(cls, v: list[str]) -> list[str]:
-        for p in v:
-            _compile(p)
-        return v
+    _valid_exclude = field_validator("exclude")(lambda v: _compiled_all(v))
 
     def evaluate(self, ctx: Context) -> Outcome:
         if role_undecidable(ctx.transcript, self.role):
