@@ -202,6 +202,13 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("identity_check", "Right then, when were you born, what's the full date?", True),
         ("identity_check", "I see you were born in 1980.", False),
         ("identity_check", "When were you last on the phone to us?", False),
+        # held-out 13 in audio: a politeness formula negates nothing; "say" asks like "tell";
+        # "ask" is a request unless the agent tells what they will do
+        ("identity_check", "I'll just need your date of birth first if you don't mind.", True),
+        ("identity_check", "I don't need your date of birth, if you don't mind.", False),
+        ("identity_check", "Can you say the date of birth again for me slowly?", True),
+        ("identity_check", "Ask you for the account number. It's ten digits.", True),
+        ("identity_check", "I'll ask about your date of birth later.", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

@@ -85,6 +85,9 @@ class ContentSettings(BaseModel):
     light_words: tuple[str, ...] = ()
     synonyms: tuple[tuple[str, ...], ...] = ()
     negations: tuple[str, ...] = ()
+    # politeness formulas whose negation negates nothing of the line ("i'll just need your
+    # date of birth first, if you don't mind"): word sequences as normalised
+    polite_negations: tuple[tuple[str, ...], ...] = ()
     # key words found from the phrase set itself (besides the [bracketed] ones)
     derive_keys: bool = True
     # a request (question, "please", "can you ...") is what a check of requests requires:
@@ -834,7 +837,21 @@ def _negated(
     }
     negs = set(cfg.negations)
     first = clause.index(clause[start])  # the start of the window's first clause
-    return any(utt.units[p] in negs and clause[p] in held for p in range(first, end))
+    polite = _inside_formulas(utt.units, cfg.polite_negations)
+    return any(
+        utt.units[p] in negs and clause[p] in held and p not in polite for p in range(first, end)
+    )
+
+
+def _inside_formulas(units: tuple[str, ...], formulas: tuple[tuple[str, ...], ...]) -> set[int]:
+    """Positions of ``units`` inside an occurrence of one of ``formulas``."""
+    out: set[int] = set()
+    for f in formulas:
+        n = len(f)
+        for j in range(len(units) - n + 1):
+            if units[j : j + n] == f:
+                out.update(range(j, j + n))
+    return out
 
 
 def _foreign_words(

@@ -58,7 +58,9 @@ ENGINE = "callqa.scripts_check"
 # (a critical forbidden check's hit: _red_line_free; split 8).
 # 10: an order's ``if_first_only`` (its 'first' heard and its 'then' never: identity checked,
 # no account news heard after it), the judge finding that 'first' in other words too; a
-# judge item's ``must_say`` (the act's own marker words, rubrics/judge/zh.yaml v2).
+# judge item's ``must_say`` (the act's own marker words, rubrics/judge/zh.yaml v2); a
+# forbidden check's ``patterns``; English politeness formulas whose negation negates nothing
+# (content.polite_negations).
 ENGINE_VERSION = "10"
 
 
