@@ -32,13 +32,32 @@ def item_check_sha256(rubric: Rubric, item) -> str:
     re-score only while this stays the same."""
     return canonical_sha256(
         {
-            "check": item.check.model_dump(mode="json"),
-            "when": item.when.model_dump(mode="json") if item.when else None,
+            "check": _without_unset_options(item.check.model_dump(mode="json")),
+            "when": _without_unset_options(item.when.model_dump(mode="json"))
+            if item.when
+            else None,
             "critical": item.critical,
             "confidence": rubric.confidence.model_dump(mode="json"),
             "semantic": _semantic_part(rubric),
         }
     )
+
+
+# options added to operators after checks were stored (engine 10), left out of the hash while
+# unset, so an unchanged check keeps its hash and the human overrides on it survive a re-score
+_LATER_OPTIONS = {"patterns": [], "if_first_only": None}
+
+
+def _without_unset_options(dump):
+    if isinstance(dump, dict):
+        return {
+            k: _without_unset_options(v)
+            for k, v in dump.items()
+            if not (k in _LATER_OPTIONS and v == _LATER_OPTIONS[k])
+        }
+    if isinstance(dump, list):
+        return [_without_unset_options(v) for v in dump]
+    return dump
 
 
 def _semantic_part(rubric: Rubric) -> dict | None:
