@@ -52,7 +52,7 @@ def _agent_line(form: str, item: str, line: str, judge: bool = True):
         ("zh_bank_hotline", "courtesy", "你快点说。", False),
         ("zh_bank_hotline", "verify_identity", "办理之前得先确认下是不是您本人。", True),
         ("zh_bank_hotline", "verify_identity", "您的卡已经可以正常使用了。", False),
-        ("zh_bank_hotline", "risk_disclosure", "有陌生人找您要短信里的验证码，千万别给。", True),
+        ("zh_bank_hotline", "risk_disclosure", "陌生人打电话让您转账，一分钱都别转。", True),
         ("zh_bank_hotline", "risk_disclosure", "验证码已经发到您手机上了。", False),
         ("zh_bank_hotline", "risk_disclosure", "我们是官方客服，不是诈骗电话。", False),
         ("zh_ecommerce", "apology", "这次是我们没做好，给您造成困扰了。", True),
