@@ -744,6 +744,7 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
     asked = _needs_asked(utt.units, cfg) if _offers_only(tuple(phrases), language) else []
     statements = _statements_only(tuple(phrases), language)
     clause = _clause_ids(utt)
+    polite = _inside_formulas(utt.units, cfg.polite_negations)
     best: ContentHit | None = None
     for phrase in phrases:
         keys = {w for k in phrase_keys(phrase, phrases, language) for w in k}
@@ -773,7 +774,7 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
             inside = {w for w, ps in found.items() if any(start <= p < end for p in ps)}
             if not keys <= inside:
                 continue
-            if _negated(utt, clause, start, end, found, keys, cfg):
+            if _negated(utt, clause, polite, start, end, found, keys, cfg):
                 continue
             heard_others = [w for w in others if w in inside]
             n_others = len(others)
@@ -818,6 +819,7 @@ def _clause_ids(utt: NormText) -> list[int]:
 def _negated(
     utt: NormText,
     clause: list[int],
+    polite: set[int],
     start: int,
     end: int,
     found: dict[str, list[int]],
@@ -828,7 +830,9 @@ def _negated(
     its act words (or a synonym) as written, from the clause the window starts in: "I can't
     help with anything else" is no offer, nor "your date of birth is on file, so no need to
     give it", while "could you give me the account number? I didn't quite catch it" and "no
-    worries, can I just get your account number" still ask. ``clause``: :func:`_clause_ids`."""
+    worries, can I just get your account number" still ask; a negation inside a politeness
+    formula ("if you don't mind") negates nothing. ``clause``: :func:`_clause_ids`;
+    ``polite``: :func:`_inside_formulas` of the ``polite_negations``."""
     held = {
         clause[p]
         for w, ps in found.items()
@@ -837,7 +841,6 @@ def _negated(
     }
     negs = set(cfg.negations)
     first = clause.index(clause[start])  # the start of the window's first clause
-    polite = _inside_formulas(utt.units, cfg.polite_negations)
     return any(
         utt.units[p] in negs and clause[p] in held and p not in polite for p in range(first, end)
     )

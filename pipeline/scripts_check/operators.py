@@ -701,16 +701,12 @@ class Forbidden(_PhraseCheck):
 
     def _pattern_hit(self, ctx: Context, i: int, u: Utterance) -> Evidence | None:
         """The first of ``patterns`` that matches ``u`` (None: none)."""
-        widen = sound_alike if match_settings(ctx.language).regex_sounds_like else str
+        widen = _widener(ctx.language)
         text = unicodedata.normalize("NFKC", u.text)
         for p in self.patterns:
             m = _compile(widen(p)).search(text)
             if m is not None:
-                return Evidence(
-                    utterance=i, start=u.start, end=u.end, text=u.text, matched=m.group(0),
-                    similarity=1.0, speaker=u.speaker, span=m.group(0),
-                    span_chars=[m.start(), m.end()], reason=f"forbidden pattern /{p}/ said",
-                )  # fmt: skip
+                return _regex_evidence(i, u, m, f"forbidden pattern /{p}/ said")
         return None
 
     def evaluate(self, ctx: Context) -> Outcome:
@@ -973,6 +969,23 @@ def _compile(pattern: str):
         ) from None
 
 
+def _widener(language: str, sounds_like: bool | None = None):
+    """How a rubric pattern is read: its Chinese words also as ASR hears them
+    (:func:`sound_alike`) when ``sounds_like`` says so, None: the language's default
+    (``defaults.yaml`` -> ``match.<language>.regex_sounds_like``)."""
+    if sounds_like is None:
+        sounds_like = match_settings(language).regex_sounds_like
+    return sound_alike if sounds_like else str
+
+
+def _regex_evidence(i: int, u: Utterance, m, reason: str) -> Evidence:
+    """Evidence of a pattern's match ``m`` in utterance ``i``."""
+    return Evidence(
+        utterance=i, start=u.start, end=u.end, text=u.text, matched=m.group(0), similarity=1.0,
+        speaker=u.speaker, span=m.group(0), span_chars=[m.start(), m.end()], reason=reason,
+    )  # fmt: skip
+
+
 def _compiled_all(patterns: list[str]) -> list[str]:
     """``patterns`` unchanged once each compiles (RE2); a broken one raises."""
     for p in patterns:
@@ -1008,10 +1021,8 @@ class Regex(Operator):
     def evaluate(self, ctx: Context) -> Outcome:
         if role_undecidable(ctx.transcript, self.role):
             return Outcome(None, f"no {self.role} utterance (roles not told apart)")
-        alike = self.sounds_like
-        if alike is None:
-            alike = match_settings(ctx.language).regex_sounds_like
-        widen = sound_alike if alike else str
+        widen = _widener(ctx.language, self.sounds_like)
+        alike = widen is sound_alike
         rx = _compile(widen(self.pattern))
         excl = [_compile(widen(p)) for p in self.exclude]
         hits: list[Evidence] = []
@@ -1028,19 +1039,8 @@ class Regex(Operator):
                     ),
                     None,
                 )
-                ev = Evidence(
-                    utterance=i,
-                    start=u.start,
-                    end=u.end,
-                    text=u.text,
-                    matched=m.group(0),
-                    similarity=1.0,
-                    speaker=u.speaker,
-                    span=m.group(0),
-                    span_chars=[m.start(), m.end()],
-                    reason=f"not counted: inside exclusion {ex!r}" if ex else f"/{self.pattern}/",
-                )
-                (excused if ex else hits).append(ev)
+                why = f"not counted: inside exclusion {ex!r}" if ex else f"/{self.pattern}/"
+                (excused if ex else hits).append(_regex_evidence(i, u, m, why))
         n = len(hits)
         passed = (n > 0) == self.present
         reason = (

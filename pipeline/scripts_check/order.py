@@ -250,13 +250,6 @@ class _OrderBase(Operator):
         return None
 
 
-def _first_only_outcome(rule: Order, first: Evidence) -> Outcome:
-    reason = f"{first.matched!r} at utterance {first.utterance}; 'then' ({rule.then.describe()}) never happened"
-    if rule.if_first_only == "not_applicable":
-        return Outcome(None, f"not applicable: {reason}", [first], applicable=False)
-    return Outcome(rule.if_first_only == "pass", reason, [first], support=[first])
-
-
 def _before(a: Evidence, b: Evidence) -> bool:
     """a is said before b (same utterance: by character position)."""
     return _position(a) < _position(b)
@@ -311,13 +304,23 @@ class Order(_OrderBase):
     def _events(self) -> list[Event]:
         return [self.first, self.then]
 
+    def _first_only(self, first: Evidence) -> Outcome:
+        """``if_first_only``'s verdict, citing the ``first`` event heard."""
+        reason = (
+            f"{first.matched!r} at utterance {first.utterance}; "
+            f"'then' ({self.then.describe()}) never happened"
+        )
+        if self.if_first_only == "not_applicable":
+            return Outcome(None, f"not applicable: {reason}", [first], applicable=False)
+        return Outcome(self.if_first_only == "pass", reason, [first], support=[first])
+
     def evaluate(self, ctx: Context) -> Outcome:
         if (out := self._undecidable(ctx)) is not None:
             return out
         firsts = [e for _, e in self.first.hits(ctx)]
         thens = [e for _, e in self.then.hits(ctx)]
         if not thens and firsts and self.if_first_only is not None:
-            return _first_only_outcome(self, firsts[0])
+            return self._first_only(firsts[0])
         if not thens:
             return self._absent(f"'then' ({self.then.describe()})")
         close_before = self._close_before(firsts, ctx)
