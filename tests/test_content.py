@@ -481,6 +481,16 @@ def test_an_apostrophe_lost_by_asr_still_negates(telecom) -> None:
         ("Could I take your account number while I pull up the file?", True),
         ("While I have you, could you confirm your date of birth?", True),
         ("Bear with me while I look, could you confirm your date of birth?", True),
+        # "let me" and what the agent does to the key words: no request (held-out 13 in
+        # audio), unless something else asks, or "let me" asks for them ("let me have")
+        ("Let me just find your account number on the system.", False),
+        ("Let me pull up your account number.", False),
+        ("Lets quickly look up your date of birth.", False),
+        ("Let me find your account number, what's your date of birth?", True),
+        ("let me find your account number what is your date of birth", True),
+        ("Let me just look up your account, can you confirm your date of birth?", True),
+        ("Can you let me know your date of birth?", True),
+        ("Let me have your account number, please.", True),
     ],
 )
 def test_key_words_in_a_clause_of_the_agents_own_act_are_not_asked_for(line, passed) -> None:

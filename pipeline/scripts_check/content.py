@@ -114,6 +114,12 @@ class ContentSettings(BaseModel):
     # the speaker does, before the key words: "could you hold on while i find your account
     # number" asks the customer to wait, not for the account number
     speaker_clause_cues: tuple[str, ...] = ()
+    # (opener words..., verb): "let me find your account number" is the agent's own act,
+    # not a request for it (``speaker_act_skip`` words may come between: "let me just")
+    speaker_act_openers: tuple[tuple[str, ...], ...] = ()
+    speaker_act_verbs: tuple[str, ...] = ()
+    speaker_act_skip: tuple[str, ...] = ()
+    speaker_act_object: tuple[str, ...] = ()
     # a turn's first word or two lost by ASR (tiny.en drops a turn's onset: "for your call,
     # bye bye"): a phrase's leading act word may go unheard there (:func:`onset_lost`)
     onset_loss: bool = False
@@ -319,13 +325,63 @@ def speaker_acts_on_keys(
     """``utt`` holds the check's first key word heard in a clause of the speaker's own act,
     opened before it in the same clause (a ``speaker_clause_cues`` word then an
     ``offer_speaker`` word: "while i find your account number", "once we have your date of
-    birth"): what is asked, if anything, is something else."""
+    birth"), or every key word heard is the object of what the speaker says they will do
+    ("let me just find your account number", :func:`_self_act_on_every_key`): what is asked,
+    if anything, is something else."""
     cfg = content_settings(language)
     if cfg is None or not cfg.speaker_clause_cues:
         return False
     return _opened_before_first_key(
         phrases, utt, language, cfg, set(cfg.speaker_clause_cues), set(cfg.offer_speaker)
+    ) or _self_act_on_every_key(phrases, utt, language, cfg)
+
+
+def _self_act_on_every_key(phrases, utt: NormText, language: str, cfg) -> bool:
+    """Every key word of the check heard in ``utt`` is the object of the speaker's own act
+    in its clause: a ``speaker_act_openers`` sequence, (past ``speaker_act_skip`` words) a
+    ``speaker_act_verbs`` word, then only ``speaker_act_object`` or key words up to it:
+    "let me just find your account number" (but not "let me find your account number,
+    what's your date of birth?")."""
+    if not cfg.speaker_act_openers:
+        return False
+    heard = _keys_heard(phrases, utt, language, cfg)
+    if not heard:
+        return False
+    units, skip, verbs = utt.units, set(cfg.speaker_act_skip), set(cfg.speaker_act_verbs)
+    between = set(cfg.speaker_act_object) | {units[q] for q in heard}
+
+    def acted_on(q: int) -> bool:
+        for j in range(_clause_start(utt, q), q):
+            for opener in cfg.speaker_act_openers:
+                if units[j : j + len(opener)] != opener:
+                    continue
+                k = j + len(opener)
+                while k < q and units[k] in skip:
+                    k += 1
+                if k < q and units[k] in verbs and set(units[k + 1 : q]) <= between:
+                    return True
+        return False
+
+    return all(acted_on(q) for q in heard)
+
+
+def _keys_heard(phrases, utt: NormText, language: str, cfg) -> list[int]:
+    """Where the check's key words are heard in ``utt``, in order."""
+    keys = {w for p in phrases for k in phrase_keys(p, phrases, language) for w in k}
+    return sorted(
+        {
+            q
+            for w in keys
+            for a in _alternatives(w, cfg)
+            for q in _positions(a, utt.units, cfg.key_min_ratio, cfg)
+        }
     )
+
+
+def _first_key_heard(phrases, utt: NormText, language: str, cfg) -> int | None:
+    """Where the check's first key word is heard in ``utt`` (None: none is)."""
+    heard = _keys_heard(phrases, utt, language, cfg)
+    return heard[0] if heard else None
 
 
 def _opened_before_first_key(
@@ -333,16 +389,10 @@ def _opened_before_first_key(
 ) -> bool:
     """The clause holding the check's first key word heard has an ``openers`` word followed
     by a ``seconds`` word before that key word."""
-    keys = {w for p in phrases for k in phrase_keys(p, phrases, language) for w in k}
-    heard = [
-        q
-        for w in keys
-        for a in _alternatives(w, cfg)
-        for q in _positions(a, utt.units, cfg.key_min_ratio, cfg)
-    ]
-    if not heard:
+    first = _first_key_heard(phrases, utt, language, cfg)
+    if first is None:
         return False
-    first, units = min(heard), utt.units
+    units = utt.units
     return any(
         units[j] in openers and units[j + 1] in seconds
         for j in range(_clause_start(utt, first), first - 1)

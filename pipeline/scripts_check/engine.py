@@ -61,7 +61,9 @@ ENGINE = "callqa.scripts_check"
 # judge item's ``must_say`` (the act's own marker words, rubrics/judge/zh.yaml v2); a
 # forbidden check's ``patterns``; English politeness formulas whose negation negates nothing
 # (content.polite_negations).
-ENGINE_VERSION = "10"
+# 11: in English, key words that are the object of what the agent says they will do ("let me
+# just find your account number") are not asked for (content.speaker_act_openers / _verbs).
+ENGINE_VERSION = "11"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
