@@ -129,6 +129,17 @@ class Planner:
         route = self.route_for(job, language or "en")
         return self.load_rubric(route.rubric), route
 
+    def vocabulary_for(self, job: CallJob, language: str) -> list[str]:
+        """The ``vocabulary:`` of the form the routing table picks for ``job`` once its
+        language is known to be ``language`` (a call routed by its detected language): what
+        its decode is hinted with. Empty when nothing routes it (scoring then says why) or
+        the form is in another language."""
+        try:
+            rubric, _ = self.rubric_for(job, language)
+        except PERMANENT_ERRORS:
+            return []
+        return list(rubric.vocabulary) if rubric.language == language else []
+
     def expected_language(self, job: CallJob) -> str | None:
         """The call's language when it is known before transcription."""
         if job.language:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cache, cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -437,11 +437,15 @@ class CallProcessor:
         source, agent_channel = _mapped_parties(job, audio)
         # The manifest's language, else the language of the form a rule routed the call to
         # before transcription, overrides language detection (pipeline.transcribe.language).
-        language, language_from, vocabulary = job.language, "manifest", None
+        language, language_from = job.language, "manifest"
+        vocabulary: list[str] | Callable[[str], list[str]] | None = None
         if plan.rubric is not None and plan.route is not None:
             vocabulary = plan.rubric.vocabulary
             if not language and plan.route.rule != "language":
                 language, language_from = plan.rubric.language, "routing"
+        elif plan.rubric_error is None:
+            # the form waits on the detected language: its terms once that is known
+            vocabulary = partial(self.planner.vocabulary_for, job)
         return transcribe_call(
             source,
             call_id=job.call_id,

@@ -444,6 +444,48 @@ def test_hot_words_reach_faster_whisper(zh_clip, tmp_path, monkeypatch):
     assert t.produced_by.asr["initial_prompt"] == "达摩院、语音识别模型"
 
 
+@pytest.mark.parametrize(
+    ("job", "language", "first_term"),
+    [
+        ({"queue": "credit_card"}, "zh", "华信银行"),
+        ({"queue": "after_sales"}, "zh", "客服"),
+        ({}, "zh", "客服"),  # the language's default form
+        ({"queue": "credit_card"}, "en", None),  # en_telecom: no vocabulary
+        ({"queue": "credit_card"}, "ja", None),  # nothing routes it: scoring says why
+        ({"rubric": "zh_bank_hotline"}, "en", None),  # a Chinese form's terms, not for English
+    ],
+)
+def test_a_form_chosen_by_the_detected_language_gives_its_vocabulary(job, language, first_term):
+    from pipeline.plan import Planner
+    from pipeline.schema import CallJob
+
+    terms = Planner(Settings()).vocabulary_for(
+        CallJob(call_id="c", source="x.wav", **job), language
+    )
+    assert (terms[0] if terms else None) == first_term
+
+
+@pytest.mark.slow
+def test_a_call_routed_by_its_detected_language_is_decoded_with_its_forms_vocabulary(
+    zh_clip, tmp_path
+):
+    """The manifest gives the queue but not the language: the routing row needs the
+    language, so the call is planned without a form; once detection says zh, the bank
+    form's vocabulary is the decode's prompt, as for a call whose language was given."""
+    from pipeline.process import CallProcessor
+    from pipeline.schema import CallJob
+    from pipeline.timing import StageTimer
+
+    processor = CallProcessor(Settings(database_url=f"sqlite:///{tmp_path}/x.db"))
+    plan = processor.plan(
+        CallJob(call_id="c1", source=str(zh_clip), queue="credit_card"), check_scored=False
+    )
+    assert plan.route is None
+    transcript = processor.transcript_stage(plan, StageTimer()).transcript
+    assert transcript.produced_by.language_decision.method == "detected"
+    assert transcript.produced_by.asr["initial_prompt"].startswith("华信银行、信用卡")
+
+
 @pytest.mark.slow
 def test_english_said_inside_a_chinese_call_stays_english(tmp_path):
     """A Mandarin call with an English passage: decoded as Chinese, the English is written

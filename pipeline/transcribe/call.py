@@ -83,7 +83,7 @@ def transcribe_call(
     hook: Hook | None = None,
     agent_channel_from: Literal["manifest", "option"] = "manifest",
     language_from: LanguageSource = "manifest",
-    vocabulary: list[str] | None = None,
+    vocabulary: list[str] | Callable[[str], list[str]] | None = None,
     agent_id: str | None = None,
     timer: StageTimer | None = None,
     source_sha256: str | None = None,
@@ -95,7 +95,8 @@ def transcribe_call(
     ``settings.language`` (``zh``, ``en`` or ``auto``); ``language_from`` says where it came
     from (``manifest``, ``option``, ``routing``), recorded in the transcript's
     ``language_decision`` with the model that decoded the call. ``vocabulary``: a form's
-    terms, decode hints beside the deployment lexicon's (``QA_ASR_LEXICON``). ``role_phrases`` are extra agent
+    terms, decode hints beside the deployment lexicon's (``QA_ASR_LEXICON``), or a function
+    of the decided language that gives them (a call whose form waits on its language). ``role_phrases`` are extra agent
     phrases (e.g. a rubric's greeting). ``hook(step, artefact)`` reports progress: steps
     ``decode``, ``asr`` (per channel), ``filter``, ``diarization`` (mono with a diarizer),
     ``roles``, ``transcript``. ``agent_id`` (the manifest's) selects the enrolled voiceprint
@@ -128,7 +129,8 @@ def transcribe_call(
     decision = decide_language(settings, parties, config, language, language_from, timer, speech)
     forced = decision.language
     model = get_model(settings.model_copy(update={"asr_model": decision.model}))
-    hints = decode_hints(load_lexicon(settings.asr_lexicon), forced, vocabulary or ())
+    terms = vocabulary(forced) if callable(vocabulary) else vocabulary
+    hints = decode_hints(load_lexicon(settings.asr_lexicon), forced, terms or ())
     config = config.for_model(decision.model).model_copy(update=hints)
 
     segments: list[AsrSegment] = []
