@@ -209,6 +209,26 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("identity_check", "Can you say the date of birth again for me slowly?", True),
         ("identity_check", "Ask you for the account number. It's ten digits.", True),
         ("identity_check", "I'll ask about your date of birth later.", False),
+        # held-out 14: g'day greets, "appreciate" thanks, a need the customer was hoping
+        # for is asked; "have you had" asks about the past; "cheers, so" is no cheerio; a
+        # negated act word of another phrase stands in for nothing
+        ("greeting", "G'day, Northwind Telecom, Kylie here, what can I help you with?", True),
+        ("greeting", "G'day mate, what can I help you with?", False),
+        ("farewell", "I appreciate your time today, have a good evening, bye.", True),
+        ("farewell", "I appreciate your patience, let me check that.", False),
+        ("anything_else", "Was there anything else you were hoping to get sorted today?", True),
+        ("anything_else", "Have you had anything else go wrong with the line this month?", False),
+        ("anything_else", "Any other question you had for me?", True),
+        ("farewell", "Cheers, so which router model do you have?", False),
+        ("farewell", "Cheers, bye now.", True),
+        ("farewell", "thanks for calling good buy", True),
+        ("identity_check", "can you give me your a count number please", True),
+        (
+            "anything_else",
+            "Anything else will need to be done through the app, I can't do it here.",
+            False,
+        ),
+        ("anything_else", "Anything else I can do for you today?", True),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:
@@ -491,6 +511,10 @@ def test_an_apostrophe_lost_by_asr_still_negates(telecom) -> None:
         ("Let me just look up your account, can you confirm your date of birth?", True),
         ("Can you let me know your date of birth?", True),
         ("Let me have your account number, please.", True),
+        ("Let me juit look up your account number on the syste.", False),  # a slip between
+        ("Let me have a look at your account number.", False),
+        ("Let me take a look at your date of birth.", False),
+        ("Let me take your date of birth, please.", True),
     ],
 )
 def test_key_words_in_a_clause_of_the_agents_own_act_are_not_asked_for(line, passed) -> None:

@@ -161,6 +161,8 @@ class ContentSettings(BaseModel):
     offer_customer: tuple[str, ...] = ()
     offer_needs: tuple[str, ...] = ()
     obligations: tuple[str, ...] = ()
+    # (cue, words...): an ``offer_needs`` cue right after one of those words asks no need
+    offer_needs_not_after: tuple[tuple[str, ...], ...] = ()
     # a question about the topic: when no phrase of a check is a request or an offer
     # (statements: a greeting, a farewell), a line passed by its content words or as a
     # paraphrase whose clause asks a question (a ``question_auxiliaries`` word followed by a
@@ -358,6 +360,8 @@ def _self_act_on_every_key(phrases, utt: NormText, language: str, cfg) -> bool:
                 k = j + len(opener)
                 while k < q and units[k] in skip:
                     k += 1
+                if k + 1 < q and units[k] not in verbs and units[k + 1] in verbs:
+                    k += 1  # one word misheard on the way: "let me juit look up"
                 if k < q and units[k] in verbs and set(units[k + 1 : q]) <= between:
                     return True
         return False
@@ -432,7 +436,8 @@ def _needs_asked(units: tuple[str, ...], cfg: ContentSettings) -> list[int]:
     """Positions of the customer's need asked about: an ``offer_needs`` cue said in order,
     a word or none between its words ("anything else you need from me", "would you like",
     "you still need"), "you" as any ``offer_customer`` word, a misheard word heard; not an
-    ``obligations`` cue followed by "to" ("you will need to visit a store")."""
+    ``obligations`` cue followed by "to" ("you will need to visit a store"), nor a cue
+    right after its ``offer_needs_not_after`` words ("have you had")."""
 
     def said(w: str, u: str) -> bool:
         if w == "you":
@@ -449,13 +454,17 @@ def _needs_asked(units: tuple[str, ...], cfg: ContentSettings) -> list[int]:
             j = nxt[0]
         return j
 
+    not_after = {cue: set(before) for cue, *before in cfg.offer_needs_not_after}
     out = set()
     for cue in cfg.offer_needs:
         words = cue.split()
         for j in range(len(units)):
             e = end_of(words, j)
-            if e is not None and not (units[e + 1 : e + 2] == ("to",) and cue in cfg.obligations):
-                out.add(e)
+            if e is None or (units[e + 1 : e + 2] == ("to",) and cue in cfg.obligations):
+                continue
+            if j and units[j - 1] in not_after.get(cue, ()):
+                continue  # "have you had anything else go wrong" asks about the past
+            out.add(e)
     return sorted(out)
 
 
@@ -583,7 +592,8 @@ def _positions(
     ``not_after`` word not after the words listed with it ("you're welcome"). An act word
     of another synonym group said is that word, not this one misheard ("cheers" is thanks,
     not "cheerio"; held-out 10)."""
-    light = _light(cfg) | (_act_words(cfg) - set(_alternatives(word, cfg)))
+    others = _act_words(cfg) - set(_alternatives(word, cfg))
+    light = _light(cfg) | others
     out = [
         k
         for k, u in enumerate(units)
@@ -594,6 +604,9 @@ def _positions(
         for k in range(len(units) - 1)
         if len(word) >= 5
         and units[k][:1] == word[:1]
+        # another act word and a light word are no word split in two: "cheers so" is no
+        # "cheerio" ("good buy" is goodbye, "a count" account)
+        and not (units[k] in others and units[k + 1] in light)
         and (
             fuzz.ratio(word, units[k] + units[k + 1]) >= cfg.key_min_ratio
             or sound_slip(word, units[k] + units[k + 1], cfg)
@@ -836,7 +849,8 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
                         1
                         for w in extra
                         if any(
-                            start <= p < end for p in _positions(w, utt.units, cfg.min_ratio, cfg)
+                            start <= p < end and not _clause_negated(utt, clause, polite, p, cfg)
+                            for p in _positions(w, utt.units, cfg.min_ratio, cfg)
                         )
                     )
                     + any(start <= p < end for p in asked),
@@ -893,6 +907,18 @@ def _negated(
     first = clause.index(clause[start])  # the start of the window's first clause
     return any(
         utt.units[p] in negs and clause[p] in held and p not in polite for p in range(first, end)
+    )
+
+
+def _clause_negated(
+    utt: NormText, clause: list[int], polite: set[int], p: int, cfg: ContentSettings
+) -> bool:
+    """A negation (outside a politeness formula) in the clause of unit ``p``: another
+    phrase's act word said there stands in for nothing ("anything else will need to be done
+    through the app, I can't do it here")."""
+    negs = set(cfg.negations)
+    return any(
+        u in negs and clause[q] == clause[p] and q not in polite for q, u in enumerate(utt.units)
     )
 
 

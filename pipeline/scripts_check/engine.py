@@ -62,7 +62,11 @@ ENGINE = "callqa.scripts_check"
 # forbidden check's ``patterns``; English politeness formulas whose negation negates nothing
 # (content.polite_negations).
 # 11: in English, key words that are the object of what the agent says they will do ("let me
-# just find your account number") are not asked for (content.speaker_act_openers / _verbs).
+# just find your account number") are not asked for (content.speaker_act_openers / _verbs);
+# another phrase's act word negated in its clause stands in for nothing; an act word of
+# another group and a light word are no word split in two ("cheers so" is no "cheerio");
+# an ``offer_needs`` cue after its ``offer_needs_not_after`` words ("have you had") asks no
+# need (held-out 14).
 ENGINE_VERSION = "11"
 
 
