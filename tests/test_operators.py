@@ -16,7 +16,7 @@ from pipeline.config import RUBRICS_DIR
 from pipeline.schema import Transcript, Utterance
 from pipeline.scripts_check import RubricError, check_items, conversation_metrics, parse_rubric
 from pipeline.scripts_check.cases import CaseFile, load_cases, run_cases
-from pipeline.scripts_check.conversation import speech_rate
+from pipeline.scripts_check.conversation import silences, speech_rate
 from pipeline.scripts_check.match import align
 from pipeline.text import normalise, segment_words
 
@@ -268,6 +268,30 @@ def test_conversation_operators(check: dict, passed: bool | None) -> None:
 def test_zh_speech_rate_counts_characters_as_spoken(text: str, units: int) -> None:
     t = call(("agent", text, 0, 60))
     assert speech_rate(t, "agent")["units"] == units
+
+
+@pytest.mark.parametrize(
+    ("agent_turn", "announced"),
+    [
+        ("我帮您核实一下，请您稍等，不要挂机。", True),
+        ("好的，我这边核对一下，稍等哈。", True),
+        # a hold phrase, then the customer asked for something: the floor is theirs, and the
+        # silence after their answer was announced by nothing (split 12, j06)
+        ("可以的，先核实一下您的身份，请您报一下身份证号码。", False),
+        ("可以对先核实一下您的身份，请您抱一下身份证号码。", False),  # 报 heard 抱
+        ("请您报一下身份证号码，我帮您核实一下。", True),  # the wait announced last
+    ],
+)
+def test_a_hold_phrase_before_a_request_to_the_customer_announces_no_wait(
+    agent_turn: str, announced: bool
+) -> None:
+    t = call(
+        ("agent", agent_turn, 0, 4),
+        ("customer", "好的，是幺幺零一零五一九八六零三二七零四两八。", 5, 9),
+        ("agent", "好了，是您本人。", 27, 29),
+    )
+    (gap,) = [s for s in silences(t) if s["duration"] >= 15]
+    assert gap["hold_announced"] is announced
 
 
 def test_conversation_metrics_for_risk_engine() -> None:

@@ -48,7 +48,7 @@ def _agent_line(form: str, item: str, line: str, judge: bool = True):
 @pytest.mark.parametrize(
     ("form", "item", "line", "verdict"),
     [
-        ("zh_bank_hotline", "courtesy", "好的，多谢您啦。", True),
+        ("zh_bank_hotline", "courtesy", "好的，有劳您了。", True),
         ("zh_bank_hotline", "courtesy", "你快点说。", False),
         ("zh_bank_hotline", "verify_identity", "办理之前得先确认下是不是您本人。", True),
         ("zh_bank_hotline", "verify_identity", "您的卡已经可以正常使用了。", False),
@@ -74,7 +74,7 @@ def test_own_wording_and_near_miss(form: str, item: str, line: str, verdict: boo
 
 
 def test_rules_alone_fail_what_the_judge_passes() -> None:
-    line = "好的，多谢您啦。"
+    line = "好的，有劳您了。"  # (多谢您: a rule's since v11)
     assert _agent_line("zh_bank_hotline", "courtesy", line, judge=False).passed is False
     assert _agent_line("zh_bank_hotline", "courtesy", line).passed is True
 

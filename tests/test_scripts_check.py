@@ -825,6 +825,29 @@ def test_closing_question_and_apology_in_own_words(form, item, line, verdict) ->
         ("zh_ecommerce", "anything_else", "还有啥要处理的吗？", True),
         ("zh_bank_hotline", "anything_else", "还有哪方面的费用我也跟您说一下。", False),
         ("zh_bank_hotline", "greeting", "你好，很高兴为您服务，工号六零七四二。", False),
+        # v11 (after split 12 was measured once): 员工编号 (ASR 员工店号摇8206); 多谢您;
+        # 还有没有想问的; a warning to ignore who asks for the code; red lines: a dismissal of
+        # the customer's wish, "we don't need your one card", shaming
+        ("zh_bank_hotline", "job_number", "员工编号幺八二零六为您服务。", True),
+        ("zh_bank_hotline", "job_number", "下午好，紧成银行、员工店号摇8206为您服务。", True),
+        ("zh_bank_hotline", "job_number", "我们员工都很辛苦。", False),
+        ("zh_bank_hotline", "courtesy", "多谢您打进来，再会。", True),
+        ("zh_bank_hotline", "anything_else", "这通电话里，您还有没有想顺便问问的？", True),
+        ("zh_bank_hotline", "anything_else", "您还有没有要办的？", True),
+        ("zh_bank_hotline", "anything_else", "那我刚才有没有问过您地址来着？", False),
+        (
+            "zh_bank_hotline",
+            "risk_disclosure",
+            "如果有人打电话说能帮您恢复里程、让您报验证码，不要理会。",
+            True,
+        ),
+        ("zh_bank_hotline", "no_forbidden", "说实话，您要销就销，我们也不差您这一张卡。", False),
+        ("zh_bank_hotline", "no_forbidden", "您要销就销吧。", False),
+        ("zh_bank_hotline", "no_forbidden", "我们也不拆您这一张卡。", False),
+        ("zh_ecommerce", "no_forbidden", "您用得这么狠，还好意思怪我们质量。", False),
+        ("zh_ecommerce", "no_forbidden", "您要退货的话，我马上给您办。", True),
+        ("zh_ecommerce", "no_forbidden", "真不好意思，是我们的问题。", True),
+        ("zh_bank_hotline", "no_forbidden", "差一点就到期了，您尽快还款。", True),
     ],
 )
 def test_zh_forms_v5_v6_wordings(form, item, line, verdict) -> None:
@@ -1014,3 +1037,29 @@ def test_regex_sounds_like_is_the_languages_default_and_a_check_can_say_no() -> 
         call, _rubric({"regex": {**check["regex"], "sounds_like": True}}, language="en")
     )
     assert asked.passed is True, asked.reason
+
+
+# bank v11 (split 12): a complaint in words the trigger list now holds; the apology after it
+# passes, its absence fails, and a calm call leaves the item n/a
+@pytest.mark.parametrize(
+    ("complaint", "reply", "verdict"),
+    [
+        ("啊？早知道先问清楚了，算了。", "不好意思，刚才应该先跟您讲清楚的。", True),
+        ("啊？早知道先问清楚了，算了。", "手续费每期六十一块六。", False),
+        ("你们到底有没有人在管？", "真是非常抱歉，我马上帮您查。", True),
+        ("我真不想再折腾了。", "好的，我帮您登记。", False),
+        ("好的，那就这样。", "好的，我帮您登记。", None),
+    ],
+)
+def test_zh_bank_complaint_in_other_words(complaint: str, reply: str, verdict) -> None:
+    t = _call(
+        ("agent", "您好。"),
+        ("customer", complaint),
+        ("agent", reply),
+        ("customer", "没有了。"),
+        ("agent", "再见。"),
+    )
+    (got,) = [
+        i for i in check_items(t, load_rubric("zh_bank_hotline")) if i.id == "apology_on_complaint"
+    ]
+    assert got.passed is verdict, got.reason

@@ -14,6 +14,7 @@ agent's turn just before it says a hold phrase (请您稍等, please hold).
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
@@ -27,6 +28,7 @@ from pipeline.scripts_check.operators import (
     Operator,
     Outcome,
     Within,
+    _widener,
     register,
     role_undecidable,
     select,
@@ -74,12 +76,37 @@ def _units(text: str, language: str) -> int:
     return sum(min(n, b - a) for (a, b), n in per_span.items())
 
 
+@lru_cache(maxsize=1)
+def hold_handover_defaults() -> dict[str, re.Pattern[str]]:
+    """Per language, what hands the floor to the customer after a hold phrase
+    (``defaults.yaml`` → ``hold_handover``): 先核实一下您的身份，请您报一下身份证号码 asks the
+    customer for something; it announces no wait after their answer."""
+    from pipeline.contracts import read_yaml
+    from pipeline.match_config import CHECKS_DEFAULTS
+
+    data = read_yaml(CHECKS_DEFAULTS)[0].get("hold_handover", {})
+    out = {}
+    for lang, pattern in data.items():
+        try:
+            out[lang] = re.compile(_widener(lang)(pattern))  # 请您抱一下: 报 heard 抱
+        except (re.error, TypeError) as exc:
+            raise ValueError(f"{CHECKS_DEFAULTS}: hold_handover.{lang}: {exc}") from None
+    return out
+
+
 def _says_hold(u: Utterance, language: str, phrases: list[str]) -> str | None:
+    """The hold phrase ``u`` says, unless the agent hands the floor to the customer after it
+    in the same turn (:func:`hold_handover_defaults`)."""
     un = normalise(u.text, language)
+    handover = hold_handover_defaults().get(language)
     for p in phrases:
         m = match(normalise(p, language), un, language, 0.8)
-        if m is not None and m.similarity >= 0.8:
-            return p
+        if m is None or m.similarity < 0.8:
+            continue
+        after = u.text[un.spans[m.end - 1][1] :] if 0 < m.end <= len(un.spans) else ""
+        if handover is not None and handover.search(after):
+            continue
+        return p
     return None
 
 
