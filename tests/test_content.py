@@ -229,6 +229,26 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
             False,
         ),
         ("anything_else", "Anything else I can do for you today?", True),
+        # held-out 14 in audio (en_telecom v7, engine 11): tiny.en's "Good day" for g'day; a
+        # request whose "can you" was lost ("just read me ..."), not a statement of what the
+        # agent would do; "birthday" run on after "date of", not a birthday wished; "count
+        # number" for "account number"; a short lead-in clause before a bare request; the
+        # company's name said as the customer's thing names no company
+        ("greeting", "Good day, Northwind Telecom, Kylie here.", True),
+        ("identity_check", "Just read me the account number off the top of your bill.", True),
+        ("identity_check", "Confirm your date of birth for me.", True),
+        ("identity_check", "I'd share your date of birth only with us.", False),
+        ("identity_check", "I'll read the account number back to you.", False),
+        ("identity_check", "Could you give me your date of birthday month and year?", True),
+        ("identity_check", "Happy birthday, can you confirm the date?", False),
+        ("identity_check", "Count number handy? Could you read it out for me?", True),
+        ("identity_check", "Okay, first things first, date of birth please?", True),
+        ("identity_check", "Not today, date of birth please?", False),
+        ("anything_else", "Got a router, anything else?", False),
+        ("greeting", "Hi, I'm calling from Harbourline Energy about your Northwind bill.", False),
+        ("greeting", "Hello, you're north wind telecom contract ends next month.", False),
+        ("greeting", "Hello, you're through to Northwind Telecom.", True),
+        ("farewell", "Thanks for calling, enjoy your day.", True),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

@@ -96,6 +96,16 @@ class ContentSettings(BaseModel):
     request_cues: tuple[str, ...] = ()
     # a ``request_modals`` cue right after a ``statement_subjects`` word states, it does not
     # ask: "i can see your account number" (not "can i see ...")
+    # verbs that ask at the start of a clause that names the key words ("read me the account
+    # number"), their modal lost
+    request_imperatives: tuple[str, ...] = ()
+    imperative_lead: tuple[str, ...] = ()
+    # in a greeting or a farewell (no phrase a request or an offer), a name key word right
+    # after one of these is the customer's, not the speaker's company: "hello, your
+    # northwind telecom contract ends next month" (held-out 14)
+    customer_possessives: tuple[
+        tuple[str, ...], ...
+    ] = ()  # what may come before it: "just", "okay", "so"
     request_modals: tuple[str, ...] = ()
     statement_subjects: tuple[str, ...] = ()
     # ... unless a ``request_conditions`` word comes before the subject: "if i could just
@@ -369,6 +379,22 @@ def _self_act_on_every_key(phrases, utt: NormText, language: str, cfg) -> bool:
     return all(acted_on(q) for q in heard)
 
 
+def _imperative_on_keys(phrases, utt: NormText, language: str, cfg) -> bool:
+    """A clause that opens (past ``imperative_lead`` words) with a ``request_imperatives`` verb and holds
+    a key word of the check asks for it, whatever cue ASR lost before it: "just read me the
+    account number off the top of your bill" (its "can you" unheard; held-out 14)."""
+    if not cfg.request_imperatives:
+        return False
+    imperatives, lead, units = set(cfg.request_imperatives), set(cfg.imperative_lead), utt.units
+    for q in _keys_heard(phrases, utt, language, cfg):
+        j = _clause_start(utt, q)
+        while j < q and units[j] in lead:
+            j += 1
+        if j < q and units[j] in imperatives:
+            return True
+    return False
+
+
 def _keys_heard(phrases, utt: NormText, language: str, cfg) -> list[int]:
     """Where the check's key words are heard in ``utt``, in order."""
     keys = {w for p in phrases for k in phrase_keys(p, phrases, language) for w in k}
@@ -487,7 +513,10 @@ def act_mood_ok(phrases: list[str] | tuple[str, ...], utt: NormText, language: s
     if cfg is None:
         return True
     if _requests_only(tuple(phrases), language) and (
-        not _is_request(utt.original, utt.units, cfg)
+        not (
+            _is_request(utt.original, utt.units, cfg)
+            or _imperative_on_keys(phrases, utt, language, cfg)
+        )
         or speaker_acts_on_keys(phrases, utt, language)
     ):
         return False
@@ -555,13 +584,22 @@ def one_slip(word: str, spoken: str) -> bool:
 
 def word_heard(word: str, spoken: str, min_ratio: float, cfg: ContentSettings) -> bool:
     """Whether ``spoken`` is ``word`` or an ASR variant of it (another form of it, one slip,
-    a close spelling, the same consonant skeleton)."""
+    a close spelling, the same consonant skeleton, it without its unstressed first
+    syllable)."""
     if word == spoken:
         return True
     if len(word) < 3 or len(spoken) < 3:
         return False  # short words: exact only ("a" is not "i", "as" is not "ask")
     if _stem(word) == _stem(spoken) or one_slip(word, spoken):
         return True
+    if (
+        len(word) >= 6
+        and word[0] in "aeiou"
+        and len(spoken) >= 4
+        and len(word) - len(spoken) <= 2
+        and word.endswith(spoken)
+    ):
+        return True  # an unstressed first syllable unheard: "count number" for "account number"
     gap = abs(len(word) - len(spoken))
     if gap > max(2, len(word) // 3):
         return False  # a slip keeps the length: "read" is not inside "already"
@@ -624,7 +662,12 @@ def _positions(
 
 
 def keys_heard(
-    keys: tuple[tuple[str, ...], ...], utt: NormText, language: str, *, aligned: bool = False
+    keys: tuple[tuple[str, ...], ...],
+    utt: NormText,
+    language: str,
+    *,
+    aligned: bool = False,
+    phrases: list[str] | tuple[str, ...] = (),
 ) -> bool:
     """Every key word (every content word of every bracket) is heard in ``utt``. With
     ``aligned`` (the whole phrase already aligned closely), a bracket of several content
@@ -639,8 +682,10 @@ def keys_heard(
 
     words = frozenset(w for k in keys for w in k)
 
+    owned = not (phrases and _statements_only(tuple(phrases), language))
+
     def heard(w: str) -> bool:
-        return bool(key_positions(w, words, utt, cfg))
+        return bool(key_positions(w, words, utt, cfg, owned=owned))
 
     if aligned:
         return all(2 * sum(map(heard, k)) >= len(k) for k in keys)
@@ -648,14 +693,21 @@ def keys_heard(
 
 
 def key_positions(
-    word: str, keys: set[str] | frozenset[str], utt: NormText, cfg: ContentSettings
+    word: str,
+    keys: set[str] | frozenset[str],
+    utt: NormText,
+    cfg: ContentSettings,
+    *,
+    owned: bool = True,
 ) -> list[int]:
     """Positions where the key word ``word`` (or a synonym) is heard as the phrase's own
     act: :func:`_positions`, without those where it acts on something else (an
     ``other_object`` follower in the same clause: "calling back", "calling the number on
     the letter"; a determiner counts only when no key word of ``keys`` follows it) or where
     an ``act_followers`` word is followed by none of its words, no key word and no clause
-    end ("northwind's welcome offer")."""
+    end ("northwind's welcome offer"). Without ``owned``, a name (no act word) right after a
+    ``customer_possessives`` sequence is the customer's, not heard as the speaker's own: "hello,
+    your northwind telecom contract ends next month"."""
     units = utt.units
     found = {
         (p, a)
@@ -678,6 +730,17 @@ def key_positions(
                 for p in _positions(a, units, cfg.key_min_ratio, cfg)
             }
         return j in key_spots
+
+    # the last word of a key term run into the next word by ASR, right after the term's
+    # other words: "your date of birthday month and year" (not "happy birthday")
+    if len(word) >= 5:
+        found |= {
+            (p, word)
+            for p, u in enumerate(units)
+            if u.startswith(word)
+            and 0 < len(u) - len(word) <= 3
+            and any(key_at(j) for j in (p - 1, p - 2) if j >= 0)
+        }
 
     def elsewhere(k: int, a: str) -> bool:
         if a not in allowed and a not in followers:
@@ -703,7 +766,14 @@ def key_positions(
     words_at: dict[int, set[str]] = {}
     for k, a in found:
         words_at.setdefault(k, {units[k]}).add(a)
-    return sorted(k for k, ws in words_at.items() if not any(elsewhere(k, a) for a in ws))
+    out = sorted(k for k, ws in words_at.items() if not any(elsewhere(k, a) for a in ws))
+    if not owned and word not in _act_words(cfg):
+        out = [
+            k
+            for k in out
+            if not any(k >= len(o) and units[k - len(o) : k] == o for o in cfg.customer_possessives)
+        ]
+    return out
 
 
 def act_word_heard(
@@ -819,7 +889,7 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
         found: dict[str, list[int]] = {}
         for w in dict.fromkeys(words):
             if w in keys:
-                found[w] = key_positions(w, keys, utt, cfg)
+                found[w] = key_positions(w, keys, utt, cfg, owned=not statements)
                 continue
             # a weak act word of a statement is itself: the farewell's "have" (a great day)
             # is not the request verbs' "have" (get, take, let ...)
@@ -937,21 +1007,29 @@ def _foreign_words(
     phrases: list[str], utt: NormText, language: str, cfg: ContentSettings
 ) -> list[str]:
     """Content words of ``utt`` that are no word of the check (its phrases' words, their
-    synonym groups, the request cues) nor an ASR variant of one, nor a one-word clause (an
-    interjection: "Lovely, and the date of birth, please?")."""
+    synonym groups, the request cues) nor an ASR variant of one, nor in a short clause before
+    the last (an interjection: "Lovely, and the date of birth, please?")."""
     vocab = {
         a for p in phrases for w in _content_words(p, language, cfg) for a in _alternatives(w, cfg)
     }
     vocab |= set(cfg.request_cues)
     light = _light(cfg)
+    clause = _clause_ids(utt)
+    negs = set(cfg.negations)
+    # a request's lead-in may be a short clause of any words ("Okay, first things first,
+    # date of birth please?"); an offer's may not ("Got a router, anything else?" asks about
+    # devices)
+    longest = 3 if _requests_only(tuple(phrases), language) else 1
 
     def alone(k: int) -> bool:
-        def pause(j: int) -> bool:  # a punctuation mark before unit j (j = 0: the start)
-            return j == 0 or bool(
-                _PUNCT.search(utt.original[utt.spans[j - 1][1] : utt.spans[j][0]])
-            )
-
-        return k + 1 < len(utt) and pause(k) and pause(k + 1)
+        """In a clause of at most ``longest`` words, no negation, before the utterance's
+        last clause: an interjection ("Lovely, and the date of birth, please?")."""
+        inside = [j for j in range(len(utt)) if clause[j] == clause[k]]
+        return (
+            clause[k] != clause[-1]
+            and len(inside) <= longest
+            and not any(utt.units[j] in negs for j in inside)
+        )
 
     return [
         u

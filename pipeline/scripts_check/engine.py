@@ -66,7 +66,12 @@ ENGINE = "callqa.scripts_check"
 # another phrase's act word negated in its clause stands in for nothing; an act word of
 # another group and a light word are no word split in two ("cheers so" is no "cheerio");
 # an ``offer_needs`` cue after its ``offer_needs_not_after`` words ("have you had") asks no
-# need (held-out 14). A hold phrase the agent follows in the same turn with a request to the
+# need; in audio (held-out 14): a clause opening with an imperative (request_imperatives) that
+# names the key words asks ("just read me the account number", its "can you" lost), a key
+# term's last word run on into the next ("date of birthday") and a key word without its
+# unstressed first syllable ("count number") are heard, a request's short lead-in clause is
+# no foreign word, and in a greeting or farewell a name after a customer_possessives
+# sequence ("your northwind bill") is the customer's. A hold phrase the agent follows in the same turn with a request to the
 # customer announces no wait (defaults.yaml hold_handover: 先核实一下您的身份，请您报一下身份证
 # 号码; split 12).
 ENGINE_VERSION = "11"

@@ -303,7 +303,7 @@ class _PhraseCheck(Operator):
                 if (
                     m is None
                     or m.similarity < threshold
-                    or not keys_heard(keys, said, ctx.language, aligned=True)
+                    or not keys_heard(keys, said, ctx.language, aligned=True, phrases=self.phrases)
                 ):
                     continue
                 whole = ctx.norm(_joined(turn_of[i]).text) if i in turn_of else said
@@ -369,7 +369,7 @@ class _PhraseCheck(Operator):
                 if bound < threshold:
                     continue
                 keys = phrase_keys(phrase, self.phrases, ctx.language)
-                if not keys_heard(keys, un, ctx.language, aligned=True):
+                if not keys_heard(keys, un, ctx.language, aligned=True, phrases=self.phrases):
                     continue
                 ms = [align(c, un, ctx.language) for c in clauses]
                 if any(op == "negation" for m in ms for op, _, _ in m.ops):
@@ -607,7 +607,7 @@ class Required(_PhraseCheck):
             ok = [
                 (i, u)
                 for i, u in pairs
-                if keys_heard(keys, ctx.norm(u.text), ctx.language)
+                if keys_heard(keys, ctx.norm(u.text), ctx.language, phrases=self.phrases)
                 and not adds_negation(phrase, ctx.norm(u.text), ctx.language)
                 and (not act or act_mood_ok(self.phrases, ctx.norm(u.text), ctx.language))
             ]
