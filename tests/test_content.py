@@ -249,6 +249,20 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("greeting", "Hello, you're north wind telecom contract ends next month.", False),
         ("greeting", "Hello, you're through to Northwind Telecom.", True),
         ("farewell", "Thanks for calling, enjoy your day.", True),
+        # held-out 13 in audio, rendered again: a need named ("that needs sorting"), not an
+        # obligation; "take it easy" at the line's end closes; an imperative before a comma;
+        # a key term's words in their order
+        (
+            "anything_else",
+            "Is there anything else that needs sorting while you're through to me?",
+            True,
+        ),
+        ("anything_else", "Anything else that needs to go through the app.", False),
+        ("farewell", "Thanks heaps for calling mate, take it easy.", True),
+        ("farewell", "Thanks for calling, it was easy to fix.", False),
+        ("farewell", "Take it easy, mate.", False),
+        ("identity_check", "Just read me, the account number off your latest bill.", True),
+        ("identity_check", "And what's the mobile number on the account, love?", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

@@ -387,11 +387,15 @@ def _imperative_on_keys(phrases, utt: NormText, language: str, cfg) -> bool:
         return False
     imperatives, lead, units = set(cfg.request_imperatives), set(cfg.imperative_lead), utt.units
     for q in _keys_heard(phrases, utt, language, cfg):
-        j = _clause_start(utt, q)
-        while j < q and units[j] in lead:
-            j += 1
-        if j < q and units[j] in imperatives:
-            return True
+        start = _clause_start(utt, q)
+        starts = [start]
+        if start and start - _clause_start(utt, start - 1) <= 3:
+            starts.append(_clause_start(utt, start - 1))  # "just read me, the account number"
+        for j in starts:
+            while j < q and units[j] in lead:
+                j += 1
+            if j < q and units[j] in imperatives:
+                return True
     return False
 
 
@@ -900,6 +904,9 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
             )
         if any(not found[w] for w in keys):
             continue
+        terms = [k for k in phrase_keys(phrase, phrases, language) if len(k) > 1]
+        if not all(_in_order(k, found) for k in terms):
+            continue  # "the mobile number on the account" is no account number
         # other phrases' act words stand in for this one's (the phrase set's own variants)
         extra = [w for w in pool - set(words) if _positions(w, utt.units, cfg.min_ratio, cfg)]
         for start in range(max(1, len(utt) - width + 1)):
@@ -939,6 +946,17 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
                     tuple(w for w in words if w not in inside),
                 )
     return best
+
+
+def _in_order(term: tuple[str, ...], found: dict[str, list[int]], gap: int = 3) -> bool:
+    """The words of a key term of several words heard in their order, each at most ``gap``
+    units after the one before ("date of birth", "account number"; ASR may split a word)."""
+    ends = set(found.get(term[0], ()))
+    for w in term[1:]:
+        ends = {p for p in found.get(w, ()) if any(0 < p - e <= gap for e in ends)}
+        if not ends:
+            return False
+    return True
 
 
 def _clause_ids(utt: NormText) -> list[int]:

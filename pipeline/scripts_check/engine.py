@@ -71,7 +71,9 @@ ENGINE = "callqa.scripts_check"
 # term's last word run on into the next ("date of birthday") and a key word without its
 # unstressed first syllable ("count number") are heard, a request's short lead-in clause is
 # no foreign word, and in a greeting or farewell a name after a customer_possessives
-# sequence ("your northwind bill") is the customer's. A hold phrase the agent follows in the same turn with a request to the
+# sequence ("your northwind bill") is the customer's; a key term of several words is heard in
+# its order ("the mobile number on the account" is no account number); "that needs" names a
+# need; "take it easy" at a line's end closes. A hold phrase the agent follows in the same turn with a request to the
 # customer announces no wait (defaults.yaml hold_handover: 先核实一下您的身份，请您报一下身份证
 # 号码; split 12).
 ENGINE_VERSION = "11"
