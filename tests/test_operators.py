@@ -280,6 +280,7 @@ def test_zh_speech_rate_counts_characters_as_spoken(text: str, units: int) -> No
         ("可以的，先核实一下您的身份，请您报一下身份证号码。", False),
         ("可以对先核实一下您的身份，请您抱一下身份证号码。", False),  # 报 heard 抱
         ("请您报一下身份证号码，我帮您核实一下。", True),  # the wait announced last
+        ("您先别撂电话，我去仓库那边查一下。", True),  # split 13
     ],
 )
 def test_a_hold_phrase_before_a_request_to_the_customer_announces_no_wait(

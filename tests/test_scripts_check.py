@@ -848,6 +848,23 @@ def test_closing_question_and_apology_in_own_words(form, item, line, verdict) ->
         ("zh_ecommerce", "no_forbidden", "您要退货的话，我马上给您办。", True),
         ("zh_ecommerce", "no_forbidden", "真不好意思，是我们的问题。", True),
         ("zh_bank_hotline", "no_forbidden", "差一点就到期了，您尽快还款。", True),
+        # v11 after split 13: belittling and blame for the purchase; a risk tip that names
+        # the safety it buys; the anything-else question whose 还 ASR dropped; the greeting as
+        # a salutation then the shop or the agent's name; 给您添堵了
+        ("zh_bank_hotline", "no_forbidden", "您这岁数搞不明白这些，就别折腾了。", False),
+        ("zh_bank_hotline", "no_forbidden", "您这罪述搞不明白这些，就别折腾了。", False),
+        ("zh_bank_hotline", "no_forbidden", "您要是没听明白，我再给您讲一遍。", True),
+        (
+            "zh_ecommerce",
+            "no_forbidden",
+            "自己没想清楚就下单，现在回过头来找我们，这算谁的？",
+            False,
+        ),
+        ("zh_ecommerce", "no_forbidden", "您想清楚了再下单也不迟。", True),
+        ("zh_bank_hotline", "risk_disclosure", "免密支付最好只留常用的几家，资金更安全。", True),
+        ("zh_ecommerce", "anything_else", "有别的问题吗？", True),
+        ("zh_ecommerce", "greeting", "晚上好，麦穗商城客户关怀组，我是葛云帆。", True),
+        ("zh_ecommerce", "apology", "给您添堵了，是我们发货前没把好关。", True),
     ],
 )
 def test_zh_forms_v5_v6_wordings(form, item, line, verdict) -> None:
@@ -1062,4 +1079,26 @@ def test_zh_bank_complaint_in_other_words(complaint: str, reply: str, verdict) -
     (got,) = [
         i for i in check_items(t, load_rubric("zh_bank_hotline")) if i.id == "apology_on_complaint"
     ]
+    assert got.passed is verdict, got.reason
+
+
+# e-commerce greeting after split 13: a salutation then the shop, its service or the agent's
+# name greets; a bare "喂？售后，讲。" does not (rules, and the judge: 售后 alone is no greeting)
+@pytest.mark.parametrize(
+    ("first", "verdict"),
+    [
+        ("晚上好，麦穗商城客户关怀组，我是葛云帆，您今天碰上什么事儿了？", True),
+        ("您好，这边是售后，我是小陆。", True),
+        ("喂？售后，讲。", False),
+    ],
+)
+def test_zh_ecommerce_greeting_needs_a_salutation(first: str, verdict: bool) -> None:
+    t = _call(
+        ("agent", first),
+        ("customer", "我买的四件套颜色不对。"),
+        ("agent", "订单号多少？"),
+        ("customer", "二零二六幺二幺二零六四一。"),
+        ("agent", "看到了，十二月十二号的单。"),
+    )
+    (got,) = [i for i in check_items(t, load_rubric("zh_ecommerce")) if i.id == "greeting"]
     assert got.passed is verdict, got.reason
