@@ -94,18 +94,17 @@ class ContentSettings(BaseModel):
     # when every phrase of a check says one of these, an utterance passed by its content
     # words or as a paraphrase must say one too ("?" in the text counts)
     request_cues: tuple[str, ...] = ()
-    # a ``request_modals`` cue right after a ``statement_subjects`` word states, it does not
-    # ask: "i can see your account number" (not "can i see ...")
     # verbs that ask at the start of a clause that names the key words ("read me the account
-    # number"), their modal lost
+    # number"), their modal lost; ``imperative_lead``: what may come before them ("just",
+    # "okay", "so")
     request_imperatives: tuple[str, ...] = ()
     imperative_lead: tuple[str, ...] = ()
     # in a greeting or a farewell (no phrase a request or an offer), a name key word right
     # after one of these is the customer's, not the speaker's company: "hello, your
     # northwind telecom contract ends next month" (held-out 14)
-    customer_possessives: tuple[
-        tuple[str, ...], ...
-    ] = ()  # what may come before it: "just", "okay", "so"
+    customer_possessives: tuple[tuple[str, ...], ...] = ()
+    # a ``request_modals`` cue right after a ``statement_subjects`` word states, it does not
+    # ask: "i can see your account number" (not "can i see ...")
     request_modals: tuple[str, ...] = ()
     statement_subjects: tuple[str, ...] = ()
     # ... unless a ``request_conditions`` word comes before the subject: "if i could just
@@ -380,9 +379,11 @@ def _self_act_on_every_key(phrases, utt: NormText, language: str, cfg) -> bool:
 
 
 def _imperative_on_keys(phrases, utt: NormText, language: str, cfg) -> bool:
-    """A clause that opens (past ``imperative_lead`` words) with a ``request_imperatives`` verb and holds
-    a key word of the check asks for it, whatever cue ASR lost before it: "just read me the
-    account number off the top of your bill" (its "can you" unheard; held-out 14)."""
+    """A clause that opens (past ``imperative_lead`` words) with a ``request_imperatives``
+    verb, and holds a key word of the check, asks for it whatever cue ASR lost before it:
+    "just read me the account number off the top of your bill" (its "can you" unheard;
+    held-out 14); a clause of at most three words before it may hold the verb ("just read
+    me, the account number")."""
     if not cfg.request_imperatives:
         return False
     imperatives, lead, units = set(cfg.request_imperatives), set(cfg.imperative_lead), utt.units
@@ -412,21 +413,15 @@ def _keys_heard(phrases, utt: NormText, language: str, cfg) -> list[int]:
     )
 
 
-def _first_key_heard(phrases, utt: NormText, language: str, cfg) -> int | None:
-    """Where the check's first key word is heard in ``utt`` (None: none is)."""
-    heard = _keys_heard(phrases, utt, language, cfg)
-    return heard[0] if heard else None
-
-
 def _opened_before_first_key(
     phrases, utt: NormText, language: str, cfg, openers: set[str], seconds: set[str]
 ) -> bool:
     """The clause holding the check's first key word heard has an ``openers`` word followed
     by a ``seconds`` word before that key word."""
-    first = _first_key_heard(phrases, utt, language, cfg)
-    if first is None:
+    heard = _keys_heard(phrases, utt, language, cfg)
+    if not heard:
         return False
-    units = utt.units
+    first, units = heard[0], utt.units
     return any(
         units[j] in openers and units[j + 1] in seconds
         for j in range(_clause_start(utt, first), first - 1)
