@@ -295,6 +295,26 @@ def test_a_hold_phrase_before_a_request_to_the_customer_announces_no_wait(
     assert gap["hold_announced"] is announced
 
 
+@pytest.mark.parametrize(
+    ("agent_turn", "announced"),
+    [
+        ("Please hold while I check that.", True),
+        ("Let me check that for you. Can you confirm your date of birth?", False),
+    ],
+)
+def test_an_english_hold_phrase_before_a_request_announces_no_wait(
+    agent_turn: str, announced: bool
+) -> None:
+    t = call(
+        ("agent", agent_turn, 0, 4),
+        ("customer", "Sure, it's the third of May, nineteen eighty.", 5, 9),
+        ("agent", "Thanks, that's all verified.", 27, 29),
+        language="en",
+    )
+    (gap,) = [s for s in silences(t) if s["duration"] >= 15]
+    assert gap["hold_announced"] is announced
+
+
 def test_conversation_metrics_for_risk_engine() -> None:
     m = conversation_metrics(GAPPY)
     assert [

@@ -88,7 +88,8 @@ def hold_handover_defaults() -> dict[str, re.Pattern[str]]:
     out = {}
     for lang, pattern in data.items():
         try:
-            out[lang] = re.compile(_widener(lang)(pattern))  # 请您抱一下: 报 heard 抱
+            # 请您抱一下: 报 heard 抱; "Can you confirm ..." as ASR capitalises it
+            out[lang] = re.compile(_widener(lang)(pattern), re.IGNORECASE)
         except (re.error, TypeError) as exc:
             raise ValueError(f"{CHECKS_DEFAULTS}: hold_handover.{lang}: {exc}") from None
     return out
