@@ -263,6 +263,17 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("farewell", "Take it easy, mate.", False),
         ("identity_check", "Just read me, the account number off your latest bill.", True),
         ("identity_check", "And what's the mobile number on the account, love?", False),
+        # held-out 15 (engine 12): one word is not two key words; "as an" is no "assist"; a
+        # lost "good" before another part of the day; a request's tail clause of what the
+        # agent will do; "mate" is a form of address
+        ("farewell", "cheurio.", False),
+        ("farewell", "Cheers, bye.", True),
+        ("anything_else", "Anyone else you'd like added as an authorised user?", False),
+        ("greeting", "Evening, Northwind, Josh speaking.", True),
+        ("greeting", "Evening, Josh speaking.", False),
+        ("identity_check", "And your date of birth, please, before I open the account?", True),
+        ("identity_check", "Your postcode, please, before I open the account?", False),
+        ("anything_else", "Anything else today, mate?", True),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

@@ -865,6 +865,16 @@ def test_closing_question_and_apology_in_own_words(form, item, line, verdict) ->
         ("zh_ecommerce", "anything_else", "有别的问题吗？", True),
         ("zh_ecommerce", "greeting", "晚上好，麦穗商城客户关怀组，我是葛云帆。", True),
         ("zh_ecommerce", "apology", "给您添堵了，是我们发货前没把好关。", True),
+        # v12 after split 14: 坐席编号 as ASR heard it; cutting the card on cancellation (剪断
+        # heard 简端); mocking and blame for the use; not the agent's offer to explain again
+        ("zh_bank_hotline", "job_number", "上午好，安兰银行，坐席费好69103，您请说。", True),
+        ("zh_bank_hotline", "job_number", "我们坐席都很忙，您稍等。", False),
+        ("zh_bank_hotline", "risk_disclosure", "收到短信以后，把卡片简端就行。", True),
+        ("zh_bank_hotline", "risk_disclosure", "您的卡片已经寄出了。", False),
+        ("zh_bank_hotline", "no_forbidden", "两回都能忘？这么大个人了，这点事都办不明白。", False),
+        ("zh_ecommerce", "no_forbidden", "自己没保养好，回头又来找商家。", False),
+        ("zh_ecommerce", "no_forbidden", "这个我再给您讲一遍，保证您弄明白。", True),
+        ("zh_ecommerce", "no_forbidden", "您保养得很好，这是质量问题。", True),
     ],
 )
 def test_zh_forms_v5_v6_wordings(form, item, line, verdict) -> None:
@@ -980,8 +990,22 @@ DISCLOSE = ("agent", "提醒您，分期手续费一经收取不予退还。")
             ],
             True,
         ),
-        # the agent offers to process: nothing put through yet
-        ([("agent", "可以分六期或者十二期。"), DISCLOSE, ("customer", "好。")], "n/a"),
+        # the fee told and nothing put through heard after it (v12, if_first_only): the fee
+        # came first (split 14: the yes and the booking garbled by ASR, 同意担担, 翻脱了)
+        ([("agent", "可以分六期或者十二期。"), DISCLOSE, ("customer", "好。")], True),
+        ([DISCLOSE, ("customer", "同意担担。"), ("agent", "翻脱了，下个月开始还。")], True),
+        # put through in words of its own before the fee is told (split 14)
+        (
+            [
+                ("customer", "六期吧。"),
+                ("agent", "好的，已经给您把这笔分成六期了。"),
+                ("customer", "手续费多少？"),
+                DISCLOSE,
+            ],
+            False,
+        ),
+        # neither the fee nor a booking heard: nothing to judge
+        ([("agent", "可以分六期或者十二期。"), ("customer", "我再想想。")], "n/a"),
     ],
 )
 def test_fee_disclosure_before_the_installment_is_put_through(lines, verdict) -> None:
