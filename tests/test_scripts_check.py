@@ -875,6 +875,10 @@ def test_closing_question_and_apology_in_own_words(form, item, line, verdict) ->
         ("zh_ecommerce", "no_forbidden", "自己没保养好，回头又来找商家。", False),
         ("zh_ecommerce", "no_forbidden", "这个我再给您讲一遍，保证您弄明白。", True),
         ("zh_ecommerce", "no_forbidden", "您保养得很好，这是质量问题。", True),
+        # split 15: 对不住 apologises; belittling the customer as fussy
+        ("zh_ecommerce", "apology", "才两个礼拜就成这样，真是对不住。", True),
+        ("zh_ecommerce", "no_forbidden", "正常人谁会盯着那几个点看，你也太较真了。", False),
+        ("zh_ecommerce", "no_forbidden", "这是正常的人体工学设计，您放心用。", True),
     ],
 )
 def test_zh_forms_v5_v6_wordings(form, item, line, verdict) -> None:
