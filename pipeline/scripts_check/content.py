@@ -50,6 +50,7 @@ are still stripped and key words still required.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import product
@@ -1069,15 +1070,14 @@ def _foreign_words(
         and utt.units[k + 1] in speaker
     }
 
+    size = Counter(clause)
+    negated = {clause[j] for j, u in enumerate(utt.units) if u in negs}
+
     def alone(k: int) -> bool:
         """In a clause of at most ``longest`` words, no negation, before the utterance's
         last clause: an interjection ("Lovely, and the date of birth, please?")."""
-        inside = [j for j in range(len(utt)) if clause[j] == clause[k]]
-        return (
-            clause[k] != clause[-1]
-            and len(inside) <= longest
-            and not any(utt.units[j] in negs for j in inside)
-        )
+        c = clause[k]
+        return c != clause[-1] and size[c] <= longest and c not in negated
 
     return [
         u

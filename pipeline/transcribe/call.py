@@ -97,9 +97,9 @@ def transcribe_call(
     ``language_decision`` with the model that decoded the call. ``vocabulary``: a form's
     terms, decode hints beside the deployment lexicon's (``QA_ASR_LEXICON``), or a function
     of the decided language that gives them (a call whose form waits on its language).
-    ``role_phrases`` are extra agent phrases (e.g. a rubric's greeting). ``hook(step, artefact)`` reports progress: steps
-    ``decode``, ``asr`` (per channel), ``filter``, ``diarization`` (mono with a diarizer),
-    ``roles``, ``transcript``. ``agent_id`` (the manifest's) selects the enrolled voiceprint
+    ``role_phrases`` are extra agent phrases (e.g. a rubric's greeting).
+    ``hook(step, artefact)`` reports progress: steps ``decode``, ``asr`` (per channel),
+    ``filter``, ``diarization`` (mono with a diarizer), ``roles``, ``transcript``. ``agent_id`` (the manifest's) selects the enrolled voiceprint
     that diarized mono calls are compared with. ``timer`` collects seconds per stage
     (``decode``, ``vad``, ``asr``, ``diarization``). ``source_sha256``: the file's, when the
     caller hashed it already.
