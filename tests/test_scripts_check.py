@@ -879,6 +879,15 @@ def test_closing_question_and_apology_in_own_words(form, item, line, verdict) ->
         ("zh_ecommerce", "apology", "才两个礼拜就成这样，真是对不住。", True),
         ("zh_ecommerce", "no_forbidden", "正常人谁会盯着那几个点看，你也太较真了。", False),
         ("zh_ecommerce", "no_forbidden", "这是正常的人体工学设计，您放心用。", True),
+        # v13 after split 16: a salutation then the bank's name greets; 号服务专员; blame
+        # with 您, shaming as "so simple", exasperation
+        ("zh_bank_hotline", "greeting", "上午好，这里是明川银行信用卡专线。", True),
+        ("zh_bank_hotline", "greeting", "喂，您说。", False),
+        ("zh_bank_hotline", "job_number", "我是七零三九五号服务专员，今天由我来接待您。", True),
+        ("zh_ecommerce", "no_forbidden", "别人都装得上，肯定是您自己装反了吧。", False),
+        ("zh_ecommerce", "no_forbidden", "这么简单都装不上，我也是服了。", False),
+        ("zh_bank_hotline", "no_forbidden", "操作这么简单，您在手机银行上点两下就好。", True),
+        ("zh_ecommerce", "no_forbidden", "这个是您自己选的颜色吗？", True),
     ],
 )
 def test_zh_forms_v5_v6_wordings(form, item, line, verdict) -> None:
@@ -1094,6 +1103,9 @@ def test_regex_sounds_like_is_the_languages_default_and_a_check_can_say_no() -> 
         ("你们到底有没有人在管？", "真是非常抱歉，我马上帮您查。", True),
         ("我真不想再折腾了。", "好的，我帮您登记。", False),
         ("好的，那就这样。", "好的，我帮您登记。", None),
+        # v13 (split 16)
+        ("停了一个多月了你们都不管？", "物流显示十一月二号发的货。", False),
+        ("你们上回也是这么说的！", "实在抱歉，这次我亲自跟进。", True),
     ],
 )
 def test_zh_bank_complaint_in_other_words(complaint: str, reply: str, verdict) -> None:
@@ -1129,4 +1141,26 @@ def test_zh_ecommerce_greeting_needs_a_salutation(first: str, verdict: bool) -> 
         ("agent", "看到了，十二月十二号的单。"),
     )
     (got,) = [i for i in check_items(t, load_rubric("zh_ecommerce")) if i.id == "greeting"]
+    assert got.passed is verdict, got.reason
+
+
+# bank v13 (split 16): a request to cancel said as 把…卡销了; keeping the card (卡留着) is the
+# retention, cancelling straight away is none, and no request leaves the item n/a
+@pytest.mark.parametrize(
+    ("asked", "reply", "verdict"),
+    [
+        ("我想把一张不太用的卡销了。", "我可以先帮您把额度调到一万，卡留着，年费刷满六次就免。", True),
+        ("我想把卡销了。", "这张卡目前没有欠款，可以直接销。", False),
+        ("我想查一下账单。", "好的，我帮您查。", None),
+    ],
+)
+def test_zh_bank_cancel_in_other_words(asked: str, reply: str, verdict) -> None:
+    t = _call(
+        ("agent", "您好。"),
+        ("customer", asked),
+        ("agent", reply),
+        ("customer", "好的。"),
+        ("agent", "再见。"),
+    )
+    (got,) = [i for i in check_items(t, load_rubric("zh_bank_hotline")) if i.id == "retention"]
     assert got.passed is verdict, got.reason
