@@ -1149,7 +1149,11 @@ def test_zh_ecommerce_greeting_needs_a_salutation(first: str, verdict: bool) -> 
 @pytest.mark.parametrize(
     ("asked", "reply", "verdict"),
     [
-        ("我想把一张不太用的卡销了。", "我可以先帮您把额度调到一万，卡留着，年费刷满六次就免。", True),
+        (
+            "我想把一张不太用的卡销了。",
+            "我可以先帮您把额度调到一万，卡留着，年费刷满六次就免。",
+            True,
+        ),
         ("我想把卡销了。", "这张卡目前没有欠款，可以直接销。", False),
         ("我想查一下账单。", "好的，我帮您查。", None),
     ],
