@@ -274,6 +274,38 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("identity_check", "And your date of birth, please, before I open the account?", True),
         ("identity_check", "Your postcode, please, before I open the account?", False),
         ("anything_else", "Anything else today, mate?", True),
+        # held-out 16 (engine 13, en_telecom v8): howdy greets; a warm transfer's hello to a
+        # colleague greets no customer; a request put off asks nothing now; a need under
+        # "if" is a condition unless the line asks; "any other <thing> you'd like" asks
+        # about the thing; a lead-in that says the work is done
+        ("greeting", "Howdy, Northwind Telecom, this is Wade, how y'all doing today?", True),
+        (
+            "greeting",
+            "Hi Priya, it's Callum on the Northwind Telecom help desk, can you take a transfer?",
+            False,
+        ),
+        (
+            "greeting",
+            "Hi Mark, it's Tanya from Northwind Telecom's front line, I've got a customer for you.",
+            False,
+        ),
+        (
+            "greeting",
+            "Hi, thanks for calling Northwind Telecom, can you take me through the problem?",
+            True,
+        ),
+        ("identity_check", "We'll need your date of birth later if you decide to upgrade.", False),
+        ("identity_check", "We'll need your date of birth, then I can look at the upgrade.", True),
+        ("anything_else", "If you need anything else, you can always use the live chat.", False),
+        (
+            "anything_else",
+            "Happy to help with anything else if you need it, is there anything?",
+            True,
+        ),
+        ("anything_else", "Is there any other number you'd like us to call you on?", False),
+        ("anything_else", "Any other questions you had for me?", True),
+        ("anything_else", "Okay, all done, was there anything else?", True),
+        ("anything_else", "Got a router, anything else?", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

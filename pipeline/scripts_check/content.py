@@ -129,6 +129,9 @@ class ContentSettings(BaseModel):
     # tells what the speaker will do with the answer: its words are no foreign words ("and
     # your date of birth, please, before i open the account?")
     request_tail_cues: tuple[str, ...] = ()
+    # a request put off: one of these a few words after every key word heard, in its clause
+    # ("we'll need your date of birth later if you decide to upgrade"), asks nothing now
+    request_deferrals: tuple[str, ...] = ()
     # (opener words..., verb): "let me find your account number" is the agent's own act,
     # not a request for it (``speaker_act_skip`` words may come between: "let me just")
     speaker_act_openers: tuple[tuple[str, ...], ...] = ()
@@ -178,6 +181,17 @@ class ContentSettings(BaseModel):
     obligations: tuple[str, ...] = ()
     # (cue, words...): an ``offer_needs`` cue right after one of those words asks no need
     offer_needs_not_after: tuple[tuple[str, ...], ...] = ()
+    # what a need may be asked about after "any other" / "anything more" ("any other
+    # questions you had"): another noun there names a thing, no need ("is there any other
+    # number you'd like us to call you on?")
+    offer_need_objects: tuple[str, ...] = ()
+    # an offer's short lead-in clause that says the work is done ("All done, was there
+    # anything else?"); any other lead-in may ask about something ("Got a router, anything
+    # else?")
+    offer_lead_ins: tuple[str, ...] = ()
+    # a need after one of these is a condition, asked only in a question ("if you need
+    # anything else, you can always use the live chat" offers nothing)
+    offer_conditions: tuple[str, ...] = ()
     # a question about the topic: when no phrase of a check is a request or an offer
     # (statements: a greeting, a farewell), a line passed by its content words or as a
     # paraphrase whose clause asks a question (a ``question_auxiliaries`` word followed by a
@@ -406,6 +420,27 @@ def _imperative_on_keys(phrases, utt: NormText, language: str, cfg) -> bool:
     return False
 
 
+def request_deferred(phrases: list[str] | tuple[str, ...], utt: NormText, language: str) -> bool:
+    """Every key word of the check heard in ``utt`` is followed, within three words of its
+    clause, by a ``request_deferrals`` word: the request is put off ("we'll need your date
+    of birth later if you decide to upgrade")."""
+    cfg = content_settings(language)
+    if cfg is None or not cfg.request_deferrals:
+        return False
+    heard = _keys_heard(phrases, utt, language, cfg)
+    if not heard:
+        return False
+    clause, later = _clause_ids(utt), set(cfg.request_deferrals)
+
+    def put_off(q: int) -> bool:
+        return any(
+            utt.units[k] in later and clause[k] == clause[q]
+            for k in range(q + 1, min(len(utt), q + 4))
+        )
+
+    return all(put_off(q) for q in heard)
+
+
 def _keys_heard(phrases, utt: NormText, language: str, cfg) -> list[int]:
     """Where the check's key words are heard in ``utt``, in order."""
     keys = {w for p in phrases for k in phrase_keys(p, phrases, language) for w in k}
@@ -469,7 +504,7 @@ def onset_lost(
     return ()
 
 
-def _needs_asked(units: tuple[str, ...], cfg: ContentSettings) -> list[int]:
+def _needs_asked(units: tuple[str, ...], cfg: ContentSettings, question: bool = False) -> list[int]:
     """Positions of the customer's need asked about: an ``offer_needs`` cue said in order,
     a word or none between its words ("anything else you need from me", "would you like",
     "you still need"), "you" as any ``offer_customer`` word, a misheard word heard; not an
@@ -492,6 +527,24 @@ def _needs_asked(units: tuple[str, ...], cfg: ContentSettings) -> list[int]:
         return j
 
     not_after = {cue: set(before) for cue, *before in cfg.offer_needs_not_after}
+    light = _light(cfg)
+    more = {w for g in cfg.synonyms if "else" in g for w in g}
+    objects = (
+        set(cfg.offer_need_objects) | more | {w for g in cfg.synonyms if "anything" in g for w in g}
+    )
+
+    def of_a_thing(j: int) -> bool:
+        """ "any other number you'd like": a noun between "other" and the cue."""
+        k = j - 1
+        while k >= 0 and units[k] in light:
+            k -= 1
+        return (
+            k >= 1
+            and units[k - 1] in more
+            and units[k] not in cfg.offer_conditions
+            and not any(word_heard(w, units[k], cfg.min_ratio, cfg) for w in objects)
+        )
+
     out = set()
     for cue in cfg.offer_needs:
         words = cue.split()
@@ -501,14 +554,18 @@ def _needs_asked(units: tuple[str, ...], cfg: ContentSettings) -> list[int]:
                 continue
             if j and units[j - 1] in not_after.get(cue, ()):
                 continue  # "have you had anything else go wrong" asks about the past
+            if j and units[j - 1] in cfg.offer_conditions and not question:
+                continue  # "if you need anything else, you can use the live chat" asks nothing
+            if cfg.offer_need_objects and of_a_thing(j):
+                continue
             out.add(e)
     return sorted(out)
 
 
-def _is_offer(units: tuple[str, ...], cfg: ContentSettings) -> bool:
+def _is_offer(units: tuple[str, ...], cfg: ContentSettings, question: bool = False) -> bool:
     """The speaker named as who acts ("i can help", "can we do"), or the customer's need
     asked about (:func:`_needs_asked`)."""
-    return bool(set(cfg.offer_speaker) & set(units)) or bool(_needs_asked(units, cfg))
+    return bool(set(cfg.offer_speaker) & set(units)) or bool(_needs_asked(units, cfg, question))
 
 
 def act_mood_ok(phrases: list[str] | tuple[str, ...], utt: NormText, language: str) -> bool:
@@ -529,11 +586,14 @@ def act_mood_ok(phrases: list[str] | tuple[str, ...], utt: NormText, language: s
             or _imperative_on_keys(phrases, utt, language, cfg)
         )
         or speaker_acts_on_keys(phrases, utt, language)
+        or request_deferred(phrases, utt, language)
     ):
         return False
     if _statements_only(tuple(phrases), language) and asks_about_topic(phrases, utt, language):
         return False
-    return not _offers_only(tuple(phrases), language) or _is_offer(utt.units, cfg)
+    return not _offers_only(tuple(phrases), language) or _is_offer(
+        utt.units, cfg, "?" in utt.original
+    )
 
 
 @lru_cache(maxsize=8)
@@ -891,7 +951,11 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
     }
     # in a check of offers, the customer's need asked about is the offer ("anything else
     # you'd like a hand with"): it stands for one act word of the phrase
-    asked = _needs_asked(utt.units, cfg) if _offers_only(tuple(phrases), language) else []
+    asked = (
+        _needs_asked(utt.units, cfg, "?" in utt.original)
+        if _offers_only(tuple(phrases), language)
+        else []
+    )
     statements = _statements_only(tuple(phrases), language)
     clause = _clause_ids(utt)
     polite = _inside_formulas(utt.units, cfg.polite_negations)
@@ -1073,11 +1137,20 @@ def _foreign_words(
     size = Counter(clause)
     negated = {clause[j] for j, u in enumerate(utt.units) if u in negs}
 
+    done = set(cfg.offer_lead_ins)
+    wrap_up = {  # an offer's lead-in of the work done ("All done, was there anything else?")
+        c
+        for c in size
+        if not request
+        and size[c] <= 3
+        and all(u in light or u in done for k, u in enumerate(utt.units) if clause[k] == c)
+    }
+
     def alone(k: int) -> bool:
         """In a clause of at most ``longest`` words, no negation, before the utterance's
         last clause: an interjection ("Lovely, and the date of birth, please?")."""
         c = clause[k]
-        return c != clause[-1] and size[c] <= longest and c not in negated
+        return c != clause[-1] and (size[c] <= longest or c in wrap_up) and c not in negated
 
     return [
         u

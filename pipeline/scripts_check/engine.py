@@ -82,7 +82,13 @@ ENGINE = "callqa.scripts_check"
 # next word ("Evening, Northwind" for "[good] [morning] [northwind]"); a request's later
 # clause of what the agent will do with the answer adds no foreign words (request_tail_cues:
 # "and your date of birth, please, before I open the account?").
-ENGINE_VERSION = "12"
+# 13: a required check's ``unless`` phrases: an utterance that says one is said to someone else
+# (a warm transfer's hello to a colleague greets no customer); a request put off
+# (request_deferrals: "we'll need your date of birth later"); a need under "if" is asked only
+# in a question (offer_conditions); "any other <thing> you'd like" asks about the thing
+# (offer_need_objects); an offer's lead-in that says the work is done (offer_lead_ins: "All
+# done, was there anything else?"); howdy greets; zh hold phrases 稍候, 候一会儿.
+ENGINE_VERSION = "13"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:

@@ -454,12 +454,32 @@ class Required(_PhraseCheck):
     # a phrase that fails the lexical match may pass as a paraphrase (sentence embeddings,
     # :mod:`.semantic`); None: as the rubric's ``semantic:`` block says (off without one)
     semantic: bool | None = None
+    # an utterance that says one of these (as a forbidden phrase is said) is said to someone
+    # else, not the act the item scores: a warm transfer's hello to a colleague ("Hi Priya,
+    # it's Callum at Northwind Telecom, can you take a transfer?") greets no customer
+    unless: list[str] = Field(default_factory=list)
+
+    _check_unless = field_validator("unless")(_phrase_list)
 
     def evaluate(self, ctx: Context) -> Outcome:
         t = ctx.transcript
         if role_undecidable(t, self.role):
             return Outcome(None, f"no {self.role} utterance (roles not told apart)")
         pairs = select(t, self.role, self.within)
+        if not self.unless:
+            return self._evaluate(ctx, pairs)
+        # said as such, like a forbidden phrase ("can you take me through the problem" is no
+        # "can you take a transfer")
+        limit = max(self.threshold_for(ctx.language), match_settings(ctx.language).forbidden)
+        skipped = {i: p for i, u in pairs if (p := self._unless_said(ctx, u, limit)) is not None}
+        out = self._evaluate(ctx, [(i, u) for i, u in pairs if i not in skipped])
+        if out.passed is not True and skipped:
+            out.reason += "; not counted: " + ", ".join(
+                f"utterance {i} says {p!r} (said to someone else)" for i, p in skipped.items()
+            )
+        return out
+
+    def _evaluate(self, ctx: Context, pairs: list[tuple[int, Utterance]]) -> Outcome:
         said, para = self._said(ctx, pairs)
         if said is not None:
             return said
@@ -488,6 +508,15 @@ class Required(_PhraseCheck):
             out.reason += f"; {ev.reason}"
             out.evidence = [e for e in out.evidence if e.utterance is not None] + [ev]
         return out
+
+    def _unless_said(self, ctx: Context, u: Utterance, limit: float) -> str | None:
+        """The first ``unless`` phrase ``u`` says, or None."""
+        said = ctx.norm(u.text)
+        for phrase in self.unless:
+            m = match(ctx.norm(phrase), said, ctx.language, limit)
+            if m is not None and m.similarity >= limit:
+                return phrase
+        return None
 
     def _said(
         self, ctx: Context, pairs: list[tuple[int, Utterance]]
