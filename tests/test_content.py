@@ -306,11 +306,58 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("anything_else", "Any other questions you had for me?", True),
         ("anything_else", "Okay, all done, was there anything else?", True),
         ("anything_else", "Got a router, anything else?", False),
+        # held-out 16 in audio: one key word heard only as a misheard word ("move" for
+        # "more") is no bare offer
+        ("anything_else", "Move the ad on.", False),
+        ("anything_else", "Anything more?", True),
+        # an interjection first, its comma lost by ASR
+        ("identity_check", "Lovely and your date of birth as well, please.", True),
+        ("anything_else", "Router anything else?", False),
+        ("anything_else", "OK, all done was there anything else.", True),
+        ("anything_else", "Is anything else fixed?", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:
     got, reason = verdict(telecom, item, line)
     assert got is passed, reason
+
+
+@pytest.mark.parametrize(
+    ("turns", "passed"),
+    [
+        # the warm transfer's hello cut by ASR from its question: the whole turn is skipped
+        (
+            [
+                ("agent", "Hi Priya, it's Calum on the Northwind Telecom help desk."),
+                ("agent", "Can you take a transfer?"),
+                ("customer", "Sure."),
+            ],
+            False,
+        ),
+        # a transfer asked for in a later turn leaves the greeting of the first
+        (
+            [
+                ("agent", "Hi, Northwind Telecom, Calum speaking."),
+                ("customer", "Hi."),
+                ("agent", "Can you take a transfer?"),
+            ],
+            True,
+        ),
+    ],
+)
+def test_an_unless_phrase_skips_its_whole_turn(telecom, turns, passed) -> None:
+    t = Transcript(
+        call_id="c",
+        language="en",
+        utterances=[
+            Utterance(speaker=spk, start=3.0 * k, end=3.0 * k + 2.5, text=text)
+            for k, (spk, text) in enumerate(turns)
+        ],
+    )
+    (r,) = [r for r in check_items(t, telecom) if r.id == "greeting"]
+    assert r.passed is passed, r.reason
+    if not passed:
+        assert "said to someone else" in r.reason
 
 
 @pytest.mark.parametrize(

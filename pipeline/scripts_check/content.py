@@ -192,6 +192,9 @@ class ContentSettings(BaseModel):
     # a need after one of these is a condition, asked only in a question ("if you need
     # anything else, you can always use the live chat" offers nothing)
     offer_conditions: tuple[str, ...] = ()
+    # a word of these first in a line is an interjection whether or not ASR wrote its comma
+    # ("Lovely and your date of birth as well, please."): no foreign word
+    lead_interjections: tuple[str, ...] = ()
     # a question about the topic: when no phrase of a check is a request or an offer
     # (statements: a greeting, a farewell), a line passed by its content words or as a
     # paraphrase whose clause asks a question (a ``question_auxiliaries`` word followed by a
@@ -1013,6 +1016,19 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
             # a phrase without key words: every content word ("found from the phrase")
             if share < (cfg.min_share if keys else 1.0) and not (keys and bare):
                 continue
+            # a bare request or offer that rests on one key word alone: heard as itself or a
+            # synonym, not as a misheard word ("Move the ad on." is no "anything more?")
+            if (
+                share < cfg.min_share
+                and len(inside) < 2
+                and not all(
+                    any(
+                        start <= q < end and utt.units[q] in _alternatives(k, cfg) for q in found[k]
+                    )
+                    for k in keys
+                )
+            ):
+                continue
             if best is None or share > best.share:
                 best = ContentHit(
                     phrase,
@@ -1152,11 +1168,19 @@ def _foreign_words(
         c = clause[k]
         return c != clause[-1] and (size[c] <= longest or c in wrap_up) and c not in negated
 
+    lead = next((k for k, u in enumerate(utt.units) if u not in light), None)
+    # the work done, said before the offer, its comma lost ("OK, all done was there anything
+    # else."): a lead-in still
+    first_vocab = next(
+        (k for k, u in enumerate(utt.units) if u not in light and u in vocab), len(utt)
+    )
     return [
         u
         for k, u in enumerate(utt.units)
         if len(u) >= 3  # "te", "a": what is left of a function word
         and not alone(k)
+        and not (k == lead and u in cfg.lead_interjections)
+        and not (not request and k < first_vocab and u in done)
         and clause[k] not in tails
         and u not in light
         and u not in vocab
