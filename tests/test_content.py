@@ -315,6 +315,9 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("anything_else", "Router anything else?", False),
         ("anything_else", "OK, all done was there anything else.", True),
         ("anything_else", "Is anything else fixed?", False),
+        ("farewell", "Thanks heaps for calling, mate, catch you later.", True),
+        ("farewell", "Thanks, I'll call you back later.", False),
+        ("farewell", "Later on we'll send the engineer, thanks.", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:
