@@ -1094,31 +1094,43 @@ def test_regex_sounds_like_is_the_languages_default_and_a_check_can_say_no() -> 
 
 
 # bank v11 (split 12): a complaint in words the trigger list now holds; the apology after it
-# passes, its absence fails, and a calm call leaves the item n/a
+# passes, its absence fails, and a calm call leaves the item n/a. v13 (split 16): a request to
+# cancel said as 把…卡销了; keeping the card (卡留着) is the retention, cancelling straight away
+# is none, and no request leaves the item n/a
 @pytest.mark.parametrize(
-    ("complaint", "reply", "verdict"),
+    ("item", "said", "reply", "verdict"),
     [
-        ("啊？早知道先问清楚了，算了。", "不好意思，刚才应该先跟您讲清楚的。", True),
-        ("啊？早知道先问清楚了，算了。", "手续费每期六十一块六。", False),
-        ("你们到底有没有人在管？", "真是非常抱歉，我马上帮您查。", True),
-        ("我真不想再折腾了。", "好的，我帮您登记。", False),
-        ("好的，那就这样。", "好的，我帮您登记。", None),
-        # v13 (split 16)
-        ("停了一个多月了你们都不管？", "物流显示十一月二号发的货。", False),
-        ("你们上回也是这么说的！", "实在抱歉，这次我亲自跟进。", True),
+        (
+            "apology_on_complaint",
+            "啊？早知道先问清楚了，算了。",
+            "不好意思，刚才应该先跟您讲清楚的。",
+            True,
+        ),
+        ("apology_on_complaint", "啊？早知道先问清楚了，算了。", "手续费每期六十一块六。", False),
+        ("apology_on_complaint", "你们到底有没有人在管？", "真是非常抱歉，我马上帮您查。", True),
+        ("apology_on_complaint", "我真不想再折腾了。", "好的，我帮您登记。", False),
+        ("apology_on_complaint", "好的，那就这样。", "好的，我帮您登记。", None),
+        ("apology_on_complaint", "停了一个多月了你们都不管？", "物流显示十一月二号发的货。", False),
+        ("apology_on_complaint", "你们上回也是这么说的！", "实在抱歉，这次我亲自跟进。", True),
+        (
+            "retention",
+            "我想把一张不太用的卡销了。",
+            "我可以先帮您把额度调到一万，卡留着，年费刷满六次就免。",
+            True,
+        ),
+        ("retention", "我想把卡销了。", "这张卡目前没有欠款，可以直接销。", False),
+        ("retention", "我想查一下账单。", "好的，我帮您查。", None),
     ],
 )
-def test_zh_bank_complaint_in_other_words(complaint: str, reply: str, verdict) -> None:
+def test_zh_bank_customer_turn_in_other_words(item: str, said: str, reply: str, verdict) -> None:
     t = _call(
         ("agent", "您好。"),
-        ("customer", complaint),
+        ("customer", said),
         ("agent", reply),
         ("customer", "没有了。"),
         ("agent", "再见。"),
     )
-    (got,) = [
-        i for i in check_items(t, load_rubric("zh_bank_hotline")) if i.id == "apology_on_complaint"
-    ]
+    (got,) = [i for i in check_items(t, load_rubric("zh_bank_hotline")) if i.id == item]
     assert got.passed is verdict, got.reason
 
 
@@ -1141,30 +1153,4 @@ def test_zh_ecommerce_greeting_needs_a_salutation(first: str, verdict: bool) -> 
         ("agent", "看到了，十二月十二号的单。"),
     )
     (got,) = [i for i in check_items(t, load_rubric("zh_ecommerce")) if i.id == "greeting"]
-    assert got.passed is verdict, got.reason
-
-
-# bank v13 (split 16): a request to cancel said as 把…卡销了; keeping the card (卡留着) is the
-# retention, cancelling straight away is none, and no request leaves the item n/a
-@pytest.mark.parametrize(
-    ("asked", "reply", "verdict"),
-    [
-        (
-            "我想把一张不太用的卡销了。",
-            "我可以先帮您把额度调到一万，卡留着，年费刷满六次就免。",
-            True,
-        ),
-        ("我想把卡销了。", "这张卡目前没有欠款，可以直接销。", False),
-        ("我想查一下账单。", "好的，我帮您查。", None),
-    ],
-)
-def test_zh_bank_cancel_in_other_words(asked: str, reply: str, verdict) -> None:
-    t = _call(
-        ("agent", "您好。"),
-        ("customer", asked),
-        ("agent", reply),
-        ("customer", "好的。"),
-        ("agent", "再见。"),
-    )
-    (got,) = [i for i in check_items(t, load_rubric("zh_bank_hotline")) if i.id == "retention"]
     assert got.passed is verdict, got.reason
