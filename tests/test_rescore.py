@@ -104,7 +104,9 @@ def new_form(tmp_path: Path, rubric_id: str, *, points: float = 5, phrase: str |
     item = data["sections"][0]["items"][0]
     item["points"] += points
     if phrase is not None:
-        item["check"]["required"]["phrases"] = [phrase]
+        check = item["check"]
+        required = check["required"] if "required" in check else check["any_of"][0]["required"]
+        required["phrases"] = [phrase]
     path = tmp_path / f"{rubric_id}_v{data['version']}.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path, data, item["id"]

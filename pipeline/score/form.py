@@ -43,9 +43,9 @@ def item_check_sha256(rubric: Rubric, item) -> str:
     )
 
 
-# options added to operators after checks were stored (engine 10), left out of the hash while
+# options added to operators after checks were stored (engines 10, 13), left out of the hash while
 # unset, so an unchanged check keeps its hash and the human overrides on it survive a re-score
-_LATER_OPTIONS = {"patterns": [], "if_first_only": None}
+_LATER_OPTIONS = {"patterns": [], "if_first_only": None, "unless": []}
 
 
 def _without_unset_options(dump):
