@@ -1154,23 +1154,16 @@ def _foreign_words(
     negated = {clause[j] for j, u in enumerate(utt.units) if u in negs}
 
     done = set(cfg.offer_lead_ins)
-    wrap_up = {  # an offer's lead-in of the work done ("All done, was there anything else?")
-        c
-        for c in size
-        if not request
-        and size[c] <= 3
-        and all(u in light or u in done for k, u in enumerate(utt.units) if clause[k] == c)
-    }
 
     def alone(k: int) -> bool:
         """In a clause of at most ``longest`` words, no negation, before the utterance's
         last clause: an interjection ("Lovely, and the date of birth, please?")."""
         c = clause[k]
-        return c != clause[-1] and (size[c] <= longest or c in wrap_up) and c not in negated
+        return c != clause[-1] and size[c] <= longest and c not in negated
 
     lead = next((k for k, u in enumerate(utt.units) if u not in light), None)
-    # the work done, said before the offer, its comma lost ("OK, all done was there anything
-    # else."): a lead-in still
+    # an offer's lead-in of the work done, before the offer, with or without its comma ("All
+    # done, was there anything else?", "OK, all done was there anything else.")
     first_vocab = next(
         (k for k, u in enumerate(utt.units) if u not in light and u in vocab), len(utt)
     )

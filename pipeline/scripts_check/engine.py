@@ -82,12 +82,15 @@ ENGINE = "callqa.scripts_check"
 # next word ("Evening, Northwind" for "[good] [morning] [northwind]"); a request's later
 # clause of what the agent will do with the answer adds no foreign words (request_tail_cues:
 # "and your date of birth, please, before I open the account?").
-# 13: a required check's ``unless`` phrases: an utterance that says one is said to someone else
-# (a warm transfer's hello to a colleague greets no customer); a request put off
-# (request_deferrals: "we'll need your date of birth later"); a need under "if" is asked only
-# in a question (offer_conditions); "any other <thing> you'd like" asks about the thing
-# (offer_need_objects); an offer's lead-in that says the work is done (offer_lead_ins: "All
-# done, was there anything else?"); howdy greets; zh hold phrases 稍候, 候一会儿.
+# 13: a required check's ``unless`` phrases: an utterance that says one, and its whole turn,
+# is said to someone else (a warm transfer's hello to a colleague greets no customer); a
+# request put off (request_deferrals: "we'll need your date of birth later"); a need under
+# "if" is asked only in a question (offer_conditions); "any other <thing> you'd like" asks
+# about the thing (offer_need_objects); an offer's lead-in that says the work is done
+# (offer_lead_ins: "All done, was there anything else?"); a line's first word as an
+# interjection (lead_interjections); a bare request or offer resting on one key word heard
+# only as a misheard word is none ("Move the ad on."); howdy greets, "catch you later"
+# closes; zh hold phrases 稍候, 候一会儿.
 ENGINE_VERSION = "13"
 
 

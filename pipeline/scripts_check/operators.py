@@ -474,12 +474,11 @@ class Required(_PhraseCheck):
         said = {i: p for i, u in pairs if (p := self._unless_said(ctx, u, limit)) is not None}
         # the whole turn: ASR may cut "Hi Priya, it's Callum at Northwind." from "Can you
         # take a transfer?" (held-out 16 in audio)
-        skipped = {
-            i: said.get(i) or next(p for j, _ in turn if (p := said.get(j)) is not None)
-            for turn in turns(pairs)
-            if any(j in said for j, _ in turn)
-            for i, _ in turn
-        }
+        skipped: dict[int, str] = {}
+        for turn in turns(pairs):
+            first = next((said[j] for j, _ in turn if j in said), None)
+            if first is not None:
+                skipped |= {i: said.get(i, first) for i, _ in turn}
         out = self._evaluate(ctx, [(i, u) for i, u in pairs if i not in skipped])
         if out.passed is not True and skipped:
             out.reason += "; not counted: " + ", ".join(
