@@ -329,3 +329,16 @@ def test_identity_checked_and_no_account_news(second: str, verdict) -> None:
         assert not got.applicable, got.reason
     else:
         assert got.applicable and got.passed is verdict, got.reason
+
+
+# judge exemplars v6 (split 17): an offer of more help says what is more (还 / 其他 / 别的 ...)
+@pytest.mark.parametrize(
+    ("line", "verdict"),
+    [
+        ("需要我再帮您看看别的吗？", True),  # no rule: the judge, with 再 and 别的
+        # 0.906 from "您这边还有其他事吗" before v6
+        ("退货可以，明天安排快递上门取件。赔偿的话，我们这边没有这个政策。", False),
+    ],
+)
+def test_anything_else_judged_only_when_it_says_what_is_more(line: str, verdict: bool) -> None:
+    assert _agent_line("zh_ecommerce", "anything_else", line).passed is verdict

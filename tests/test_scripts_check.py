@@ -888,6 +888,18 @@ def test_closing_question_and_apology_in_own_words(form, item, line, verdict) ->
         ("zh_ecommerce", "no_forbidden", "这么简单都装不上，我也是服了。", False),
         ("zh_bank_hotline", "no_forbidden", "操作这么简单，您在手机银行上点两下就好。", True),
         ("zh_ecommerce", "no_forbidden", "这个是您自己选的颜色吗？", True),
+        # v14 / engine 14 after split 17: the number before 业务代表; a card kept from being
+        # copied; red lines said with the polite 您, a dare to complain, no time for 您
+        ("zh_bank_hotline", "job_number", "我是本中心幺三五零七号业务代表严可凡。", True),
+        ("zh_bank_hotline", "job_number", "我帮您转给业务代表处理。", False),
+        ("zh_bank_hotline", "risk_disclosure", "别把卡交给店员拿走去刷，防止卡被复制盗刷。", True),
+        ("zh_bank_hotline", "risk_disclosure", "上个月被盗刷的那笔已经退回到您的卡上了。", False),
+        ("zh_bank_hotline", "no_forbidden", "账单上写得明明白白的，您自己不会看吗？", False),
+        ("zh_bank_hotline", "no_forbidden", "随便您吧，反正我说了。", False),
+        ("zh_ecommerce", "no_forbidden", "颜色随便您挑，都有现货。", True),
+        ("zh_ecommerce", "no_forbidden", "那您投诉去吧，爱投哪儿投哪儿。", False),
+        ("zh_bank_hotline", "no_forbidden", "我哪有工夫一条一条给您算。", False),
+        ("zh_bank_hotline", "no_forbidden", "如果对处理结果不满意，您可以拨打投诉电话。", True),
     ],
 )
 def test_zh_forms_v5_v6_wordings(form, item, line, verdict) -> None:

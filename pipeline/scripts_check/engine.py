@@ -91,7 +91,10 @@ ENGINE = "callqa.scripts_check"
 # interjection (lead_interjections); a bare request or offer resting on one key word heard
 # only as a misheard word is none ("Move the ad on."); howdy greets, "catch you later"
 # closes; zh hold phrases 稍候, 候一会儿.
-ENGINE_VERSION = "13"
+# 14: a Chinese forbidden phrase is said in either form of "you" (你 / 您: a taboo said
+# with the polite 您 is still one; forbidden_context.zh.same_word, split 17), with the
+# polite continuations of 随便你 (随便您挑) not counted.
+ENGINE_VERSION = "14"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:

@@ -757,13 +757,14 @@ class Forbidden(_PhraseCheck):
             un = ctx.norm(u.text)
             best: tuple[str, Match] | None = None
             for phrase in self.phrases:
-                m = match(ctx.norm(phrase), un, ctx.language, limit)
-                if (
-                    m is not None
-                    and m.similarity >= limit
-                    and (best is None or m.similarity > best[1].similarity)
-                ):
-                    best = (phrase, m)
+                for form in spoken_forms(phrase, ctx.language):
+                    m = match(ctx.norm(form), un, ctx.language, limit)
+                    if (
+                        m is not None
+                        and m.similarity >= limit
+                        and (best is None or m.similarity > best[1].similarity)
+                    ):
+                        best = (phrase, m)
             if best is None:
                 if self.patterns and (ev := self._pattern_hit(ctx, i, u)) is not None:
                     hits.append(ev)
@@ -809,6 +810,19 @@ def context_rules() -> dict:
     from pipeline.match_config import CHECKS_DEFAULTS
 
     return read_yaml(CHECKS_DEFAULTS)[0]
+
+
+def spoken_forms(phrase: str, language: str) -> list[str]:
+    """A forbidden phrase as written, then as said with the other word of each
+    ``forbidden_context.<lang>.same_word`` group it holds (你 / 您: a taboo said with the
+    polite form is still one)."""
+    forms = [phrase]
+    groups = context_rules()["forbidden_context"].get(language[:2], {}).get("same_word", [])
+    for group in groups:
+        for word in group:
+            if word in phrase:
+                forms += [f.replace(word, other) for f in forms for other in group if other != word]
+    return list(dict.fromkeys(forms))
 
 
 def _polite_context(ctx: Context, utt: Utterance, phrase: str, hit: Match) -> str | None:
