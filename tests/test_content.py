@@ -318,6 +318,15 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("farewell", "Thanks heaps for calling, mate, catch you later.", True),
         ("farewell", "Thanks, I'll call you back later.", False),
         ("farewell", "Later on we'll send the engineer, thanks.", False),
+        # held-out 17 (engine 14): thanks sent to someone else thanks nobody; a lost "thank"
+        # shown by more than "you"
+        ("farewell", "Say thanks to the engineer when he comes, have a good day.", False),
+        ("farewell", "I want to thank the team that fixed your line, have a good night.", False),
+        ("farewell", "My thanks to the shop staff who sorted your SIM, take care.", False),
+        ("farewell", "You take care of yourself, bye.", False),
+        ("farewell", "You for calling, goodbye.", True),
+        ("farewell", "Thanks heaps for calling, enjoy your Sunday.", True),
+        ("farewell", "Thanks for calling, take care.", True),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:
@@ -377,6 +386,10 @@ def test_an_unless_phrase_skips_its_whole_turn(telecom, turns, passed) -> None:
         ("calling", {"thank", "calling"}, "thanks for calling the northwind desk", []),
         ("calling", {"thank", "calling"}, "thanks for calling, the fix is done", [3]),
         ("calling", {"thank", "calling"}, "thanks for ringing back", []),  # a synonym
+        # thanks sent to someone else (written "thank you to the ...")
+        ("thank", {"thank", "day"}, "say thanks to the engineer", []),
+        ("thank", {"thank", "day"}, "i want to thank the team", []),
+        ("thank", {"thank", "day"}, "thank you for your time", [0]),
         # "welcome": the act before "to" / "back", a key word, or its clause's end
         ("welcome", {"welcome", "northwind"}, "welcome to northwind", [0]),
         ("welcome", {"welcome", "northwind"}, "welcome northwind", [0]),

@@ -93,7 +93,10 @@ ENGINE = "callqa.scripts_check"
 # closes; zh hold phrases 稍候, 候一会儿.
 # 14: a Chinese forbidden phrase is said in either form of "you" (你 / 您: a taboo said
 # with the polite 您 is still one; forbidden_context.zh.same_word, split 17), with the
-# polite continuations of 随便你 (随便您挑) not counted.
+# polite continuations of 随便你 (随便您挑) not counted. English (held-out 17): thanks sent to
+# someone else thanks nobody ("say thanks to the engineer", "I want to thank the team":
+# other_object); a turn's lost "thank" needs more than "you" and a close to show it ("You
+# take care of yourself, bye."); a farewell wishes a weekday or the arvo well.
 ENGINE_VERSION = "14"
 
 
