@@ -900,6 +900,15 @@ def test_closing_question_and_apology_in_own_words(form, item, line, verdict) ->
         ("zh_ecommerce", "no_forbidden", "那您投诉去吧，爱投哪儿投哪儿。", False),
         ("zh_bank_hotline", "no_forbidden", "我哪有工夫一条一条给您算。", False),
         ("zh_bank_hotline", "no_forbidden", "如果对处理结果不满意，您可以拨打投诉电话。", True),
+        (
+            "zh_bank_hotline",
+            "risk_disclosure",
+            "要是有人让您报验证码，或者点什么链接，千万别礼，我们不会这么要的。",
+            True,
+        ),
+        ("zh_bank_hotline", "risk_disclosure", "验证码发过去了，您别理它过期了再重发。", False),
+        ("zh_bank_hotline", "farewell", "多谢您制典银远银行，祝您新局顺废再见！", True),
+        ("zh_bank_hotline", "farewell", "感谢您的耐心，稍后给您回电。", False),
     ],
 )
 def test_zh_forms_v5_v6_wordings(form, item, line, verdict) -> None:
