@@ -14,6 +14,7 @@ import copy
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -342,15 +343,18 @@ def transcribe_batched(
 
             decode(keys)
             # Whisper sometimes stops before the end of a glued chunk (the sequential
-            # decoder would seek and go on): the clips it left out are decoded again, as
-            # chunks of their own, once.
+            # decoder would seek and go on) or skips a whole clip in its middle: the clips
+            # it left out are decoded again, as chunks of their own, once, without the
+            # vocabulary hints (a clip the hinted decode skipped was heard without them:
+            # sample z08's 请问还有其他问题吗 on an Intel Xeon without AMX; and hints decode
+            # silence into their own words)
             tails = []
             for p, k in (pk for w in keys for pk in w):
-                for meta in _uncovered_tail(metas_by_party[p][k], outputs[(p, k)]):
+                for meta in _uncovered(metas_by_party[p][k], outputs[(p, k)]):
                     metas_by_party[p].append(meta)
                     tails.append(((p, len(metas_by_party[p]) - 1),))
             if tails:
-                decode(tails)
+                decode(tails, options=replace(options, initial_prompt=None, hotwords=None))
 
     finally:
         pooled = clock.seconds.get("busy", 0.0) - clock.seconds.get("blocked", 0.0)
@@ -377,6 +381,7 @@ def transcribe_batched(
             )
             for seg in outputs[(p, k)]
         ]
+        raw.sort(key=lambda s: s.start)  # a clip decoded again lies inside its chunk
         if config.vad is not None:
             raw = list(restore_speech_timestamps(raw, clips_by_party[p], SAMPLE_RATE))
         results.append(
@@ -390,25 +395,48 @@ def transcribe_batched(
     return results
 
 
-# Speech seconds a chunk's decode may leave out at its end before the rest is decoded again.
+# Speech seconds of a chunk's clips its decode may leave out before they are decoded again:
+# whole clips and the chunk's end; the end of a clip with words (VAD pads speech, Whisper
+# ends words early: more than that is left out there).
 TAIL_S = 1.0
+CLIP_TAIL_S = 1.5
+# A clip counts as heard where a decoded word overlaps it by more than this (seconds).
+HEARD_OVERLAP_S = 0.1
 
 
-def _uncovered_tail(meta: dict, segments: list[dict]) -> list[dict]:
-    """The chunk's clips that start after its decoded text ends, as one chunk (or none)."""
-    end = meta["offset"] + meta["duration"]
-    covered = max((s["end"] for s in segments), default=meta["offset"])
-    if end - covered <= TAIL_S:
-        return []
-    position, left_out = meta["offset"], []
+def _uncovered(meta: dict, segments: list[dict]) -> list[dict]:
+    """What the chunk's decode left out, as chunks of their own: runs of its clips in which no
+    decoded word (a segment, without words) falls, and a clip's end after its last word (a
+    sentence Whisper skipped: sample z08's 请问还有其他问题吗), each run more than ``TAIL_S``
+    of speech (none: all heard)."""
+    spans = [(w["start"], w["end"]) for s in segments for w in (s.get("words") or [s])]
+    pieces: list[tuple[float, dict, float]] = []  # (speech-time start, clip, seconds)
+    position = meta["offset"]
     for clip in meta["segments"]:
-        if position >= covered - 0.2:
-            left_out.append(clip)
-        position += (clip["end"] - clip["start"]) / SAMPLE_RATE
-    if not left_out:
-        return []
-    length = sum(c["end"] - c["start"] for c in left_out) / SAMPLE_RATE
-    return [{"offset": end - length, "duration": length, "segments": left_out}]
+        length = (clip["end"] - clip["start"]) / SAMPLE_RATE
+        a, b = position, position + length
+        heard = [e for s, e in spans if s < b - HEARD_OVERLAP_S and e > a + HEARD_OVERLAP_S]
+        if not heard:
+            pieces.append((a, clip, length))
+        elif b - max(heard) > CLIP_TAIL_S:
+            cut = clip["start"] + int((max(heard) - a) * SAMPLE_RATE)
+            pieces.append((max(heard), {"start": cut, "end": clip["end"]}, b - max(heard)))
+        position = b
+    runs: list[list[tuple[float, dict, float]]] = []
+    for piece in pieces:
+        last = runs[-1][-1] if runs else None
+        if last is not None and abs(last[0] + last[2] - piece[0]) < 1e-6:
+            runs[-1].append(piece)
+        else:
+            runs.append([piece])
+    out = []
+    for run in runs:
+        length = sum(n for _, _, n in run)
+        if length > TAIL_S:
+            out.append(
+                {"offset": run[0][0], "duration": length, "segments": [c for _, c, _ in run]}
+            )
+    return out
 
 
 def _decode_with_fallback(

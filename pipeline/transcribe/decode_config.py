@@ -128,8 +128,8 @@ class AsrConfig(BaseModel):
     batch_size: int = Field(default=2, ge=1)
     # Beam and chunk length (speech merged into chunks of at most this many seconds, each
     # decoded in Whisper's 30-s window) come per model from decode_models.yaml, where the
-    # measurements behind them are; a chunk that loses its last words has them decoded again
-    # on their own (_uncovered_tail).
+    # measurements behind them are; the clips of a chunk whose decode heard no word in them
+    # (its last words lost, a sentence skipped) are decoded again on their own (_uncovered).
     beam_size: int = Field(default=3, ge=1)
     temperature: float = 0.0
     chunk_length_s: int = Field(default=20, ge=1, le=30)
