@@ -772,3 +772,40 @@ def test_a_retried_window_is_not_encoded_again(model, settings):
             assert any(r.segments for r in results)
             counts[name] = sum(rows)
     assert counts["all"] == counts["none"] > 0
+
+
+def _word(start: float, end: float) -> dict:
+    return {"start": start, "end": end, "word": "x"}
+
+
+# a chunk of three clips on the speech timeline from 10 s: [10, 14), [14, 16), [16, 20)
+_CLIPS = [
+    {"start": 0, "end": 64000},
+    {"start": 80000, "end": 112000},
+    {"start": 120000, "end": 184000},
+]
+
+
+@pytest.mark.parametrize(
+    ("words", "left_out"),
+    [
+        # every clip heard to its end: nothing decoded again
+        ([_word(10.1, 13.8), _word(14.1, 15.9), _word(16.2, 19.7)], []),
+        # the middle clip skipped (2 s): decoded again on its own
+        ([_word(10.1, 13.8), _word(16.2, 19.7)], [(14.0, 2.0)]),
+        # the decode stopped in the first clip: its end and the clips after it, as one run
+        ([_word(10.1, 11.0)], [(11.0, 9.0)]),
+        # a clip's end left out by less than 1.5 s (VAD's padding, words ending early): heard
+        ([_word(10.1, 12.8), _word(14.1, 15.9), _word(16.2, 19.7)], []),
+        # a word overlapping a clip by 0.1 s or less does not make it heard
+        ([_word(10.1, 13.8), _word(13.9, 14.05), _word(16.2, 19.7)], [(14.0, 2.0)]),
+    ],
+)
+def test_what_a_chunks_decode_left_out_is_decoded_again(words, left_out) -> None:
+    from pipeline.transcribe.batching import _uncovered
+
+    meta = {"offset": 10.0, "duration": 10.0, "segments": _CLIPS}
+    got = _uncovered(meta, [{"start": 10.0, "end": 20.0, "words": words}])
+    assert [(round(m["offset"], 3), round(m["duration"], 3)) for m in got] == left_out
+    for m in got:  # the pieces are the clips' own audio
+        assert all(c["start"] < c["end"] for c in m["segments"])
