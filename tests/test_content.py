@@ -327,6 +327,10 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("farewell", "You for calling, goodbye.", True),
         ("farewell", "Thanks heaps for calling, enjoy your Sunday.", True),
         ("farewell", "Thanks for calling, take care.", True),
+        # the answer's form spelt out after a request (request_details)
+        ("identity_check", "And your date of birth, please, day, month and year?", True),
+        ("identity_check", "And when were you born, please, day, month and year?", True),
+        ("identity_check", "Your date of birth, day, month and year, is on file.", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

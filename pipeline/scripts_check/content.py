@@ -129,6 +129,9 @@ class ContentSettings(BaseModel):
     # tells what the speaker will do with the answer: its words are no foreign words ("and
     # your date of birth, please, before i open the account?")
     request_tail_cues: tuple[str, ...] = ()
+    # words that spell out the answer's form ("and your date of birth, please, day, month and
+    # year?": held-out 17): no foreign words in a request
+    request_details: tuple[str, ...] = ()
     # a request put off: one of these a few words after every key word heard, in its clause
     # ("we'll need your date of birth later if you decide to upgrade"), asks nothing now
     request_deferrals: tuple[str, ...] = ()
@@ -1179,6 +1182,7 @@ def _foreign_words(
         and not (k == lead and u in cfg.lead_interjections)
         and not (not request and k < first_vocab and u in done)
         and clause[k] not in tails
+        and not (request and u in cfg.request_details)
         and u not in light
         and u not in vocab
         and not any(word_heard(w, u, cfg.min_ratio, cfg) for w in vocab)

@@ -96,7 +96,8 @@ ENGINE = "callqa.scripts_check"
 # polite continuations of 随便你 (随便您挑) not counted. English (held-out 17): thanks sent to
 # someone else thanks nobody ("say thanks to the engineer", "I want to thank the team":
 # other_object); a turn's lost "thank" needs more than "you" and a close to show it ("You
-# take care of yourself, bye."); a farewell wishes a weekday or the arvo well.
+# take care of yourself, bye."); a farewell wishes a weekday or the arvo well; a request may
+# spell out the answer's form ("day, month and year": request_details).
 ENGINE_VERSION = "14"
 
 
