@@ -331,6 +331,13 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("identity_check", "And your date of birth, please, day, month and year?", True),
         ("identity_check", "And when were you born, please, day, month and year?", True),
         ("identity_check", "Your date of birth, day, month and year, is on file.", False),
+        # a hedge's "i" is no speaker who offers (speaker_hedges)
+        (
+            "anything_else",
+            "Anything else beyond that discount would need a manager's approval, I'm afraid.",
+            False,
+        ),
+        ("anything_else", "I'm afraid that's all, anything else I can do for you?", True),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

@@ -179,6 +179,8 @@ class ContentSettings(BaseModel):
     # asks about the customer's act, it offers nothing
     offer_subjects: tuple[str, ...] = ()
     offer_speaker: tuple[str, ...] = ()
+    # the speaker in a hedge acts on nothing ("... would need a manager's approval, I'm afraid")
+    speaker_hedges: tuple[tuple[str, ...], ...] = ()
     offer_customer: tuple[str, ...] = ()
     offer_needs: tuple[str, ...] = ()
     obligations: tuple[str, ...] = ()
@@ -575,7 +577,10 @@ def _needs_asked(units: tuple[str, ...], cfg: ContentSettings, question: bool = 
 def _is_offer(units: tuple[str, ...], cfg: ContentSettings, question: bool = False) -> bool:
     """The speaker named as who acts ("i can help", "can we do"), or the customer's need
     asked about (:func:`_needs_asked`)."""
-    return bool(set(cfg.offer_speaker) & set(units)) or bool(_needs_asked(units, cfg, question))
+    hedged = _inside_formulas(units, cfg.speaker_hedges)
+    speaker = set(cfg.offer_speaker)
+    named = any(u in speaker and k not in hedged for k, u in enumerate(units))
+    return named or bool(_needs_asked(units, cfg, question))
 
 
 def act_mood_ok(phrases: list[str] | tuple[str, ...], utt: NormText, language: str) -> bool:

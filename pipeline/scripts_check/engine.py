@@ -97,7 +97,8 @@ ENGINE = "callqa.scripts_check"
 # someone else thanks nobody ("say thanks to the engineer", "I want to thank the team":
 # other_object); a turn's lost "thank" needs more than "you" and a close to show it ("You
 # take care of yourself, bye."); a farewell wishes a weekday or the arvo well; a request may
-# spell out the answer's form ("day, month and year": request_details).
+# spell out the answer's form ("day, month and year": request_details); a hedge's "i" ("I'm
+# afraid") names no speaker who offers (speaker_hedges).
 ENGINE_VERSION = "14"
 
 
