@@ -753,18 +753,22 @@ class Forbidden(_PhraseCheck):
         limit = self.threshold_for(ctx.language)
         hits: list[Evidence] = []
         excused: list[Evidence] = []
+        forms = [
+            (phrase, ctx.norm(form))
+            for phrase in self.phrases
+            for form in spoken_forms(phrase, ctx.language)
+        ]
         for i, u in pairs:
             un = ctx.norm(u.text)
             best: tuple[str, Match] | None = None
-            for phrase in self.phrases:
-                for form in spoken_forms(phrase, ctx.language):
-                    m = match(ctx.norm(form), un, ctx.language, limit)
-                    if (
-                        m is not None
-                        and m.similarity >= limit
-                        and (best is None or m.similarity > best[1].similarity)
-                    ):
-                        best = (phrase, m)
+            for phrase, form in forms:
+                m = match(form, un, ctx.language, limit)
+                if (
+                    m is not None
+                    and m.similarity >= limit
+                    and (best is None or m.similarity > best[1].similarity)
+                ):
+                    best = (phrase, m)
             if best is None:
                 if self.patterns and (ev := self._pattern_hit(ctx, i, u)) is not None:
                     hits.append(ev)

@@ -416,11 +416,12 @@ def _uncovered(meta: dict, segments: list[dict]) -> list[dict]:
         length = (clip["end"] - clip["start"]) / SAMPLE_RATE
         a, b = position, position + length
         heard = [e for s, e in spans if s < b - HEARD_OVERLAP_S and e > a + HEARD_OVERLAP_S]
-        if not heard:
+        last = max(heard, default=None)
+        if last is None:
             pieces.append((a, clip, length))
-        elif b - max(heard) > CLIP_TAIL_S:
-            cut = clip["start"] + int((max(heard) - a) * SAMPLE_RATE)
-            pieces.append((max(heard), {"start": cut, "end": clip["end"]}, b - max(heard)))
+        elif b - last > CLIP_TAIL_S:
+            cut = clip["start"] + int((last - a) * SAMPLE_RATE)
+            pieces.append((last, {"start": cut, "end": clip["end"]}, b - last))
         position = b
     runs: list[list[tuple[float, dict, float]]] = []
     for piece in pieces:
