@@ -338,6 +338,20 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
             False,
         ),
         ("anything_else", "I'm afraid that's all, anything else I can do for you?", True),
+        # held-out 18 (engine 15): a hedge heard through a slip; a need that is a statement's
+        # subject; a statement's "you have it" asks nothing; a ripper of a day
+        ("anything_else", "Anything else would need a new ticket, I'm araid.", False),
+        ("anything_else", "Anything else you want will have to go through our sales team.", False),
+        ("anything_else", "Anything else you want today?", True),
+        ("anything_else", "Anything else you need while I've got you?", True),
+        (
+            "identity_check",
+            "I'll put the account number in the email so you have it for reference.",
+            False,
+        ),
+        ("identity_check", "and have you got your account number there", True),
+        ("farewell", "Thanks heaps for your patience, have a ripper of a day, see ya.", True),
+        ("farewell", "Have a ripper of a day.", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

@@ -136,6 +136,22 @@ BROKEN = [
         ),
         "sections[0].items[0].check.order.if_first_only: ",
     ),
+    (
+        lambda d: _item(d, 0).update(fails_with=["x"]),
+        "sections[0].items[0].fails_with[0]: no item 'x' in this rubric",
+    ),
+    (
+        lambda d: _item(d, 0).update(fails_with=["a"]),
+        "sections[0].items[0].fails_with[0]: item 'a' cannot fail with itself",
+    ),
+    (
+        lambda d: (_item(d, 0).update(fails_with=["c"]), _item(d, 2).update(fails_with=["b"])),
+        "sections[0].items[0].fails_with[0]: item 'c' names fails_with itself: no chains",
+    ),
+    (
+        lambda d: _item(d, 0).update(fails_with="c"),
+        "sections[0].items[0].fails_with: ",
+    ),
 ]
 
 

@@ -909,6 +909,18 @@ def test_closing_question_and_apology_in_own_words(form, item, line, verdict) ->
         ("zh_bank_hotline", "risk_disclosure", "验证码发过去了，您别理它过期了再重发。", False),
         ("zh_bank_hotline", "farewell", "多谢您制典银远银行，祝您新局顺废再见！", True),
         ("zh_bank_hotline", "farewell", "感谢您的耐心，稍后给您回电。", False),
+        # v15 after split 18: more help offered as 另有 / 尚有 + 何事 / 其他事项, 还有啥要问的
+        ("zh_ecommerce", "anything_else", "已为您安排重新配送。另有何事需我代劳吗？", True),
+        (
+            "zh_ecommerce",
+            "anything_else",
+            "连盒子带线一块儿交给快递就行。您看还有啥要问的不？",
+            True,
+        ),
+        ("zh_bank_hotline", "anything_else", "请问尚有其他事项需要效劳否？", True),
+        ("zh_ecommerce", "anything_else", "另有一件事跟您说，快递明天上午到。", False),
+        ("zh_ecommerce", "anything_else", "还有什么不明白的，以后可以再来问。", False),
+        ("zh_bank_hotline", "anything_else", "尚有两期没有还清。", False),
     ],
 )
 def test_zh_forms_v5_v6_wordings(form, item, line, verdict) -> None:
@@ -1040,6 +1052,23 @@ DISCLOSE = ("agent", "提醒您，分期手续费一经收取不予退还。")
         ),
         # neither the fee nor a booking heard: nothing to judge
         ([("agent", "可以分六期或者十二期。"), ("customer", "我再想想。")], "n/a"),
+        # v15 (split 18): the fee's no-refund rule in formal words, before and after the yes
+        (
+            [
+                ("agent", "另需言明，日后即便提前结清，已收取的手续费也概不退还。您意下如何？"),
+                ("customer", "明白了，可以，帮我办吧。"),
+                ("agent", "十二期分期已为您办理完毕。"),
+            ],
+            True,
+        ),
+        (
+            [
+                ("customer", "可以，帮我办吧。"),
+                ("agent", "十二期分期已为您办理完毕。"),
+                ("agent", "另需言明，日后即便提前结清，已收取的手续费也概不退还。"),
+            ],
+            False,
+        ),
     ],
 )
 def test_fee_disclosure_before_the_installment_is_put_through(lines, verdict) -> None:
@@ -1047,6 +1076,38 @@ def test_fee_disclosure_before_the_installment_is_put_through(lines, verdict) ->
     rubric = load_rubric("zh_bank_hotline")
     (got,) = [i for i in check_items(call, rubric) if i.id == "disclosure_before_consent"]
     assert (got.passed if got.applicable else "n/a") == verdict, got.reason
+
+
+# 礼貌用语与致歉 fails with an unapologised complaint (fails_with: apology_on_complaint, v15):
+# the apology item's verdict, judge included, decides; without a complaint the courtesy's own
+# phrases do
+@pytest.mark.parametrize(
+    ("customer", "agent", "courtesy", "apology"),
+    [
+        ("你们什么态度，卡号换了也不通知，我要投诉！", "姓名，身份证号。", False, False),
+        ("你们什么态度，卡号换了也不通知，我要投诉！", "非常抱歉，请您报一下姓名。", True, True),
+        ("你们什么态度，卡号换了也不通知，我要投诉！", "实在对不住，是我们没通知到。", True, True),
+        ("我想查一下这个月的账单。", "好的，请您报一下姓名。", True, "n/a"),
+    ],
+)
+def test_courtesy_fails_with_an_unapologised_complaint(customer, agent, courtesy, apology) -> None:
+    call = _call(
+        ("agent", "您好，信用卡中心。"),
+        ("customer", customer),
+        ("agent", agent),
+        ("customer", "张伟。"),
+        ("agent", "好的，已经处理好了。"),
+        ("customer", "嗯。"),
+        ("agent", "感谢您的来电，再见。"),
+    )
+    items = {i.id: i for i in check_items(call, load_rubric("zh_bank_hotline"))}
+    got, owed = items["courtesy"], items["apology_on_complaint"]
+    assert (owed.passed if owed.applicable else "n/a") == apology, owed.reason
+    assert got.passed is courtesy, got.reason
+    if courtesy is False:  # the apology item's reason and evidence are the courtesy's
+        assert got.reason.startswith("fails with apology_on_complaint"), got.reason
+        assert any(e.speaker == "customer" and "投诉" in (e.text or "") for e in got.evidence)
+        assert got.points == 0
 
 
 def test_an_installment_asked_in_other_words_makes_the_fee_rule_apply() -> None:

@@ -30,8 +30,11 @@ def item_check_sha256(rubric: Rubric, item) -> str:
     """Hash of what decides an item's verdict (its check, condition, red-line flag and the
     rubric's matching policy), not its points: a human override of the item survives a
     re-score only while this stays the same."""
+    # fails_with left out while empty (engine 15): the items without it keep their hash
+    extra = {"fails_with": item.fails_with} if item.fails_with else {}
     return canonical_sha256(
         {
+            **extra,
             "check": _without_unset_options(item.check.model_dump(mode="json")),
             "when": _without_unset_options(item.when.model_dump(mode="json"))
             if item.when

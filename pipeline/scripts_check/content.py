@@ -186,6 +186,9 @@ class ContentSettings(BaseModel):
     obligations: tuple[str, ...] = ()
     # (cue, words...): an ``offer_needs`` cue right after one of those words asks no need
     offer_needs_not_after: tuple[tuple[str, ...], ...] = ()
+    # a need followed by one of these is the subject of a statement ("anything else you
+    # want will have to go through our sales team"): no need asked
+    offer_need_predicates: tuple[str, ...] = ()
     # what a need may be asked about after "any other" / "anything more" ("any other
     # questions you had"): another noun there names a thing, no need ("is there any other
     # number you'd like us to call you on?")
@@ -299,8 +302,13 @@ def _is_request(original: str, units: tuple[str, ...], cfg: ContentSettings) -> 
     if set(cfg.request_cues) & set(asked):
         return True
     aux, who = set(cfg.question_auxiliaries), set(cfg.question_subjects)
-    if any(a in aux and b in who for a, b in zip(units, units[1:], strict=False)):
-        return True  # a question unpunctuated: "have you got your account number there"
+    if any(
+        a in aux and b in who and not (k and units[k - 1] in subjects)
+        for k, (a, b) in enumerate(zip(units, units[1:], strict=False))
+    ):
+        # a question unpunctuated: "have you got your account number there"; not a
+        # statement's verb ("so you have it for reference")
+        return True
     units = tuple(u for u in units if u not in modals)
     long = [c for c in cfg.request_cues if len(c) >= 5]
     return any(fuzz.ratio(c, u) >= cfg.key_min_ratio for c in long for u in units)
@@ -564,6 +572,8 @@ def _needs_asked(units: tuple[str, ...], cfg: ContentSettings, question: bool = 
             e = end_of(words, j)
             if e is None or (units[e + 1 : e + 2] == ("to",) and cue in cfg.obligations):
                 continue
+            if units[e + 1 : e + 2] and units[e + 1] in cfg.offer_need_predicates:
+                continue  # "anything else you want will have to go through sales" states
             if j and units[j - 1] in not_after.get(cue, ()):
                 continue  # "have you had anything else go wrong" asks about the past
             if j and units[j - 1] in cfg.offer_conditions and not question:
@@ -577,7 +587,7 @@ def _needs_asked(units: tuple[str, ...], cfg: ContentSettings, question: bool = 
 def _is_offer(units: tuple[str, ...], cfg: ContentSettings, question: bool = False) -> bool:
     """The speaker named as who acts ("i can help", "can we do"), or the customer's need
     asked about (:func:`_needs_asked`)."""
-    hedged = _inside_formulas(units, cfg.speaker_hedges)
+    hedged = _inside_formulas(units, cfg.speaker_hedges, cfg)
     speaker = set(cfg.offer_speaker)
     named = any(u in speaker and k not in hedged for k, u in enumerate(units))
     return named or bool(_needs_asked(units, cfg, question))
@@ -1123,13 +1133,24 @@ def _clause_negated(
     )
 
 
-def _inside_formulas(units: tuple[str, ...], formulas: tuple[tuple[str, ...], ...]) -> set[int]:
-    """Positions of ``units`` inside an occurrence of one of ``formulas``."""
+def _inside_formulas(
+    units: tuple[str, ...],
+    formulas: tuple[tuple[str, ...], ...],
+    heard: ContentSettings | None = None,
+) -> set[int]:
+    """Positions of ``units`` inside an occurrence of one of ``formulas``; with ``heard``
+    (the settings), a formula's word may be heard as an ASR variant of itself ("i'm araid")."""
     out: set[int] = set()
     for f in formulas:
         n = len(f)
         for j in range(len(units) - n + 1):
-            if units[j : j + n] == f:
+            said = units[j : j + n]
+            if said == f or (
+                heard is not None
+                and all(
+                    word_heard(w, u, heard.min_ratio, heard) for w, u in zip(f, said, strict=True)
+                )
+            ):
                 out.update(range(j, j + n))
     return out
 

@@ -99,7 +99,12 @@ ENGINE = "callqa.scripts_check"
 # take care of yourself, bye."); a farewell wishes a weekday or the arvo well; a request may
 # spell out the answer's form ("day, month and year": request_details); a hedge's "i" ("I'm
 # afraid") names no speaker who offers (speaker_hedges).
-ENGINE_VERSION = "14"
+# 15: an item may fail with another (``fails_with``): the bank form's 礼貌用语与致歉 fails
+# when a complaint went unapologised (split 18). English (held-out 18): a need followed by a
+# predicate is a statement's subject ("anything else you want will have to go through
+# sales": offer_need_predicates); a hedge heard through an ASR slip ("I'm araid"); an
+# auxiliary right after a subject opens no question ("so you have it for reference").
+ENGINE_VERSION = "15"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
@@ -348,9 +353,10 @@ def check_items(
         llm_answers=llm_answers,
         judge=judge,
     )
+    outcomes = {item.id: evaluate_item(ctx, rubric, item) for _, item in rubric.items()}
     results: list[ItemResult] = []
     for section, item in rubric.items():
-        outcome = evaluate_item(ctx, rubric, item)
+        outcome = _with_failed(item, outcomes)
         _explain_words(ctx, rubric, outcome.evidence)
         results.append(
             ItemResult(
@@ -369,6 +375,24 @@ def check_items(
             )
         )
     return results
+
+
+def _with_failed(item: Item, outcomes: dict[str, Outcome]) -> Outcome:
+    """The item's outcome, failed when an item it ``fails_with`` failed (that item's
+    reason and evidence added); an undecided one leaves it as it is (the review decides
+    that item)."""
+    own = outcomes[item.id]
+    if not own.applicable or own.passed is False:
+        return own
+    failed = [i for i in item.fails_with if outcomes[i].applicable and outcomes[i].passed is False]
+    if failed:
+        why = "; ".join(f"{i}: {outcomes[i].reason}" for i in failed)
+        evidence = [e.model_copy() for i in failed for e in outcomes[i].evidence]
+        return Outcome(
+            False, f"fails with {', '.join(failed)} ({why}); own check: {own.reason}",
+            evidence + own.evidence, support=evidence,
+        )  # fmt: skip
+    return own
 
 
 def _awarded(item: Item, outcome: Outcome) -> float:

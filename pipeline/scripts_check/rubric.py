@@ -57,6 +57,9 @@ class Item(_Strict):
     # context-conditional item: evaluated only when this check passes; otherwise
     # passed: null, applicable: false, left out of the maximum
     when: Check | None = None
+    # the item also fails when one of these items fails, with that item's reason and
+    # evidence (礼貌用语与致歉 fails with an unapologised complaint: apology_on_complaint)
+    fails_with: list[str] = Field(default_factory=list)
 
     @property
     def operator(self) -> Operator:
@@ -210,7 +213,27 @@ def _semantic_problems(rubric: Rubric) -> list[tuple[str, str]]:
             for key, op in (("check", item.check), ("when", item.when)):
                 if op is not None:
                     found += _phrase_problems(f"{here}.{key}", op, rubric.language)
-    return found + _semantic_model_problems(rubric)
+    return found + _fails_with_problems(rubric) + _semantic_model_problems(rubric)
+
+
+def _fails_with_problems(rubric: Rubric) -> list[tuple[str, str]]:
+    """``fails_with`` names other items of the rubric that name none themselves (one step:
+    no chains, no cycles)."""
+    by_id = {item.id: item for _, item in rubric.items()}
+    found = []
+    for si, section in enumerate(rubric.sections):
+        for ii, item in enumerate(section.items):
+            for k, other in enumerate(item.fails_with):
+                loc = f"sections[{si}].items[{ii}].fails_with[{k}]"
+                if other == item.id:
+                    found.append((loc, f"item {item.id!r} cannot fail with itself"))
+                elif other not in by_id:
+                    found.append((loc, f"no item {other!r} in this rubric"))
+                elif by_id[other].fails_with:
+                    found.append(
+                        (loc, f"item {other!r} names fails_with itself: no chains of fails_with")
+                    )
+    return found
 
 
 def _semantic_model_problems(rubric: Rubric) -> list[tuple[str, str]]:
