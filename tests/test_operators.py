@@ -281,6 +281,10 @@ def test_zh_speech_rate_counts_characters_as_spoken(text: str, units: int) -> No
         ("可以对先核实一下您的身份，请您抱一下身份证号码。", False),  # 报 heard 抱
         ("请您报一下身份证号码，我帮您核实一下。", True),  # the wait announced last
         ("您先别撂电话，我去仓库那边查一下。", True),  # split 13
+        # split 18 in audio: the ask garbled (说一下 heard 输依下), what to give still named
+        ("我先核实依下您的身份，请输依下您的姓名和办卡是留在手机号码。", False),
+        ("请稍等我核实一下您的身份证信息。", True),  # a wait, not an ask
+        ("烦请保持线路，片刻即回。", True),  # hold the line (split 18)
     ],
 )
 def test_a_hold_phrase_before_a_request_to_the_customer_announces_no_wait(
