@@ -389,6 +389,30 @@ def test_low_confidence_verdicts_need_review(check, critical, prob, conf, passed
         assert "low-confidence" in item.reason
 
 
+# the utterance's first word is left out of a span that holds more: Whisper scores the onset
+# low whatever was said ("Morning," 0.15 before "Northwind Telecom broadband", held-out 18)
+@pytest.mark.parametrize(
+    ("probs", "passed"),
+    [
+        ([0.15, 0.75, 0.61, 0.44], True),  # the onset alone low: decided
+        ([0.9, 0.3, 0.3, 0.3], None),  # the rest low: review
+        ([0.15, 0.3, 0.4, 0.44], None),  # low throughout: review
+    ],
+)
+def test_a_low_onset_word_alone_sends_nothing_to_review(probs, passed) -> None:
+    text = "Morning Northwind Telecom broadband"
+    words = [
+        {"word": w, "start": k * 0.5, "end": k * 0.5 + 0.4, "probability": p}
+        for k, (w, p) in enumerate(zip(text.split(), probs, strict=True))
+    ]
+    t = Transcript(
+        language="en",
+        utterances=[Utterance(speaker="agent", start=0, end=2, text=text, words=words)],
+    )
+    (item,) = check_items(t, rubric_of({"required": {"phrases": ["morning northwind telecom"]}}))
+    assert item.passed is passed, item.reason
+
+
 def test_rubric_confidence_threshold_overrides_default() -> None:
     r = rubric_of(
         {"required": {"phrases": ["您好很高兴为您服务"]}}, confidence={"min_word_probability": 0.2}

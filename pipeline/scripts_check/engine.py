@@ -103,7 +103,9 @@ ENGINE = "callqa.scripts_check"
 # when a complaint went unapologised (split 18). English (held-out 18): a need followed by a
 # predicate is a statement's subject ("anything else you want will have to go through
 # sales": offer_need_predicates); a hedge heard through an ASR slip ("I'm araid"); an
-# auxiliary right after a subject opens no question ("so you have it for reference").
+# auxiliary right after a subject opens no question ("so you have it for reference"). A
+# verdict's ASR confidence leaves out the utterance's first word when its span holds more
+# (Whisper scores the onset low whatever was said: confidence.span_confidence).
 ENGINE_VERSION = "15"
 
 
