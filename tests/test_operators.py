@@ -413,6 +413,36 @@ def test_a_low_onset_word_alone_sends_nothing_to_review(probs, passed) -> None:
     assert item.passed is passed, item.reason
 
 
+# a regex pass rests on the characters the pattern does not take in other forms: ASR's doubt
+# between 工 and 公, or between digits, is no doubt about "a job number was said" (split 18:
+# 工 heard at 0.02-0.12 in every 工号); a literal the pattern needs still sends it to review
+@pytest.mark.parametrize(
+    ("text", "low", "pattern", "passed"),
+    [
+        ("您好，工号2416，请讲", "工号2416", "[工公宫][号好][0-9]{3,}", True),
+        ("您好，工号2416，请讲", "工", "[工公宫][号好][0-9]{3,}", True),
+        ("您好，工号2416，请讲", "工号2416", "工号[0-9]{3,}", None),  # 工号 literal
+        ("您好，工号2416，请讲", "2416", "工号[0-9]{3,}", True),  # the digits only
+        ("您好，工号24-038，请讲", "-", "[工公宫][号好][0-9]{2}[-－]?[0-9]{3}", True),  # a dash
+        ("您好，工号2416，请讲", "好，工号", "您好[，,]?[工公宫][号好][0-9]{3,}", None),  # 您好 needed
+    ],
+)
+def test_a_regex_pass_rests_on_what_the_pattern_needs(text, low, pattern, passed) -> None:
+    a = text.index(low)
+    words = [
+        {"word": ch, "start": k * 0.2, "end": k * 0.2 + 0.2,
+         "probability": 0.05 if a <= k < a + len(low) else 0.95}
+        for k, ch in enumerate(text)
+    ]  # fmt: skip
+    t = Transcript(
+        language="zh",
+        utterances=[Utterance(speaker="agent", start=0, end=3, text=text, words=words)],
+    )
+    check = {"regex": {"role": "agent", "pattern": pattern, "sounds_like": False}}
+    (item,) = check_items(t, rubric_of(check))
+    assert item.passed is passed, item.reason
+
+
 def test_rubric_confidence_threshold_overrides_default() -> None:
     r = rubric_of(
         {"required": {"phrases": ["您好很高兴为您服务"]}}, confidence={"min_word_probability": 0.2}

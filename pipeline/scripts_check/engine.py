@@ -105,7 +105,9 @@ ENGINE = "callqa.scripts_check"
 # sales": offer_need_predicates); a hedge heard through an ASR slip ("I'm araid"); an
 # auxiliary right after a subject opens no question ("so you have it for reference"). A
 # verdict's ASR confidence leaves out the utterance's first word when its span holds more
-# (Whisper scores the onset low whatever was said: confidence.span_confidence).
+# (Whisper scores the onset low whatever was said: confidence.span_confidence); a regex pass
+# rests on the characters the pattern does not take in other forms (not 工 of 工号2416, which
+# its class [工公宫功攻供] takes as 公 too, nor a digit, nor punctuation: operators._deciding_part).
 ENGINE_VERSION = "15"
 
 
