@@ -424,7 +424,12 @@ def test_a_low_onset_word_alone_sends_nothing_to_review(probs, passed) -> None:
         ("您好，工号2416，请讲", "工号2416", "工号[0-9]{3,}", None),  # 工号 literal
         ("您好，工号2416，请讲", "2416", "工号[0-9]{3,}", True),  # the digits only
         ("您好，工号24-038，请讲", "-", "[工公宫][号好][0-9]{2}[-－]?[0-9]{3}", True),  # a dash
-        ("您好，工号2416，请讲", "好，工号", "您好[，,]?[工公宫][号好][0-9]{3,}", None),  # 您好 needed
+        (
+            "您好，工号2416，请讲",
+            "好，工号",
+            "您好[，,]?[工公宫][号好][0-9]{3,}",
+            None,
+        ),  # 您好 needed
     ],
 )
 def test_a_regex_pass_rests_on_what_the_pattern_needs(text, low, pattern, passed) -> None:
