@@ -809,3 +809,34 @@ def test_what_a_chunks_decode_left_out_is_decoded_again(words, left_out) -> None
     assert [(round(m["offset"], 3), round(m["duration"], 3)) for m in got] == left_out
     for m in got:  # the pieces are the clips' own audio
         assert all(c["start"] < c["end"] for c in m["segments"])
+
+
+def test_a_turn_silero_scored_low_throughout_is_found_again_clear_of_the_others() -> None:
+    """The VAD rescue pass (``VadConfig.rescue_threshold``): z08's customer channel holds two
+    short turns Silero scores under 0.5 throughout; asked again at 0.35, the gaps give them
+    back, each whole and clear of the clips found at 0.5 (a clip's low-scored onset is left
+    alone: it would change what Whisper hears of that clip)."""
+    from faster_whisper import decode_audio as fw_decode
+
+    from pipeline.transcribe.batching import RESCUE_CLEAR, RESCUE_MIN, _speech_clips
+    from pipeline.transcribe.decode_config import asr_config
+
+    config = asr_config(Settings())
+    assert config.vad is not None and config.vad.rescue_threshold == 0.35
+    first = config.model_copy(
+        update={"vad": config.vad.model_copy(update={"rescue_threshold": None})}
+    )
+    samples = fw_decode(
+        str(SAMPLE_ARCHIVE / "z08-ecom-forbidden.wav"), sampling_rate=16000, split_stereo=True
+    )[1]
+    found = _speech_clips(samples, first)
+    both = _speech_clips(samples, config)
+    again = [c for c in both if c not in found]
+    assert len(again) == 2 and all(c in both for c in found)
+    for c in again:
+        assert c["end"] - c["start"] >= RESCUE_MIN
+        assert all(
+            c["start"] - f["end"] >= RESCUE_CLEAR or f["start"] - c["end"] >= RESCUE_CLEAR
+            for f in found
+        )
+    assert [c["start"] for c in both] == sorted(c["start"] for c in both)

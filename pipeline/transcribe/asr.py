@@ -97,7 +97,10 @@ def transcribe_channel(
         no_speech_threshold=fb.no_speech_threshold,
         vad_filter=config.vad is not None,
         vad_parameters=(
-            {**config.vad.model_dump(), "max_speech_duration_s": config.chunk_length_s}
+            {
+                **config.vad.model_dump(exclude={"rescue_threshold"}),
+                "max_speech_duration_s": config.chunk_length_s,
+            }
             if config.vad
             else None
         ),

@@ -33,6 +33,11 @@ if TYPE_CHECKING:
 # at 600 s they added 257 MiB to a 60-minute call's peak. A call shorter than this is one
 # window; speech crossing a window edge becomes two adjacent clips of the same chunk.
 VAD_WINDOW_S = 120
+# The rescue pass asks gaps of at least this many samples, and keeps clips of at least this many.
+RESCUE_GAP = SAMPLE_RATE
+RESCUE_MIN = SAMPLE_RATE
+# ... and keeps them only this many samples clear of the clips found on each side.
+RESCUE_CLEAR = SAMPLE_RATE // 5
 
 
 def _speech_clips(samples: np.ndarray, config: AsrConfig) -> list[dict]:
@@ -44,13 +49,40 @@ def _speech_clips(samples: np.ndarray, config: AsrConfig) -> list[dict]:
         return [
             {"start": i, "end": min(i + step, len(samples))} for i in range(0, len(samples), step)
         ]
-    options = VadOptions(**config.vad.model_dump(), max_speech_duration_s=config.chunk_length_s)
+    settings = config.vad.model_dump(exclude={"rescue_threshold"})
+    options = VadOptions(**settings, max_speech_duration_s=config.chunk_length_s)
     window = VAD_WINDOW_S * SAMPLE_RATE
-    clips = []
-    for offset in range(0, len(samples), window):
-        for clip in get_speech_timestamps(samples[offset : offset + window], options):
-            clips.append({"start": clip["start"] + offset, "end": clip["end"] + offset})
-    return clips
+
+    def found(start: int, end: int, opts) -> list[dict]:
+        out = []
+        for offset in range(start, end, window):
+            part = samples[offset : min(offset + window, end)]
+            for clip in get_speech_timestamps(part, opts):
+                out.append({"start": clip["start"] + offset, "end": clip["end"] + offset})
+        return out
+
+    clips = found(0, len(samples), options)
+    if config.vad.rescue_threshold is None:
+        return clips
+    # speech Silero scored under the threshold throughout (a whole turn lost): the gaps asked
+    # again at the rescue threshold; what it finds there is speech of its own
+    rescue = VadOptions(
+        **{**settings, "threshold": config.vad.rescue_threshold},
+        max_speech_duration_s=config.chunk_length_s,
+    )
+    bounds = [0, *(x for c in clips for x in (c["start"], c["end"])), len(samples)]
+    gaps = [(a, b) for a, b in zip(bounds[::2], bounds[1::2], strict=True) if b - a >= RESCUE_GAP]
+    # a whole turn: clear of the clips found (not their onset or end that Silero scored low:
+    # those change what Whisper hears of the clip next to them), and long enough
+    found_again = [
+        c
+        for a, b in gaps
+        for c in found(a, b, rescue)
+        if c["end"] - c["start"] >= RESCUE_MIN
+        and c["start"] - a >= RESCUE_CLEAR
+        and b - c["end"] >= RESCUE_CLEAR
+    ]
+    return sorted(clips + found_again, key=lambda c: c["start"])
 
 
 def _merge_clips(clips: list[dict], max_seconds: float) -> list[dict]:

@@ -81,6 +81,15 @@ class VadConfig(BaseModel):
     # reads as a negation in most noisy runs).
     min_silence_duration_ms: int = 2000
     speech_pad_ms: int = 400
+    # Between the clips found, Silero is asked again at this lower threshold (None: not), and
+    # what it finds there is kept when it is a turn of its own (1 s or more, 0.2 s clear of
+    # the clips found: batching.RESCUE_*): a whole question Silero scored under 0.5 throughout
+    # was lost ("请问还有其他需要我为您办理的吗", split 18's b05: 3.8 s of the agent's loud audio
+    # left out, 2.4 s with the pass; benchmarks/vad_gaps.py). A clip's low-scored onset or end
+    # is left alone (b05's 感谢您的来电 before 祝您…再见): taking those in too gave back 3.6 of
+    # the 3.8 s, but changed what Whisper heard of the clip next to them (the golden sample
+    # c01's "May I have your account number please" read "May I have your account, humbly").
+    rescue_threshold: float | None = 0.35
 
 
 class FallbackConfig(BaseModel):
