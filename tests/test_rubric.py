@@ -214,3 +214,28 @@ def test_cli_rubric_check_broken(tmp_path: Path) -> None:
     assert proc.returncode == 1
     want = f"{path}: sections[0].items[2].check.required.within: unknown key 'frist_turns'"
     assert want in proc.stderr
+
+
+def test_an_items_check_hash_follows_the_items_it_fails_with() -> None:
+    """A human override of the bank form's courtesy survives a re-score only while the
+    apology check it fails with stays the same too (score.form.item_check_sha256)."""
+    from pipeline.contracts import read_yaml
+    from pipeline.score.form import item_check_sha256
+    from pipeline.scripts_check.rubric import parse_rubric
+
+    data = read_yaml(RUBRICS_DIR / "zh_bank_hotline.yaml")[0]
+    before = parse_rubric(copy.deepcopy(data), path="x")
+    changed = copy.deepcopy(data)
+    for section in changed["sections"]:
+        for item in section["items"]:
+            if item["id"] == "apology_on_complaint":
+                item["check"]["response"]["max_turns"] = 2
+    after = parse_rubric(changed, path="y")
+
+    def hashes(r):
+        return {i.id: item_check_sha256(r, i) for _, i in r.items()}
+
+    a, b = hashes(before), hashes(after)
+    assert a["apology_on_complaint"] != b["apology_on_complaint"]
+    assert a["courtesy"] != b["courtesy"]  # fails_with: apology_on_complaint
+    assert a["greeting"] == b["greeting"]

@@ -30,8 +30,14 @@ def item_check_sha256(rubric: Rubric, item) -> str:
     """Hash of what decides an item's verdict (its check, condition, red-line flag and the
     rubric's matching policy), not its points: a human override of the item survives a
     re-score only while this stays the same."""
-    # fails_with left out while empty (engine 15): the items without it keep their hash
-    extra = {"fails_with": item.fails_with} if item.fails_with else {}
+    # fails_with (engine 15): what the items it fails with decide by, too; left out while
+    # empty, so the items without it keep their hash
+    others = {i.id: i for _, i in rubric.items()}
+    extra = (
+        {"fails_with": {k: item_check_sha256(rubric, others[k]) for k in item.fails_with}}
+        if item.fails_with
+        else {}
+    )
     return canonical_sha256(
         {
             **extra,
