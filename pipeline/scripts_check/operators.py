@@ -761,15 +761,7 @@ class Forbidden(_PhraseCheck):
         ]
         for i, u in pairs:
             un = ctx.norm(u.text)
-            best: tuple[str, Match] | None = None
-            for phrase, form in forms:
-                m = match(form, un, ctx.language, limit)
-                if (
-                    m is not None
-                    and m.similarity >= limit
-                    and (best is None or m.similarity > best[1].similarity)
-                ):
-                    best = (phrase, m)
+            best = _best_phrase(ctx, forms, un, limit)
             if best is None:
                 if self.patterns and (ev := self._pattern_hit(ctx, i, u)) is not None:
                     hits.append(ev)
@@ -1186,16 +1178,24 @@ def phrase_hits(
     out = []
     norms = [(p, ctx.norm(p)) for p in phrases]
     for i, u in pairs:
-        un = ctx.norm(u.text)
-        best = None
-        for phrase, pn in norms:
-            m = match(pn, un, ctx.language, threshold)
-            if (
-                m is not None
-                and m.similarity >= threshold
-                and (best is None or m.similarity > best[1].similarity)
-            ):
-                best = (phrase, m)
+        best = _best_phrase(ctx, norms, ctx.norm(u.text), threshold)
         if best is not None:
             out.append((i, u, best[0], best[1]))
     return out
+
+
+def _best_phrase(
+    ctx: Context, norms: list[tuple[str, NormText]], un: NormText, threshold: float
+) -> tuple[str, Match] | None:
+    """(phrase, match) of the normalised phrase forms ``norms`` that ``un`` says best, at
+    ``threshold`` or above (the first of equals); None: none said."""
+    best = None
+    for phrase, pn in norms:
+        m = match(pn, un, ctx.language, threshold)
+        if (
+            m is not None
+            and m.similarity >= threshold
+            and (best is None or m.similarity > best[1].similarity)
+        ):
+            best = (phrase, m)
+    return best
