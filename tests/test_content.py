@@ -295,6 +295,13 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
             True,
         ),
         ("identity_check", "We'll need your date of birth later if you decide to upgrade.", False),
+        # the value read out to the caller asks for nothing (held-out 19)
+        ("identity_check", "Your account number is 5 0 3 2 2 7 1 8, have you got a pen?", False),
+        ("identity_check", "What's your account number? It's 8 digits.", True),
+        ("identity_check", "Lovely, and can I have your date of birth, please?", True),
+        ("anything_else", "Would there be anything else today?", True),
+        ("anything_else", "Is there anything else on your mind while I've got you?", True),
+        ("anything_else", "before i let you go was there anything else you kneaded", True),
         ("identity_check", "We'll need your date of birth, then I can look at the upgrade.", True),
         ("anything_else", "If you need anything else, you can always use the live chat.", False),
         (
@@ -472,6 +479,8 @@ def test_key_terms(phrase: str, plain_text: str, keys) -> None:
         ("great", "get", False),  # a short word that loses two letters is another word
         ("great", "grate", True),
         ("help", "hel", True),
+        ("needed", "kneaded", True),  # a silent first letter
+        ("kneaded", "needed", False),  # ... only where the line says it
     ],
 )
 def test_word_heard(word: str, spoken: str, heard: bool) -> None:

@@ -135,6 +135,9 @@ class ContentSettings(BaseModel):
     # a request put off: one of these a few words after every key word heard, in its clause
     # ("we'll need your date of birth later if you decide to upgrade"), asks nothing now
     request_deferrals: tuple[str, ...] = ()
+    # a value told: one of these right after every key word heard, then a number ("your
+    # account number is 5 0 3 2 ..., have you got a pen?"), tells the caller, asks nothing
+    request_told: tuple[str, ...] = ()
     # (opener words..., verb): "let me find your account number" is the agent's own act,
     # not a request for it (``speaker_act_skip`` words may come between: "let me just")
     speaker_act_openers: tuple[tuple[str, ...], ...] = ()
@@ -212,6 +215,9 @@ class ContentSettings(BaseModel):
     question_subjects: tuple[str, ...] = ()
     # spellings read as one sound for the sound-alike rule (:func:`sound_slip`): th -> 0
     sound_digraphs: tuple[tuple[str, str], ...] = ()
+    # a word's first letter that is not sounded (kn, wr, gn): ASR writes a homophone with
+    # it ("you kneaded" for "you needed")
+    silent_onsets: tuple[str, ...] = ()
 
 
 @lru_cache(maxsize=1)
@@ -457,6 +463,32 @@ def request_deferred(phrases: list[str] | tuple[str, ...], utt: NormText, langua
     return all(put_off(q) for q in heard)
 
 
+def request_told(phrases: list[str] | tuple[str, ...], utt: NormText, language: str) -> bool:
+    """Every key word of the check heard in ``utt`` is followed, in its clause, by a
+    ``request_told`` word and then a number: the speaker reads the value out ("your account
+    number is 5 0 3 2 2 7 1 8, have you got a pen?"), whatever the rest of the line asks."""
+    cfg = content_settings(language)
+    if cfg is None or not cfg.request_told:
+        return False
+    heard = _keys_heard(phrases, utt, language, cfg)
+    if not heard:
+        return False
+    clause, told, units = _clause_ids(utt), set(cfg.request_told), utt.units
+
+    def a_number(k: int, q: int) -> bool:  # number words are digits by now
+        return k < len(units) and clause[k] == clause[q] and units[k][:1].isdigit()
+
+    def read_out(q: int) -> bool:
+        return any(
+            units[k] in told
+            and clause[k] == clause[q]
+            and (a_number(k + 1, q) or a_number(k + 2, q))
+            for k in range(q + 1, min(len(units), q + 4))
+        )
+
+    return all(read_out(q) for q in heard)
+
+
 def _keys_heard(phrases, utt: NormText, language: str, cfg) -> list[int]:
     """Where the check's key words are heard in ``utt``, in order."""
     keys = {w for p in phrases for k in phrase_keys(p, phrases, language) for w in k}
@@ -612,6 +644,7 @@ def act_mood_ok(phrases: list[str] | tuple[str, ...], utt: NormText, language: s
         )
         or speaker_acts_on_keys(phrases, utt, language)
         or request_deferred(phrases, utt, language)
+        or request_told(phrases, utt, language)
     ):
         return False
     if _statements_only(tuple(phrases), language) and asks_about_topic(phrases, utt, language):
@@ -684,6 +717,10 @@ def word_heard(word: str, spoken: str, min_ratio: float, cfg: ContentSettings) -
     syllable)."""
     if word == spoken:
         return True
+    if spoken[:2] in cfg.silent_onsets and word[:2] not in cfg.silent_onsets:
+        spoken = spoken[1:]
+        if word == spoken:
+            return True
     if len(word) < 3 or len(spoken) < 3:
         return False  # short words: exact only ("a" is not "i", "as" is not "ask")
     if _stem(word) == _stem(spoken) or one_slip(word, spoken):
