@@ -285,6 +285,7 @@ def test_zh_speech_rate_counts_characters_as_spoken(text: str, units: int) -> No
         ("我先核实依下您的身份，请输依下您的姓名和办卡是留在手机号码。", False),
         ("请稍等我核实一下您的身份证信息。", True),  # a wait, not an ask
         ("烦请保持线路，片刻即回。", True),  # hold the line (split 18)
+        ("请您暂勿挂线，容我片刻。", True),  # a formal hold (split 19)
     ],
 )
 def test_a_hold_phrase_before_a_request_to_the_customer_announces_no_wait(

@@ -921,6 +921,20 @@ def test_closing_question_and_apology_in_own_words(form, item, line, verdict) ->
         ("zh_ecommerce", "anything_else", "另有一件事跟您说，快递明天上午到。", False),
         ("zh_ecommerce", "anything_else", "还有什么不明白的，以后可以再来问。", False),
         ("zh_bank_hotline", "anything_else", "尚有两期没有还清。", False),
+        # v16 after split 19: the literary 另有他事…否, a dare to complain, belittling, the
+        # name with an ID number asked for
+        ("zh_ecommerce", "anything_else", "换新已登记妥当，另有他事需我一并料理否", True),
+        ("zh_ecommerce", "anything_else", "我另有他事要忙，稍后回电给您。", False),
+        ("zh_bank_hotline", "no_forbidden", "你要投诉随便投诉，投诉了也是这个结果。", False),
+        ("zh_ecommerce", "no_forbidden", "您这水平还是买速溶吧。", False),
+        ("zh_bank_hotline", "no_forbidden", "投诉也是您的权利，我给您登记上。", True),
+        ("zh_ecommerce", "no_forbidden", "这个水平的做工确实不应该，给您换新。", True),
+        (
+            "zh_bank_hotline",
+            "verify_identity",
+            "好的先生，销卡是吧？您报一下姓名和身份证号码。",
+            True,
+        ),
     ],
 )
 def test_zh_forms_v5_v6_wordings(form, item, line, verdict) -> None:
