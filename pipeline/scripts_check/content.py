@@ -442,6 +442,19 @@ def _imperative_on_keys(phrases, utt: NormText, language: str, cfg) -> bool:
     return False
 
 
+def _every_key_followed(phrases, utt: NormText, language: str, cfg, follows) -> bool:
+    """Every key word of the check heard in ``utt`` is followed, within three words of its
+    clause, by a unit ``k`` for which ``follows(k)`` holds."""
+    heard = _keys_heard(phrases, utt, language, cfg)
+    if not heard:
+        return False
+    clause = _clause_ids(utt)
+    return all(
+        any(clause[k] == clause[q] and follows(k) for k in range(q + 1, min(len(utt), q + 4)))
+        for q in heard
+    )
+
+
 def request_deferred(phrases: list[str] | tuple[str, ...], utt: NormText, language: str) -> bool:
     """Every key word of the check heard in ``utt`` is followed, within three words of its
     clause, by a ``request_deferrals`` word: the request is put off ("we'll need your date
@@ -449,18 +462,8 @@ def request_deferred(phrases: list[str] | tuple[str, ...], utt: NormText, langua
     cfg = content_settings(language)
     if cfg is None or not cfg.request_deferrals:
         return False
-    heard = _keys_heard(phrases, utt, language, cfg)
-    if not heard:
-        return False
-    clause, later = _clause_ids(utt), set(cfg.request_deferrals)
-
-    def put_off(q: int) -> bool:
-        return any(
-            utt.units[k] in later and clause[k] == clause[q]
-            for k in range(q + 1, min(len(utt), q + 4))
-        )
-
-    return all(put_off(q) for q in heard)
+    later = set(cfg.request_deferrals)
+    return _every_key_followed(phrases, utt, language, cfg, lambda k: utt.units[k] in later)
 
 
 def request_told(phrases: list[str] | tuple[str, ...], utt: NormText, language: str) -> bool:
@@ -470,23 +473,15 @@ def request_told(phrases: list[str] | tuple[str, ...], utt: NormText, language: 
     cfg = content_settings(language)
     if cfg is None or not cfg.request_told:
         return False
-    heard = _keys_heard(phrases, utt, language, cfg)
-    if not heard:
-        return False
-    clause, told, units = _clause_ids(utt), set(cfg.request_told), utt.units
+    told, units, clause = set(cfg.request_told), utt.units, _clause_ids(utt)
 
-    def a_number(k: int, q: int) -> bool:  # number words are digits by now
-        return k < len(units) and clause[k] == clause[q] and units[k][:1].isdigit()
-
-    def read_out(q: int) -> bool:
-        return any(
-            units[k] in told
-            and clause[k] == clause[q]
-            and (a_number(k + 1, q) or a_number(k + 2, q))
-            for k in range(q + 1, min(len(units), q + 4))
+    def read_out(k: int) -> bool:  # number words are digits by now
+        return units[k] in told and any(
+            j < len(units) and clause[j] == clause[k] and units[j][:1].isdigit()
+            for j in (k + 1, k + 2)
         )
 
-    return all(read_out(q) for q in heard)
+    return _every_key_followed(phrases, utt, language, cfg, read_out)
 
 
 def _keys_heard(phrases, utt: NormText, language: str, cfg) -> list[int]:
