@@ -286,6 +286,7 @@ def test_zh_speech_rate_counts_characters_as_spoken(text: str, units: int) -> No
         ("请稍等我核实一下您的身份证信息。", True),  # a wait, not an ask
         ("烦请保持线路，片刻即回。", True),  # hold the line (split 18)
         ("请您暂勿挂线，容我片刻。", True),  # a formal hold (split 19)
+        ("恳请您暂勿挂线，本人去去即回。", True),  # (split 20)
     ],
 )
 def test_a_hold_phrase_before_a_request_to_the_customer_announces_no_wait(
