@@ -475,17 +475,26 @@ def request_told(phrases: list[str] | tuple[str, ...], utt: NormText, language: 
         return False
     told, units, clause = set(cfg.request_told), utt.units, _clause_ids(utt)
 
-    def read_out(k: int) -> bool:  # number words are digits by now
+    def a_value(j: int) -> bool:  # number words are digits by now
+        return units[j][:1].isdigit() or _masked(utt, j)
+
+    def read_out(k: int) -> bool:
         return units[k] in told and any(
-            j < len(units) and clause[j] == clause[k] and units[j][:1].isdigit()
-            for j in (k + 1, k + 2)
+            j < len(units) and clause[j] == clause[k] and a_value(j) for j in (k + 1, k + 2)
         )
 
     return _every_key_followed(phrases, utt, language, cfg, read_out)
 
 
+def _masked(utt: NormText, j: int) -> bool:
+    """Unit ``j`` is a redaction mask ([ACCOUNT]): the transcript a form scores is redacted,
+    and a mask is a value said, never the word it is named after."""
+    a, b = utt.spans[j]
+    return utt.original[a - 1 : a] + utt.original[b : b + 1] == "[]"
+
+
 def _keys_heard(phrases, utt: NormText, language: str, cfg) -> list[int]:
-    """Where the check's key words are heard in ``utt``, in order."""
+    """Where the check's key words are heard in ``utt``, in order (not in a mask)."""
     keys = {w for p in phrases for k in phrase_keys(p, phrases, language) for w in k}
     return sorted(
         {
@@ -493,6 +502,7 @@ def _keys_heard(phrases, utt: NormText, language: str, cfg) -> list[int]:
             for w in keys
             for a in _alternatives(w, cfg)
             for q in _positions(a, utt.units, cfg.key_min_ratio, cfg)
+            if not _masked(utt, q)
         }
     )
 
