@@ -135,8 +135,9 @@ class ContentSettings(BaseModel):
     # a request put off: one of these a few words after every key word heard, in its clause
     # ("we'll need your date of birth later if you decide to upgrade"), asks nothing now
     request_deferrals: tuple[str, ...] = ()
-    # a value told: one of these right after every key word heard, then a number ("your
-    # account number is 5 0 3 2 ..., have you got a pen?"), tells the caller, asks nothing
+    # a value told: one of these right after every key word heard, then a number or a
+    # redaction mask ("your account number is 5 0 3 2 ... / is [ACCOUNT], have you got a
+    # pen?"), tells the caller, asks nothing
     request_told: tuple[str, ...] = ()
     # (opener words..., verb): "let me find your account number" is the agent's own act,
     # not a request for it (``speaker_act_skip`` words may come between: "let me just")
@@ -468,7 +469,7 @@ def request_deferred(phrases: list[str] | tuple[str, ...], utt: NormText, langua
 
 def request_told(phrases: list[str] | tuple[str, ...], utt: NormText, language: str) -> bool:
     """Every key word of the check heard in ``utt`` is followed, in its clause, by a
-    ``request_told`` word and then a number: the speaker reads the value out ("your account
+    ``request_told`` word and then a number or a mask: the speaker reads the value out ("your account
     number is 5 0 3 2 2 7 1 8, have you got a pen?"), whatever the rest of the line asks."""
     cfg = content_settings(language)
     if cfg is None or not cfg.request_told:

@@ -108,11 +108,11 @@ ENGINE = "callqa.scripts_check"
 # (Whisper scores the onset low whatever was said: confidence.span_confidence); a regex pass
 # rests on the characters the pattern does not take in other forms (not 工 of 工号2416, which
 # its class [工公宫功攻供] takes as 公 too, nor a digit, nor punctuation: operators._deciding_part).
-# 16 (English, held-out 19): a key word followed by "is" and a number is read out to the
-# caller, not asked for (request_told: "your account number is 5 0 3 2, have you got a
-# pen?"); "would there be" and "anything else on your mind" ask the customer's need; a
-# silent first letter (kn, wr, gn) heard as a slip ("you kneaded"). A test's discarded stop
-# goes to Python's own hook, as in ``callqa run``.
+# 16 (English, held-out 19): a key word followed by "is" and a number or a redaction mask is
+# read out to the caller, not asked for (request_told: "your account number is 5 0 3 2 / is
+# [ACCOUNT], have you got a pen?"), and a mask is never the key word it is named after;
+# "would there be" and "anything else on your mind" ask the customer's need; a silent first
+# letter (kn, wr, gn) heard as a slip ("you kneaded").
 ENGINE_VERSION = "16"
 
 
