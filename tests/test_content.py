@@ -299,6 +299,8 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("identity_check", "Your account number is 5 0 3 2 2 7 1 8, have you got a pen?", False),
         # (as the scored transcript has it: redacted; audio of held-out 19)
         ("identity_check", "Your account number is [ACCOUNT]. Have you got a pen?", False),
+        # a mask is a value the agent read out, never the key word it is named after
+        ("identity_check", "Thanks Mr [NAME], could you confirm [ACCOUNT] number please", False),
         ("identity_check", "What's your account number? It's 8 digits.", True),
         ("identity_check", "Lovely, and can I have your date of birth, please?", True),
         ("anything_else", "Would there be anything else today?", True),

@@ -852,12 +852,13 @@ def key_positions(
     an ``act_followers`` word is followed by none of its words, no key word and no clause
     end ("northwind's welcome offer"). Without ``owned``, a name (no act word) right after a
     ``customer_possessives`` sequence is the customer's, not heard as the speaker's own: "hello,
-    your northwind telecom contract ends next month"."""
+    your northwind telecom contract ends next month". Never in a redaction mask."""
     units = utt.units
     found = {
         (p, a)
         for a in _alternatives(word, cfg)
         for p in _positions(a, units, cfg.key_min_ratio, cfg)
+        if not _masked(utt, p)
     }
     followers = {w: set(after) for w, *after in cfg.other_object}
     allowed = {w: set(after) for w, *after in cfg.act_followers}
