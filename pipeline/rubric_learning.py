@@ -197,11 +197,23 @@ def _item_path(data: dict, item_id: str) -> tuple[int, int]:
 
 
 def _required_body(data: dict, item_id: str) -> dict:
+    """The item's ``required`` check: the check itself, or the one ``required`` branch of an
+    ``any_of`` (en_telecom's greeting: its phrases, or a pattern), where a phrase added can
+    only widen what passes, as in a plain one."""
     si, ii = _item_path(data, item_id)
     check = data["sections"][si]["items"][ii]["check"]
-    if not isinstance(check, dict) or set(check) != {"required"}:
-        raise LearnError(f"item {item_id!r}: only a plain `required` check can learn phrases")
-    return check["required"]
+    if isinstance(check, dict) and set(check) == {"required"}:
+        return check["required"]
+    if isinstance(check, dict) and set(check) == {"any_of"}:
+        branches = [
+            b["required"] for b in check["any_of"] if isinstance(b, dict) and set(b) == {"required"}
+        ]
+        if len(branches) == 1:
+            return branches[0]
+    raise LearnError(
+        f"item {item_id!r}: only a `required` check, alone or the one such branch of an"
+        " `any_of`, can learn phrases"
+    )
 
 
 def changed_data(data: dict, proposal: Proposal) -> dict:

@@ -125,8 +125,8 @@ def test_overturns_become_a_proposal_that_rescoring_applies(archive, tmp_path) -
     assert written == rubric_path
     added = [line for line in diff.splitlines() if line.startswith("+ ")]
     assert added == [
-        "+              - '[northwind] [telecom] here'",
-        "+              - yes [northwind] [telecom] here",
+        "+                  - '[northwind] [telecom] here'",
+        "+                  - yes [northwind] [telecom] here",
     ]  # quoted: a plain YAML scalar cannot start with "["
     assert f"-version: {V}" in diff and f"+version: {V + 1}" in diff
     new = yaml.safe_load(rubric_path.read_text())

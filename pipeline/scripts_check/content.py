@@ -496,31 +496,17 @@ def request_told(phrases: list[str] | tuple[str, ...], utt: NormText, language: 
     return _every_key_followed(phrases, utt, language, cfg, read_out)
 
 
-def request_conditional(
-    phrases: list[str] | tuple[str, ...], utt: NormText, language: str
-) -> bool:
-    """No question asked, and every key word of the check heard in ``utt`` sits in a
-    condition's clause as its subject (``request_condition_cues`` opening the clause, a
-    ``request_condition_verbs`` word after the key word): "if your date of birth is wrong on
-    the account, we'll need a copy of your passport" asks for nothing."""
+def request_conditional(phrases: list[str] | tuple[str, ...], utt: NormText, language: str) -> bool:
+    """No question asked, and every key term of the check heard in ``utt`` is a condition's
+    subject (``request_condition_cues`` opening its clause, a ``request_condition_verbs``
+    word within three words after it): "if your date of birth is wrong on the account,
+    we'll need a copy of your passport" asks for nothing."""
     cfg = content_settings(language)
     if cfg is None or not cfg.request_condition_cues or "?" in utt.original:
         return False
-    cues, verbs, units = set(cfg.request_condition_cues), set(cfg.request_condition_verbs), utt.units
-    clause = _clause_ids(utt)
-    # the last word of every key term heard whole ("date of birth"; a lone "account" of
-    # "account number" is no key term heard)
-    heard = set(_keys_heard(phrases, utt, language, cfg))
-    terms = {t for p in phrases for t in phrase_keys(p, phrases, language)}
-    ends = []
-    for term in terms:
-        found = {w: [q for q in heard if units[q] in _alternatives(w, cfg) or word_heard(
-            w, units[q], cfg.key_min_ratio, cfg)] for w in term}
-        for q in found[term[-1]]:
-            if all(any(0 <= q - p <= 3 * len(term) for p in found[w]) for w in term):
-                ends.append(q)
-    if not ends:
-        return False
+    cues, verbs = set(cfg.request_condition_cues), set(cfg.request_condition_verbs)
+    units, clause = utt.units, _clause_ids(utt)
+    ends = _key_term_ends(phrases, utt, language, cfg)
 
     def in_condition(k: int) -> bool:
         start = _clause_start(utt, k)
@@ -528,10 +514,34 @@ def request_conditional(
             units[j] in cues for j in (start, start + 1) if clause[j] == clause[k]
         )
 
-    return all(
+    return bool(ends) and all(
         any(clause[k] == clause[q] and in_condition(k) for k in range(q + 1, min(len(utt), q + 4)))
         for q in ends
     )
+
+
+def _key_term_ends(phrases, utt: NormText, language: str, cfg) -> list[int]:
+    """Where the last word of a key term is heard with the term's other words before it:
+    "date of birth" whole, not a lone "account" of "account number"."""
+    heard = _keys_heard(phrases, utt, language, cfg)
+
+    def at(w: str) -> list[int]:
+        return [
+            q
+            for q in heard
+            if utt.units[q] in _alternatives(w, cfg)
+            or word_heard(w, utt.units[q], cfg.key_min_ratio, cfg)
+        ]
+
+    ends: set[int] = set()
+    for term in {t for p in phrases for t in phrase_keys(p, phrases, language)}:
+        spots = {w: at(w) for w in term}
+        ends |= {
+            q
+            for q in spots[term[-1]]
+            if all(any(0 <= q - p <= 3 * len(term) for p in spots[w]) for w in term)
+        }
+    return sorted(ends)
 
 
 def _masked(utt: NormText, j: int) -> bool:
