@@ -139,7 +139,7 @@ class ContentSettings(BaseModel):
     # redaction mask ("your account number is 5 0 3 2 ... / is [ACCOUNT], have you got a
     # pen?"), tells the caller, asks nothing
     request_told: tuple[str, ...] = ()
-    # a condition on the key words: every key word heard in a clause opened by one of
+    # a condition on the key words: every key term heard in a clause opened by one of
     # ``request_condition_cues`` and followed by one of ``request_condition_verbs`` in a line
     # that asks no question ("if your date of birth is wrong on the account, we'll need a
     # copy of your passport") asks for nothing
@@ -213,8 +213,8 @@ class ContentSettings(BaseModel):
     # a word of these first in a line is an interjection whether or not ASR wrote its comma
     # ("Lovely and your date of birth as well, please."): no foreign word
     lead_interjections: tuple[str, ...] = ()
-    # a short clause opened by one of these addresses the customer ("Anything else today,
-    # Mr Kowalski?", "..., please, love?"): no foreign word
+    # a short clause (three words at most) opened or closed by one of these addresses the
+    # customer ("Anything else today, Mr Kowalski?", "..., please love."): no foreign word
     address_terms: tuple[str, ...] = ()
     # a question about the topic: when no phrase of a check is a request or an offer
     # (statements: a greeting, a farewell), a line passed by its content words or as a

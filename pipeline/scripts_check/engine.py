@@ -117,7 +117,8 @@ ENGINE = "callqa.scripts_check"
 # itself, its forms or a close spelling, not as a sound-alike ("bills" is no "blessed"); a
 # condition on the key words asks for nothing ("if your date of birth is wrong ..."); a need
 # that a statement's predicate follows a few words on offers nothing; a whole clause of the
-# work done before an offer and a short clause addressing the customer add no foreign word.
+# work done before an offer (in any form of its done word), a short clause addressing the
+# customer and a redaction mask add no foreign word.
 ENGINE_VERSION = "17"
 
 
