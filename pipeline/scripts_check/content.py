@@ -452,10 +452,14 @@ def _imperative_on_keys(phrases, utt: NormText, language: str, cfg) -> bool:
     return False
 
 
-def _every_key_followed(phrases, utt: NormText, language: str, cfg, follows) -> bool:
-    """Every key word of the check heard in ``utt`` is followed, within three words of its
-    clause, by a unit ``k`` for which ``follows(k)`` holds."""
-    heard = _keys_heard(phrases, utt, language, cfg)
+def _every_key_followed(
+    phrases, utt: NormText, language: str, cfg, follows, heard: list[int] | None = None
+) -> bool:
+    """Every key word of the check heard in ``utt`` (or every position of ``heard``) is
+    followed, within three words of its clause, by a unit ``k`` for which ``follows(k)``
+    holds."""
+    if heard is None:
+        heard = _keys_heard(phrases, utt, language, cfg)
     if not heard:
         return False
     clause = _clause_ids(utt)
@@ -506,7 +510,6 @@ def request_conditional(phrases: list[str] | tuple[str, ...], utt: NormText, lan
         return False
     cues, verbs = set(cfg.request_condition_cues), set(cfg.request_condition_verbs)
     units, clause = utt.units, _clause_ids(utt)
-    ends = _key_term_ends(phrases, utt, language, cfg)
 
     def in_condition(k: int) -> bool:
         start = _clause_start(utt, k)
@@ -514,10 +517,8 @@ def request_conditional(phrases: list[str] | tuple[str, ...], utt: NormText, lan
             units[j] in cues for j in (start, start + 1) if clause[j] == clause[k]
         )
 
-    return bool(ends) and all(
-        any(clause[k] == clause[q] and in_condition(k) for k in range(q + 1, min(len(utt), q + 4)))
-        for q in ends
-    )
+    ends = _key_term_ends(phrases, utt, language, cfg)
+    return _every_key_followed(phrases, utt, language, cfg, in_condition, heard=ends)
 
 
 def _key_term_ends(phrases, utt: NormText, language: str, cfg) -> list[int]:
@@ -533,15 +534,8 @@ def _key_term_ends(phrases, utt: NormText, language: str, cfg) -> list[int]:
             or word_heard(w, utt.units[q], cfg.key_min_ratio, cfg)
         ]
 
-    ends: set[int] = set()
-    for term in {t for p in phrases for t in phrase_keys(p, phrases, language)}:
-        spots = {w: at(w) for w in term}
-        ends |= {
-            q
-            for q in spots[term[-1]]
-            if all(any(0 <= q - p <= 3 * len(term) for p in spots[w]) for w in term)
-        }
-    return sorted(ends)
+    terms = {t for p in phrases for t in phrase_keys(p, phrases, language)}
+    return sorted({q for t in terms for q in _term_ends(t, {w: at(w) for w in t})})
 
 
 def _masked(utt: NormText, j: int) -> bool:
@@ -1195,12 +1189,17 @@ def _apart(keys: set[str], found: dict[str, list[int]], start: int, end: int) ->
 def _in_order(term: tuple[str, ...], found: dict[str, list[int]], gap: int = 3) -> bool:
     """The words of a key term of several words heard in their order, each at most ``gap``
     units after the one before ("date of birth", "account number"; ASR may split a word)."""
+    return bool(_term_ends(term, found, gap))
+
+
+def _term_ends(term: tuple[str, ...], found: dict[str, list[int]], gap: int = 3) -> set[int]:
+    """Where ``term``'s last word ends a run of its words heard in order (:func:`_in_order`)."""
     ends = set(found.get(term[0], ()))
     for w in term[1:]:
         ends = {p for p in found.get(w, ()) if any(0 < p - e <= gap for e in ends)}
         if not ends:
-            return False
-    return True
+            break
+    return ends
 
 
 def _clause_ids(utt: NormText) -> list[int]:
@@ -1338,13 +1337,14 @@ def _foreign_words(
     # today, Mr Kowalski?", "..., please love."); a redaction mask is a value, never a
     # foreign word ("Anything else today, Mr. [NAME]?": held-out 20 in audio)
     address = set(cfg.address_terms)
-    n = len(utt)
     addressed = {
         clause[k]
         for k, u in enumerate(utt.units)
         if u in address
         and size[clause[k]] <= 3
-        and (k == 0 or clause[k - 1] != clause[k] or k == n - 1 or clause[k + 1] != clause[k])
+        and (
+            k == 0 or clause[k - 1] != clause[k] or k == len(utt) - 1 or clause[k + 1] != clause[k]
+        )
     }
     return [
         u
