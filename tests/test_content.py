@@ -402,6 +402,23 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         # the greeting's formula as a pattern (en_telecom v10)
         ("greeting", "Morning, you're through to Northwind broadband support, I'm Aisha.", True),
         ("greeting", "I'll put you through to Northwind billing now.", False),
+        # held-out 21 (engine 18): "let you know" tells; "or else" is a conjunction; a need's
+        # predicate and a request verb in another form heard through one slip
+        (
+            "identity_check",
+            "Just to let you know, a new account number will be issued after the merge.",
+            False,
+        ),
+        ("identity_check", "Let me know your account number and I'll look it up.", True),
+        ("anything_else", "Or else you could wait for the contract to end in May.", False),
+        ("anything_else", "Is there anything else?", True),
+        (
+            "anything_else",
+            "Anything else you want to dispute woould have to go through a separate complaint.",
+            False,
+        ),
+        ("identity_check", "Would you mind conforming your account number for me?", True),
+        ("identity_check", "Would you mind informing us of a new account number?", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

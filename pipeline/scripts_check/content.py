@@ -121,6 +121,9 @@ class ContentSettings(BaseModel):
     # (cue, words...): a request cue right after one of those words asks nothing: "if you
     # need it later" is the customer's need, not the agent asking
     request_cue_not_after: tuple[tuple[str, ...], ...] = ()
+    # (cue, words...): a request cue right before one of those words asks nothing: "just to
+    # let you know, a new account number will be issued" tells
+    request_cue_not_before: tuple[tuple[str, ...], ...] = ()
     # a ``speaker_clause_cues`` word then an ``offer_speaker`` word opens a clause of what
     # the speaker does, before the key words: "could you hold on while i find your account
     # number" asks the customer to wait, not for the account number
@@ -314,6 +317,10 @@ def _is_request(original: str, units: tuple[str, ...], cfg: ContentSettings) -> 
         )  # "if i could just take your ..."
         and not (u in relative and units[j + 1 : j + 2] and units[j + 1] in subjects)
         and not (j and any(u == g[0] and units[j - 1] in g[1:] for g in cfg.request_cue_not_after))
+        and not any(
+            u == g[0] and units[j + 1 : j + 2] and units[j + 1] in g[1:]
+            for g in cfg.request_cue_not_before
+        )  # "just to let you know, ..."
     ]
     if set(cfg.request_cues) & set(asked):
         return True
@@ -654,6 +661,14 @@ def _needs_asked(units: tuple[str, ...], cfg: ContentSettings, question: bool = 
             and not any(word_heard(w, units[k], cfg.min_ratio, cfg) for w in objects)
         )
 
+    long_predicates = [p for p in cfg.offer_need_predicates if len(p) >= 5]
+
+    def predicate(u: str) -> bool:
+        """An ``offer_need_predicates`` word, from five letters on misspelt too ("woould")."""
+        return u in cfg.offer_need_predicates or (
+            len(u) >= 5 and any(fuzz.ratio(p, u) >= cfg.key_min_ratio for p in long_predicates)
+        )
+
     out = set()
     for cue in cfg.offer_needs:
         words = cue.split()
@@ -661,9 +676,9 @@ def _needs_asked(units: tuple[str, ...], cfg: ContentSettings, question: bool = 
             e = end_of(words, j)
             if e is None or (units[e + 1 : e + 2] == ("to",) and cue in cfg.obligations):
                 continue
-            if units[e + 1 : e + 2] and units[e + 1] in cfg.offer_need_predicates:
+            if units[e + 1 : e + 2] and predicate(units[e + 1]):
                 continue  # "anything else you want will have to go through sales" states
-            if not question and set(units[e + 2 : e + 4]) & set(cfg.offer_need_predicates):
+            if not question and any(predicate(u) for u in units[e + 2 : e + 4]):
                 continue  # "anything else you want added will have to wait" (held-out 20)
             if j and units[j - 1] in not_after.get(cue, ()):
                 continue  # "have you had anything else go wrong" asks about the past
@@ -785,6 +800,8 @@ def word_heard(word: str, spoken: str, min_ratio: float, cfg: ContentSettings) -
         return False  # short words: exact only ("a" is not "i", "as" is not "ask")
     if _stem(word) == _stem(spoken) or one_slip(word, spoken):
         return True
+    if _stem(spoken) != spoken and one_slip(_stem(word), _stem(spoken)):
+        return True  # another form of it with one slip: "conforming" for "confirming"
     if (
         len(word) >= 6
         and word[0] in "aeiou"

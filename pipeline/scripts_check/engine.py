@@ -119,7 +119,11 @@ ENGINE = "callqa.scripts_check"
 # that a statement's predicate follows a few words on offers nothing; a whole clause of the
 # work done before an offer (in any form of its done word), a short clause addressing the
 # customer and a redaction mask add no foreign word.
-ENGINE_VERSION = "17"
+# 18: held-out 21 of the English lines, measured once. "let you know" asks for nothing
+# (request_cue_not_before); "or else" is no "anything else" (not_after); a need's predicate
+# from five letters on is heard misspelt ("woould have to"); a word in another form with one
+# slip is heard as itself ("conforming" for "confirming").
+ENGINE_VERSION = "18"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
