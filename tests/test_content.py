@@ -419,6 +419,9 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ),
         ("identity_check", "Would you mind conforming your account number for me?", True),
         ("identity_check", "Would you mind informing us of a new account number?", False),
+        # a greeting's "good" lost at the onset, the name heard split in two
+        ("greeting", "morning north wind telecom this is pete speaking how can i help", True),
+        ("greeting", "this morning north wind telecom had an outage", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

