@@ -287,6 +287,9 @@ def test_zh_speech_rate_counts_characters_as_spoken(text: str, units: int) -> No
         ("烦请保持线路，片刻即回。", True),  # hold the line (split 18)
         ("请您暂勿挂线，容我片刻。", True),  # a formal hold (split 19)
         ("恳请您暂勿挂线，本人去去即回。", True),  # (split 20)
+        ("恳请持线少待，勿挂断。", True),  # (split 24)
+        ("肯请迟线少代误挂短。", True),  # ... as heard (split 24 in audio)
+        ("这个情况我也说不好，您看呢。", False),
     ],
 )
 def test_a_hold_phrase_before_a_request_to_the_customer_announces_no_wait(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -333,6 +334,16 @@ def test_characters_are_timed_within_their_token():
     cursor = 0
     for w in segment.words:
         cursor = segment.text.index(w.word, cursor) + len(w.word)
+
+
+def test_a_tokens_probability_is_shared_out_over_its_characters():
+    # 不好意思 as one Whisper token at 0.13 (split 25 in audio): each character keeps the
+    # fourth root, so the four together still hold the token's probability
+    words = [AsrWord("真", 0.0, 0.2, 0.97), AsrWord("不好意思", 0.2, 1.0, 0.13)]
+    segment = normalise_segment(AsrSegment(0.0, 1.0, "真不好意思", words=words))
+    probs = [w.probability for w in segment.words]
+    assert probs[0] == 0.97 and probs[1:] == [0.6] * 4
+    assert abs(math.prod(probs[1:]) - 0.13) < 0.005
 
 
 @pytest.mark.parametrize(
