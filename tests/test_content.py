@@ -422,6 +422,11 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         # a greeting's "good" lost at the onset, the name heard split in two
         ("greeting", "morning north wind telecom this is pete speaking how can i help", True),
         ("greeting", "this morning north wind telecom had an outage", False),
+        # held-out 21 in audio: an ellipsis asks, its "?" lost by tiny.en
+        ("identity_check", "And your date of birth, MS-Linkfist.", True),
+        ("identity_check", "And your date of birth.", True),
+        ("identity_check", "And your date of birth is on file.", False),
+        ("identity_check", "Your date of birth matches, Ms Lindqvist.", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

@@ -124,6 +124,8 @@ ENGINE = "callqa.scripts_check"
 # from five letters on is heard misspelt ("woould have to"); a word in another form with one
 # slip is heard as itself ("conforming" for "confirming"); a greeting's lost "good" is shown by
 # the name heard split in two ("morning north wind telecom").
+# Held-out 21 in audio: an ellipsis of the key words after "your", with nothing but a lead-in
+# and an address, asks ("And your date of birth, Ms Lindqvist." heard without its "?").
 ENGINE_VERSION = "18"
 
 
