@@ -427,6 +427,22 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("identity_check", "And your date of birth.", True),
         ("identity_check", "And your date of birth is on file.", False),
         ("identity_check", "Your date of birth matches, Ms Lindqvist.", False),
+        # held-out 22 (engine 18): a politeness formula's negation is no foreign word; "need"
+        # asks with the speaker as its subject or none
+        ("identity_check", "And your date of birth, if you don't mind?", True),
+        (
+            "identity_check",
+            "Customers under 18 need a parent's date of birth on the contract.",
+            False,
+        ),
+        (
+            "identity_check",
+            "You'll need your date of birth handy if you call the payments line.",
+            False,
+        ),
+        ("identity_check", "We're going to need your account number first.", True),
+        ("identity_check", "Mate, I jus need your date of birth to get into the account.", True),
+        ("identity_check", "Just need your date of birth and we're off.", True),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

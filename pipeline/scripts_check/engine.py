@@ -126,6 +126,9 @@ ENGINE = "callqa.scripts_check"
 # the name heard split in two ("morning north wind telecom").
 # Held-out 21 in audio: an ellipsis of the key words after "your", with nothing but a lead-in
 # and an address, asks ("And your date of birth, Ms Lindqvist." heard without its "?").
+# Held-out 22 of the lines: a politeness formula's negation ("if you don't mind") adds no
+# foreign word; "need" asks only with the speaker as its subject or none
+# (request_cue_subjects: not "you'll need your date of birth handy", "customers need").
 ENGINE_VERSION = "18"
 
 
