@@ -68,7 +68,7 @@ def test_finding_carries_evidence():
     (f,) = detect(t)
     assert (f.entity_type, f.char_start, f.char_end) == ("CN_ID", 4, 22)
     assert "check digit" in f.reason and "身份证" in f.reason
-    assert f.recognizer == "cn_resident_id" and f.recognizer_set == "zh@1.1"
+    assert f.recognizer == "cn_resident_id" and f.recognizer_set == "zh@1.2"
     assert 0.5 <= f.score <= 1 and f.mask == "[身份证]"
 
 
@@ -131,7 +131,7 @@ def test_redact_masks_text_words_and_records_spans():
     (r,) = out.redactions
     assert r.type == "PHONE" and (r.start, r.end) == (11.2, 14.2)
     assert u.text[r.char_start : r.char_end] == "[手机号]"
-    assert out.redacted_by.recognizer_sets == ["zh@1.1"]
+    assert out.redacted_by.recognizer_sets == ["zh@1.2"]
     assert "13812345678" not in out.to_json() and "一三八" not in out.to_json()
     assert t.utterances[0].text.startswith("我的手机是一三八")  # input untouched
     # redacting again finds nothing new and keeps the record
@@ -581,10 +581,10 @@ def test_garbled_request_finding_says_what_was_heard():
     ("text", "sets"),
     [
         ("May I have your account number please?", ["en@1.1"]),
-        ("请问您的手机号码是多少？", ["zh@1.1"]),
-        ("OK, 请提供一下卡号。", ["zh@1.1"]),  # one Latin word in Chinese: Chinese
-        ("my name is David Chen, 我想查一下账单", ["en@1.1", "zh@1.1"]),
-        ("4, 0, 9, 5, 4, 6, 1, 1.", ["zh@1.1"]),  # digits only: the call's language (zh)
+        ("请问您的手机号码是多少？", ["zh@1.2"]),
+        ("OK, 请提供一下卡号。", ["zh@1.2"]),  # one Latin word in Chinese: Chinese
+        ("my name is David Chen, 我想查一下账单", ["en@1.1", "zh@1.2"]),
+        ("4, 0, 9, 5, 4, 6, 1, 1.", ["zh@1.2"]),  # digits only: the call's language (zh)
     ],
 )
 def test_each_utterance_is_read_by_the_sets_of_its_own_script(text, sets):
