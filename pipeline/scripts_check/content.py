@@ -664,8 +664,7 @@ def onset_lost(
         # ... or heard split in two ("After noon, Northwind": held-out 22 in audio)
         def split_heard(alts: tuple[str, ...], j: int) -> bool:
             return j + 1 < len(units) and any(
-                len(a) >= 5 and fuzz.ratio(a, units[j] + units[j + 1]) >= cfg.key_min_ratio
-                for a in alts
+                _heard_split(a, units[j], units[j + 1], cfg) for a in alts
             )
 
         first = _alternatives(rest[0], cfg)
@@ -899,6 +898,12 @@ def word_heard(word: str, spoken: str, min_ratio: float, cfg: ContentSettings) -
     )
 
 
+def _heard_split(word: str, first: str, second: str, cfg: ContentSettings) -> bool:
+    """``word`` heard split over two units ("north wind", "after noon"): from five letters
+    on, a close spelling of the two joined."""
+    return len(word) >= 5 and fuzz.ratio(word, first + second) >= cfg.key_min_ratio
+
+
 def _positions(
     word: str,
     units: tuple[str, ...],
@@ -944,7 +949,7 @@ def _positions(
         and not (units[k] in plain and units[k + 1] in plain)
         and not (units[k] in others and units[k + 1] in light)
         and (
-            fuzz.ratio(word, units[k] + units[k + 1]) >= cfg.key_min_ratio
+            _heard_split(word, units[k], units[k + 1], cfg)
             # two short words are no sound-alike: "as an" is no "assist" (held-out 15)
             or (
                 max(len(units[k]), len(units[k + 1])) > 2
