@@ -342,8 +342,13 @@ def _is_request(original: str, units: tuple[str, ...], cfg: ContentSettings) -> 
         # statement's verb ("so you have it for reference")
         return True
     units = tuple(u for u in units if u not in modals)
-    long = [c for c in cfg.request_cues if len(c) >= 5]
-    return any(fuzz.ratio(c, u) >= cfg.key_min_ratio for c in long for u in units)
+    return any(_misspelt_as(u, cfg.request_cues, cfg) for u in units)
+
+
+def _misspelt_as(spoken: str, words: tuple[str, ...], cfg: ContentSettings) -> bool:
+    """``spoken`` is one of ``words`` of five letters or more, misspelt or not (pleease,
+    woould): a close spelling, at ``key_min_ratio``."""
+    return any(len(w) >= 5 and fuzz.ratio(w, spoken) >= cfg.key_min_ratio for w in words)
 
 
 def _subject_is(units: tuple[str, ...], j: int, subjects: tuple[str, ...], cfg) -> bool:
@@ -728,12 +733,10 @@ def _needs_asked(units: tuple[str, ...], cfg: ContentSettings, question: bool = 
             and not any(word_heard(w, units[k], cfg.min_ratio, cfg) for w in objects)
         )
 
-    long_predicates = [p for p in cfg.offer_need_predicates if len(p) >= 5]
-
     def predicate(u: str) -> bool:
         """An ``offer_need_predicates`` word, from five letters on misspelt too ("woould")."""
         return u in cfg.offer_need_predicates or (
-            len(u) >= 5 and any(fuzz.ratio(p, u) >= cfg.key_min_ratio for p in long_predicates)
+            len(u) >= 5 and _misspelt_as(u, cfg.offer_need_predicates, cfg)
         )
 
     out = set()
