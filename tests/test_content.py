@@ -454,6 +454,22 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("greeting", "Hello, North When Telecom, how can I help?", True),
         ("greeting", "After noon, Northwind, Grant here, how can I help?", True),
         ("greeting", "After noon, we had an outage.", False),
+        # held-out 23 (engine 19, en_telecom v11): "what" inside its clause is relative;
+        # "which" right before the key words asks; a work-done lead-in with one slip and a
+        # word split in two are no foreign words; "than" is no thanks; a birth asked about
+        # is a date only with its "when"
+        ("identity_check", "I can see the date of birth matches what's on the contract.", False),
+        ("identity_check", "Okay, what's your date of birth", True),
+        ("identity_check", "Which account number are you calling about today?", True),
+        ("identity_check", "whiich acount number are you calling about today?", True),
+        ("identity_check", "I'll check which account number the bill went to.", False),
+        ("identity_check", "Can you tell me which town you were born in?", False),
+        ("identity_check", "When were you born?", True),
+        ("anything_else", "Right, that's all upated. Was there anything else?", True),
+        ("anything_else", "any thing else at all, mr Petrovic?", True),
+        ("anything_else", "Any thing else is plugged in?", False),
+        ("farewell", "right than take care bye", False),
+        ("farewell", "right thanks take care bye", True),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

