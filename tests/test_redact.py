@@ -358,6 +358,9 @@ def test_dialogue_context(case):
         ("两两三三", "2233"),
         ("五洞洞三九二", "500392"),
         ("6222 零二零二 幺三四五", "622202021345"),
+        # 幺 heard as a sound-alike next to other numerals (split 27: 605药)
+        ("189-0723-605药", "18907236051"),
+        ("药八九零七两三六零五幺", "18907236051"),
     ],
 )
 def test_spoken_forms_become_digits(text, digits):
@@ -366,7 +369,14 @@ def test_spoken_forms_become_digits(text, digits):
 
 @pytest.mark.parametrize(
     ("text", "kept"),
-    [("两个问题", True), ("漏洞", True), ("oh okay", True), ("one moment", False)],
+    [
+        ("两个问题", True),
+        ("漏洞", True),
+        ("oh okay", True),
+        ("one moment", False),
+        ("这个药吃了", True),
+        ("我腰疼", True),
+    ],
 )
 def test_words_that_are_not_numerals_alone(text, kept):
     # 两个, 漏洞 and "oh" are not numerals without another numeral next to them

@@ -25,7 +25,9 @@ def _words(line: str) -> list[str]:
 
 
 _ZH_DIGITS = dict(zip("零〇一幺二三四五六七八九", "001123456789", strict=True))
-_ZH_COND = {"两": "2", "洞": "0"}  # only next to other numerals (两个, 漏洞 stay)
+# only next to other numerals (两个, 漏洞 stay); 幺 heard as a sound-alike ("他的号是189-0723-605药":
+# split 27, a phone number's last digit)
+_ZH_COND = {"两": "2", "洞": "0", "药": "1", "腰": "1", "妖": "1", "吆": "1"}
 _ZH_CLASSIFIERS = set("个块元件位次张天年月日号点分岁斤百千万十亿倍份条台瓶盒遍")
 _EN_DIGITS = {
     w: str(i) for i, w in enumerate(_words("zero one two three four five six seven eight nine"))
