@@ -470,6 +470,22 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("anything_else", "Any thing else is plugged in?", False),
         ("farewell", "right than take care bye", False),
         ("farewell", "right thanks take care bye", True),
+        # held-out 24 (engine 20): "that" after a preposition is no relative pronoun; a
+        # hedge's last word heard split in two; a question about what someone else did; a
+        # run of capitalised words that is no sound-alike of the company's name
+        (
+            "anything_else",
+            "Anything else on top of that would need a new ticket, I'm afraid.",
+            False,
+        ),
+        ("anything_else", "anything else would need a new ticket im a frayed", False),
+        ("anything_else", "Anything else that needs sorting while you're through to me?", True),
+        ("identity_check", "Did the engineer ask you for your account number?", False),
+        ("identity_check", "Did they give you a date of birth for the account holder?", False),
+        ("identity_check", "Okay, and can I have your account number?", True),
+        ("greeting", "Hello, Northwood Energy, Maeve speaking, how can I help?", False),
+        ("greeting", "Good afternoon, thanks for calling Northwood Telecom, Olu here.", False),
+        ("greeting", "Thanks for calling Northwin Telecom, Sam here.", True),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

@@ -120,6 +120,8 @@ class ContentSettings(BaseModel):
     relative_cues: tuple[str, ...] = ()
     question_determiners: tuple[str, ...] = ()
     question_objects: tuple[str, ...] = ()
+    reported_auxiliaries: tuple[str, ...] = ()
+    third_parties: tuple[str, ...] = ()
     # (cue, words...): a request cue right after one of those words asks nothing: "if you
     # need it later" is the customer's need, not the agent asking
     request_cue_not_after: tuple[tuple[str, ...], ...] = ()
@@ -556,6 +558,27 @@ def request_told(phrases: list[str] | tuple[str, ...], utt: NormText, language: 
     return _every_key_followed(phrases, utt, language, cfg, read_out)
 
 
+def request_reported(phrases: list[str] | tuple[str, ...], utt: NormText, language: str) -> bool:
+    """The clause of the first key word heard is a question about what someone else did:
+    a ``reported_auxiliaries`` word then a ``third_parties`` word first in it, after a
+    lead-in at most ("Did the engineer ask you for your account number?": held-out 24)."""
+    cfg = content_settings(language)
+    if cfg is None or not cfg.reported_auxiliaries:
+        return False
+    heard = _keys_heard(phrases, utt, language, cfg)
+    if not heard:
+        return False
+    units, lead = utt.units, set(cfg.imperative_lead) | set(cfg.lead_interjections)
+    k = _clause_start(utt, heard[0])
+    while k < heard[0] and units[k] in lead and units[k] not in cfg.reported_auxiliaries:
+        k += 1
+    return (
+        k + 1 < heard[0]
+        and units[k] in cfg.reported_auxiliaries
+        and units[k + 1] in cfg.third_parties
+    )
+
+
 def request_conditional(phrases: list[str] | tuple[str, ...], utt: NormText, language: str) -> bool:
     """No question asked, and every key term of the check heard in ``utt`` is a condition's
     subject (``request_condition_cues`` opening its clause, a ``request_condition_verbs``
@@ -601,11 +624,13 @@ def _masked(utt: NormText, j: int) -> bool:
     return utt.original[a - 1 : a] + utt.original[b : b + 1] == "[]"
 
 
-def _name_heard_as(utt: NormText, j: int, word: str) -> bool:
-    """Unit ``j`` is a first name the ASR wrote (one capitalised word, not at a sentence's
-    start) taken for ``word`` only as a sound-alike: "You're on with Brooke." is no "born"
-    (held-out 22 in audio). The word itself, its forms or one slip in it still count, and so
-    does a run of capitalised words ("North When Telecom")."""
+def _name_heard_as(utt: NormText, j: int, word: str, cfg: ContentSettings) -> bool:
+    """Unit ``j`` is a name the ASR wrote, taken for ``word`` only by its spelling: a first
+    name (one capitalised word, not at a sentence's start) heard as a sound-alike ("You're
+    on with Brooke." is no "born"; held-out 22 in audio), or a word of a run of capitalised
+    words (a company's name as written) that is no sound-alike of ``word`` ("Hello,
+    Northwood Energy" is no Northwind; held-out 24). The word itself, its forms or one slip
+    in it still count, and so does a run that sounds like it ("North When Telecom")."""
     spoken = utt.units[j]
     joined = spoken + (utt.units[j + 1] if j + 1 < len(utt) else "")  # "North Wind"
     if any(x == word or _stem(x) == _stem(word) or one_slip(word, x) for x in (spoken, joined)):
@@ -617,16 +642,12 @@ def _name_heard_as(utt: NormText, j: int, word: str) -> bool:
     def run_on(k: int, m: int) -> bool:  # units k < m in one phrase: no punctuation between
         return not any(c in ".?!," for c in utt.original[utt.spans[k][1] : utt.spans[m][0]])
 
-    # one capitalised word alone: a first name; a run of them is a company's name as heard
-    # ("North When Telecom" is Northwind)
+    if not capital(j):
+        return False
+    if (capital(j + 1) and run_on(j, j + 1)) or (capital(j - 1) and run_on(j - 1, j)):
+        return not any(sound_slip(word, x, cfg) for x in (spoken, joined))
     before = utt.original[: utt.spans[j][0]].rstrip()
-    return (
-        capital(j)
-        and bool(before)
-        and before[-1] not in ".?!"
-        and not (capital(j + 1) and run_on(j, j + 1))
-        and not (capital(j - 1) and run_on(j - 1, j))
-    )
+    return bool(before) and before[-1] not in ".?!"
 
 
 def _keys_heard(phrases, utt: NormText, language: str, cfg) -> list[int]:
@@ -809,6 +830,7 @@ def act_mood_ok(phrases: list[str] | tuple[str, ...], utt: NormText, language: s
         or request_deferred(phrases, utt, language)
         or request_told(phrases, utt, language)
         or request_conditional(phrases, utt, language)
+        or request_reported(phrases, utt, language)
     ):
         return False
     if _statements_only(tuple(phrases), language) and asks_about_topic(phrases, utt, language):
@@ -1041,7 +1063,7 @@ def key_positions(
         (p, a)
         for a in _alternatives(word, cfg)
         for p in _positions(a, units, cfg.key_min_ratio, cfg, variants=a == word)
-        if not _masked(utt, p) and not _name_heard_as(utt, p, a)
+        if not _masked(utt, p) and not _name_heard_as(utt, p, a, cfg)
     }
     followers = {w: set(after) for w, *after in cfg.other_object}
     allowed = {w: set(after) for w, *after in cfg.act_followers}
@@ -1371,19 +1393,28 @@ def _inside_formulas(
     heard: ContentSettings | None = None,
 ) -> set[int]:
     """Positions of ``units`` inside an occurrence of one of ``formulas``; with ``heard``
-    (the settings), a formula's word may be heard as an ASR variant of itself ("i'm araid")."""
+    (the settings), a formula's word may be heard as an ASR variant of itself ("i'm araid"),
+    its last word split in two ("im a frayed": held-out 24)."""
     out: set[int] = set()
+
+    def alike(f: tuple[str, ...], said: tuple[str, ...]) -> bool:
+        return heard is not None and all(
+            word_heard(w, u, heard.min_ratio, heard) for w, u in zip(f, said, strict=True)
+        )
+
     for f in formulas:
         n = len(f)
         for j in range(len(units) - n + 1):
             said = units[j : j + n]
-            if said == f or (
-                heard is not None
-                and all(
-                    word_heard(w, u, heard.min_ratio, heard) for w, u in zip(f, said, strict=True)
-                )
-            ):
+            if said == f or alike(f, said):
                 out.update(range(j, j + n))
+            elif (
+                heard is not None
+                and j + n < len(units)
+                and (said[:-1] == f[:-1] or alike(f[:-1], said[:-1]))
+                and word_heard(f[-1], units[j + n - 1] + units[j + n], heard.min_ratio, heard)
+            ):
+                out.update(range(j, j + n + 1))
     return out
 
 
