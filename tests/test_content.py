@@ -486,6 +486,14 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("greeting", "Hello, Northwood Energy, Maeve speaking, how can I help?", False),
         ("greeting", "Good afternoon, thanks for calling Northwood Telecom, Olu here.", False),
         ("greeting", "Thanks for calling Northwin Telecom, Sam here.", True),
+        # held-out 23 in audio (engine 21): the lost thanks' intensifiers open the turn; "And"
+        # heard "In" before an ellipsis; Mrs heard "misses" before a surname, comma unwritten
+        ("farewell", "ever so much for your call. Have a smashing weekend. Bye.", True),
+        ("farewell", "So much for the new router, it keeps dropping.", False),
+        ("identity_check", "In your date of birth, my love.", True),
+        ("identity_check", "In your date of birth, the year is wrong.", False),
+        ("anything_else", "Anything else at all misses petrovic.", True),
+        ("anything_else", "Got a router anything else mr", False),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

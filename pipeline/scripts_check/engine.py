@@ -143,7 +143,12 @@ ENGINE = "callqa.scripts_check"
 # split in two ("im a frayed"); a question about what someone else did asks for nothing
 # ("Did the engineer ask you for your account number?"); a run of capitalised words that is
 # no sound-alike of the key word is another company's name ("Hello, Northwood Energy").
-ENGINE_VERSION = "20"
+# 21, held-out 23 in audio: the lost thanks' intensifiers may open the turn ("ever so much
+# for your call"); "In your date of birth, my love." is the ellipsis ("and" heard "in");
+# an address term and the surname that ends the utterance, its comma unwritten ("Anything
+# else at all misses Petrovic."); a speech rate within its check's measuring tolerance of a
+# bound passes (`tolerance`).
+ENGINE_VERSION = "21"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
