@@ -242,6 +242,11 @@ GAPPY = call(
         ({"speech_rate": {"min": 180, "max": 200}}, False),
         ({"speech_rate": {"min": 180, "max": 250}}, True),
         ({"speech_rate": {"min": 100, "max": 250}}, True),
+        # 206.2 chars/min: within 5 % of 200 passes as within the measuring tolerance, not 2 %
+        ({"speech_rate": {"min": 180, "max": 200, "tolerance": 0.05}}, True),
+        ({"speech_rate": {"min": 180, "max": 200, "tolerance": 0.02}}, False),
+        ({"speech_rate": {"min": 215, "max": 300, "tolerance": 0.05}}, True),
+        ({"speech_rate": {"min": 230, "max": 300, "tolerance": 0.05}}, False),
         (
             {"speech_rate": {"role": "customer", "min": 100, "max": 250, "min_speech_seconds": 30}},
             None,

@@ -431,12 +431,17 @@ class _Range(Operator):
             raise ValueError(f"min {self.min:g} > max {self.max:g}")
         return self
 
-    def _judge(self, value: float, what: str, unit: str, ev: Evidence) -> Outcome:
+    def _judge(
+        self, value: float, what: str, unit: str, ev: Evidence, tolerance: float = 0.0
+    ) -> Outcome:
         lo = self.min if self.min is not None else float("-inf")
         hi = self.max if self.max is not None else float("inf")
         ok = lo <= value <= hi
         rng = f"[{self.min if self.min is not None else '-'}, {self.max if self.max is not None else '-'}]"
         reason = f"{what} {value:g} {unit} {'within' if ok else 'outside'} {rng}"
+        if not ok and lo * (1 - tolerance) <= value <= hi * (1 + tolerance):
+            ok = True
+            reason += f", within the {tolerance:.0%} measuring tolerance: passed"
         ev.reason = reason
         return Outcome(ok, reason, [ev])
 
@@ -450,6 +455,9 @@ class SpeechRate(_Range):
     role: CheckRole = "agent"
     min_speech_seconds: PositiveFloat = 10.0
     within: Within | None = None
+    # a rate measured from ASR text and times: within this share beyond a bound it passes
+    # (the rate is an estimate, and an agent's pay follows the verdict)
+    tolerance: float = Field(default=0.0, ge=0, le=0.5)
 
     def evaluate(self, ctx: Context) -> Outcome:
         t = ctx.transcript
@@ -475,7 +483,7 @@ class SpeechRate(_Range):
             seconds=r["seconds"],
             units=r["units"],
         )
-        return self._judge(r["rate"], f"{self.role} speech rate", r["unit"], ev)
+        return self._judge(r["rate"], f"{self.role} speech rate", r["unit"], ev, self.tolerance)
 
 
 @register
