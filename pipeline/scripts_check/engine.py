@@ -148,7 +148,10 @@ ENGINE = "callqa.scripts_check"
 # an address term and the surname that ends the utterance, its comma unwritten ("Anything
 # else at all misses Petrovic."); a speech rate within its check's measuring tolerance of a
 # bound passes (`tolerance`).
-ENGINE_VERSION = "21"
+# 22, held-out 25 of the lines: a clause of thanks may stand between a lost "good"'s part of
+# the day and the company's name ("Morning, thanks for holding, Northwind Telecom");
+# "their" is a light word ("is their anything else").
+ENGINE_VERSION = "22"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
