@@ -715,9 +715,13 @@ def onset_lost(
             )
 
         first = _alternatives(rest[0], cfg)
+        # only a run that ends in "much" ("ever so much", "very much"): "So for your call"
+        # thanks nobody
         start = 0
         while start < len(units) - 2 and units[start] in cfg.onset_intensifiers:
             start += 1
+        if start and units[start - 1] != "much":
+            start = 0
         if any(word_heard(a, units[start], cfg.min_ratio, cfg) for a in first):
             after = start + 1
         elif split_heard(first, start):
