@@ -317,13 +317,12 @@ def _is_request(utt: NormText, cfg: ContentSettings) -> bool:
     if "?" in utt.original:
         return True
     units = utt.units
-    opening = set(cfg.imperative_lead) | set(cfg.lead_interjections)
 
     def in_relative_clause(j: int) -> bool:
         """Inside its clause, and no "what's your ..." after it (ASR drops the commas of
         "just to check I'm speaking to the right person, what's your date of birth")."""
         k = j + 1 + (units[j + 1 : j + 2] in (("is",), ("was",), ("are",)))
-        return any(units[i] not in opening for i in range(_clause_start(utt, j), j)) and not (
+        return not _opens_clause(utt, j, cfg) and not (
             units[k : k + 1] and units[k] in cfg.question_objects
         )
 
@@ -428,6 +427,18 @@ def _clause_start(utt: NormText, k: int) -> int:
     while k > 0 and not _PUNCT.search(utt.original[utt.spans[k - 1][1] : utt.spans[k][0]]):
         k -= 1
     return k
+
+
+@lru_cache(maxsize=8)
+def _openers(cfg: ContentSettings) -> frozenset[str]:
+    """Words that may open a clause before its act: ``imperative_lead`` and
+    ``lead_interjections`` ("okay", "lovely", "so", "and" ...)."""
+    return frozenset(cfg.imperative_lead) | frozenset(cfg.lead_interjections)
+
+
+def _opens_clause(utt: NormText, k: int, cfg: ContentSettings) -> bool:
+    """Unit ``k`` comes first in its clause, after :func:`_openers` words at most."""
+    return all(utt.units[i] in _openers(cfg) for i in range(_clause_start(utt, k), k))
 
 
 def asks_about_topic(phrases: list[str] | tuple[str, ...], utt: NormText, language: str) -> bool:
@@ -571,7 +582,7 @@ def request_reported(phrases: list[str] | tuple[str, ...], utt: NormText, langua
     heard = _keys_heard(phrases, utt, language, cfg)
     if not heard:
         return False
-    units, lead = utt.units, set(cfg.imperative_lead) | set(cfg.lead_interjections)
+    units, lead = utt.units, _openers(cfg)
     k = _clause_start(utt, heard[0])
     while k < heard[0] and units[k] in lead and units[k] not in cfg.reported_auxiliaries:
         k += 1
@@ -749,8 +760,7 @@ def _past_thanks_clause(utt: NormText, k: int, cfg: ContentSettings) -> int:
     unit ``k`` with a thanks ("thanks for holding"), else ``k``."""
     if k >= len(utt) or not cfg.onset_thanks_clause:
         return k
-    thanks = next((set(g) for g in cfg.synonyms if "thank" in g), {"thank"})
-    if utt.units[k] not in thanks:
+    if utt.units[k] not in _alternatives("thank", cfg):
         return k
     clause = _clause_ids(utt)
     end = k
@@ -1598,8 +1608,7 @@ def asks_which(phrases: list[str] | tuple[str, ...], utt: NormText, language: st
     at = heard[0] - 1
     if not any(utt.units[at] == d or one_slip(d, utt.units[at]) for d in cfg.question_determiners):
         return False
-    lead = set(cfg.imperative_lead) | set(cfg.lead_interjections)
-    return all(utt.units[k] in lead for k in range(_clause_start(utt, at), at))
+    return _opens_clause(utt, at, cfg)
 
 
 def adds_negation(phrase: str, utt: NormText, language: str) -> bool:
