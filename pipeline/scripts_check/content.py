@@ -543,14 +543,17 @@ def _every_key_followed(
 
 
 def request_deferred(phrases: list[str] | tuple[str, ...], utt: NormText, language: str) -> bool:
-    """Every key word of the check heard in ``utt`` is followed, within three words of its
+    """Every key term of the check heard in ``utt`` is followed, within three words of its
     clause, by a ``request_deferrals`` word: the request is put off ("we'll need your date
-    of birth later if you decide to upgrade")."""
+    of birth later if you decide to upgrade", "... if you ever want to add a line")."""
     cfg = content_settings(language)
     if cfg is None or not cfg.request_deferrals:
         return False
     later = set(cfg.request_deferrals)
-    return _every_key_followed(phrases, utt, language, cfg, lambda k: utt.units[k] in later)
+    ends = _key_term_ends(phrases, utt, language, cfg)
+    return _every_key_followed(
+        phrases, utt, language, cfg, lambda k: utt.units[k] in later, heard=ends
+    )
 
 
 def request_told(phrases: list[str] | tuple[str, ...], utt: NormText, language: str) -> bool:
@@ -852,20 +855,24 @@ def _needs_asked(units: tuple[str, ...], cfg: ContentSettings, question: bool = 
 
 
 def _more_stated(units: tuple[str, ...], cfg: ContentSettings) -> bool:
-    """Every "else" (or a word said for it) is a statement's subject: an
-    ``offer_need_predicates`` word right after it and no "you" or "there" after that
-    ("Anything else would need a new ticket, so I'll just do this one.": held-out 27; not
-    "anything else would you like?")."""
+    """Every "else" (or a word said for it) is a statement's subject (an
+    ``offer_need_predicates`` word right after it and no "you" or "there" after that:
+    "Anything else would need a new ticket, so I'll just do this one.", held-out 27; not
+    "anything else would you like?") or the last choice of a question ("Did you want the
+    cheaper plan or something else?": held-out 29)."""
     more = {w for g in cfg.synonyms if "else" in g for w in g}
     asked = {*cfg.offer_customer, "there"}
     spots = [k for k, u in enumerate(units) if u in more]
-    return bool(spots) and all(
-        units[k + 1 : k + 2]
-        and units[k + 1] in cfg.offer_need_predicates
-        and units[k + 2 : k + 3]
-        and units[k + 2] not in asked
-        for k in spots
-    )
+
+    def stated(k: int) -> bool:
+        return bool(
+            units[k + 1 : k + 2]
+            and units[k + 1] in cfg.offer_need_predicates
+            and units[k + 2 : k + 3]
+            and units[k + 2] not in asked
+        )
+
+    return bool(spots) and all(stated(k) or units[k - 2 : k] == ("or", "something") for k in spots)
 
 
 def _is_offer(units: tuple[str, ...], cfg: ContentSettings, question: bool = False) -> bool:

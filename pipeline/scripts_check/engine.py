@@ -155,7 +155,11 @@ ENGINE = "callqa.scripts_check"
 # for holing northwind telecom"); "else" that is a statement's subject offers nothing
 # ("Anything else would need a new ticket"); "did you get the account number we texted you"
 # asks what the customer received; "than bye" is no "thank" heard split.
-ENGINE_VERSION = "23"
+# 24, held-out 28 and 29 of the lines: the customer's thanks ("I'll pass your thanks on to
+# Gareth") thanks nobody; "have a great week" wishes well; "anything else on your list"
+# asks a need; "the cheaper plan or something else?" offers nothing; a date of birth asked
+# "if you ever want to add a line" is put off.
+ENGINE_VERSION = "24"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
