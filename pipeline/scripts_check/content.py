@@ -595,9 +595,11 @@ def request_reported(phrases: list[str] | tuple[str, ...], utt: NormText, langua
         return False
     # "Did you get the account number we texted you yesterday?" asks what the customer
     # received (held-out 26)
-    received = units[k + 1] in cfg.offer_customer and units[k + 2 : k + 3] in [
-        (v,) for v in cfg.receipt_verbs
-    ]
+    received = (
+        units[k + 1] in cfg.offer_customer
+        and k + 2 < len(units)
+        and units[k + 2] in cfg.receipt_verbs
+    )
     return units[k + 1] in cfg.third_parties or received
 
 
@@ -810,7 +812,7 @@ def _needs_asked(units: tuple[str, ...], cfg: ContentSettings, question: bool = 
 
     not_after = {cue: set(before) for cue, *before in cfg.offer_needs_not_after}
     light = _light(cfg)
-    more = {w for g in cfg.synonyms if "else" in g for w in g}
+    more = set(_alternatives("else", cfg))
     objects = (
         set(cfg.offer_need_objects) | more | {w for g in cfg.synonyms if "anything" in g for w in g}
     )
@@ -860,7 +862,7 @@ def _more_stated(units: tuple[str, ...], cfg: ContentSettings) -> bool:
     "Anything else would need a new ticket, so I'll just do this one.", held-out 27; not
     "anything else would you like?") or the last choice of a question ("Did you want the
     cheaper plan or something else?": held-out 29)."""
-    more = {w for g in cfg.synonyms if "else" in g for w in g}
+    more = _alternatives("else", cfg)
     asked = {*cfg.offer_customer, "there"}
     spots = [k for k, u in enumerate(units) if u in more]
 
