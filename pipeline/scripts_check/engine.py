@@ -163,7 +163,8 @@ ENGINE = "callqa.scripts_check"
 # go, was there anything else?") and more words of work done before it ("the roaming's
 # switched on") add nothing; "before I do anything else" offers nothing; "got" asks as "have
 # got" does; "giving" is "give".
-ENGINE_VERSION = "25"
+# 26, held-out 32 of the lines: "Thank your daughter for me, ..., bye." thanks someone else.
+ENGINE_VERSION = "26"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
