@@ -211,6 +211,9 @@ class ContentSettings(BaseModel):
     offer_customer: tuple[str, ...] = ()
     offer_needs: tuple[str, ...] = ()
     obligations: tuple[str, ...] = ()
+    # words after an obligation cue that are a need misheard, no obligation ("need to hand
+    # with": "need a hand with" as tiny.en writes it)
+    obligation_misheard: tuple[tuple[str, ...], ...] = ()
     # (cue, words...): an ``offer_needs`` cue right after one of those words asks no need
     offer_needs_not_after: tuple[tuple[str, ...], ...] = ()
     # a need followed by one of these is the subject of a statement ("anything else you
@@ -842,7 +845,11 @@ def _needs_asked(units: tuple[str, ...], cfg: ContentSettings, question: bool = 
         words = cue.split()
         for j in range(len(units)):
             e = end_of(words, j)
-            if e is None or (units[e + 1 : e + 2] == ("to",) and cue in cfg.obligations):
+            if e is None or (
+                units[e + 1 : e + 2] == ("to",)
+                and cue in cfg.obligations
+                and not any(units[e + 1 : e + 1 + len(m)] == m for m in cfg.obligation_misheard)
+            ):
                 continue
             if units[e + 1 : e + 2] and predicate(units[e + 1]):
                 continue  # "anything else you want will have to go through sales" states

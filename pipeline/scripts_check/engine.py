@@ -164,7 +164,9 @@ ENGINE = "callqa.scripts_check"
 # switched on") add nothing; "before I do anything else" offers nothing; "got" asks as "have
 # got" does; "giving" is "give".
 # 26, held-out 32 of the lines: "Thank your daughter for me, ..., bye." thanks someone else.
-ENGINE_VERSION = "26"
+# 27, held-out 30 in audio: "by any chance" asks without its "?" ("Got the account number
+# there by any chance."); "you need to hand with" is "need a hand with" misheard.
+ENGINE_VERSION = "27"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
