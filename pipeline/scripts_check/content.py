@@ -871,9 +871,9 @@ def _more_stated(utt: NormText, cfg: ContentSettings) -> bool:
     "Anything else would need a new ticket, so I'll just do this one.", held-out 27; not
     "anything else would you like?"), the last choice of a question ("Did you want the
     cheaper plan or something else?": held-out 29), or the object of the speaker's own next
-    step, in a clause a ``request_tail_cues`` word and the speaker open, two words at most
-    between them ("I'll need to check with my team leader before I do anything else.":
-    held-out 31)."""
+    step, in a clause a ``request_tail_cues`` word and the speaker open, three words at most
+    between the speaker and it ("I'll need to check with my team leader before I do anything
+    else.": held-out 30)."""
     units = utt.units
     more = _alternatives("else", cfg)
     asked = {*cfg.offer_customer, "there"}
@@ -957,7 +957,7 @@ def _skeleton(word: str) -> str:
 def _stem(word: str) -> str:
     """The word without an inflection: confirming / confirmed → confirm, verified →
     verify, numbers → number (a word said in another form is the same content word)."""
-    # "ving" drops the verb's e ("giving" is "give": held-out 31)
+    # "ving" drops the verb's e ("giving" is "give": held-out 30)
     for end, repl, keep in (
         ("ies", "y", 3),
         ("ied", "y", 3),
