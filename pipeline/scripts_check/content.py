@@ -1602,12 +1602,11 @@ def _foreign_words(
     }
     # a redaction mask is a value, never a foreign word ("Anything else today, Mr. [NAME]?":
     # held-out 20 in audio), nor is a politeness formula's negation ("And your date of birth,
-    # if you don't mind?": held-out 22)
+    # if you don't mind?": held-out 22), nor an offer's closing formula ("Before I let you go")
     addressed = _address_clauses(utt, cfg, clause)
     tail = _tail_address(utt, cfg)
-    polite = _inside_formulas(utt.units, cfg.polite_negations, cfg)
-    if not request:
-        polite |= _inside_formulas(utt.units, cfg.offer_closing_formulas, cfg)
+    formulas = cfg.polite_negations + (() if request else cfg.offer_closing_formulas)
+    formulaic = _inside_formulas(utt.units, formulas, cfg)
     return [
         u
         for k, u in enumerate(utt.units)
@@ -1620,7 +1619,7 @@ def _foreign_words(
         and clause[k] not in addressed
         and k not in tail
         and not _masked(utt, k)
-        and k not in polite
+        and k not in formulaic
         and not (request and u in cfg.request_details)
         and u not in light
         and u not in vocab
