@@ -219,6 +219,9 @@ class ContentSettings(BaseModel):
     # a need followed by one of these is the subject of a statement ("anything else you
     # want will have to go through our sales team"): no need asked
     offer_need_predicates: tuple[str, ...] = ()
+    # words right before "else" that make it the last choice of a question, no offer ("the
+    # cheaper plan or something else?")
+    else_choice_leads: tuple[tuple[str, ...], ...] = ()
     # what a need may be asked about after "any other" / "anything more" ("any other
     # questions you had"): another noun there names a thing, no need ("is there any other
     # number you'd like us to call you on?")
@@ -895,9 +898,10 @@ def _more_stated(utt: NormText, cfg: ContentSettings) -> bool:
             for j in range(max(0, k - 5), k - 2)
         )
 
-    return bool(spots) and all(
-        stated(k) or units[k - 2 : k] == ("or", "something") or deferred(k) for k in spots
-    )
+    def a_choice(k: int) -> bool:
+        return any(units[max(0, k - len(lead)) : k] == lead for lead in cfg.else_choice_leads)
+
+    return bool(spots) and all(stated(k) or a_choice(k) or deferred(k) for k in spots)
 
 
 def _is_offer(utt: NormText, cfg: ContentSettings) -> bool:
