@@ -239,3 +239,35 @@ def test_an_items_check_hash_follows_the_items_it_fails_with() -> None:
     assert a["apology_on_complaint"] != b["apology_on_complaint"]
     assert a["courtesy"] != b["courtesy"]  # fails_with: apology_on_complaint
     assert a["greeting"] == b["greeting"]
+
+
+# The two Chinese forms each carry the red-line list (a form file is self-contained, so its
+# sha256 reproduces a score); what one form bans the other bans too, except these entries of
+# one domain (a bank's 公司的规定, a shop's 嫌贵就别买).
+RED_LINES_OF_ONE_FORM = {
+    "zh_bank_hotline": {
+        "phrases": {"不可能", "这是公司的规定"},
+        "exclude": {"不知道你现在方便"},
+        "patterns": {
+            "(?:你|您)[^，。！？,.!?]{0,8}(?:多|好|强)不到哪(?:儿|里)?去|(?:你|您)就?老老实实"
+        },
+    },
+    "zh_ecommerce": {
+        "phrases": {"这是平台的规定", "嫌贵就别买"},
+        "exclude": set(),
+        "patterns": set(),
+    },
+}
+
+
+def _red_lines(form: str) -> dict[str, set[str]]:
+    rubric = load_rubric(RUBRICS_DIR / f"{form}.yaml")
+    (check,) = [item.check for _, item in rubric.items() if item.id == "no_forbidden"]
+    return {key: set(getattr(check, key)) for key in ("phrases", "exclude", "patterns")}
+
+
+@pytest.mark.parametrize("key", ["phrases", "exclude", "patterns"])
+def test_the_chinese_forms_red_lines_stay_in_step(key: str) -> None:
+    bank, shop = _red_lines("zh_bank_hotline"), _red_lines("zh_ecommerce")
+    assert bank[key] - shop[key] == RED_LINES_OF_ONE_FORM["zh_bank_hotline"][key]
+    assert shop[key] - bank[key] == RED_LINES_OF_ONE_FORM["zh_ecommerce"][key]
