@@ -171,6 +171,10 @@ class ContentSettings(BaseModel):
     onset_intensifiers: tuple[str, ...] = ()
     onset_thanks_clause: int = 0
     elliptical_leads: tuple[str, ...] = ()
+    # the words right before the key words of an elliptical request ("and your date of
+    # birth?", "and the date of birth of the account holder?"), and what may follow them
+    elliptical_determiners: tuple[str, ...] = ("your",)
+    elliptical_tails: tuple[tuple[str, ...], ...] = ()
     # words that are no act word right before "to": "we need to check" (an obligation)
     obligation_words: tuple[str, ...] = ()
     # act words too weak to show the act alone (the aligned route's act word; a stand-in
@@ -179,6 +183,8 @@ class ContentSettings(BaseModel):
     # (word, words allowed after it...): a word heard for a synonym only at the end of a
     # line or before one of those ("good by", "by now"; not "fixed by noon")
     final_only: tuple[tuple[str, ...], ...] = ()
+    # (word, words...): the word counts only right before one of the words ("know your")
+    only_before: tuple[tuple[str, ...], ...] = ()
     # (word, words...): a word is not itself right after one of those words: "you're
     # welcome to visit a store" (an adjective after "be"), not "welcome to northwind"
     not_after: tuple[tuple[str, ...], ...] = ()
@@ -1073,7 +1079,8 @@ def _positions(
     word said is never a content word misheard ("there" is not "other"); an
     ``obligation_words`` word before "to" is no act ("we need to check"); a ``final_only``
     word counts only last, or before one of the words allowed after it ("good by"); a
-    ``not_after`` word not after the words listed with it ("you're welcome"). An act word
+    ``not_after`` word not after the words listed with it ("you're welcome"); an ``only_before`` word
+    only right before a word listed with it ("know your"). An act word
     of another synonym group said is that word, not this one misheard ("cheers" is thanks,
     not "cheerio"; held-out 10). Without ``variants`` (a synonym of the word looked for,
     not the word itself), only its own forms and a close spelling count: a sound-alike of a
@@ -1121,6 +1128,9 @@ def _positions(
     for final, *after in cfg.final_only:
         if word == final:
             out = [k for k in out if k == len(units) - 1 or units[k + 1] in after]
+    for only, *after in cfg.only_before:
+        if word == only:
+            out = [k for k in out if units[k + 1 : k + 2] and units[k + 1] in after]
     for other, *before in cfg.not_after:
         if word == other:
             out = [k for k in out if not (k and units[k - 1] in before)]
@@ -1327,7 +1337,11 @@ def content_match(phrases: list[str], utt: NormText, language: str) -> ContentHi
     # act verb may go unsaid
     bare = (
         _requests_only(tuple(phrases), language) or _offers_only(tuple(phrases), language)
-    ) and (not _foreign_words(phrases, utt, language, cfg) or asks_which(phrases, utt, language))
+    ) and (
+        not _foreign_words(phrases, utt, language, cfg)
+        or asks_which(phrases, utt, language)
+        or elliptical_request(phrases, utt, language)  # its tail's words are no topic
+    )
     if not act_mood_ok(phrases, utt, language) and not (
         bare and _offers_only(tuple(phrases), language)
     ):
@@ -1659,26 +1673,51 @@ def _address_clauses(utt: NormText, cfg: ContentSettings, clause: list[int]) -> 
 
 
 def elliptical_request(phrases: list[str] | tuple[str, ...], utt: NormText, language: str) -> bool:
-    """The key words after "your" and nothing else but a lead-in ("and", "okay") and an
-    address or a mask: "And your date of birth, Ms Lindqvist." asks, its "?" lost by ASR
-    (held-out 21 in audio); "your date of birth is on file" has a predicate and does not."""
+    """The key words after "your" (an ``elliptical_determiners`` word), an
+    ``elliptical_tails`` phrase at most after them, and nothing else but a lead-in ("and",
+    "okay") and an address or a mask: "And your date of birth, Ms Lindqvist." asks, its "?"
+    lost by ASR (held-out 21 in audio), and so does "Okay, and the date of birth of the
+    account holder." (held-out 33 in audio); "your date of birth is on file" has a predicate
+    and does not."""
     cfg = content_settings(language)
     if cfg is None:
         return False
     heard = _keys_heard(phrases, utt, language, cfg)
     units = utt.units
-    if not heard or heard[0] == 0 or units[heard[0] - 1] != "your":
+    if not heard or heard[0] == 0 or units[heard[0] - 1] not in cfg.elliptical_determiners:
         return False
     clause = _clause_ids(utt)
-    first, last = heard[0], heard[-1]
+    lead, light = set(cfg.imperative_lead) | set(cfg.elliptical_leads), _light(cfg)
+    first = heard[0]
+
+    def tail_at(j: int, t: tuple[str, ...]) -> bool:  # key words and light ones before it
+        return units[j : j + len(t)] == t and all(
+            k in heard or units[k] in light for k in range(first, j)
+        )
+
+    tail = next(
+        (
+            range(j, j + len(t))
+            for t in cfg.elliptical_tails
+            for j in range(first + 1, len(units))
+            if tail_at(j, t)
+        ),
+        range(0),
+    )
+    last = max(heard[-1], tail.stop - 1)
     if clause[first] != clause[last]:
         return False
     addressed = _address_clauses(utt, cfg, clause)
-    lead, light = set(cfg.imperative_lead) | set(cfg.elliptical_leads), _light(cfg)
+    # a clause of lead-in words alone ("Okay, and your date of birth.")
+    leading = {
+        c
+        for c in set(clause)
+        if all(u in lead for u, d in zip(units, clause, strict=True) if d == c)
+    }
     for k, u in enumerate(units):
-        if first - 1 <= k <= last and (k in heard or u in light or k == first - 1):
+        if first - 1 <= k <= last and (k in heard or k in tail or u in light or k == first - 1):
             continue
-        if k < first - 1 and clause[k] == clause[first] and u in lead:
+        if k < first - 1 and (clause[k] == clause[first] or clause[k] in leading) and u in lead:
             continue
         if clause[k] != clause[first] and (clause[k] in addressed or _masked(utt, k)):
             continue

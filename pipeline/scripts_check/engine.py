@@ -166,7 +166,7 @@ ENGINE = "callqa.scripts_check"
 # 26, held-out 32 of the lines: "Thank your daughter for me, ..., bye." thanks someone else.
 # 27, held-out 30 in audio: "by any chance" asks without its "?" ("Got the account number
 # there by any chance."); "you need to hand with" is "need a hand with" misheard.
-ENGINE_VERSION = "27"
+ENGINE_VERSION = "28"
 
 
 def _confidence_rule(ctx: Context, rubric: Rubric, item: Item, out: Outcome) -> Outcome:
